@@ -1,0 +1,52 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// settled: the settlement core of a unified utility-bill payment center.
+//
+// Modules, each with one job:
+//   SettledCore     pure domain: money, identifiers, limits, ledger rules, orders (no I/O)
+//   SettledStore    LMDB environment, tables, value encoding, the group-commit writer
+//   SettledHTTP     HTTP/1.1 over Unix domain sockets: parser, server, client, peer credentials
+//   SettledConfig   the INI configuration (libinih) and the business calendar
+//   SettledService  the API: routes, roles, handlers over the store
+//   settled         the daemon: systemd integration, signals, timers
+//   settlectl       the command-line client of the daemon's socket
+let package = Package(
+    name: "settled",
+    products: [
+        .executable(name: "settled", targets: ["settled"]),
+        .executable(name: "settlectl", targets: ["settlectl"]),
+        .executable(name: "settled-bench", targets: ["settled-bench"]),
+    ],
+    targets: [
+        .systemLibrary(name: "CLMDB", pkgConfig: "lmdb",
+                       providers: [.apt(["liblmdb-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(name: "CInih", pkgConfig: "inih",
+                       providers: [.apt(["libinih-dev"])]),
+        .target(name: "CShims"),
+
+        .target(name: "SettledCore"),
+        .target(name: "SettledStore", dependencies: ["CLMDB", "SettledCore"]),
+        .target(name: "SettledHTTP", dependencies: ["CShims", "SettledCore"]),
+        .target(name: "SettledConfig", dependencies: ["CInih", "SettledCore"]),
+        .target(name: "SettledService",
+                dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig"]),
+        .executableTarget(name: "settled",
+                          dependencies: ["SettledService", "SettledConfig", "SettledHTTP", "CSystemd"]),
+        .executableTarget(name: "settlectl",
+                          dependencies: ["SettledCore", "SettledHTTP", "SettledConfig"]),
+        .executableTarget(name: "settled-bench",
+                          dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
+                          path: "benches/settled-bench"),
+
+        .testTarget(name: "SettledCoreTests", dependencies: ["SettledCore"]),
+        .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore"]),
+        .testTarget(name: "SettledHTTPTests", dependencies: ["SettledHTTP"]),
+        .testTarget(name: "SettledConfigTests", dependencies: ["SettledConfig"]),
+        .testTarget(name: "SettledIntegrationTests",
+                    dependencies: ["SettledHTTP", "SettledCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,156 @@
+/// The double-entry ledger's rules, free of storage.
+///
+/// Amounts are debit-positive: a debit to an account is a positive entry, a credit a
+/// negative one. Every journal transaction has two or more entries that sum to zero.
+
+/// A ledger account name: `kind` or `kind:qualifier`, e.g. `escrow_bank`,
+/// `biller_payable:sgcc-js`, `customer_wallet:c-1001`.
+public enum AccountName {
+    /// The longest account name: a kind of up to 31 bytes, a colon, an identifier.
+    public static let bytesMax = 96
+
+    public static func isValid(_ name: some StringProtocol) -> Bool {
+        let utf8 = Array(name.utf8)
+        guard !utf8.isEmpty && utf8.count <= bytesMax else { return false }
+        guard let colon = utf8.firstIndex(of: UInt8(ascii: ":")) else { return isKind(utf8[...]) }
+        return isKind(utf8[..<colon]) && Identifier.isValid(String(decoding: utf8[(colon + 1)...], as: UTF8.self))
+    }
+
+    private static func isKind(_ bytes: ArraySlice<UInt8>) -> Bool {
+        guard !bytes.isEmpty && bytes.count <= 31 else { return false }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "_"): continue
+            default: return false
+            }
+        }
+        return true
+    }
+
+    public static func channelReceivable(_ channel: String) -> String { "channel_receivable:" + channel }
+    public static let escrowBank = "escrow_bank"
+    public static func billerPayable(_ biller: String) -> String { "biller_payable:" + biller }
+    public static func payoutInTransit(_ biller: String) -> String { "payout_in_transit:" + biller }
+    public static func customerWallet(_ customer: String) -> String { "customer_wallet:" + customer }
+    public static let marketingRedPacket = "marketing:redpacket"
+    public static let marketingPoints = "marketing:points"
+    public static func channelFees(_ channel: String) -> String { "channel_fees:" + channel }
+    public static func suspense(_ channel: String) -> String { "suspense:" + channel }
+    /// Money an operator put into the system from outside it (compensation, opening balances).
+    public static let operatorAdjustments = "adjustments:operator"
+}
+
+public struct JournalEntry: Hashable, Sendable {
+    public var account: String
+    /// Debit-positive amount in fen.
+    public var amountFen: Int64
+
+    public init(account: String, amountFen: Int64) {
+        self.account = account
+        self.amountFen = amountFen
+    }
+}
+
+public struct JournalTransaction: Hashable, Sendable {
+    /// What kind of movement this is: `capture`, `refund`, `clearing`, `adjustment`, ...
+    public var kind: String
+    /// The business object it belongs to: an order id, a payout id, a request reference.
+    public var reference: String
+    public var entries: [JournalEntry]
+
+    public static let entriesMin = 2
+    public static let entriesMax = 4096
+    public static let kindBytesMax = 32
+    public static let referenceBytesMax = 128
+
+    public init(kind: String, reference: String, entries: [JournalEntry]) {
+        self.kind = kind
+        self.reference = reference
+        self.entries = entries
+    }
+
+    /// Checks the shape of a proposed transaction: what a client may get wrong. A transaction
+    /// that passes is balanced; the store additionally asserts balance before it writes.
+    public func validate() -> LedgerError? {
+        guard entries.count >= Self.entriesMin else { return .tooFewEntries }
+        guard entries.count <= Self.entriesMax else { return .tooManyEntries }
+        guard !kind.isEmpty, kind.utf8.count <= Self.kindBytesMax else { return .invalidKind }
+        guard reference.utf8.count <= Self.referenceBytesMax else { return .invalidReference }
+        var sum: Int64 = 0
+        for entry in entries {
+            guard AccountName.isValid(entry.account) else { return .invalidAccount(entry.account) }
+            guard entry.amountFen != 0 else { return .zeroEntry(entry.account) }
+            let (next, overflow) = sum.addingReportingOverflow(entry.amountFen)
+            guard !overflow else { return .overflow }
+            sum = next
+        }
+        guard sum == 0 else { return .unbalanced(sumFen: sum) }
+        return nil
+    }
+
+    /// True when the entries sum to exactly zero without overflow.
+    public var isBalanced: Bool {
+        var sum: Int64 = 0
+        for entry in entries {
+            let (next, overflow) = sum.addingReportingOverflow(entry.amountFen)
+            if overflow { return false }
+            sum = next
+        }
+        return sum == 0 && entries.count >= Self.entriesMin
+    }
+}
+
+public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
+    case tooFewEntries
+    case tooManyEntries
+    case invalidKind
+    case invalidReference
+    case invalidAccount(String)
+    case zeroEntry(String)
+    case unbalanced(sumFen: Int64)
+    case overflow
+
+    public var code: String {
+        switch self {
+        case .tooFewEntries, .tooManyEntries, .invalidKind, .invalidReference, .invalidAccount, .zeroEntry:
+            return "invalid_journal"
+        case .unbalanced: return "unbalanced_journal"
+        case .overflow: return "amount_overflow"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .tooFewEntries: return "a journal transaction needs at least \(JournalTransaction.entriesMin) entries"
+        case .tooManyEntries: return "a journal transaction has at most \(JournalTransaction.entriesMax) entries"
+        case .invalidKind: return "the transaction kind must be 1-\(JournalTransaction.kindBytesMax) bytes"
+        case .invalidReference: return "the reference is longer than \(JournalTransaction.referenceBytesMax) bytes"
+        case .invalidAccount(let name): return "'\(name)' is not a valid account name"
+        case .zeroEntry(let name): return "the entry for \(name) is zero"
+        case .unbalanced(let sum): return "the entries sum to \(sum) fen, not zero"
+        case .overflow: return "the amounts overflow 64-bit fen"
+        }
+    }
+}
+
+/// The trial balance: the sum of all debit balances and of all credit balances.
+public struct TrialBalance: Equatable, Sendable {
+    public var debitsFen: Int64
+    public var creditsFen: Int64
+    public var balanced: Bool { debitsFen == creditsFen }
+
+    public init(debitsFen: Int64 = 0, creditsFen: Int64 = 0) {
+        self.debitsFen = debitsFen
+        self.creditsFen = creditsFen
+    }
+
+    /// Adds one account balance (debit-positive); traps on overflow, which a balanced ledger
+    /// of Int64 balances cannot reach in practice and which would mean corruption.
+    public mutating func add(balanceFen: Int64) {
+        if balanceFen > 0 {
+            debitsFen += balanceFen
+        } else {
+            creditsFen -= balanceFen
+        }
+    }
+}

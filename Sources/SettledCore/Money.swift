@@ -1,0 +1,181 @@
+/// An amount of CNY as a whole number of fen (1 yuan = 100 fen).
+///
+/// All arithmetic is checked: an overflow is a thrown `MoneyError.overflow`, never a wrap.
+/// Parsing and formatting of yuan strings never go through floating point.
+public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let fen: Int64
+
+    public static let zero = Money(fen: 0)
+
+    @inlinable
+    public init(fen: Int64) { self.fen = fen }
+
+    public static func < (lhs: Money, rhs: Money) -> Bool { lhs.fen < rhs.fen }
+
+    public var isNegative: Bool { fen < 0 }
+    public var isZero: Bool { fen == 0 }
+
+    public func adding(_ other: Money) throws(MoneyError) -> Money {
+        let (sum, overflow) = fen.addingReportingOverflow(other.fen)
+        if overflow { throw .overflow }
+        return Money(fen: sum)
+    }
+
+    public func subtracting(_ other: Money) throws(MoneyError) -> Money {
+        let (difference, overflow) = fen.subtractingReportingOverflow(other.fen)
+        if overflow { throw .overflow }
+        return Money(fen: difference)
+    }
+
+    public func multiplied(by factor: Int64) throws(MoneyError) -> Money {
+        let (product, overflow) = fen.multipliedReportingOverflow(by: factor)
+        if overflow { throw .overflow }
+        return Money(fen: product)
+    }
+
+    public func negated() throws(MoneyError) -> Money {
+        if fen == Int64.min { throw .overflow }
+        return Money(fen: -fen)
+    }
+
+    /// This amount times `basisPoints` / 10,000, rounded half away from zero.
+    public func basisPoints(_ basisPoints: Int64) throws(MoneyError) -> Money {
+        let (product, overflow) = fen.multipliedReportingOverflow(by: basisPoints)
+        if overflow { throw .overflow }
+        let quotient = product / 10_000
+        let remainder = product % 10_000
+        if remainder.magnitude * 2 >= 10_000 { return Money(fen: quotient + (product < 0 ? -1 : 1)) }
+        return Money(fen: quotient)
+    }
+
+    /// The sum of `amounts`, checked.
+    public static func sum<S: Sequence>(_ amounts: S) throws(MoneyError) -> Money where S.Element == Money {
+        var total = Money.zero
+        for amount in amounts { total = try total.adding(amount) }
+        return total
+    }
+
+    /// "1234.56", "-0.01", "0.00": plain yuan with two decimals, no grouping.
+    public var description: String { yuanString(grouped: false) }
+
+    /// The amount in yuan with two decimals, optionally with thousands separators ("1,234.56").
+    public func yuanString(grouped: Bool) -> String {
+        let magnitude = fen.magnitude  // UInt64: Int64.min has a magnitude too
+        let yuan = magnitude / 100
+        let cents = magnitude % 100
+        var digits = String(yuan)
+        if grouped && digits.utf8.count > 3 {
+            var groupedDigits = ""
+            groupedDigits.reserveCapacity(digits.utf8.count + digits.utf8.count / 3)
+            for (index, character) in digits.enumerated() {
+                if index > 0 && (digits.count - index) % 3 == 0 { groupedDigits.append(",") }
+                groupedDigits.append(character)
+            }
+            digits = groupedDigits
+        }
+        return (fen < 0 ? "-" : "") + digits + "." + (cents < 10 ? "0" : "") + String(cents)
+    }
+
+    /// Parses a yuan amount: an optional sign, integer digits (optionally grouped by commas
+    /// in threes: "1,234,567"), and optionally a point and one or more decimals. Decimals
+    /// beyond the fen are rounded half away from zero ("0.005" is 0.01, "-0.005" is -0.01).
+    /// Anything else ("", "1.", ".5", "1,23", "1e3", " 1", "１") is `MoneyError.malformed`.
+    public init(yuan text: some StringProtocol) throws(MoneyError) {
+        try self.init(yuanUTF8: Array(text.utf8))
+    }
+
+    public init(yuanUTF8 bytes: [UInt8]) throws(MoneyError) {
+        let digitZero = UInt8(ascii: "0"), digitNine = UInt8(ascii: "9")
+        var index = 0
+        var negative = false
+        if index < bytes.count && (bytes[index] == UInt8(ascii: "-") || bytes[index] == UInt8(ascii: "+")) {
+            negative = bytes[index] == UInt8(ascii: "-")
+            index += 1
+        }
+        // Integer part, with optional grouping.
+        var yuan: UInt64 = 0
+        var integerDigits = 0
+        var digitsInGroup = 0
+        var grouped = false
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte >= digitZero && byte <= digitNine {
+                let (times10, overflowA) = yuan.multipliedReportingOverflow(by: 10)
+                let (next, overflowB) = times10.addingReportingOverflow(UInt64(byte - digitZero))
+                if overflowA || overflowB { throw .overflow }
+                yuan = next
+                integerDigits += 1
+                digitsInGroup += 1
+                if grouped && digitsInGroup > 3 { throw .malformed }
+            } else if byte == UInt8(ascii: ",") {
+                if integerDigits == 0 { throw .malformed }
+                if grouped ? digitsInGroup != 3 : digitsInGroup > 3 { throw .malformed }
+                grouped = true
+                digitsInGroup = 0
+            } else {
+                break
+            }
+            index += 1
+        }
+        if integerDigits == 0 { throw .malformed }
+        if grouped && digitsInGroup != 3 { throw .malformed }
+        // Fraction.
+        var cents: UInt64 = 0
+        var roundUp = false
+        if index < bytes.count {
+            guard bytes[index] == UInt8(ascii: ".") else { throw .malformed }
+            index += 1
+            var fractionDigits = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                guard byte >= digitZero && byte <= digitNine else { throw .malformed }
+                let digit = UInt64(byte - digitZero)
+                switch fractionDigits {
+                case 0: cents += digit * 10
+                case 1: cents += digit
+                case 2: roundUp = digit >= 5
+                default: break
+                }
+                fractionDigits += 1
+                index += 1
+                if fractionDigits > Money.fractionDigitsMax { throw .malformed }
+            }
+            if fractionDigits == 0 { throw .malformed }
+        }
+        let (yuanFen, overflowA) = yuan.multipliedReportingOverflow(by: 100)
+        let (withCents, overflowB) = yuanFen.addingReportingOverflow(cents + (roundUp ? 1 : 0))
+        if overflowA || overflowB { throw .overflow }
+        if negative {
+            guard withCents <= UInt64(Int64.max) + 1 else { throw .overflow }
+            self.fen = withCents == UInt64(Int64.max) + 1 ? Int64.min : -Int64(withCents)
+        } else {
+            guard withCents <= UInt64(Int64.max) else { throw .overflow }
+            self.fen = Int64(withCents)
+        }
+    }
+
+    /// The most decimals a yuan string may carry (statements sometimes print five).
+    public static let fractionDigitsMax = 18
+}
+
+public enum MoneyError: Error, Equatable, Sendable {
+    case overflow
+    case malformed
+}
+
+extension Int64 {
+    /// Checked addition for fen amounts; throws instead of trapping or wrapping.
+    @inlinable
+    public func addingFen(_ other: Int64) throws(MoneyError) -> Int64 {
+        let (sum, overflow) = addingReportingOverflow(other)
+        if overflow { throw .overflow }
+        return sum
+    }
+
+    @inlinable
+    public func subtractingFen(_ other: Int64) throws(MoneyError) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        if overflow { throw .overflow }
+        return difference
+    }
+}

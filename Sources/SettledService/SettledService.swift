@@ -1,0 +1,1 @@
+// The SettledService module.
