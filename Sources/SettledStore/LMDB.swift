@@ -1,0 +1,333 @@
+import CLMDB
+import Glibc
+
+/// A fault of the LMDB library, with its return code.
+public struct LMDBError: Error, Equatable, Sendable, CustomStringConvertible {
+    public let code: Int32
+    public let operation: String
+
+    public init(code: Int32, operation: String) {
+        self.code = code
+        self.operation = operation
+    }
+
+    public var isMapFull: Bool { code == MDB_MAP_FULL }
+    public var isTransactionFull: Bool { code == MDB_TXN_FULL }
+
+    public var description: String {
+        "\(operation): " + String(cString: mdb_strerror(code))
+    }
+}
+
+@inline(__always)
+func check(_ code: Int32, _ operation: @autoclosure () -> String) throws(LMDBError) {
+    if code != 0 { throw LMDBError(code: code, operation: operation()) }
+}
+
+/// A named database (table) inside the environment.
+public struct Database: Sendable, Hashable {
+    public let handle: MDB_dbi
+    public let name: String
+}
+
+/// One LMDB environment: the whole store, a memory map of one file.
+///
+/// Readers run concurrently on any thread (`MDB_NOTLS`); there is exactly one writer (see
+/// `StoreWriter`). Growing the map needs every transaction of the process closed, so each
+/// transaction holds a shared lock and growing takes it exclusively.
+public final class Environment: @unchecked Sendable {
+    let pointer: OpaquePointer
+    public let path: String
+    public let syncEnabled: Bool
+    public let mapSizeMaxBytes: Int
+    private(set) public var mapSizeBytes: Int
+    private var growthLock = pthread_rwlock_t()
+
+    public static let databasesMax: UInt32 = 64
+    public static let readersMax: UInt32 = 512
+
+    /// Opens (creating if needed) the environment in the directory `path`.
+    public init(path: String, mapSizeBytes: Int, mapSizeMaxBytes: Int, sync: Bool) throws(LMDBError) {
+        precondition(mapSizeBytes > 0 && mapSizeBytes <= mapSizeMaxBytes)
+        var environment: OpaquePointer?
+        try check(mdb_env_create(&environment), "mdb_env_create")
+        guard let environment else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
+        self.pointer = environment
+        self.path = path
+        self.syncEnabled = sync
+        self.mapSizeMaxBytes = mapSizeMaxBytes
+        self.mapSizeBytes = mapSizeBytes
+        // Writer-preferring, so that growing the map is not starved by a stream of readers.
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        pthread_rwlock_init(&growthLock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
+        do {
+            try check(mdb_env_set_maxdbs(environment, Self.databasesMax), "mdb_env_set_maxdbs")
+            try check(mdb_env_set_maxreaders(environment, Self.readersMax), "mdb_env_set_maxreaders")
+            try check(mdb_env_set_mapsize(environment, mapSizeBytes), "mdb_env_set_mapsize")
+            // MDB_NOTLS: read transactions are not tied to threads (Dispatch moves work between them).
+            // MDB_NORDAHEAD: random access over a map larger than memory; read-ahead only evicts.
+            // MDB_NOSYNC only when sync is off (tests); MDB_WRITEMAP and MDB_MAPASYNC are not used,
+            // so a stray pointer write cannot corrupt the map and every commit is durable.
+            let flags = UInt32(MDB_NOTLS) | UInt32(MDB_NORDAHEAD) | (sync ? 0 : UInt32(MDB_NOSYNC))
+            try check(mdb_env_open(environment, path, flags, 0o600), "mdb_env_open \(path)")
+        } catch {
+            mdb_env_close(environment)
+            throw error
+        }
+        var actualInfo = MDB_envinfo()
+        mdb_env_info(environment, &actualInfo)
+        self.mapSizeBytes = actualInfo.me_mapsize
+    }
+
+    deinit {
+        mdb_env_close(pointer)
+        pthread_rwlock_destroy(&growthLock)
+    }
+
+    /// Opens or creates a named database. Called once per table at start, before any traffic.
+    public func openDatabase(named name: String) throws(LMDBError) -> Database {
+        let transaction = try Transaction(environment: self, write: true)
+        var handle: MDB_dbi = 0
+        do {
+            try check(mdb_dbi_open(transaction.pointer, name, UInt32(MDB_CREATE), &handle), "mdb_dbi_open \(name)")
+            try transaction.commit()
+        } catch {
+            transaction.abort()
+            throw error
+        }
+        return Database(handle: handle, name: name)
+    }
+
+    /// Runs `body` in a read transaction. Every GET of the API goes through here.
+    public func read<Result>(_ body: (Transaction) throws -> Result) throws -> Result {
+        let transaction = try Transaction(environment: self, write: false)
+        defer { transaction.abort() }
+        return try body(transaction)
+    }
+
+    func lockShared() { pthread_rwlock_rdlock(&growthLock) }
+    func unlockShared() { pthread_rwlock_unlock(&growthLock) }
+
+    /// Doubles the map (up to `mapSizeMaxBytes`) after `MDB_MAP_FULL`. The caller holds no transaction.
+    public func growMap() throws(LMDBError) {
+        pthread_rwlock_wrlock(&growthLock)
+        defer { pthread_rwlock_unlock(&growthLock) }
+        guard mapSizeBytes < mapSizeMaxBytes else { throw LMDBError(code: MDB_MAP_FULL, operation: "map at its configured maximum") }
+        let grownBytes = min(mapSizeBytes * 2, mapSizeMaxBytes)
+        try check(mdb_env_set_mapsize(pointer, grownBytes), "mdb_env_set_mapsize")
+        mapSizeBytes = grownBytes
+    }
+
+    /// Clears reader slots left by dead processes; returns how many.
+    @discardableResult
+    public func checkReaders() -> Int32 {
+        var dead: Int32 = 0
+        mdb_reader_check(pointer, &dead)
+        return dead
+    }
+
+    public struct Usage: Sendable {
+        public var mapSizeBytes: Int
+        public var usedBytes: Int
+        public var pageSizeBytes: Int
+        public var readersUsed: Int
+        public var readersMax: Int
+    }
+
+    public func usage() -> Usage {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        mdb_env_info(pointer, &info)
+        mdb_env_stat(pointer, &stat)
+        let pageSize = Int(stat.ms_psize)
+        return Usage(mapSizeBytes: info.me_mapsize, usedBytes: (info.me_last_pgno + 1) * pageSize,
+                     pageSizeBytes: pageSize, readersUsed: Int(info.me_numreaders), readersMax: Int(info.me_maxreaders))
+    }
+
+    /// Writes a compacted copy of the live store to `fileDescriptor` (a hot backup).
+    public func copyCompacted(to fileDescriptor: Int32) throws(LMDBError) {
+        try check(mdb_env_copyfd2(pointer, fileDescriptor, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2")
+    }
+
+    /// Flushes the data buffers to disk (used at shutdown when sync is off).
+    public func sync() throws(LMDBError) {
+        try check(mdb_env_sync(pointer, 1), "mdb_env_sync")
+    }
+}
+
+/// One LMDB transaction: read-only (any thread, many at once) or the single write transaction.
+public final class Transaction {
+    let pointer: OpaquePointer
+    unowned let environment: Environment
+    public let isWrite: Bool
+    private var open = true
+    /// How many puts and deletes this transaction made: lets the writer see whether a request
+    /// that failed its checks wrote anything before it failed.
+    public private(set) var writesCount = 0
+
+    init(environment: Environment, write: Bool) throws(LMDBError) {
+        self.environment = environment
+        self.isWrite = write
+        environment.lockShared()
+        var transaction: OpaquePointer?
+        let code = mdb_txn_begin(environment.pointer, nil, write ? 0 : UInt32(MDB_RDONLY), &transaction)
+        guard code == 0, let transaction else {
+            environment.unlockShared()
+            throw LMDBError(code: code, operation: "mdb_txn_begin")
+        }
+        self.pointer = transaction
+    }
+
+    deinit {
+        if open { abort() }
+    }
+
+    public func commit() throws(LMDBError) {
+        precondition(open)
+        open = false
+        let code = mdb_txn_commit(pointer)
+        environment.unlockShared()
+        try check(code, "mdb_txn_commit")
+    }
+
+    public func abort() {
+        guard open else { return }
+        open = false
+        mdb_txn_abort(pointer)
+        environment.unlockShared()
+    }
+
+    // MARK: reads
+
+    /// Calls `body` with the stored value of `key`, or returns nil when absent. The buffer is
+    /// valid only inside `body` (it points into the map).
+    public func withValue<Result>(_ database: Database, key: UnsafeRawBufferPointer,
+                                  _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var dataValue = MDB_val()
+        let code = mdb_get(pointer, database.handle, &keyValue, &dataValue)
+        if code == MDB_NOTFOUND { return nil }
+        try check(code, "mdb_get \(database.name)")
+        return try body(UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size))
+    }
+
+    public func get(_ database: Database, key: [UInt8]) throws -> [UInt8]? {
+        try key.withUnsafeBytes { keyBytes in
+            try withValue(database, key: keyBytes) { Array($0) }
+        }
+    }
+
+    public func contains(_ database: Database, key: [UInt8]) throws -> Bool {
+        try key.withUnsafeBytes { keyBytes in try withValue(database, key: keyBytes) { _ in true } } ?? false
+    }
+
+    public enum Direction: Sendable { case forward, backward }
+
+    /// Visits records in key order starting at the first key >= `start` (forward) or the last
+    /// key <= `start` (backward; nil means from the end), while `body` returns true.
+    public func scan(_ database: Database, from start: [UInt8]? = nil, direction: Direction = .forward,
+                     _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(pointer, database.handle, &cursor), "mdb_cursor_open \(database.name)")
+        defer { mdb_cursor_close(cursor) }
+        var keyValue = MDB_val()
+        var dataValue = MDB_val()
+        var startBytes = start ?? []
+        var code: Int32 = try startBytes.withUnsafeMutableBytes { startBuffer in
+            guard start != nil else {
+                return mdb_cursor_get(cursor, &keyValue, &dataValue, direction == .forward ? MDB_FIRST : MDB_LAST)
+            }
+            keyValue = MDB_val(mv_size: startBuffer.count, mv_data: startBuffer.baseAddress)
+            var positioned = mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_SET_RANGE)
+            if direction == .backward {
+                if positioned == MDB_NOTFOUND {
+                    positioned = mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_LAST)
+                } else if positioned == 0 {
+                    let found = UnsafeRawBufferPointer(start: keyValue.mv_data, count: keyValue.mv_size)
+                    if !found.elementsEqual(UnsafeRawBufferPointer(startBuffer)) {
+                        positioned = mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_PREV)
+                    }
+                }
+            }
+            if positioned != 0 && positioned != MDB_NOTFOUND {
+                throw LMDBError(code: positioned, operation: "mdb_cursor_get \(database.name)")
+            }
+            return positioned
+        }
+        while code == 0 {
+            let keep = try body(UnsafeRawBufferPointer(start: keyValue.mv_data, count: keyValue.mv_size),
+                                UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size))
+            if !keep { return }
+            code = mdb_cursor_get(cursor, &keyValue, &dataValue, direction == .forward ? MDB_NEXT : MDB_PREV)
+        }
+        if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get \(database.name)") }
+    }
+
+    /// Visits every record whose key starts with `prefix`, in order.
+    public func scan(_ database: Database, prefix: [UInt8],
+                     _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
+        try scan(database, from: prefix) { key, value in
+            guard key.count >= prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
+            return try body(key, value)
+        }
+    }
+
+    public func count(_ database: Database) throws -> Int {
+        var stat = MDB_stat()
+        try check(mdb_stat(pointer, database.handle, &stat), "mdb_stat \(database.name)")
+        return stat.ms_entries
+    }
+
+    // MARK: writes
+
+    public struct PutOptions: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// No flags: insert or overwrite.
+        public static let overwrite: PutOptions = []
+        /// `MDB_APPEND`: the key sorts after every key in the database (ids from a counter).
+        public static let append = PutOptions(rawValue: UInt32(MDB_APPEND))
+        /// `MDB_NOOVERWRITE`: fail with `MDB_KEYEXIST` when the key exists.
+        public static let noOverwrite = PutOptions(rawValue: UInt32(MDB_NOOVERWRITE))
+    }
+
+    public func put(_ database: Database, key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer,
+                    options: PutOptions) throws(LMDBError) {
+        precondition(isWrite)
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var dataValue = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        writesCount += 1
+        try check(mdb_put(pointer, database.handle, &keyValue, &dataValue, options.rawValue), "mdb_put \(database.name)")
+    }
+
+    public func put(_ database: Database, key: [UInt8], value: [UInt8], options: PutOptions) throws(LMDBError) {
+        do {
+            try key.withUnsafeBytes { keyBytes in
+                try value.withUnsafeBytes { valueBytes in
+                    try put(database, key: keyBytes, value: valueBytes, options: options)
+                }
+            }
+        } catch let error as LMDBError {
+            throw error
+        } catch {
+            preconditionFailure("unexpected error \(error)")
+        }
+    }
+
+    /// Deletes `key`; returns false when it was absent.
+    @discardableResult
+    public func delete(_ database: Database, key: [UInt8]) throws(LMDBError) -> Bool {
+        precondition(isWrite)
+        writesCount += 1
+        let code: Int32 = key.withUnsafeBytes { keyBytes in
+            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+            return mdb_del(pointer, database.handle, &keyValue, nil)
+        }
+        if code == MDB_NOTFOUND { return false }
+        try check(code, "mdb_del \(database.name)")
+        return true
+    }
+}

@@ -1,0 +1,357 @@
+import Foundation
+import Glibc
+import SettledCore
+
+/// What a request sees while the writer applies it: the batch's write transaction, the
+/// ledger, the counters and the batch's clock.
+public final class WriteContext {
+    public let store: Store
+    public let transaction: Transaction
+    public var ledger: LedgerWriter
+    public var counters: Counters
+    /// The time of the batch, in Unix milliseconds; every request in a batch sees the same.
+    public let nowUnixMillis: Int64
+
+    init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
+        self.store = store
+        self.transaction = transaction
+        self.ledger = LedgerWriter(tables: store.tables)
+        self.counters = try Counters(store: store, transaction: transaction)
+        self.nowUnixMillis = nowUnixMillis
+    }
+
+    public var tables: Tables { store.tables }
+
+    /// Posts a journal transaction at the batch's time.
+    @discardableResult
+    public func post(_ journal: JournalTransaction) throws -> UInt64 {
+        try ledger.post(journal, at: nowUnixMillis, counters: &counters, in: transaction)
+    }
+
+    public func balanceFen(of account: String) throws -> Int64 {
+        try ledger.balanceFen(of: account, in: transaction)
+    }
+
+    func finish() throws {
+        try ledger.flush(in: transaction)
+        try counters.flush(tables: store.tables, in: transaction)
+    }
+}
+
+/// The single writer of the store, with group commit.
+///
+/// Mutating requests queue here (bounded: a full queue is refused at once, and the server
+/// answers 503). The writer thread takes every request waiting, up to `batchMax`, applies
+/// them in one write transaction, commits once (one sync) and then answers each.
+///
+/// A request that fails its own checks throws before it writes anything, and only it fails.
+/// If one throws after writing, or fails with a fault of the store, the batch is rolled
+/// back and applied again without it, so one bad request never spoils the others.
+/// `MDB_MAP_FULL` grows the map and applies the batch again.
+public final class StoreWriter: @unchecked Sendable {
+    public let store: Store
+    public let queueMax: Int
+    public let batchMax: Int
+
+    private let condition = NSCondition()
+    private var queue: [Work] = []
+    private var queueHead = 0
+    private var running = false
+    private var stopping = false
+    private var thread: Thread?
+    private let stopped = DispatchSemaphore(value: 0)
+    private let statistics = WriterStatistics()
+
+    /// The longest a batch may be retried after store faults before every request in it fails.
+    static let attemptsMax = 8
+
+    struct Work {
+        let apply: (WriteContext) throws -> any Sendable
+        let complete: @Sendable (Result<any Sendable, any Error>) -> Void
+    }
+
+    public init(store: Store, queueMax: Int, batchMax: Int) {
+        precondition(queueMax >= 1 && batchMax >= 1)
+        self.store = store
+        self.queueMax = queueMax
+        self.batchMax = batchMax
+    }
+
+    public func start() {
+        condition.lock()
+        precondition(!running)
+        running = true
+        condition.unlock()
+        let thread = Thread { [self] in self.run() }
+        thread.name = "settled-writer"
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Applies every request already queued, commits, answers, and ends the writer thread.
+    /// New requests are refused from this point on.
+    public func stop() {
+        condition.lock()
+        guard running, !stopping else {
+            condition.unlock()
+            return
+        }
+        stopping = true
+        condition.signal()
+        condition.unlock()
+        stopped.wait()
+    }
+
+    /// Queues `apply`; `completion` runs on the writer thread after the commit (keep it short:
+    /// hand the answer to the connection). Returns false, without queueing, when the queue is
+    /// full or the writer is stopping.
+    @discardableResult
+    public func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result,
+                                         completion: @escaping @Sendable (Swift.Result<Result, any Error>) -> Void) -> Bool {
+        let work = Work(apply: { try apply($0) }, complete: { outcome in
+            switch outcome {
+            case .success(let value): completion(.success(value as! Result))
+            case .failure(let error): completion(.failure(error))
+            }
+        })
+        condition.lock()
+        defer { condition.unlock() }
+        guard running && !stopping && queue.count - queueHead < queueMax else {
+            statistics.refused()
+            return false
+        }
+        queue.append(work)
+        condition.signal()
+        return true
+    }
+
+    /// Applies `apply` and waits for the commit (for timers, start-up work and tests).
+    public func perform<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> Result {
+        let done = DispatchSemaphore(value: 0)
+        let box = OutcomeBox<Result>()
+        guard submit(apply, completion: { outcome in
+            box.set(outcome)
+            done.signal()
+        }) else { throw WriterError.unavailable }
+        done.wait()
+        return try box.get().get()
+    }
+
+    public var queueDepth: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return queue.count - queueHead
+    }
+
+    public func snapshot() -> WriterStatistics.Snapshot { statistics.snapshot() }
+
+    // MARK: the writer thread
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queue.count == queueHead && !stopping {
+                // Wake at least once a second so the heartbeat shows a live writer.
+                _ = condition.wait(until: Date(timeIntervalSinceNow: 1))
+                statistics.beat()
+            }
+            if queue.count == queueHead && stopping {
+                running = false
+                condition.unlock()
+                stopped.signal()
+                return
+            }
+            let end = min(queue.count, queueHead + batchMax)
+            let batch = Array(queue[queueHead..<end])
+            queueHead = end
+            if queueHead == queue.count {
+                queue.removeAll(keepingCapacity: queue.capacity <= 4 * batchMax)
+                queueHead = 0
+            } else if queueHead > 4 * batchMax {
+                queue.removeFirst(queueHead)
+                queueHead = 0
+            }
+            condition.unlock()
+            process(batch)
+            statistics.beat()
+        }
+    }
+
+    private func process(_ batch: [Work]) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        // Outcomes fixed by a failed attempt: requests excluded from the next attempt.
+        var excluded: [Int: any Error] = [:]
+        var attempts = 0
+        while true {
+            attempts += 1
+            let outcome = attempt(batch, excluding: excluded)
+            switch outcome {
+            case .committed(let results):
+                let committed = DispatchTime.now().uptimeNanoseconds
+                statistics.record(batchSize: batch.count, commitNanoseconds: committed - started)
+                for (index, work) in batch.enumerated() {
+                    if let error = excluded[index] {
+                        work.complete(.failure(error))
+                    } else {
+                        work.complete(results[index]!)
+                    }
+                }
+                return
+            case .mapFull:
+                do {
+                    try store.environment.growMap()
+                    statistics.grew()
+                } catch {
+                    for work in batch { work.complete(.failure(error)) }
+                    return
+                }
+            case .poisoned(let index, let error):
+                excluded[index] = error
+            case .failed(let error):
+                if attempts >= Self.attemptsMax {
+                    for work in batch { work.complete(.failure(error)) }
+                    return
+                }
+            }
+        }
+    }
+
+    private enum AttemptOutcome {
+        case committed([Int: Swift.Result<any Sendable, any Error>])
+        case mapFull
+        /// The request at `index` failed after writing, or with a store fault: roll back, leave it out.
+        case poisoned(index: Int, error: any Error)
+        /// The commit itself failed.
+        case failed(any Error)
+    }
+
+    private func attempt(_ batch: [Work], excluding excluded: [Int: any Error]) -> AttemptOutcome {
+        let transaction: Transaction
+        let context: WriteContext
+        do {
+            transaction = try Transaction(environment: store.environment, write: true)
+            context = try WriteContext(store: store, transaction: transaction, nowUnixMillis: Self.nowUnixMillis())
+        } catch {
+            return .failed(error)
+        }
+        var results: [Int: Swift.Result<any Sendable, any Error>] = [:]
+        for (index, work) in batch.enumerated() where excluded[index] == nil {
+            let writesBefore = transaction.writesCount
+            do {
+                results[index] = .success(try work.apply(context))
+            } catch let error as LMDBError {
+                transaction.abort()
+                if error.isMapFull { return .mapFull }
+                return .poisoned(index: index, error: error)
+            } catch {
+                if transaction.writesCount != writesBefore {
+                    transaction.abort()
+                    return .poisoned(index: index, error: error)
+                }
+                results[index] = .failure(error)
+            }
+        }
+        do {
+            try context.finish()
+            try transaction.commit()
+        } catch let error as LMDBError {
+            transaction.abort()
+            return error.isMapFull ? .mapFull : .failed(error)
+        } catch {
+            transaction.abort()
+            return .failed(error)
+        }
+        return .committed(results)
+    }
+
+    static func nowUnixMillis() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
+
+public enum WriterError: Error, Sendable, CustomStringConvertible {
+    /// The queue is full or the writer is stopping.
+    case unavailable
+
+    public var description: String { "the writer is not taking requests (queue full or stopping)" }
+}
+
+final class OutcomeBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var outcome: Result<Value, any Error>?
+
+    func set(_ value: Result<Value, any Error>) {
+        lock.lock()
+        outcome = value
+        lock.unlock()
+    }
+
+    func get() -> Result<Value, any Error> {
+        lock.lock()
+        defer { lock.unlock() }
+        return outcome!
+    }
+}
+
+/// Counters and histograms of the writer, for status and metrics.
+public final class WriterStatistics: @unchecked Sendable {
+    /// Upper bounds of the batch-size histogram buckets.
+    public static let batchSizeBounds: [Int] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
+    /// Upper bounds of the commit-latency histogram buckets, in seconds.
+    public static let commitSecondsBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+
+    public struct Snapshot: Sendable {
+        public var batches: UInt64 = 0
+        public var requests: UInt64 = 0
+        public var refusedRequests: UInt64 = 0
+        public var mapGrowths: UInt64 = 0
+        public var batchSizeCounts = [UInt64](repeating: 0, count: WriterStatistics.batchSizeBounds.count + 1)
+        public var commitSecondsCounts = [UInt64](repeating: 0, count: WriterStatistics.commitSecondsBounds.count + 1)
+        public var commitSecondsSum: Double = 0
+        /// Monotonic time of the writer's last sign of life, in nanoseconds.
+        public var heartbeatUptimeNanoseconds: UInt64 = 0
+    }
+
+    private let lock = NSLock()
+    private var state = Snapshot()
+
+    init() { state.heartbeatUptimeNanoseconds = DispatchTime.now().uptimeNanoseconds }
+
+    func record(batchSize: Int, commitNanoseconds: UInt64) {
+        let seconds = Double(commitNanoseconds) / 1e9
+        lock.lock()
+        defer { lock.unlock() }
+        state.batches += 1
+        state.requests += UInt64(batchSize)
+        state.batchSizeCounts[Self.batchSizeBounds.firstIndex { batchSize <= $0 } ?? Self.batchSizeBounds.count] += 1
+        state.commitSecondsCounts[Self.commitSecondsBounds.firstIndex { seconds <= $0 } ?? Self.commitSecondsBounds.count] += 1
+        state.commitSecondsSum += seconds
+        state.heartbeatUptimeNanoseconds = DispatchTime.now().uptimeNanoseconds
+    }
+
+    func refused() {
+        lock.lock()
+        state.refusedRequests += 1
+        lock.unlock()
+    }
+
+    func grew() {
+        lock.lock()
+        state.mapGrowths += 1
+        lock.unlock()
+    }
+
+    func beat() {
+        lock.lock()
+        state.heartbeatUptimeNanoseconds = DispatchTime.now().uptimeNanoseconds
+        lock.unlock()
+    }
+
+    public func snapshot() -> Snapshot {
+        lock.lock()
+        defer { lock.unlock() }
+        return state
+    }
+}
