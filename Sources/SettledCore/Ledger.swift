@@ -71,32 +71,47 @@ public struct JournalTransaction: Hashable, Sendable {
 
     /// Checks the shape of a proposed transaction: what a client may get wrong. A transaction
     /// that passes is balanced; the store additionally asserts balance before it writes.
+    /// Errors of shape come before errors of amount, and neither depends on the order of the
+    /// entries beyond which bad entry is named first.
     public func validate() -> LedgerError? {
         guard entries.count >= Self.entriesMin else { return .tooFewEntries }
         guard entries.count <= Self.entriesMax else { return .tooManyEntries }
         guard !kind.isEmpty, kind.utf8.count <= Self.kindBytesMax else { return .invalidKind }
         guard reference.utf8.count <= Self.referenceBytesMax else { return .invalidReference }
-        var sum: Int64 = 0
         for entry in entries {
             guard AccountName.isValid(entry.account) else { return .invalidAccount(entry.account) }
             guard entry.amountFen != 0 else { return .zeroEntry(entry.account) }
-            let (next, overflow) = sum.addingReportingOverflow(entry.amountFen)
-            guard !overflow else { return .overflow }
-            sum = next
         }
+        guard let totals = totalsFen else { return .overflow }
+        let sum = totals.debits + totals.credits  // opposite signs: cannot overflow
         guard sum == 0 else { return .unbalanced(sumFen: sum) }
         return nil
     }
 
-    /// True when the entries sum to exactly zero without overflow.
+    /// True when the debits and the credits each fit in Int64 fen and cancel exactly.
     public var isBalanced: Bool {
-        var sum: Int64 = 0
+        guard entries.count >= Self.entriesMin, let totals = totalsFen else { return false }
+        return totals.debits + totals.credits == 0
+    }
+
+    /// The sum of the debit (positive) entries and of the credit (negative) entries, or nil
+    /// when either side overflows Int64. Each side only grows away from zero, so whether it
+    /// overflows does not depend on the order of the entries, unlike a running total of both.
+    private var totalsFen: (debits: Int64, credits: Int64)? {
+        var debits: Int64 = 0
+        var credits: Int64 = 0
         for entry in entries {
-            let (next, overflow) = sum.addingReportingOverflow(entry.amountFen)
-            if overflow { return false }
-            sum = next
+            if entry.amountFen > 0 {
+                let (next, overflow) = debits.addingReportingOverflow(entry.amountFen)
+                if overflow { return nil }
+                debits = next
+            } else {
+                let (next, overflow) = credits.addingReportingOverflow(entry.amountFen)
+                if overflow { return nil }
+                credits = next
+            }
         }
-        return sum == 0 && entries.count >= Self.entriesMin
+        return (debits, credits)
     }
 }
 
@@ -128,7 +143,7 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidAccount(let name): return "'\(name)' is not a valid account name"
         case .zeroEntry(let name): return "the entry for \(name) is zero"
         case .unbalanced(let sum): return "the entries sum to \(sum) fen, not zero"
-        case .overflow: return "the amounts overflow 64-bit fen"
+        case .overflow: return "the debits or the credits overflow 64-bit fen"
         }
     }
 }

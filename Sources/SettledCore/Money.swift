@@ -38,21 +38,28 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
         return Money(fen: -fen)
     }
 
-    /// This amount times `basisPoints` / 10,000, rounded half away from zero.
+    /// This amount times `basisPoints` / 10,000, rounded half away from zero. An overflow only
+    /// when the rounded result does not fit in Int64 (`Int64.max` fen at 10,000 bp is itself).
     public func basisPoints(_ basisPoints: Int64) throws(MoneyError) -> Money {
-        let (product, overflow) = fen.multipliedReportingOverflow(by: basisPoints)
-        if overflow { throw .overflow }
-        let quotient = product / 10_000
-        let remainder = product % 10_000
-        if remainder.magnitude * 2 >= 10_000 { return Money(fen: quotient + (product < 0 ? -1 : 1)) }
-        return Money(fen: quotient)
+        // |fen × basisPoints| <= 2^126: exact in 128 bits.
+        let product = Int128(fen) * Int128(basisPoints)
+        var quotient = product / Money.basisPointsPerUnit
+        let remainder = product % Money.basisPointsPerUnit
+        if remainder.magnitude * 2 >= Money.basisPointsPerUnit.magnitude { quotient += product < 0 ? -1 : 1 }
+        guard let rounded = Int64(exactly: quotient) else { throw .overflow }
+        return Money(fen: rounded)
     }
 
-    /// The sum of `amounts`, checked.
+    private static let basisPointsPerUnit: Int128 = 10_000
+
+    /// The sum of `amounts`, checked: an overflow only when the total does not fit in Int64,
+    /// whatever the order of the amounts.
     public static func sum<S: Sequence>(_ amounts: S) throws(MoneyError) -> Money where S.Element == Money {
-        var total = Money.zero
-        for amount in amounts { total = try total.adding(amount) }
-        return total
+        // 2^64 amounts of at most 2^63 fen each cannot reach 2^127: the running total is exact.
+        var total: Int128 = 0
+        for amount in amounts { total += Int128(amount.fen) }
+        guard let fen = Int64(exactly: total) else { throw .overflow }
+        return Money(fen: fen)
     }
 
     /// "1234.56", "-0.01", "0.00": plain yuan with two decimals, no grouping.
@@ -77,9 +84,11 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
     }
 
     /// Parses a yuan amount: an optional sign, integer digits (optionally grouped by commas
-    /// in threes: "1,234,567"), and optionally a point and one or more decimals. Decimals
-    /// beyond the fen are rounded half away from zero ("0.005" is 0.01, "-0.005" is -0.01).
-    /// Anything else ("", "1.", ".5", "1,23", "1e3", " 1", "１") is `MoneyError.malformed`.
+    /// in threes: "1,234,567", the first group not starting with 0), and optionally a point
+    /// and one to `fractionDigitsMax` decimals. Decimals beyond the fen are rounded half away
+    /// from zero ("0.005" is 0.01, "-0.005" is -0.01). Anything else ("", "1.", ".5", "1,23",
+    /// "0,123", "1e3", " 1", "１") is `MoneyError.malformed`, however many digits it has; a
+    /// well-formed amount beyond Int64 fen is `MoneyError.overflow`.
     public init(yuan text: some StringProtocol) throws(MoneyError) {
         try self.init(yuanUTF8: Array(text.utf8))
     }
@@ -93,7 +102,9 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
             index += 1
         }
         // Integer part, with optional grouping.
+        let integerStart = index
         var yuan: UInt64 = 0
+        var tooLarge = false  // reported once the whole string is known to be well formed
         var integerDigits = 0
         var digitsInGroup = 0
         var grouped = false
@@ -102,14 +113,15 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
             if byte >= digitZero && byte <= digitNine {
                 let (times10, overflowA) = yuan.multipliedReportingOverflow(by: 10)
                 let (next, overflowB) = times10.addingReportingOverflow(UInt64(byte - digitZero))
-                if overflowA || overflowB { throw .overflow }
-                yuan = next
+                if overflowA || overflowB { tooLarge = true } else { yuan = next }
                 integerDigits += 1
                 digitsInGroup += 1
                 if grouped && digitsInGroup > 3 { throw .malformed }
             } else if byte == UInt8(ascii: ",") {
                 if integerDigits == 0 { throw .malformed }
                 if grouped ? digitsInGroup != 3 : digitsInGroup > 3 { throw .malformed }
+                // "0,123" is not a grouped number (elsewhere it means 0.123).
+                if bytes[integerStart] == digitZero { throw .malformed }
                 grouped = true
                 digitsInGroup = 0
             } else {
@@ -142,6 +154,7 @@ public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
             }
             if fractionDigits == 0 { throw .malformed }
         }
+        if tooLarge { throw .overflow }
         let (yuanFen, overflowA) = yuan.multipliedReportingOverflow(by: 100)
         let (withCents, overflowB) = yuanFen.addingReportingOverflow(cents + (roundUp ? 1 : 0))
         if overflowA || overflowB { throw .overflow }
