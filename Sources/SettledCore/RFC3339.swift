@@ -1,0 +1,116 @@
+/// RFC 3339 times, without Foundation's formatters: UTC "2026-11-24T09:40:05.123Z" out,
+/// any offset in.
+public enum RFC3339 {
+    /// Formats Unix milliseconds in UTC.
+    public static func format(unixMillis: Int64) -> String {
+        format(unixMillis: unixMillis, utcOffsetSeconds: 0)
+    }
+
+    /// Formats Unix milliseconds at a fixed UTC offset ("+08:00").
+    public static func format(unixMillis: Int64, utcOffsetSeconds: Int) -> String {
+        let localMillis = unixMillis + Int64(utcOffsetSeconds) * 1000
+        let (days, millisOfDay) = floorDivide(localMillis, 86_400_000)
+        let (year, month, day) = civil(fromDays: days)
+        let seconds = millisOfDay / 1000
+        let millis = millisOfDay % 1000
+        var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
+        text += pad(seconds / 3600, 2) + ":" + pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
+        if millis != 0 { text += "." + pad(millis, 3) }
+        if utcOffsetSeconds == 0 { return text + "Z" }
+        let sign = utcOffsetSeconds < 0 ? "-" : "+"
+        let offset = abs(utcOffsetSeconds)
+        return text + sign + pad(Int64(offset / 3600), 2) + ":" + pad(Int64(offset / 60 % 60), 2)
+    }
+
+    /// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)" (a space for "T" and "z" accepted) into
+    /// Unix milliseconds; nil when malformed or out of range.
+    public static func parse(_ text: some StringProtocol) -> Int64? {
+        let bytes = Array(text.utf8)
+        guard bytes.count >= 20, bytes.count <= 40 else { return nil }
+        func number(_ start: Int, _ count: Int) -> Int64? {
+            var value: Int64 = 0
+            for index in start..<(start + count) {
+                let byte = bytes[index]
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0, 4), bytes[4] == UInt8(ascii: "-"), let month = number(5, 2), bytes[7] == UInt8(ascii: "-"),
+              let day = number(8, 2), bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
+              let hour = number(11, 2), bytes[13] == UInt8(ascii: ":"), let minute = number(14, 2),
+              bytes[16] == UInt8(ascii: ":"), let second = number(17, 2) else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
+              hour <= 23, minute <= 59, second <= 60 else { return nil }
+        var index = 19
+        var millis: Int64 = 0
+        if bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            var digits = 0
+            while index < bytes.count, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                if digits < 3 { millis = millis * 10 + Int64(bytes[index] - UInt8(ascii: "0")) }
+                digits += 1
+                index += 1
+            }
+            guard digits >= 1 && digits <= 9 else { return nil }
+            if digits < 3 { for _ in digits..<3 { millis *= 10 } }
+        }
+        guard index < bytes.count else { return nil }
+        var offsetSeconds: Int64 = 0
+        if bytes[index] == UInt8(ascii: "Z") || bytes[index] == UInt8(ascii: "z") {
+            index += 1
+        } else if bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") {
+            guard bytes.count - index == 6, let offsetHours = number(index + 1, 2), bytes[index + 3] == UInt8(ascii: ":"),
+                  let offsetMinutes = number(index + 4, 2), offsetHours <= 23, offsetMinutes <= 59 else { return nil }
+            offsetSeconds = (offsetHours * 3600 + offsetMinutes * 60) * (bytes[index] == UInt8(ascii: "-") ? -1 : 1)
+            index += 6
+        } else {
+            return nil
+        }
+        guard index == bytes.count else { return nil }
+        let days = days(year: year, month: month, day: day)
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
+        return seconds * 1000 + millis
+    }
+
+    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yearOfEra = y - era * 400
+        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
+        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+        return era * 146_097 + dayOfEra - 719_468
+    }
+
+    public static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
+        let quotient = value / divisor
+        let remainder = value % divisor
+        return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
+    }
+
+    private static func pad(_ value: Int64, _ width: Int) -> String {
+        let text = String(value)
+        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+    }
+}
