@@ -103,7 +103,7 @@ final class ConfigurationParser {
             return 1
         }
         let context = Unmanaged.passUnretained(self).toOpaque()
-        let firstError = withExtendedLifetime(self) { ini_parse_stream(reader, context, handler, context) }
+        let firstError = ini_parse_stream(reader, context, handler, context)
         // Every line libinih refuses is already named above; this only guards against a kind
         // of line this reader does not know.
         if firstError > 0 && !problems.contains(where: { $0.line == Int(firstError) }) {
