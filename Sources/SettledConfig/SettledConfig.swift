@@ -1,1 +1,0 @@
-// The SettledConfig module.

@@ -1,0 +1,215 @@
+import Foundation
+import SettledCore
+
+/// `sync = on`: every commit is flushed to disk before its answer. `off` is for tests only.
+public enum SyncMode: String, Sendable, CaseIterable {
+    case on, off
+}
+
+/// The statement formats a channel's files come in.
+public enum StatementFormat: String, Sendable, CaseIterable {
+    case wechat, alipay, unionpay, csv, mt940, camt053
+}
+
+/// One `[channel.<id>]` section.
+public struct ChannelConfiguration: Sendable, Equatable {
+    /// The channel id: the section name after `channel.`.
+    public var id: String
+    /// One of `StatementFormat`'s raw values.
+    public var format: String
+    /// Expected fee in basis points (1/10,000) of the amount.
+    public var feeBps: Int
+    /// Days an unmatched statement or internal record waits before it becomes a discrepancy.
+    public var carryForwardDays: Int
+    /// For `format = csv`: the remaining keys of the section, the bank's column-mapping profile.
+    public var csvProfile: [String: String]
+
+    public static let feeBpsDefault = 0
+    public static let carryForwardDaysDefault = 1
+
+    public init(id: String, format: String, feeBps: Int = feeBpsDefault,
+                carryForwardDays: Int = carryForwardDaysDefault, csvProfile: [String: String] = [:]) {
+        self.id = id
+        self.format = format
+        self.feeBps = feeBps
+        self.carryForwardDays = carryForwardDays
+        self.csvProfile = csvProfile
+    }
+}
+
+/// The daemon's configuration: one INI file (see conf/settled.conf for every key).
+public struct SettledConfiguration: Sendable {
+    /// The file this was loaded from.
+    public var path: String
+
+    // [daemon]
+    public var stateDirectory: String
+    public var socketPath: String
+    /// The group the socket file is given (mode 0660); nil keeps the daemon's own group.
+    public var socketGroup: String?
+    public var sync: SyncMode
+    public var mapSizeBytes: Int
+    public var mapSizeMaxBytes: Int
+    /// syslog priority 0 (emerg) ... 7 (debug): messages above it are not logged.
+    public var logLevel: Int
+    public var readerCheckSeconds: Int
+    /// nil: use systemd's watchdog when the unit sets WatchdogSec; true: require it; false: never.
+    public var watchdog: Bool?
+
+    // [access]
+    public var gatewayGroups: [String]
+    public var operatorGroups: [String]
+    public var auditorGroups: [String]
+    /// Extra uids mapped to operator (uid 0 always is).
+    public var operatorUIDs: [UInt32]
+    /// A peer with the daemon's own uid is operator.
+    public var trustOwnUID: Bool
+
+    // [business]
+    public var timezone: String
+    public var cutoffMinutes: Int
+    public var clearingTimeMinutes: Int
+    public var reconciliationTimeMinutes: Int
+    public var calendarPath: String?
+    public var clearUnreconciled: Bool
+
+    // [orders]
+    public var expirySeconds: Int
+    public var pointsMaxSharePercent: Int
+    public var pointValueFen: Int
+    public var orderItemsMax: Int
+    public var redPacketsPerOrderMax: Int
+    public var idempotencyRetentionSeconds: Int
+
+    // [limits]
+    public var headerBytesMax: Int
+    public var bodyBytesMax: Int
+    public var statementBodyBytesMax: Int
+    public var importBodyBytesMax: Int
+    public var connectionsMax: Int
+    public var idleTimeoutSeconds: Int
+    public var writerQueueMax: Int
+    public var writerBatchMax: Int
+
+    // [channel.<id>], in file order.
+    public var channels: [ChannelConfiguration]
+
+    /// The line each key was set on ("section.key" -> line), to name it in later problems.
+    var lineOfKey: [String: Int] = [:]
+    /// The calendar read and checked by `load(path:resolveGroups: true)`, with the path it came from.
+    var checkedCalendar: (path: String, calendar: BusinessCalendar)?
+
+    public static let kib = 1 << 10
+    public static let mib = 1 << 20
+    public static let gib = 1 << 30
+    /// The largest configuration file read.
+    public static let fileBytesMax = mib
+    /// The largest calendar file read.
+    public static let calendarFileBytesMax = BusinessCalendar.textBytesMax
+    /// `sun_path` holds 108 bytes with the terminating NUL.
+    public static let socketPathBytesMax = 107
+    public static let pathBytesMax = 4095
+    public static let groupsPerRoleMax = 32
+    public static let operatorUIDsMax = 32
+    public static let channelsMax = 64
+    public static let csvProfileKeysMax = 64
+
+    public static func defaults(path: String) -> SettledConfiguration {
+        SettledConfiguration(
+            path: path,
+            stateDirectory: "/var/lib/settled",
+            socketPath: "/run/settled/settled.sock",
+            socketGroup: nil,
+            sync: .on,
+            mapSizeBytes: gib,
+            mapSizeMaxBytes: 64 * gib,
+            logLevel: 6,
+            readerCheckSeconds: 60,
+            watchdog: nil,
+            gatewayGroups: [],
+            operatorGroups: [],
+            auditorGroups: [],
+            operatorUIDs: [],
+            trustOwnUID: true,
+            timezone: "Asia/Shanghai",
+            cutoffMinutes: 0,
+            clearingTimeMinutes: 10 * 60,
+            reconciliationTimeMinutes: 9 * 60,
+            calendarPath: nil,
+            clearUnreconciled: false,
+            expirySeconds: 900,
+            pointsMaxSharePercent: 50,
+            pointValueFen: 1,
+            orderItemsMax: 1000,
+            redPacketsPerOrderMax: 10,
+            idempotencyRetentionSeconds: 7 * 86_400,
+            headerBytesMax: 16 * kib,
+            bodyBytesMax: mib,
+            statementBodyBytesMax: 512 * mib,
+            importBodyBytesMax: 256 * mib,
+            connectionsMax: 1024,
+            idleTimeoutSeconds: 60,
+            writerQueueMax: 65_536,
+            writerBatchMax: 1024,
+            channels: [])
+    }
+
+    public func channel(id: String) -> ChannelConfiguration? {
+        channels.first { $0.id == id }
+    }
+
+    /// The offset of `timezone` from UTC at an instant, in seconds (Asia/Shanghai: 28800).
+    public func utcOffsetSeconds(atUnixSeconds unixSeconds: Int64) -> Int {
+        guard let zone = TimeZone(identifier: timezone) else {
+            preconditionFailure("time zone '\(timezone)' was not checked by load")
+        }
+        return zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(unixSeconds)))
+    }
+
+    /// The business date of an instant, by `timezone` and `cutoffMinutes`.
+    public func businessDate(atUnixSeconds unixSeconds: Int64) -> BusinessDate {
+        BusinessDate.of(unixSeconds: unixSeconds, utcOffsetSeconds: utcOffsetSeconds(atUnixSeconds: unixSeconds),
+                        cutoffMinutes: cutoffMinutes)
+    }
+}
+
+/// One thing wrong with a configuration, where it is.
+public struct ConfigurationProblem: Sendable, Equatable, CustomStringConvertible {
+    public var file: String
+    /// Line number from 1; 0 for the file as a whole.
+    public var line: Int
+    /// The section without brackets (`daemon`, `channel.wechat`); empty when none applies.
+    public var section: String
+    /// Empty when the problem is with a section or the file.
+    public var key: String
+    public var message: String
+
+    public init(file: String, line: Int, section: String, key: String, message: String) {
+        self.file = file
+        self.line = line
+        self.section = section
+        self.key = key
+        self.message = message
+    }
+
+    /// `file:line: [section] key: message`, leaving out what does not apply.
+    public var description: String {
+        var text = line > 0 ? "\(file):\(line):" : "\(file):"
+        if !section.isEmpty { text += " [\(section)]" }
+        if !key.isEmpty { text += " \(key):" }
+        return text + " " + message
+    }
+}
+
+public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigurationProblem]
+
+    public init(problems: [ConfigurationProblem]) {
+        self.problems = problems
+    }
+
+    /// One problem a line.
+    public var description: String {
+        problems.map(\.description).joined(separator: "\n")
+    }
+}

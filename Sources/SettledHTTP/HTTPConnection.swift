@@ -1,0 +1,546 @@
+import Dispatch
+import Glibc
+
+/// One accepted connection. Every field is touched only on `queue`.
+///
+/// Reading: bytes land in `input` (or straight into the body being read) and are parsed
+/// into `pending`, at most `requestsInFlightPerConnectionMax` ahead. The oldest pending
+/// request goes to the handler when no other is in flight and the output buffer is below
+/// its limit; its response is encoded into `output` and written at once, the rest later by
+/// the write source. A refused request ends parsing: its problem answer is the last one.
+final class HTTPConnection: @unchecked Sendable {
+    /// Bytes read per read(2).
+    static let readChunkBytes = 16 * 1024
+    /// Reads per wake-up of the read source, so one busy peer cannot hold the queue.
+    static let readsPerEventMax = 8
+    /// Bytes reserved up front for a body; a larger body grows as it arrives.
+    static let bodyReserveBytesMax = 64 * 1024
+    /// Input bytes kept after parsing before the buffer is compacted.
+    static let inputCompactBytes = 64 * 1024
+    /// Buffer capacity kept across requests; a larger buffer is released once drained.
+    static let bufferKeepBytes = 256 * 1024
+
+    let id: UInt64
+    let descriptor: Int32
+    let credentials: PeerCredentials
+    let server: HTTPServer
+    let limits: HTTPServerLimits
+    let queue: DispatchQueue
+
+    private enum PendingItem {
+        case request(HTTPRequest, keepAlive: Bool, isHead: Bool)
+        case refusal(RequestRefusal)
+    }
+
+    private var readSource: DispatchSourceRead?
+    private var readSuspended = false
+    private var writeSource: DispatchSourceWrite?
+    private var writeSuspended = false
+    private var timer: DispatchSourceTimer?
+    /// Descriptor sources whose cancel handlers have not run; the last one closes the descriptor.
+    private var sourcesOpen = 0
+    private var readBuffer: UnsafeMutableRawBufferPointer?
+
+    private var input: [UInt8] = []
+    private var inputStart = 0
+    /// Offset from `inputStart` where the search for the end of the head resumes.
+    private var headScanFrom = 0
+    private var parsingStopped = false
+    private var bodyHead: RequestHead?
+    private var bodyRemaining = 0
+    private var body: [UInt8] = []
+    private var continueOwed = false
+
+    private var pending: [PendingItem?] = []
+    private var pendingStart = 0
+
+    private var inFlight = false
+    private var inFlightSequence: UInt64 = 0
+    private var inFlightKeepAlive = false
+    private var inFlightIsHead = false
+    private var inFlightVersionMinor = 1
+
+    private var output: [UInt8] = []
+    private var outputStart = 0
+
+    private var closeAfterFlush = false
+    private var lingering = false
+    private var lingerDeadline: UInt64 = 0
+    private var lingerBytes = 0
+    private var peerFinished = false
+    private var shuttingDown = false
+    private(set) var closed = false
+    private var lastActivity: UInt64
+
+    init(id: UInt64, descriptor: Int32, credentials: PeerCredentials, server: HTTPServer) {
+        self.id = id
+        self.descriptor = descriptor
+        self.credentials = credentials
+        self.server = server
+        self.limits = server.limits
+        self.queue = DispatchQueue(label: "settled.http.connection", target: server.connectionTargetQueue)
+        self.lastActivity = Monotonic.nanoseconds()
+    }
+
+    deinit {
+        readBuffer?.deallocate()
+    }
+
+    private var pendingCount: Int { pending.count - pendingStart }
+    private var outputBuffered: Int { output.count - outputStart }
+
+    func start() {
+        precondition(readSource == nil)
+        guard !closed else { return }
+        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readChunkBytes, alignment: 16)
+        let read = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
+        read.setEventHandler { self.readable() }
+        read.setCancelHandler { self.sourceCancelled() }
+        sourcesOpen += 1
+        readSource = read
+
+        let tickNanoseconds = Self.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds)
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now() + .nanoseconds(tickNanoseconds),
+                       repeating: .nanoseconds(tickNanoseconds),
+                       leeway: .nanoseconds(tickNanoseconds / 8))
+        timer.setEventHandler { self.tick() }
+        self.timer = timer
+
+        read.resume()
+        timer.resume()
+        if shuttingDown { settle() }
+    }
+
+    /// The idle check runs four times per timeout, at least every 250 ms apart.
+    static func tickNanoseconds(idleTimeoutSeconds: Int) -> Int {
+        max(250_000_000, idleTimeoutSeconds * 1_000_000_000 / 4)
+    }
+
+    // MARK: Reading
+
+    private func readable() {
+        guard !closed, let buffer = readBuffer else { return }
+        var reads = 0
+        while wantsRead && reads < Self.readsPerEventMax {
+            reads += 1
+            let count = Glibc.read(descriptor, buffer.baseAddress, buffer.count)
+            if count > 0 {
+                if lingering {
+                    lingerBytes += count
+                    if lingerBytes > limits.lingerBytesMax { close(); return }
+                    continue
+                }
+                consume(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+            } else if count == 0 {
+                peerFinishedWriting()
+                break
+            } else {
+                let error = errno
+                if error == EAGAIN || error == EWOULDBLOCK { break }
+                if error == EINTR { continue }
+                close()
+                return
+            }
+        }
+        settle()
+    }
+
+    private var wantsRead: Bool {
+        if closed { return false }
+        if lingering { return true }
+        if peerFinished || parsingStopped || shuttingDown || closeAfterFlush { return false }
+        return pendingCount < limits.requestsInFlightPerConnectionMax
+            && outputBuffered <= limits.outputBufferedBytesMax
+    }
+
+    private func consume(_ bytes: UnsafeRawBufferPointer) {
+        var bytes = bytes[...]
+        if bodyHead != nil && inputStart == input.count {
+            // The common case of a large body: straight from the read buffer into the body.
+            let take = min(bodyRemaining, bytes.count)
+            body.append(contentsOf: bytes.prefix(take))
+            bodyRemaining -= take
+            lastActivity = Monotonic.nanoseconds()
+            bytes = bytes.dropFirst(take)
+            if bodyRemaining == 0 { finishBody() }
+        }
+        if !bytes.isEmpty {
+            input.append(contentsOf: bytes)
+        }
+        parseInput()
+    }
+
+    private func parseInput() {
+        while !parsingStopped && pendingCount < limits.requestsInFlightPerConnectionMax {
+            if bodyHead != nil {
+                let available = input.count - inputStart
+                guard available > 0 else { break }
+                let take = min(bodyRemaining, available)
+                body.append(contentsOf: input[inputStart..<(inputStart + take)])
+                inputStart += take
+                bodyRemaining -= take
+                lastActivity = Monotonic.nanoseconds()
+                guard bodyRemaining == 0 else { break }
+                finishBody()
+                continue
+            }
+            guard parseHead() else { break }
+        }
+        compactInput()
+    }
+
+    /// Parses one head from `input`; false when more bytes are needed or parsing stopped.
+    private func parseHead() -> Bool {
+        // RFC 9112 section 2.2: empty lines before a request line are ignored.
+        if headScanFrom == 0 {
+            while input.count - inputStart >= 2 && input[inputStart] == ASCII.cr && input[inputStart + 1] == ASCII.lf {
+                inputStart += 2
+            }
+        }
+        let available = input.count - inputStart
+        let searchEnd = inputStart + min(available, limits.headerBytesMax + 4)
+        var headEnd: Int?
+        var index = inputStart + headScanFrom
+        while index + 3 < searchEnd {
+            if input[index + 3] == ASCII.lf && input[index + 2] == ASCII.cr
+                && input[index + 1] == ASCII.lf && input[index] == ASCII.cr {
+                headEnd = index
+                break
+            }
+            index += 1
+        }
+        guard let headEnd else {
+            if available > limits.headerBytesMax {
+                refuse(RequestRefusal(status: 431, code: HTTPProblemCode.headersTooLarge,
+                                      detail: "The request line and headers exceed \(limits.headerBytesMax) bytes."))
+            } else {
+                headScanFrom = max(0, available - 3)
+            }
+            return false
+        }
+        headScanFrom = 0
+        if headEnd + 4 - inputStart > limits.headerBytesMax {
+            refuse(RequestRefusal(status: 431, code: HTTPProblemCode.headersTooLarge,
+                                  detail: "The request line and headers exceed \(limits.headerBytesMax) bytes."))
+            return false
+        }
+        let start = inputStart
+        let result = input.withUnsafeBufferPointer { RequestHeadParser.parse($0[start..<(headEnd + 2)]) }
+        inputStart = headEnd + 4
+        switch result {
+        case .failure(let refusal):
+            refuse(refusal)
+            return false
+        case .success(let head):
+            let length = head.contentLength ?? 0
+            let lengthMax = server.bodyBytesMax(method: head.method, path: head.parts.path)
+            if length > lengthMax {
+                refuse(RequestRefusal(status: 413, code: HTTPProblemCode.bodyTooLarge,
+                                      detail: "The body of \(length) bytes exceeds the limit of \(lengthMax) bytes for \(head.method) \(head.parts.path)."))
+                return false
+            }
+            if length == 0 {
+                enqueue(head, body: [])
+                return true
+            }
+            bodyHead = head
+            bodyRemaining = length
+            body = []
+            body.reserveCapacity(min(length, Self.bodyReserveBytesMax))
+            continueOwed = head.expectsContinue && input.count - inputStart < length
+            return true
+        }
+    }
+
+    private func finishBody() {
+        guard let head = bodyHead else { preconditionFailure("no body being read") }
+        precondition(bodyRemaining == 0)
+        let complete = body
+        body = []
+        bodyHead = nil
+        continueOwed = false
+        enqueue(head, body: complete)
+    }
+
+    private func enqueue(_ head: RequestHead, body: [UInt8]) {
+        let request = HTTPRequest(method: head.method, target: head.target, parts: head.parts,
+                                  headers: HTTPHeaders(head.fields), body: body,
+                                  versionMinor: head.versionMinor)
+        pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead))
+        lastActivity = Monotonic.nanoseconds()
+        // Nothing after a request that closes the connection is read.
+        if !head.keepAlive { stopParsing() }
+    }
+
+    private func refuse(_ refusal: RequestRefusal) {
+        server.log(LOG_DEBUG, "http: refused a request from pid \(credentials.pid) uid \(credentials.uid): \(refusal.status) \(refusal.detail)")
+        pending.append(.refusal(refusal))
+        stopParsing()
+    }
+
+    private func stopParsing() {
+        parsingStopped = true
+        bodyHead = nil
+        body = []
+        continueOwed = false
+        input = []
+        inputStart = 0
+        headScanFrom = 0
+    }
+
+    private func compactInput() {
+        if inputStart == input.count {
+            if input.capacity > Self.bufferKeepBytes {
+                input = []
+            } else {
+                input.removeAll(keepingCapacity: true)
+            }
+            inputStart = 0
+        } else if inputStart >= Self.inputCompactBytes {
+            input.removeFirst(inputStart)
+            inputStart = 0
+        }
+    }
+
+    private func peerFinishedWriting() {
+        peerFinished = true
+        if lingering { close(); return }
+        // A request the peer began and can no longer finish is dropped.
+        if !parsingStopped { stopParsing() }
+    }
+
+    // MARK: Handing requests out and taking answers
+
+    /// Hands out pending requests, writes, and closes when everything is done.
+    private func settle() {
+        guard !closed else { return }
+        while !inFlight && pendingCount > 0 && outputBuffered <= limits.outputBufferedBytesMax && !closed {
+            guard let item = pending[pendingStart] else { preconditionFailure("pending slot empty") }
+            pending[pendingStart] = nil
+            pendingStart += 1
+            if pendingStart == pending.count {
+                pending.removeAll(keepingCapacity: pending.capacity <= limits.requestsInFlightPerConnectionMax)
+                pendingStart = 0
+            }
+            switch item {
+            case .refusal(let refusal):
+                server.requestsRefused.add(1, ordering: .relaxed)
+                precondition(pendingCount == 0, "a refusal is the last pending item")
+                ResponseEncoder.encode(refusal.response, connection: .close, omitBody: false, into: &output)
+                closeAfterFlush = true
+                flush()
+            case .request(let request, let keepAlive, let isHead):
+                server.requestsCounted.add(1, ordering: .relaxed)
+                inFlight = true
+                inFlightSequence &+= 1
+                inFlightKeepAlive = keepAlive
+                inFlightIsHead = isHead
+                inFlightVersionMinor = request.versionMinor
+                server.handler(request, credentials, HTTPResponder(connection: self, sequence: inFlightSequence))
+            }
+        }
+        if closed { return }
+        if continueOwed && !inFlight && pendingCount == 0 && bodyHead != nil && body.isEmpty {
+            continueOwed = false
+            ResponseEncoder.append("HTTP/1.1 100 Continue\r\n\r\n", to: &output)
+            flush()
+            if closed { return }
+        }
+        if !inFlight && pendingCount == 0 && outputBuffered == 0 {
+            if peerFinished {
+                close()
+                return
+            }
+            if closeAfterFlush {
+                startLingering()
+            } else if shuttingDown {
+                close()
+                return
+            }
+        }
+        updateReadInterest()
+    }
+
+    func complete(sequence: UInt64, response: HTTPResponse) {
+        if closed { return }
+        guard inFlight && sequence == inFlightSequence else {
+            server.log(LOG_ERR, "http: a second response to one request was ignored (status \(response.status))")
+            return
+        }
+        inFlight = false
+        lastActivity = Monotonic.nanoseconds()
+        var keepAlive = inFlightKeepAlive && !ResponseEncoder.asksToClose(response)
+        if (shuttingDown || peerFinished) && pendingCount == 0 { keepAlive = false }
+        let field: ResponseEncoder.ConnectionField =
+            !keepAlive ? .close : (inFlightVersionMinor == 0 ? .keepAlive : .none)
+        ResponseEncoder.encode(response, connection: field, omitBody: inFlightIsHead, into: &output)
+        if !keepAlive {
+            closeAfterFlush = true
+            if !parsingStopped { stopParsing() }
+            pending.removeAll()
+            pendingStart = 0
+        }
+        flush()
+        if closed { return }
+        parseInput()
+        settle()
+    }
+
+    // MARK: Writing
+
+    /// Writes what it can; leaves the rest to the write source.
+    private func flush() {
+        while outputStart < output.count {
+            let count = output.withUnsafeBytes { bytes in
+                send(descriptor, bytes.baseAddress! + outputStart, bytes.count - outputStart, Int32(MSG_NOSIGNAL))
+            }
+            if count > 0 {
+                outputStart += count
+                lastActivity = Monotonic.nanoseconds()
+                continue
+            }
+            let error = errno
+            if count < 0 && error == EINTR { continue }
+            if count < 0 && (error == EAGAIN || error == EWOULDBLOCK) {
+                resumeWriting()
+                return
+            }
+            // EPIPE, ECONNRESET: the peer is gone.
+            close()
+            return
+        }
+        if output.capacity > Self.bufferKeepBytes {
+            output = []
+        } else {
+            output.removeAll(keepingCapacity: true)
+        }
+        outputStart = 0
+        suspendWriting()
+    }
+
+    private func writable() {
+        guard !closed else { return }
+        flush()
+        if closed { return }
+        parseInput()
+        settle()
+    }
+
+    private func resumeWriting() {
+        if let source = writeSource {
+            if writeSuspended {
+                writeSuspended = false
+                source.resume()
+            }
+            return
+        }
+        let source = DispatchSource.makeWriteSource(fileDescriptor: descriptor, queue: queue)
+        source.setEventHandler { self.writable() }
+        source.setCancelHandler { self.sourceCancelled() }
+        sourcesOpen += 1
+        writeSource = source
+        writeSuspended = false
+        source.resume()
+    }
+
+    private func suspendWriting() {
+        guard let source = writeSource, !writeSuspended else { return }
+        writeSuspended = true
+        source.suspend()
+    }
+
+    private func updateReadInterest() {
+        guard let source = readSource, !closed else { return }
+        let wanted = wantsRead
+        if wanted && readSuspended {
+            readSuspended = false
+            source.resume()
+        } else if !wanted && !readSuspended {
+            readSuspended = true
+            source.suspend()
+        }
+    }
+
+    // MARK: Closing
+
+    /// Everything is answered and the connection is to close: stop writing, then read and
+    /// discard until the peer closes too, or the linger time or byte limit runs out.
+    private func startLingering() {
+        guard !lingering else { return }
+        lingering = true
+        lingerDeadline = Monotonic.nanoseconds() + UInt64(max(0, limits.lingerSeconds)) * 1_000_000_000
+        Glibc.shutdown(descriptor, Int32(SHUT_WR))
+    }
+
+    func beginShutdown() {
+        guard !closed else { return }
+        shuttingDown = true
+        // A request not yet complete will not be; complete ones are still answered.
+        if !parsingStopped {
+            parsingStopped = true
+            bodyHead = nil
+            body = []
+            continueOwed = false
+        }
+        if readSource != nil { settle() }
+    }
+
+    private func tick() {
+        guard !closed else { return }
+        let now = Monotonic.nanoseconds()
+        if lingering {
+            if now >= lingerDeadline { close() }
+            return
+        }
+        let idleNanoseconds = UInt64(limits.idleTimeoutSeconds) * 1_000_000_000
+        if !inFlight && pendingCount == 0 && now &- lastActivity >= idleNanoseconds {
+            server.log(LOG_DEBUG, "http: closing a connection of pid \(credentials.pid) idle for \(limits.idleTimeoutSeconds) s")
+            close()
+        }
+    }
+
+    /// Cancels every source; the descriptor is closed by the last cancel handler.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        pending.removeAll()
+        pendingStart = 0
+        input = []
+        output = []
+        body = []
+        bodyHead = nil
+        timer?.cancel()
+        if readSource == nil {
+            // Closed before it started: no source owns the descriptor.
+            Glibc.close(descriptor)
+            server.connectionClosed(self)
+            return
+        }
+        if let source = readSource {
+            if readSuspended {
+                readSuspended = false
+                source.resume()
+            }
+            source.cancel()
+        }
+        if let source = writeSource {
+            if writeSuspended {
+                writeSuspended = false
+                source.resume()
+            }
+            source.cancel()
+        }
+    }
+
+    private func sourceCancelled() {
+        sourcesOpen -= 1
+        precondition(sourcesOpen >= 0)
+        guard sourcesOpen == 0 else { return }
+        Glibc.close(descriptor)
+        readSource = nil
+        writeSource = nil
+        timer = nil
+        server.connectionClosed(self)
+    }
+}

@@ -1,0 +1,305 @@
+import Dispatch
+import Glibc
+import Synchronization
+
+/// The limits a server holds every connection to.
+public struct HTTPServerLimits: Sendable {
+    /// Request line and header section; past it the answer is 431 and the connection closes.
+    public var headerBytesMax: Int
+    /// The body limit unless `bodyLimit` says otherwise; past it 413 and the connection closes.
+    public var bodyBytesMax: Int
+    /// Connections past this count are answered 503 and closed at once.
+    public var connectionsMax: Int
+    /// A connection without a complete request (or any progress on a body or on writing an
+    /// answer) for this long is closed.
+    public var idleTimeoutSeconds: Int
+    /// Pipelined requests read ahead and held per connection; past it reading pauses.
+    public var requestsInFlightPerConnectionMax: Int
+    /// Answer bytes waiting for the peer; past it reading pauses and no further request is
+    /// handed to the handler until the peer drains them.
+    public var outputBufferedBytesMax: Int
+    /// After an answer that closes the connection the server stops writing and reads (and
+    /// discards) what the peer still sends for this long, so the peer can read the answer
+    /// instead of failing on its write.
+    public var lingerSeconds: Int
+    /// Bytes discarded while lingering before the connection is closed anyway.
+    public var lingerBytesMax: Int
+
+    public init(headerBytesMax: Int = 16 * 1024, bodyBytesMax: Int = 1 << 20,
+                connectionsMax: Int = 1024, idleTimeoutSeconds: Int = 60,
+                requestsInFlightPerConnectionMax: Int = 1024) {
+        precondition(headerBytesMax > 0 && bodyBytesMax >= 0 && connectionsMax > 0)
+        precondition(idleTimeoutSeconds > 0 && requestsInFlightPerConnectionMax > 0)
+        self.headerBytesMax = headerBytesMax
+        self.bodyBytesMax = bodyBytesMax
+        self.connectionsMax = connectionsMax
+        self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.requestsInFlightPerConnectionMax = requestsInFlightPerConnectionMax
+        self.outputBufferedBytesMax = 1 << 20
+        self.lingerSeconds = 2
+        self.lingerBytesMax = 16 << 20
+    }
+}
+
+/// Answers one request. `send` must be called exactly once, from any thread, at any time;
+/// a second call is logged and ignored.
+public struct HTTPResponder: Sendable {
+    let connection: HTTPConnection
+    let sequence: UInt64
+
+    public func send(_ response: HTTPResponse) {
+        let connection = self.connection
+        let sequence = self.sequence
+        connection.queue.async { connection.complete(sequence: sequence, response: response) }
+    }
+}
+
+/// Counts since the server was made, for metrics.
+public struct HTTPServerCounters: Sendable, Equatable {
+    public var connectionsAccepted: Int
+    public var connectionsRefused: Int
+    public var requests: Int
+    public var requestsRefused: Int
+}
+
+/// An HTTP/1.1 server on a listening Unix domain socket.
+///
+/// Each connection has its own serial queue: its socket is read and written there and the
+/// handler is called there, one request at a time, in order. Requests pipelined behind the
+/// one being handled are read ahead up to `requestsInFlightPerConnectionMax` and answered
+/// strictly in order. Descriptors are closed only in their Dispatch sources' cancel handlers.
+public final class HTTPServer: @unchecked Sendable {
+    /// Connections accepted per wake-up of the listening socket.
+    static let acceptBatchMax = 64
+    /// Pause before accepting again when the process is out of descriptors.
+    static let acceptPauseMilliseconds = 100
+
+    let listeningDescriptor: Int32
+    let limits: HTTPServerLimits
+    let bodyLimit: (@Sendable (String, String) -> Int)?
+    let log: @Sendable (Int32, String) -> Void
+    let handler: @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void
+    let acceptQueue = DispatchQueue(label: "settled.http.accept")
+    let connectionTargetQueue = DispatchQueue.global(qos: .userInitiated)
+
+    private struct State {
+        var connections: [UInt64: HTTPConnection] = [:]
+        var nextConnectionID: UInt64 = 0
+        var started = false
+        var shuttingDown = false
+        var completions: [@Sendable () -> Void] = []
+    }
+    private let state = Mutex<State>(State())
+
+    // Touched only on `acceptQueue`.
+    private var acceptSource: DispatchSourceRead?
+    private var acceptSuspended = false
+    private var acceptCancelled = false
+
+    private let connectionsAccepted = Atomic<Int>(0)
+    private let connectionsRefused = Atomic<Int>(0)
+    let requestsCounted = Atomic<Int>(0)
+    let requestsRefused = Atomic<Int>(0)
+
+    /// The server owns `listeningDescriptor` from here on and closes it when it stops.
+    /// - handler: called for each complete request on the connection's queue; must
+    ///   eventually call `responder.send` exactly once.
+    /// - bodyLimit: the body limit for a request of this method and path (large statement
+    ///   uploads); `limits.bodyBytesMax` when nil.
+    /// - log: syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG) and a message.
+    public init(listeningDescriptor: Int32, limits: HTTPServerLimits,
+                bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)? = nil,
+                log: @escaping @Sendable (_ priority: Int32, _ message: String) -> Void,
+                handler: @escaping @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void) {
+        precondition(listeningDescriptor >= 0)
+        self.listeningDescriptor = listeningDescriptor
+        self.limits = limits
+        self.bodyLimit = bodyLimit
+        self.log = log
+        self.handler = handler
+    }
+
+    /// Starts accepting connections.
+    public func start() {
+        let first = state.withLock { state -> Bool in
+            defer { state.started = true }
+            return !state.started && !state.shuttingDown
+        }
+        guard first else { return }
+        if !UnixSocket.setNonBlocking(listeningDescriptor) {
+            log(LOG_ERR, "http: cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
+        }
+        acceptQueue.async { self.startAccepting() }
+    }
+
+    private func startAccepting() {
+        precondition(acceptSource == nil)
+        guard !acceptCancelled else {
+            Glibc.close(listeningDescriptor)
+            return
+        }
+        let source = DispatchSource.makeReadSource(fileDescriptor: listeningDescriptor, queue: acceptQueue)
+        let descriptor = listeningDescriptor
+        source.setEventHandler { self.acceptConnections() }
+        source.setCancelHandler { Glibc.close(descriptor) }
+        acceptSource = source
+        source.resume()
+    }
+
+    /// Stops accepting; requests already received are answered, idle connections closed.
+    /// `completion` runs once every connection is closed, or after `graceSeconds` when the
+    /// rest are closed by force.
+    public func shutdown(graceSeconds: Int, completion: @escaping @Sendable () -> Void) {
+        let (connections, closeListener) = state.withLock { state -> ([HTTPConnection], Bool) in
+            let first = !state.shuttingDown
+            state.shuttingDown = true
+            state.completions.append(completion)
+            return (Array(state.connections.values), first && !state.started)
+        }
+        if closeListener { Glibc.close(listeningDescriptor) }
+        acceptQueue.async { self.stopAccepting() }
+        for connection in connections {
+            connection.queue.async { connection.beginShutdown() }
+        }
+        acceptQueue.async { self.finishIfIdle() }
+        acceptQueue.asyncAfter(deadline: .now() + .seconds(max(0, graceSeconds))) {
+            let remaining = self.state.withLock { Array($0.connections.values) }
+            if !remaining.isEmpty {
+                self.log(LOG_WARNING, "http: closing \(remaining.count) connections still open after \(graceSeconds) s")
+            }
+            for connection in remaining {
+                connection.queue.async { connection.close() }
+            }
+        }
+    }
+
+    /// Connections open now.
+    public var connectionCount: Int {
+        state.withLock { $0.connections.count }
+    }
+
+    public var counters: HTTPServerCounters {
+        HTTPServerCounters(connectionsAccepted: connectionsAccepted.load(ordering: .relaxed),
+                           connectionsRefused: connectionsRefused.load(ordering: .relaxed),
+                           requests: requestsCounted.load(ordering: .relaxed),
+                           requestsRefused: requestsRefused.load(ordering: .relaxed))
+    }
+
+    /// The body limit for a request.
+    func bodyBytesMax(method: String, path: String) -> Int {
+        bodyLimit?(method, path) ?? limits.bodyBytesMax
+    }
+
+    // MARK: Accepting
+
+    private func acceptConnections() {
+        guard !acceptCancelled else { return }
+        for _ in 0..<Self.acceptBatchMax {
+            let descriptor = Glibc.accept(listeningDescriptor, nil, nil)
+            if descriptor < 0 {
+                let error = errno
+                switch error {
+                case EAGAIN, EWOULDBLOCK:
+                    return
+                case EINTR, ECONNABORTED, EPROTO:
+                    continue
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    log(LOG_WARNING, "http: accept: \(String(cString: strerror(error))); pausing \(Self.acceptPauseMilliseconds) ms")
+                    pauseAccepting()
+                    return
+                default:
+                    log(LOG_ERR, "http: accept: \(String(cString: strerror(error)))")
+                    return
+                }
+            }
+            admit(descriptor)
+        }
+    }
+
+    private func pauseAccepting() {
+        guard let source = acceptSource, !acceptSuspended else { return }
+        source.suspend()
+        acceptSuspended = true
+        acceptQueue.asyncAfter(deadline: .now() + .milliseconds(Self.acceptPauseMilliseconds)) {
+            guard self.acceptSuspended, !self.acceptCancelled, let source = self.acceptSource else { return }
+            self.acceptSuspended = false
+            source.resume()
+        }
+    }
+
+    private func stopAccepting() {
+        guard !acceptCancelled else { return }
+        acceptCancelled = true
+        guard let source = acceptSource else { return }
+        if acceptSuspended {
+            acceptSuspended = false
+            source.resume()
+        }
+        source.cancel()
+    }
+
+    private func admit(_ descriptor: Int32) {
+        guard UnixSocket.setNonBlocking(descriptor), UnixSocket.setCloseOnExec(descriptor) else {
+            log(LOG_ERR, "http: fcntl on an accepted socket: \(String(cString: strerror(errno)))")
+            Glibc.close(descriptor)
+            return
+        }
+        let full = state.withLock { $0.shuttingDown || $0.connections.count >= limits.connectionsMax }
+        if full {
+            refuse(descriptor)
+            return
+        }
+        let credentials: PeerCredentials
+        do {
+            credentials = try PeerCredentials(descriptor: descriptor)
+        } catch {
+            log(LOG_WARNING, "http: \(error)")
+            Glibc.close(descriptor)
+            return
+        }
+        let connection = state.withLock { state -> HTTPConnection? in
+            guard !state.shuttingDown else { return nil }
+            state.nextConnectionID += 1
+            let connection = HTTPConnection(id: state.nextConnectionID, descriptor: descriptor,
+                                            credentials: credentials, server: self)
+            state.connections[connection.id] = connection
+            return connection
+        }
+        guard let connection else {
+            refuse(descriptor)
+            return
+        }
+        connectionsAccepted.add(1, ordering: .relaxed)
+        connection.queue.async { connection.start() }
+    }
+
+    /// Answers 503 on a connection past the limit and closes it. The answer is small and the
+    /// socket new, so a single non-blocking send fits; if it does not, the peer sees a close.
+    private func refuse(_ descriptor: Int32) {
+        connectionsRefused.add(1, ordering: .relaxed)
+        var output: [UInt8] = []
+        let response = HTTPResponse.problem(status: 503, code: HTTPProblemCode.tooManyConnections,
+                                            detail: "The server holds its maximum of \(limits.connectionsMax) connections.")
+        ResponseEncoder.encode(response, connection: .close, omitBody: false, into: &output)
+        _ = output.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        Glibc.shutdown(descriptor, Int32(SHUT_WR))
+        Glibc.close(descriptor)
+    }
+
+    // MARK: Connection bookkeeping
+
+    /// Called from a connection's last cancel handler, after its descriptor is closed.
+    func connectionClosed(_ connection: HTTPConnection) {
+        state.withLock { _ = $0.connections.removeValue(forKey: connection.id) }
+        finishIfIdle()
+    }
+
+    private func finishIfIdle() {
+        let completions = state.withLock { state -> [@Sendable () -> Void] in
+            guard state.shuttingDown && state.connections.isEmpty else { return [] }
+            defer { state.completions.removeAll() }
+            return state.completions
+        }
+        for completion in completions { completion() }
+    }
+}

@@ -1,0 +1,274 @@
+import Dispatch
+import Foundation
+import Glibc
+import SettledHTTP
+import Testing
+
+@Suite("HTTP server over a Unix socket")
+struct HTTPServerTests {
+    @Test func echoesRequestParts() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 5)
+        defer { client.close() }
+        let response = try client.send(method: "POST", path: "/v1/bills/B%201/x%2Fy?a=1&b=two+words&a=3&flag&e=%E4%B8%AD",
+                                       headers: [("X-Trace", "t-1")], body: Array("hello".utf8))
+        #expect(response.status == 200)
+        #expect(response.headers["content-type"] == "application/json")
+        let echo = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        #expect(echo["method"] as? String == "POST")
+        #expect(echo["target"] as? String == "/v1/bills/B%201/x%2Fy?a=1&b=two+words&a=3&flag&e=%E4%B8%AD")
+        #expect(echo["path"] as? String == "/v1/bills/B 1/x/y")
+        #expect(echo["segments"] as? [String] == ["v1", "bills", "B 1", "x/y"])
+        #expect(echo["query"] as? [String: String] == ["a": "3", "b": "two words", "flag": "", "e": "中"])
+        #expect(echo["body"] as? String == "hello")
+        #expect(echo["version"] as? Int == 1)
+        let headers = try #require(echo["headers"] as? [[String]])
+        #expect(headers.contains(["X-Trace", "t-1"]))
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        let count = 1_000
+        let requests = (0..<count).flatMap { Array("GET /seq/\($0) HTTP/1.1\r\nHost: x\r\n\r\n".utf8) }
+        // Write from another thread: the answers may fill the socket before all is written.
+        let writer = Thread { connection.write(requests) }
+        writer.start()
+        let responses = connection.readResponses(count)
+        #expect(responses.count == count)
+        let bodies = responses.map { String(decoding: $0.body, as: UTF8.self) }
+        #expect(bodies == (0..<count).map(String.init))
+        #expect(responses.allSatisfy { $0.status == 200 && $0.header("Connection") == nil })
+        #expect(server.server.counters.connectionsAccepted == 1)
+    }
+
+    @Test func halfClosedConnectionStillGetsItsAnswers() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("GET /slow/100 HTTP/1.1\r\n\r\nGET /seq/7 HTTP/1.1\r\n\r\n")
+        connection.shutdownWrite()
+        let (bytes, closed) = connection.readUntilClosed()
+        let responses = parseResponses(bytes)
+        #expect(closed)
+        #expect(responses.map(\.status) == [200, 200])
+        #expect(responses.last.map { String(decoding: $0.body, as: UTF8.self) } == "7")
+        #expect(responses.last?.header("Connection") == "close")
+    }
+
+    @Test func idleConnectionsAreClosed() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        // Never sends anything.
+        let silent = try RawConnection(path: server.socketPath)
+        // Sends one request and then nothing.
+        let quiet = try RawConnection(path: server.socketPath)
+        quiet.write("GET /seq/1 HTTP/1.1\r\n\r\n")
+        let started = Date()
+        let (bytes, closed) = quiet.readUntilClosed()
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(closed)
+        #expect(parseResponses(bytes).map(\.status) == [200])
+        #expect(elapsed > 0.8 && elapsed < 3)
+        #expect(silent.readUntilClosed().closed)
+        #expect(server.waitForConnectionCount(0))
+    }
+
+    @Test func slowHandlerIsNotIdle() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("GET /slow/1600 HTTP/1.1\r\n\r\n")
+        let responses = connection.readResponses(1)
+        #expect(responses.map(\.status) == [200])
+    }
+
+    @Test func connectionLimit() throws {
+        let server = try TestServer(limits: testLimits(connectionsMax: 2))
+        defer { server.stop() }
+        let first = try RawConnection(path: server.socketPath)
+        let second = try RawConnection(path: server.socketPath)
+        for connection in [first, second] {
+            connection.write("GET /seq/1 HTTP/1.1\r\n\r\n")
+            #expect(connection.readResponses(1).map(\.status) == [200])
+        }
+        let third = try RawConnection(path: server.socketPath)
+        let (bytes, closed) = third.readUntilClosed()
+        #expect(closed)
+        let refused = parseResponses(bytes)
+        #expect(refused.map(\.status) == [503])
+        #expect(refused.first?.json?["code"] as? String == HTTPProblemCode.tooManyConnections)
+        #expect(server.server.counters.connectionsRefused == 1)
+
+        // Once one closes there is room again.
+        first.shutdownWrite()
+        #expect(first.readUntilClosed().closed)
+        #expect(server.waitForConnectionCount(1))
+        try server.expectAnswersGoodRequest()
+        second.write("GET /seq/3 HTTP/1.1\r\n\r\n")
+        #expect(second.readResponses(1).map(\.status) == [200])
+    }
+
+    @Test func http10ClosesUnlessKeepAlive() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let plain = try RawConnection(path: server.socketPath)
+        plain.write("GET /seq/1 HTTP/1.0\r\n\r\n")
+        let (bytes, closed) = plain.readUntilClosed()
+        #expect(closed)
+        let responses = parseResponses(bytes)
+        #expect(responses.map(\.status) == [200])
+        #expect(responses.first?.header("Connection") == "close")
+
+        let kept = try RawConnection(path: server.socketPath)
+        kept.write("GET /seq/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        let first = kept.readResponses(1)
+        #expect(first.first?.header("Connection") == "keep-alive")
+        kept.write("GET /seq/2 HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
+        #expect(kept.readResponses(1).map { String(decoding: $0.body, as: UTF8.self) } == ["2"])
+    }
+
+    @Test func connectionCloseFromClientAndFromHandler() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let byClient = try RawConnection(path: server.socketPath)
+        byClient.write("GET /seq/1 HTTP/1.1\r\nConnection: close\r\n\r\n")
+        let (clientBytes, clientClosed) = byClient.readUntilClosed()
+        #expect(clientClosed)
+        #expect(parseResponses(clientBytes).first?.header("Connection") == "close")
+
+        let byHandler = try RawConnection(path: server.socketPath)
+        byHandler.write("GET /close HTTP/1.1\r\n\r\n")
+        let (handlerBytes, handlerClosed) = byHandler.readUntilClosed()
+        #expect(handlerClosed)
+        let responses = parseResponses(handlerBytes)
+        #expect(responses.map(\.status) == [200])
+        #expect(responses.first?.headers.filter { $0.0.lowercased() == "connection" }.count == 1)
+    }
+
+    @Test func headAndNoContentCarryNoBody() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("HEAD /echo HTTP/1.1\r\n\r\nGET /empty HTTP/1.1\r\n\r\nGET /seq/5 HTTP/1.1\r\n\r\n")
+        connection.shutdownWrite()
+        let (bytes, _) = connection.readUntilClosed()
+        let text = String(decoding: bytes, as: UTF8.self)
+        // HEAD: a Content-Length of the body it would have had, no body; 204: neither.
+        let parts = text.components(separatedBy: "\r\n\r\n")
+        #expect(parts.count == 4)
+        #expect(parts[0].hasPrefix("HTTP/1.1 200 OK"))
+        #expect(parts[0].contains("Content-Length: "))
+        #expect(!parts[0].contains("Content-Length: 0"))
+        #expect(parts[1].hasPrefix("HTTP/1.1 204 No Content"))
+        #expect(!parts[1].contains("Content-Length"))
+        #expect(parts[2].hasPrefix("HTTP/1.1 200 OK"))
+        #expect(parts[3] == "5")
+    }
+
+    @Test func expectContinue() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("POST /mirror HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        let interim = connection.readResponses(1)
+        #expect(interim.map(\.status) == [100])
+        connection.write("hello")
+        let final = connection.readResponses(1)
+        #expect(final.map(\.status) == [200])
+        #expect(final.first?.body == Array("hello".utf8))
+
+        // Past the limit the answer is 413 at once, before any body.
+        connection.write("POST /mirror HTTP/1.1\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n")
+        let (bytes, closed) = connection.readUntilClosed()
+        #expect(closed)
+        #expect(parseResponses(bytes).map(\.status) == [413])
+    }
+
+    @Test func largeBodiesUnderAPerPathLimitWithBackPressure() throws {
+        let server = try TestServer(bodyLimit: { method, path in
+            path == "/mirror" && method == "POST" ? 8 << 20 : 16
+        })
+        defer { server.stop() }
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 10)
+        defer { client.close() }
+        let body = garbage(count: 3 << 20, seed: 3)
+        let response = try client.send(method: "POST", path: "/mirror", body: body)
+        #expect(response.status == 200)
+        #expect(response.body == body)
+
+        let small = try client.send(method: "POST", path: "/echo", body: Array(repeating: 1, count: 17))
+        #expect(small.status == 413)
+        #expect(small.headers["content-type"] == "application/problem+json")
+    }
+
+    @Test func secondResponseToOneRequestIsIgnored() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("GET /twice HTTP/1.1\r\n\r\nGET /seq/9 HTTP/1.1\r\n\r\n")
+        let responses = connection.readResponses(2)
+        #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == [#"{"first":true}"#, "9"])
+        let deadline = Date().addingTimeInterval(2)
+        while server.logs.messages(priorityAtMost: LOG_ERR).isEmpty && Date() < deadline { usleep(10_000) }
+        #expect(server.logs.messages(priorityAtMost: LOG_ERR).count == 1)
+    }
+
+    @Test func peerCredentialsAreTheCallersOwn() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 5)
+        defer { client.close() }
+        let response = try client.send(method: "GET", path: "/peer")
+        let peer = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])
+        #expect(peer["pid"] as? Int == Int(getpid()))
+        #expect(peer["uid"] as? Int == Int(getuid()))
+        #expect(peer["gid"] as? Int == Int(getgid()))
+        let groups = try #require(peer["groups"] as? [Int])
+        #expect(groups.contains(Int(getgid())))
+    }
+
+    @Test func shutdownAnswersWhatArrivedAndClosesIdleConnections() throws {
+        let server = try TestServer()
+        let idle = try RawConnection(path: server.socketPath)
+        let busy = try RawConnection(path: server.socketPath)
+        busy.write("GET /slow/300 HTTP/1.1\r\n\r\n")
+        #expect(server.waitForConnectionCount(2))
+        // Let the slow request reach the handler before the shutdown starts.
+        usleep(100_000)
+        let started = Date()
+        let done = DispatchSemaphore(value: 0)
+        server.server.shutdown(graceSeconds: 5) { done.signal() }
+        #expect(idle.readUntilClosed().closed)
+        let (bytes, closed) = busy.readUntilClosed()
+        #expect(closed)
+        let responses = parseResponses(bytes)
+        #expect(responses.map(\.status) == [200])
+        #expect(responses.first?.header("Connection") == "close")
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        #expect(Date().timeIntervalSince(started) < 4)
+        #expect(server.server.connectionCount == 0)
+        #expect(throws: UnixHTTPClientError.self) { try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 1) }
+        server.directory.remove()
+    }
+
+    @Test func shutdownClosesStragglersAfterTheGraceTime() throws {
+        let server = try TestServer()
+        let hanging = try RawConnection(path: server.socketPath)
+        hanging.write("GET /hang HTTP/1.1\r\n\r\n")
+        #expect(server.waitForConnectionCount(1))
+        usleep(50_000)
+        let started = Date()
+        let done = DispatchSemaphore(value: 0)
+        server.server.shutdown(graceSeconds: 1) { done.signal() }
+        #expect(done.wait(timeout: .now() + 5) == .success)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(elapsed > 0.9 && elapsed < 3)
+        let (bytes, closed) = hanging.readUntilClosed()
+        #expect(closed)
+        #expect(bytes.isEmpty)
+        server.directory.remove()
+    }
+}
