@@ -60,6 +60,7 @@ public struct ByteWriter {
 /// The stored bytes do not decode: a store written by an incompatible version, or damage.
 public struct DecodingError: Error, Sendable, CustomStringConvertible {
     public let what: String
+    public init(what: String) { self.what = what }
     public var description: String { "stored record does not decode: \(what)" }
 }
 

@@ -269,7 +269,7 @@ public final class Transaction {
     /// Visits every record whose key starts with `prefix`, in order.
     public func scan(_ database: Database, prefix: [UInt8],
                      _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool) throws {
-        try scan(database, from: prefix) { key, value in
+        try scan(database, from: prefix.isEmpty ? nil : prefix) { key, value in
             guard key.count >= prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
             return try body(key, value)
         }

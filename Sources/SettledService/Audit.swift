@@ -1,0 +1,65 @@
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+/// The audit log: every operator action with uid, role, time, request and outcome.
+/// Written in the same write transaction as the action it records.
+public enum Audit {
+    static let formatVersion: UInt8 = 1
+    /// How much of a request body an audit record keeps.
+    public static let bodyExcerptBytesMax = 4096
+
+    public struct Record: Sendable, Equatable {
+        public var id: UInt64
+        public var unixMillis: Int64
+        public var uid: UInt32
+        public var pid: Int32
+        public var role: String
+        public var method: String
+        public var target: String
+        public var bodyExcerpt: String
+        public var status: Int
+        public var code: String
+    }
+
+    static func append(context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
+        let id = write.counters.take(.audit)
+        var value = ByteWriter(capacity: 256)
+        value.u8(formatVersion)
+        value.i64(write.nowUnixMillis)
+        value.u32(context.peer.uid)
+        value.u32(UInt32(bitPattern: context.peer.pid))
+        value.string(context.roles.name)
+        value.string(context.request.method)
+        value.string(String(context.request.target.prefix(1024)))
+        let excerpt = context.request.body.prefix(bodyExcerptBytesMax)
+        value.string(String(decoding: excerpt, as: UTF8.self))
+        value.u16(UInt16(clamping: response.status))
+        value.string(response.status < 300 ? "ok" : problemCode(response))
+        try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
+    }
+
+    static func problemCode(_ response: HTTPResponse) -> String {
+        (try? JSONParser.parse(response.body))?["code"]?.string ?? "error"
+    }
+
+    static func decode(id: UInt64, _ bytes: UnsafeRawBufferPointer) throws -> Record {
+        var reader = ByteReader(bytes)
+        _ = try reader.version(current: formatVersion, record: "audit")
+        return Record(id: id, unixMillis: try reader.i64(), uid: try reader.u32(), pid: Int32(bitPattern: try reader.u32()),
+                      role: try reader.string(), method: try reader.string(), target: try reader.string(),
+                      bodyExcerpt: try reader.string(), status: Int(try reader.u16()), code: try reader.string())
+    }
+
+    /// Records newest first, starting below `beforeID` when given.
+    public static func records(limit: Int, beforeID: UInt64?, tables: Tables, in transaction: Transaction) throws -> [Record] {
+        var records: [Record] = []
+        let start = beforeID.map { Key.u64($0 &- 1) }
+        if beforeID == 0 { return [] }
+        try transaction.scan(tables.audit, from: start, direction: .backward) { key, value in
+            records.append(try decode(id: Key.decodeU64(key), value))
+            return records.count < limit
+        }
+        return records
+    }
+}

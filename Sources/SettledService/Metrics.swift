@@ -1,0 +1,95 @@
+import Foundation
+import SettledStore
+
+/// Request counters by route and status, and request latency, for `/metrics`.
+public final class Metrics: @unchecked Sendable {
+    private struct RouteStatus: Hashable {
+        var route: String
+        var status: Int
+    }
+
+    /// Upper bounds of the request-latency histogram buckets, in seconds.
+    static let requestSecondsBounds: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5]
+
+    private let lock = NSLock()
+    private var requests: [RouteStatus: UInt64] = [:]
+    private var latencyCounts = [UInt64](repeating: 0, count: Metrics.requestSecondsBounds.count + 1)
+    private var latencySum: Double = 0
+
+    func record(route: String, status: Int, nanoseconds: UInt64) {
+        let seconds = Double(nanoseconds) / 1e9
+        let bucket = Self.requestSecondsBounds.firstIndex { seconds <= $0 } ?? Self.requestSecondsBounds.count
+        lock.lock()
+        requests[RouteStatus(route: route, status: status), default: 0] += 1
+        latencyCounts[bucket] += 1
+        latencySum += seconds
+        lock.unlock()
+    }
+
+    public var requestsTotal: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return requests.values.reduce(0, +)
+    }
+
+    /// The Prometheus text exposition (version 0.0.4).
+    func exposition(writer: WriterStatistics.Snapshot, queueDepth: Int, usage: Environment.Usage, connections: Int) -> String {
+        lock.lock()
+        let requestCounts = requests.sorted { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }
+        let latency = latencyCounts
+        let latencySeconds = latencySum
+        lock.unlock()
+
+        var text = ""
+        text += "# HELP settled_http_requests_total Requests answered, by route and status.\n"
+        text += "# TYPE settled_http_requests_total counter\n"
+        for (key, count) in requestCounts {
+            text += "settled_http_requests_total{route=\"\(Self.escape(key.route))\",status=\"\(key.status)\"} \(count)\n"
+        }
+        text += histogram(name: "settled_http_request_seconds", help: "Time from a complete request to its answer.",
+                          bounds: Self.requestSecondsBounds.map { String($0) }, counts: latency, sum: latencySeconds)
+        text += "# HELP settled_http_connections Open client connections.\n# TYPE settled_http_connections gauge\n"
+        text += "settled_http_connections \(connections)\n"
+        text += "# HELP settled_writer_batches_total Write transactions committed by the writer.\n# TYPE settled_writer_batches_total counter\n"
+        text += "settled_writer_batches_total \(writer.batches)\n"
+        text += "# HELP settled_writer_requests_total Requests applied by the writer.\n# TYPE settled_writer_requests_total counter\n"
+        text += "settled_writer_requests_total \(writer.requests)\n"
+        text += "# HELP settled_writer_refused_total Requests refused because the writer queue was full.\n# TYPE settled_writer_refused_total counter\n"
+        text += "settled_writer_refused_total \(writer.refusedRequests)\n"
+        text += "# HELP settled_writer_queue_depth Requests waiting for the writer.\n# TYPE settled_writer_queue_depth gauge\n"
+        text += "settled_writer_queue_depth \(queueDepth)\n"
+        text += histogram(name: "settled_writer_batch_size", help: "Requests per committed write transaction.",
+                          bounds: WriterStatistics.batchSizeBounds.map { String($0) }, counts: writer.batchSizeCounts,
+                          sum: Double(writer.requests))
+        text += histogram(name: "settled_writer_commit_seconds", help: "Time to apply and commit one batch, sync included.",
+                          bounds: WriterStatistics.commitSecondsBounds.map { String($0) }, counts: writer.commitSecondsCounts,
+                          sum: writer.commitSecondsSum)
+        text += "# HELP settled_store_map_size_bytes Size of the LMDB memory map.\n# TYPE settled_store_map_size_bytes gauge\n"
+        text += "settled_store_map_size_bytes \(usage.mapSizeBytes)\n"
+        text += "# HELP settled_store_used_bytes Bytes of the map in use.\n# TYPE settled_store_used_bytes gauge\n"
+        text += "settled_store_used_bytes \(usage.usedBytes)\n"
+        text += "# HELP settled_store_map_growths_total Times the map was grown after MDB_MAP_FULL.\n# TYPE settled_store_map_growths_total counter\n"
+        text += "settled_store_map_growths_total \(writer.mapGrowths)\n"
+        text += "# HELP settled_store_readers Reader slots in use.\n# TYPE settled_store_readers gauge\n"
+        text += "settled_store_readers \(usage.readersUsed)\n"
+        return text
+    }
+
+    private func histogram(name: String, help: String, bounds: [String], counts: [UInt64], sum: Double) -> String {
+        var text = "# HELP \(name) \(help)\n# TYPE \(name) histogram\n"
+        var cumulative: UInt64 = 0
+        for (index, bound) in bounds.enumerated() {
+            cumulative += counts[index]
+            text += "\(name)_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        cumulative += counts[bounds.count]
+        text += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+        text += "\(name)_sum \(sum)\n"
+        text += "\(name)_count \(cumulative)\n"
+        return text
+    }
+
+    private static func escape(_ label: String) -> String {
+        label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    }
+}

@@ -1,0 +1,249 @@
+import Dispatch
+import Glibc
+import SettledConfig
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+/// One request as a handler sees it.
+public struct RequestContext: Sendable {
+    public let request: HTTPRequest
+    public let peer: PeerCredentials
+    public let roles: Roles
+    /// The values of the route's `{...}` segments, in order.
+    public let parameters: [String]
+    public let routeName: String
+}
+
+/// What a route does with a request.
+public enum RouteAction: Sendable {
+    /// Answered from a read transaction on the connection's queue.
+    case read(@Sendable (RequestContext, Transaction) throws -> HTTPResponse)
+    /// Validated on the connection's queue, then applied by the writer; answered after the commit.
+    case write(@Sendable (RequestContext) throws -> WriteOperation)
+    /// Answered by the handler itself, any time later (work outside the store's transactions).
+    case custom(@Sendable (RequestContext, @escaping @Sendable (HTTPResponse) -> Void) -> Void)
+}
+
+/// The part of a mutating request that runs inside the writer's transaction.
+public struct WriteOperation: Sendable {
+    public let apply: @Sendable (WriteContext) throws -> HTTPResponse
+
+    public init(_ apply: @escaping @Sendable (WriteContext) throws -> HTTPResponse) { self.apply = apply }
+}
+
+public struct Route: Sendable {
+    public let method: String
+    public let segments: [String]  // "{}" marks a parameter
+    public let roles: Roles
+    public let action: RouteAction
+    public let name: String
+
+    public init(_ method: String, _ pattern: String, _ roles: Roles, _ action: RouteAction) {
+        self.method = method
+        self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
+        self.roles = roles
+        self.action = action
+        self.name = method + " " + pattern
+    }
+
+    func match(_ path: [String]) -> [String]? {
+        guard path.count == segments.count else { return nil }
+        var parameters: [String] = []
+        for (segment, actual) in zip(segments, path) {
+            if segment == "{}" {
+                parameters.append(actual)
+            } else if segment != actual {
+                return nil
+            }
+        }
+        return parameters
+    }
+}
+
+/// The settled API: routes requests by path and role, runs reads in read transactions and
+/// writes through the group-commit writer, and records audit, idempotency and metrics.
+public final class SettledService: @unchecked Sendable {
+    public let configuration: SettledConfiguration
+    public let store: Store
+    public let writer: StoreWriter
+    public let access: AccessPolicy
+    public let metrics = Metrics()
+    public let timers: TimerSchedule
+    public let startedUnixSeconds: Int64
+    let log: @Sendable (Int32, String) -> Void
+    private(set) var routes: [Route] = []
+    let backupQueue = DispatchQueue(label: "settled.backup")
+    /// How many connections the server holds, for status and metrics (set by the daemon).
+    public var connectionCount: @Sendable () -> Int = { 0 }
+
+    public static let version = "0.1.0"
+
+    public init(configuration: SettledConfiguration, store: Store, writer: StoreWriter, access: AccessPolicy,
+                log: @escaping @Sendable (Int32, String) -> Void) {
+        self.configuration = configuration
+        self.store = store
+        self.writer = writer
+        self.access = access
+        self.log = log
+        self.timers = TimerSchedule(log: log)
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        self.startedUnixSeconds = Int64(now.tv_sec)
+        routes = Self.foundationRoutes(self)
+    }
+
+    /// Adds routes (the order and payment API registers itself here).
+    public func register(_ more: [Route]) { routes.append(contentsOf: more) }
+
+    /// The body limit for a request, before its body is read.
+    public func bodyLimit(method: String, path: String) -> Int {
+        if path.hasPrefix("/v1/statements") || path.hasPrefix("/v1/bank-statements") || path.hasSuffix("/writeoff-statements") {
+            return configuration.statementBodyBytesMax
+        }
+        if path == "/v1/bills/import" || path == "/v1/writeoffs/results" { return configuration.importBodyBytesMax }
+        return configuration.bodyBytesMax
+    }
+
+    public func handle(_ request: HTTPRequest, peer: PeerCredentials, responder: HTTPResponder) {
+        let started = DispatchTime.now().uptimeNanoseconds
+        let roles = access.roles(of: peer)
+        var matchedPath = false
+        var allowed: [String] = []
+        for route in routes {
+            guard let parameters = route.match(request.pathSegments) else { continue }
+            matchedPath = true
+            guard route.method == request.method else {
+                allowed.append(route.method)
+                continue
+            }
+            let context = RequestContext(request: request, peer: peer, roles: roles, parameters: parameters, routeName: route.name)
+            let answer: @Sendable (HTTPResponse) -> Void = { [metrics] response in
+                metrics.record(route: route.name, status: response.status,
+                               nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+                responder.send(response)
+            }
+            guard !roles.isEmpty else {
+                answer(APIError(403, "forbidden", "uid \(peer.uid) has no role on this daemon").response)
+                return
+            }
+            guard !roles.isDisjoint(with: route.roles) else {
+                answer(APIError(403, "forbidden", "the \(roles.name) role may not call \(route.name)").response)
+                return
+            }
+            run(route, context, answer)
+            return
+        }
+        let response: HTTPResponse
+        if roles.isEmpty {
+            response = APIError(403, "forbidden", "uid \(peer.uid) has no role on this daemon").response
+        } else if matchedPath {
+            var refused = APIError(405, "method_not_allowed", "\(request.method) is not allowed on \(request.path)").response
+            refused.headers.append((name: "Allow", value: allowed.joined(separator: ", ")))
+            response = refused
+        } else {
+            response = APIError(404, "not_found", "no route for \(request.path)").response
+        }
+        metrics.record(route: matchedPath ? "method_not_allowed" : "unmatched", status: response.status,
+                       nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+        responder.send(response)
+    }
+
+    private func run(_ route: Route, _ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
+        switch route.action {
+        case .read(let read):
+            do {
+                answer(try store.environment.read { transaction in try read(context, transaction) })
+            } catch {
+                answer(problem(for: error, in: context))
+            }
+        case .write(let prepare):
+            let audited = route.roles == .operatorOnly
+            let operation: WriteOperation
+            do {
+                operation = try prepare(context)
+            } catch {
+                let response = problem(for: error, in: context)
+                if audited { recordAudit(context, response) }
+                answer(response)
+                return
+            }
+            submit(operation, context: context, audited: audited, answer: answer)
+        case .custom(let handler):
+            handler(context, answer)
+        }
+    }
+
+    /// Applies `operation` in the writer, with idempotency and (for operator actions) an audit
+    /// record in the same transaction.
+    func submit(_ operation: WriteOperation, context: RequestContext, audited: Bool,
+                answer: @escaping @Sendable (HTTPResponse) -> Void) {
+        let idempotencyKey = context.request.headers["Idempotency-Key"]
+        if let idempotencyKey, !Idempotency.isValidKey(idempotencyKey) {
+            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
+            return
+        }
+        let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
+        let accepted = writer.submit({ (write: WriteContext) throws -> HTTPResponse in
+            let writesBefore = write.transaction.writesCount
+            var response: HTTPResponse
+            do {
+                if let idempotencyKey {
+                    response = try Idempotency.apply(key: idempotencyKey, context: context, retentionMillis: retentionMillis,
+                                                     write: write) { try operation.apply(write) }
+                } else {
+                    response = try operation.apply(write)
+                }
+            } catch let error as APIError where audited && write.transaction.writesCount == writesBefore {
+                response = error.response
+            }
+            if audited { try Audit.append(context: context, response: response, write: write) }
+            return response
+        }, completion: { [weak self] outcome in
+            switch outcome {
+            case .success(let response): answer(response)
+            case .failure(let error): answer(self?.problem(for: error, in: context) ?? APIError.writerBusy.response)
+            }
+        })
+        if !accepted {
+            var busy = APIError.writerBusy.response
+            busy.headers.append((name: "Retry-After", value: "1"))
+            answer(busy)
+        }
+    }
+
+    /// Writes an audit record for a request answered without the writer (refused early, or custom).
+    func recordAudit(_ context: RequestContext, _ response: HTTPResponse) {
+        let accepted = writer.submit({ write in try Audit.append(context: context, response: response, write: write) },
+                                     completion: { [log] outcome in
+            if case .failure(let error) = outcome { log(3, "audit record for \(context.routeName) not written: \(error)") }
+        })
+        if !accepted { log(3, "audit record for \(context.routeName) not written: writer queue full") }
+    }
+
+    func problem(for error: any Error, in context: RequestContext) -> HTTPResponse {
+        switch error {
+        case let error as APIError:
+            return error.response
+        case let error as LedgerError:
+            return APIError(422, error.code, error.description).response
+        case let error as MoneyError:
+            return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)").response
+        case is WriterError:
+            return APIError.writerBusy.response
+        default:
+            log(3, "\(context.routeName) failed: \(error)")
+            return APIError(500, "internal_error", "the request failed inside the daemon; it was not applied").response
+        }
+    }
+}
+
+extension HTTPResponse {
+    static func json(_ status: Int = 200, _ build: (inout JSONWriter) -> Void) -> HTTPResponse {
+        var writer = JSONWriter()
+        writer.beginObject()
+        build(&writer)
+        writer.endObject()
+        return HTTPResponse.json(status: status, writer.bytes)
+    }
+}

@@ -1,0 +1,121 @@
+import Dispatch
+import Foundation
+
+/// The daemon's timers: named Dispatch timers whose next fire time and last run show in status.
+public final class TimerSchedule: @unchecked Sendable {
+    public struct Entry: Sendable {
+        public var name: String
+        public var nextFireUnixSeconds: Int64?
+        public var lastRunUnixSeconds: Int64?
+        public var lastOutcome: String?
+    }
+
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+    private var sources: [String: DispatchSourceTimer] = [:]
+    private let queue = DispatchQueue(label: "settled.timers")
+    private let log: @Sendable (Int32, String) -> Void
+
+    init(log: @escaping @Sendable (Int32, String) -> Void) { self.log = log }
+
+    private static func nowSeconds() -> Int64 { Int64(Date().timeIntervalSince1970) }
+
+    /// Runs `work` every `intervalSeconds`, first after `intervalSeconds`. `work` returns a
+    /// short outcome for status, or throws.
+    public func every(_ name: String, intervalSeconds: Int, _ work: @escaping @Sendable () throws -> String) {
+        precondition(intervalSeconds > 0)
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        source.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds), leeway: .seconds(1))
+        source.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.run(name, work)
+            self.update(name) { $0.nextFireUnixSeconds = Self.nowSeconds() + Int64(intervalSeconds) }
+        }
+        lock.lock()
+        entries[name] = Entry(name: name, nextFireUnixSeconds: Self.nowSeconds() + Int64(intervalSeconds))
+        sources[name] = source
+        lock.unlock()
+        source.resume()
+    }
+
+    /// Runs `work` at the Unix times `nextFire` computes, again and again: for wall-clock
+    /// schedules such as a daily clearing time. `nextFire` gets the current time.
+    public func at(_ name: String, nextFire: @escaping @Sendable (Int64) -> Int64, _ work: @escaping @Sendable () throws -> String) {
+        let source = DispatchSource.makeTimerSource(queue: queue)
+        lock.lock()
+        sources[name] = source
+        entries[name] = Entry(name: name)
+        lock.unlock()
+        func arm() {
+            let now = Self.nowSeconds()
+            let fire = max(nextFire(now), now + 1)
+            update(name) { $0.nextFireUnixSeconds = fire }
+            source.schedule(wallDeadline: .now() + .seconds(Int(fire - now)), leeway: .seconds(1))
+        }
+        source.setEventHandler { [weak self] in
+            guard let self else { return }
+            self.run(name, work)
+            arm()
+        }
+        arm()
+        source.resume()
+    }
+
+    /// Runs a timer's work now, on the timers' queue, and records the outcome.
+    public func runNow(_ name: String, _ work: @escaping @Sendable () throws -> String) {
+        queue.async { self.run(name, work) }
+    }
+
+    private func run(_ name: String, _ work: () throws -> String) {
+        let outcome: String
+        do {
+            outcome = try work()
+        } catch {
+            outcome = "failed: \(error)"
+            log(3, "timer \(name) failed: \(error)")
+        }
+        update(name) {
+            $0.lastRunUnixSeconds = Self.nowSeconds()
+            $0.lastOutcome = outcome
+        }
+    }
+
+    private func update(_ name: String, _ change: (inout Entry) -> Void) {
+        lock.lock()
+        if var entry = entries[name] {
+            change(&entry)
+            entries[name] = entry
+        }
+        lock.unlock()
+    }
+
+    public func snapshot() -> [Entry] {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries.values.sorted { $0.name < $1.name }
+    }
+
+    /// Cancels every timer and waits for a running one to finish.
+    public func stop() {
+        lock.lock()
+        let all = sources.values
+        sources.removeAll()
+        lock.unlock()
+        for source in all { source.cancel() }
+        queue.sync {}
+    }
+}
+
+extension SettledService {
+    /// How often expired idempotency keys are collected.
+    public static let idempotencyCollectSeconds = 3600
+
+    /// Timers of the store's upkeep: collection of expired idempotency keys.
+    public func startMaintenanceTimers() {
+        let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
+        timers.every("idempotency_collect", intervalSeconds: Self.idempotencyCollectSeconds) { [writer] in
+            let removed = try writer.perform { write in try Idempotency.collect(retentionMillis: retentionMillis, write: write) }
+            return "removed \(removed) expired keys"
+        }
+    }
+}
