@@ -72,7 +72,7 @@ public final class SettledService: @unchecked Sendable {
     public let timers: TimerSchedule
     public let startedUnixSeconds: Int64
     let log: @Sendable (Int32, String) -> Void
-    private(set) var routes: [Route] = []
+    public private(set) var routes: [Route] = []
     let backupQueue = DispatchQueue(label: "settled.backup")
     /// How many connections the server holds, for status and metrics (set by the daemon).
     public var connectionCount: @Sendable () -> Int = { 0 }

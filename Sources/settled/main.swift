@@ -187,7 +187,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?
-    if sd_watchdog_enabled(0, &watchdogMicroseconds) > 0 && watchdogMicroseconds > 0 {
+    if configuration.watchdog != false && sd_watchdog_enabled(0, &watchdogMicroseconds) > 0 && watchdogMicroseconds > 0 {
         // Ping at half the interval, and only while the writer shows signs of life: a stuck
         // writer stops the pings and systemd restarts the daemon.
         let interval = DispatchTimeInterval.microseconds(Int(watchdogMicroseconds / 2))
