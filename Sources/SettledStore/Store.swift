@@ -13,6 +13,23 @@ import Glibc
 /// - audit:           audit id u64 -> v1 audit record
 /// - idempotency:     scope ++ key -> v1 stored answer
 /// - idempotency_age: created millis u64 ++ scope ++ key -> empty (collection order)
+///
+/// The payment center's tables (strings in keys are separated by a 0 byte, which no
+/// identifier contains):
+/// - bills:              bill id -> v1 bill
+/// - account_bills:      biller id 0 account no 0 bill id -> empty (bills by household account)
+/// - bindings:           customer id 0 biller id 0 account no -> v1 binding
+/// - customers:          customer id -> v1 points and reservations
+/// - red_packets:        red packet id -> v1 red packet
+/// - customer_red_packets: customer id 0 red packet id -> empty
+/// - orders:             order id -> v1 order (items, funding, status, refunds, write-offs)
+/// - order_expiry:       expiry millis u64 ++ order id -> empty (pending orders only)
+/// - notifications:      channel 0 channel txn id -> v1 first notification
+/// - order_items:        item id -> order id
+/// - writeoffs_pending:  biller id 0 item id -> empty
+/// - refunds:            refund id -> order id
+/// - discrepancies:      discrepancy id u64 -> v1 discrepancy
+/// - refund_instructions: instruction id u64 -> v1 refund instruction
 public struct Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
@@ -24,6 +41,20 @@ public struct Tables: Sendable {
     public let audit: Database
     public let idempotency: Database
     public let idempotencyAge: Database
+    public let bills: Database
+    public let accountBills: Database
+    public let bindings: Database
+    public let customers: Database
+    public let redPackets: Database
+    public let customerRedPackets: Database
+    public let orders: Database
+    public let orderExpiry: Database
+    public let notifications: Database
+    public let orderItems: Database
+    public let writeoffsPending: Database
+    public let refunds: Database
+    public let discrepancies: Database
+    public let refundInstructions: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -36,6 +67,20 @@ public struct Tables: Sendable {
         audit = try environment.openDatabase(named: "audit")
         idempotency = try environment.openDatabase(named: "idempotency")
         idempotencyAge = try environment.openDatabase(named: "idempotency_age")
+        bills = try environment.openDatabase(named: "bills")
+        accountBills = try environment.openDatabase(named: "account_bills")
+        bindings = try environment.openDatabase(named: "bindings")
+        customers = try environment.openDatabase(named: "customers")
+        redPackets = try environment.openDatabase(named: "red_packets")
+        customerRedPackets = try environment.openDatabase(named: "customer_red_packets")
+        orders = try environment.openDatabase(named: "orders")
+        orderExpiry = try environment.openDatabase(named: "order_expiry")
+        notifications = try environment.openDatabase(named: "notifications")
+        orderItems = try environment.openDatabase(named: "order_items")
+        writeoffsPending = try environment.openDatabase(named: "writeoffs_pending")
+        refunds = try environment.openDatabase(named: "refunds")
+        discrepancies = try environment.openDatabase(named: "discrepancies")
+        refundInstructions = try environment.openDatabase(named: "refund_instructions")
     }
 }
 
@@ -44,6 +89,9 @@ public enum Counter: String, CaseIterable, Sendable {
     case transaction = "next_transaction_id"
     case account = "next_account_id"
     case audit = "next_audit_id"
+    case order = "next_order_id"
+    case discrepancy = "next_discrepancy_id"
+    case refundInstruction = "next_refund_instruction_id"
 }
 
 public enum StoreError: Error, Sendable, CustomStringConvertible {
