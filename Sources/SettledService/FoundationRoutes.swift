@@ -122,7 +122,7 @@ extension SettledService {
                     json.endArray()
                 }
             }),
-        ] + service.billerRoutes()
+        ] + service.billerRoutes() + service.billRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {
