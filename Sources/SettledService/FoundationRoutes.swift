@@ -122,7 +122,7 @@ extension SettledService {
                     json.endArray()
                 }
             }),
-        ] + service.billerRoutes() + service.billRoutes()
+        ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

@@ -1,0 +1,202 @@
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+/// Household accounts bound to customers, and arrears queries.
+enum Bindings {
+    /// Household accounts one customer may bind (an enterprise paying for a group).
+    static let accountsPerCustomerMax = 10_000
+    /// Open bills one arrears answer lists at most.
+    static let arrearsBillsMax = 20_000
+    static let formatVersion: UInt8 = 1
+
+    static func key(customer: String, biller: String, account: String) -> [UInt8] {
+        var writer = ByteWriter(capacity: customer.utf8.count + biller.utf8.count + account.utf8.count + 2)
+        writer.raw(customer)
+        writer.u8(0)
+        writer.raw(biller)
+        writer.u8(0)
+        writer.raw(account)
+        return writer.bytes
+    }
+
+    static func prefix(customer: String) -> [UInt8] { Array(customer.utf8) + [0] }
+
+    /// The (biller, account) pairs bound to a customer, in key order.
+    static func accounts(of customer: String, tables: Tables, in transaction: Transaction) throws -> [(biller: String, account: String)] {
+        var result: [(String, String)] = []
+        let prefix = prefix(customer: customer)
+        try transaction.scan(tables.bindings, prefix: prefix) { key, _ in
+            let rest = key[prefix.count...]
+            guard let separator = rest.firstIndex(of: 0) else { throw DecodingError(what: "binding key") }
+            result.append((String(decoding: key[prefix.count..<separator], as: UTF8.self),
+                           String(decoding: key[(separator + 1)...], as: UTF8.self)))
+            return true
+        }
+        return result
+    }
+}
+
+/// One household account's open bills, for an arrears answer.
+struct AccountArrears {
+    var biller: Biller?
+    var billerID: String
+    var accountNo: String
+    var bills: [Bill]
+
+    static func load(biller billerID: String, account: String, billers: inout [String: Biller?],
+                     tables: Tables, in transaction: Transaction, budget: inout Int) throws -> AccountArrears {
+        if billers[billerID] == nil { billers[billerID] = try Biller.load(billerID, tables: tables, in: transaction) }
+        var bills: [Bill] = []
+        try transaction.scan(tables.accountBills, prefix: Bill.accountPrefix(billerID: billerID, accountNo: account)) { key, _ in
+            let prefixCount = billerID.utf8.count + account.utf8.count + 2
+            let id = String(decoding: key[prefixCount...], as: UTF8.self)
+            if let bill = try Bill.load(id, tables: tables, in: transaction), bill.status == .open {
+                guard budget > 0 else {
+                    throw APIError(413, "too_many_bills", "more than \(Bindings.arrearsBillsMax) open bills; query accounts one by one")
+                }
+                budget -= 1
+                bills.append(bill)
+            }
+            return true
+        }
+        bills.sort { ($0.period, $0.id) < ($1.period, $1.id) }
+        return AccountArrears(biller: billers[billerID] ?? nil, billerID: billerID, accountNo: account, bills: bills)
+    }
+
+    func write(_ json: inout JSONWriter) {
+        json.beginObject()
+        json.field("biller_id", billerID)
+        json.field("account_no", accountNo)
+        json.field("utility", biller?.utility ?? "")
+        json.field("province", biller?.province ?? "")
+        json.beginArray("bills")
+        for bill in bills {
+            json.beginObject()
+            json.field("bill_id", bill.id)
+            json.field("period", bill.period)
+            json.field("amount_fen", bill.amountFen)
+            json.field("due_date", bill.dueDate.description)
+            json.endObject()
+        }
+        json.endArray()
+        json.endObject()
+    }
+}
+
+extension SettledService {
+    func customerRoutes() -> [Route] {
+        [
+            Route("PUT", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
+                let (customer, biller, account) = try Self.bindingParameters(context)
+                return WriteOperation { write in
+                    let key = Bindings.key(customer: customer, biller: biller, account: account)
+                    if try write.transaction.contains(write.tables.bindings, key: key) {
+                        return Self.bindingAnswer(200, customer, biller, account)
+                    }
+                    guard try write.transaction.contains(write.tables.billers, key: Key.string(biller)) else {
+                        throw APIError(422, "unknown_biller", "biller \(biller) does not exist")
+                    }
+                    var count = 0
+                    try write.transaction.scan(write.tables.bindings, prefix: Bindings.prefix(customer: customer)) { _, _ in
+                        count += 1
+                        return count < Bindings.accountsPerCustomerMax
+                    }
+                    guard count < Bindings.accountsPerCustomerMax else {
+                        throw APIError(422, "too_many_accounts", "a customer binds at most \(Bindings.accountsPerCustomerMax) household accounts")
+                    }
+                    var value = ByteWriter(capacity: 9)
+                    value.u8(Bindings.formatVersion)
+                    value.i64(write.nowUnixMillis)
+                    try write.transaction.put(write.tables.bindings, key: key, value: value.bytes, options: .noOverwrite)
+                    return Self.bindingAnswer(201, customer, biller, account)
+                }
+            }),
+            Route("DELETE", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
+                let (customer, biller, account) = try Self.bindingParameters(context)
+                return WriteOperation { write in
+                    let key = Bindings.key(customer: customer, biller: biller, account: account)
+                    guard try write.transaction.contains(write.tables.bindings, key: key) else {
+                        throw APIError.notFound("binding of \(biller)/\(account) to \(customer)")
+                    }
+                    try write.transaction.delete(write.tables.bindings, key: key)
+                    return HTTPResponse(status: 204, body: [])
+                }
+            }),
+            Route("GET", "/v1/customers/{customer_id}/accounts", .gatewayAndReaders, .read { context, transaction in
+                let customer = context.parameters[0]
+                guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
+                let accounts = try Bindings.accounts(of: customer, tables: self.store.tables, in: transaction)
+                return .json { json in
+                    json.field("customer_id", customer)
+                    json.beginArray("accounts")
+                    for (biller, account) in accounts {
+                        json.beginObject()
+                        json.field("biller_id", biller)
+                        json.field("account_no", account)
+                        json.endObject()
+                    }
+                    json.endArray()
+                }
+            }),
+            Route("GET", "/v1/customers/{customer_id}/arrears", .gatewayAndReaders, .read { context, transaction in
+                let customer = context.parameters[0]
+                guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
+                let tables = self.store.tables
+                var billers: [String: Biller?] = [:]
+                var budget = Bindings.arrearsBillsMax
+                var accounts: [AccountArrears] = []
+                for (biller, account) in try Bindings.accounts(of: customer, tables: tables, in: transaction) {
+                    accounts.append(try AccountArrears.load(biller: biller, account: account, billers: &billers,
+                                                            tables: tables, in: transaction, budget: &budget))
+                }
+                return try Self.arrearsAnswer(customer: customer, accounts)
+            }),
+            Route("GET", "/v1/accounts/{biller_id}/{account_no}/arrears", .gatewayAndReaders, .read { context, transaction in
+                let biller = context.parameters[0], account = context.parameters[1]
+                guard Identifier.isValid(biller), Identifier.isValid(account) else {
+                    throw APIError.invalid("account", "biller_id and account_no must be identifiers")
+                }
+                let tables = self.store.tables
+                guard try transaction.contains(tables.billers, key: Key.string(biller)) else {
+                    throw APIError.notFound("biller \(biller)")
+                }
+                var billers: [String: Biller?] = [:]
+                var budget = Bindings.arrearsBillsMax
+                let arrears = try AccountArrears.load(biller: biller, account: account, billers: &billers,
+                                                      tables: tables, in: transaction, budget: &budget)
+                return try Self.arrearsAnswer(customer: nil, [arrears])
+            }),
+        ]
+    }
+
+    static func bindingParameters(_ context: RequestContext) throws -> (String, String, String) {
+        let customer = context.parameters[0], biller = context.parameters[1], account = context.parameters[2]
+        for (name, value) in [("customer_id", customer), ("biller_id", biller), ("account_no", account)] where !Identifier.isValid(value) {
+            throw APIError.invalid(name, "must be 1-64 characters of [A-Za-z0-9._:-]")
+        }
+        return (customer, biller, account)
+    }
+
+    static func bindingAnswer(_ status: Int, _ customer: String, _ biller: String, _ account: String) -> HTTPResponse {
+        .json(status) { json in
+            json.field("customer_id", customer)
+            json.field("biller_id", biller)
+            json.field("account_no", account)
+        }
+    }
+
+    static func arrearsAnswer(customer: String?, _ accounts: [AccountArrears]) throws -> HTTPResponse {
+        var total: Int64 = 0
+        for account in accounts {
+            for bill in account.bills { total = try total.addingFen(bill.amountFen) }
+        }
+        return .json { json in
+            json.field("customer_id", customer)
+            json.field("total_fen", total)
+            json.beginArray("accounts")
+            for account in accounts where customer == nil || !account.bills.isEmpty { account.write(&json) }
+            json.endArray()
+        }
+    }
+}
