@@ -122,9 +122,6 @@ public struct Funding: Sendable, Equatable, Hashable {
         self.channelFen = channelFen
     }
 
-    /// The part of the order paid inside the platform (red packets, points, wallet).
-    public var internalFen: Int64 { totalFen - channelFen }
-
     /// Whether this funding obeys every rule for `items`: the amounts add up (no overflow),
     /// each part is non-negative, each red packet covers a positive amount, the points' fen is
     /// their count times their value, the channel is named exactly when it collects money, and
