@@ -132,6 +132,8 @@ final class HTTPConnection: @unchecked Sendable {
                     continue
                 }
                 consume(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                // A short read emptied the socket: skip the read that would say EAGAIN.
+                if count < buffer.count { break }
             } else if count == 0 {
                 peerFinishedWriting()
                 break
