@@ -167,7 +167,7 @@ final class HTTPConnection: @unchecked Sendable {
             bytes = bytes.dropFirst(take)
             if bodyRemaining == 0 { finishBody() }
         }
-        if !bytes.isEmpty {
+        if !bytes.isEmpty && !parsingStopped {
             input.append(contentsOf: bytes)
         }
         parseInput()
