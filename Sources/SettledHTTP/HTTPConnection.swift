@@ -202,15 +202,24 @@ final class HTTPConnection: @unchecked Sendable {
         }
         let available = input.count - inputStart
         let searchEnd = inputStart + min(available, limits.headerBytesMax + 4)
-        var headEnd: Int?
-        var index = inputStart + headScanFrom
-        while index + 3 < searchEnd {
-            if input[index + 3] == ASCII.lf && input[index + 2] == ASCII.cr
-                && input[index + 1] == ASCII.lf && input[index] == ASCII.cr {
-                headEnd = index
-                break
+        let scanStart = inputStart + headScanFrom
+        let headEnd = input.withUnsafeBufferPointer { bytes -> Int? in
+            var index = scanStart
+            while index + 3 < searchEnd {
+                let last = bytes[index + 3]
+                if last == ASCII.lf {
+                    if bytes[index + 2] == ASCII.cr && bytes[index + 1] == ASCII.lf && bytes[index] == ASCII.cr {
+                        return index
+                    }
+                    index += 2
+                } else if last == ASCII.cr {
+                    index += 1
+                } else {
+                    // Neither CR nor LF at the last place: no match can cover it.
+                    index += 4
+                }
             }
-            index += 1
+            return nil
         }
         guard let headEnd else {
             if available > limits.headerBytesMax {

@@ -64,6 +64,32 @@ struct HTTPServerTests {
         #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == (0..<count).map(String.init))
     }
 
+    @Test func requestsSplitAcrossManySmallWrites() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        let count = 12
+        // Odd requests come after an empty line, which a server ignores before a request line.
+        let stream = (0..<count).flatMap { index in
+            Array("\(index % 2 == 1 ? "\r\n" : "")POST /mirror HTTP/1.1\r\nX-A: \(index)\r\nContent-Length: \(String(index).utf8.count)\r\n\r\n\(index)".utf8)
+        }
+        let sizes = garbage(count: stream.count, seed: 13).map { Int($0 % 7) + 1 }
+        let writer = Thread {
+            var offset = 0
+            var step = 0
+            while offset < stream.count {
+                let end = min(stream.count, offset + sizes[step])
+                connection.write(Array(stream[offset..<end]))
+                offset = end
+                step += 1
+                if step % 16 == 0 { usleep(1_000) }
+            }
+        }
+        writer.start()
+        let responses = connection.readResponses(count)
+        #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == (0..<count).map(String.init))
+    }
+
     @Test func manyConnectionsAtOnce() throws {
         let server = try TestServer()
         defer { server.stop() }
