@@ -132,6 +132,8 @@ final class HTTPConnection: @unchecked Sendable {
                     continue
                 }
                 consume(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+                // A short read emptied the socket: skip the read that would say EAGAIN.
+                if count < buffer.count { break }
             } else if count == 0 {
                 peerFinishedWriting()
                 break
@@ -165,7 +167,7 @@ final class HTTPConnection: @unchecked Sendable {
             bytes = bytes.dropFirst(take)
             if bodyRemaining == 0 { finishBody() }
         }
-        if !bytes.isEmpty {
+        if !bytes.isEmpty && !parsingStopped {
             input.append(contentsOf: bytes)
         }
         parseInput()
@@ -200,15 +202,24 @@ final class HTTPConnection: @unchecked Sendable {
         }
         let available = input.count - inputStart
         let searchEnd = inputStart + min(available, limits.headerBytesMax + 4)
-        var headEnd: Int?
-        var index = inputStart + headScanFrom
-        while index + 3 < searchEnd {
-            if input[index + 3] == ASCII.lf && input[index + 2] == ASCII.cr
-                && input[index + 1] == ASCII.lf && input[index] == ASCII.cr {
-                headEnd = index
-                break
+        let scanStart = inputStart + headScanFrom
+        let headEnd = input.withUnsafeBufferPointer { bytes -> Int? in
+            var index = scanStart
+            while index + 3 < searchEnd {
+                let last = bytes[index + 3]
+                if last == ASCII.lf {
+                    if bytes[index + 2] == ASCII.cr && bytes[index + 1] == ASCII.lf && bytes[index] == ASCII.cr {
+                        return index
+                    }
+                    index += 2
+                } else if last == ASCII.cr {
+                    index += 1
+                } else {
+                    // Neither CR nor LF at the last place: no match can cover it.
+                    index += 4
+                }
             }
-            index += 1
+            return nil
         }
         guard let headEnd else {
             if available > limits.headerBytesMax {

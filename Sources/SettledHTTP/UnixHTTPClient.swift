@@ -42,6 +42,7 @@ public final class UnixHTTPClient {
     private var buffer: [UInt8] = []
     private var requestsOnConnection = 0
     private var receivedThisExchange = false
+    private var readChunk = [UInt8](repeating: 0, count: readChunkBytes)
 
     /// Connects at once, so an unreachable socket is reported here as `.unreachable`.
     public init(socketPath: String, timeoutSeconds: Int = 30) throws(UnixHTTPClientError) {
@@ -147,7 +148,12 @@ public final class UnixHTTPClient {
         receivedThisExchange = false
         requestsOnConnection += 1
         do {
-            try write(request)
+            do {
+                try write(request)
+            } catch .connectionClosed {
+                // The server may have answered and closed before taking the whole request
+                // (a 413 for a body past its limit): its answer is still there to read.
+            }
             while true {
                 let (response, keepAlive) = try readResponse(isHead: isHead)
                 if response.status < 200 { continue } // 100 Continue and other interim answers
@@ -180,12 +186,11 @@ public final class UnixHTTPClient {
 
     /// Reads more bytes into `buffer`; false at end of stream.
     private func fill() throws(UnixHTTPClientError) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: Self.readChunkBytes)
         while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, 0) }
+            let count = readChunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, 0) }
             if count > 0 {
                 receivedThisExchange = true
-                buffer.append(contentsOf: chunk[0..<count])
+                buffer.append(contentsOf: readChunk[0..<count])
                 return true
             }
             if count == 0 { return false }

@@ -58,6 +58,21 @@ struct UnixHTTPClientTests {
         }
     }
 
+    @Test func readsTheRefusalOfABodyPastTheLimit() throws {
+        // The server stops draining long before the body ends and closes; the client's
+        // write fails, yet the 413 that was sent first is read and returned.
+        var limits = testLimits()
+        limits.lingerBytesMax = 64 * 1024
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 5)
+        defer { client.close() }
+        let response = try client.send(method: "POST", path: "/mirror", body: garbage(count: 4 << 20, seed: 5))
+        #expect(response.status == 413)
+        #expect(response.headers["connection"] == "close")
+        #expect(try client.send(method: "GET", path: "/seq/1").status == 200)
+    }
+
     @Test func timesOutOnASilentServer() throws {
         let server = try TestServer()
         defer { server.stop() }

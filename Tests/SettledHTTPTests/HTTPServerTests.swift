@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import Glibc
 import SettledHTTP
+import Synchronization
 import Testing
 
 @Suite("HTTP server over a Unix socket")
@@ -42,6 +43,78 @@ struct HTTPServerTests {
         #expect(bodies == (0..<count).map(String.init))
         #expect(responses.allSatisfy { $0.status == 200 && $0.header("Connection") == nil })
         #expect(server.server.counters.connectionsAccepted == 1)
+    }
+
+    @Test func pipelinedRequestsPastTheReadAheadLimitWait() throws {
+        // Only four requests are read ahead; the rest wait in the socket until answers go out.
+        var limits = testLimits()
+        limits.requestsInFlightPerConnectionMax = 4
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        let count = 300
+        // Over 100 KiB in all: more than one read, so reading must pause and resume.
+        let padding = String(repeating: "p", count: 300)
+        let requests = (0..<count).flatMap { index in
+            Array("POST /mirror HTTP/1.1\r\nX-Pad: \(padding)\r\nContent-Length: \(String(index).utf8.count)\r\n\r\n\(index)".utf8)
+        }
+        let writer = Thread { connection.write(requests) }
+        writer.start()
+        let responses = connection.readResponses(count)
+        #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == (0..<count).map(String.init))
+    }
+
+    @Test func requestsSplitAcrossManySmallWrites() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        let count = 12
+        // Odd requests come after an empty line, which a server ignores before a request line.
+        let stream = (0..<count).flatMap { index in
+            Array("\(index % 2 == 1 ? "\r\n" : "")POST /mirror HTTP/1.1\r\nX-A: \(index)\r\nContent-Length: \(String(index).utf8.count)\r\n\r\n\(index)".utf8)
+        }
+        let sizes = garbage(count: stream.count, seed: 13).map { Int($0 % 7) + 1 }
+        let writer = Thread {
+            var offset = 0
+            var step = 0
+            while offset < stream.count {
+                let end = min(stream.count, offset + sizes[step])
+                connection.write(Array(stream[offset..<end]))
+                offset = end
+                step += 1
+                if step % 16 == 0 { usleep(1_000) }
+            }
+        }
+        writer.start()
+        let responses = connection.readResponses(count)
+        #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == (0..<count).map(String.init))
+    }
+
+    @Test func manyConnectionsAtOnce() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let clients = 32
+        let requestsPerClient = 50
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: clients) { clientIndex in
+            do {
+                let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 5)
+                defer { client.close() }
+                for index in 0..<requestsPerClient {
+                    let body = Array("\(clientIndex)-\(index)".utf8)
+                    let response = try client.send(method: "POST", path: "/mirror", body: body)
+                    if response.status != 200 || response.body != body {
+                        failures.withLock { $0.append("client \(clientIndex) request \(index): \(response.status)") }
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("client \(clientIndex): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(server.server.counters.requests == clients * requestsPerClient)
+        #expect(server.server.counters.connectionsAccepted == clients)
+        #expect(server.waitForConnectionCount(0))
     }
 
     @Test func halfClosedConnectionStillGetsItsAnswers() throws {
