@@ -150,10 +150,9 @@ enum RequestHeadParser {
             return .failure(RequestRefusal(status: 501, code: HTTPProblemCode.transferEncodingUnsupported,
                                            detail: "Transfer-Encoding is not supported: send the body with Content-Length."))
         }
-        if contentLength == nil && (method == "POST" || method == "PUT" || method == "PATCH") {
-            return .failure(RequestRefusal(status: 411, code: HTTPProblemCode.lengthRequired,
-                                           detail: "\(method) needs a Content-Length."))
-        }
+        // A request with neither Content-Length nor Transfer-Encoding has an empty body
+        // (RFC 9112, 6.3): `curl -X POST .../cancel` is an ordinary client. A body that comes
+        // without a length (chunked) is refused with 411 above.
         let keepAlive = versionMinor == 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         return .success(RequestHead(
             method: method, target: String(decoding: targetBytes, as: UTF8.self), parts: parts,
