@@ -184,6 +184,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
         return cleared == 0 ? "ok" : "cleared \(cleared) stale readers"
     }
     service.startMaintenanceTimers()
+    service.startOrderTimers()
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?

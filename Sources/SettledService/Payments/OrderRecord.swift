@@ -1,0 +1,295 @@
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+/// The write-off state of one item that pays a biller.
+enum WriteoffStatus: UInt8, Sendable {
+    /// wallet top-ups have no write-off
+    case none = 0
+    case pending = 1
+    case ok = 2
+    case failed = 3
+
+    var name: String {
+        switch self {
+        case .none: return "none"
+        case .pending: return "pending"
+        case .ok: return "ok"
+        case .failed: return "failed"
+        }
+    }
+}
+
+/// A refund as the order keeps it: the core's plan plus why and when.
+struct RefundEntry: Sendable, Equatable {
+    var refund: Refund
+    var reason: String
+    var atUnixMillis: Int64
+}
+
+/// An order as stored: items, funding, status, and everything that happened to it.
+struct OrderRecord: Sendable, Equatable {
+    var id: String
+    var customer: String?
+    var items: [OrderItem]
+    var funding: Funding
+    var status: OrderStatus
+    var createdUnixMillis: Int64
+    var expiresUnixMillis: Int64
+    var paidAtUnixMillis: Int64?
+    var businessDate: BusinessDate?
+    var channelTxnID: String?
+    var writeoffs: [WriteoffStatus]
+    var writeoffReasons: [String]
+    var refunds: [RefundEntry]
+    /// Items whose money was already paid out to the biller (set by clearing).
+    var paidOutItemIDs: Set<String>
+    /// Money a channel took for this order that could not be captured (late or second
+    /// payment): booked to suspense, with a refund instruction.
+    var suspenseFen: Int64
+
+    static let formatVersion: UInt8 = 1
+
+    var order: Order { Order(orderId: id, items: items) }
+
+    func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
+
+    // MARK: encoding
+
+    func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 256 + items.count * 64)
+        writer.u8(Self.formatVersion)
+        writer.string(customer ?? "")
+        writer.u8(Self.statusCode(status))
+        writer.i64(createdUnixMillis)
+        writer.i64(expiresUnixMillis)
+        writer.i64(paidAtUnixMillis ?? -1)
+        writer.u32(UInt32(bitPattern: businessDate?.daysSinceEpoch ?? Int32.min))
+        writer.string(channelTxnID ?? "")
+        writer.i64(suspenseFen)
+        writer.u16(UInt16(items.count))
+        for (index, item) in items.enumerated() {
+            writer.string(item.itemId)
+            writer.u8(Self.kindCode(item.kind))
+            writer.string(item.billId ?? "")
+            writer.string(item.billerId ?? "")
+            writer.string(item.accountNo ?? "")
+            writer.string(item.utility ?? "")
+            writer.i64(item.amountFen)
+            writer.u8(writeoffs[index].rawValue)
+            writer.string(writeoffReasons[index])
+            writer.u8(paidOutItemIDs.contains(item.itemId) ? 1 : 0)
+        }
+        Self.encode(funding, &writer)
+        writer.u16(UInt16(refunds.count))
+        for entry in refunds {
+            let refund = entry.refund
+            writer.string(refund.refundId)
+            writer.string(entry.reason)
+            writer.i64(entry.atUnixMillis)
+            writer.u16(UInt16(refund.items.count))
+            for item in refund.items { writer.string(item.itemId) }
+            writer.i64(refund.amountFen)
+            writer.string(refund.channel ?? "")
+            writer.i64(refund.channelFen)
+            writer.i64(refund.walletFen)
+            writer.i64(refund.pointsFen)
+            writer.i64(refund.points)
+            writer.i64(refund.walletTopupFen)
+            writer.u16(UInt16(refund.redPackets.count))
+            for packet in refund.redPackets {
+                writer.string(packet.redPacketId)
+                writer.i64(packet.fen)
+                writer.u8(packet.restored ? 1 : 0)
+            }
+        }
+        return writer.bytes
+    }
+
+    static func encode(_ funding: Funding, _ writer: inout ByteWriter) {
+        writer.i64(funding.totalFen)
+        writer.u16(UInt16(funding.redPackets.count))
+        for use in funding.redPackets {
+            writer.string(use.redPacketId)
+            writer.i64(use.coveredFen)
+            writer.i64(use.expiresAtUnixMillis)
+        }
+        writer.i64(funding.redPacketsFen)
+        writer.i64(funding.points)
+        writer.i64(funding.pointValueFen)
+        writer.i64(funding.pointsFen)
+        writer.i64(funding.walletFen)
+        writer.string(funding.channel ?? "")
+        writer.i64(funding.channelFen)
+    }
+
+    static func decodeFunding(_ reader: inout ByteReader) throws -> Funding {
+        let total = try reader.i64()
+        var uses: [RedPacketUse] = []
+        for _ in 0..<Int(try reader.u16()) {
+            uses.append(RedPacketUse(redPacketId: try reader.string(), coveredFen: try reader.i64(), expiresAtUnixMillis: try reader.i64()))
+        }
+        let redPacketsFen = try reader.i64(), points = try reader.i64(), pointValue = try reader.i64()
+        let pointsFen = try reader.i64(), walletFen = try reader.i64()
+        let channel = try reader.string()
+        return Funding(totalFen: total, redPackets: uses, redPacketsFen: redPacketsFen, points: points, pointValueFen: pointValue,
+                       pointsFen: pointsFen, walletFen: walletFen, channel: channel.isEmpty ? nil : channel, channelFen: try reader.i64())
+    }
+
+    static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
+        var reader = ByteReader(bytes)
+        _ = try reader.version(current: formatVersion, record: "order")
+        let customer = try reader.string()
+        let status = try statusFromCode(try reader.u8())
+        let created = try reader.i64(), expires = try reader.i64(), paidAt = try reader.i64()
+        let days = Int32(bitPattern: try reader.u32())
+        let txn = try reader.string()
+        let suspense = try reader.i64()
+        var items: [OrderItem] = []
+        var writeoffs: [WriteoffStatus] = []
+        var reasons: [String] = []
+        var paidOut = Set<String>()
+        for _ in 0..<Int(try reader.u16()) {
+            let itemID = try reader.string()
+            let kind = try kindFromCode(try reader.u8())
+            let bill = try reader.string(), biller = try reader.string(), account = try reader.string(), utility = try reader.string()
+            let amount = try reader.i64()
+            guard let writeoff = WriteoffStatus(rawValue: try reader.u8()) else { throw DecodingError(what: "write-off status") }
+            reasons.append(try reader.string())
+            if try reader.u8() == 1 { paidOut.insert(itemID) }
+            items.append(OrderItem(itemId: itemID, kind: kind, billId: bill.isEmpty ? nil : bill, billerId: biller.isEmpty ? nil : biller,
+                                   accountNo: account.isEmpty ? nil : account, utility: utility.isEmpty ? nil : utility, amountFen: amount))
+            writeoffs.append(writeoff)
+        }
+        let funding = try decodeFunding(&reader)
+        var refunds: [RefundEntry] = []
+        let itemsByID = Dictionary(uniqueKeysWithValues: items.map { ($0.itemId, $0) })
+        for _ in 0..<Int(try reader.u16()) {
+            let refundID = try reader.string(), reason = try reader.string(), at = try reader.i64()
+            var refundItems: [OrderItem] = []
+            for _ in 0..<Int(try reader.u16()) {
+                guard let item = itemsByID[try reader.string()] else { throw DecodingError(what: "refund names an unknown item") }
+                refundItems.append(item)
+            }
+            let amount = try reader.i64()
+            let channel = try reader.string()
+            let channelFen = try reader.i64(), walletFen = try reader.i64(), pointsFen = try reader.i64()
+            let points = try reader.i64(), walletTopupFen = try reader.i64()
+            var packets: [RedPacketReturn] = []
+            for _ in 0..<Int(try reader.u16()) {
+                packets.append(RedPacketReturn(redPacketId: try reader.string(), fen: try reader.i64(), restored: try reader.u8() == 1))
+            }
+            refunds.append(RefundEntry(refund: Refund(refundId: refundID, items: refundItems, amountFen: amount,
+                                                      channel: channel.isEmpty ? nil : channel, channelFen: channelFen,
+                                                      walletFen: walletFen, pointsFen: pointsFen, points: points,
+                                                      redPackets: packets, walletTopupFen: walletTopupFen),
+                                       reason: reason, atUnixMillis: at))
+        }
+        return OrderRecord(id: id, customer: customer.isEmpty ? nil : customer, items: items, funding: funding, status: status,
+                           createdUnixMillis: created, expiresUnixMillis: expires, paidAtUnixMillis: paidAt < 0 ? nil : paidAt,
+                           businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
+                           channelTxnID: txn.isEmpty ? nil : txn, writeoffs: writeoffs, writeoffReasons: reasons,
+                           refunds: refunds, paidOutItemIDs: paidOut, suspenseFen: suspense)
+    }
+
+    static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
+        try Key.string(id).withUnsafeBytes { key in
+            try transaction.withValue(tables.orders, key: key) { try decode(id: id, $0) }
+        }
+    }
+
+    func store(tables: Tables, in transaction: Transaction) throws {
+        try transaction.put(tables.orders, key: Key.string(id), value: encoded(), options: .overwrite)
+    }
+
+    static func statusCode(_ status: OrderStatus) -> UInt8 {
+        UInt8(OrderStatus.allCases.firstIndex(of: status)! + 1)
+    }
+
+    static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
+        guard code >= 1, Int(code) <= OrderStatus.allCases.count else { throw DecodingError(what: "order status \(code)") }
+        return OrderStatus.allCases[Int(code) - 1]
+    }
+
+    static func kindCode(_ kind: OrderItemKind) -> UInt8 {
+        switch kind {
+        case .bill: return 1
+        case .topup: return 2
+        case .walletTopup: return 3
+        }
+    }
+
+    static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
+        switch code {
+        case 1: return .bill
+        case 2: return .topup
+        case 3: return .walletTopup
+        default: throw DecodingError(what: "item kind \(code)")
+        }
+    }
+
+    // MARK: JSON
+
+    func write(_ json: inout JSONWriter, utcOffsetSeconds: Int) {
+        json.beginObject()
+        json.field("order_id", id)
+        json.field("customer_id", customer)
+        json.field("status", status.rawValue)
+        json.field("total_fen", funding.totalFen)
+        json.beginObject("funding")
+        json.field("red_packets_fen", funding.redPacketsFen)
+        json.beginArray("red_packet_ids")
+        for use in funding.redPackets { json.value(use.redPacketId) }
+        json.endArray()
+        json.field("points", funding.points)
+        json.field("points_fen", funding.pointsFen)
+        json.field("wallet_fen", funding.walletFen)
+        json.field("channel", funding.channel)
+        json.field("channel_fen", funding.channelFen)
+        json.endObject()
+        json.field("created_at", RFC3339.format(unixMillis: createdUnixMillis, utcOffsetSeconds: utcOffsetSeconds))
+        json.field("expires_at", RFC3339.format(unixMillis: expiresUnixMillis, utcOffsetSeconds: utcOffsetSeconds))
+        if let paidAtUnixMillis { json.field("paid_at", RFC3339.format(unixMillis: paidAtUnixMillis, utcOffsetSeconds: utcOffsetSeconds)) }
+        json.field("business_date", businessDate?.description)
+        json.field("channel_txn_id", channelTxnID)
+        if suspenseFen > 0 { json.field("suspense_fen", suspenseFen) }
+        json.beginArray("items")
+        for (index, item) in items.enumerated() {
+            json.beginObject()
+            json.field("item_id", item.itemId)
+            json.field("kind", item.kind.rawValue)
+            json.field("bill_id", item.billId)
+            json.field("biller_id", item.billerId)
+            json.field("account_no", item.accountNo)
+            json.field("amount_fen", item.amountFen)
+            if writeoffs[index] != .none { json.field("writeoff_status", writeoffs[index].name) }
+            if !writeoffReasons[index].isEmpty { json.field("writeoff_reason", writeoffReasons[index]) }
+            if refunds.contains(where: { $0.refund.items.contains { $0.itemId == item.itemId } }) { json.field("refunded", true) }
+            json.endObject()
+        }
+        json.endArray()
+        json.beginArray("refunds")
+        for entry in refunds { Self.writeRefund(entry.refund, reason: entry.reason, &json) }
+        json.endArray()
+        json.endObject()
+    }
+
+    static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
+        json.beginObject()
+        json.field("refund_id", refund.refundId)
+        json.field("amount_fen", refund.amountFen)
+        json.field("reason", reason)
+        json.beginArray("item_ids")
+        for item in refund.items { json.value(item.itemId) }
+        json.endArray()
+        json.beginObject("returned")
+        json.field("channel_fen", refund.channelFen)
+        json.field("wallet_fen", refund.walletFen)
+        json.field("points", refund.points)
+        json.beginArray("red_packet_ids")
+        for id in refund.restoredRedPacketIds { json.value(id) }
+        json.endArray()
+        json.endObject()
+        json.endObject()
+    }
+}

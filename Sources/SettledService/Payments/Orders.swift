@@ -1,0 +1,388 @@
+import SettledConfig
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+/// The rules of orders inside the writer: reserve, capture, release.
+///
+/// Every function here runs in the writer's transaction and either throws before writing
+/// (a refused request) or writes everything it changes.
+enum OrderBook {
+    /// Pending orders expired by one writer request of the expiry timer.
+    static let expiryBatchMax = 1000
+
+    static func expiryKey(_ order: OrderRecord) -> [UInt8] {
+        var writer = ByteWriter(capacity: 8 + order.id.utf8.count)
+        writer.u64(UInt64(max(0, order.expiresUnixMillis)))
+        writer.raw(order.id)
+        return writer.bytes
+    }
+
+    static func writeoffKey(biller: String, item: String) -> [UInt8] { Array(biller.utf8) + [0] + Array(item.utf8) }
+
+    /// Takes the bills and instruments of `order` for it. Throws (before writing) when one is
+    /// not free: `bill_reserved`, `bill_not_open`, `red_packet_unusable`, `insufficient_*`.
+    static func reserve(_ order: OrderRecord, write: WriteContext) throws {
+        let tables = write.tables
+        var bills: [Bill] = []
+        for item in order.items where item.kind == .bill {
+            guard let bill = try Bill.load(item.billId!, tables: tables, in: write.transaction) else {
+                throw APIError(422, "unknown_bill", "bill \(item.billId!) does not exist")
+            }
+            switch bill.status {
+            case .open: break
+            case .reserved: throw APIError(409, "bill_reserved", "bill \(bill.id) is held by another pending order")
+            case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(bill.id) is \(bill.status.name)")
+            }
+            guard bill.amountFen == item.amountFen else {
+                throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount since the order was made")
+            }
+            bills.append(bill)
+        }
+        var packets: [StoredRedPacket] = []
+        for use in order.funding.redPackets {
+            guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
+                  packet.packet.status == .available, !packet.packet.isExpired(atUnixMillis: write.nowUnixMillis) else {
+                throw APIError(422, "red_packet_unusable", "red packet \(use.redPacketId) is no longer available")
+            }
+            packets.append(packet)
+        }
+        var record = CustomerRecord()
+        if let customer = order.customer {
+            record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            guard record.pointsAvailable >= order.funding.points else {
+                throw APIError(422, "insufficient_points", "customer \(customer) has \(record.pointsAvailable) points available")
+            }
+            let available = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
+            guard available >= order.funding.walletFen else {
+                throw APIError(422, "insufficient_wallet", "customer \(customer) has \(available) fen available in the wallet")
+            }
+        } else {
+            precondition(order.funding.points == 0 && order.funding.walletFen == 0 && order.funding.redPackets.isEmpty,
+                         "an order without a customer uses customer instruments")
+        }
+        // Everything is free: write.
+        for var bill in bills {
+            bill.status = .reserved
+            bill.orderID = order.id
+            bill.updatedUnixMillis = write.nowUnixMillis
+            try bill.store(tables: tables, in: write.transaction)
+        }
+        for var packet in packets {
+            packet.packet.status = .reserved
+            packet.orderID = order.id
+            try packet.store(tables: tables, in: write.transaction)
+        }
+        if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
+            record.pointsReserved += order.funding.points
+            record.walletReservedFen += order.funding.walletFen
+            try record.store(customer, tables: tables, in: write.transaction)
+        }
+    }
+
+    /// Posts the capture of a pending (reserved) order and marks what it consumed.
+    static func capture(_ order: inout OrderRecord, paidAtUnixMillis: Int64, channelTxnID: String?,
+                        configuration: SettledConfiguration, write: WriteContext) throws {
+        precondition(order.status == .pending, "only a pending order is captured")
+        let tables = write.tables
+        try write.post(PaymentJournal.capture(order: order.order, funding: order.funding, customer: order.customer))
+        for item in order.items where item.kind == .bill {
+            guard var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id else {
+                preconditionFailure("order \(order.id) captures bill \(item.billId!) it does not hold")
+            }
+            bill.status = .paid
+            bill.updatedUnixMillis = write.nowUnixMillis
+            try bill.store(tables: tables, in: write.transaction)
+        }
+        for use in order.funding.redPackets {
+            guard var packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
+                  packet.orderID == order.id, packet.packet.status == .reserved else {
+                preconditionFailure("order \(order.id) captures red packet \(use.redPacketId) it does not hold")
+            }
+            packet.packet.status = .used
+            try packet.store(tables: tables, in: write.transaction)
+        }
+        if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
+            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
+            record.points -= order.funding.points
+            record.pointsReserved -= order.funding.points
+            record.walletReservedFen -= order.funding.walletFen
+            try record.store(customer, tables: tables, in: write.transaction)
+        }
+        for (index, item) in order.items.enumerated() where item.kind.paysBiller {
+            order.writeoffs[index] = .pending
+            try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
+                                      value: [], options: .overwrite)
+        }
+        try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
+        order.status = .paid
+        order.paidAtUnixMillis = paidAtUnixMillis
+        order.channelTxnID = channelTxnID
+        order.businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
+        try order.store(tables: tables, in: write.transaction)
+    }
+
+    /// Releases every reservation of a pending order and gives it its final status.
+    static func release(_ order: inout OrderRecord, to status: OrderStatus, write: WriteContext) throws {
+        precondition(order.status == .pending && [.cancelled, .expired, .failed].contains(status))
+        let tables = write.tables
+        for item in order.items where item.kind == .bill {
+            if var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id,
+               bill.status == .reserved {
+                bill.status = .open
+                bill.orderID = nil
+                bill.updatedUnixMillis = write.nowUnixMillis
+                try bill.store(tables: tables, in: write.transaction)
+            }
+        }
+        for use in order.funding.redPackets {
+            if var packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
+               packet.orderID == order.id, packet.packet.status == .reserved {
+                packet.packet.status = .available
+                packet.orderID = nil
+                try packet.store(tables: tables, in: write.transaction)
+            }
+        }
+        if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
+            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
+            record.pointsReserved -= order.funding.points
+            record.walletReservedFen -= order.funding.walletFen
+            try record.store(customer, tables: tables, in: write.transaction)
+        }
+        try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
+        order.status = status
+        try order.store(tables: tables, in: write.transaction)
+    }
+
+    /// Expires pending orders whose time is up, at most `expiryBatchMax`; returns how many.
+    static func expireDue(write: WriteContext) throws -> Int {
+        var due: [String] = []
+        try write.transaction.scan(write.tables.orderExpiry) { key, _ in
+            guard Int64(Key.decodeU64(key)) <= write.nowUnixMillis, due.count < expiryBatchMax else { return false }
+            due.append(String(decoding: key[8...], as: UTF8.self))
+            return true
+        }
+        for id in due {
+            guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction), order.status == .pending else {
+                preconditionFailure("order \(id) is in the expiry index but not pending")
+            }
+            try release(&order, to: .expired, write: write)
+        }
+        return due.count
+    }
+}
+
+/// A parsed POST /v1/orders.
+struct OrderRequest: Sendable {
+    enum Item: Sendable {
+        case bill(billID: String)
+        case topup(billerID: String, accountNo: String, amountFen: Int64)
+        case walletTopup(amountFen: Int64)
+    }
+
+    var customer: String?
+    var items: [Item]
+    var funding: FundingRequest
+
+    static let amountFenMax: Int64 = 10_000_000_000
+
+    static func parse(_ body: [UInt8], itemsMax: Int) throws -> OrderRequest {
+        let fields = try Fields(body: body)
+        let customer = try fields.identifier("customer_id", required: false)
+        guard let elements = try? fields.array("items", countMax: Int.max) else {
+            throw APIError(422, "invalid_request", "items: is required and must be an array")
+        }
+        guard !elements.isEmpty else { throw APIError(422, "invalid_request", "items: an order has at least one item") }
+        guard elements.count <= itemsMax else { throw APIError(422, "too_many_items", "an order has at most \(itemsMax) items") }
+        var items: [Item] = []
+        items.reserveCapacity(elements.count)
+        for (index, element) in elements.enumerated() {
+            guard let object = element.object else { throw APIError(422, "invalid_request", "items[\(index)]: must be an object") }
+            let item = Fields(object: object)
+            do {
+                switch try item.requiredString("kind", bytesMax: 16) {
+                case "bill":
+                    items.append(.bill(billID: try item.requiredIdentifier("bill_id")))
+                case "topup":
+                    items.append(.topup(billerID: try item.requiredIdentifier("biller_id"),
+                                        accountNo: try item.requiredIdentifier("account_no"),
+                                        amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+                case "wallet_topup":
+                    guard customer != nil else {
+                        throw APIError(422, "invalid_request", "a wallet_topup needs a customer_id")
+                    }
+                    items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+                default:
+                    throw APIError.invalid("kind", "must be bill, topup or wallet_topup")
+                }
+            } catch let error as APIError {
+                throw APIError(422, "invalid_request", "items[\(index)].\(error.detail)")
+            }
+        }
+        var funding = FundingRequest()
+        if let source = try fields.object("funding", required: false) {
+            if let ids = try source.array("red_packet_ids", required: false, countMax: FundingRequest.redPacketIdsMax) {
+                funding.redPacketIds = try ids.enumerated().map { index, value in
+                    guard let id = value.string, Identifier.isValid(id) else {
+                        throw APIError(422, "invalid_request", "funding.red_packet_ids[\(index)]: must be an identifier")
+                    }
+                    return id
+                }
+            }
+            funding.points = try source.int64("points", required: false, range: 0...CustomerRecord.pointsMax) ?? 0
+            funding.walletFen = try source.int64("wallet_fen", required: false, range: 0...amountFenMax) ?? 0
+            funding.channel = try source.identifier("channel", required: false)
+        }
+        if customer == nil && (!funding.redPacketIds.isEmpty || funding.points > 0 || funding.walletFen > 0) {
+            throw APIError(422, "invalid_request", "red packets, points and wallet need a customer_id")
+        }
+        return OrderRequest(customer: customer, items: items, funding: funding)
+    }
+}
+
+extension FundingError {
+    var apiError: APIError { APIError(422, code, description) }
+}
+
+extension SettledService {
+    var channelIDs: Set<String> { Set(configuration.channels.map(\.id)) }
+
+    func orderRoutes() -> [Route] {
+        [
+            Route("POST", "/v1/orders", .gatewayAndOperator, .write { context in
+                guard context.request.headers["Idempotency-Key"] != nil else {
+                    throw APIError(422, "idempotency_key_required", "POST /v1/orders needs an Idempotency-Key header")
+                }
+                let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax)
+                return WriteOperation { write in try self.createOrder(request, write: write) }
+            }),
+            Route("GET", "/v1/orders/{order_id}", .gatewayAndReaders, .read { context, transaction in
+                guard let order = try OrderRecord.load(context.parameters[0], tables: self.store.tables, in: transaction) else {
+                    throw APIError.notFound("order \(context.parameters[0])")
+                }
+                return self.orderAnswer(order, status: 200)
+            }),
+            Route("POST", "/v1/orders/{order_id}/cancel", .gatewayAndOperator, .write { context in
+                let id = context.parameters[0]
+                return WriteOperation { write in
+                    guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction) else {
+                        throw APIError.notFound("order \(id)")
+                    }
+                    guard order.status == .pending else {
+                        throw APIError(409, "order_not_pending", "order \(id) is \(order.status.rawValue)")
+                    }
+                    try OrderBook.release(&order, to: .cancelled, write: write)
+                    return self.orderAnswer(order, status: 200)
+                }
+            }),
+        ]
+    }
+
+    func orderAnswer(_ order: OrderRecord, status: Int) -> HTTPResponse {
+        var json = JSONWriter(capacity: 512 + order.items.count * 160)
+        order.write(&json, utcOffsetSeconds: configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000))
+        return HTTPResponse.json(status: status, json.bytes)
+    }
+
+    /// Resolves the items, plans the funding, reserves, and captures at once when nothing is
+    /// left for a channel.
+    func createOrder(_ request: OrderRequest, write: WriteContext) throws -> HTTPResponse {
+        let tables = write.tables
+        let number = write.counters.take(.order)
+        let orderID = "o-\(number)"
+        var items: [OrderItem] = []
+        items.reserveCapacity(request.items.count)
+        var billers: [String: Biller] = [:]
+        var billsSeen = Set<String>()
+        func biller(_ id: String) throws -> Biller {
+            if let known = billers[id] { return known }
+            guard let loaded = try Biller.load(id, tables: tables, in: write.transaction) else {
+                throw APIError(422, "unknown_biller", "biller \(id) does not exist")
+            }
+            billers[id] = loaded
+            return loaded
+        }
+        for (index, item) in request.items.enumerated() {
+            let itemID = "\(orderID).\(index + 1)"
+            switch item {
+            case .bill(let billID):
+                guard billsSeen.insert(billID).inserted else {
+                    throw APIError(422, "invalid_request", "bill \(billID) is listed twice")
+                }
+                guard let bill = try Bill.load(billID, tables: tables, in: write.transaction) else {
+                    throw APIError(422, "unknown_bill", "bill \(billID) does not exist")
+                }
+                switch bill.status {
+                case .open: break
+                case .reserved: throw APIError(409, "bill_reserved", "bill \(billID) is held by another pending order")
+                case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(billID) is \(bill.status.name)")
+                }
+                let owner = try biller(bill.billerID)
+                items.append(OrderItem(itemId: itemID, kind: .bill, billId: billID, billerId: bill.billerID, accountNo: bill.accountNo,
+                                       utility: owner.utility, amountFen: bill.amountFen))
+            case .topup(let billerID, let accountNo, let amountFen):
+                let owner = try biller(billerID)
+                items.append(OrderItem(itemId: itemID, kind: .topup, billerId: billerID, accountNo: accountNo,
+                                       utility: owner.utility, amountFen: amountFen))
+            case .walletTopup(let amountFen):
+                items.append(OrderItem(itemId: itemID, kind: .walletTopup, amountFen: amountFen))
+            }
+        }
+        var packets: [RedPacket] = []
+        for id in request.funding.redPacketIds {
+            if let stored = try StoredRedPacket.load(id, tables: tables, in: write.transaction) { packets.append(stored.packet) }
+        }
+        var pointsAvailable: Int64 = 0
+        var walletAvailable: Int64 = 0
+        if let customer = request.customer {
+            let record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            pointsAvailable = record.pointsAvailable
+            walletAvailable = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
+        }
+        let funding: Funding
+        switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding, redPackets: packets,
+                                   pointsBalance: pointsAvailable, walletAvailableFen: max(0, walletAvailable),
+                                   pointValueFen: Int64(configuration.pointValueFen),
+                                   pointsMaxSharePercent: Int64(configuration.pointsMaxSharePercent),
+                                   channels: channelIDs, nowUnixMillis: write.nowUnixMillis) {
+        case .success(let planned): funding = planned
+        case .failure(let error): throw error.apiError
+        }
+        var order = OrderRecord(id: orderID, customer: request.customer, items: items, funding: funding, status: .pending,
+                                createdUnixMillis: write.nowUnixMillis,
+                                expiresUnixMillis: write.nowUnixMillis + Int64(configuration.expirySeconds) * 1000,
+                                paidAtUnixMillis: nil, businessDate: nil, channelTxnID: nil,
+                                writeoffs: Array(repeating: .none, count: items.count),
+                                writeoffReasons: Array(repeating: "", count: items.count),
+                                refunds: [], paidOutItemIDs: [], suspenseFen: 0)
+        try OrderBook.reserve(order, write: write)
+        for item in items {
+            try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)
+        }
+        if funding.channelFen == 0 {
+            try order.store(tables: tables, in: write.transaction)
+            try OrderBook.capture(&order, paidAtUnixMillis: write.nowUnixMillis, channelTxnID: nil,
+                                  configuration: configuration, write: write)
+        } else {
+            try order.store(tables: tables, in: write.transaction)
+            try write.transaction.put(tables.orderExpiry, key: OrderBook.expiryKey(order), value: [], options: .overwrite)
+        }
+        return orderAnswer(order, status: 201)
+    }
+
+    /// Timers of orders: pending orders expire.
+    public func startOrderTimers() {
+        let interval = max(1, min(30, configuration.expirySeconds / 10))
+        timers.every("order_expiry", intervalSeconds: interval) { [writer] in
+            var total = 0
+            while true {
+                let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
+                total += expired
+                if expired < OrderBook.expiryBatchMax { break }
+            }
+            return "expired \(total) orders"
+        }
+    }
+}

@@ -1,0 +1,293 @@
+import SettledCore
+import SettledHTTP
+import SettledStore
+
+extension SettledService {
+    static let refundReasonBytesMax = 256
+    /// Write-off results applied in one writer request.
+    static let writeoffResultsChunkMax = 1024
+    static let writeoffResultLinesMax = 1_000_000
+
+    func refundRoutes() -> [Route] {
+        [
+            Route("POST", "/v1/orders/{order_id}/refunds", .gatewayAndOperator, .write { context in
+                let orderID = context.parameters[0]
+                let fields = try Fields(body: context.request.body)
+                let refundID = try fields.requiredIdentifier("refund_id")
+                let reason = try fields.requiredString("reason", bytesMax: Self.refundReasonBytesMax)
+                var itemIDs: [String]?
+                if let elements = try fields.array("item_ids", required: false, countMax: Order.itemsMax) {
+                    itemIDs = try elements.enumerated().map { index, value in
+                        guard let id = value.string, Identifier.isValid(id) else {
+                            throw APIError(422, "invalid_request", "item_ids[\(index)]: must be an item id")
+                        }
+                        return id
+                    }
+                }
+                let requestedItemIDs = itemIDs
+                return WriteOperation { write in
+                    let (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
+                    return .json(replay ? 200 : 201) { json in
+                        json.field("refund_id", refund.refundId)
+                        json.field("order_id", orderID)
+                        json.field("amount_fen", refund.amountFen)
+                        json.beginArray("item_ids")
+                        for item in refund.items { json.value(item.itemId) }
+                        json.endArray()
+                        json.beginObject("returned")
+                        json.field("channel_fen", refund.channelFen)
+                        json.field("wallet_fen", refund.walletFen)
+                        json.field("points", refund.points)
+                        json.beginArray("red_packet_ids")
+                        for id in refund.restoredRedPacketIds { json.value(id) }
+                        json.endArray()
+                        json.endObject()
+                        if replay { json.field("replayed", true) }
+                    }
+                }
+            }),
+            Route("GET", "/v1/writeoffs", .gatewayAndReaders, .read { context, transaction in
+                guard let biller = context.request.query["biller_id"], Identifier.isValid(biller) else {
+                    throw APIError.invalid("biller_id", "the biller whose write-offs to export is required")
+                }
+                let status = context.request.query["status"] ?? "pending"
+                guard status == "pending" else { throw APIError.invalid("status", "only pending write-offs are exported") }
+                let limit = min(Int(context.request.query["limit"] ?? "") ?? 100_000, 1_000_000)
+                return try self.exportWriteoffs(biller: biller, limit: limit, transaction: transaction)
+            }),
+            Route("POST", "/v1/writeoffs/results", .gatewayAndOperator, .custom { context, answer in
+                self.applyWriteoffResults(context, answer)
+            }),
+        ]
+    }
+
+    /// Refunds items of a captured order. The same refund id again replays the first refund.
+    func refund(orderID: String, refundID: String, itemIDs: [String]?, reason: String,
+                write: WriteContext) throws -> (Refund, replay: Bool) {
+        let tables = write.tables
+        if let owner = try write.transaction.get(tables.refunds, key: Key.string(refundID)) {
+            let ownerID = String(decoding: owner, as: UTF8.self)
+            guard ownerID == orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
+                  let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
+                throw APIError(409, "refund_id_conflict", "refund \(refundID) belongs to order \(ownerID)")
+            }
+            return (entry.refund, true)
+        }
+        guard var order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) else {
+            throw APIError.notFound("order \(orderID)")
+        }
+        guard order.status == .paid || order.status == .partiallyRefunded else {
+            throw APIError(409, "order_not_refundable", "order \(orderID) is \(order.status.rawValue)")
+        }
+        let refund: Refund
+        switch RefundPlanner.plan(refundId: refundID, items: order.items, funding: order.funding,
+                                  previousRefunds: order.refunds.map(\.refund), itemIds: itemIDs, nowUnixMillis: write.nowUnixMillis) {
+        case .success(let planned): refund = planned
+        case .failure(let error):
+            if case .unknownItem = error { throw APIError(422, error.code, error.description) }
+            throw APIError(409, error.code, error.description)
+        }
+        if refund.walletTopupFen > 0, let customer = order.customer {
+            let record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            let available = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
+            guard available >= refund.walletTopupFen else {
+                throw APIError(409, "insufficient_wallet", "the wallet topped up by this order holds \(available) fen available; \(refund.walletTopupFen) fen would be taken back")
+            }
+        }
+        // Everything checked: write.
+        try write.post(PaymentJournal.refund(order: order.order, refund: refund, customer: order.customer,
+                                             paidOutItemIds: order.paidOutItemIDs))
+        if refund.points > 0, let customer = order.customer {
+            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            record.points += refund.points
+            try record.store(customer, tables: tables, in: write.transaction)
+        }
+        for packet in refund.redPackets where packet.restored {
+            if var stored = try StoredRedPacket.load(packet.redPacketId, tables: tables, in: write.transaction), stored.orderID == order.id {
+                stored.packet.status = .available
+                stored.orderID = nil
+                try stored.store(tables: tables, in: write.transaction)
+            }
+        }
+        for item in refund.items {
+            if item.kind == .bill, var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id {
+                bill.status = .open
+                bill.orderID = nil
+                bill.updatedUnixMillis = write.nowUnixMillis
+                try bill.store(tables: tables, in: write.transaction)
+            }
+            if let index = order.itemIndex(item.itemId), order.writeoffs[index] == .pending {
+                try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+            }
+        }
+        order.refunds.append(RefundEntry(refund: refund, reason: reason, atUnixMillis: write.nowUnixMillis))
+        order.status = RefundPlanner.status(items: order.items, refunds: order.refunds.map(\.refund))
+        try order.store(tables: tables, in: write.transaction)
+        try write.transaction.put(tables.refunds, key: Key.string(refundID), value: Key.string(orderID), options: .noOverwrite)
+        return (refund, false)
+    }
+
+    func exportWriteoffs(biller: String, limit: Int, transaction: Transaction) throws -> HTTPResponse {
+        let tables = store.tables
+        var json = JSONWriter(capacity: 4096)
+        var count = 0
+        var orders: [String: OrderRecord] = [:]
+        let prefix = Array(biller.utf8) + [0]
+        try transaction.scan(tables.writeoffsPending, prefix: prefix) { key, _ in
+            let itemID = String(decoding: key[prefix.count...], as: UTF8.self)
+            guard let orderID = try transaction.get(tables.orderItems, key: Key.string(itemID)).map({ String(decoding: $0, as: UTF8.self) }) else {
+                throw DecodingError(what: "write-off of unknown item \(itemID)")
+            }
+            if orders[orderID] == nil { orders[orderID] = try OrderRecord.load(orderID, tables: tables, in: transaction) }
+            guard let order = orders[orderID] ?? nil, let index = order.itemIndex(itemID) else {
+                throw DecodingError(what: "write-off of item \(itemID) without its order")
+            }
+            let item = order.items[index]
+            json.beginObject()
+            json.field("item_id", itemID)
+            json.field("order_id", orderID)
+            json.field("kind", item.kind.rawValue)
+            json.field("bill_id", item.billId)
+            json.field("biller_id", biller)
+            json.field("account_no", item.accountNo)
+            json.field("amount_fen", item.amountFen)
+            if let paidAt = order.paidAtUnixMillis { json.field("paid_at", RFC3339.format(unixMillis: paidAt)) }
+            json.field("business_date", order.businessDate?.description)
+            json.endObject()
+            json.newline()
+            count += 1
+            if orders.count > 10_000 { orders.removeAll(keepingCapacity: true) }
+            return count < limit
+        }
+        return HTTPResponse(status: 200, contentType: "application/x-ndjson", body: json.bytes)
+    }
+
+    struct WriteoffResult: Sendable {
+        var line: Int
+        var itemID: String
+        var ok: Bool
+        var reason: String
+    }
+
+    struct WriteoffTally: Sendable {
+        var accepted = 0
+        var refunds: [(item: String, refund: String, amountFen: Int64)] = []
+        var rejected: [BillImport.Rejection] = []
+    }
+
+    func applyWriteoffResults(_ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
+        var results: [WriteoffResult] = []
+        var tally = WriteoffTally()
+        var number = 0
+        for line in context.request.body.split(separator: 0x0A, omittingEmptySubsequences: false) {
+            number += 1
+            guard number <= Self.writeoffResultLinesMax else {
+                answer(APIError(413, "too_many_lines", "at most \(Self.writeoffResultLinesMax) lines").response)
+                return
+            }
+            let trimmed = line.last == 0x0D ? line.dropLast() : line[...]
+            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
+            do {
+                guard let object = try JSONParser.parse(Array(trimmed)).object else {
+                    throw APIError.invalid("line", "must be a JSON object")
+                }
+                let fields = Fields(object: object)
+                let item = try fields.requiredIdentifier("item_id")
+                let result = try fields.requiredString("result", bytesMax: 8)
+                guard result == "ok" || result == "failed" else { throw APIError.invalid("result", "must be \"ok\" or \"failed\"") }
+                let reason = try fields.string("reason", bytesMax: Self.refundReasonBytesMax, required: result == "failed") ?? ""
+                results.append(WriteoffResult(line: number, itemID: item, ok: result == "ok", reason: reason))
+            } catch let error as APIError {
+                tally.rejected.append(.init(line: number, code: "invalid_line", detail: error.detail))
+            } catch {
+                tally.rejected.append(.init(line: number, code: "malformed_json", detail: "\(error)"))
+            }
+        }
+        let finish: @Sendable (WriteoffTally) -> Void = { tally in
+            answer(.json(200) { json in
+                json.field("accepted", tally.accepted)
+                json.beginArray("refunds")
+                for refund in tally.refunds {
+                    json.beginObject()
+                    json.field("item_id", refund.item)
+                    json.field("refund_id", refund.refund)
+                    json.field("amount_fen", refund.amountFen)
+                    json.endObject()
+                }
+                json.endArray()
+                json.beginArray("rejected")
+                for rejection in tally.rejected.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
+                    json.beginObject()
+                    json.field("line", rejection.line)
+                    json.field("code", rejection.code)
+                    json.field("detail", rejection.detail)
+                    json.endObject()
+                }
+                json.endArray()
+            })
+        }
+        let chunks = stride(from: 0, to: results.count, by: Self.writeoffResultsChunkMax).map {
+            Array(results[$0..<min(results.count, $0 + Self.writeoffResultsChunkMax)])
+        }
+        @Sendable func applyChunk(_ index: Int, _ tally: WriteoffTally) {
+            guard index < chunks.count else {
+                finish(tally)
+                return
+            }
+            let chunk = chunks[index]
+            let accepted = writer.submit({ write in
+                var partial = WriteoffTally()
+                for result in chunk { try self.applyWriteoff(result, write: write, into: &partial) }
+                return partial
+            }, completion: { outcome in
+                switch outcome {
+                case .success(let partial):
+                    var next = tally
+                    next.accepted += partial.accepted
+                    next.refunds += partial.refunds
+                    next.rejected += partial.rejected
+                    applyChunk(index + 1, next)
+                case .failure(let error):
+                    answer(index == 0 ? self.problem(for: error, in: context)
+                           : APIError(503, "results_interrupted", "results before line \(chunk.first!.line) were applied; the rest were not (\(error)); sending the file again is safe").response)
+                }
+            })
+            if !accepted { answer(APIError(503, "writer_busy", "the writer queue is full; results before line \(chunk.first!.line) were applied; sending the file again is safe").response) }
+        }
+        applyChunk(0, tally)
+    }
+
+    /// One write-off result: ok settles the item; failed refunds it. A result for an item that is
+    /// no longer pending is refused for that line only (a repeat of the same result is accepted).
+    func applyWriteoff(_ result: WriteoffResult, write: WriteContext, into tally: inout WriteoffTally) throws {
+        let tables = write.tables
+        guard let orderID = try write.transaction.get(tables.orderItems, key: Key.string(result.itemID)).map({ String(decoding: $0, as: UTF8.self) }),
+              var order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
+              let index = order.itemIndex(result.itemID) else {
+            tally.rejected.append(.init(line: result.line, code: "unknown_item", detail: "item \(result.itemID) does not exist"))
+            return
+        }
+        let wanted: WriteoffStatus = result.ok ? .ok : .failed
+        guard order.writeoffs[index] == .pending else {
+            if order.writeoffs[index] == wanted {
+                tally.accepted += 1
+            } else {
+                tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
+                                            detail: "item \(result.itemID) write-off is \(order.writeoffs[index].name)"))
+            }
+            return
+        }
+        let item = order.items[index]
+        try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+        order.writeoffs[index] = wanted
+        order.writeoffReasons[index] = result.reason
+        try order.store(tables: tables, in: write.transaction)
+        tally.accepted += 1
+        guard !result.ok else { return }
+        let refundID = "wo-" + result.itemID
+        guard refundID.utf8.count <= Identifier.bytesMax else { preconditionFailure("item ids are short enough to prefix") }
+        let (refund, _) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
+                                          reason: "write-off failed: " + result.reason, write: write)
+        tally.refunds.append((result.itemID, refundID, refund.amountFen))
+    }
+}
