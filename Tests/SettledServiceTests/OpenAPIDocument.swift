@@ -148,7 +148,7 @@ struct OpenAPIDocument {
             problems += validate(instance, against: part, at: location)
         }
         if let allowed = schema["enum"]?.array, !allowed.contains(instance) {
-            problems.append("\(location): \(describe(instance)) is not one of \(allowed.map(describe))")
+            problems.append("\(location): \(describe(instance)) is not one of \(allowed.map(describe).joined(separator: ", "))")
         }
         if let type = schema["type"] {
             let types = type.array?.compactMap(\.string) ?? [type.string ?? ""]
