@@ -1,0 +1,139 @@
+import SettledCore
+import SettledService
+import Testing
+
+/// `openapi.json` describes the server as it is: every route and only the routes, with their
+/// roles, and the document is sound OpenAPI 3.1.
+@Suite struct OpenAPIDocumentTests {
+    /// The routes of a service over a fresh store.
+    static func routes() throws -> [Route] {
+        let fixture = try ServiceFixture()
+        defer { fixture.stop() }
+        return fixture.service.routes
+    }
+
+    static func split(_ routeName: String) -> (method: String, path: String) {
+        let space = routeName.firstIndex(of: " ")!
+        return (String(routeName[..<space]), String(routeName[routeName.index(after: space)...]))
+    }
+
+    @Test func isOpenAPI31OfThisVersion() throws {
+        let document = try OpenAPIDocument.load()
+        let version = try #require(document.root["openapi"]?.string)
+        #expect(version.hasPrefix("3.1"), "openapi is \(version)")
+        #expect(document.root["info"]?["title"]?.string == "settled")
+        #expect(document.root["info"]?["version"]?.string == SettledService.version)
+        let description = document.root["info"]?["description"]?.string ?? ""
+        #expect(description.contains("Unix domain socket"))
+        #expect(document.root["paths"]?.object != nil)
+    }
+
+    @Test func everyRouteIsDocumentedWithItsRoles() throws {
+        let document = try OpenAPIDocument.load()
+        let routes = try Self.routes()
+        #expect(!routes.isEmpty)
+        for route in routes {
+            let (method, path) = Self.split(route.name)
+            #expect(method == route.method)
+            guard let operation = document.operation(method, path) else {
+                Issue.record("\(route.name) is a route but not in \(OpenAPIDocument.fileName)")
+                continue
+            }
+            let documented = operation.roles ?? []
+            #expect(Set(documented) == roleNames(route.roles), "x-roles of \(route.name)")
+            #expect(documented.count == Set(documented).count, "x-roles of \(route.name) repeats a role")
+        }
+    }
+
+    @Test func everyDocumentedOperationIsARoute() throws {
+        let document = try OpenAPIDocument.load()
+        let routeNames = Set(try Self.routes().map(\.name))
+        let operations = document.operations
+        #expect(!operations.isEmpty)
+        for operation in operations {
+            #expect(routeNames.contains(operation.name), "\(operation.name) is documented but the server has no such route")
+        }
+        #expect(operations.count == Set(operations.map(\.name)).count)
+    }
+
+    @Test func writeRoutesTakeAnIdempotencyKeyAndOthersDoNot() throws {
+        let document = try OpenAPIDocument.load()
+        for route in try Self.routes() {
+            let (method, path) = Self.split(route.name)
+            guard let operation = document.operation(method, path) else { continue }
+            let headers = try operation.parameters.map { try document.resolve($0) }
+                .filter { $0["in"]?.string == "header" }.compactMap { $0["name"]?.string }
+            let responses = operation.object["responses"]?.object
+            if case .write = route.action {
+                #expect(headers.contains("Idempotency-Key"), "\(route.name) takes Idempotency-Key")
+                #expect(responses?["409"] != nil, "\(route.name) documents 409 idempotency_conflict")
+                #expect(responses?["503"] != nil, "\(route.name) documents 503 writer_busy")
+            } else {
+                #expect(!headers.contains("Idempotency-Key"), "\(route.name) ignores Idempotency-Key")
+            }
+        }
+    }
+
+    @Test func operationIDsArePresentAndUnique() throws {
+        let document = try OpenAPIDocument.load()
+        var seen: Set<String> = []
+        for operation in document.operations {
+            guard let id = operation.operationID, !id.isEmpty else {
+                Issue.record("\(operation.name) has no operationId")
+                continue
+            }
+            #expect(seen.insert(id).inserted, "operationId \(id) of \(operation.name) is used twice")
+            #expect(operation.object["summary"]?.string?.isEmpty == false, "\(operation.name) has no summary")
+            #expect(operation.object["responses"]?.object?.members.isEmpty == false, "\(operation.name) has no responses")
+        }
+    }
+
+    @Test func everyReferenceResolves() throws {
+        let document = try OpenAPIDocument.load()
+        let references = document.references
+        #expect(references.count > 10)
+        for (at, reference) in references {
+            #expect(reference.hasPrefix("#/"), "\(at): \(reference) is not a reference inside the document")
+            #expect(document.pointer(reference) != nil, "\(at): \(reference) does not resolve")
+        }
+    }
+
+    @Test func pathParametersMatchTheTemplates() throws {
+        let document = try OpenAPIDocument.load()
+        for operation in document.operations {
+            let templated = Set(operation.path.split(separator: "/").filter { $0.hasPrefix("{") && $0.hasSuffix("}") }
+                .map { String($0.dropFirst().dropLast()) })
+            let parameters = try operation.parameters.map { try document.resolve($0) }.filter { $0["in"]?.string == "path" }
+            #expect(Set(parameters.compactMap { $0["name"]?.string }) == templated, "path parameters of \(operation.name)")
+            for parameter in parameters {
+                #expect(parameter["required"] == .bool(true), "\(operation.name): a path parameter is required")
+                #expect(parameter["schema"] != nil, "\(operation.name): path parameter without a schema")
+            }
+        }
+    }
+
+    /// Every 4xx and 5xx answer is a problem document that lists the codes it may carry.
+    @Test func everyErrorResponseIsAProblemWithItsCodes() throws {
+        let document = try OpenAPIDocument.load()
+        for operation in document.operations {
+            for (status, value) in operation.object["responses"]?.object?.members ?? [] {
+                guard let code = Int(status) else {
+                    Issue.record("\(operation.name): response key \(status) is not a status code")
+                    continue
+                }
+                #expect((200...599).contains(code), "\(operation.name): status \(status)")
+                let response = try document.resolve(value)
+                #expect(response["description"]?.string?.isEmpty == false, "\(operation.name) \(status) has no description")
+                guard code >= 400 else { continue }
+                let content = response["content"]?.object
+                #expect(content?.members.map(\.key) == ["application/problem+json"], "\(operation.name) \(status) is a problem")
+                let schema = try document.resolve(content?["application/problem+json"]?["schema"] ?? .null)
+                let parts = schema["allOf"]?.array ?? []
+                #expect(parts.first?["$ref"]?.string == "#/components/schemas/Problem",
+                        "\(operation.name) \(status) builds on Problem")
+                let codes = parts.dropFirst().compactMap { $0["properties"]?["code"]?["enum"]?.array }.joined()
+                #expect(!codes.isEmpty, "\(operation.name) \(status) lists its problem codes")
+            }
+        }
+    }
+}
