@@ -164,8 +164,11 @@ public final class SettledService: @unchecked Sendable {
                 operation = try prepare(context)
             } catch {
                 let response = problem(for: error, in: context)
-                if audited { recordAudit(context, response) }
-                answer(response)
+                if audited {
+                    recordAudit(context, response) { answer(response) }
+                } else {
+                    answer(response)
+                }
                 return
             }
             submit(operation, context: context, audited: audited, answer: answer)
@@ -212,13 +215,18 @@ public final class SettledService: @unchecked Sendable {
         }
     }
 
-    /// Writes an audit record for a request answered without the writer (refused early, or custom).
-    func recordAudit(_ context: RequestContext, _ response: HTTPResponse) {
+    /// Writes an audit record for a request answered without the writer (refused early, or
+    /// custom), then runs `then` (which sends the answer): the record is committed first.
+    func recordAudit(_ context: RequestContext, _ response: HTTPResponse, then: @escaping @Sendable () -> Void) {
         let accepted = writer.submit({ write in try Audit.append(context: context, response: response, write: write) },
                                      completion: { [log] outcome in
             if case .failure(let error) = outcome { log(3, "audit record for \(context.routeName) not written: \(error)") }
+            then()
         })
-        if !accepted { log(3, "audit record for \(context.routeName) not written: writer queue full") }
+        if !accepted {
+            log(3, "audit record for \(context.routeName) not written: writer queue full")
+            then()
+        }
     }
 
     func problem(for error: any Error, in context: RequestContext) -> HTTPResponse {
