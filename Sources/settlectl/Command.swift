@@ -57,7 +57,7 @@ struct GlobalOptions {
     static let specs: [OptionSpec] = [
         .value("socket", "PATH", "the daemon's socket (else $SETTLED_SOCKET, else the config's socket)"),
         .value("config", "PATH", "the configuration to read the socket from (default \(Defaults.configPath))"),
-        .flag("json", "print the daemon's JSON answer as is, for scripts"),
+        .flag("json", "print the daemon's JSON answer as is, a refusal's problem too, for scripts"),
         .value("timeout", "SECONDS", "how long to wait for the daemon (default \(Command.timeoutSecondsDefault))"),
     ]
 
