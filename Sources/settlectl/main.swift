@@ -1,1 +1,3 @@
-print("settlectl")
+import Foundation
+
+exit(Settlectl.main(Array(CommandLine.arguments.dropFirst()), environment: ProcessInfo.processInfo.environment))

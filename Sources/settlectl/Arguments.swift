@@ -1,0 +1,74 @@
+/// One `--name` a command accepts.
+struct OptionSpec: Sendable {
+    /// Without the leading dashes: "limit" for `--limit`.
+    let name: String
+    /// The value's placeholder in usage ("N", "PATH"); nil for a flag without value.
+    let valueName: String?
+    let repeatable: Bool
+    let help: String
+
+    static func value(_ name: String, _ valueName: String, _ help: String, repeatable: Bool = false) -> OptionSpec {
+        OptionSpec(name: name, valueName: valueName, repeatable: repeatable, help: help)
+    }
+
+    static func flag(_ name: String, _ help: String) -> OptionSpec {
+        OptionSpec(name: name, valueName: nil, repeatable: false, help: help)
+    }
+
+    /// `--limit N` or `--json`.
+    var synopsis: String { valueName.map { "--\(name) \($0)" } ?? "--\(name)" }
+}
+
+/// The options and positional arguments given to a command, as parsed.
+struct Arguments {
+    /// Option name to its values in order; a flag has one empty value.
+    private(set) var options: [String: [String]] = [:]
+    private(set) var positionals: [String] = []
+
+    /// The most digits an integer argument may have (Int64 has 19).
+    static let integerDigitsMax = 19
+
+    mutating func add(option name: String, value: String) { options[name, default: []].append(value) }
+    mutating func add(positional: String) { positionals.append(positional) }
+
+    func has(_ name: String) -> Bool { options[name] != nil }
+
+    /// The value of a non-repeatable option (the parser refuses it twice).
+    func value(_ name: String) -> String? { options[name]?.last }
+
+    func values(_ name: String) -> [String] { options[name] ?? [] }
+
+    func required(_ name: String) throws(Failure) -> String {
+        guard let value = value(name) else { throw .usage("--\(name) is required") }
+        return value
+    }
+
+    /// A positive decimal integer option (`--limit 50`).
+    func positiveInteger(_ name: String) throws(Failure) -> Int? {
+        guard let text = value(name) else { return nil }
+        guard let number = Self.decimal(text), number >= 1 else {
+            throw .usage("--\(name) must be a positive integer, not '\(text)'")
+        }
+        return number
+    }
+
+    /// The positional arguments, exactly `names.count` of them.
+    @discardableResult
+    func positionals(named names: [String]) throws(Failure) -> [String] {
+        if positionals.count < names.count {
+            throw .usage("missing \(names[positionals.count])")
+        }
+        if positionals.count > names.count {
+            throw .usage("unexpected argument '\(positionals[names.count])'")
+        }
+        return positionals
+    }
+
+    /// Plain decimal digits only: no sign, no spaces, no "0x".
+    static func decimal(_ text: String) -> Int? {
+        let utf8 = text.utf8
+        guard !utf8.isEmpty, utf8.count <= integerDigitsMax,
+              utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int(text)
+    }
+}
