@@ -250,8 +250,9 @@ extension SettledService {
         guard order.funding.channel == notification.channel else {
             throw APIError(409, "channel_mismatch", "order \(order.id) is paid through \(order.funding.channel ?? "no channel"), not \(notification.channel)")
         }
-        if notification.amountFen != order.funding.channelFen {
-            let date = notification.success ? configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000) : nil
+        // Only a success moves money: a failure's amount, if the channel sends one, decides nothing.
+        if notification.success && notification.amountFen != order.funding.channelFen {
+            let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
             _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
                                                    orderID: order.id, channelTxnID: notification.channelTxnID,
                                                    internalFen: order.funding.channelFen, channelFen: notification.amountFen,
