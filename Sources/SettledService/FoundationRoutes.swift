@@ -232,8 +232,7 @@ extension SettledService {
     /// directory's `backups/` (the only place the daemon may write under systemd).
     func backup(_ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
         let finish: @Sendable (HTTPResponse) -> Void = { response in
-            self.recordAudit(context, response)
-            answer(response)
+            self.recordAudit(context, response, then: answer)
         }
         let path: String
         do {

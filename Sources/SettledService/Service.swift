@@ -164,8 +164,11 @@ public final class SettledService: @unchecked Sendable {
                 operation = try prepare(context)
             } catch {
                 let response = problem(for: error, in: context)
-                if audited { recordAudit(context, response) }
-                answer(response)
+                if audited {
+                    recordAudit(context, response, then: answer)
+                } else {
+                    answer(response)
+                }
                 return
             }
             submit(operation, context: context, audited: audited, answer: answer)
@@ -212,13 +215,21 @@ public final class SettledService: @unchecked Sendable {
         }
     }
 
-    /// Writes an audit record for a request answered without the writer (refused early, or custom).
-    func recordAudit(_ context: RequestContext, _ response: HTTPResponse) {
+    /// Writes an audit record for a request answered without the writer (refused early, or
+    /// custom). With `answer`, answers once the record is committed: an operator who has the
+    /// answer has the record. When the record cannot be written the answer goes out all the
+    /// same (the action's outcome does not depend on its record), and the loss is logged.
+    func recordAudit(_ context: RequestContext, _ response: HTTPResponse,
+                     then answer: (@Sendable (HTTPResponse) -> Void)? = nil) {
         let accepted = writer.submit({ write in try Audit.append(context: context, response: response, write: write) },
                                      completion: { [log] outcome in
             if case .failure(let error) = outcome { log(3, "audit record for \(context.routeName) not written: \(error)") }
+            answer?(response)
         })
-        if !accepted { log(3, "audit record for \(context.routeName) not written: writer queue full") }
+        if !accepted {
+            log(3, "audit record for \(context.routeName) not written: writer queue full")
+            answer?(response)
+        }
     }
 
     func problem(for error: any Error, in context: RequestContext) -> HTTPResponse {
