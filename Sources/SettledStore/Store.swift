@@ -100,6 +100,8 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     case decoding(DecodingError)
     case lmdb(LMDBError)
     case io(operation: String, errno: Int32)
+    /// Another process has the store in `directory` open (it holds the lock file).
+    case inUse(directory: String, holderPID: Int32?)
 
     public var description: String {
         switch self {
@@ -110,14 +112,25 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         case .decoding(let error): return error.description
         case .lmdb(let error): return error.description
         case .io(let operation, let code): return "\(operation): \(String(cString: strerror(code)))"
+        case .inUse(let directory, let holderPID):
+            let holder = holderPID.map { "another process (pid \($0))" } ?? "another process"
+            return "the store in \(directory) is open in \(holder): one daemon per state directory"
         }
     }
 }
 
 /// The store: one LMDB environment in the state directory and its tables.
+///
+/// One process at a time: the store holds an exclusive lock (flock) on `store.lock` in the
+/// directory while it is open. LMDB itself would let a second process in, but the store's
+/// single writer, its map growth and the daemon's timers all assume they are alone.
 public final class Store: @unchecked Sendable {
     public let environment: Environment
     public let tables: Tables
+    /// The open, locked `store.lock`; closing it (in deinit, or by the process ending) unlocks.
+    private let lockDescriptor: Int32
+
+    public static let lockFileName = "store.lock"
 
     /// The schema this program writes. Version 1 is the first; a store with a newer version is
     /// refused, an older one would be migrated here.
@@ -129,15 +142,55 @@ public final class Store: @unchecked Sendable {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw .io(operation: "mkdir \(directory)", errno: errno)
         }
+        lockDescriptor = try Self.lock(directory: directory)
         do {
             environment = try Environment(path: directory, mapSizeBytes: mapSizeBytes,
                                           mapSizeMaxBytes: mapSizeMaxBytes, sync: sync)
             environment.checkReaders()
             tables = try Tables(environment: environment)
         } catch {
+            close(lockDescriptor)
             throw .lmdb(error)
         }
         try checkSchema()
+    }
+
+    deinit {
+        close(lockDescriptor)
+    }
+
+    /// Opens and locks `store.lock` in `directory`, and writes this process's pid into it so
+    /// that a refused process can say who holds the store. The kernel drops the lock when the
+    /// process ends, however it ends: a killed daemon leaves nothing to clean up.
+    private static func lock(directory: String) throws(StoreError) -> Int32 {
+        let path = directory + "/" + lockFileName
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw .io(operation: "open \(path)", errno: errno) }
+        while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            if code == EINTR { continue }
+            defer { close(descriptor) }
+            guard code == EWOULDBLOCK else { throw .io(operation: "flock \(path)", errno: code) }
+            throw .inUse(directory: directory, holderPID: readPID(descriptor))
+        }
+        let text = Array("\(getpid())\n".utf8)
+        guard ftruncate(descriptor, 0) == 0,
+              text.withUnsafeBytes({ pwrite(descriptor, $0.baseAddress, $0.count, 0) }) == text.count else {
+            let code = errno
+            close(descriptor)
+            throw .io(operation: "write \(path)", errno: code)
+        }
+        return descriptor
+    }
+
+    /// The pid a lock holder wrote into the lock file, if it reads as one.
+    private static func readPID(_ descriptor: Int32) -> Int32? {
+        let pidBytesMax = 16
+        var bytes = [UInt8](repeating: 0, count: pidBytesMax)
+        let count = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, 0) }
+        guard count > 0 else { return nil }
+        let digits = bytes[0..<count].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        return Int32(String(decoding: digits, as: UTF8.self)).flatMap { $0 > 0 ? $0 : nil }
     }
 
     private func checkSchema() throws(StoreError) {
