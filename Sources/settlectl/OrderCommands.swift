@@ -138,7 +138,7 @@ enum OrderCommands {
             Output.outBytes(answer.body)
         }
         if count >= limit {
-            Output.err("settlectl: the export stopped at the limit of \(limit) write-offs: more may be pending"
+            Output.err("settlectl: the export reached its limit (\(limit)): more write-offs may be pending"
                        + " (--limit N, up to \(writeoffsExportLimitMax))\n")
         }
     }
