@@ -33,6 +33,9 @@ struct Arguments {
 
     func has(_ name: String) -> Bool { options[name] != nil }
 
+    /// Nothing given to the command yet.
+    var isEmpty: Bool { options.isEmpty && positionals.isEmpty }
+
     /// The value of a non-repeatable option (the parser refuses it twice).
     func value(_ name: String) -> String? { options[name]?.last }
 
@@ -52,6 +55,15 @@ struct Arguments {
         return number
     }
 
+    /// A whole number of fen, zero or more (`--value-fen 500`).
+    func fen(_ name: String) throws(Failure) -> Int64? {
+        guard let text = value(name) else { return nil }
+        guard let fen = Self.decimal(text) else {
+            throw .usage("--\(name) must be a whole number of fen (500 for 5.00 yuan), not '\(text)'")
+        }
+        return Int64(fen)
+    }
+
     /// The positional arguments, exactly `names.count` of them.
     @discardableResult
     func positionals(named names: [String]) throws(Failure) -> [String] {
@@ -63,6 +75,15 @@ struct Arguments {
         }
         return positionals
     }
+
+    /// An optional minus and plain decimal digits ("-300", "42").
+    static func integer(_ text: String) -> Int64? {
+        guard text.hasPrefix("-") else { return decimal(text).map(Int64.init) }
+        return decimal(String(text.dropFirst())).map { -Int64($0) }
+    }
+
+    /// "-300": an operand, not an option.
+    static func isNegativeInteger(_ text: String) -> Bool { text.hasPrefix("-") && integer(text) != nil }
 
     /// Plain decimal digits only: no sign, no spaces, no "0x".
     static func decimal(_ text: String) -> Int? {

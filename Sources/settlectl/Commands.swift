@@ -24,6 +24,156 @@ enum Commands {
                     """,
                 options: BillerCommands.putOptions,
                 run: BillerCommands.put),
+        Command("bills import", synopses: ["FILE"], summary: "import bills from an NDJSON file (upsert)",
+                description: """
+                    Imports bills (POST /v1/bills/import): FILE holds one JSON object a line, {bill_id,
+                    biller_id, account_no, period, amount_fen, due_date, status?}; "-" reads standard input.
+                    FILE may hold at most \(Input.importFileBytesMax) bytes (256 MiB). New bills are imported,
+                    changed ones updated. Prints how many lines were imported, updated, unchanged and rejected.
+
+                    Lines the daemon rejects do not stop the others: they are listed on standard error
+                    (line, code, detail) under their count, and the exit status is 0 as long as the request
+                    itself succeeded. With --json only the daemon's answer is printed: read rejected_count.
+                    """,
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: BillCommands.importBills),
+        Command("bills show", synopses: ["BILL_ID"], summary: "one bill: amount, due date, status, order",
+                description: "Shows the bill BILL_ID (GET /v1/bills/BILL_ID).",
+                run: BillCommands.show),
+        Command("accounts bind", synopses: ["CUSTOMER BILLER ACCOUNT_NO"], summary: "bind a household account to a customer",
+                description: """
+                    Binds the household account ACCOUNT_NO of BILLER to CUSTOMER (PUT
+                    /v1/customers/CUSTOMER/accounts/BILLER/ACCOUNT_NO). Binding it again changes nothing.
+                    """,
+                run: BillCommands.bind),
+        Command("accounts unbind", synopses: ["CUSTOMER BILLER ACCOUNT_NO"], summary: "unbind a household account from a customer",
+                description: """
+                    Unbinds the household account ACCOUNT_NO of BILLER from CUSTOMER (DELETE
+                    /v1/customers/CUSTOMER/accounts/BILLER/ACCOUNT_NO). The daemon answers without a
+                    body: with --json nothing is printed.
+                    """,
+                run: BillCommands.unbind),
+        Command("accounts list", synopses: ["CUSTOMER"], summary: "the household accounts bound to a customer",
+                description: "Lists the household accounts bound to CUSTOMER (GET /v1/customers/CUSTOMER/accounts).",
+                run: BillCommands.listAccounts),
+        Command("arrears", synopses: ["CUSTOMER", "--account BILLER ACCOUNT_NO"], summary: "open bills, by account, with totals",
+                description: """
+                    Shows the open bills of every household account bound to CUSTOMER (GET
+                    /v1/customers/CUSTOMER/arrears), or with --account those of one account, as scanning
+                    its bill's code finds them (GET /v1/accounts/BILLER/ACCOUNT_NO/arrears). Prints the
+                    total, then the bills grouped by account with each account's total.
+                    """,
+                options: [.flag("account", "the operands are a biller and a household account number, not a customer")],
+                run: BillCommands.arrears),
+        Command("wallet", synopses: ["CUSTOMER"], summary: "a customer's wallet, points and red packets",
+                description: """
+                    Shows the wallet balance of CUSTOMER and how much of it pending orders hold, the points,
+                    and the red packets with their status (GET /v1/customers/CUSTOMER/wallet).
+                    A customer named "credit" is shown with `settlectl wallet -- credit`.
+                    """,
+                run: CustomerCommands.wallet),
+        Command("wallet credit", synopses: ["CUSTOMER AMOUNT_FEN --reference R [--idempotency-key K]"],
+                summary: "credit a customer's wallet (compensation)",
+                description: """
+                    Credits AMOUNT_FEN fen to the wallet of CUSTOMER as a compensation, at the platform's
+                    cost (POST /v1/customers/CUSTOMER/wallet/credits). Prints the new balance.
+                    Each request credits again: give --idempotency-key to make a retry safe.
+                    """,
+                options: [
+                    .value("reference", "R", "why: a ticket or complaint number, kept with the journal entry"),
+                    CustomerCommands.idempotencyOption,
+                ],
+                run: CustomerCommands.creditWallet),
+        Command("points grant", synopses: ["CUSTOMER POINTS --reference R [--idempotency-key K]"],
+                summary: "grant points to a customer, or deduct them",
+                description: """
+                    Grants POINTS points to CUSTOMER (POST /v1/customers/CUSTOMER/points); a negative
+                    POINTS ("-300") deducts them, never below the points pending orders hold. Prints the
+                    new balance. Each request grants again: give --idempotency-key to make a retry safe.
+                    """,
+                options: [
+                    .value("reference", "R", "why: a campaign, a ticket"),
+                    CustomerCommands.idempotencyOption,
+                ],
+                run: CustomerCommands.grantPoints),
+        Command("redpackets issue",
+                synopses: ["--id RP --customer C --value-fen N [--min-order-fen N] --expires-at TIME [--utility U ...]"],
+                summary: "issue a red packet to a customer",
+                description: """
+                    Issues the red packet RP to customer C (POST /v1/red-packets): worth N fen off an
+                    order of at least --min-order-fen (default 0), until TIME (RFC 3339 with offset,
+                    "2026-12-31T23:59:59+08:00"), for the utilities given (every utility when none).
+                    Issuing the same packet again with the same terms changes nothing.
+                    """,
+                options: [
+                    .value("id", "RP", "the red packet's id"),
+                    .value("customer", "C", "the customer it is for"),
+                    .value("value-fen", "N", "what it takes off an order, in fen"),
+                    .value("min-order-fen", "N", "the smallest order it applies to, in fen (default 0)"),
+                    .value("expires-at", "TIME", "when it stops applying, RFC 3339 with offset"),
+                    .value("utility", "U", "a utility it applies to (electricity, water...); repeat for more", repeatable: true),
+                ],
+                run: CustomerCommands.issueRedPacket),
+        Command("orders show", synopses: ["ORDER_ID"], summary: "one order: funding, items, write-offs, refunds",
+                description: "Shows the order ORDER_ID with its funding, items and refunds (GET /v1/orders/ORDER_ID).",
+                run: OrderCommands.show),
+        Command("orders cancel", synopses: ["ORDER_ID"], summary: "cancel a pending order",
+                description: """
+                    Cancels the pending order ORDER_ID and releases what it reserved (POST
+                    /v1/orders/ORDER_ID/cancel). An order that is no longer pending is refused.
+                    """,
+                run: OrderCommands.cancel),
+        Command("refund", synopses: ["ORDER_ID --refund-id R --reason TEXT [--item ITEM_ID ...]"],
+                summary: "refund a paid order, whole or some of its items",
+                description: """
+                    Refunds the items given with --item of the paid order ORDER_ID, or all of its items
+                    not yet refunded (POST /v1/orders/ORDER_ID/refunds). Prints the amount and where it
+                    returns: the channel, the wallet, points, red packets. The same refund id again
+                    replays the first refund.
+                    """,
+                options: [
+                    .value("refund-id", "R", "the refund's id, chosen by the caller"),
+                    .value("reason", "TEXT", "why, kept with the refund"),
+                    .value("item", "ITEM_ID", "an item to refund (o-12.1); repeat for more; all when absent", repeatable: true),
+                ],
+                run: OrderCommands.refund),
+        Command("writeoffs export", synopses: ["--biller B [--output FILE] [--limit N]"],
+                summary: "a biller's pending write-offs as NDJSON",
+                description: """
+                    Exports the pending write-offs of biller B for its marketing system (GET
+                    /v1/writeoffs?biller_id=B): one JSON object a line, to standard output or to FILE
+                    (written whole, then renamed into place). At most N lines (default
+                    \(OrderCommands.writeoffsExportLimitDefault), up to \(OrderCommands.writeoffsExportLimitMax)); a note on
+                    standard error says when the limit was reached. --json changes nothing but the
+                    "wrote" line with --output, which it leaves out.
+                    """,
+                options: [
+                    .value("biller", "B", "the biller whose write-offs to export"),
+                    .value("output", "FILE", "write the export to FILE instead of standard output"),
+                    .value("limit", "N", "at most N write-offs"),
+                ],
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: OrderCommands.exportWriteoffs),
+        Command("writeoffs import", synopses: ["FILE"], summary: "apply a biller's write-off results",
+                description: """
+                    Sends a biller's write-off results (POST /v1/writeoffs/results): FILE holds one JSON
+                    object a line, {item_id, result: "ok"|"failed", reason?} ("-" reads standard input,
+                    at most \(Input.importFileBytesMax) bytes). A failed write-off refunds its item at once.
+                    Prints how many results were accepted and the refunds made. Rejected lines are listed
+                    on standard error as with `bills import`; the exit status is still 0.
+                    """,
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: OrderCommands.importWriteoffs),
+        Command("discrepancies", synopses: ["[--status S] [--channel C] [--business-date D] [--limit N]"],
+                summary: "differences found between orders and the channels",
+                description: "Lists discrepancies, newest first (GET /v1/discrepancies), those matching every filter given.",
+                options: [
+                    .value("status", "S", OrderCommands.discrepancyStatuses.joined(separator: ", ")),
+                    .value("channel", "C", "only this channel's (alipay, wechat...)"),
+                    .value("business-date", "D", "only those of the business date D (YYYY-MM-DD)"),
+                    .value("limit", "N", "at most N discrepancies (the daemon's default when absent)"),
+                ],
+                run: OrderCommands.discrepancies),
         Command("balances", synopses: ["[--prefix P] [--limit N]"], summary: "account balances, debit-positive",
                 description: "Lists ledger account balances, debit-positive (GET /v1/ledger/balances).",
                 options: [

@@ -63,11 +63,11 @@ final class Context {
 
     /// Sends one request; a 4xx or 5xx answer is thrown as `.refused` (and printed to stdout
     /// as is with `--json`, for scripts that read the problem).
-    func request(_ method: String, _ path: String, body: [UInt8]? = nil,
+    func request(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = ContentType.json,
                  headers: [(name: String, value: String)] = []) throws(Failure) -> Answer {
         let socket = try socketPath()
         var allHeaders = headers
-        if let body, !body.isEmpty { allHeaders.append((name: "Content-Type", value: "application/json")) }
+        if let body, !body.isEmpty { allHeaders.append((name: "Content-Type", value: contentType)) }
         let response: HTTPClientResponse
         do {
             if client == nil { client = try UnixHTTPClient(socketPath: socket, timeoutSeconds: timeoutSeconds) }
@@ -132,6 +132,12 @@ final class Context {
         let detail = text.isEmpty ? "HTTP status \(answer.status)" : text
         return .refused(status: answer.status, code: "http_\(answer.status)", detail: detail, errors: [])
     }
+}
+
+enum ContentType {
+    static let json = "application/json"
+    /// Bulk bodies: one JSON object a line.
+    static let ndjson = "application/x-ndjson"
 }
 
 /// Builds request targets with each piece percent-encoded.

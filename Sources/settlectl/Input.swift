@@ -4,6 +4,8 @@ import Glibc
 enum Input {
     /// The most a file given to `--file` may hold: a JSON body (the daemon's own limit is 1 MiB by default).
     static let bodyFileBytesMax = 1 << 20
+    /// The most a bulk file may hold (bills, write-off results): the daemon's default import limit.
+    static let importFileBytesMax = 256 << 20
     static let readChunkBytes = 64 << 10
 
     /// The whole of `path` ("-": standard input), refused when larger than `bytesMax`.
@@ -21,6 +23,7 @@ enum Input {
             throw .input("\(name): \(status.st_size) bytes, larger than the \(bytesMax) bytes allowed")
         }
         var bytes: [UInt8] = []
+        if kind == S_IFREG { bytes.reserveCapacity(Int(status.st_size)) }
         var chunk = [UInt8](repeating: 0, count: readChunkBytes)
         while true {
             let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }

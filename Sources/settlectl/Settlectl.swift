@@ -50,8 +50,10 @@ enum Settlectl {
     }
 
     /// Global options anywhere; the command's words first among the rest; then the command's
-    /// options and operands. `--` ends the options. `-h`/`--help` asks for the usage of as
-    /// much of the command as was named before it.
+    /// options and operands. `--` ends the options; a negative number ("-300") is an operand.
+    /// A command followed by the word of a longer one is the longer one ("wallet credit"), until
+    /// it is given an option or operand. `-h`/`--help` asks for the usage of as much of the
+    /// command as was named before it.
     static func parse(_ tokens: [String]) throws(UsageError) -> Request {
         var globals = GlobalOptions()
         var arguments = Arguments()
@@ -75,7 +77,7 @@ enum Settlectl {
                 continue
             }
             if !optionsEnded && (token == "-h" || token == "--help") { return .help(usage()) }
-            if !optionsEnded && token.hasPrefix("-") && token != "-" {
+            if !optionsEnded && token.hasPrefix("-") && token != "-" && !Arguments.isNegativeInteger(token) {
                 guard token.hasPrefix("--") else { throw fail("unknown option '\(token)'") }
                 let body = token.dropFirst(2)
                 let name = String(body.prefix { $0 != "=" })
@@ -116,6 +118,12 @@ enum Settlectl {
                     words.removeLast()
                     throw fail("unknown command '\(name)'")
                 }
+                continue
+            }
+            if let current = command, !optionsEnded, arguments.isEmpty,
+               let longer = Commands.all.first(where: { $0.name == current.name + " " + token }) {
+                words.append(token)
+                command = longer
                 continue
             }
             arguments.add(positional: token)
