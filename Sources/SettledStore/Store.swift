@@ -44,6 +44,15 @@ public enum Counter: String, CaseIterable, Sendable {
     case transaction = "next_transaction_id"
     case account = "next_account_id"
     case audit = "next_audit_id"
+
+    /// The position in `allCases`.
+    var index: Int {
+        switch self {
+        case .transaction: return 0
+        case .account: return 1
+        case .audit: return 2
+        }
+    }
 }
 
 public enum StoreError: Error, Sendable, CustomStringConvertible {
