@@ -154,6 +154,9 @@ public final class Environment: @unchecked Sendable {
 
     /// Writes a compacted copy of the live store to `fileDescriptor` (a hot backup).
     public func copyCompacted(to fileDescriptor: Int32) throws(LMDBError) {
+        // The copy reads the map in a read transaction of its own: the map must not grow meanwhile.
+        lockShared()
+        defer { unlockShared() }
         try check(mdb_env_copyfd2(pointer, fileDescriptor, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2")
     }
 

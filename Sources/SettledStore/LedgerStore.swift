@@ -247,6 +247,7 @@ public enum LedgerReader {
     /// Balances of accounts whose names start with `prefix`, in name order, at most `limit`.
     public static func balances(prefix: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [AccountBalance] {
         var result: [AccountBalance] = []
+        guard limit > 0 else { return result }
         try transaction.scan(tables.accountNames, prefix: Key.string(prefix)) { key, value in
             let id = Key.decodeU64(value)
             let balance = try storedBalanceFen(id: id, tables: tables, in: transaction)
@@ -309,7 +310,7 @@ public enum LedgerReader {
 
     /// The journal transactions of `account`, newest first, at most `limit`.
     public static func history(of account: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [StoredJournalTransaction] {
-        guard let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
+        guard limit > 0, let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
         let accountID = idBytes.withUnsafeBytes { Key.decodeU64($0) }
         var transactionIDs: [UInt64] = []
         try transaction.scan(tables.accountEntries, from: Key.u64(accountID, UInt64.max), direction: .backward) { key, _ in

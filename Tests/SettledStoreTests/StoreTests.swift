@@ -1,6 +1,7 @@
 import Foundation
 import SettledCore
 import SettledStore
+import Synchronization
 import Testing
 
 @Suite struct StoreTests {
@@ -188,5 +189,43 @@ import Testing
         // Every id was handed out once, none lost to a retried batch.
         let ids = Set(outcomes.all.values.compactMap { try? $0.get() })
         #expect(ids == Set(1...UInt64(transactionsCount)))
+    }
+
+    /// Backups taken while the writer grows the map are each a whole, consistent store.
+    @Test func backupWhileTheMapGrows() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.child("live"), mapSizeBytes: 64 << 10, mapSizeMaxBytes: 256 << 20)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 16)
+        writer.start()
+        defer { writer.stop() }
+        let done = Atomic<Bool>(false)
+        let writing = Thread {
+            for index in 0..<3000 {
+                let journal = transfer("escrow_bank", "customer_wallet:c-\(index % 500)", 1, reference: "w-\(index)")
+                _ = try? writer.perform { try $0.post(journal) }
+            }
+            done.store(true, ordering: .releasing)
+        }
+        writing.start()
+        var backups: [String] = []
+        while !done.load(ordering: .acquiring) && backups.count < 50 {
+            let path = directory.child("backup-\(backups.count).mdb")
+            _ = try store.backup(to: path)
+            backups.append(path)
+        }
+        while !done.load(ordering: .acquiring) { usleep(1000) }
+        #expect(writer.snapshot().mapGrowths > 0)
+        #expect(!backups.isEmpty)
+        for (index, backup) in backups.enumerated() {
+            let restored = directory.child("restored-\(index)")
+            #expect(mkdir(restored, 0o700) == 0)
+            try FileManager.default.copyItem(atPath: backup, toPath: restored + "/data.mdb")
+            let copy = try openStore(restored)
+            let verification = try read(copy) { try LedgerReader.verify(tables: copy.tables, in: $0) }
+            #expect(verification.ok)
+        }
+        let verification = try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }
+        #expect(verification.ok && verification.transactionsCount == 3000)
     }
 }
