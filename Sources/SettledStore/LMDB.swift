@@ -41,7 +41,8 @@ public final class Environment: @unchecked Sendable {
     public let syncEnabled: Bool
     public let mapSizeMaxBytes: Int
     private(set) public var mapSizeBytes: Int
-    private var growthLock = pthread_rwlock_t()
+    /// On the heap: a lock must not move, and a stored property has no fixed address in Swift.
+    private let growthLock: UnsafeMutablePointer<pthread_rwlock_t>
 
     public static let databasesMax: UInt32 = 64
     public static let readersMax: UInt32 = 512
@@ -49,20 +50,11 @@ public final class Environment: @unchecked Sendable {
     /// Opens (creating if needed) the environment in the directory `path`.
     public init(path: String, mapSizeBytes: Int, mapSizeMaxBytes: Int, sync: Bool) throws(LMDBError) {
         precondition(mapSizeBytes > 0 && mapSizeBytes <= mapSizeMaxBytes)
-        var environment: OpaquePointer?
-        try check(mdb_env_create(&environment), "mdb_env_create")
-        guard let environment else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
-        self.pointer = environment
-        self.path = path
-        self.syncEnabled = sync
-        self.mapSizeMaxBytes = mapSizeMaxBytes
-        self.mapSizeBytes = mapSizeBytes
-        // Writer-preferring, so that growing the map is not starved by a stream of readers.
-        var attributes = pthread_rwlockattr_t()
-        pthread_rwlockattr_init(&attributes)
-        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
-        pthread_rwlock_init(&growthLock, &attributes)
-        pthread_rwlockattr_destroy(&attributes)
+        // Everything that can fail happens before the first stored property is set: a class
+        // whose init throws once it is whole runs its deinit, which would close twice.
+        var created: OpaquePointer?
+        try check(mdb_env_create(&created), "mdb_env_create")
+        guard let environment = created else { throw LMDBError(code: ENOMEM, operation: "mdb_env_create") }
         do {
             try check(mdb_env_set_maxdbs(environment, Self.databasesMax), "mdb_env_set_maxdbs")
             try check(mdb_env_set_maxreaders(environment, Self.readersMax), "mdb_env_set_maxreaders")
@@ -79,12 +71,25 @@ public final class Environment: @unchecked Sendable {
         }
         var actualInfo = MDB_envinfo()
         mdb_env_info(environment, &actualInfo)
+        self.pointer = environment
+        self.path = path
+        self.syncEnabled = sync
+        self.mapSizeMaxBytes = max(mapSizeMaxBytes, actualInfo.me_mapsize)
         self.mapSizeBytes = actualInfo.me_mapsize
+        // Writer-preferring, so that growing the map is not starved by a stream of readers.
+        var attributes = pthread_rwlockattr_t()
+        pthread_rwlockattr_init(&attributes)
+        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        growthLock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+        growthLock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(growthLock, &attributes)
+        pthread_rwlockattr_destroy(&attributes)
     }
 
     deinit {
         mdb_env_close(pointer)
-        pthread_rwlock_destroy(&growthLock)
+        pthread_rwlock_destroy(growthLock)
+        growthLock.deallocate()
     }
 
     /// Opens or creates a named database. Called once per table at start, before any traffic.
@@ -108,13 +113,13 @@ public final class Environment: @unchecked Sendable {
         return try body(transaction)
     }
 
-    func lockShared() { pthread_rwlock_rdlock(&growthLock) }
-    func unlockShared() { pthread_rwlock_unlock(&growthLock) }
+    func lockShared() { pthread_rwlock_rdlock(growthLock) }
+    func unlockShared() { pthread_rwlock_unlock(growthLock) }
 
     /// Doubles the map (up to `mapSizeMaxBytes`) after `MDB_MAP_FULL`. The caller holds no transaction.
     public func growMap() throws(LMDBError) {
-        pthread_rwlock_wrlock(&growthLock)
-        defer { pthread_rwlock_unlock(&growthLock) }
+        pthread_rwlock_wrlock(growthLock)
+        defer { pthread_rwlock_unlock(growthLock) }
         guard mapSizeBytes < mapSizeMaxBytes else { throw LMDBError(code: MDB_MAP_FULL, operation: "map at its configured maximum") }
         let grownBytes = min(mapSizeBytes * 2, mapSizeMaxBytes)
         try check(mdb_env_set_mapsize(pointer, grownBytes), "mdb_env_set_mapsize")
@@ -149,6 +154,9 @@ public final class Environment: @unchecked Sendable {
 
     /// Writes a compacted copy of the live store to `fileDescriptor` (a hot backup).
     public func copyCompacted(to fileDescriptor: Int32) throws(LMDBError) {
+        // The copy reads the map in a read transaction of its own: the map must not grow meanwhile.
+        lockShared()
+        defer { unlockShared() }
         try check(mdb_env_copyfd2(pointer, fileDescriptor, UInt32(MDB_CP_COMPACT)), "mdb_env_copyfd2")
     }
 
@@ -235,9 +243,12 @@ public final class Transaction {
         defer { mdb_cursor_close(cursor) }
         var keyValue = MDB_val()
         var dataValue = MDB_val()
+        // LMDB takes no empty key: every key sorts after the empty one, so an empty start is
+        // the first key going forward and before any key going backward.
+        if let start, start.isEmpty, direction == .backward { return }
         var startBytes = start ?? []
         var code: Int32 = try startBytes.withUnsafeMutableBytes { startBuffer in
-            guard start != nil else {
+            guard start != nil, startBuffer.count > 0 else {
                 return mdb_cursor_get(cursor, &keyValue, &dataValue, direction == .forward ? MDB_FIRST : MDB_LAST)
             }
             keyValue = MDB_val(mv_size: startBuffer.count, mv_data: startBuffer.baseAddress)

@@ -9,19 +9,43 @@ public struct StoredJournalTransaction: Sendable, Equatable {
 
 /// Ledger writes of one batch, inside the writer's write transaction.
 ///
-/// Account ids are looked up once per batch; balances are read once, updated in memory as
+/// Accounts are looked up once per batch; balances are read once, updated in memory as
 /// entries are posted, and written back once at the end of the batch (`flush`), so a hot
-/// account costs one put per batch rather than one per transaction.
+/// account costs one put per batch rather than one per transaction. Each account of the batch
+/// has a slot in `accounts`; a post finds its accounts' slots by name with one lookup each and
+/// touches no other table in memory.
 public struct LedgerWriter {
     let tables: Tables
-    private var accountIDs: [String: UInt64] = [:]
-    private var balances: [UInt64: AccountBalance] = [:]
-    private var dirty: Set<UInt64> = []
+    /// The accounts of this batch: name -> index in `accounts`.
+    private var slots: [String: Int] = [:]
+    private var accounts: [AccountState] = []
+    /// Slots whose balance changed in this batch, each once, in the order they first changed.
+    private var dirtySlots: [Int] = []
+    /// The entries of the transaction being posted, resolved to slots (kept for its capacity).
+    private var resolved: [ResolvedEntry] = []
+    /// Numbers each post, so that an account's slot can tell whether it was seen in this post.
+    private var postSerial: UInt64 = 0
     private var scratch = ByteWriter(capacity: 256)
 
-    struct AccountBalance {
+    struct AccountState {
+        /// The account's id, or `unassigned` while it exists only in this batch's memory: it gets
+        /// an id, and is written, when a transaction using it passes its checks.
+        var id: UInt64
         var balanceFen: Int64
         var entriesCount: UInt64
+        var dirty = false
+        /// `postSerial` of the last post that used this account, and the account's net amount in it.
+        var postSerial: UInt64 = 0
+        var netFen: Int64 = 0
+
+        static let unassigned: UInt64 = 0
+    }
+
+    struct ResolvedEntry {
+        var slot: Int
+        var amountFen: Int64
+        /// The account's balance before this entry, to undo a post that fails its checks.
+        var previousFen: Int64
     }
 
     static let balanceFormatVersion: UInt8 = 1
@@ -31,9 +55,11 @@ public struct LedgerWriter {
 
     /// Posts one balanced journal transaction and returns its id.
     ///
-    /// A transaction with a bad shape (bad account name, zero entry, too few entries) is a
-    /// thrown `LedgerError` before anything is written. One that does not balance is a broken
-    /// invariant of the caller and stops the process: it is never written.
+    /// A transaction with a bad shape (bad account name, zero entry, too few entries) or one
+    /// that would take a balance past 64 bits is a thrown `LedgerError` before anything is
+    /// written. One that does not balance is a broken invariant of the caller and stops the
+    /// process: it is never written. An account named twice gets one index record per
+    /// transaction, holding its net amount.
     public mutating func post(_ journal: JournalTransaction, at unixMillis: Int64,
                               counters: inout Counters, in transaction: Transaction) throws -> UInt64 {
         if let problem = journal.validate() {
@@ -43,19 +69,49 @@ public struct LedgerWriter {
             throw problem
         }
         precondition(journal.isBalanced, "journal transaction does not balance")
-        // Resolve accounts and check balances stay within Int64 before the first write.
-        var resolved: [(id: UInt64, amountFen: Int64)] = []
-        resolved.reserveCapacity(journal.entries.count)
+        postSerial += 1
+
+        // Apply the entries to the balances in memory, checking they stay within Int64; undo
+        // them if one does not. Nothing is written until every check has passed.
+        resolved.removeAll(keepingCapacity: true)
+        var overflow = false
         for entry in journal.entries {
-            let id = try accountID(entry.account, counters: &counters, in: transaction)
-            resolved.append((id, entry.amountFen))
+            let slot = try slot(of: entry.account, in: transaction)
+            let previous = accounts[slot].balanceFen
+            let (next, balanceOverflow) = previous.addingReportingOverflow(entry.amountFen)
+            var net = entry.amountFen
+            var netOverflow = false
+            if accounts[slot].postSerial == postSerial {
+                (net, netOverflow) = accounts[slot].netFen.addingReportingOverflow(entry.amountFen)
+            }
+            if balanceOverflow || netOverflow {
+                overflow = true
+                break
+            }
+            accounts[slot].balanceFen = next
+            accounts[slot].postSerial = postSerial
+            accounts[slot].netFen = net
+            resolved.append(ResolvedEntry(slot: slot, amountFen: entry.amountFen, previousFen: previous))
         }
-        var proposed: [UInt64: Int64] = [:]
-        for (id, amount) in resolved {
-            let current = try proposed[id] ?? balance(id: id, in: transaction).balanceFen
-            let (next, overflow) = current.addingReportingOverflow(amount)
-            if overflow { throw LedgerError.overflow }
-            proposed[id] = next
+        if overflow {
+            for entry in resolved.reversed() { accounts[entry.slot].balanceFen = entry.previousFen }
+            // The nets of this post are left behind; `postSerial` moves on before the next post.
+            throw LedgerError.overflow
+        }
+
+        // The checks have passed: new accounts get their ids and are written.
+        for (index, entry) in resolved.enumerated() where accounts[entry.slot].id == AccountState.unassigned {
+            let id = counters.take(.account)
+            var name = journal.entries[index].account
+            try name.withUTF8 { nameBytes in
+                try withUnsafeBytes(of: id.bigEndian) { idBytes in
+                    try transaction.put(tables.accountNames, key: UnsafeRawBufferPointer(nameBytes), value: idBytes,
+                                        options: .noOverwrite)
+                    try transaction.put(tables.accountIDs, key: idBytes, value: UnsafeRawBufferPointer(nameBytes),
+                                        options: .append)
+                }
+            }
+            accounts[entry.slot].id = id
         }
 
         let transactionID = counters.take(.transaction)
@@ -65,104 +121,119 @@ public struct LedgerWriter {
         scratch.string(journal.kind)
         scratch.string(journal.reference)
         scratch.u16(UInt16(resolved.count))
-        for (id, amount) in resolved {
-            scratch.u64(id)
-            scratch.i64(amount)
+        for entry in resolved {
+            scratch.u64(accounts[entry.slot].id)
+            scratch.i64(entry.amountFen)
         }
-        try transaction.put(tables.journal, key: Key.u64(transactionID), value: scratch.bytes, options: .append)
-        for (id, amount) in resolved {
-            var entryKey = ByteWriter(capacity: 16)
-            entryKey.u64(id)
-            entryKey.u64(transactionID)
-            try withUnsafeBytes(of: amount.bigEndian) { amountBytes in
-                try entryKey.bytes.withUnsafeBytes { keyBytes in
-                    try transaction.put(tables.accountEntries, key: keyBytes, value: amountBytes, options: .overwrite)
+        try withUnsafeBytes(of: transactionID.bigEndian) { key in
+            try scratch.bytes.withUnsafeBytes { value in
+                try transaction.put(tables.journal, key: key, value: value, options: .append)
+            }
+        }
+        for entry in resolved {
+            let slot = entry.slot
+            accounts[slot].entriesCount += 1
+            if !accounts[slot].dirty {
+                accounts[slot].dirty = true
+                dirtySlots.append(slot)
+            }
+            // One index record per account and transaction: written at the account's first entry.
+            guard accounts[slot].postSerial == postSerial else { continue }
+            accounts[slot].postSerial = 0
+            try withUnsafeBytes(of: (accounts[slot].id.bigEndian, transactionID.bigEndian)) { key in
+                try withUnsafeBytes(of: accounts[slot].netFen.bigEndian) { value in
+                    try transaction.put(tables.accountEntries, key: key, value: value, options: .noOverwrite)
                 }
             }
-            balances[id]!.balanceFen = proposed[id]!
-            balances[id]!.entriesCount += 1
-            dirty.insert(id)
         }
         return transactionID
     }
 
     /// The balance of `account` as of this point in the batch (0 for an account never used).
     public mutating func balanceFen(of account: String, in transaction: Transaction) throws -> Int64 {
-        if let id = accountIDs[account] { return try balance(id: id, in: transaction).balanceFen }
-        let stored = try account.utf8.withContiguousStorageIfAvailable { name in
-            try transaction.withValue(tables.accountNames, key: UnsafeRawBufferPointer(name)) { Key.decodeU64($0) }
-        } ?? transaction.get(tables.accountNames, key: Key.string(account)).map { bytes in
-            bytes.withUnsafeBytes { Key.decodeU64($0) }
-        }
-        guard let id = stored else { return 0 }
-        accountIDs[account] = id
-        return try balance(id: id, in: transaction).balanceFen
+        if let slot = slots[account] { return accounts[slot].balanceFen }
+        guard let id = try Self.storedID(of: account, tables: tables, in: transaction) else { return 0 }
+        return accounts[try load(account, id: id, in: transaction)].balanceFen
     }
 
     /// Writes the balances changed in this batch. Called once, before the commit.
     public mutating func flush(in transaction: Transaction) throws {
-        for id in dirty {
-            let balance = balances[id]!
+        for slot in dirtySlots {
+            let account = accounts[slot]
             scratch.reset()
             scratch.u8(Self.balanceFormatVersion)
-            scratch.i64(balance.balanceFen)
-            scratch.u64(balance.entriesCount)
-            try transaction.put(tables.balances, key: Key.u64(id), value: scratch.bytes, options: .overwrite)
+            scratch.i64(account.balanceFen)
+            scratch.u64(account.entriesCount)
+            try withUnsafeBytes(of: account.id.bigEndian) { key in
+                try scratch.bytes.withUnsafeBytes { value in
+                    try transaction.put(tables.balances, key: key, value: value, options: .overwrite)
+                }
+            }
+            accounts[slot].dirty = false
         }
-        dirty.removeAll(keepingCapacity: true)
+        dirtySlots.removeAll(keepingCapacity: true)
     }
 
-    private mutating func accountID(_ name: String, counters: inout Counters, in transaction: Transaction) throws -> UInt64 {
-        if let id = accountIDs[name] { return id }
-        let nameKey = Key.string(name)
-        if let stored = try transaction.get(tables.accountNames, key: nameKey) {
-            let id = stored.withUnsafeBytes { Key.decodeU64($0) }
-            accountIDs[name] = id
-            return id
+    /// The slot of `name`: loaded from the store on first use in the batch, or made unassigned
+    /// (balance 0, no id, nothing written) for an account the store does not have.
+    private mutating func slot(of name: String, in transaction: Transaction) throws -> Int {
+        if let slot = slots[name] { return slot }
+        if let id = try Self.storedID(of: name, tables: tables, in: transaction) {
+            return try load(name, id: id, in: transaction)
         }
-        let id = counters.take(.account)
-        try transaction.put(tables.accountNames, key: nameKey, value: Key.u64(id), options: .noOverwrite)
-        try transaction.put(tables.accountIDs, key: Key.u64(id), value: nameKey, options: .append)
-        accountIDs[name] = id
-        balances[id] = AccountBalance(balanceFen: 0, entriesCount: 0)
-        return id
+        accounts.append(AccountState(id: AccountState.unassigned, balanceFen: 0, entriesCount: 0))
+        slots[name] = accounts.count - 1
+        return accounts.count - 1
     }
 
-    private mutating func balance(id: UInt64, in transaction: Transaction) throws -> AccountBalance {
-        if let cached = balances[id] { return cached }
-        let stored = try Key.u64(id).withUnsafeBytes { key in
+    private mutating func load(_ name: String, id: UInt64, in transaction: Transaction) throws -> Int {
+        let stored = try withUnsafeBytes(of: id.bigEndian) { key in
             try transaction.withValue(tables.balances, key: key) { value in
                 var reader = ByteReader(value)
                 _ = try reader.version(current: Self.balanceFormatVersion, record: "balance")
-                return AccountBalance(balanceFen: try reader.i64(), entriesCount: try reader.u64())
+                return AccountState(id: id, balanceFen: try reader.i64(), entriesCount: try reader.u64())
             }
-        } ?? AccountBalance(balanceFen: 0, entriesCount: 0)
-        balances[id] = stored
-        return stored
+        } ?? AccountState(id: id, balanceFen: 0, entriesCount: 0)
+        accounts.append(stored)
+        slots[name] = accounts.count - 1
+        return accounts.count - 1
+    }
+
+    static func storedID(of name: String, tables: Tables, in transaction: Transaction) throws -> UInt64? {
+        var key = name
+        return try key.withUTF8 { bytes in
+            try transaction.withValue(tables.accountNames, key: UnsafeRawBufferPointer(bytes)) { value in
+                guard value.count == 8 else { throw DecodingError(what: "account id of \(name)") }
+                return Key.decodeU64(value)
+            }
+        }
     }
 }
 
 /// The counters of one batch: read at its start, written back at its end.
 public struct Counters {
-    private var next: [Counter: UInt64] = [:]
-    private var changed: Set<Counter> = []
+    /// The next value of each counter, indexed by its position in `Counter.allCases`.
+    private var next: [UInt64]
+    private var changed: [Bool]
 
     init(store: Store, transaction: Transaction) throws {
-        for counter in Counter.allCases { next[counter] = try store.peek(counter, in: transaction) }
+        next = try Counter.allCases.map { try store.peek($0, in: transaction) }
+        changed = Array(repeating: false, count: Counter.allCases.count)
     }
 
     public mutating func take(_ counter: Counter) -> UInt64 {
-        let value = next[counter]!
-        next[counter] = value + 1
-        changed.insert(counter)
+        let index = counter.index
+        let value = next[index]
+        next[index] = value + 1
+        changed[index] = true
         return value
     }
 
     mutating func flush(tables: Tables, in transaction: Transaction) throws {
-        for counter in changed {
-            try transaction.put(tables.meta, key: Key.string(counter.rawValue), value: Key.u64(next[counter]!), options: .overwrite)
+        for (index, counter) in Counter.allCases.enumerated() where changed[index] {
+            try transaction.put(tables.meta, key: Key.string(counter.rawValue), value: Key.u64(next[index]), options: .overwrite)
+            changed[index] = false
         }
-        changed.removeAll()
     }
 }
 
@@ -176,6 +247,7 @@ public enum LedgerReader {
     /// Balances of accounts whose names start with `prefix`, in name order, at most `limit`.
     public static func balances(prefix: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [AccountBalance] {
         var result: [AccountBalance] = []
+        guard limit > 0 else { return result }
         try transaction.scan(tables.accountNames, prefix: Key.string(prefix)) { key, value in
             let id = Key.decodeU64(value)
             let balance = try storedBalanceFen(id: id, tables: tables, in: transaction)
@@ -238,7 +310,7 @@ public enum LedgerReader {
 
     /// The journal transactions of `account`, newest first, at most `limit`.
     public static func history(of account: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [StoredJournalTransaction] {
-        guard let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
+        guard limit > 0, let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
         let accountID = idBytes.withUnsafeBytes { Key.decodeU64($0) }
         var transactionIDs: [UInt64] = []
         try transaction.scan(tables.accountEntries, from: Key.u64(accountID, UInt64.max), direction: .backward) { key, _ in
@@ -281,39 +353,50 @@ public enum LedgerReader {
     }
 
     /// Recomputes every balance from the journal and compares it with the stored balance; checks
-    /// every transaction balances, the index by account matches, and the trial balance is zero.
+    /// every transaction balances, the index by account holds exactly one record per account and
+    /// transaction with the account's net amount in it, and the trial balance is zero.
     public static func verify(tables: Tables, in transaction: Transaction, mismatchesMax: Int = 100) throws -> Verification {
         var recomputed: [UInt64: Int64] = [:]
-        var entriesCount: [UInt64: Int] = [:]
         var unbalanced: [UInt64] = []
         var transactions = 0
         var indexProblems = 0
+        var indexRecordsExpected = 0
+        // The accounts of one transaction with their net amounts (reused for its capacity).
+        var nets: [(account: UInt64, amountFen: Int64)] = []
         try transaction.scan(tables.journal) { key, value in
             let id = Key.decodeU64(key)
             let stored = try decodeJournal(id: id, value) { String($0) }
             var sum: Int64 = 0
             var overflow = false
+            nets.removeAll(keepingCapacity: true)
             for entry in stored.transaction.entries {
                 let accountID = UInt64(entry.account)!
                 recomputed[accountID, default: 0] &+= entry.amountFen
-                entriesCount[accountID, default: 0] += 1
                 let (next, didOverflow) = sum.addingReportingOverflow(entry.amountFen)
                 sum = next
                 overflow = overflow || didOverflow
-                if try !transaction.contains(tables.accountEntries, key: Key.u64(accountID, id)) { indexProblems += 1 }
+                if let index = nets.firstIndex(where: { $0.account == accountID }) {
+                    nets[index].amountFen &+= entry.amountFen
+                } else {
+                    nets.append((accountID, entry.amountFen))
+                }
             }
+            for net in nets {
+                let indexed = try withUnsafeBytes(of: (net.account.bigEndian, id.bigEndian)) { indexKey in
+                    try transaction.withValue(tables.accountEntries, key: indexKey) { indexValue in
+                        indexValue.count == 8 ? Int64(bitPattern: Key.decodeU64(indexValue)) : nil
+                    }
+                }
+                if indexed != .some(.some(net.amountFen)) { indexProblems += 1 }
+            }
+            indexRecordsExpected += nets.count
             if sum != 0 || overflow || stored.transaction.entries.count < JournalTransaction.entriesMin {
                 unbalanced.append(id)
             }
             transactions += 1
             return true
         }
-        var indexedEntries = 0
-        try transaction.scan(tables.accountEntries) { _, _ in
-            indexedEntries += 1
-            return true
-        }
-        if indexedEntries != entriesCount.values.reduce(0, +) { indexProblems += 1 }
+        if try transaction.count(tables.accountEntries) != indexRecordsExpected { indexProblems += 1 }
 
         var mismatches: [Verification.Mismatch] = []
         var trial = TrialBalance()

@@ -92,6 +92,18 @@ public enum Counter: String, CaseIterable, Sendable {
     case order = "next_order_id"
     case discrepancy = "next_discrepancy_id"
     case refundInstruction = "next_refund_instruction_id"
+
+    /// The position in `allCases`.
+    var index: Int {
+        switch self {
+        case .transaction: return 0
+        case .account: return 1
+        case .audit: return 2
+        case .order: return 3
+        case .discrepancy: return 4
+        case .refundInstruction: return 5
+        }
+    }
 }
 
 public enum StoreError: Error, Sendable, CustomStringConvertible {
@@ -222,7 +234,8 @@ public final class Store: @unchecked Sendable {
     }
 
     /// A hot, compacted copy of the store written to the file `path` (which must not exist).
-    /// Written to `path.partial` first, synced, then renamed: a backup file is whole or absent.
+    /// Written to `path.partial` first, synced, then linked to `path`: a backup file is whole or
+    /// absent, and a file that appears at `path` meanwhile is never replaced.
     public func backup(to path: String) throws(StoreError) -> Int {
         let partialPath = path + ".partial"
         if access(path, F_OK) == 0 { throw .io(operation: "backup \(path)", errno: EEXIST) }
@@ -247,12 +260,24 @@ public final class Store: @unchecked Sendable {
         fstat(descriptor, &status)
         close(descriptor)
         closed = true
-        guard rename(partialPath, path) == 0 else {
+        // link(2), unlike rename(2), fails when `path` exists.
+        guard link(partialPath, path) == 0 else {
             let code = errno
             unlink(partialPath)
-            throw .io(operation: "rename \(partialPath)", errno: code)
+            throw .io(operation: "link \(partialPath) to \(path)", errno: code)
         }
+        unlink(partialPath)
+        syncDirectory(of: path)
         return Int(status.st_size)
+    }
+
+    /// Makes the directory entry of `path` durable (best effort: the file itself is already synced).
+    private func syncDirectory(of path: String) {
+        let directory = path.lastIndex(of: "/").map { path[..<$0].isEmpty ? "/" : String(path[..<$0]) } ?? "."
+        let descriptor = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
     }
 
     /// Reads a counter's next value without taking it.

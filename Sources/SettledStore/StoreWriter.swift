@@ -54,21 +54,15 @@ public final class StoreWriter: @unchecked Sendable {
     public let batchMax: Int
 
     private let condition = NSCondition()
-    private var queue: [Work] = []
+    private var queue: [any QueuedRequest] = []
     private var queueHead = 0
     private var running = false
     private var stopping = false
-    private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
     private let statistics = WriterStatistics()
 
     /// The longest a batch may be retried after store faults before every request in it fails.
     static let attemptsMax = 8
-
-    struct Work {
-        let apply: (WriteContext) throws -> any Sendable
-        let complete: @Sendable (Result<any Sendable, any Error>) -> Void
-    }
 
     public init(store: Store, queueMax: Int, batchMax: Int) {
         precondition(queueMax >= 1 && batchMax >= 1)
@@ -82,9 +76,10 @@ public final class StoreWriter: @unchecked Sendable {
         precondition(!running)
         running = true
         condition.unlock()
+        // The thread holds the writer until `run` returns (after `stop`); the writer does not
+        // hold the thread, so a stopped writer and its store are freed once unused.
         let thread = Thread { [self] in self.run() }
         thread.name = "settled-writer"
-        self.thread = thread
         thread.start()
     }
 
@@ -108,12 +103,7 @@ public final class StoreWriter: @unchecked Sendable {
     @discardableResult
     public func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result,
                                          completion: @escaping @Sendable (Swift.Result<Result, any Error>) -> Void) -> Bool {
-        let work = Work(apply: { try apply($0) }, complete: { outcome in
-            switch outcome {
-            case .success(let value): completion(.success(value as! Result))
-            case .failure(let error): completion(.failure(error))
-            }
-        })
+        let work = WriteRequest(apply, completion: completion)
         condition.lock()
         defer { condition.unlock() }
         guard running && !stopping && queue.count - queueHead < queueMax else {
@@ -177,23 +167,23 @@ public final class StoreWriter: @unchecked Sendable {
         }
     }
 
-    private func process(_ batch: [Work]) {
+    private func process(_ batch: [any QueuedRequest]) {
         let started = DispatchTime.now().uptimeNanoseconds
         // Outcomes fixed by a failed attempt: requests excluded from the next attempt.
-        var excluded: [Int: any Error] = [:]
+        var excluded = [(any Error)?](repeating: nil, count: batch.count)
         var attempts = 0
         while true {
             attempts += 1
             let outcome = attempt(batch, excluding: excluded)
             switch outcome {
-            case .committed(let results):
+            case .committed(let failures):
                 let committed = DispatchTime.now().uptimeNanoseconds
                 statistics.record(batchSize: batch.count, commitNanoseconds: committed - started)
                 for (index, work) in batch.enumerated() {
-                    if let error = excluded[index] {
-                        work.complete(.failure(error))
+                    if let error = excluded[index] ?? failures[index] {
+                        work.fail(error)
                     } else {
-                        work.complete(results[index]!)
+                        work.succeed()
                     }
                 }
                 return
@@ -202,14 +192,14 @@ public final class StoreWriter: @unchecked Sendable {
                     try store.environment.growMap()
                     statistics.grew()
                 } catch {
-                    for work in batch { work.complete(.failure(error)) }
+                    for work in batch { work.fail(error) }
                     return
                 }
             case .poisoned(let index, let error):
                 excluded[index] = error
             case .failed(let error):
                 if attempts >= Self.attemptsMax {
-                    for work in batch { work.complete(.failure(error)) }
+                    for work in batch { work.fail(error) }
                     return
                 }
             }
@@ -217,7 +207,8 @@ public final class StoreWriter: @unchecked Sendable {
     }
 
     private enum AttemptOutcome {
-        case committed([Int: Swift.Result<any Sendable, any Error>])
+        /// Committed; the requests that failed their own checks (without writing) have their error.
+        case committed(failures: [(any Error)?])
         case mapFull
         /// The request at `index` failed after writing, or with a store fault: roll back, leave it out.
         case poisoned(index: Int, error: any Error)
@@ -225,7 +216,7 @@ public final class StoreWriter: @unchecked Sendable {
         case failed(any Error)
     }
 
-    private func attempt(_ batch: [Work], excluding excluded: [Int: any Error]) -> AttemptOutcome {
+    private func attempt(_ batch: [any QueuedRequest], excluding excluded: [(any Error)?]) -> AttemptOutcome {
         let transaction: Transaction
         let context: WriteContext
         do {
@@ -234,11 +225,11 @@ public final class StoreWriter: @unchecked Sendable {
         } catch {
             return .failed(error)
         }
-        var results: [Int: Swift.Result<any Sendable, any Error>] = [:]
+        var failures = [(any Error)?](repeating: nil, count: batch.count)
         for (index, work) in batch.enumerated() where excluded[index] == nil {
             let writesBefore = transaction.writesCount
             do {
-                results[index] = .success(try work.apply(context))
+                try work.apply(context)
             } catch let error as LMDBError {
                 transaction.abort()
                 if error.isMapFull { return .mapFull }
@@ -248,7 +239,7 @@ public final class StoreWriter: @unchecked Sendable {
                     transaction.abort()
                     return .poisoned(index: index, error: error)
                 }
-                results[index] = .failure(error)
+                failures[index] = error
             }
         }
         do {
@@ -261,7 +252,7 @@ public final class StoreWriter: @unchecked Sendable {
             transaction.abort()
             return .failed(error)
         }
-        return .committed(results)
+        return .committed(failures: failures)
     }
 
     static func nowUnixMillis() -> Int64 {
@@ -269,6 +260,40 @@ public final class StoreWriter: @unchecked Sendable {
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
+}
+
+/// A request in the writer's queue, its result type hidden so that one queue holds them all.
+protocol QueuedRequest: AnyObject {
+    /// Runs the request in the batch's transaction and keeps its result. May run more than once
+    /// (a batch rolled back is applied again); the last run's result is the one answered.
+    func apply(_ context: WriteContext) throws
+    /// Answers with the kept result (after the commit).
+    func succeed()
+    func fail(_ error: any Error)
+}
+
+final class WriteRequest<Value: Sendable>: QueuedRequest {
+    private let body: (WriteContext) throws -> Value
+    private let completion: @Sendable (Result<Value, any Error>) -> Void
+    private var value: Value?
+
+    init(_ body: @escaping (WriteContext) throws -> Value,
+         completion: @escaping @Sendable (Result<Value, any Error>) -> Void) {
+        self.body = body
+        self.completion = completion
+    }
+
+    func apply(_ context: WriteContext) throws {
+        value = nil
+        value = try body(context)
+    }
+
+    func succeed() {
+        guard let value else { preconditionFailure("a request answered as a success has no result") }
+        completion(.success(value))
+    }
+
+    func fail(_ error: any Error) { completion(.failure(error)) }
 }
 
 public enum WriterError: Error, Sendable, CustomStringConvertible {

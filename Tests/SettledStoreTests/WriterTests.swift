@@ -1,0 +1,130 @@
+import Foundation
+import SettledCore
+import SettledStore
+import Synchronization
+import Testing
+
+@Suite struct WriterTests {
+    @Test func fullQueueRefusesAtOnce() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let queueMax = 4
+        let writer = StoreWriter(store: store, queueMax: queueMax, batchMax: 2)
+        writer.start()
+        defer { writer.stop() }
+        let gate = Gate()
+        #expect(gate.close(writer))
+        let outcomes = Outcomes<UInt64>()
+        for index in 0..<queueMax {
+            let journal = transfer("escrow_bank", "customer_wallet:c-\(index)", 10)
+            #expect(writer.submit({ try $0.post(journal) }, completion: outcomes.completion(index)))
+        }
+        #expect(writer.queueDepth == queueMax)
+        let queuedOverMax = writer.submit({ _ in 0 as UInt64 }, completion: outcomes.completion(queueMax))
+        #expect(!queuedOverMax)
+        #expect(throws: WriterError.self) { try writer.perform { _ in 0 } }
+        #expect(writer.snapshot().refusedRequests == 2)
+        gate.open()
+        #expect(outcomes.wait(count: queueMax))
+        #expect(outcomes.all.count == queueMax)
+        #expect(outcomes.all.values.allSatisfy { (try? $0.get()) != nil })
+        // Room again.
+        #expect(try writer.perform { try $0.post(transfer("escrow_bank", "customer_wallet:c-9", 1)) } == UInt64(queueMax + 1))
+    }
+
+    @Test func stopAnswersEverythingQueuedBeforeReturning() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let writer = StoreWriter(store: store, queueMax: 1024, batchMax: 8)
+        writer.start()
+        let gate = Gate()
+        #expect(gate.close(writer))
+        let outcomes = Outcomes<UInt64>()
+        let queuedCount = 100
+        for index in 0..<queuedCount {
+            let journal = transfer("escrow_bank", "customer_wallet:c-\(index % 7)", Int64(index + 1))
+            #expect(writer.submit({ try $0.post(journal) }, completion: outcomes.completion(index)))
+        }
+        // Stop from another thread; it must not return before every queued request is answered.
+        let answeredWhenStopReturned = Atomic<Int>(-1)
+        let stopper = Thread {
+            writer.stop()
+            answeredWhenStopReturned.store(outcomes.count, ordering: .sequentiallyConsistent)
+        }
+        stopper.start()
+        // Once stopping, new requests are refused; wait for that before letting the writer go on.
+        while writer.submit({ _ in 0 as UInt64 }, completion: { _ in }) {
+            // Accepted before stop() began: answered like the rest (and not counted).
+            usleep(100)
+        }
+        gate.open()
+        #expect(outcomes.wait(count: queuedCount))
+        while answeredWhenStopReturned.load(ordering: .sequentiallyConsistent) < 0 { usleep(100) }
+        #expect(answeredWhenStopReturned.load(ordering: .sequentiallyConsistent) == queuedCount)
+        #expect(outcomes.all.values.allSatisfy { (try? $0.get()) != nil })
+        let queuedAfterStop = writer.submit({ _ in 0 as UInt64 }, completion: { _ in })
+        #expect(!queuedAfterStop)
+        #expect(writer.queueDepth == 0)
+        #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.transactionsCount == queuedCount)
+    }
+
+    @Test func concurrentRequestsAreGroupedIntoBatches() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        // Sync on: each commit waits for the disk, so requests pile up behind it.
+        let store = try Store(directory: directory.path, mapSizeBytes: testMapSizeBytes,
+                              mapSizeMaxBytes: testMapSizeMaxBytes, sync: true)
+        let writer = StoreWriter(store: store, queueMax: 4096, batchMax: 128)
+        writer.start()
+        defer { writer.stop() }
+        let threadsCount = 8
+        let requestsPerThread = 50
+        let failures = Atomic<Int>(0)
+        onThreads(threadsCount) { thread in
+            for index in 0..<requestsPerThread {
+                let journal = transfer("customer_wallet:c-\(thread)", "biller_payable:b-\(index % 3)", 1)
+                do {
+                    _ = try writer.perform { try $0.post(journal) }
+                } catch {
+                    failures.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        #expect(failures.load(ordering: .relaxed) == 0)
+        let statistics = writer.snapshot()
+        #expect(statistics.requests == UInt64(threadsCount * requestsPerThread))
+        #expect(statistics.batchSizeCounts.reduce(0, +) == statistics.batches)
+        // Eight threads each waiting for their commit: most batches carry more than one request.
+        #expect(statistics.batches < statistics.requests)
+        #expect(statistics.batchSizeCounts.dropFirst().reduce(0, +) > 0)
+        #expect(statistics.commitSecondsCounts.reduce(0, +) == statistics.batches)
+        #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.ok)
+    }
+
+    @Test func requestsSeeTheBatchAndEachOthersWrites() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 64)
+        writer.start()
+        defer { writer.stop() }
+        let gate = Gate()
+        #expect(gate.close(writer))
+        let outcomes = Outcomes<Int64>()
+        // Three requests in one batch: each sees the balance the one before it left.
+        for index in 0..<3 {
+            #expect(writer.submit({ context in
+                let before = try context.balanceFen(of: "customer_wallet:c-1")
+                try context.post(transfer("escrow_bank", "customer_wallet:c-1", 10))
+                return before
+            }, completion: outcomes.completion(index)))
+        }
+        gate.open()
+        #expect(outcomes.wait(count: 3))
+        #expect(outcomes.all.mapValues { try? $0.get() } == [0: 0, 1: 10, 2: 20])
+        #expect(try writer.perform { try $0.balanceFen(of: "customer_wallet:c-1") } == 30)
+        #expect(try writer.perform { try $0.balanceFen(of: "customer_wallet:never") } == 0)
+    }
+}
