@@ -1,3 +1,4 @@
+import Glibc
 import Foundation
 import SettledCore
 import SettledStore
@@ -23,9 +24,21 @@ struct TemporaryDirectory {
 let testMapSizeBytes = 1 << 20
 let testMapSizeMaxBytes = 1 << 30
 
+/// Opens the store in `directory`. A store a test just let go of may still be held for a
+/// moment by its writer thread on its way out (the store's lock is one per process and
+/// directory), so an `inUse` refusal is retried for up to two seconds.
 func openStore(_ directory: String, mapSizeBytes: Int = testMapSizeBytes,
                mapSizeMaxBytes: Int = testMapSizeMaxBytes) throws -> Store {
-    try Store(directory: directory, mapSizeBytes: mapSizeBytes, mapSizeMaxBytes: mapSizeMaxBytes, sync: false)
+    var attempts = 0
+    while true {
+        do {
+            return try Store(directory: directory, mapSizeBytes: mapSizeBytes, mapSizeMaxBytes: mapSizeMaxBytes, sync: false)
+        } catch {
+            guard case .inUse = error, attempts < 200 else { throw error }
+            attempts += 1
+            usleep(10_000)
+        }
+    }
 }
 
 /// SplitMix64: a small, seeded, reproducible generator.

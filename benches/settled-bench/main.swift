@@ -11,6 +11,9 @@ import Foundation
 
 let subcommands: [Subcommand] = [
     LedgerWriterBench.subcommand,
+    SocketLedgerBench.subcommand,
+    PaidOrdersBench.subcommand,
+    BillImportBench.subcommand,
 ]
 
 func printUsage(_ subcommands: [Subcommand]) {

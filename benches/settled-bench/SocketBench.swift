@@ -1,0 +1,295 @@
+import Foundation
+import Glibc
+import SettledCore
+import SettledHTTP
+
+/// A `settled` daemon started for a benchmark: the binary next to this one, a temporary
+/// directory, its own socket and configuration.
+final class BenchDaemon {
+    let directory: String
+    let socketPath: String
+    private let process: Process
+
+    static var settledPath: String {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("settled").path
+    }
+
+    init(sync: Bool, extraConfiguration: String = "") throws {
+        var template = "/tmp/settled-bench-XXXXXX".utf8CString
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw BenchError("mkdtemp failed")
+        }
+        directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        socketPath = directory + "/settled.sock"
+        let configuration = """
+            [daemon]
+            state_dir = \(directory)/state
+            socket = \(socketPath)
+            sync = \(sync ? "on" : "off")
+            map_size_bytes = 1 GiB
+            map_size_max_bytes = 16 GiB
+            log_level = warning
+            watchdog = no
+
+            [limits]
+            connections_max = 1024
+            import_body_bytes_max = 512 MiB
+
+            [channel.alipay]
+            format = alipay
+            fee_bps = 60
+            carry_forward_days = 1
+
+            """ + extraConfiguration
+        try configuration.write(toFile: directory + "/settled.conf", atomically: true, encoding: .utf8)
+        guard FileManager.default.isExecutableFile(atPath: Self.settledPath) else {
+            throw BenchError("no settled binary at \(Self.settledPath): build it with the same configuration (swift build -c release)")
+        }
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.settledPath)
+        process.arguments = ["--config", directory + "/settled.conf"]
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let client = try? UnixHTTPClient(socketPath: socketPath, timeoutSeconds: 5),
+               let response = try? client.send(method: "GET", path: "/v1/health"), response.status == 200 {
+                client.close()
+                return
+            }
+            usleep(20_000)
+        }
+        process.terminate()
+        throw BenchError("settled did not start")
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGTERM)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// One request on a fresh connection; fails unless the status is 2xx.
+    @discardableResult
+    func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
+              timeoutSeconds: Int = 600) throws -> HTTPClientResponse {
+        let client = try UnixHTTPClient(socketPath: socketPath, timeoutSeconds: timeoutSeconds)
+        defer { client.close() }
+        let response = try client.send(method: method, path: path, headers: [(name: "Content-Type", value: contentType)], body: body)
+        guard (200..<300).contains(response.status) else {
+            throw BenchError("\(method) \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
+        }
+        return response
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// What a run of concurrent socket clients measured.
+struct ClientRunResult {
+    var operations: Int
+    var seconds: Double
+    var latenciesSeconds: [Double]
+    var failures: Int
+
+    var perSecond: Double { Double(operations) / seconds }
+
+    func percentile(_ fraction: Double) -> Double {
+        guard !latenciesSeconds.isEmpty else { return 0 }
+        let sorted = latenciesSeconds.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+    }
+}
+
+/// Runs `clients` threads, each with its own keep-alive connection, each doing `operation`
+/// `operationsPerClient` times. `operation(client, clientIndex, operationIndex)` performs one
+/// timed operation (one or more requests) and returns false on failure.
+func runClients(socketPath: String, clients: Int, operationsPerClient: Int,
+                _ operation: @escaping @Sendable (UnixHTTPClient, Int, Int) throws -> Bool) throws -> ClientRunResult {
+    final class Collector: @unchecked Sendable {
+        let lock = NSLock()
+        var latencies: [Double] = []
+        var failures = 0
+        var errors: [String] = []
+    }
+    let collector = Collector()
+    let start = DispatchSemaphore(value: 0)
+    let done = DispatchGroup()
+    for clientIndex in 0..<clients {
+        done.enter()
+        let thread = Thread {
+            defer { done.leave() }
+            var local: [Double] = []
+            local.reserveCapacity(operationsPerClient)
+            var failures = 0
+            do {
+                let client = try UnixHTTPClient(socketPath: socketPath, timeoutSeconds: 60)
+                defer { client.close() }
+                start.wait()
+                for operationIndex in 0..<operationsPerClient {
+                    let began = DispatchTime.now().uptimeNanoseconds
+                    if try !operation(client, clientIndex, operationIndex) { failures += 1 }
+                    local.append(Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9)
+                }
+            } catch {
+                collector.lock.lock()
+                collector.errors.append("\(error)")
+                collector.lock.unlock()
+            }
+            collector.lock.lock()
+            collector.latencies += local
+            collector.failures += failures
+            collector.lock.unlock()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+    usleep(100_000)
+    let began = DispatchTime.now().uptimeNanoseconds
+    for _ in 0..<clients { start.signal() }
+    done.wait()
+    let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+    if let error = collector.errors.first { throw BenchError("a client failed: \(error)") }
+    return ClientRunResult(operations: collector.latencies.count, seconds: seconds, latenciesSeconds: collector.latencies,
+                           failures: collector.failures)
+}
+
+func milliseconds(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000) }
+
+/// Ledger transactions per second through the socket: 1, 8, 64 clients posting two-entry
+/// adjustments, sync on against sync off in the same run.
+enum SocketLedgerBench {
+    static let subcommand = Subcommand(
+        name: "ledger-socket",
+        summary: "ledger transactions/s through the daemon's socket at 1, 8, 64 clients, sync on vs off",
+        options: [
+            OptionSpec(name: "clients", placeholder: "LIST", help: "client counts", defaultValue: "1,8,64"),
+            OptionSpec(name: "transactions", placeholder: "N", help: "transactions per client count and sync mode", defaultValue: "20000"),
+        ],
+        run: { options in
+            let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
+            let total = try options.int("transactions", in: 64...10_000_000)
+            say("ledger-socket: POST /v1/ledger/adjustments (two entries, audited) through the Unix socket")
+            say("clients  sync=on tx/s  p50 ms  p99 ms   sync=off tx/s  p50 ms  p99 ms   on/off")
+            for clients in clientCounts {
+                var figures: [Bool: ClientRunResult] = [:]
+                for sync in [true, false] {
+                    let daemon = try BenchDaemon(sync: sync)
+                    defer { daemon.stop() }
+                    let perClient = max(1, total / clients)
+                    figures[sync] = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
+                        let body = #"{"reference":"b-\#(c)-\#(i)","note":"bench","entries":[{"account":"escrow_bank","amount_fen":\#(i + 1)},{"account":"biller_payable:b\#(c % 32)","amount_fen":-\#(i + 1)}]}"#
+                        return try client.send(method: "POST", path: "/v1/ledger/adjustments", body: Array(body.utf8)).status == 201
+                    }
+                }
+                let on = figures[true]!, off = figures[false]!
+                say(String(format: "%7d  %12.0f  %6@  %6@   %13.0f  %6@  %6@   %6.2f", clients, on.perSecond,
+                           milliseconds(on.percentile(0.5)), milliseconds(on.percentile(0.99)), off.perSecond,
+                           milliseconds(off.percentile(0.5)), milliseconds(off.percentile(0.99)), on.perSecond / off.perSecond))
+                if on.failures + off.failures > 0 { say("  failures: sync on \(on.failures), off \(off.failures)") }
+            }
+        })
+}
+
+/// Paid orders per second: create an order of 3 bills across 3 billers funded by a red packet,
+/// points and the channel, then its success notification; 1 to 64 clients, sync on.
+enum PaidOrdersBench {
+    static let subcommand = Subcommand(
+        name: "orders",
+        summary: "paid orders/s (create + success notification, 3 items, 3 billers, red packet + points + channel), sync on",
+        options: [
+            OptionSpec(name: "clients", placeholder: "LIST", help: "client counts", defaultValue: "1,8,64"),
+            OptionSpec(name: "orders", placeholder: "N", help: "orders per client count", defaultValue: "12000"),
+        ],
+        run: { options in
+            let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
+            let total = try options.int("orders", in: 64...10_000_000)
+            say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync on")
+            say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)")
+            for clients in clientCounts {
+                let daemon = try BenchDaemon(sync: true)
+                defer { daemon.stop() }
+                let perClient = max(1, total / clients)
+                try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
+                let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
+                    let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
+                    let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
+                    let created = try client.send(method: "POST", path: "/v1/orders",
+                                                  headers: [(name: "Idempotency-Key", value: "k-\(c)-\(i)")], body: Array(order.utf8))
+                    guard created.status == 201, let json = try? JSONParser.parse(created.body),
+                          let id = json["order_id"]?.string, let channelFen = json["funding"]?["channel_fen"]?.int64 else { return false }
+                    let notification = #"{"channel":"alipay","order_id":"\#(id)","channel_txn_id":"t-\#(c)-\#(i)","amount_fen":\#(channelFen),"status":"success","paid_at":"2026-11-24T10:00:00+08:00"}"#
+                    let paid = try client.send(method: "POST", path: "/v1/notifications", body: Array(notification.utf8))
+                    return paid.status == 200
+                }
+                say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
+                           milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
+                if result.failures > 0 { say("  failures: \(result.failures)") }
+            }
+        })
+
+    /// Billers, bills, customers with points and red packets for every order to come.
+    static func prepare(_ daemon: BenchDaemon, customers: Int, ordersPerCustomer: Int) throws {
+        for (biller, utility) in [("sgcc-js", "electricity"), ("water-sh", "water"), ("gas-bj", "gas")] {
+            let body = #"{"name":"\#(biller)","utility":"\#(utility)","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"\#(biller)"}}"#
+            try daemon.send("PUT", "/v1/billers/\(biller)", body: Array(body.utf8))
+        }
+        var bills: [UInt8] = []
+        bills.reserveCapacity(customers * ordersPerCustomer * 3 * 130)
+        let billers = ["sgcc-js", "water-sh", "gas-bj"]
+        for c in 0..<customers {
+            for i in 0..<ordersPerCustomer {
+                for k in 0..<3 {
+                    bills += Array(#"{"bill_id":"b-\#(c)-\#(i)-\#(k)","biller_id":"\#(billers[k])","account_no":"a\#(c)","period":"2026-10","amount_fen":\#(5000 + k * 100),"due_date":"2026-11-30"}"#.utf8)
+                    bills.append(0x0A)
+                }
+            }
+        }
+        try daemon.send("POST", "/v1/bills/import", body: bills, contentType: "application/x-ndjson")
+        for c in 0..<customers {
+            try daemon.send("POST", "/v1/customers/c\(c)/points", body: Array(#"{"points":\#(100 * ordersPerCustomer),"reference":"bench"}"#.utf8))
+            for i in 0..<ordersPerCustomer {
+                let packet = #"{"red_packet_id":"rp-\#(c)-\#(i)","customer_id":"c\#(c)","value_fen":300,"min_order_fen":1000,"expires_at":"2099-01-01T00:00:00Z","utilities":[]}"#
+                try daemon.send("POST", "/v1/red-packets", body: Array(packet.utf8))
+            }
+        }
+    }
+}
+
+/// Bills imported per second from one NDJSON file, and how the rate holds as the file grows.
+enum BillImportBench {
+    static let subcommand = Subcommand(
+        name: "bill-import",
+        summary: "bills/s imported from NDJSON files of growing size through the socket, sync on",
+        options: [
+            OptionSpec(name: "lines", placeholder: "LIST", help: "file sizes in lines", defaultValue: "10000,100000,1000000"),
+        ],
+        run: { options in
+            let sizes = try options.ints("lines", in: 1...5_000_000, countMax: 8)
+            say("bill-import: POST /v1/bills/import, one file, new bills, sync on")
+            say("   lines      MB   seconds     bills/s")
+            for lines in sizes {
+                let daemon = try BenchDaemon(sync: true)
+                defer { daemon.stop() }
+                try daemon.send("PUT", "/v1/billers/sgcc-js",
+                                body: Array(#"{"name":"n","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"a"}}"#.utf8))
+                var file: [UInt8] = []
+                file.reserveCapacity(lines * 130)
+                for i in 0..<lines {
+                    file += Array(#"{"bill_id":"B\#(i)","biller_id":"sgcc-js","account_no":"\#(32_000_000 + i % 500_000)","period":"2026-10","amount_fen":\#(1000 + i % 9000),"due_date":"2026-11-30"}"#.utf8)
+                    file.append(0x0A)
+                }
+                let began = DispatchTime.now().uptimeNanoseconds
+                let answer = try daemon.send("POST", "/v1/bills/import", body: file, contentType: "application/x-ndjson")
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+                guard let json = try? JSONParser.parse(answer.body), json["imported"]?.int64 == Int64(lines) else {
+                    throw BenchError("import answered \(String(decoding: answer.body.prefix(300), as: UTF8.self))")
+                }
+                say(String(format: "%8d  %6.1f  %8.2f  %10.0f", lines, Double(file.count) / 1e6, seconds, Double(lines) / seconds))
+            }
+        })
+}
