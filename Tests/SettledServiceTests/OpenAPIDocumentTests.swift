@@ -112,6 +112,48 @@ import Testing
         }
     }
 
+    /// NDJSON bodies and answers are a string of lines, and say what one line is in the media
+    /// type's `x-item-schema`: an object schema.
+    @Test func ndjsonMediaTypesDescribeTheirLines() throws {
+        let document = try OpenAPIDocument.load()
+        let media = "application/x-ndjson"
+        var found: Set<String> = []
+        for operation in document.operations {
+            var contents: [JSONValue] = []
+            if let body = operation.object["requestBody"]?["content"]?[media] {
+                contents.append(body)
+                found.insert(operation.name + " takes")
+            }
+            for (status, value) in operation.object["responses"]?.object?.members ?? [] {
+                if let answer = try document.resolve(value)["content"]?[media] {
+                    contents.append(answer)
+                    found.insert(operation.name + " answers " + status)
+                }
+            }
+            for content in contents {
+                #expect(try document.resolve(content["schema"] ?? .null)["type"]?.string == "string", "\(operation.name): NDJSON is a string")
+                let line = try document.resolve(content["x-item-schema"] ?? .null)
+                #expect(line["type"]?.string == "object", "\(operation.name): x-item-schema is an object schema")
+                #expect(line["properties"]?.object?.members.isEmpty == false, "\(operation.name): x-item-schema names its fields")
+            }
+        }
+        for expected in ["POST /v1/bills/import takes", "POST /v1/writeoffs/results takes", "GET /v1/writeoffs answers 200"] {
+            #expect(found.contains(expected), "\(expected) NDJSON")
+        }
+    }
+
+    /// The transport as it is: a request without a length has an empty body, and only a
+    /// chunked body is `411`.
+    @Test func transportRefusesOnlyChunkedBodiesForTheirLength() throws {
+        let document = try OpenAPIDocument.load()
+        let description = document.root["info"]?["description"]?.string ?? ""
+        #expect(description.contains("neither `Content-Length` nor `Transfer-Encoding` has an empty body"))
+        let row = description.split(separator: "\n").first { $0.hasPrefix("| 411 |") } ?? ""
+        #expect(row.contains("chunked") && !row.contains("without `Content-Length`"), "\(row)")
+        let refusal = try #require(document.pointer("#/components/responses/LengthRequired")?["description"]?.string)
+        #expect(refusal.contains("chunked") && !refusal.contains("no `Content-Length`"), "\(refusal)")
+    }
+
     /// Every 4xx and 5xx answer is a problem document that lists the codes it may carry.
     @Test func everyErrorResponseIsAProblemWithItsCodes() throws {
         let document = try OpenAPIDocument.load()

@@ -1,7 +1,10 @@
+import Dispatch
 import Foundation
+import SettledConfig
 import SettledCore
 import SettledHTTP
 import SettledService
+import SettledStore
 import Testing
 
 /// The service's answers through a real server on a socket, each checked against
@@ -11,13 +14,22 @@ import Testing
 /// go through an `HTTPServer` on a socket in the test's own directory.
 @Suite struct RequestHandlingTests {
     /// Values for the path parameters of the document's templates.
-    static let samples = ["biller_id": "b-1", "account": "escrow_bank"]
+    static let samples = ["biller_id": "b-1", "account": "escrow_bank", "bill_id": "bill-1", "customer_id": "c-1",
+                          "account_no": "88001", "order_id": "o-1"]
 
     static func fill(_ template: String) -> String {
         var path = template
         for (name, value) in samples { path = path.replacingOccurrences(of: "{\(name)}", with: value) }
         precondition(!path.contains("{"), "no sample value for a parameter of \(template)")
         return path
+    }
+
+    /// Whether `path` is an instance of the document's `template`, as the server matches
+    /// routes: segment by segment, a `{...}` segment matching any one segment.
+    static func matches(_ path: String, _ template: String) -> Bool {
+        let actual = path.split(separator: "/"), pattern = template.split(separator: "/")
+        guard actual.count == pattern.count else { return false }
+        return zip(actual, pattern).allSatisfy { $1.hasPrefix("{") || $0 == $1 }
     }
 
     static let biller = #"{"name":"Water Works","utility":"water","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222020012345678","account_name":"Water Works"}}"#
@@ -73,11 +85,15 @@ import Testing
 
     @Test func otherMethodsAreRefusedWithTheDocumentedAllow() throws {
         try withServer { server, document in
-            let methodsByPath = Dictionary(grouping: document.operations, by: \.path).mapValues { Set($0.map(\.method)) }
-            for (template, methods) in methodsByPath {
+            let templates = Set(document.operations.map(\.path))
+            for template in templates {
+                // The Allow of a path lists the methods of every template it is an instance of:
+                // POST /v1/bills/import is also GET /v1/bills/{bill_id} of the bill "import".
+                let path = Self.fill(template)
+                let methods = Set(document.operations.filter { Self.matches(path, $0.path) }.map(\.method))
                 for method in ["DELETE", "PATCH", "PUT", "POST"] where !methods.contains(method) {
                     let body: String? = method == "DELETE" ? nil : "{}"
-                    let response = try server.send(.operator, method, Self.fill(template), body: body)
+                    let response = try server.send(.operator, method, path, body: body)
                     try expectProblem(response, 405, "method_not_allowed", component: "MethodNotAllowed", document)
                     let allow = Set((response.headers["Allow"] ?? "").split(separator: ",").map {
                         $0.trimmingCharacters(in: .whitespaces)
@@ -356,5 +372,616 @@ import Testing
             #expect(empty.status == 400)
             expectDocumented(empty, document, "POST", template)
         }
+    }
+}
+
+// MARK: Payments
+
+/// The payment routes' answers, each checked against `openapi.json`: at least one success and
+/// one refusal of every operation, and the requests that succeed checked against the
+/// documented request bodies.
+extension RequestHandlingTests {
+    static let channel = "wechat"
+    static let dayMillis: Int64 = 86_400_000
+
+    static func ndjson(_ lines: [String]) -> String { lines.map { $0 + "\n" }.joined() }
+
+    static func billLine(_ id: String, account: String = "88001", period: String = "2025-01", amountFen: Int64,
+                         biller: String = "b-1", status: String? = nil) -> String {
+        let statusField = status.map { #","status":"\#($0)""# } ?? ""
+        return #"{"bill_id":"\#(id)","biller_id":"\#(biller)","account_no":"\#(account)","period":"\#(period)","amount_fen":\#(amountFen),"due_date":"2025-03-15"\#(statusField)}"#
+    }
+
+    static func notification(_ order: String, txn: String, amountFen: Int64, status: String = "success",
+                             channel: String = channel) -> String {
+        #"{"channel":"\#(channel)","order_id":"\#(order)","channel_txn_id":"\#(txn)","amount_fen":\#(amountFen),"status":"\#(status)","paid_at":"2025-03-01T10:00:00+08:00"}"#
+    }
+
+    static func key(_ value: String) -> [(name: String, value: String)] { [(name: "Idempotency-Key", value: value)] }
+
+    /// An RFC 3339 time `days` from now.
+    static func daysFromNow(_ days: Int64) -> String {
+        RFC3339.format(unixMillis: Int64(Date().timeIntervalSince1970 * 1000) + days * dayMillis)
+    }
+
+    /// Runs `body` against a fresh service with the channel `wechat` behind a server.
+    fileprivate func withPaymentServer(_ body: (ChannelServer, OpenAPIDocument) throws -> Void) throws {
+        let document = try OpenAPIDocument.load()
+        let server = try ChannelServer(channel: Self.channel)
+        var failure: (any Error)?
+        do { try body(server, document) } catch { failure = error }
+        let errors = server.stop()
+        #expect(errors.isEmpty, "the service logged errors: \(errors)")
+        if let failure { throw failure }
+    }
+
+    /// The biller `b-1` (water) and its bills imported.
+    fileprivate func setUpBills(_ server: ChannelServer, _ lines: [String]) throws {
+        let biller = try server.send(.operator, "PUT", "/v1/billers/b-1", body: Self.biller)
+        #expect(biller.status == 201, "\(biller.text)")
+        let imported = try server.send(.gateway, "POST", "/v1/bills/import", body: Self.ndjson(lines))
+        #expect(imported.json?["imported"]?.int64 == Int64(lines.count), "\(imported.text)")
+    }
+
+    /// Creates an order; answers its id.
+    fileprivate func createOrder(_ server: ChannelServer, _ document: OpenAPIDocument, _ body: String, key: String,
+                     status: String = "pending", sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+        let created = try server.send(.gateway, "POST", "/v1/orders", body: body, headers: Self.key(key))
+        #expect(created.status == 201, "\(created.text)", sourceLocation: sourceLocation)
+        #expect(created.json?["status"]?.string == status, sourceLocation: sourceLocation)
+        expectDocumented(created, document, "POST", "/v1/orders", sourceLocation: sourceLocation)
+        expectValidRequest(body, document, "POST", "/v1/orders", sourceLocation: sourceLocation)
+        return try #require(created.json?["order_id"]?.string, sourceLocation: sourceLocation)
+    }
+
+    /// Expects `body`, a request the server accepted, to fit the documented request body.
+    fileprivate func expectValidRequest(_ body: String, _ document: OpenAPIDocument, _ method: String, _ template: String,
+                            sourceLocation: SourceLocation = #_sourceLocation) {
+        let content = document.operation(method, template)?.object["requestBody"]?["content"]
+        if let schema = content?["application/json"]?["schema"] {
+            guard let json = try? JSONParser.parse(Array(body.utf8)) else {
+                Issue.record("\(method) \(template): the request is not JSON", sourceLocation: sourceLocation)
+                return
+            }
+            let problems = document.validate(json, against: schema, at: "request")
+            #expect(problems.isEmpty, "\(method) \(template): \(problems)", sourceLocation: sourceLocation)
+        } else if let line = content?["application/x-ndjson"]?["x-item-schema"] {
+            for (index, text) in body.split(separator: "\n").enumerated() {
+                let problems = (try? JSONParser.parse(Array(text.utf8))).map { document.validate($0, against: line, at: "line \(index + 1)") }
+                #expect(problems == [], "\(method) \(template): line \(index + 1) \(problems ?? ["is not JSON"])", sourceLocation: sourceLocation)
+            }
+        } else {
+            Issue.record("\(method) \(template) documents no JSON or NDJSON request body", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Expects an NDJSON answer that `openapi.json` documents: its status and content type, and
+    /// every line fits the media type's `x-item-schema`.
+    fileprivate func expectDocumentedNDJSON(_ response: HTTPClientResponse, _ document: OpenAPIDocument, _ method: String, _ template: String,
+                                sourceLocation: SourceLocation = #_sourceLocation) {
+        let media = "application/x-ndjson"
+        #expect(response.headers["Content-Type"] == media, sourceLocation: sourceLocation)
+        let documented = document.operation(method, template)?.object["responses"]?[String(response.status)]
+        guard let answer = try? document.resolve(documented ?? .null), let line = answer["content"]?[media]?["x-item-schema"] else {
+            Issue.record("\(method) \(template) answered \(response.status) \(media), which is not documented", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(response.body.isEmpty || response.body.last == 0x0A, "every line ends with a newline", sourceLocation: sourceLocation)
+        for (index, text) in response.text.split(separator: "\n").enumerated() {
+            guard let json = try? JSONParser.parse(Array(text.utf8)) else {
+                Issue.record("line \(index + 1) is not JSON: \(text)", sourceLocation: sourceLocation)
+                continue
+            }
+            let problems = document.validate(json, against: line, at: "line \(index + 1)")
+            #expect(problems.isEmpty, "\(problems)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// Expects an answer without content that `openapi.json` documents as such.
+    fileprivate func expectDocumentedEmpty(_ response: HTTPClientResponse, _ document: OpenAPIDocument, _ method: String, _ template: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+        let documented = document.operation(method, template)?.object["responses"]?[String(response.status)]
+        guard let answer = try? document.resolve(documented ?? .null), answer.object != nil else {
+            Issue.record("\(method) \(template) answered \(response.status), which is not documented", sourceLocation: sourceLocation)
+            return
+        }
+        #expect(answer["content"] == nil, "\(method) \(template) \(response.status) is documented with content", sourceLocation: sourceLocation)
+        #expect(response.body.isEmpty, sourceLocation: sourceLocation)
+        if response.headers["Idempotent-Replayed"] != nil {
+            #expect(answer["headers"]?["Idempotent-Replayed"] != nil, sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test func billsAndAccountsAnswerAsDocumented() throws {
+        try withPaymentServer { server, document in
+            let created = try server.send(.operator, "PUT", "/v1/billers/b-1", body: Self.biller)
+            #expect(created.status == 201)
+            let importPath = "/v1/bills/import"
+            let file = Self.ndjson([
+                Self.billLine("B1", amountFen: 12_000),
+                Self.billLine("B2", period: "2025-02", amountFen: 8_000),
+                Self.billLine("B3", account: "88002", amountFen: 5_000),
+                #"{"bill_id":"#,
+                Self.billLine("B9", amountFen: 100, biller: "b-9"),
+                Self.billLine("B8", period: "2025-13", amountFen: 100),
+                "",
+                Self.billLine("B7", amountFen: 0),
+            ])
+            let imported = try server.send(.gateway, "POST", importPath, body: file)
+            #expect(imported.status == 200, "\(imported.text)")
+            #expect(imported.json?["imported"]?.int64 == 3)
+            #expect(imported.json?["rejected_count"]?.int64 == 4)
+            let rejected = imported.json?["rejected"]?.array ?? []
+            #expect(rejected.compactMap { $0["line"]?.int64 } == [4, 5, 6, 8], "lines count from 1, blank ones too")
+            #expect(rejected.compactMap { $0["code"]?.string } == ["malformed_json", "unknown_biller", "invalid_field", "invalid_field"])
+            expectDocumented(imported, document, "POST", importPath)
+            expectValidRequest(Self.ndjson(Array(file.split(separator: "\n").prefix(3).map(String.init))), document, "POST", importPath)
+
+            let again = Self.ndjson([
+                Self.billLine("B1", amountFen: 12_000),
+                Self.billLine("B2", period: "2025-02", amountFen: 8_500),
+                Self.billLine("B3", account: "88002", amountFen: 5_000, status: "cancelled"),
+            ])
+            let upserted = try server.send(.operator, "POST", importPath, body: again)
+            #expect(upserted.status == 200)
+            #expect(upserted.json?["imported"]?.int64 == 0)
+            #expect(upserted.json?["updated"]?.int64 == 2)
+            #expect(upserted.json?["unchanged"]?.int64 == 1)
+            #expect(upserted.json?["rejected"]?.array?.isEmpty == true)
+            expectDocumented(upserted, document, "POST", importPath)
+            expectValidRequest(again, document, "POST", importPath)
+
+            let tooLong = try server.send(.gateway, "POST", importPath, body: String(repeating: "\n", count: 5_000_001))
+            #expect(tooLong.status == 413)
+            #expect(tooLong.json?["code"]?.string == "too_many_lines")
+            expectDocumented(tooLong, document, "POST", importPath)
+
+            let bill = try server.send(.gateway, "GET", "/v1/bills/B2")
+            #expect(bill.status == 200)
+            #expect(bill.json?["amount_fen"]?.int64 == 8_500)
+            #expect(bill.json?["status"]?.string == "open")
+            expectDocumented(bill, document, "GET", "/v1/bills/{bill_id}")
+            let cancelled = try server.send(.auditor, "GET", "/v1/bills/B3")
+            #expect(cancelled.json?["status"]?.string == "cancelled")
+            expectDocumented(cancelled, document, "GET", "/v1/bills/{bill_id}")
+            let noBill = try server.send(.gateway, "GET", "/v1/bills/B9")
+            try expectProblem(noBill, 404, "not_found", component: "NotFound", document)
+            expectDocumented(noBill, document, "GET", "/v1/bills/{bill_id}")
+
+            let binding = "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}"
+            let bound = try server.send(.gateway, "PUT", "/v1/customers/c-1/accounts/b-1/88001")
+            #expect(bound.status == 201, "\(bound.text)")
+            #expect(bound.json?["account_no"]?.string == "88001")
+            expectDocumented(bound, document, "PUT", binding)
+            let boundAgain = try server.send(.gateway, "PUT", "/v1/customers/c-1/accounts/b-1/88001")
+            #expect(boundAgain.status == 200)
+            expectDocumented(boundAgain, document, "PUT", binding)
+            #expect(try server.send(.operator, "PUT", "/v1/customers/c-1/accounts/b-1/88002").status == 201)
+            let unknownBiller = try server.send(.gateway, "PUT", "/v1/customers/c-1/accounts/b-9/1")
+            #expect(unknownBiller.status == 422)
+            #expect(unknownBiller.json?["code"]?.string == "unknown_biller")
+            expectDocumented(unknownBiller, document, "PUT", binding)
+            let badCustomer = try server.send(.gateway, "PUT", "/v1/customers/c%201/accounts/b-1/88001")
+            #expect(badCustomer.status == 422)
+            #expect(badCustomer.json?["errors"]?.array?.first?["field"]?.string == "customer_id")
+            expectDocumented(badCustomer, document, "PUT", binding)
+
+            let accountsPath = "/v1/customers/{customer_id}/accounts"
+            let accounts = try server.send(.gateway, "GET", "/v1/customers/c-1/accounts")
+            #expect(accounts.json?["accounts"]?.array?.compactMap { $0["account_no"]?.string } == ["88001", "88002"])
+            expectDocumented(accounts, document, "GET", accountsPath)
+            let badAccounts = try server.send(.gateway, "GET", "/v1/customers/c%201/accounts")
+            try expectProblem(badAccounts, 422, "invalid_request", component: "InvalidQuery", document)
+            expectDocumented(badAccounts, document, "GET", accountsPath)
+
+            let arrearsPath = "/v1/customers/{customer_id}/arrears"
+            let arrears = try server.send(.gateway, "GET", "/v1/customers/c-1/arrears")
+            #expect(arrears.status == 200)
+            #expect(arrears.json?["total_fen"]?.int64 == 20_500)
+            let owing = arrears.json?["accounts"]?.array ?? []
+            #expect(owing.count == 1, "88002 has no open bill")
+            #expect(owing.first?["utility"]?.string == "water")
+            #expect(owing.first?["bills"]?.array?.compactMap { $0["bill_id"]?.string } == ["B1", "B2"], "by period")
+            expectDocumented(arrears, document, "GET", arrearsPath)
+            let badArrears = try server.send(.gateway, "GET", "/v1/customers/c%201/arrears")
+            try expectProblem(badArrears, 422, "invalid_request", component: "InvalidQuery", document)
+            expectDocumented(badArrears, document, "GET", arrearsPath)
+
+            let accountArrearsPath = "/v1/accounts/{biller_id}/{account_no}/arrears"
+            let scan = try server.send(.gateway, "GET", "/v1/accounts/b-1/88001/arrears")
+            #expect(scan.json?["total_fen"]?.int64 == 20_500)
+            #expect(scan.json?["customer_id"] == nil)
+            expectDocumented(scan, document, "GET", accountArrearsPath)
+            let nothing = try server.send(.auditor, "GET", "/v1/accounts/b-1/88002/arrears")
+            #expect(nothing.json?["total_fen"]?.int64 == 0)
+            #expect(nothing.json?["accounts"]?.array?.first?["bills"]?.array?.isEmpty == true, "the account, without bills")
+            expectDocumented(nothing, document, "GET", accountArrearsPath)
+            let noBiller = try server.send(.gateway, "GET", "/v1/accounts/b-9/1/arrears")
+            #expect(noBiller.status == 404)
+            expectDocumented(noBiller, document, "GET", accountArrearsPath)
+
+            let unbound = try server.send(.gateway, "DELETE", "/v1/customers/c-1/accounts/b-1/88002")
+            #expect(unbound.status == 204)
+            expectDocumentedEmpty(unbound, document, "DELETE", binding)
+            let unboundKeyed = try server.send(.gateway, "DELETE", "/v1/customers/c-1/accounts/b-1/88001", headers: Self.key("unbind-1"))
+            let replayed = try server.send(.gateway, "DELETE", "/v1/customers/c-1/accounts/b-1/88001", headers: Self.key("unbind-1"))
+            #expect(unboundKeyed.status == 204)
+            #expect(replayed.status == 204)
+            #expect(replayed.headers["Idempotent-Replayed"] == "true")
+            expectDocumentedEmpty(replayed, document, "DELETE", binding)
+            let notBound = try server.send(.gateway, "DELETE", "/v1/customers/c-1/accounts/b-1/88002")
+            #expect(notBound.status == 404)
+            #expect(notBound.json?["code"]?.string == "not_found")
+            expectDocumented(notBound, document, "DELETE", binding)
+            #expect(try server.send(.gateway, "GET", "/v1/customers/c-1/accounts").json?["accounts"]?.array?.isEmpty == true)
+        }
+    }
+
+    @Test func instrumentsAnswerAsDocumented() throws {
+        try withPaymentServer { server, document in
+            let packets = "/v1/red-packets"
+            let packet = #"{"red_packet_id":"RP1","customer_id":"c-1","value_fen":1000,"min_order_fen":5000,"expires_at":"\#(Self.daysFromNow(30))","utilities":["water"]}"#
+            let issued = try server.send(.operator, "POST", packets, body: packet)
+            #expect(issued.status == 201, "\(issued.text)")
+            #expect(issued.json?["status"]?.string == "available")
+            expectDocumented(issued, document, "POST", packets)
+            expectValidRequest(packet, document, "POST", packets)
+            let same = try server.send(.operator, "POST", packets, body: packet)
+            #expect(same.status == 200)
+            expectDocumented(same, document, "POST", packets)
+            let otherTerms = try server.send(.operator, "POST", packets, body: packet.replacingOccurrences(of: "1000", with: "2000"))
+            #expect(otherTerms.status == 409)
+            #expect(otherTerms.json?["code"]?.string == "red_packet_exists")
+            expectDocumented(otherTerms, document, "POST", packets)
+            let past = #"{"red_packet_id":"RP2","customer_id":"c-1","value_fen":1000,"expires_at":"2020-01-01T00:00:00Z"}"#
+            let expired = try server.send(.operator, "POST", packets, body: past)
+            #expect(expired.status == 422)
+            #expect(expired.json?["errors"]?.array?.first?["field"]?.string == "expires_at")
+            expectDocumented(expired, document, "POST", packets)
+
+            let points = "/v1/customers/{customer_id}/points"
+            let grant = #"{"points":500,"reference":"welcome"}"#
+            let granted = try server.send(.operator, "POST", "/v1/customers/c-1/points", body: grant)
+            #expect(granted.status == 200, "\(granted.text)")
+            #expect(granted.json?["points"]?.int64 == 500)
+            expectDocumented(granted, document, "POST", points)
+            expectValidRequest(grant, document, "POST", points)
+            let overdrawn = try server.send(.operator, "POST", "/v1/customers/c-1/points", body: #"{"points":-501,"reference":"fix"}"#)
+            #expect(overdrawn.status == 409)
+            #expect(overdrawn.json?["code"]?.string == "insufficient_points")
+            expectDocumented(overdrawn, document, "POST", points)
+            let zero = try server.send(.operator, "POST", "/v1/customers/c-1/points", body: #"{"points":0,"reference":"fix"}"#)
+            #expect(zero.status == 422)
+            expectDocumented(zero, document, "POST", points)
+
+            let credits = "/v1/customers/{customer_id}/wallet/credits"
+            let credit = #"{"amount_fen":3000,"reference":"ticket-7"}"#
+            let credited = try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits", body: credit)
+            #expect(credited.status == 201, "\(credited.text)")
+            #expect(credited.json?["wallet_fen"]?.int64 == 3_000)
+            expectDocumented(credited, document, "POST", credits)
+            expectValidRequest(credit, document, "POST", credits)
+            let nothing = try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits", body: #"{"amount_fen":0,"reference":"x"}"#)
+            #expect(nothing.status == 422)
+            #expect(nothing.json?["errors"]?.array?.first?["field"]?.string == "amount_fen")
+            expectDocumented(nothing, document, "POST", credits)
+
+            let walletPath = "/v1/customers/{customer_id}/wallet"
+            let wallet = try server.send(.gateway, "GET", "/v1/customers/c-1/wallet")
+            #expect(wallet.status == 200)
+            #expect(wallet.json?["wallet_fen"]?.int64 == 3_000)
+            #expect(wallet.json?["wallet_available_fen"]?.int64 == 3_000)
+            #expect(wallet.json?["points"]?.int64 == 500)
+            #expect(wallet.json?["red_packets"]?.array?.compactMap { $0["red_packet_id"]?.string } == ["RP1"])
+            expectDocumented(wallet, document, "GET", walletPath)
+            let badWallet = try server.send(.gateway, "GET", "/v1/customers/c%201/wallet")
+            try expectProblem(badWallet, 422, "invalid_request", component: "InvalidQuery", document)
+            expectDocumented(badWallet, document, "GET", walletPath)
+
+            // Every operator action is audited, refused or not.
+            let audit = try server.send(.auditor, "GET", "/v1/audit")
+            #expect(audit.json?["records"]?.array?.count == 9, "\(audit.text)")
+            expectDocumented(audit, document, "GET", "/v1/audit")
+        }
+    }
+
+    @Test func ordersAndNotificationsAnswerAsDocumented() throws {
+        try withPaymentServer { server, document in
+            try setUpBills(server, [Self.billLine("B1", amountFen: 12_000), Self.billLine("B2", period: "2025-02", amountFen: 8_000),
+                                    Self.billLine("B3", account: "88002", amountFen: 5_000)])
+            let packet = #"{"red_packet_id":"RP1","customer_id":"c-1","value_fen":1000,"min_order_fen":5000,"expires_at":"\#(Self.daysFromNow(30))","utilities":["water"]}"#
+            #expect(try server.send(.operator, "POST", "/v1/red-packets", body: packet).status == 201)
+            #expect(try server.send(.operator, "POST", "/v1/customers/c-1/points", body: #"{"points":500,"reference":"r"}"#).status == 200)
+            #expect(try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits", body: #"{"amount_fen":3000,"reference":"r"}"#).status == 201)
+
+            let orders = "/v1/orders"
+            let checkout = #"{"customer_id":"c-1","items":[{"kind":"bill","bill_id":"B1"},{"kind":"bill","bill_id":"B2"}],"funding":{"red_packet_ids":["RP1"],"points":300,"wallet_fen":1000,"channel":"wechat"}}"#
+            let unkeyed = try server.send(.gateway, "POST", orders, body: checkout)
+            #expect(unkeyed.status == 422)
+            #expect(unkeyed.json?["code"]?.string == "idempotency_key_required")
+            expectDocumented(unkeyed, document, "POST", orders)
+
+            let first = try server.send(.gateway, "POST", orders, body: checkout, headers: Self.key("checkout-1"))
+            #expect(first.status == 201, "\(first.text)")
+            #expect(first.json?["status"]?.string == "pending")
+            #expect(first.json?["total_fen"]?.int64 == 20_000)
+            #expect(first.json?["funding"]?["channel_fen"]?.int64 == 17_700)
+            expectDocumented(first, document, "POST", orders)
+            expectValidRequest(checkout, document, "POST", orders)
+            let order = try #require(first.json?["order_id"]?.string)
+            let replay = try server.send(.gateway, "POST", orders, body: checkout, headers: Self.key("checkout-1"))
+            #expect(replay.status == 201)
+            #expect(replay.headers["Idempotent-Replayed"] == "true")
+            #expect(replay.body == first.body)
+            expectDocumented(replay, document, "POST", orders)
+            let taken = try server.send(.gateway, "POST", orders, body: checkout, headers: Self.key("checkout-2"))
+            #expect(taken.status == 409)
+            #expect(taken.json?["code"]?.string == "bill_reserved")
+            expectDocumented(taken, document, "POST", orders)
+            let unknown = try server.send(.gateway, "POST", orders, body: #"{"items":[{"kind":"bill","bill_id":"B9"}],"funding":{"channel":"wechat"}}"#,
+                                          headers: Self.key("checkout-3"))
+            #expect(unknown.status == 422)
+            #expect(unknown.json?["code"]?.string == "unknown_bill")
+            expectDocumented(unknown, document, "POST", orders)
+
+            // The wallet pays a top-up whole: paid at once, with no channel.
+            let internalOnly = try createOrder(server, document,
+                                               #"{"customer_id":"c-1","items":[{"kind":"topup","biller_id":"b-1","account_no":"88003","amount_fen":1500}],"funding":{"wallet_fen":2000}}"#,
+                                               key: "checkout-4", status: "paid")
+            let paidAtOnce = try server.send(.gateway, "GET", "/v1/orders/\(internalOnly)")
+            #expect(paidAtOnce.json?["funding"]?["wallet_fen"]?.int64 == 1_500)
+            #expect(paidAtOnce.json?["funding"]?["channel"] == nil)
+            #expect(paidAtOnce.json?["items"]?.array?.first?["writeoff_status"]?.string == "pending")
+            expectDocumented(paidAtOnce, document, "GET", "/v1/orders/{order_id}")
+
+            let one = try server.send(.auditor, "GET", "/v1/orders/\(order)")
+            #expect(one.json?["status"]?.string == "pending")
+            expectDocumented(one, document, "GET", "/v1/orders/{order_id}")
+            let none = try server.send(.gateway, "GET", "/v1/orders/o-404")
+            try expectProblem(none, 404, "not_found", component: "NotFound", document)
+            expectDocumented(none, document, "GET", "/v1/orders/{order_id}")
+            #expect(try server.send(.gateway, "GET", "/v1/bills/B1").json?["order_id"]?.string == order)
+
+            let notifications = "/v1/notifications"
+            let short = try server.send(.gateway, "POST", notifications, body: Self.notification(order, txn: "wx-1", amountFen: 17_000))
+            #expect(short.status == 409)
+            #expect(short.json?["code"]?.string == "amount_mismatch")
+            expectDocumented(short, document, "POST", notifications)
+            let otherChannel = try server.send(.gateway, "POST", notifications,
+                                               body: Self.notification(order, txn: "ap-1", amountFen: 17_700, channel: "alipay"))
+            #expect(otherChannel.status == 422)
+            #expect(otherChannel.json?["code"]?.string == "unknown_channel")
+            expectDocumented(otherChannel, document, "POST", notifications)
+            let paid = try server.send(.gateway, "POST", notifications, body: Self.notification(order, txn: "wx-2", amountFen: 17_700))
+            #expect(paid.status == 200, "\(paid.text)")
+            #expect(paid.json?["status"]?.string == "paid")
+            #expect(paid.json?["duplicate"] == .bool(false))
+            expectDocumented(paid, document, "POST", notifications)
+            expectValidRequest(Self.notification(order, txn: "wx-2", amountFen: 17_700), document, "POST", notifications)
+            let retry = try server.send(.gateway, "POST", notifications, body: Self.notification(order, txn: "wx-2", amountFen: 17_700))
+            #expect(retry.json?["duplicate"] == .bool(true))
+            expectDocumented(retry, document, "POST", notifications)
+            let twice = try server.send(.gateway, "POST", notifications, body: Self.notification(order, txn: "wx-3", amountFen: 17_700))
+            #expect(twice.json?["suspense"] == .bool(true))
+            #expect(twice.json?["refund_instruction_id"]?.string == "ri-1")
+            expectDocumented(twice, document, "POST", notifications)
+            let captured = try server.send(.gateway, "GET", "/v1/orders/\(order)")
+            #expect(captured.json?["channel_txn_id"]?.string == "wx-2")
+            #expect(captured.json?["suspense_fen"]?.int64 == 17_700)
+            expectDocumented(captured, document, "GET", "/v1/orders/{order_id}")
+
+            // Scan-to-pay: the channel says it failed, then that it succeeded after all.
+            let scan = try createOrder(server, document, #"{"items":[{"kind":"bill","bill_id":"B3"}],"funding":{"channel":"wechat"}}"#,
+                                       key: "checkout-5")
+            let failed = try server.send(.gateway, "POST", notifications,
+                                         body: Self.notification(scan, txn: "wx-4", amountFen: 0, status: "failed"))
+            #expect(failed.json?["status"]?.string == "failed", "\(failed.text)")
+            expectDocumented(failed, document, "POST", notifications)
+            let late = try server.send(.gateway, "POST", notifications, body: Self.notification(scan, txn: "wx-5", amountFen: 5_000))
+            #expect(late.json?["status"]?.string == "paid", "\(late.text)")
+            #expect(late.json?["late"] == .bool(true))
+            expectDocumented(late, document, "POST", notifications)
+
+            let cancel = "/v1/orders/{order_id}/cancel"
+            let pending = try createOrder(server, document,
+                                          #"{"items":[{"kind":"topup","biller_id":"b-1","account_no":"88004","amount_fen":700}],"funding":{"channel":"wechat"}}"#,
+                                          key: "checkout-6")
+            let cancelled = try server.send(.gateway, "POST", "/v1/orders/\(pending)/cancel")
+            #expect(cancelled.status == 200, "\(cancelled.text)")
+            #expect(cancelled.json?["status"]?.string == "cancelled")
+            expectDocumented(cancelled, document, "POST", cancel)
+            let notPending = try server.send(.gateway, "POST", "/v1/orders/\(pending)/cancel")
+            #expect(notPending.status == 409)
+            #expect(notPending.json?["code"]?.string == "order_not_pending")
+            expectDocumented(notPending, document, "POST", cancel)
+            let cancelNone = try server.send(.gateway, "POST", "/v1/orders/o-404/cancel")
+            try expectProblem(cancelNone, 404, "not_found", component: "NotFound", document)
+            expectDocumented(cancelNone, document, "POST", cancel)
+
+            let discrepancies = "/v1/discrepancies"
+            let listed = try server.send(.auditor, "GET", discrepancies)
+            let found = listed.json?["discrepancies"]?.array ?? []
+            #expect(found.count == 1)
+            #expect(found.first?["kind"]?.string == "amount_mismatch")
+            #expect(found.first?["channel_fen"]?.int64 == 17_000)
+            expectDocumented(listed, document, "GET", discrepancies)
+            let filtered = try server.send(.operator, "GET", "\(discrepancies)?status=open&channel=wechat&business_date=2025-03-01")
+            #expect(filtered.json?["discrepancies"]?.array?.count == 1, "\(filtered.text)")
+            expectDocumented(filtered, document, "GET", discrepancies)
+            let otherDate = try server.send(.auditor, "GET", "\(discrepancies)?business_date=2025-03-02")
+            #expect(otherDate.json?["discrepancies"]?.array?.isEmpty == true)
+            try expectProblem(try server.send(.auditor, "GET", "\(discrepancies)?limit=0"), 422, "invalid_request",
+                              component: "InvalidQuery", document)
+
+            let instructions = "/v1/refund-instructions"
+            let raised = try server.send(.auditor, "GET", instructions)
+            #expect(raised.json?["instructions"]?.array?.first?["channel_txn_id"]?.string == "wx-3")
+            #expect(raised.json?["instructions"]?.array?.first?["amount_fen"]?.int64 == 17_700)
+            expectDocumented(raised, document, "GET", instructions)
+            let badLimit = try server.send(.auditor, "GET", "\(instructions)?limit=x")
+            try expectProblem(badLimit, 422, "invalid_request", component: "InvalidQuery", document)
+            expectDocumented(badLimit, document, "GET", instructions)
+        }
+    }
+
+    @Test func refundsAndWriteoffsAnswerAsDocumented() throws {
+        try withPaymentServer { server, document in
+            try setUpBills(server, [Self.billLine("B1", amountFen: 12_000), Self.billLine("B2", period: "2025-02", amountFen: 8_000)])
+            let bills = try createOrder(server, document,
+                                        #"{"customer_id":"c-1","items":[{"kind":"bill","bill_id":"B1"},{"kind":"bill","bill_id":"B2"}],"funding":{"channel":"wechat"}}"#,
+                                        key: "checkout-1")
+            let topup = try createOrder(server, document,
+                                        #"{"customer_id":"c-1","items":[{"kind":"topup","biller_id":"b-1","account_no":"88003","amount_fen":1500}],"funding":{"channel":"wechat"}}"#,
+                                        key: "checkout-2")
+            #expect(try server.send(.gateway, "POST", "/v1/notifications", body: Self.notification(bills, txn: "wx-1", amountFen: 20_000)).status == 200)
+            #expect(try server.send(.gateway, "POST", "/v1/notifications", body: Self.notification(topup, txn: "wx-2", amountFen: 1_500)).status == 200)
+
+            let refunds = "/v1/orders/{order_id}/refunds"
+            let refund = #"{"refund_id":"R1","item_ids":["\#(bills).2"],"reason":"paid twice"}"#
+            let refunded = try server.send(.gateway, "POST", "/v1/orders/\(bills)/refunds", body: refund)
+            #expect(refunded.status == 201, "\(refunded.text)")
+            #expect(refunded.json?["amount_fen"]?.int64 == 8_000)
+            #expect(refunded.json?["returned"]?["channel_fen"]?.int64 == 8_000)
+            expectDocumented(refunded, document, "POST", refunds)
+            expectValidRequest(refund, document, "POST", refunds)
+            let again = try server.send(.gateway, "POST", "/v1/orders/\(bills)/refunds", body: refund)
+            #expect(again.status == 200)
+            #expect(again.json?["replayed"] == .bool(true))
+            expectDocumented(again, document, "POST", refunds)
+            let refusals: [(String, Int, String)] = [
+                (#"{"refund_id":"R2","item_ids":["\#(bills).2"],"reason":"again"}"#, 409, "item_already_refunded"),
+                (#"{"refund_id":"R3","item_ids":["\#(bills).9"],"reason":"no such item"}"#, 422, "unknown_item"),
+                (#"{"refund_id":"wo-\#(bills).1","reason":"a write-off's id"}"#, 422, "invalid_request"),
+                (#"{"refund_id":"R4"}"#, 422, "invalid_request"),
+            ]
+            for (body, status, code) in refusals {
+                let refused = try server.send(.gateway, "POST", "/v1/orders/\(bills)/refunds", body: body)
+                #expect(refused.status == status, "\(body): \(refused.text)")
+                #expect(refused.json?["code"]?.string == code, "\(body)")
+                expectDocumented(refused, document, "POST", refunds)
+            }
+            let noOrder = try server.send(.gateway, "POST", "/v1/orders/o-404/refunds", body: #"{"refund_id":"R5","reason":"x"}"#)
+            #expect(noOrder.status == 404)
+            expectDocumented(noOrder, document, "POST", refunds)
+            let partly = try server.send(.gateway, "GET", "/v1/orders/\(bills)")
+            #expect(partly.json?["status"]?.string == "partially_refunded")
+            #expect(partly.json?["items"]?.array?.last?["refunded"] == .bool(true))
+            #expect(partly.json?["refunds"]?.array?.count == 1)
+            expectDocumented(partly, document, "GET", "/v1/orders/{order_id}")
+            #expect(try server.send(.gateway, "GET", "/v1/bills/B2").json?["status"]?.string == "open", "a refunded bill is open again")
+
+            let export = "/v1/writeoffs"
+            let pending = try server.send(.gateway, "GET", "\(export)?biller_id=b-1")
+            #expect(pending.status == 200)
+            #expect(pending.text.split(separator: "\n").count == 2, "the refunded item is not pending: \(pending.text)")
+            expectDocumentedNDJSON(pending, document, "GET", export)
+            let firstOnly = try server.send(.auditor, "GET", "\(export)?biller_id=b-1&status=pending&limit=1")
+            #expect(firstOnly.text.split(separator: "\n").count == 1)
+            expectDocumentedNDJSON(firstOnly, document, "GET", export)
+            for query in ["", "?biller_id=b-1&status=ok", "?biller_id=b%201"] {
+                let refused = try server.send(.gateway, "GET", export + query)
+                #expect(refused.status == 422, "\(query)")
+                expectDocumented(refused, document, "GET", export)
+            }
+
+            let results = "/v1/writeoffs/results"
+            let file = Self.ndjson([
+                #"{"item_id":"\#(bills).1","result":"ok"}"#,
+                #"{"item_id":"\#(topup).1","result":"failed","reason":"account closed"}"#,
+                #"{"item_id":"o-404.1","result":"ok"}"#,
+                #"{"item_id":"#,
+                #"{"item_id":"\#(bills).2","result":"failed","reason":"paid elsewhere"}"#,
+                #"{"item_id":"\#(bills).1","result":"maybe"}"#,
+            ])
+            let applied = try server.send(.gateway, "POST", results, body: file)
+            #expect(applied.status == 200, "\(applied.text)")
+            #expect(applied.json?["accepted"]?.int64 == 2)
+            #expect(applied.json?["refunds"]?.array?.first?["refund_id"]?.string == "wo-\(topup).1")
+            #expect(applied.json?["refunds"]?.array?.first?["amount_fen"]?.int64 == 1_500)
+            let rejected = applied.json?["rejected"]?.array ?? []
+            #expect(rejected.compactMap { $0["line"]?.int64 } == [3, 4, 5, 6])
+            #expect(rejected.compactMap { $0["code"]?.string } == ["unknown_item", "malformed_json", "writeoff_not_pending", "invalid_line"],
+                    "a result for a refunded item is refused on its own line")
+            expectDocumented(applied, document, "POST", results)
+            expectValidRequest(Self.ndjson(Array(file.split(separator: "\n").prefix(2).map(String.init))), document, "POST", results)
+            let resent = try server.send(.operator, "POST", results, body: file)
+            #expect(resent.json?["accepted"]?.int64 == 2, "repeats are accepted")
+            #expect(resent.json?["refunds"]?.array?.isEmpty == true, "and refund nothing again")
+            expectDocumented(resent, document, "POST", results)
+            let tooLong = try server.send(.gateway, "POST", results, body: String(repeating: "\n", count: 1_000_001))
+            #expect(tooLong.status == 413)
+            #expect(tooLong.json?["code"]?.string == "too_many_lines")
+            expectDocumented(tooLong, document, "POST", results)
+
+            let none = try server.send(.gateway, "GET", "\(export)?biller_id=b-1")
+            #expect(none.status == 200)
+            #expect(none.body.isEmpty)
+            expectDocumentedNDJSON(none, document, "GET", export)
+            let settled = try server.send(.gateway, "GET", "/v1/orders/\(bills)")
+            #expect(settled.json?["items"]?.array?.first?["writeoff_status"]?.string == "ok")
+            expectDocumented(settled, document, "GET", "/v1/orders/{order_id}")
+            let returned = try server.send(.gateway, "GET", "/v1/orders/\(topup)")
+            #expect(returned.json?["status"]?.string == "refunded")
+            #expect(returned.json?["items"]?.array?.first?["writeoff_status"]?.string == "failed")
+            #expect(returned.json?["items"]?.array?.first?["writeoff_reason"]?.string == "account closed")
+            expectDocumented(returned, document, "GET", "/v1/orders/{order_id}")
+        }
+    }
+}
+
+/// A service with one payment channel configured, behind a real server on a socket: the
+/// plain fixture has no channel, and orders paid through one and their notifications need it.
+fileprivate final class ChannelServer: Sendable {
+    let directory: TemporaryDirectory
+    let service: SettledService
+    let logs = LogRecorder()
+    let server: HTTPServer
+    let caller = CurrentCaller()
+
+    init(channel: String) throws {
+        directory = try TemporaryDirectory()
+        var configuration = SettledConfiguration.defaults(path: directory.path + "/settled.conf")
+        configuration.stateDirectory = directory.path + "/state"
+        configuration.socketPath = directory.path + "/settled.sock"
+        configuration.sync = .off
+        configuration.channels = [ChannelConfiguration(id: channel, format: channel)]
+        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: ServiceFixture.mapSizeBytes,
+                              mapSizeMaxBytes: ServiceFixture.mapSizeMaxBytes, sync: false)
+        let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
+        writer.start()
+        let access = AccessPolicy(gatewayGroupIDs: [Caller.gatewayGroupID], operatorGroupIDs: [Caller.operatorGroupID],
+                                  auditorGroupIDs: [Caller.auditorGroupID], operatorUIDs: [])
+        let logs = self.logs
+        let service = SettledService(configuration: configuration, store: store, writer: writer, access: access,
+                                     log: { logs.record($0, $1) })
+        self.service = service
+        let caller = self.caller
+        server = HTTPServer(listeningDescriptor: try HTTPServer.listen(path: configuration.socketPath), limits: HTTPServerLimits(),
+                            bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
+                            log: { logs.record($0, $1) },
+                            handler: { request, _, responder in
+                                service.handle(request, peer: caller.value.credentials, responder: responder)
+                            })
+        server.start()
+    }
+
+    /// One request as `caller`, on a connection of its own.
+    func send(_ caller: Caller, _ method: String, _ target: String, body: String? = nil,
+              headers: [(name: String, value: String)] = []) throws -> HTTPClientResponse {
+        self.caller.value = caller
+        let client = try UnixHTTPClient(socketPath: service.configuration.socketPath, timeoutSeconds: ServiceServer.clientTimeoutSeconds)
+        defer { client.close() }
+        return try client.send(method: method, path: target, headers: headers, body: body.map { Array($0.utf8) })
+    }
+
+    /// Stops the server and the writer and removes the directory; answers the error log lines.
+    func stop() -> [String] {
+        let done = DispatchSemaphore(value: 0)
+        server.shutdown(graceSeconds: ServiceServer.stopGraceSeconds) { done.signal() }
+        _ = done.wait(timeout: .now() + .seconds(ServiceServer.stopGraceSeconds + 5))
+        let errors = logs.errors
+        service.writer.stop()
+        directory.remove()
+        return errors
     }
 }

@@ -7,6 +7,8 @@ extension SettledService {
     /// Write-off results applied in one writer request.
     static let writeoffResultsChunkMax = 1024
     static let writeoffResultLinesMax = 1_000_000
+    /// The refund of a failed write-off is `wo-<item_id>`; callers may not choose such ids.
+    static let writeoffRefundPrefix = "wo-"
 
     func refundRoutes() -> [Route] {
         [
@@ -14,6 +16,10 @@ extension SettledService {
                 let orderID = context.parameters[0]
                 let fields = try Fields(body: context.request.body)
                 let refundID = try fields.requiredIdentifier("refund_id")
+                guard !refundID.hasPrefix(Self.writeoffRefundPrefix) else {
+                    throw APIError.invalid("refund_id",
+                                           "ids starting with \(Self.writeoffRefundPrefix) are the daemon's own, for failed write-offs")
+                }
                 let reason = try fields.requiredString("reason", bytesMax: Self.refundReasonBytesMax)
                 var itemIDs: [String]?
                 if let elements = try fields.array("item_ids", required: false, countMax: Order.itemsMax) {
@@ -277,6 +283,14 @@ extension SettledService {
             }
             return
         }
+        // A refund took the item while its write-off was pending (and removed it from the
+        // export): the write-off is void. Refused before anything is written, so that the
+        // line fails alone and not the whole part of the file.
+        if order.refunds.contains(where: { $0.refund.items.contains { $0.itemId == result.itemID } }) {
+            tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
+                                        detail: "item \(result.itemID) was refunded; its write-off is void"))
+            return
+        }
         let item = order.items[index]
         try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
         order.writeoffs[index] = wanted
@@ -284,7 +298,7 @@ extension SettledService {
         try order.store(tables: tables, in: write.transaction)
         tally.accepted += 1
         guard !result.ok else { return }
-        let refundID = "wo-" + result.itemID
+        let refundID = Self.writeoffRefundPrefix + result.itemID
         guard refundID.utf8.count <= Identifier.bytesMax else { preconditionFailure("item ids are short enough to prefix") }
         let (refund, _) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
                                           reason: "write-off failed: " + result.reason, write: write)
