@@ -158,7 +158,10 @@ public final class SettledService: @unchecked Sendable {
                 answer(problem(for: error, in: context))
             }
         case .write(let prepare):
+            // Operator actions are audited: operator-only routes, and any write by a caller who
+            // acts as operator (holds the operator role and not the gateway role).
             let audited = route.roles == .operatorOnly
+                || (context.roles.contains(.operator) && !context.roles.contains(.gateway))
             let operation: WriteOperation
             do {
                 operation = try prepare(context)

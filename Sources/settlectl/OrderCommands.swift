@@ -104,7 +104,7 @@ enum OrderCommands {
             let returned = refund["returned"]
             var text = "refund \(Text.printable(refund["refund_id"].display)) of order \(Text.printable(order))"
                 + " (items \(Text.printable(refund["item_ids"].display))): \(LedgerCommands.amount(refund["amount_fen"]))"
-                + (refund["replayed"]?.bool == true ? " (replayed: this refund id was already made)" : "") + "\n"
+                + (answer.replayed ? " (replayed: this refund id was already made)" : "") + "\n"
             var lines = KeyValues()
             lines.add("to the channel", LedgerCommands.amount(returned?["channel_fen"]))
             lines.add("to the wallet", LedgerCommands.amount(returned?["wallet_fen"]))

@@ -204,14 +204,16 @@ enum PaidOrdersBench {
         options: [
             OptionSpec(name: "clients", placeholder: "LIST", help: "client counts", defaultValue: "1,8,64"),
             OptionSpec(name: "orders", placeholder: "N", help: "orders per client count", defaultValue: "12000"),
+            OptionSpec(name: "sync", placeholder: "on|off", help: "the daemon's sync mode (the aim is for on)", defaultValue: "on"),
         ],
         run: { options in
             let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
             let total = try options.int("orders", in: 64...10_000_000)
-            say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync on")
+            let sync = options.string("sync") != "off"
+            say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")")
             say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)")
             for clients in clientCounts {
-                let daemon = try BenchDaemon(sync: true)
+                let daemon = try BenchDaemon(sync: sync)
                 defer { daemon.stop() }
                 let perClient = max(1, total / clients)
                 try prepare(daemon, customers: clients, ordersPerCustomer: perClient)

@@ -32,8 +32,9 @@ extension SettledService {
                 }
                 let requestedItemIDs = itemIDs
                 return WriteOperation { write in
+                    // The same refund id again answers exactly as the first time.
                     let (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
-                    return .json(replay ? 200 : 201) { json in
+                    var answer = HTTPResponse.json(201) { json in
                         json.field("refund_id", refund.refundId)
                         json.field("order_id", orderID)
                         json.field("amount_fen", refund.amountFen)
@@ -48,8 +49,9 @@ extension SettledService {
                         for id in refund.restoredRedPacketIds { json.value(id) }
                         json.endArray()
                         json.endObject()
-                        if replay { json.field("replayed", true) }
                     }
+                    if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
+                    return answer
                 }
             }),
             Route("GET", "/v1/writeoffs", .gatewayAndReaders, .read { context, transaction in
