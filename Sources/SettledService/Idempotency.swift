@@ -39,32 +39,36 @@ enum Idempotency {
         return writer.bytes
     }
 
-    static func apply(key: String, context: RequestContext, retentionMillis: Int64, write: WriteContext,
-                      _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
-        let tables = write.tables
+    /// The stored answer for `key` when the same request was answered before; throws
+    /// `idempotency_conflict` when the key was used with another request; nil when unused.
+    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
         let storage = storageKey(uid: context.peer.uid, key: key)
-        let print = fingerprint(context.request)
-        if let stored = try write.transaction.get(tables.idempotency, key: storage) {
-            let replay = try stored.withUnsafeBytes { bytes -> (UInt128, HTTPResponse) in
-                var reader = ByteReader(bytes)
-                _ = try reader.version(current: formatVersion, record: "idempotency")
-                _ = try reader.i64()
-                let high = try reader.u64(), low = try reader.u64()
-                let status = Int(try reader.u16())
-                let contentType = try reader.string()
-                let responseBody = try reader.blob()
-                var response = HTTPResponse(status: status, contentType: contentType, body: responseBody)
-                response.headers.append((name: "Idempotent-Replayed", value: "true"))
-                return (UInt128(high) << 64 | UInt128(low), response)
-            }
-            guard replay.0 == print else {
-                throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
-            }
-            return replay.1
+        guard let stored = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }
+        let (print, response) = try stored.withUnsafeBytes { bytes -> (UInt128, HTTPResponse) in
+            var reader = ByteReader(bytes)
+            _ = try reader.version(current: formatVersion, record: "idempotency")
+            _ = try reader.i64()
+            let high = try reader.u64(), low = try reader.u64()
+            let status = Int(try reader.u16())
+            let contentType = try reader.string()
+            let responseBody = try reader.blob()
+            var response = HTTPResponse(status: status, contentType: contentType, body: responseBody)
+            response.headers.append((name: "Idempotent-Replayed", value: "true"))
+            return (UInt128(high) << 64 | UInt128(low), response)
         }
-        let response = try body()
-        // Answers of refused requests are not kept: they changed nothing, and a retry is judged anew.
-        guard response.status < 400 else { return response }
+        guard print == fingerprint(context.request) else {
+            throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
+        }
+        return response
+    }
+
+    /// Keeps `response` as the answer to `key`. Answers of refused requests are not kept: they
+    /// changed nothing, and a retry is judged anew.
+    static func remember(key: String, context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
+        guard response.status < 400 else { return }
+        let storage = storageKey(uid: context.peer.uid, key: key)
+        guard try !write.transaction.contains(write.tables.idempotency, key: storage) else { return }
+        let print = fingerprint(context.request)
         var value = ByteWriter(capacity: 64 + response.body.count)
         value.u8(formatVersion)
         value.i64(write.nowUnixMillis)
@@ -73,11 +77,19 @@ enum Idempotency {
         value.u16(UInt16(clamping: response.status))
         value.string(response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json")
         value.blob(response.body)
-        try write.transaction.put(tables.idempotency, key: storage, value: value.bytes, options: .noOverwrite)
+        try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .noOverwrite)
         var age = ByteWriter(capacity: 8 + storage.count)
         age.u64(UInt64(write.nowUnixMillis))
         age.raw(storage)
-        try write.transaction.put(tables.idempotencyAge, key: age.bytes, value: [], options: .overwrite)
+        try write.transaction.put(write.tables.idempotencyAge, key: age.bytes, value: [], options: .overwrite)
+    }
+
+    /// Runs `body` unless `key` already has an answer, and keeps its answer.
+    static func apply(key: String, context: RequestContext, write: WriteContext,
+                      _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
+        if let replayed = try replay(key: key, context: context, write: write) { return replayed }
+        let response = try body()
+        try remember(key: key, context: context, response: response, write: write)
         return response
     }
 

@@ -176,7 +176,11 @@ public final class SettledService: @unchecked Sendable {
             }
             submit(operation, context: context, audited: audited, answer: answer)
         case .custom(let handler):
-            handler(context, answer)
+            guard context.request.method == "POST", let key = context.request.headers["Idempotency-Key"] else {
+                handler(context, answer)
+                return
+            }
+            runIdempotent(handler, key: key, context: context, answer: answer)
         }
     }
 
@@ -189,14 +193,12 @@ public final class SettledService: @unchecked Sendable {
             answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
             return
         }
-        let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
         let accepted = writer.submit({ (write: WriteContext) throws -> HTTPResponse in
             let writesBefore = write.transaction.writesCount
             var response: HTTPResponse
             do {
                 if let idempotencyKey {
-                    response = try Idempotency.apply(key: idempotencyKey, context: context, retentionMillis: retentionMillis,
-                                                     write: write) { try operation.apply(write) }
+                    response = try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
                 } else {
                     response = try operation.apply(write)
                 }
@@ -216,6 +218,34 @@ public final class SettledService: @unchecked Sendable {
             busy.headers.append((name: "Retry-After", value: "1"))
             answer(busy)
         }
+    }
+
+    /// A custom POST with an Idempotency-Key: a stored answer is replayed (or the key's other
+    /// use refused) before the handler runs; a new answer is kept before it is sent.
+    func runIdempotent(_ handler: @escaping @Sendable (RequestContext, @escaping @Sendable (HTTPResponse) -> Void) -> Void,
+                       key: String, context: RequestContext, answer: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard Idempotency.isValidKey(key) else {
+            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
+            return
+        }
+        let accepted = writer.submit({ write in try Idempotency.replay(key: key, context: context, write: write) },
+                                     completion: { [weak self] outcome in
+            guard let self else { return }
+            switch outcome {
+            case .success(.some(let replayed)):
+                answer(replayed)
+            case .failure(let error):
+                answer(self.problem(for: error, in: context))
+            case .success(.none):
+                handler(context) { response in
+                    let kept = self.writer.submit({ write in
+                        try Idempotency.remember(key: key, context: context, response: response, write: write)
+                    }, completion: { _ in answer(response) })
+                    if !kept { answer(response) }
+                }
+            }
+        })
+        if !accepted { answer(APIError.writerBusy.response) }
     }
 
     /// Writes an audit record for a request answered without the writer (refused early, or

@@ -64,7 +64,11 @@ import Testing
             let headers = try operation.parameters.map { try document.resolve($0) }
                 .filter { $0["in"]?.string == "header" }.compactMap { $0["name"]?.string }
             let responses = operation.object["responses"]?.object
-            if case .write = route.action {
+            var takesKey = false
+            if case .write = route.action { takesKey = true }
+            // Custom POST routes (imports, write-off results, backup) take the key too.
+            if case .custom = route.action, method == "POST" { takesKey = true }
+            if takesKey {
                 #expect(headers.contains("Idempotency-Key"), "\(route.name) takes Idempotency-Key")
                 #expect(responses?["409"] != nil, "\(route.name) documents 409 idempotency_conflict")
                 #expect(responses?["503"] != nil, "\(route.name) documents 503 writer_busy")
