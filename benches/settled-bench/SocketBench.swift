@@ -32,6 +32,12 @@ final class BenchDaemon {
             log_level = warning
             watchdog = no
 
+            [access]
+            # The bench's clients run as root, which is always operator; the root group makes
+            # them the gateway too, so their payment calls are gateway calls (not audited as
+            # operator actions), as the real gateway's are.
+            gateway_groups = root
+
             [limits]
             connections_max = 1024
             import_body_bytes_max = 512 MiB
@@ -160,6 +166,34 @@ func runClients(socketPath: String, clients: Int, operationsPerClient: Int,
 
 func milliseconds(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000) }
 
+/// The writer's batches, requests and time in commits, read from the daemon's /metrics.
+struct WriterFigures {
+    var batches: Double = 0
+    var requests: Double = 0
+    var commitSeconds: Double = 0
+
+    init(_ daemon: BenchDaemon) throws {
+        let text = String(decoding: try daemon.send("GET", "/metrics").body, as: UTF8.self)
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2, let value = Double(parts[1]) else { continue }
+            switch parts[0] {
+            case "settled_writer_batches_total": batches = value
+            case "settled_writer_requests_total": requests = value
+            case "settled_writer_commit_seconds_sum": commitSeconds = value
+            default: break
+            }
+        }
+    }
+
+    /// "batch 42.1 requests, 3.20 ms a batch" since `earlier`.
+    func summary(since earlier: WriterFigures) -> String {
+        let batchCount = max(1, batches - earlier.batches)
+        return String(format: "writer: %.1f requests a batch, %.2f ms to apply and commit a batch",
+                      (requests - earlier.requests) / batchCount, (commitSeconds - earlier.commitSeconds) * 1000 / batchCount)
+    }
+}
+
 /// Ledger transactions per second through the socket: 1, 8, 64 clients posting two-entry
 /// adjustments, sync on against sync off in the same run.
 enum SocketLedgerBench {
@@ -181,6 +215,8 @@ enum SocketLedgerBench {
                     let daemon = try BenchDaemon(sync: sync)
                     defer { daemon.stop() }
                     let perClient = max(1, total / clients)
+                    let before = try WriterFigures(daemon)
+                    defer { if let after = try? WriterFigures(daemon) { say("         sync \(sync ? "on " : "off"): " + after.summary(since: before)) } }
                     figures[sync] = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
                         let body = #"{"reference":"b-\#(c)-\#(i)","note":"bench","entries":[{"account":"escrow_bank","amount_fen":\#(i + 1)},{"account":"biller_payable:b\#(c % 32)","amount_fen":-\#(i + 1)}]}"#
                         return try client.send(method: "POST", path: "/v1/ledger/adjustments", body: Array(body.utf8)).status == 201
@@ -217,6 +253,7 @@ enum PaidOrdersBench {
                 defer { daemon.stop() }
                 let perClient = max(1, total / clients)
                 try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
+                let before = try WriterFigures(daemon)
                 let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
                     let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
                     let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
@@ -231,6 +268,7 @@ enum PaidOrdersBench {
                 say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
                            milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
                 if result.failures > 0 { say("  failures: \(result.failures)") }
+                say("         " + (try WriterFigures(daemon)).summary(since: before))
             }
         })
 
