@@ -156,11 +156,13 @@ enum OrderBook {
         try order.store(tables: tables, in: write.transaction)
     }
 
-    /// Expires pending orders whose time is up, at most `expiryBatchMax`; returns how many.
-    static func expireDue(write: WriteContext) throws -> Int {
+    /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
+    /// given), at most `expiryBatchMax`; returns how many.
+    static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
+        let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
         try write.transaction.scan(write.tables.orderExpiry) { key, _ in
-            guard Int64(Key.decodeU64(key)) <= write.nowUnixMillis, due.count < expiryBatchMax else { return false }
+            guard Int64(Key.decodeU64(key)) <= now, due.count < expiryBatchMax else { return false }
             due.append(String(decoding: key[8...], as: UTF8.self))
             return true
         }
