@@ -137,6 +137,36 @@ struct PaymentAPITests {
         try daemon.expectLedgerOK()
     }
 
+    @Test("the configured limits of an order: items, red packets, points share and point value")
+    func configuredOrderLimits() throws {
+        let daemon = try PaymentDaemon(orders: "order_items_max = 3\nred_packets_per_order_max = 1\npoints_max_share_percent = 10\npoint_value_fen = 5")
+        try daemon.grantPoints("c-l", 1000)
+        try daemon.createRedPacket("RP-L1", customer: "c-l", valueFen: 100)
+        try daemon.createRedPacket("RP-L2", customer: "c-l", valueFen: 100)
+        let topup = (biller: "sgcc-js", account: "1001", amountFen: Int64(1000))
+        let tooMany = try daemon.order(customer: "c-l", topups: [topup, topup, topup, topup])
+        #expect(tooMany.status == 422)
+        #expect(tooMany.problemCode == "too_many_items")
+        let twoPackets = try daemon.order(customer: "c-l", topups: [topup, topup, topup], redPackets: ["RP-L1", "RP-L2"])
+        #expect(twoPackets.status == 422)
+        #expect(twoPackets.problemCode == "invalid_request")
+        #expect(try daemon.redPacketStatus("c-l", "RP-L1") == "available")
+        // 3000 fen: one red packet (100), points at most 10% (300 fen = 60 points of 5 fen).
+        let order = try daemon.placeOrder(customer: "c-l", topups: [topup, topup, topup], redPackets: ["RP-L1"], points: 1000)
+        #expect(order["funding"]?["points"]?.int64 == 60)
+        #expect(order["funding"]?["points_fen"]?.int64 == 300)
+        #expect(order["funding"]?["channel_fen"]?.int64 == 2600)
+        let orderID = try #require(order["order_id"]?.string)
+        #expect(try daemon.notify(order: orderID, txn: "T-l", amountFen: 2600).status == 200)
+        #expect(try daemon.getWallet("c-l")["points"]?.int64 == 940)
+        #expect(try daemon.balance("marketing:points") == 300)
+        let refund = try daemon.refund(order: orderID, id: "r-l")
+        #expect(refund.json?["returned"]?["points"]?.int64 == 60)
+        #expect(try daemon.getWallet("c-l")["points"]?.int64 == 1000)
+        #expect(try daemon.balance("marketing:points") == 0)
+        try daemon.expectLedgerOK()
+    }
+
     @Test("an order paid wholly by red packet, points and wallet is paid at once, without a channel")
     func fullyInternalOrderIsPaidAtOnce() throws {
         let daemon = try PaymentDaemon()

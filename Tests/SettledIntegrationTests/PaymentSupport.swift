@@ -26,8 +26,9 @@ final class PaymentDaemon: @unchecked Sendable {
         ("sgcc-js", "electricity", "JS"), ("water-sh", "water", "SH"), ("gas-bj", "gas", "BJ"),
     ]
 
-    init(expirySeconds: Int = 900, extraConfiguration: String = "") throws {
-        harness = try DaemonHarness(extraConfiguration: "[orders]\nexpiry_seconds = \(expirySeconds)\n\n"
+    /// `orders` is added to the `[orders]` section (one `key = value` a line).
+    init(expirySeconds: Int = 900, orders: String = "", extraConfiguration: String = "") throws {
+        harness = try DaemonHarness(extraConfiguration: "[orders]\nexpiry_seconds = \(expirySeconds)\n\(orders)\n\n"
                                     + Self.channelSections + extraConfiguration)
         try harness.start()
         for biller in Self.billers {
