@@ -67,6 +67,8 @@ struct PaymentAPITests {
         refused(try daemon.order(topups: many), 422, "too_many_items")
         // unknown_bill, unknown_channel, channel_required
         refused(try daemon.order(bills: ["E1", "NOPE"]), 422, "unknown_bill")
+        refused(try daemon.order(topups: [("nobody", "1", 100)]), 422, "unknown_biller")
+        refused(try daemon.call("GET", "/v1/orders/o-999999"), 404, "not_found")
         refused(try daemon.order(bills: ["E1"], channel: "paypal"), 422, "unknown_channel")
         refused(try daemon.order(bills: ["E1"], channel: nil), 422, "channel_required")
         refused(try daemon.order(customer: "c-1", bills: ["E1"], points: 1000, walletFen: 2000, channel: nil), 422, "channel_required")
