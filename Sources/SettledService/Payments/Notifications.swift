@@ -275,13 +275,19 @@ extension SettledService {
                                   configuration: configuration, write: write)
             try notification.remember(outcome: "captured", write: write)
             return notificationAnswer(order, duplicate: false)
-        case .expired, .cancelled, .failed:
+        case .cancelled:
+            // The customer gave up: a cancelled order is final (`OrderStatus.canTransition`), so
+            // the money the channel took anyway is given back.
+            return try toSuspense(&order, notification, reason: "success after the order was cancelled", write: write)
+        case .expired, .failed:
             // A success after the order stopped waiting: capture if every reservation can be taken again.
+            precondition(order.status.canTransition(to: .paid))
             let previous = order.status
             order.status = .pending
+            let writesBefore = write.transaction.writesCount
             do {
                 try OrderBook.reserve(order, write: write)
-            } catch is APIError {
+            } catch is APIError where write.transaction.writesCount == writesBefore {
                 order.status = previous
                 return try toSuspense(&order, notification, reason: "success after the order was \(previous.rawValue); its reservations could not be taken again", write: write)
             }

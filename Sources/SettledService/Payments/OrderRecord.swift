@@ -4,7 +4,7 @@ import SettledStore
 
 /// The write-off state of one item that pays a biller.
 enum WriteoffStatus: UInt8, Sendable {
-    /// wallet top-ups have no write-off
+    /// wallet top-ups have no write-off, nor do items refunded before theirs
     case none = 0
     case pending = 1
     case ok = 2

@@ -156,11 +156,13 @@ enum OrderBook {
         try order.store(tables: tables, in: write.transaction)
     }
 
-    /// Expires pending orders whose time is up, at most `expiryBatchMax`; returns how many.
-    static func expireDue(write: WriteContext) throws -> Int {
+    /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
+    /// given), at most `expiryBatchMax`; returns how many.
+    static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
+        let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
         try write.transaction.scan(write.tables.orderExpiry) { key, _ in
-            guard Int64(Key.decodeU64(key)) <= write.nowUnixMillis, due.count < expiryBatchMax else { return false }
+            guard Int64(Key.decodeU64(key)) <= now, due.count < expiryBatchMax else { return false }
             due.append(String(decoding: key[8...], as: UTF8.self))
             return true
         }
@@ -188,7 +190,8 @@ struct OrderRequest: Sendable {
 
     static let amountFenMax: Int64 = 10_000_000_000
 
-    static func parse(_ body: [UInt8], itemsMax: Int) throws -> OrderRequest {
+    /// `itemsMax` and `redPacketsMax` are the configured limits of one order.
+    static func parse(_ body: [UInt8], itemsMax: Int, redPacketsMax: Int) throws -> OrderRequest {
         let fields = try Fields(body: body)
         let customer = try fields.identifier("customer_id", required: false)
         guard let elements = try? fields.array("items", countMax: Int.max) else {
@@ -223,7 +226,11 @@ struct OrderRequest: Sendable {
         }
         var funding = FundingRequest()
         if let source = try fields.object("funding", required: false) {
-            if let ids = try source.array("red_packet_ids", required: false, countMax: FundingRequest.redPacketIdsMax) {
+            let packetsMax = min(redPacketsMax, FundingRequest.redPacketIdsMax)
+            if let ids = try source.array("red_packet_ids", required: false, countMax: Int.max) {
+                guard ids.count <= packetsMax else {
+                    throw APIError(422, "invalid_request", "funding.red_packet_ids: an order uses at most \(packetsMax) red packets")
+                }
                 funding.redPacketIds = try ids.enumerated().map { index, value in
                     guard let id = value.string, Identifier.isValid(id) else {
                         throw APIError(422, "invalid_request", "funding.red_packet_ids[\(index)]: must be an identifier")
@@ -255,7 +262,8 @@ extension SettledService {
                 guard context.request.headers["Idempotency-Key"] != nil else {
                     throw APIError(422, "idempotency_key_required", "POST /v1/orders needs an Idempotency-Key header")
                 }
-                let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax)
+                let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax,
+                                                     redPacketsMax: self.configuration.redPacketsPerOrderMax)
                 return WriteOperation { write in try self.createOrder(request, write: write) }
             }),
             Route("GET", "/v1/orders/{order_id}", .gatewayAndReaders, .read { context, transaction in

@@ -9,6 +9,9 @@ extension SettledService {
     static let writeoffResultLinesMax = 1_000_000
     /// The refund of a failed write-off is `wo-<item_id>`; callers may not choose such ids.
     static let writeoffRefundPrefix = "wo-"
+    /// Lines of one write-off export: by default, and at most.
+    static let writeoffExportLinesDefault = 100_000
+    static let writeoffExportLinesMax = 1_000_000
 
     func refundRoutes() -> [Route] {
         [
@@ -60,7 +63,13 @@ extension SettledService {
                 }
                 let status = context.request.query["status"] ?? "pending"
                 guard status == "pending" else { throw APIError.invalid("status", "only pending write-offs are exported") }
-                let limit = min(Int(context.request.query["limit"] ?? "") ?? 100_000, 1_000_000)
+                var limit = Self.writeoffExportLinesDefault
+                if let text = context.request.query["limit"] {
+                    guard let value = Int(text), (1...Self.writeoffExportLinesMax).contains(value) else {
+                        throw APIError.invalid("limit", "must be an integer in 1...\(Self.writeoffExportLinesMax)")
+                    }
+                    limit = value
+                }
                 return try self.exportWriteoffs(biller: biller, limit: limit, transaction: transaction)
             }),
             Route("POST", "/v1/writeoffs/results", .gatewayAndOperator, .custom { context, answer in
@@ -125,7 +134,10 @@ extension SettledService {
                 try bill.store(tables: tables, in: write.transaction)
             }
             if let index = order.itemIndex(item.itemId), order.writeoffs[index] == .pending {
+                // The item's money went back before the biller wrote it off: there is nothing
+                // left to write off, and a late result for it must not refund it again.
                 try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+                order.writeoffs[index] = .none
             }
         }
         order.refunds.append(RefundEntry(refund: refund, reason: reason, atUnixMillis: write.nowUnixMillis))
@@ -279,31 +291,50 @@ extension SettledService {
         guard order.writeoffs[index] == .pending else {
             if order.writeoffs[index] == wanted {
                 tally.accepted += 1
+            } else if order.writeoffs[index] == .none {
+                tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
+                                            detail: "item \(result.itemID) has no write-off: it was refunded, or it is a wallet top-up"))
             } else {
                 tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
                                             detail: "item \(result.itemID) write-off is \(order.writeoffs[index].name)"))
             }
             return
         }
-        // A refund took the item while its write-off was pending (and removed it from the
-        // export): the write-off is void. Refused before anything is written, so that the
-        // line fails alone and not the whole part of the file.
-        if order.refunds.contains(where: { $0.refund.items.contains { $0.itemId == result.itemID } }) {
-            tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
-                                        detail: "item \(result.itemID) was refunded; its write-off is void"))
-            return
+        if result.ok {
+            let item = order.items[index]
+            try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+        } else {
+            // Refund first: a refund checks everything before it writes, so one that cannot be
+            // made refuses this line alone rather than the whole chunk of results.
+            let refundID = Self.writeoffRefundPrefix + result.itemID
+            guard refundID.utf8.count <= Identifier.bytesMax else { preconditionFailure("item ids are short enough to prefix") }
+            let refund: Refund
+            let replay: Bool
+            let writesBefore = write.transaction.writesCount
+            do {
+                (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
+                                                   reason: "write-off failed: " + result.reason, write: write)
+            } catch let error as APIError where write.transaction.writesCount == writesBefore {
+                tally.rejected.append(.init(line: result.line, code: error.code,
+                                            detail: "item \(result.itemID) cannot be refunded: \(error.detail)"))
+                return
+            }
+            guard !replay else {
+                // The item is pending, so it was never refunded: another refund of the order took the id.
+                tally.rejected.append(.init(line: result.line, code: "refund_id_taken",
+                                            detail: "refund id \(refundID) is taken by another refund of order \(orderID)"))
+                return
+            }
+            tally.refunds.append((result.itemID, refundID, refund.amountFen))
+            // The refund changed the order and took the item off the pending write-offs.
+            guard let refunded = try OrderRecord.load(orderID, tables: tables, in: write.transaction) else {
+                preconditionFailure("order \(orderID) vanished while refunded")
+            }
+            order = refunded
         }
-        let item = order.items[index]
-        try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
         order.writeoffs[index] = wanted
         order.writeoffReasons[index] = result.reason
         try order.store(tables: tables, in: write.transaction)
         tally.accepted += 1
-        guard !result.ok else { return }
-        let refundID = Self.writeoffRefundPrefix + result.itemID
-        guard refundID.utf8.count <= Identifier.bytesMax else { preconditionFailure("item ids are short enough to prefix") }
-        let (refund, _) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
-                                          reason: "write-off failed: " + result.reason, write: write)
-        tally.refunds.append((result.itemID, refundID, refund.amountFen))
     }
 }
