@@ -5,8 +5,8 @@ import SettledHTTP
 import Testing
 
 // Payments under SIGKILL. Clients create orders for bills (with red packets, points and wallet
-// money of a few customers), send the channel's success notification, and sometimes refund;
-// the daemon is killed at a seeded moment and restarted. After each restart: every capture
+// money of a few customers), send the channel's success notification, and sometimes refund or
+// cancel (and then get the success late); the daemon is killed at a seeded moment and restarted. After each restart: every capture
 // acknowledged is there with its channel transaction; every in-flight notification, order
 // creation and refund sent again captures, creates or refunds exactly once; the ledger holds
 // one capture per captured order and balances that are the sums of what the orders say; no
@@ -28,6 +28,7 @@ struct CrashPaymentTests {
         // The rounds must have tested something: captures and refunds acknowledged, requests cut off.
         #expect(tally.capturesAcknowledged >= settings.rounds, "\(tally)")
         #expect(tally.refundsAcknowledged >= 1, "\(tally)")
+        #expect(tally.lateCapturesAcknowledged + tally.suspenseAcknowledged >= 1, "no late success: \(tally)")
         #expect(report.unanswered >= 1, "no request was in flight at any kill: \(report)")
         #expect(try harness.daemon.stop() == 0)
     }
@@ -37,21 +38,30 @@ struct CrashPaymentTests {
 struct PaymentCrashTally: Sendable, CustomStringConvertible {
     var ordersAcknowledged = 0
     var capturesAcknowledged = 0
+    /// Late successes (after a cancel): captured late, or, when the order's bills or red packet
+    /// were taken meanwhile, the money went to suspense.
+    var lateCapturesAcknowledged = 0
+    var suspenseAcknowledged = 0
     var refundsAcknowledged = 0
-    /// Orders refused because another order held a bill or red packet, or instruments ran short.
-    var contentionRefusals = 0
+    /// Orders refused because another order held a bill or red packet, or instruments ran short, by code.
+    var contentionRefusals: [String: Int] = [:]
     var creationsReplayed = 0
     var creationsCreatedByRetry = 0
     var notificationsCapturedByRetry = 0
     var notificationsDuplicateOnRetry = 0
     var refundsReplayed = 0
     var refundsMadeByRetry = 0
+    var billsRanOut = false
 
     var description: String {
-        "\(ordersAcknowledged) orders, \(capturesAcknowledged) captures and \(refundsAcknowledged) refunds acknowledged, "
-            + "\(contentionRefusals) contention refusals; retries after the kill: creations \(creationsReplayed) replayed / "
+        "\(ordersAcknowledged) orders, \(capturesAcknowledged) captures (\(lateCapturesAcknowledged) late), "
+            + "\(suspenseAcknowledged) late successes to suspense and "
+            + "\(refundsAcknowledged) refunds acknowledged, "
+            + "contention refusals \(contentionRefusals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); "
+            + "retries after the kill: creations \(creationsReplayed) replayed / "
             + "\(creationsCreatedByRetry) created, notifications \(notificationsDuplicateOnRetry) duplicate / "
             + "\(notificationsCapturedByRetry) captured, refunds \(refundsReplayed) replayed / \(refundsMadeByRetry) made"
+            + (billsRanOut ? "; the bills ran out" : "")
     }
 }
 
@@ -116,6 +126,8 @@ struct OrderState: Sendable {
     var pointsFen: Int64
     var redPacketsFen: Int64
     var redPacketIDs: [String]
+    /// What the channel took for it that no capture could use (a success after it stopped waiting).
+    var suspenseFen: Int64
     var items: [Item]
     var refunds: [RefundState]
 
@@ -156,6 +168,7 @@ struct OrderState: Sendable {
         pointsFen = try fen(funding, "points_fen")
         redPacketsFen = try fen(funding, "red_packets_fen")
         redPacketIDs = funding["red_packet_ids"]?.array?.compactMap(\.string) ?? []
+        suspenseFen = json["suspense_fen"]?.int64 ?? 0
         self.items = try items.map { item in
             guard let itemID = item["item_id"]?.string, let biller = item["biller_id"]?.string else {
                 throw HarnessError.setup("order \(id): an item lacks fields: \(item)")
@@ -180,7 +193,9 @@ struct OrderState: Sendable {
 /// another order just took, to contend; a red packet, points and wallet money for most orders),
 /// then the success notification with a unique channel transaction id and the channel amount
 /// (sometimes sent twice), sometimes a refund of all items or of the first; now and then the
-/// order is cancelled instead of paid. Labels are "kind|tag|order_id".
+/// order is cancelled instead, and half of those get the success late (captured late when
+/// what the order held is still free, else the money goes to suspense with a refund
+/// instruction). Labels are "kind|tag|order_id".
 final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     let name = "payments"
     static let channel = "alipay"
@@ -190,10 +205,10 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     /// The configured default: one point is worth one fen.
     static let pointValueFen: Int64 = 1
     /// Bills and red packets made for each round the run will have, so that no round runs short.
-    static let billsPerRound = 200
+    static let billsPerRound = 400
     static let redPacketsPerRoundPerCustomer = 10
-    static let pointsPerRound: Int64 = 10_000
-    static let walletFenPerRound: Int64 = 10_000
+    static let pointsPerRound: Int64 = 30_000
+    static let walletFenPerRound: Int64 = 30_000
     /// Bills and red packets recently handed out, which a contending order picks again.
     static let recentMax = 32
     /// The most entries the daemon answers in one list (its `limit` maximum).
@@ -281,6 +296,8 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     /// What the clients hand out: fresh bills and red packets, and the recent ones to contend for.
     private struct Pools {
         var nextBill = 0
+        /// A client found no bill left (its round then ends early for it).
+        var billsRanOut = false
         var recentBills: [String] = []
         var nextRedPacket = Array(repeating: 0, count: PaymentCrashScenario.customers.count)
         var recentRedPackets = Array(repeating: [String](), count: PaymentCrashScenario.customers.count)
@@ -292,7 +309,10 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     /// when the bills are used up.
     private func takeBills(_ count: Int, contend: Bool, pick: UInt64) -> [String]? {
         pools.withLock { pools in
-            guard pools.nextBill + count <= billCount else { return nil }
+            guard pools.nextBill + count <= billCount else {
+                pools.billsRanOut = true
+                return nil
+            }
             var bills = (pools.nextBill..<(pools.nextBill + count)).map(Self.billID)
             pools.nextBill += count
             if contend && !pools.recentBills.isEmpty {
@@ -370,18 +390,27 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
                                             points: points, walletFen: walletFen)
             guard case .acknowledged(_, let body, _) = client.send(create), let order = try? OrderState(JSONParser.parse(body)) else { continue }
             let next = client.random.next()
+            var paid = order.status == "paid"
             if order.status == "pending" {
                 if next % 16 == 0 {
-                    client.send(Self.cancelRequest(tag: tag, orderID: order.id))
-                    continue
+                    // Cancelled; two times in three the channel takes the money anyway and says so late,
+                    // and one of those after the customer ordered the same bills again.
+                    guard case .acknowledged = client.send(Self.cancelRequest(tag: tag, orderID: order.id)), (next >> 4) % 3 != 0 else {
+                        continue
+                    }
+                    if (next >> 4) % 3 == 2 {
+                        client.send(Self.createRequest(tag: tag + "-again", customer: order.customer, bills: order.items.compactMap(\.billID),
+                                                       redPacket: nil, points: 0, walletFen: 0))
+                    }
                 }
                 let notify = Self.notifyRequest(tag: tag, orderID: order.id, amountFen: order.channelFen)
-                guard case .acknowledged = client.send(notify) else { continue }
+                guard case .acknowledged(_, let answer, _) = client.send(notify) else { continue }
+                paid = (try? JSONParser.parse(answer))?["status"]?.string == "paid"
                 if (next >> 8) % 8 == 0 {
                     client.send(Self.notifyRequest(kind: "renotify", tag: tag, orderID: order.id, amountFen: order.channelFen))
                 }
             }
-            if (next >> 16) % 4 == 0 {
+            if paid && (next >> 16) % 4 == 0 {
                 let partial = order.items.count > 1 && (next >> 24) % 2 == 0
                 client.send(Self.refundRequest(tag: tag, orderID: order.id, itemIDs: partial ? [order.items[0].itemID] : nil))
             }
@@ -405,6 +434,12 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         var renotify: CrashExchange?
         var refund: CrashExchange?
         var cancel: CrashExchange?
+
+        /// The notification was acknowledged as a late success whose money went to suspense.
+        var notifiedToSuspense: Bool {
+            guard case .acknowledged(_, let answer, _) = notify?.fate else { return false }
+            return (try? JSONParser.parse(answer))?["suspense"]?.bool == true
+        }
     }
 
     /// What the rounds settled, carried from round to round.
@@ -421,6 +456,9 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         var billerPayableFen: [String: Int64] = [:]
         var marketingPointsFen: Int64 = 0
         var marketingRedPacketFen: Int64 = 0
+        /// The channel's money held for late successes, and how many: each raised a refund instruction.
+        var suspenseFen: Int64 = 0
+        var suspenseOrders = 0
         var journalTransactions: Int64 = 0
         /// The newest journal transaction of the channel's account after the last check.
         var channelTransactionMark: Int64 = 0
@@ -428,11 +466,15 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
 
     private let books = Locked(Books())
     private let tallyBox = Locked(PaymentCrashTally())
-    var tally: PaymentCrashTally { tallyBox.current }
+    var tally: PaymentCrashTally {
+        var tally = tallyBox.current
+        tally.billsRanOut = pools.current.billsRanOut
+        return tally
+    }
 
     /// The flows of a round, each client's in the order it sent them; problems with the answers
     /// the clients got under load go to `problems`.
-    func flows(_ exchanges: [CrashExchange], problems: inout [String]) throws -> [Flow] {
+    func flows(_ exchanges: [CrashExchange], problems: inout [String]) -> [Flow] {
         var flows: [Flow] = []
         var index: [String: Int] = [:]
         var tally = PaymentCrashTally()
@@ -460,8 +502,8 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
                     }
                     tally.ordersAcknowledged += 1
                 case .refused(let status, let code):
-                    if Self.contentionCodes.contains(code ?? "") {
-                        tally.contentionRefusals += 1
+                    if let code, Self.contentionCodes.contains(code) {
+                        tally.contentionRefusals[code, default: 0] += 1
                     } else if status != 503 {
                         problems.append("\(tag): creation refused with \(status) \(code ?? "")")
                     }
@@ -475,10 +517,16 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             switch (kind, exchange.fate) {
             case ("notify", .acknowledged(let status, let answer, _)):
                 let json = try? JSONParser.parse(answer)
-                if status != 200 || json?["duplicate"]?.bool != false || json?["status"]?.string != "paid" {
+                // After an acknowledged cancel the success is late: captured late, or its money held in suspense.
+                let late = flows[position].cancel != nil
+                let capturedLate = json?["status"]?.string == "paid" && json?["late"]?.bool == true
+                let suspense = json?["status"]?.string == "cancelled" && json?["suspense"]?.bool == true
+                if status != 200 || json?["duplicate"]?.bool != false
+                    || !(late ? capturedLate || suspense : json?["status"]?.string == "paid") {
                     problems.append("\(tag): notification acknowledged with \(status) \(String(decoding: answer, as: UTF8.self))")
                 }
-                tally.capturesAcknowledged += 1
+                if suspense { tally.suspenseAcknowledged += 1 } else { tally.capturesAcknowledged += 1 }
+                if capturedLate { tally.lateCapturesAcknowledged += 1 }
             case ("renotify", .acknowledged(let status, let answer, _)):
                 let json = try? JSONParser.parse(answer)
                 if status != 200 || json?["duplicate"]?.bool != true {
@@ -508,7 +556,9 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             total.ordersAcknowledged += tally.ordersAcknowledged
             total.capturesAcknowledged += tally.capturesAcknowledged
             total.refundsAcknowledged += tally.refundsAcknowledged
-            total.contentionRefusals += tally.contentionRefusals
+            total.contentionRefusals.merge(tally.contentionRefusals, uniquingKeysWith: +)
+            total.suspenseAcknowledged += tally.suspenseAcknowledged
+            total.lateCapturesAcknowledged += tally.lateCapturesAcknowledged
         }
         return flows
     }
@@ -521,7 +571,7 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         let connection = try CheckConnection(socketPath: daemon.socketPath)
         defer { connection.close() }
         var problems: [String] = []
-        var flows = try flows(exchanges, problems: &problems)
+        var flows = flows(exchanges, problems: &problems)
 
         // (a) What was acknowledged is there.
         for flow in flows {
@@ -534,10 +584,15 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
                 if !order.refunds.contains(where: { $0.refundID == Self.refundID(tag: flow.tag) }) {
                     problems.append("\(flow.tag): order \(orderID) lost its acknowledged refund")
                 }
-            } else if flow.notify?.fate.isAcknowledged == true || created.status == "paid" {
+            } else if (flow.notify?.fate.isAcknowledged == true && !flow.notifiedToSuspense) || created.status == "paid" {
                 expected = flow.refund == nil ? ["paid"] : OrderState.capturedStatuses
-            } else if flow.cancel?.fate.isAcknowledged == true {
+            } else if flow.notifiedToSuspense {
                 expected = ["cancelled"]
+                if order.suspenseFen != created.channelFen {
+                    problems.append("\(flow.tag): order \(orderID) holds \(order.suspenseFen) fen in suspense, its late success \(created.channelFen)")
+                }
+            } else if flow.cancel?.fate.isAcknowledged == true {
+                expected = flow.notify?.fate.isUnanswered == true ? ["cancelled", "paid"] : ["cancelled"]
             } else if flow.notify?.fate.isUnanswered == true {
                 expected = ["pending", "paid"]
             } else if flow.cancel?.fate.isUnanswered == true {
@@ -590,21 +645,26 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             }
         }
 
-        // (b) Notifications sent again with their channel transaction: a duplicate, or captured now, once.
+        // (b) Notifications sent again with their channel transaction: a duplicate when applied
+        // (captured, or late and in suspense), captured or put in suspense now, once, when not.
         for flow in flows {
             guard let orderID = flow.orderID, let notify = flow.notify, !notify.fate.isRefused else { continue }
             let txn = Self.channelTxnID(tag: flow.tag)
+            let late = flow.cancel?.fate.isAcknowledged == true
             let before = try Self.order(orderID, connection)
             let retry = try connection.send(notify.request)
-            let duplicate = retry.json?["duplicate"]?.bool
-            if before.isCaptured && before.channelTxnID == txn {
-                if retry.status != 200 || duplicate != true || retry.json?["status"]?.string != before.status {
-                    problems.append("\(flow.tag): notification of captured order \(orderID) sent again answered \(retry.status) \(retry.text)")
+            let duplicate = retry.json?["duplicate"]?.bool, status = retry.json?["status"]?.string
+            let applied = (before.isCaptured && before.channelTxnID == txn) || (late && before.status == "cancelled" && before.suspenseFen > 0)
+            if applied {
+                if retry.status != 200 || duplicate != true || status != before.status {
+                    problems.append("\(flow.tag): notification \(txn) of \(before.status) order \(orderID) sent again answered \(retry.status) \(retry.text)")
                 }
                 tally.notificationsDuplicateOnRetry += 1
-            } else if before.status == "pending" && !notify.fate.isAcknowledged {
-                if retry.status != 200 || duplicate != false || retry.json?["status"]?.string != "paid" {
-                    problems.append("\(flow.tag): in-flight notification of pending order \(orderID) sent again answered "
+            } else if !notify.fate.isAcknowledged && before.status == (late ? "cancelled" : "pending") {
+                let capturedLate = status == "paid" && retry.json?["late"]?.bool == true
+                let suspense = status == "cancelled" && retry.json?["suspense"]?.bool == true
+                if retry.status != 200 || duplicate != false || !(late ? capturedLate || suspense : status == "paid") {
+                    problems.append("\(flow.tag): in-flight notification of \(before.status) order \(orderID) sent again answered "
                                     + "\(retry.status) \(retry.text)")
                 }
                 tally.notificationsCapturedByRetry += 1
@@ -613,8 +673,9 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
                                 + "after notification \(txn) was \(notify.fate)")
             }
             let after = try Self.order(orderID, connection)
-            if !after.isCaptured || after.channelTxnID != txn {
-                problems.append("\(flow.tag): after the notification again order \(orderID) is \(after.status) by \(after.channelTxnID ?? "nothing")")
+            if !(after.isCaptured && after.channelTxnID == txn) && !(late && after.status == "cancelled" && after.suspenseFen == after.channelFen) {
+                problems.append("\(flow.tag): after notification \(txn) again order \(orderID) is \(after.status) by "
+                                + "\(after.channelTxnID ?? "nothing"), \(after.suspenseFen) fen in suspense")
             }
         }
 
@@ -669,7 +730,8 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     }
 
     /// (b) The channel's account holds exactly one capture per captured order of the round, one
-    /// refund per refund that gave channel money back, and no suspense.
+    /// refund per refund that gave channel money back, and one suspense per late success that
+    /// found its order's bills or red packet taken.
     func checkLedgerHistory(_ orders: [OrderState], _ connection: CheckConnection) throws -> [String] {
         var problems: [String] = []
         let account = AccountName.channelReceivable(Self.channel)
@@ -692,7 +754,7 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         if transactions.count == limit && oldest > mark {
             problems.append("\(account): more than \(limit) transactions since the last round, for \(orders.count) orders")
         }
-        let byID = Dictionary(uniqueKeysWithValues: orders.map { ($0.id, $0) })
+        let byID = Dictionary(orders.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         for (reference, found) in kinds.sorted(by: { $0.key < $1.key }) where byID[reference] == nil {
             problems.append("\(account): transactions \(found) of \(reference), which no order of the round is")
         }
@@ -700,10 +762,11 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             let found = kinds[order.id] ?? []
             let captures = order.isCaptured && order.channelFen > 0 ? 1 : 0
             let refunds = order.refunds.count { $0.channelFen > 0 }
+            let suspense = order.suspenseFen > 0 ? 1 : 0
             if found.count(where: { $0 == "capture" }) != captures || found.count(where: { $0 == "refund" }) != refunds
-                || found.count != captures + refunds {
+                || found.count(where: { $0 == "suspense" }) != suspense || found.count != captures + refunds + suspense {
                 problems.append("\(account): order \(order.id) (\(order.status), \(order.refunds.count) refunds) has transactions \(found), "
-                                + "expected \(captures) capture and \(refunds) refunds")
+                                + "expected \(captures) capture, \(refunds) refunds, \(suspense) suspense")
             }
         }
         books.withLock { $0.channelTransactionMark = newest }
@@ -762,6 +825,12 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             books.marketingRedPacketFen += order.redPacketsFen
                 - order.refunds.reduce(Int64(0)) { $0 + ($1.amountFen - $1.channelFen - $1.walletFen - $1.points * Self.pointValueFen) }
             books.journalTransactions += 1 + Int64(order.refunds.count)
+        }
+        for order in orders where order.suspenseFen > 0 {
+            books.channelReceivableFen += order.suspenseFen
+            books.suspenseFen -= order.suspenseFen
+            books.suspenseOrders += 1
+            books.journalTransactions += 1
         }
         self.books.withLock { $0 = books }
         problems += try checkCustomers(books, connection)
@@ -841,7 +910,13 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
                             + "expected \(books.marketingPointsFen) and \(books.marketingRedPacketFen)")
         }
         let suspense = try balances(AccountName.suspense("")).filter { $0.value != 0 }
-        if !suspense.isEmpty { problems.append("money in suspense (a payment taken twice): \(suspense)") }
+        if suspense != (books.suspenseFen == 0 ? [:] : [AccountName.suspense(Self.channel): books.suspenseFen]) {
+            problems.append("suspense balances \(suspense), expected \(books.suspenseFen) fen of late successes")
+        }
+        let instructions = try connection.get("/v1/refund-instructions?limit=\(Self.listLimitMax)")["instructions"]?.array?.count
+        if instructions != books.suspenseOrders {
+            problems.append("\(instructions ?? -1) refund instructions, expected one per late success in suspense: \(books.suspenseOrders)")
+        }
         let wallets = try balances(AccountName.customerWallet("crash-"))
         for customer in Self.customers {
             let found = wallets[AccountName.customerWallet(customer)] ?? 0
