@@ -263,8 +263,8 @@ public enum LedgerReader {
     }
 
     public static func balanceFen(of account: String, tables: Tables, in transaction: Transaction) throws -> Int64 {
-        guard let id = try transaction.get(tables.accountNames, key: Key.string(account)) else { return 0 }
-        return try storedBalanceFen(id: id.withUnsafeBytes { Key.decodeU64($0) }, tables: tables, in: transaction)
+        guard let id = try LedgerWriter.storedID(of: account, tables: tables, in: transaction) else { return 0 }
+        return try storedBalanceFen(id: id, tables: tables, in: transaction)
     }
 
     static func storedBalanceFen(id: UInt64, tables: Tables, in transaction: Transaction) throws -> Int64 {
@@ -315,8 +315,9 @@ public enum LedgerReader {
 
     /// The journal transactions of `account`, newest first, at most `limit`.
     public static func history(of account: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [StoredJournalTransaction] {
-        guard limit > 0, let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
-        let accountID = idBytes.withUnsafeBytes { Key.decodeU64($0) }
+        guard limit > 0, let accountID = try LedgerWriter.storedID(of: account, tables: tables, in: transaction) else {
+            return []
+        }
         var transactionIDs: [UInt64] = []
         try transaction.scan(tables.accountEntries, from: Key.u64(accountID, UInt64.max), direction: .backward) { key, _ in
             guard Key.decodeU64(key) == accountID else { return false }
