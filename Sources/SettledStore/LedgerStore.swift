@@ -71,30 +71,35 @@ public struct LedgerWriter {
         precondition(journal.isBalanced, "journal transaction does not balance")
         postSerial += 1
 
+        // Find every account first: reading one may fail (a record this program cannot read),
+        // and that must leave the batch's balances as they were.
+        resolved.removeAll(keepingCapacity: true)
+        for entry in journal.entries {
+            resolved.append(ResolvedEntry(slot: try slot(of: entry.account, in: transaction),
+                                          amountFen: entry.amountFen, previousFen: 0))
+        }
         // Apply the entries to the balances in memory, checking they stay within Int64; undo
         // them if one does not. Nothing is written until every check has passed.
-        resolved.removeAll(keepingCapacity: true)
-        var overflow = false
-        for entry in journal.entries {
-            let slot = try slot(of: entry.account, in: transaction)
+        var applied = 0
+        while applied < resolved.count {
+            let slot = resolved[applied].slot
+            let amount = resolved[applied].amountFen
             let previous = accounts[slot].balanceFen
-            let (next, balanceOverflow) = previous.addingReportingOverflow(entry.amountFen)
-            var net = entry.amountFen
+            let (next, balanceOverflow) = previous.addingReportingOverflow(amount)
+            var net = amount
             var netOverflow = false
             if accounts[slot].postSerial == postSerial {
-                (net, netOverflow) = accounts[slot].netFen.addingReportingOverflow(entry.amountFen)
+                (net, netOverflow) = accounts[slot].netFen.addingReportingOverflow(amount)
             }
-            if balanceOverflow || netOverflow {
-                overflow = true
-                break
-            }
+            if balanceOverflow || netOverflow { break }
             accounts[slot].balanceFen = next
             accounts[slot].postSerial = postSerial
             accounts[slot].netFen = net
-            resolved.append(ResolvedEntry(slot: slot, amountFen: entry.amountFen, previousFen: previous))
+            resolved[applied].previousFen = previous
+            applied += 1
         }
-        if overflow {
-            for entry in resolved.reversed() { accounts[entry.slot].balanceFen = entry.previousFen }
+        if applied < resolved.count {
+            for entry in resolved[..<applied].reversed() { accounts[entry.slot].balanceFen = entry.previousFen }
             // The nets of this post are left behind; `postSerial` moves on before the next post.
             throw LedgerError.overflow
         }
@@ -258,8 +263,8 @@ public enum LedgerReader {
     }
 
     public static func balanceFen(of account: String, tables: Tables, in transaction: Transaction) throws -> Int64 {
-        guard let id = try transaction.get(tables.accountNames, key: Key.string(account)) else { return 0 }
-        return try storedBalanceFen(id: id.withUnsafeBytes { Key.decodeU64($0) }, tables: tables, in: transaction)
+        guard let id = try LedgerWriter.storedID(of: account, tables: tables, in: transaction) else { return 0 }
+        return try storedBalanceFen(id: id, tables: tables, in: transaction)
     }
 
     static func storedBalanceFen(id: UInt64, tables: Tables, in transaction: Transaction) throws -> Int64 {
@@ -310,8 +315,9 @@ public enum LedgerReader {
 
     /// The journal transactions of `account`, newest first, at most `limit`.
     public static func history(of account: String, limit: Int, tables: Tables, in transaction: Transaction) throws -> [StoredJournalTransaction] {
-        guard limit > 0, let idBytes = try transaction.get(tables.accountNames, key: Key.string(account)) else { return [] }
-        let accountID = idBytes.withUnsafeBytes { Key.decodeU64($0) }
+        guard limit > 0, let accountID = try LedgerWriter.storedID(of: account, tables: tables, in: transaction) else {
+            return []
+        }
         var transactionIDs: [UInt64] = []
         try transaction.scan(tables.accountEntries, from: Key.u64(accountID, UInt64.max), direction: .backward) { key, _ in
             guard Key.decodeU64(key) == accountID else { return false }

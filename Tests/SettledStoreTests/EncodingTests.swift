@@ -142,10 +142,20 @@ import Testing
         #expect(throws: DecodingError.self) {
             try read(store) { try LedgerReader.balanceFen(of: "customer_wallet:c-1", tables: store.tables, in: $0) }
         }
-        // The writer refuses it too: a post to the account fails and writes nothing.
-        #expect(throws: DecodingError.self) {
-            try writer.perform { try $0.post(transfer("escrow_bank", "customer_wallet:c-1", 1)) }
-        }
-        #expect(try read(store) { try store.peek(.transaction, in: $0) } == 2)
+        // The writer refuses it too: a post naming the account fails and writes nothing, and
+        // leaves the batch's other balances as they were (c-2 is read before c-1 fails).
+        let gate = Gate()
+        #expect(gate.close(writer))
+        let outcomes = Outcomes<UInt64>()
+        #expect(writer.submit({ try $0.post(transfer("customer_wallet:c-1", "customer_wallet:c-2", 7)) },
+                              completion: outcomes.completion(0)))
+        #expect(writer.submit({ try $0.post(transfer("escrow_bank", "customer_wallet:c-2", 1)) },
+                              completion: outcomes.completion(1)))
+        gate.open()
+        #expect(outcomes.wait(count: 2))
+        #expect(throws: DecodingError.self) { try outcomes.all[0]?.get() }
+        #expect(try outcomes.all[1]?.get() == 2)
+        #expect(try read(store) { try LedgerReader.balanceFen(of: "customer_wallet:c-2", tables: store.tables, in: $0) } == 1)
+        #expect(try read(store) { try store.peek(.transaction, in: $0) } == 3)
     }
 }

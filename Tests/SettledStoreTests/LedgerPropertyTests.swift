@@ -73,7 +73,7 @@ import Testing
             for _ in 0..<(count - 1) {
                 var value = amount()
                 if random.next() % 2 == 0 { value = -value }
-                if sum + value == 0 { value += 1 }
+                if sum + value == 0 { value += value > 0 ? 1 : -1 }  // the last entry must not be zero
                 sum += value
                 entries.append(JournalEntry(account: account(), amountFen: value))
             }
@@ -104,8 +104,8 @@ import Testing
         apply(opening, id: try writer.perform { try $0.post(opening) })
 
         let threadsCount = 4
-        let requestsPerThread = 150
-        let roundsCount = 5
+        let requestsPerThread = 250
+        let roundsCount = 8
         var batchesWithMany: UInt64 = 0
         for round in 0..<roundsCount {
             // Every thread's requests for this round, made up front from one seed each.

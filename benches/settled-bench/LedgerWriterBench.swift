@@ -14,9 +14,12 @@ enum LedgerWriterBench {
             OptionSpec(name: "accounts", placeholder: "N", help: "accounts the transactions move money between", defaultValue: "1000"),
             OptionSpec(name: "batch-sizes", placeholder: "N,N,...", help: "transactions submitted at once, then waited for",
                        defaultValue: "1,4,16,64,256,1024"),
-            OptionSpec(name: "seconds", placeholder: "S", help: "time spent on each batch size and sync mode", defaultValue: "3"),
+            OptionSpec(name: "seconds", placeholder: "S", help: "time spent on each batch size and sync mode", defaultValue: "2.5"),
+            OptionSpec(name: "warm-transactions", placeholder: "N",
+                       help: "transactions posted into each store before it is measured (at least one per pool entry)",
+                       defaultValue: "100000"),
             OptionSpec(name: "growth-transactions", placeholder: "N",
-                       help: "transactions of the long run (sync on, largest batch size); 0 skips it", defaultValue: "3000000"),
+                       help: "transactions of the long run (sync on, largest batch size); 0 skips it", defaultValue: "2000000"),
             OptionSpec(name: "directory", placeholder: "PATH", help: "where the temporary stores are made", defaultValue: NSTemporaryDirectory()),
         ],
         run: run)
@@ -35,20 +38,22 @@ enum LedgerWriterBench {
         let batchSizes = try options.ints("batch-sizes", in: 1...batchSizeMax, countMax: 32)
         let seconds = try options.double("seconds", in: 0.01...secondsMax)
         let growthTransactions = try options.int("growth-transactions", in: 0...growthTransactionsMax)
+        let warmTransactions = try options.int("warm-transactions", in: 0...growthTransactionsMax)
         let parent = options.string("directory")
 
         let pool = makePool(accounts: accounts)
         let batchMax = batchSizes.max()!
-        say("ledger-writer: \(grouped(accounts)) accounts, two-entry transactions, \(seconds) s per point, "
-              + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
+        say("ledger-writer: \(grouped(accounts)) accounts, two-entry transactions, \(seconds) s per point "
+            + "after \(grouped(max(warmTransactions, poolCount))) warm-up transactions, "
+            + "\(ProcessInfo.processInfo.activeProcessorCount) cores")
         say()
         say("         ---------- tx/s ----------     CPU µs/tx      written KiB/tx")
         say("batch      sync on     sync off  on/off    on     off       on     off")
         for batchSize in batchSizes {
             let on = try measure(parent: parent, sync: true, batchSize: batchSize, batchMax: batchMax,
-                                 seconds: seconds, pool: pool)
+                                 seconds: seconds, warmTransactions: warmTransactions, pool: pool)
             let off = try measure(parent: parent, sync: false, batchSize: batchSize, batchMax: batchMax,
-                                  seconds: seconds, pool: pool)
+                                  seconds: seconds, warmTransactions: warmTransactions, pool: pool)
             say(leftPad(String(batchSize), 5)
                 + leftPad(grouped(Int(on.transactionsPerSecond)), 13)
                 + leftPad(grouped(Int(off.transactionsPerSecond)), 13)
@@ -71,13 +76,14 @@ enum LedgerWriterBench {
         var writtenKiBPerTransaction: Double
     }
 
-    /// Posts rounds of `batchSize` transactions for `seconds` into a fresh store whose accounts
-    /// all exist already.
+    /// Posts rounds of `batchSize` transactions for `seconds` into a fresh store that already
+    /// holds `warmTransactions` (so every account exists and its index records fill pages of
+    /// their own, as in a store that has been running a while).
     static func measure(parent: String, sync: Bool, batchSize: Int, batchMax: Int, seconds: Double,
-                        pool: [JournalTransaction]) throws -> Point {
+                        warmTransactions: Int, pool: [JournalTransaction]) throws -> Point {
         let bench = try Bench(parent: parent, sync: sync, batchMax: batchMax)
         defer { bench.close() }
-        bench.createAccounts(pool)
+        bench.warm(pool: pool, transactions: warmTransactions)
         let statisticsBefore = bench.writer.snapshot()
         let gatesBefore = bench.gates
         let cpuBefore = cpuMicroseconds()
@@ -121,36 +127,45 @@ enum LedgerWriterBench {
         return 0
     }
 
-    /// One long run with sync on: throughput of the first and the last tenth.
+    /// One long run with sync on: throughput, CPU and bytes written in its first and last tenth.
     static func growth(parent: String, batchSize: Int, transactions: Int, pool: [JournalTransaction]) throws {
         let bench = try Bench(parent: parent, sync: true, batchMax: batchSize)
         defer { bench.close() }
-        bench.createAccounts(pool)
+        bench.warm(pool: pool, transactions: 0)
         let rounds = max(10, transactions / batchSize)
-        var roundNanoseconds: [UInt64] = []
-        roundNanoseconds.reserveCapacity(rounds)
-        var usedBytesAtTenth = 0
-        var next = 0
-        for round in 0..<rounds {
-            let started = nowNanoseconds()
-            next = bench.round(pool: pool, from: next, count: batchSize)
-            roundNanoseconds.append(nowNanoseconds() - started)
-            if round + 1 == rounds / 10 { usedBytesAtTenth = bench.store.environment.usage().usedBytes }
-        }
         let tenth = rounds / 10
-        func rate(_ slice: ArraySlice<UInt64>) -> Double {
-            Double(slice.count * batchSize) / (Double(slice.reduce(0, +)) / 1e9)
+        var next = 0
+        /// Runs `count` rounds; returns their figures and the store's size after them.
+        func phase(_ count: Int) -> (point: Point, usedBytes: Int) {
+            let cpuBefore = cpuMicroseconds()
+            let writtenBefore = writtenBytes()
+            let started = nowNanoseconds()
+            for _ in 0..<count { next = bench.round(pool: pool, from: next, count: batchSize) }
+            let seconds = Double(nowNanoseconds() - started) / 1e9
+            let posted = Double(count * batchSize)
+            return (Point(transactionsPerSecond: posted / seconds,
+                          cpuMicrosecondsPerTransaction: Double(cpuMicroseconds() - cpuBefore) / posted,
+                          writtenKiBPerTransaction: Double(writtenBytes() - writtenBefore) / 1024 / posted),
+                    bench.store.environment.usage().usedBytes)
         }
-        let first = rate(roundNanoseconds[..<tenth])
-        let last = rate(roundNanoseconds[(rounds - tenth)...])
-        let usage = bench.store.environment.usage()
+        let started = nowNanoseconds()
+        let first = phase(tenth)
+        _ = phase(rounds - 2 * tenth)
+        let last = phase(tenth)
+        let wholeSeconds = Double(nowNanoseconds() - started) / 1e9
         let statistics = bench.writer.snapshot()
+        func line(_ name: String, _ figures: (point: Point, usedBytes: Int)) -> String {
+            "  \(name) \(leftPad(grouped(Int(figures.point.transactionsPerSecond)), 9)) tx/s, "
+                + String(format: "%.1f CPU µs/tx, %.1f KiB written/tx, ", figures.point.cpuMicrosecondsPerTransaction,
+                         figures.point.writtenKiBPerTransaction)
+                + "store \(figures.usedBytes >> 20) MiB after it"
+        }
         say()
         say("growth: \(grouped(rounds * batchSize)) transactions in rounds of \(batchSize), sync on, "
-              + "store \(usage.usedBytes >> 20) MiB at the end, map grown \(statistics.mapGrowths) times")
-        say("  first 10%: \(grouped(Int(first))) tx/s (store \(usedBytesAtTenth >> 20) MiB after it)")
-        say("  last 10%:  \(grouped(Int(last))) tx/s (store \(usage.usedBytes >> 20) MiB)")
-        say("  whole run: \(grouped(Int(rate(roundNanoseconds[...])))) tx/s; last/first \(String(format: "%.3f", last / first))")
+            + "\(grouped(Int(Double(rounds * batchSize) / wholeSeconds))) tx/s overall, map grown \(statistics.mapGrowths) times")
+        say(line("first 10%:", first))
+        say(line("last 10%: ", last))
+        say("  last/first throughput: " + String(format: "%.3f", last.point.transactionsPerSecond / first.point.transactionsPerSecond))
     }
 
     /// Transactions between random pairs of distinct accounts, random amounts, fixed seed.
@@ -196,11 +211,13 @@ final class Bench {
         writer.start()
     }
 
-    /// Posts the whole pool once, so that every account exists before the measurement.
-    func createAccounts(_ pool: [JournalTransaction]) {
+    /// Posts the whole pool at least once, so that every account exists, and `transactions` in all.
+    func warm(pool: [JournalTransaction], transactions: Int) {
         let roundCount = 1024
-        for start in stride(from: 0, to: pool.count, by: roundCount) {
-            _ = round(pool: pool, from: start, count: min(roundCount, pool.count - start))
+        let total = max(transactions, pool.count)
+        var next = 0
+        for start in stride(from: 0, to: total, by: roundCount) {
+            next = round(pool: pool, from: next, count: min(roundCount, total - start))
         }
     }
 
