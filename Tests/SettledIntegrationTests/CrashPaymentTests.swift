@@ -686,7 +686,9 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
             let before = try Self.order(orderID, connection)
             let made = before.refunds.contains { $0.refundID == refundID }
             let retry = try connection.send(refund.request)
-            if made ? (retry.status != 200 || retry.json?["replayed"]?.bool != true) : retry.status != 201 {
+            // A replay answers 201 as the first time, marked Idempotent-Replayed.
+            let replayed = retry.headers["Idempotent-Replayed"] == "true"
+            if retry.status != 201 || replayed != made {
                 problems.append("\(flow.tag): refund \(refundID) sent again answered \(retry.status) \(retry.text); "
                                 + "it was \(made ? "" : "not ")there")
             }

@@ -182,14 +182,15 @@ struct PaymentNotificationTests {
         #expect(try daemon.getJSON("/v1/discrepancies")["discrepancies"]?.array?.count == 1)
         #expect(try daemon.getJSON("/v1/discrepancies?status=open&channel=alipay&business_date=2026-11-25")["discrepancies"]?.array?.count == 1)
         #expect(try daemon.getJSON("/v1/discrepancies?channel=wechat")["discrepancies"]?.array?.isEmpty == true)
-        // A failure with a wrong amount is a discrepancy too, and releases nothing.
+        // A failure moves no money: its amount is not judged, and it is no discrepancy.
         let wrongFailure = try daemon.notify(order: orderID, txn: "T-wrong-f", amountFen: 1, status: "failed", paidAt: nil)
-        #expect(wrongFailure.problemCode == "amount_mismatch")
-        #expect(try daemon.getBill("W1")["status"]?.string == "reserved")
+        #expect(wrongFailure.status == 200)
+        #expect(wrongFailure.json?["status"]?.string == "failed")
+        #expect(try daemon.getBill("W1")["status"]?.string == "open")
         discrepancies = try daemon.getJSON("/v1/discrepancies")["discrepancies"]?.array ?? []
-        #expect(discrepancies.count == 2)
+        #expect(discrepancies.count == 1)
 
-        // The right amount still pays the order.
+        // The right amount still pays the order: a success after the failure takes everything again.
         let right = try daemon.notify(order: orderID, txn: "T-right", amountFen: 3500)
         #expect(right.json?["status"]?.string == "paid")
         // A mismatched second payment of a paid order is refused too, and books nothing.

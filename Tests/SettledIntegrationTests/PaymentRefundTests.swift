@@ -244,7 +244,7 @@ struct PaymentRefundTests {
         try daemon.expectLedgerOK()
     }
 
-    @Test("a write-off result that cannot refund is refused for its line only; the rest of the file applies")
+    @Test("a refused write-off line fails alone, and the daemon's own refund ids are not the caller's")
     func writeoffResultRefusedAlone() throws {
         let daemon = try PaymentDaemon()
         try daemon.importGood(PaymentAPITests.standardBills)
@@ -256,24 +256,28 @@ struct PaymentRefundTests {
         #expect(try daemon.call("GET", "/v1/writeoffs?biller_id=sgcc-js&limit=1").text.split(separator: "\n").count == 1)
         #expect(try daemon.call("GET", "/v1/writeoffs?biller_id=sgcc-js&limit=0").problemCode == "invalid_request")
         #expect(try daemon.call("GET", "/v1/writeoffs?biller_id=sgcc-js&limit=lots").problemCode == "invalid_request")
-        // Another order's refund took the refund id a failed write-off of E1's item would use.
+        // No caller may take the refund id a failed write-off of E1's item will use.
         let other = try daemon.placeOrder(bills: ["W1"])
         let otherID = try #require(other["order_id"]?.string)
         #expect(try daemon.notify(order: otherID, txn: "T-b", amountFen: 3500).status == 200)
-        #expect(try daemon.refund(order: otherID, id: "wo-\(orderID).1").status == 201)
+        let taken = try daemon.refund(order: otherID, id: "wo-\(orderID).1")
+        #expect(taken.status == 422 && taken.problemCode == "invalid_request")
 
+        // A line for an unknown item is refused alone; the rest of the file applies.
         let answer = try daemon.call("POST", "/v1/writeoffs/results", [
+            #"{"item_id":"no-such-item","result":"failed","reason":"paid elsewhere"}"#,
             #"{"item_id":"\#(orderID).1","result":"failed","reason":"paid elsewhere"}"#,
             #"{"item_id":"\#(orderID).2","result":"ok"}"#,
         ].joined(separator: "\n"))
         #expect(answer.status == 200, "\(answer.text)")
-        #expect(answer.json?["accepted"]?.int64 == 1)
-        #expect(answer.json?["refunds"]?.array?.isEmpty == true)
+        #expect(answer.json?["accepted"]?.int64 == 2)
+        #expect(answer.json?["refunds"]?.array?.map { $0["refund_id"]?.string } == ["wo-\(orderID).1"])
         #expect(answer.json?["rejected"]?.array?.map { $0["line"]?.int64 } == [1])
         let items = try daemon.getOrder(orderID)["items"]?.array ?? []
-        #expect(items.map { $0["writeoff_status"]?.string } == ["pending", "ok"])
-        #expect(try daemon.getOrder(orderID)["status"]?.string == "paid")
-        #expect(try daemon.balance("biller_payable:sgcc-js") == -20000)
+        #expect(items[1]["writeoff_status"]?.string == "ok")
+        #expect(try daemon.getOrder(orderID)["status"]?.string == "partially_refunded")
+        let refundedFen = items[0]["amount_fen"]?.int64 ?? 0
+        #expect(try daemon.balance("biller_payable:sgcc-js") == -(20000 - refundedFen))
 
         try daemon.expectLedgerOK()
     }
