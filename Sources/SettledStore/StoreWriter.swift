@@ -60,6 +60,15 @@ public final class StoreWriter: @unchecked Sendable {
     private var stopping = false
     private let stopped = DispatchSemaphore(value: 0)
     private let statistics = WriterStatistics()
+    /// Answers leave the writer thread here: handing an answer to a connection wakes another
+    /// thread, and the writer has better things to do than wait on that, one answer at a time.
+    private let answers = DispatchQueue(label: "settled.writer.answers")
+    /// With sync on: committed batches waiting for the sync that makes them durable. One sync
+    /// covers every batch committed before it started.
+    private let durability = DispatchQueue(label: "settled.writer.durability")
+    private let undurableLock = NSLock()
+    private var undurable: [AnsweredBatch] = []
+    private var syncScheduled = false
 
     /// The longest a batch may be retried after store faults before every request in it fails.
     static let attemptsMax = 8
@@ -97,8 +106,8 @@ public final class StoreWriter: @unchecked Sendable {
         stopped.wait()
     }
 
-    /// Queues `apply`; `completion` runs on the writer thread after the commit (keep it short:
-    /// hand the answer to the connection). Returns false, without queueing, when the queue is
+    /// Queues `apply`; `completion` runs after the commit, on the writer's answer queue, in
+    /// commit order (keep it short: hand the answer to the connection). Returns false, without queueing, when the queue is
     /// full or the writer is stopping.
     @discardableResult
     public func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result,
@@ -148,6 +157,8 @@ public final class StoreWriter: @unchecked Sendable {
             if queue.count == queueHead && stopping {
                 running = false
                 condition.unlock()
+                durability.sync {}
+                answers.sync {}
                 stopped.signal()
                 return
             }
@@ -179,12 +190,11 @@ public final class StoreWriter: @unchecked Sendable {
             case .committed(let failures):
                 let committed = DispatchTime.now().uptimeNanoseconds
                 statistics.record(batchSize: batch.count, commitNanoseconds: committed - started)
-                for (index, work) in batch.enumerated() {
-                    if let error = excluded[index] ?? failures[index] {
-                        work.fail(error)
-                    } else {
-                        work.succeed()
-                    }
+                let answered = AnsweredBatch(batch: batch, excluded: excluded, failures: failures)
+                if store.environment.syncEnabled {
+                    answerWhenDurable(answered)
+                } else {
+                    answers.async { answered.answer() }
                 }
                 return
             case .mapFull:
@@ -203,6 +213,31 @@ public final class StoreWriter: @unchecked Sendable {
                     return
                 }
             }
+        }
+    }
+
+    /// Queues a committed batch for the next sync, and starts one unless one is about to run.
+    private func answerWhenDurable(_ answered: AnsweredBatch) {
+        undurableLock.lock()
+        undurable.append(answered)
+        let start = !syncScheduled
+        syncScheduled = true
+        undurableLock.unlock()
+        guard start else { return }
+        durability.async { [self] in
+            undurableLock.lock()
+            let waiting = undurable
+            undurable.removeAll(keepingCapacity: true)
+            syncScheduled = false
+            undurableLock.unlock()
+            do {
+                try store.environment.sync()
+            } catch {
+                // The commits are in the page cache but may never reach the disk, and a failed
+                // fsync cannot be retried safely: stop, and let the restart find what is durable.
+                preconditionFailure("syncing the store failed: \(error); stopping before anything unsynced is acknowledged")
+            }
+            for batch in waiting { batch.answer() }
         }
     }
 
@@ -259,6 +294,24 @@ public final class StoreWriter: @unchecked Sendable {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
+    }
+}
+
+/// A committed batch on its way to the answer queue: each request and its outcome.
+/// Unchecked: after the commit the writer thread no longer touches these requests.
+struct AnsweredBatch: @unchecked Sendable {
+    let batch: [any QueuedRequest]
+    let excluded: [(any Error)?]
+    let failures: [(any Error)?]
+
+    func answer() {
+        for (index, work) in batch.enumerated() {
+            if let error = excluded[index] ?? failures[index] {
+                work.fail(error)
+            } else {
+                work.succeed()
+            }
+        }
     }
 }
 
