@@ -41,14 +41,17 @@ let package = Package(
                           dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
                           path: "benches/settled-bench"),
 
-        .testTarget(name: "SettledCoreTests", dependencies: ["SettledCore"]),
-        .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore"]),
+        // Helpers shared by the test targets (a seeded generator).
+        .target(name: "SettledTestSupport", path: "Tests/SettledTestSupport"),
+        .testTarget(name: "SettledCoreTests", dependencies: ["SettledCore", "SettledTestSupport"]),
+        .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore", "SettledTestSupport"]),
         .testTarget(name: "SettledHTTPTests", dependencies: ["SettledHTTP"]),
         .testTarget(name: "SettledConfigTests", dependencies: ["SettledConfig", "SettledCore"]),
         .testTarget(name: "SettledServiceTests",
-                    dependencies: ["SettledService", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP"]),
+                    dependencies: ["SettledService", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP",
+                                   "SettledTestSupport"]),
         .testTarget(name: "SettledIntegrationTests",
-                    dependencies: ["SettledHTTP", "SettledCore"]),
+                    dependencies: ["SettledHTTP", "SettledCore", "SettledTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

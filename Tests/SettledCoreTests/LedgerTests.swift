@@ -1,5 +1,6 @@
 import Testing
 @testable import SettledCore
+import SettledTestSupport
 
 func transaction(_ entries: [(String, Int64)], kind: String = "capture", reference: String = "o-1") -> JournalTransaction {
     JournalTransaction(kind: kind, reference: reference,

@@ -1,5 +1,6 @@
 import Testing
 @testable import SettledCore
+import SettledTestSupport
 
 /// The outcome of a checked money operation, as a value that `#expect` can compare.
 func outcome(_ body: () throws(MoneyError) -> Money) -> Result<Int64, MoneyError> {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SettledCore
+import SettledTestSupport
 
 func parsed(_ text: String) -> Result<Int64, MoneyError> {
     do { return .success(try Money(yuan: text).fen) } catch { return .failure(error) }

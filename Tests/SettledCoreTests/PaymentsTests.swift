@@ -1,5 +1,6 @@
 import Testing
 @testable import SettledCore
+import SettledTestSupport
 
 /// Builders for payment tests, kept in one namespace.
 enum PaymentFixture {

@@ -1,19 +1,7 @@
 import Testing
+import SettledTestSupport
 
-/// A small seeded generator (SplitMix64) so that every randomized test reproduces from its seed.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Any Int64, with the edges and small magnitudes far likelier than a uniform draw makes them.
     mutating func nextFen() -> Int64 {
         switch next() % 8 {

@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledHTTP
 import Testing
+import SettledTestSupport
 
 /// What a hostile or malformed request must get.
 enum Outcome: Sendable {

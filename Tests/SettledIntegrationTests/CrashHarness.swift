@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledCore
 import SettledHTTP
+import SettledTestSupport
 
 // Crash safety: a daemon with sync = on is killed with SIGKILL while clients write to it,
 // then restarted and checked. A 2xx answer to a mutating request promises the change is
@@ -13,21 +14,8 @@ import SettledHTTP
 // send and what must hold afterwards is a `CrashScenario`: ledger adjustments now, orders and
 // payments later.
 
-/// SplitMix64: a small generator whose sequence is fixed by its seed, so a failing round can
-/// be replayed with the seed the report gives (thread timing aside).
-struct SeededRandom: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The crash rounds' generator: a round replays from the seed the report gives (thread timing aside).
+typealias SeededRandom = SplitMix64
 
 /// One request a scenario's client sends.
 struct CrashRequest: Sendable {

@@ -7,25 +7,9 @@ import SettledHTTP
 @testable import SettledService
 import SettledStore
 import Testing
+import SettledTestSupport
 
-/// A small seeded generator (SplitMix64): every run of a seed makes the same requests.
-struct PaymentSplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(bound)) }
-    mutating func chance(_ percent: Int) -> Bool { below(100) < percent }
-    mutating func pick<T>(_ values: [T]) -> T { values[below(values.count)] }
-}
+typealias PaymentSplitMix64 = SplitMix64
 
 /// The service in this process, behind a real HTTP server on a Unix socket: requests go
 /// through `SettledService.handle` as the daemon's do, and the store can be read directly.

@@ -2,6 +2,7 @@ import Foundation
 import SettledCore
 import SettledStore
 import Testing
+import SettledTestSupport
 
 @Suite struct EncodingTests {
     @Test func valuesRoundTrip() throws {

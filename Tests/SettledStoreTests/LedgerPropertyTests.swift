@@ -3,6 +3,7 @@ import SettledCore
 import SettledStore
 import Synchronization
 import Testing
+import SettledTestSupport
 
 /// Random journal transactions, some of them invalid, posted concurrently through the writer in
 /// batches; after every round the ledger is checked against balances recomputed from the

@@ -3,6 +3,7 @@ import SettledCore
 import SettledStore
 import Synchronization
 import Testing
+import SettledTestSupport
 
 @Suite struct StoreTests {
     static let schemaKey = Key.string("schema_version")

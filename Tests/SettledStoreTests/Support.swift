@@ -3,6 +3,7 @@ import Foundation
 import SettledCore
 import SettledStore
 import Synchronization
+import SettledTestSupport
 
 /// A fresh directory under the system's temporary directory; `remove()` deletes it.
 struct TemporaryDirectory {
@@ -41,20 +42,6 @@ func openStore(_ directory: String, mapSizeBytes: Int = testMapSizeBytes,
     }
 }
 
-/// SplitMix64: a small, seeded, reproducible generator.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Outcomes of submitted requests, gathered from the writer thread.
 final class Outcomes<Value: Sendable>: Sendable {

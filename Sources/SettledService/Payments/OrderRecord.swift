@@ -276,9 +276,15 @@ struct OrderRecord: Sendable, Equatable {
 
     static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
         json.beginObject()
+        writeRefundFields(refund, &json)
+        json.field("reason", reason)
+        json.endObject()
+    }
+
+    /// A refund's members: what the refund answer and the order's list of refunds share.
+    static func writeRefundFields(_ refund: Refund, _ json: inout JSONWriter) {
         json.field("refund_id", refund.refundId)
         json.field("amount_fen", refund.amountFen)
-        json.field("reason", reason)
         json.beginArray("item_ids")
         for item in refund.items { json.value(item.itemId) }
         json.endArray()
@@ -289,7 +295,6 @@ struct OrderRecord: Sendable, Equatable {
         json.beginArray("red_packet_ids")
         for id in refund.restoredRedPacketIds { json.value(id) }
         json.endArray()
-        json.endObject()
         json.endObject()
     }
 }

@@ -38,20 +38,8 @@ extension SettledService {
                     // The same refund id again answers exactly as the first time.
                     let (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
                     var answer = HTTPResponse.json(201) { json in
-                        json.field("refund_id", refund.refundId)
+                        OrderRecord.writeRefundFields(refund, &json)
                         json.field("order_id", orderID)
-                        json.field("amount_fen", refund.amountFen)
-                        json.beginArray("item_ids")
-                        for item in refund.items { json.value(item.itemId) }
-                        json.endArray()
-                        json.beginObject("returned")
-                        json.field("channel_fen", refund.channelFen)
-                        json.field("wallet_fen", refund.walletFen)
-                        json.field("points", refund.points)
-                        json.beginArray("red_packet_ids")
-                        for id in refund.restoredRedPacketIds { json.value(id) }
-                        json.endArray()
-                        json.endObject()
                     }
                     if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
                     return answer
