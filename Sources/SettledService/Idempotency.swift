@@ -16,7 +16,8 @@ enum Idempotency {
         return !utf8.isEmpty && utf8.count <= keyBytesMax && utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// A 128-bit FNV-1a digest of method, path and body: what "the same request" means.
+    /// A 128-bit FNV-1a digest of method, target (path and query) and body: what "the same
+    /// request" means.
     static func fingerprint(_ request: HTTPRequest) -> UInt128 {
         var hash: UInt128 = 0x6c62272e07bb014262b821756295c58d
         let prime: UInt128 = 0x0000000001000000000000000000013B
@@ -26,7 +27,7 @@ enum Idempotency {
         }
         for byte in request.method.utf8 { mix(byte) }
         mix(0)
-        for byte in request.path.utf8 { mix(byte) }
+        for byte in request.target.utf8 { mix(byte) }
         mix(0)
         for byte in request.body { mix(byte) }
         return hash

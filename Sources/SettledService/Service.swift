@@ -237,12 +237,13 @@ public final class SettledService: @unchecked Sendable {
             case .failure(let error):
                 answer(self.problem(for: error, in: context))
             case .success(.none):
-                handler(context) { response in
+                // Off the writer's answer queue: the handler may parse a large upload.
+                DispatchQueue.global().async { handler(context) { response in
                     let kept = self.writer.submit({ write in
                         try Idempotency.remember(key: key, context: context, response: response, write: write)
                     }, completion: { _ in answer(response) })
                     if !kept { answer(response) }
-                }
+                } }
             }
         })
         if !accepted { answer(APIError.writerBusy.response) }

@@ -114,7 +114,13 @@ extension SettledService {
     public func startMaintenanceTimers() {
         let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
         timers.every("idempotency_collect", intervalSeconds: Self.idempotencyCollectSeconds) { [writer] in
-            let removed = try writer.perform { write in try Idempotency.collect(retentionMillis: retentionMillis, write: write) }
+            // One bounded write transaction after another, until a pass finds fewer than it may take.
+            var removed = 0
+            while true {
+                let pass = try writer.perform { write in try Idempotency.collect(retentionMillis: retentionMillis, write: write) }
+                removed += pass
+                if pass < Idempotency.collectBatchMax { break }
+            }
             return "removed \(removed) expired keys"
         }
     }

@@ -208,6 +208,11 @@ public final class StoreWriter: @unchecked Sendable {
             case .poisoned(let index, let error):
                 excluded[index] = error
             case .failed(let error):
+                // With sync on, a failed commit may be a failed sync, which Linux reports once:
+                // retrying could succeed and let an earlier batch be answered undurable. Stop.
+                if store.environment.syncEnabled, let fault = error as? LMDBError, fault.operation.hasPrefix("mdb_txn_commit") {
+                    preconditionFailure("committing to the store failed with sync on: \(error); stopping before anything unsynced is acknowledged")
+                }
                 if attempts >= Self.attemptsMax {
                     for work in batch { work.fail(error) }
                     return

@@ -177,11 +177,14 @@ enum OrderCommands {
         try context.emit(answer) { tally in
             let refunds = tally["refunds"]?.array ?? []
             let rejected = tally["rejected"]?.array ?? []
-            var text = "accepted \(tally["accepted"].display), refunded \(refunds.count), rejected \(rejected.count)\n"
+            // Refunds an earlier upload of the same results made are listed, not counted again.
+            let made = refunds.filter { $0["earlier"]?.bool != true }
+            var text = "accepted \(tally["accepted"].display), refunded \(made.count), rejected \(rejected.count)\n"
             if !refunds.isEmpty {
-                var table = Table([("ITEM", .left), ("REFUND", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right)])
+                var table = Table([("ITEM", .left), ("REFUND", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right), ("WHEN", .left)])
                 for refund in refunds {
-                    table.add([refund["item_id"].display, refund["refund_id"].display, refund["amount_fen"].display, refund["amount_fen"].yuan])
+                    table.add([refund["item_id"].display, refund["refund_id"].display, refund["amount_fen"].display, refund["amount_fen"].yuan,
+                               refund["earlier"]?.bool == true ? "earlier" : "now"])
                 }
                 text += "\nrefunded for failed write-offs:\n" + table.rendered
             }

@@ -110,6 +110,33 @@ struct PaymentNotificationTests {
         try daemon.expectLedgerOK()
     }
 
+    @Test("a success after a failure of the same channel transaction is taken as a success; a changed amount is refused")
+    func successAfterFailureOfTheSameTransaction() throws {
+        let daemon = try PaymentDaemon()
+        try daemon.importGood(PaymentAPITests.standardBills)
+        let order = try daemon.placeOrder(bills: ["E2"])
+        let orderID = try #require(order["order_id"]?.string)
+        let channelFen = try #require(order["funding"]?["channel_fen"]?.int64)
+
+        let failed = try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen, status: "failed", paidAt: nil)
+        #expect(failed.json?["status"]?.string == "failed")
+        // The channel corrects itself: the same transaction succeeded. The money was taken.
+        let success = try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen)
+        #expect(success.status == 200)
+        #expect(success.json?["duplicate"]?.bool == false)
+        #expect(success.json?["status"]?.string == "paid")
+        #expect(try daemon.balance("channel_receivable:alipay") == channelFen)
+        // Its retries are duplicates; a retry with another amount is refused, and books nothing.
+        #expect(try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen).json?["duplicate"]?.bool == true)
+        let changed = try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen + 1)
+        #expect(changed.status == 409 && changed.problemCode == "amount_mismatch")
+        // A failure after the success changes nothing.
+        #expect(try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen, status: "failed", paidAt: nil).json?["duplicate"]?.bool == true)
+        #expect(try daemon.getOrder(orderID)["status"]?.string == "paid")
+        #expect(try daemon.balance("channel_receivable:alipay") == channelFen)
+        try daemon.expectLedgerOK()
+    }
+
     @Test("a late success whose bill another order took goes to suspense; so does a success after a cancel")
     func lateSuccessThatCannotRetake() throws {
         let daemon = try PaymentDaemon()

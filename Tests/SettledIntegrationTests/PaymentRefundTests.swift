@@ -223,7 +223,8 @@ struct PaymentRefundTests {
         let repeated = try daemon.call("POST", "/v1/writeoffs/results",
                                        #"{"item_id":"\#(item[0])","result":"ok"}"# + "\n" + #"{"item_id":"\#(item[1])","result":"failed","reason":"again"}"#)
         #expect(repeated.json?["accepted"]?.int64 == 2)
-        #expect(repeated.json?["refunds"]?.array?.isEmpty == true)
+        // The repeated failure names its refund again, as made earlier, and refunds nothing twice.
+        #expect(repeated.json?["refunds"]?.array?.map { $0["earlier"]?.bool } == [true])
         let contrary = try daemon.call("POST", "/v1/writeoffs/results", #"{"item_id":"\#(item[0])","result":"failed","reason":"oops"}"#)
         #expect(contrary.json?["accepted"]?.int64 == 0)
         #expect(contrary.json?["rejected"]?.array?.first?["code"]?.string == "writeoff_not_pending")
@@ -277,6 +278,16 @@ struct PaymentRefundTests {
         #expect(items[1]["writeoff_status"]?.string == "ok")
         #expect(try daemon.getOrder(orderID)["status"]?.string == "partially_refunded")
         let refundedFen = items[0]["amount_fen"]?.int64 ?? 0
+        #expect(try daemon.balance("biller_payable:sgcc-js") == -(20000 - refundedFen))
+
+        // The same file again (a resumed upload) changes nothing and still names the refund.
+        let again = try daemon.call("POST", "/v1/writeoffs/results", [
+            #"{"item_id":"\#(orderID).1","result":"failed","reason":"paid elsewhere"}"#,
+            #"{"item_id":"\#(orderID).2","result":"ok"}"#,
+        ].joined(separator: "\n"))
+        #expect(again.json?["accepted"]?.int64 == 2)
+        #expect(again.json?["refunds"]?.array?.map { $0["refund_id"]?.string } == ["wo-\(orderID).1"])
+        #expect(again.json?["refunds"]?.array?.map { $0["earlier"]?.bool } == [true])
         #expect(try daemon.balance("biller_payable:sgcc-js") == -(20000 - refundedFen))
 
         try daemon.expectLedgerOK()

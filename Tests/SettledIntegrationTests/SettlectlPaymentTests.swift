@@ -464,7 +464,7 @@ struct SettlectlPaymentTests {
         let appliedLines = applied.standardOutput.split(separator: "\n")
         #expect(appliedLines[0] == "accepted 2, refunded 1, rejected 2")
         #expect(appliedLines[1] == "refunded for failed write-offs:")
-        #expect(words(appliedLines[3]) == ["\(paid).1", "wo-\(paid).1", "12345", "123.45"])
+        #expect(words(appliedLines[3]) == ["\(paid).1", "wo-\(paid).1", "12345", "123.45", "now"])
         #expect(applied.standardError.hasPrefix("settlectl: 2 lines were rejected; the other lines were applied\n"))
         let rejections = table(in: applied.standardError, header: "LINE ")
         #expect(words(rejections[1]).prefix(2) == ["3", "malformed_json"])
@@ -476,7 +476,8 @@ struct SettlectlPaymentTests {
         // The same results again, from standard input: accepted, nothing refunded twice.
         let repeated = try daemon.settlectl(["writeoffs", "import", "-"], input: results)
         #expect(repeated.exitCode == exitSuccess)
-        #expect(repeated.standardOutput == "accepted 2, refunded 0, rejected 2\n")
+        #expect(repeated.standardOutput.hasPrefix("accepted 2, refunded 0, rejected 2\n"))
+        #expect(repeated.standardOutput.contains("earlier"))
         let repeatedJSON = try daemon.settlectl(["writeoffs", "import", resultsFile, "--json"])
         #expect(repeatedJSON.standardOutput == (try daemon.request("POST", "/v1/writeoffs/results", body: results)).text + "\n")
         #expect(repeatedJSON.standardError.isEmpty)

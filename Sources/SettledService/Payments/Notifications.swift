@@ -170,7 +170,10 @@ struct Notification: Sendable {
         value.i64(amountFen)
         value.string(outcome)
         value.i64(write.nowUnixMillis)
-        try write.transaction.put(write.tables.notifications, key: key, value: value.bytes, options: .noOverwrite)
+        // A success may follow a failure of the same channel transaction (the channel's first
+        // word was wrong); then its record replaces the failure's. Nothing else replaces one.
+        try write.transaction.put(write.tables.notifications, key: key, value: value.bytes,
+                                  options: success ? .overwrite : .noOverwrite)
     }
 }
 
@@ -242,7 +245,16 @@ extension SettledService {
             if seen.outcome == "amount_mismatch" {
                 throw APIError(409, "amount_mismatch", "the notified amount differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy")
             }
-            return notificationAnswer(order, duplicate: true)
+            // The channel first said this transaction failed and now says it succeeded: the
+            // money was taken, so it is judged as a success (captured, late, or to suspense).
+            let failureTurnedSuccess = !seen.success && notification.success
+            if !failureTurnedSuccess {
+                if seen.success && notification.success && seen.amountFen != notification.amountFen {
+                    throw APIError(409, "amount_mismatch",
+                                   "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen)")
+                }
+                return notificationAnswer(order, duplicate: true)
+            }
         }
         guard var order = try OrderRecord.load(notification.orderID, tables: tables, in: write.transaction) else {
             throw APIError.notFound("order \(notification.orderID)")

@@ -10,6 +10,8 @@ import SettledStore
 enum OrderBook {
     /// Pending orders expired by one writer request of the expiry timer.
     static let expiryBatchMax = 1000
+    /// Items released by one writer request of the expiry timer (at least one order is).
+    static let expiryItemsMax = 20_000
 
     static func expiryKey(_ order: OrderRecord) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + order.id.utf8.count)
@@ -166,13 +168,19 @@ enum OrderBook {
             due.append(String(decoding: key[8...], as: UTF8.self))
             return true
         }
+        var expired = 0
+        var items = 0
         for id in due {
             guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction), order.status == .pending else {
                 preconditionFailure("order \(id) is in the expiry index but not pending")
             }
             try release(&order, to: .expired, write: write)
+            expired += 1
+            // Group orders hold up to a thousand items each: bound the work of one transaction.
+            items += order.items.count
+            if items >= expiryItemsMax { break }
         }
-        return due.count
+        return expired
     }
 }
 
@@ -388,7 +396,7 @@ extension SettledService {
             while true {
                 let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
                 total += expired
-                if expired < OrderBook.expiryBatchMax { break }
+                if expired == 0 { break }
             }
             return "expired \(total) orders"
         }

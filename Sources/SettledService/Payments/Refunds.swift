@@ -179,7 +179,8 @@ extension SettledService {
 
     struct WriteoffTally: Sendable {
         var accepted = 0
-        var refunds: [(item: String, refund: String, amountFen: Int64)] = []
+        /// Refunds of failed write-offs; `earlier` when an earlier upload made it (a repeat).
+        var refunds: [(item: String, refund: String, amountFen: Int64, earlier: Bool)] = []
         var rejected: [BillImport.Rejection] = []
     }
 
@@ -220,6 +221,7 @@ extension SettledService {
                     json.field("item_id", refund.item)
                     json.field("refund_id", refund.refund)
                     json.field("amount_fen", refund.amountFen)
+                    if refund.earlier { json.field("earlier", true) }
                     json.endObject()
                 }
                 json.endArray()
@@ -279,6 +281,12 @@ extension SettledService {
         guard order.writeoffs[index] == .pending else {
             if order.writeoffs[index] == wanted {
                 tally.accepted += 1
+                // A failed result sent again (a repeated or resumed upload) names the refund
+                // it caused, so that the caller learns of it whichever answer reached it.
+                let refundID = Self.writeoffRefundPrefix + result.itemID
+                if !result.ok, let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) {
+                    tally.refunds.append((result.itemID, refundID, entry.refund.amountFen, true))
+                }
             } else if order.writeoffs[index] == .none {
                 tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
                                             detail: "item \(result.itemID) has no write-off: it was refunded, or it is a wallet top-up"))
@@ -313,7 +321,7 @@ extension SettledService {
                                             detail: "refund id \(refundID) is taken by another refund of order \(orderID)"))
                 return
             }
-            tally.refunds.append((result.itemID, refundID, refund.amountFen))
+            tally.refunds.append((result.itemID, refundID, refund.amountFen, false))
             // The refund changed the order and took the item off the pending write-offs.
             guard let refunded = try OrderRecord.load(orderID, tables: tables, in: write.transaction) else {
                 preconditionFailure("order \(orderID) vanished while refunded")
