@@ -411,4 +411,20 @@ struct PaymentAPITests {
         #expect(shown["status"]?.string == "available")
         try daemon.expectLedgerOK()
     }
+
+    @Test("an operator's adjustment may not take a wallet below what pending orders hold")
+    func adjustmentsRespectWalletReservations() throws {
+        let daemon = try PaymentDaemon()
+        try daemon.importGood(PaymentAPITests.standardBills)
+        try daemon.creditWallet("c-adj", 1000)
+        _ = try daemon.placeOrder(customer: "c-adj", bills: ["E2"], walletFen: 700)
+        let take = { (fen: Int64) in
+            #"{"reference":"fix","note":"correction","entries":[{"account":"customer_wallet:c-adj","amount_fen":\#(fen)},{"account":"adjustments:operator","amount_fen":-\#(fen)}]}"#
+        }
+        let refused = try daemon.call("POST", "/v1/ledger/adjustments", take(301))
+        #expect(refused.status == 409 && refused.problemCode == "insufficient_wallet")
+        #expect(try daemon.call("POST", "/v1/ledger/adjustments", take(300)).status == 201)
+        #expect(try daemon.getWallet("c-adj")["wallet_available_fen"]?.int64 == 0)
+        try daemon.expectLedgerOK()
+    }
 }
