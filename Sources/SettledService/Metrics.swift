@@ -48,31 +48,28 @@ public final class Metrics: @unchecked Sendable {
         }
         text += histogram(name: "settled_http_request_seconds", help: "Time from a complete request to its answer.",
                           bounds: Self.requestSecondsBounds.map { String($0) }, counts: latency, sum: latencySeconds)
-        text += "# HELP settled_http_connections Open client connections.\n# TYPE settled_http_connections gauge\n"
-        text += "settled_http_connections \(connections)\n"
-        text += "# HELP settled_writer_batches_total Write transactions committed by the writer.\n# TYPE settled_writer_batches_total counter\n"
-        text += "settled_writer_batches_total \(writer.batches)\n"
-        text += "# HELP settled_writer_requests_total Requests applied by the writer.\n# TYPE settled_writer_requests_total counter\n"
-        text += "settled_writer_requests_total \(writer.requests)\n"
-        text += "# HELP settled_writer_refused_total Requests refused because the writer queue was full.\n# TYPE settled_writer_refused_total counter\n"
-        text += "settled_writer_refused_total \(writer.refusedRequests)\n"
-        text += "# HELP settled_writer_queue_depth Requests waiting for the writer.\n# TYPE settled_writer_queue_depth gauge\n"
-        text += "settled_writer_queue_depth \(queueDepth)\n"
+        text += single("settled_http_connections", "gauge", "Open client connections.", "\(connections)")
+        text += single("settled_writer_batches_total", "counter", "Write transactions committed by the writer.", "\(writer.batches)")
+        text += single("settled_writer_requests_total", "counter", "Requests applied by the writer.", "\(writer.requests)")
+        text += single("settled_writer_refused_total", "counter", "Requests refused because the writer queue was full.",
+                       "\(writer.refusedRequests)")
+        text += single("settled_writer_queue_depth", "gauge", "Requests waiting for the writer.", "\(queueDepth)")
         text += histogram(name: "settled_writer_batch_size", help: "Requests per committed write transaction.",
                           bounds: WriterStatistics.batchSizeBounds.map { String($0) }, counts: writer.batchSizeCounts,
                           sum: Double(writer.requests))
         text += histogram(name: "settled_writer_commit_seconds", help: "Time to apply and commit one batch, sync included.",
                           bounds: WriterStatistics.commitSecondsBounds.map { String($0) }, counts: writer.commitSecondsCounts,
                           sum: writer.commitSecondsSum)
-        text += "# HELP settled_store_map_size_bytes Size of the LMDB memory map.\n# TYPE settled_store_map_size_bytes gauge\n"
-        text += "settled_store_map_size_bytes \(usage.mapSizeBytes)\n"
-        text += "# HELP settled_store_used_bytes Bytes of the map in use.\n# TYPE settled_store_used_bytes gauge\n"
-        text += "settled_store_used_bytes \(usage.usedBytes)\n"
-        text += "# HELP settled_store_map_growths_total Times the map was grown after MDB_MAP_FULL.\n# TYPE settled_store_map_growths_total counter\n"
-        text += "settled_store_map_growths_total \(writer.mapGrowths)\n"
-        text += "# HELP settled_store_readers Reader slots in use.\n# TYPE settled_store_readers gauge\n"
-        text += "settled_store_readers \(usage.readersUsed)\n"
+        text += single("settled_store_map_size_bytes", "gauge", "Size of the LMDB memory map.", "\(usage.mapSizeBytes)")
+        text += single("settled_store_used_bytes", "gauge", "Bytes of the map in use.", "\(usage.usedBytes)")
+        text += single("settled_store_map_growths_total", "counter", "Times the map was grown after MDB_MAP_FULL.", "\(writer.mapGrowths)")
+        text += single("settled_store_readers", "gauge", "Reader slots in use.", "\(usage.readersUsed)")
         return text
+    }
+
+    /// A metric with one sample: its HELP and TYPE lines and its value.
+    private func single(_ name: String, _ type: String, _ help: String, _ value: String) -> String {
+        "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
     }
 
     private func histogram(name: String, help: String, bounds: [String], counts: [UInt64], sum: Double) -> String {

@@ -405,9 +405,9 @@ extension RequestHandlingTests {
     }
 
     /// Runs `body` against a fresh service with the channel `wechat` behind a server.
-    fileprivate func withPaymentServer(_ body: (ChannelServer, OpenAPIDocument) throws -> Void) throws {
+    fileprivate func withPaymentServer(_ body: (ServiceServer, OpenAPIDocument) throws -> Void) throws {
         let document = try OpenAPIDocument.load()
-        let server = try ChannelServer(channel: Self.channel)
+        let server = try ServiceServer(channels: [Self.channel])
         var failure: (any Error)?
         do { try body(server, document) } catch { failure = error }
         let errors = server.stop()
@@ -416,7 +416,7 @@ extension RequestHandlingTests {
     }
 
     /// The biller `b-1` (water) and its bills imported.
-    fileprivate func setUpBills(_ server: ChannelServer, _ lines: [String]) throws {
+    fileprivate func setUpBills(_ server: ServiceServer, _ lines: [String]) throws {
         let biller = try server.send(.operator, "PUT", "/v1/billers/b-1", body: Self.biller)
         #expect(biller.status == 201, "\(biller.text)")
         let imported = try server.send(.gateway, "POST", "/v1/bills/import", body: Self.ndjson(lines))
@@ -424,7 +424,7 @@ extension RequestHandlingTests {
     }
 
     /// Creates an order; answers its id.
-    fileprivate func createOrder(_ server: ChannelServer, _ document: OpenAPIDocument, _ body: String, key: String,
+    fileprivate func createOrder(_ server: ServiceServer, _ document: OpenAPIDocument, _ body: String, key: String,
                      status: String = "pending", sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
         let created = try server.send(.gateway, "POST", "/v1/orders", body: body, headers: Self.key(key))
         #expect(created.status == 201, "\(created.text)", sourceLocation: sourceLocation)
@@ -929,62 +929,5 @@ extension RequestHandlingTests {
             #expect(returned.json?["items"]?.array?.first?["writeoff_reason"]?.string == "account closed")
             expectDocumented(returned, document, "GET", "/v1/orders/{order_id}")
         }
-    }
-}
-
-/// A service with one payment channel configured, behind a real server on a socket: the
-/// plain fixture has no channel, and orders paid through one and their notifications need it.
-fileprivate final class ChannelServer: Sendable {
-    let directory: TemporaryDirectory
-    let service: SettledService
-    let logs = LogRecorder()
-    let server: HTTPServer
-    let caller = CurrentCaller()
-
-    init(channel: String) throws {
-        directory = try TemporaryDirectory()
-        var configuration = SettledConfiguration.defaults(path: directory.path + "/settled.conf")
-        configuration.stateDirectory = directory.path + "/state"
-        configuration.socketPath = directory.path + "/settled.sock"
-        configuration.sync = .off
-        configuration.channels = [ChannelConfiguration(id: channel, format: channel)]
-        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: ServiceFixture.mapSizeBytes,
-                              mapSizeMaxBytes: ServiceFixture.mapSizeMaxBytes, sync: false)
-        let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
-        writer.start()
-        let access = AccessPolicy(gatewayGroupIDs: [Caller.gatewayGroupID], operatorGroupIDs: [Caller.operatorGroupID],
-                                  auditorGroupIDs: [Caller.auditorGroupID], operatorUIDs: [])
-        let logs = self.logs
-        let service = SettledService(configuration: configuration, store: store, writer: writer, access: access,
-                                     log: { logs.record($0, $1) })
-        self.service = service
-        let caller = self.caller
-        server = HTTPServer(listeningDescriptor: try HTTPServer.listen(path: configuration.socketPath), limits: HTTPServerLimits(),
-                            bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
-                            log: { logs.record($0, $1) },
-                            handler: { request, _, responder in
-                                service.handle(request, peer: caller.value.credentials, responder: responder)
-                            })
-        server.start()
-    }
-
-    /// One request as `caller`, on a connection of its own.
-    func send(_ caller: Caller, _ method: String, _ target: String, body: String? = nil,
-              headers: [(name: String, value: String)] = []) throws -> HTTPClientResponse {
-        self.caller.value = caller
-        let client = try UnixHTTPClient(socketPath: service.configuration.socketPath, timeoutSeconds: ServiceServer.clientTimeoutSeconds)
-        defer { client.close() }
-        return try client.send(method: method, path: target, headers: headers, body: body.map { Array($0.utf8) })
-    }
-
-    /// Stops the server and the writer and removes the directory; answers the error log lines.
-    func stop() -> [String] {
-        let done = DispatchSemaphore(value: 0)
-        server.shutdown(graceSeconds: ServiceServer.stopGraceSeconds) { done.signal() }
-        _ = done.wait(timeout: .now() + .seconds(ServiceServer.stopGraceSeconds + 5))
-        let errors = logs.errors
-        service.writer.stop()
-        directory.remove()
-        return errors
     }
 }

@@ -86,12 +86,14 @@ final class ServiceFixture: Sendable {
     let service: SettledService
     let logs = LogRecorder()
 
-    init() throws {
+    /// `channels`: payment channels to configure (each named by its statement format).
+    init(channels: [String] = []) throws {
         directory = try TemporaryDirectory()
         var configuration = SettledConfiguration.defaults(path: directory.path + "/settled.conf")
         configuration.stateDirectory = directory.path + "/state"
         configuration.socketPath = directory.path + "/settled.sock"
         configuration.sync = .off
+        configuration.channels = channels.map { ChannelConfiguration(id: $0, format: $0) }
         let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: Self.mapSizeBytes,
                               mapSizeMaxBytes: Self.mapSizeMaxBytes, sync: false)
         let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
@@ -133,8 +135,8 @@ final class ServiceServer: Sendable {
 
     var service: SettledService { fixture.service }
 
-    init() throws {
-        fixture = try ServiceFixture()
+    init(channels: [String] = []) throws {
+        fixture = try ServiceFixture(channels: channels)
         let service = fixture.service
         let descriptor = try HTTPServer.listen(path: service.configuration.socketPath)
         let caller = self.caller
