@@ -13,9 +13,12 @@ struct SocketHygieneTests {
         return lstat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
 
-    static func inode(_ path: String) -> UInt? {
+    /// What tells one file at a path from another made there later: its inode number (which
+    /// the file system may give again to a new file) and its change time.
+    static func inode(_ path: String) -> [Int]? {
         var info = stat()
-        return lstat(path, &info) == 0 ? UInt(info.st_ino) : nil
+        guard lstat(path, &info) == 0 else { return nil }
+        return [Int(info.st_ino), Int(info.st_ctim.tv_sec), Int(info.st_ctim.tv_nsec)]
     }
 
     @Test("a stale socket left by a killed daemon is replaced at the next start")
