@@ -1,3 +1,4 @@
+import Glibc
 import SettledCore
 import SettledHTTP
 import SettledStore
@@ -40,49 +41,110 @@ enum Idempotency {
         return writer.bytes
     }
 
-    /// The stored answer for `key` when the same request was answered before; throws
-    /// `idempotency_conflict` when the key was used with another request; nil when unused.
-    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
-        let storage = storageKey(uid: context.peer.uid, key: key)
-        guard let stored = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }
-        let (print, response) = try stored.withUnsafeBytes { bytes -> (UInt128, HTTPResponse) in
-            var reader = ByteReader(bytes)
-            _ = try reader.version(current: formatVersion, record: "idempotency")
-            _ = try reader.i64()
-            let high = try reader.u64(), low = try reader.u64()
-            let status = Int(try reader.u16())
-            let contentType = try reader.string()
-            let responseBody = try reader.blob()
-            var response = HTTPResponse(status: status, contentType: contentType, body: responseBody)
-            response.headers.append((name: "Idempotent-Replayed", value: "true"))
-            return (UInt128(high) << 64 | UInt128(low), response)
-        }
-        guard print == fingerprint(context.request) else {
-            throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
-        }
-        return response
+    /// A stored record: a kept answer, or (status 0) a marker that an upload with this key is
+    /// under way in the process named in `contentType`.
+    struct Stored {
+        var createdUnixMillis: Int64
+        var fingerprint: UInt128
+        var status: Int
+        var contentType: String
+        var body: [UInt8]
+
+        var isMarker: Bool { status == Idempotency.markerStatus }
     }
 
-    /// Keeps `response` as the answer to `key`. Answers of refused requests are not kept: they
-    /// changed nothing, and a retry is judged anew.
-    static func remember(key: String, context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
-        guard response.status < 400 else { return }
-        let storage = storageKey(uid: context.peer.uid, key: key)
-        guard try !write.transaction.contains(write.tables.idempotency, key: storage) else { return }
-        let print = fingerprint(context.request)
-        var value = ByteWriter(capacity: 64 + response.body.count)
+    static let markerStatus = 0
+    /// How long a marker holds its key at most: far longer than the largest upload takes.
+    static let markerLifetimeMillis: Int64 = 10 * 60 * 1000
+    /// This process, as markers name it: a marker of another (stopped or dead) process is stale.
+    static let processMark = "in progress in pid \(getpid()) started at \(StoreWriterClock.nowUnixMillis())"
+
+    static func stored(_ storage: [UInt8], write: WriteContext) throws -> Stored? {
+        guard let bytes = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }
+        return try bytes.withUnsafeBytes { buffer in
+            var reader = ByteReader(buffer)
+            _ = try reader.version(current: formatVersion, record: "idempotency")
+            let created = try reader.i64()
+            let high = try reader.u64(), low = try reader.u64()
+            return Stored(createdUnixMillis: created, fingerprint: UInt128(high) << 64 | UInt128(low), status: Int(try reader.u16()),
+                          contentType: try reader.string(), body: try reader.blob())
+        }
+    }
+
+    static func put(_ storage: [UInt8], fingerprint print: UInt128, status: Int, contentType: String, body: [UInt8],
+                    write: WriteContext) throws {
+        var value = ByteWriter(capacity: 64 + body.count)
         value.u8(formatVersion)
         value.i64(write.nowUnixMillis)
         value.u64(UInt64(truncatingIfNeeded: print >> 64))
         value.u64(UInt64(truncatingIfNeeded: print))
-        value.u16(UInt16(clamping: response.status))
-        value.string(response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json")
-        value.blob(response.body)
-        try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .noOverwrite)
+        value.u16(UInt16(clamping: status))
+        value.string(contentType)
+        value.blob(body)
+        try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .overwrite)
+        try write.transaction.put(write.tables.idempotencyAge, key: ageKey(write.nowUnixMillis, storage), value: [], options: .overwrite)
+    }
+
+    static func ageKey(_ createdUnixMillis: Int64, _ storage: [UInt8]) -> [UInt8] {
         var age = ByteWriter(capacity: 8 + storage.count)
-        age.u64(UInt64(write.nowUnixMillis))
+        age.u64(UInt64(max(0, createdUnixMillis)))
         age.raw(storage)
-        try write.transaction.put(write.tables.idempotencyAge, key: age.bytes, value: [], options: .overwrite)
+        return age.bytes
+    }
+
+    /// Removes a marker and its place in the collection order.
+    static func remove(_ marker: Stored, _ storage: [UInt8], write: WriteContext) throws {
+        precondition(marker.isMarker)
+        try write.transaction.delete(write.tables.idempotency, key: storage)
+        try write.transaction.delete(write.tables.idempotencyAge, key: ageKey(marker.createdUnixMillis, storage))
+    }
+
+    /// The stored answer for `key` when the same request was answered before; throws
+    /// `idempotency_conflict` when the key was used with another request, and
+    /// `idempotency_in_progress` while the same request is still under way here; nil when the
+    /// key is unused (or only a stale marker of a stopped process holds it).
+    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
+        guard let stored = try stored(storageKey(uid: context.peer.uid, key: key), write: write) else { return nil }
+        guard stored.fingerprint == fingerprint(context.request) else {
+            throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
+        }
+        if stored.isMarker {
+            // Live: written by this process, not long ago. A marker left by a stopped process,
+            // or by an upload whose answer could not be kept, no longer holds the key.
+            let live = stored.contentType == processMark && write.nowUnixMillis - stored.createdUnixMillis < markerLifetimeMillis
+            guard !live else {
+                throw APIError(409, "idempotency_in_progress", "a request with Idempotency-Key '\(key)' is still being applied; retry when it has answered")
+            }
+            return nil
+        }
+        var response = HTTPResponse(status: stored.status, contentType: stored.contentType, body: stored.body)
+        response.headers.append((name: "Idempotent-Replayed", value: "true"))
+        return response
+    }
+
+    /// For an upload applied over several writer requests: replays a kept answer, or marks the
+    /// key as under way in this process so that a concurrent duplicate is refused.
+    static func begin(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
+        if let replayed = try replay(key: key, context: context, write: write) { return replayed }
+        let storage = storageKey(uid: context.peer.uid, key: key)
+        if let stale = try stored(storage, write: write) { try remove(stale, storage, write: write) }
+        try put(storage, fingerprint: fingerprint(context.request), status: markerStatus, contentType: processMark, body: [],
+                write: write)
+        return nil
+    }
+
+    /// Keeps `response` as the answer to `key`, in place of a marker. Answers of refused
+    /// requests are not kept: they changed nothing, and a retry is judged anew (a marker goes).
+    static func remember(key: String, context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
+        let storage = storageKey(uid: context.peer.uid, key: key)
+        if let existing = try stored(storage, write: write) {
+            guard existing.isMarker else { return }
+            try remove(existing, storage, write: write)
+        }
+        guard response.status < 400 else { return }
+        try put(storage, fingerprint: fingerprint(context.request), status: response.status,
+                contentType: response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json",
+                body: response.body, write: write)
     }
 
     /// Runs `body` unless `key` already has an answer, and keeps its answer.

@@ -228,7 +228,7 @@ public final class SettledService: @unchecked Sendable {
             answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
             return
         }
-        let accepted = writer.submit({ write in try Idempotency.replay(key: key, context: context, write: write) },
+        let accepted = writer.submit({ write in try Idempotency.begin(key: key, context: context, write: write) },
                                      completion: { [weak self] outcome in
             guard let self else { return }
             switch outcome {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import SettledCore
 import Testing
 
@@ -183,5 +184,47 @@ struct PaymentBillsTests {
         #expect(nobody.total == 0)
         #expect(nobody.bills.isEmpty)
         try daemon.expectLedgerOK()
+    }
+}
+
+@Suite("Idempotency of uploads through the real socket")
+struct UploadIdempotencyTests {
+    @Test("two uploads with one Idempotency-Key at once: one runs, the other is refused as in progress or replays it")
+    func concurrentKeyedImportsRunOnce() throws {
+        let daemon = try PaymentDaemon()
+        let lines = (0..<60_000).map {
+            #"{"bill_id":"K\#($0)","biller_id":"sgcc-js","account_no":"\#(40_000 + $0 % 700)","period":"2026-10","amount_fen":1000,"due_date":"2026-11-30"}"#
+        }.joined(separator: "\n")
+        let headers = [(name: "Idempotency-Key", value: "upload-1"), (name: "Content-Type", value: "application/x-ndjson")]
+        final class Answers: @unchecked Sendable {
+            let lock = NSLock()
+            var all: [DaemonHarness.Response] = []
+        }
+        let answers = Answers()
+        let group = DispatchGroup()
+        for delay in [0, 30_000] {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                usleep(useconds_t(delay))
+                if let answer = try? daemon.harness.request("POST", "/v1/bills/import", body: lines, headers: headers) {
+                    answers.lock.lock()
+                    answers.all.append(answer)
+                    answers.lock.unlock()
+                }
+            }.start()
+        }
+        group.wait()
+        #expect(answers.all.count == 2)
+        let ran = answers.all.filter { $0.status == 200 && $0.headers["Idempotent-Replayed"] == nil }
+        #expect(ran.count == 1, "exactly one of the two ran: \(answers.all.map(\.status))")
+        #expect(ran.first?.json?["imported"]?.int64 == 60_000)
+        for other in answers.all where other.status != 200 || other.headers["Idempotent-Replayed"] != nil {
+            #expect((other.status == 409 && other.json?["code"]?.string == "idempotency_in_progress")
+                    || (other.status == 200 && other.body == ran.first?.body))
+        }
+        // Once answered, the key replays.
+        let again = try daemon.harness.request("POST", "/v1/bills/import", body: lines, headers: headers)
+        #expect(again.status == 200 && again.headers["Idempotent-Replayed"] == "true" && again.body == ran.first?.body)
     }
 }
