@@ -10,7 +10,8 @@ public enum RFC3339 {
     public static func format(unixMillis: Int64, utcOffsetSeconds: Int) -> String {
         let localMillis = unixMillis + Int64(utcOffsetSeconds) * 1000
         let (days, millisOfDay) = floorDivide(localMillis, 86_400_000)
-        let (year, month, day) = civil(fromDays: days)
+        let date = BusinessDate(daysSinceEpoch: Int32(days))
+        let (year, month, day) = (Int64(date.year), Int64(date.month), Int64(date.day))
         let seconds = millisOfDay / 1000
         let millis = millisOfDay % 1000
         var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
@@ -40,7 +41,7 @@ public enum RFC3339 {
               let day = number(8, 2), bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
               let hour = number(11, 2), bytes[13] == UInt8(ascii: ":"), let minute = number(14, 2),
               bytes[16] == UInt8(ascii: ":"), let second = number(17, 2) else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysInMonth(year: year, month: month),
+        guard BusinessDate.isValid(year: Int(year), month: Int(month), day: Int(day)),
               hour <= 23, minute <= 59, second <= 60 else { return nil }
         var index = 19
         var millis: Int64 = 0
@@ -68,39 +69,9 @@ public enum RFC3339 {
             return nil
         }
         guard index == bytes.count else { return nil }
-        let days = days(year: year, month: month, day: day)
+        let days = Int64(BusinessDate(year: Int(year), month: Int(month), day: Int(day)).daysSinceEpoch)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
         return seconds * 1000 + millis
-    }
-
-    static func daysInMonth(year: Int64, month: Int64) -> Int64 {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
-    /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-    public static func days(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    public static func civil(fromDays days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
