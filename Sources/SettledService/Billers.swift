@@ -50,9 +50,7 @@ public struct Biller: Sendable, Equatable {
     }
 
     public static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> Biller? {
-        try Key.string(id).withUnsafeBytes { key in
-            try transaction.withValue(tables.billers, key: key) { try decode(id: id, $0) }
-        }
+        try transaction.withValue(tables.billers, key: id) { try decode(id: id, $0) }
     }
 
     func write(_ json: inout JSONWriter) {

@@ -227,6 +227,13 @@ public final class Transaction {
         return try body(UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size))
     }
 
+    /// `withValue` for a record keyed by a string (an id).
+    public func withValue<Result>(_ database: Database, key: String,
+                                  _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        var key = key
+        return try key.withUTF8 { bytes in try withValue(database, key: UnsafeRawBufferPointer(bytes), body) }
+    }
+
     public func get(_ database: Database, key: [UInt8]) throws -> [UInt8]? {
         try key.withUnsafeBytes { keyBytes in
             try withValue(database, key: keyBytes) { Array($0) }

@@ -60,9 +60,7 @@ public struct Bill: Sendable, Equatable {
     }
 
     static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> Bill? {
-        try Key.string(id).withUnsafeBytes { key in
-            try transaction.withValue(tables.bills, key: key) { try decode(id: id, $0) }
-        }
+        try transaction.withValue(tables.bills, key: id) { try decode(id: id, $0) }
     }
 
     func store(tables: Tables, in transaction: Transaction) throws {

@@ -17,12 +17,10 @@ struct CustomerRecord: Sendable, Equatable {
     static let pointsMax: Int64 = 1_000_000_000_000
 
     static func load(_ customer: String, tables: Tables, in transaction: Transaction) throws -> CustomerRecord {
-        try Key.string(customer).withUnsafeBytes { key in
-            try transaction.withValue(tables.customers, key: key) { value in
-                var reader = ByteReader(value)
-                _ = try reader.version(current: formatVersion, record: "customer")
-                return CustomerRecord(points: try reader.i64(), pointsReserved: try reader.i64(), walletReservedFen: try reader.i64())
-            }
+        try transaction.withValue(tables.customers, key: customer) { value in
+            var reader = ByteReader(value)
+            _ = try reader.version(current: formatVersion, record: "customer")
+            return CustomerRecord(points: try reader.i64(), pointsReserved: try reader.i64(), walletReservedFen: try reader.i64())
         } ?? CustomerRecord()
     }
 
@@ -75,20 +73,18 @@ struct StoredRedPacket: Sendable, Equatable {
     }
 
     static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> StoredRedPacket? {
-        try Key.string(id).withUnsafeBytes { key in
-            try transaction.withValue(tables.redPackets, key: key) { value in
-                var reader = ByteReader(value)
-                _ = try reader.version(current: formatVersion, record: "red packet")
-                let customer = try reader.string()
-                let value = try reader.i64(), minimum = try reader.i64(), expires = try reader.i64()
-                var utilities: [String] = []
-                for _ in 0..<Int(try reader.u16()) { utilities.append(try reader.string()) }
-                guard let status = RedPacketStatus(rawValue: try reader.string()) else { throw DecodingError(what: "red packet status") }
-                let order = try reader.string()
-                return StoredRedPacket(packet: RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
-                                                         expiresAtUnixMillis: expires, utilities: utilities, status: status),
-                                       orderID: order.isEmpty ? nil : order)
-            }
+        try transaction.withValue(tables.redPackets, key: id) { value in
+            var reader = ByteReader(value)
+            _ = try reader.version(current: formatVersion, record: "red packet")
+            let customer = try reader.string()
+            let value = try reader.i64(), minimum = try reader.i64(), expires = try reader.i64()
+            var utilities: [String] = []
+            for _ in 0..<Int(try reader.u16()) { utilities.append(try reader.string()) }
+            guard let status = RedPacketStatus(rawValue: try reader.string()) else { throw DecodingError(what: "red packet status") }
+            let order = try reader.string()
+            return StoredRedPacket(packet: RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
+                                                     expiresAtUnixMillis: expires, utilities: utilities, status: status),
+                                   orderID: order.isEmpty ? nil : order)
         }
     }
 

@@ -193,9 +193,7 @@ struct OrderRecord: Sendable, Equatable {
     }
 
     static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
-        try Key.string(id).withUnsafeBytes { key in
-            try transaction.withValue(tables.orders, key: key) { try decode(id: id, $0) }
-        }
+        try transaction.withValue(tables.orders, key: id) { try decode(id: id, $0) }
     }
 
     func store(tables: Tables, in transaction: Transaction) throws {
