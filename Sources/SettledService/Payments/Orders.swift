@@ -22,15 +22,51 @@ enum OrderBook {
 
     static func writeoffKey(biller: String, item: String) -> [UInt8] { Array(biller.utf8) + [0] + Array(item.utf8) }
 
+    /// What an order would take, as loaded in the writer's transaction.
+    struct Reservable {
+        /// The bills of the order's bill items, in item order.
+        var bills: [Bill] = []
+        /// The red packets the funding uses (others loaded alongside are ignored).
+        var packets: [StoredRedPacket] = []
+        var customer = CustomerRecord()
+        /// The customer's wallet balance less what pending orders hold.
+        var walletAvailableFen: Int64 = 0
+    }
+
     /// Takes the bills and instruments of `order` for it. Throws (before writing) when one is
     /// not free: `bill_reserved`, `bill_not_open`, `red_packet_unusable`, `insufficient_*`.
     static func reserve(_ order: OrderRecord, write: WriteContext) throws {
         let tables = write.tables
-        var bills: [Bill] = []
+        var reservable = Reservable()
         for item in order.items where item.kind == .bill {
             guard let bill = try Bill.load(item.billId!, tables: tables, in: write.transaction) else {
                 throw APIError(422, "unknown_bill", "bill \(item.billId!) does not exist")
             }
+            reservable.bills.append(bill)
+        }
+        for use in order.funding.redPackets {
+            guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction) else {
+                throw APIError(422, "red_packet_unusable", "red packet \(use.redPacketId) is no longer available")
+            }
+            reservable.packets.append(packet)
+        }
+        if let customer = order.customer {
+            reservable.customer = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            reservable.walletAvailableFen = try Wallet.balanceFen(customer, write: write) - reservable.customer.walletReservedFen
+        }
+        try take(order, reservable, write: write)
+    }
+
+    /// Checks that everything in `reservable` is free for `order`, then writes the
+    /// reservations. Throws before writing when something is not free.
+    static func take(_ order: OrderRecord, _ reservable: Reservable, write: WriteContext) throws {
+        let tables = write.tables
+        var billIndex = 0
+        for item in order.items where item.kind == .bill {
+            precondition(billIndex < reservable.bills.count && reservable.bills[billIndex].id == item.billId,
+                         "the bills loaded for order \(order.id) follow its items")
+            let bill = reservable.bills[billIndex]
+            billIndex += 1
             switch bill.status {
             case .open: break
             case .reserved: throw APIError(409, "bill_reserved", "bill \(bill.id) is held by another pending order")
@@ -39,32 +75,30 @@ enum OrderBook {
             guard bill.amountFen == item.amountFen else {
                 throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount since the order was made")
             }
-            bills.append(bill)
         }
+        precondition(billIndex == reservable.bills.count, "the bills loaded for order \(order.id) follow its items")
         var packets: [StoredRedPacket] = []
         for use in order.funding.redPackets {
-            guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
+            guard let packet = reservable.packets.first(where: { $0.packet.redPacketId == use.redPacketId }),
                   packet.packet.status == .available, !packet.packet.isExpired(atUnixMillis: write.nowUnixMillis) else {
                 throw APIError(422, "red_packet_unusable", "red packet \(use.redPacketId) is no longer available")
             }
             packets.append(packet)
         }
-        var record = CustomerRecord()
+        var record = reservable.customer
         if let customer = order.customer {
-            record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
             guard record.pointsAvailable >= order.funding.points else {
                 throw APIError(422, "insufficient_points", "customer \(customer) has \(record.pointsAvailable) points available")
             }
-            let available = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
-            guard available >= order.funding.walletFen else {
-                throw APIError(422, "insufficient_wallet", "customer \(customer) has \(available) fen available in the wallet")
+            guard reservable.walletAvailableFen >= order.funding.walletFen else {
+                throw APIError(422, "insufficient_wallet", "customer \(customer) has \(reservable.walletAvailableFen) fen available in the wallet")
             }
         } else {
             precondition(order.funding.points == 0 && order.funding.walletFen == 0 && order.funding.redPackets.isEmpty,
                          "an order without a customer uses customer instruments")
         }
         // Everything is free: write.
-        for var bill in bills {
+        for var bill in reservable.bills {
             bill.status = .reserved
             bill.orderID = order.id
             bill.updatedUnixMillis = write.nowUnixMillis
@@ -310,6 +344,7 @@ extension SettledService {
         let orderID = "o-\(number)"
         var items: [OrderItem] = []
         items.reserveCapacity(request.items.count)
+        var reservable = OrderBook.Reservable()
         var billers: [String: Biller] = [:]
         var billsSeen = Set<String>()
         func biller(_ id: String) throws -> Biller {
@@ -338,6 +373,7 @@ extension SettledService {
                 let owner = try biller(bill.billerID)
                 items.append(OrderItem(itemId: itemID, kind: .bill, billId: billID, billerId: bill.billerID, accountNo: bill.accountNo,
                                        utility: owner.utility, amountFen: bill.amountFen))
+                reservable.bills.append(bill)
             case .topup(let billerID, let accountNo, let amountFen):
                 let owner = try biller(billerID)
                 items.append(OrderItem(itemId: itemID, kind: .topup, billerId: billerID, accountNo: accountNo,
@@ -346,20 +382,18 @@ extension SettledService {
                 items.append(OrderItem(itemId: itemID, kind: .walletTopup, amountFen: amountFen))
             }
         }
-        var packets: [RedPacket] = []
         for id in request.funding.redPacketIds {
-            if let stored = try StoredRedPacket.load(id, tables: tables, in: write.transaction) { packets.append(stored.packet) }
+            if let stored = try StoredRedPacket.load(id, tables: tables, in: write.transaction) { reservable.packets.append(stored) }
         }
-        var pointsAvailable: Int64 = 0
-        var walletAvailable: Int64 = 0
         if let customer = request.customer {
-            let record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
-            pointsAvailable = record.pointsAvailable
-            walletAvailable = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
+            reservable.customer = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            reservable.walletAvailableFen = try Wallet.balanceFen(customer, write: write) - reservable.customer.walletReservedFen
         }
         let funding: Funding
-        switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding, redPackets: packets,
-                                   pointsBalance: pointsAvailable, walletAvailableFen: max(0, walletAvailable),
+        switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding,
+                                   redPackets: reservable.packets.map(\.packet),
+                                   pointsBalance: reservable.customer.pointsAvailable,
+                                   walletAvailableFen: max(0, reservable.walletAvailableFen),
                                    pointValueFen: Int64(configuration.pointValueFen),
                                    pointsMaxSharePercent: Int64(configuration.pointsMaxSharePercent),
                                    channels: channelIDs, nowUnixMillis: write.nowUnixMillis) {
@@ -373,7 +407,7 @@ extension SettledService {
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
                                 refunds: [], paidOutItemIDs: [], suspenseFen: 0)
-        try OrderBook.reserve(order, write: write)
+        try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)
         }
