@@ -8,6 +8,8 @@ import SettledHTTP
 final class BenchDaemon {
     let directory: String
     let socketPath: String
+    /// The daemon's standard error; kept with the directory when the daemon did not stop cleanly.
+    let logPath: String
     private let process: Process
 
     static var settledPath: String {
@@ -22,6 +24,7 @@ final class BenchDaemon {
         }
         directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         socketPath = directory + "/settled.sock"
+        logPath = directory + "/settled.log"
         let configuration = """
             [daemon]
             state_dir = \(directory)/state
@@ -55,7 +58,8 @@ final class BenchDaemon {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.settledPath)
         process.arguments = ["--config", directory + "/settled.conf"]
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: logPath)
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
@@ -73,16 +77,30 @@ final class BenchDaemon {
     func stop() {
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
+        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+            FileHandle.standardError.write(Data("settled-bench: settled ended with \(process.terminationReason == .exit ? "status" : "signal") \(process.terminationStatus); its directory and log are kept at \(directory)\n".utf8))
+            return
+        }
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// One request on a fresh connection; fails unless the status is 2xx.
+    /// Bytes the daemon has handed to write(2) and its kin so far (`wchar` of /proc/PID/io):
+    /// the store's pages and meta pages, answers excepted (those go out with send(2)).
+    func bytesWritten() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/io", encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("wchar:") {
+            return Int(line.dropFirst("wchar:".count).trimmingCharacters(in: .whitespaces))
+        }
+        return nil
+    }
+
+    /// One request on `client`, or on a fresh connection; fails unless the status is 2xx.
     @discardableResult
     func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
-              timeoutSeconds: Int = 600) throws -> HTTPClientResponse {
-        let client = try UnixHTTPClient(socketPath: socketPath, timeoutSeconds: timeoutSeconds)
-        defer { client.close() }
-        let response = try client.send(method: method, path: path, headers: [(name: "Content-Type", value: contentType)], body: body)
+              on client: UnixHTTPClient? = nil, timeoutSeconds: Int = 600) throws -> HTTPClientResponse {
+        let connection = try client ?? UnixHTTPClient(socketPath: socketPath, timeoutSeconds: timeoutSeconds)
+        defer { if client == nil { connection.close() } }
+        let response = try connection.send(method: method, path: path, headers: [(name: "Content-Type", value: contentType)], body: body)
         guard (200..<300).contains(response.status) else {
             throw BenchError("\(method) \(path): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
         }
@@ -254,6 +272,7 @@ enum PaidOrdersBench {
                 let perClient = max(1, total / clients)
                 try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
                 let before = try WriterFigures(daemon)
+                let bytesBefore = daemon.bytesWritten()
                 let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
                     let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
                     let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
@@ -268,7 +287,11 @@ enum PaidOrdersBench {
                 say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
                            milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
                 if result.failures > 0 { say("  failures: \(result.failures)") }
-                say("         " + (try WriterFigures(daemon)).summary(since: before))
+                var writer = "         " + (try WriterFigures(daemon)).summary(since: before)
+                if let bytesBefore, let bytesAfter = daemon.bytesWritten(), result.operations > 0 {
+                    writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
+                }
+                say(writer)
             }
         })
 
@@ -290,11 +313,15 @@ enum PaidOrdersBench {
             }
         }
         try daemon.send("POST", "/v1/bills/import", body: bills, contentType: "application/x-ndjson")
+        // Thousands of small set-up requests: one keep-alive connection for all of them.
+        let client = try UnixHTTPClient(socketPath: daemon.socketPath, timeoutSeconds: 60)
+        defer { client.close() }
         for c in 0..<customers {
-            try daemon.send("POST", "/v1/customers/c\(c)/points", body: Array(#"{"points":\#(100 * ordersPerCustomer),"reference":"bench"}"#.utf8))
+            try daemon.send("POST", "/v1/customers/c\(c)/points", body: Array(#"{"points":\#(100 * ordersPerCustomer),"reference":"bench"}"#.utf8),
+                            on: client)
             for i in 0..<ordersPerCustomer {
                 let packet = #"{"red_packet_id":"rp-\#(c)-\#(i)","customer_id":"c\#(c)","value_fen":300,"min_order_fen":1000,"expires_at":"2099-01-01T00:00:00Z","utilities":[]}"#
-                try daemon.send("POST", "/v1/red-packets", body: Array(packet.utf8))
+                try daemon.send("POST", "/v1/red-packets", body: Array(packet.utf8), on: client)
             }
         }
     }
