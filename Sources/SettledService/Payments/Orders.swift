@@ -31,6 +31,12 @@ enum OrderBook {
         var customer = CustomerRecord()
         /// The customer's wallet balance less what pending orders hold.
         var walletAvailableFen: Int64 = 0
+
+        /// Loads the customer's record and what their wallet has free.
+        mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
+            self.customer = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
+            walletAvailableFen = try Wallet.balanceFen(customer, write: write) - self.customer.walletReservedFen
+        }
     }
 
     /// Takes the bills and instruments of `order` for it. Throws (before writing) when one is
@@ -50,10 +56,7 @@ enum OrderBook {
             }
             reservable.packets.append(packet)
         }
-        if let customer = order.customer {
-            reservable.customer = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
-            reservable.walletAvailableFen = try Wallet.balanceFen(customer, write: write) - reservable.customer.walletReservedFen
-        }
+        if let customer = order.customer { try reservable.loadCustomer(customer, write: write) }
         try take(order, reservable, write: write)
     }
 
@@ -385,10 +388,7 @@ extension SettledService {
         for id in request.funding.redPacketIds {
             if let stored = try StoredRedPacket.load(id, tables: tables, in: write.transaction) { reservable.packets.append(stored) }
         }
-        if let customer = request.customer {
-            reservable.customer = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
-            reservable.walletAvailableFen = try Wallet.balanceFen(customer, write: write) - reservable.customer.walletReservedFen
-        }
+        if let customer = request.customer { try reservable.loadCustomer(customer, write: write) }
         let funding: Funding
         switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding,
                                    redPackets: reservable.packets.map(\.packet),
