@@ -74,7 +74,8 @@ final class PaymentServiceHarness {
         return Answer(status: response.status, json: try? JSONParser.parse(response.body), body: response.body)
     }
 
-    /// Everything the invariants look at, read in one transaction.
+    /// Everything the invariants look at, read in one transaction. Bills and red packets carry
+    /// the status readers see: held by a captured order, they are paid and used.
     struct Snapshot {
         var bills: [String: Bill] = [:]
         var orders: [String: OrderRecord] = [:]
@@ -97,6 +98,9 @@ final class PaymentServiceHarness {
                 snapshot.bills[id] = try Bill.decode(id: id, value)
                 return true
             }
+            for (id, bill) in snapshot.bills where bill.status == .reserved {
+                snapshot.bills[id]!.status = try bill.visibleStatus(tables: tables, in: transaction)
+            }
             try transaction.scan(tables.orders) { key, value in
                 let id = String(decoding: key, as: UTF8.self)
                 snapshot.orders[id] = try OrderRecord.decode(id: id, value)
@@ -107,7 +111,14 @@ final class PaymentServiceHarness {
                 packetIDs.append(String(decoding: key, as: UTF8.self))
                 return true
             }
-            for id in packetIDs { snapshot.packets[id] = try StoredRedPacket.load(id, tables: tables, in: transaction) }
+            for id in packetIDs {
+                var stored = try StoredRedPacket.load(id, tables: tables, in: transaction)
+                if let packet = stored, packet.packet.status == .reserved,
+                   try OrderBook.holderHasCaptured(packet.orderID, tables: tables, in: transaction) {
+                    stored!.packet.status = .used
+                }
+                snapshot.packets[id] = stored
+            }
             for customer in customers { snapshot.customers[customer] = try CustomerRecord.load(customer, tables: tables, in: transaction) }
             for balance in try LedgerReader.balances(prefix: "", limit: Int.max, tables: tables, in: transaction) {
                 snapshot.balances[balance.account] = balance.balanceFen

@@ -24,8 +24,10 @@ public struct Bill: Sendable, Equatable {
     public var period: String
     public var amountFen: Int64
     public var dueDate: BusinessDate
+    /// As stored. A bill an order holds stays `reserved` when the order is captured: what
+    /// readers see is `visibleStatus`.
     public var status: Status
-    /// The order holding (reserved) or having paid the bill.
+    /// The order holding the bill (reserved, and paid once that order is captured).
     public var orderID: String?
     public var updatedUnixMillis: Int64
 
@@ -67,6 +69,23 @@ public struct Bill: Sendable, Equatable {
         try transaction.put(tables.bills, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
+    /// The status readers see: a bill held by a captured order is paid.
+    func visibleStatus(tables: Tables, in transaction: Transaction) throws -> Status {
+        guard status == .reserved else { return status }
+        return try OrderBook.holderHasCaptured(orderID, tables: tables, in: transaction) ? .paid : .reserved
+    }
+
+    /// Throws unless the bill can be taken by an order: `bill_reserved` while a pending order
+    /// holds it, `bill_not_open` once it is paid or cancelled.
+    func requireOpen(tables: Tables, in transaction: Transaction) throws {
+        let visible = try visibleStatus(tables: tables, in: transaction)
+        switch visible {
+        case .open: return
+        case .reserved: throw APIError(409, "bill_reserved", "bill \(id) is held by another pending order")
+        case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(id) is \(visible.name)")
+        }
+    }
+
     /// The key of this bill in the index by household account.
     var accountKey: [UInt8] { Bill.accountPrefix(billerID: billerID, accountNo: accountNo) + Array(id.utf8) }
 
@@ -85,7 +104,7 @@ public struct Bill: Sendable, Equatable {
             && amountFen == other.amountFen && dueDate == other.dueDate && status == other.status
     }
 
-    func write(_ json: inout JSONWriter) {
+    func write(_ json: inout JSONWriter, visibleStatus: Status) {
         json.beginObject()
         json.field("bill_id", id)
         json.field("biller_id", billerID)
@@ -93,7 +112,7 @@ public struct Bill: Sendable, Equatable {
         json.field("period", period)
         json.field("amount_fen", amountFen)
         json.field("due_date", dueDate.description)
-        json.field("status", status.name)
+        json.field("status", visibleStatus.name)
         json.field("order_id", orderID)
         json.endObject()
     }
@@ -247,8 +266,9 @@ enum BillImport {
                                                      orderID: nil, updatedUnixMillis: 0)) && bill.status == .open {
                         tally.unchanged += 1
                     } else {
+                        let visible = try existing.visibleStatus(tables: tables, in: write.transaction)
                         tally.reject(Rejection(line: line.number, code: "bill_locked",
-                                               detail: "bill \(bill.id) is \(existing.status.name) by order \(existing.orderID ?? "?"): it cannot be changed or cancelled"))
+                                               detail: "bill \(bill.id) is \(visible.name) by order \(existing.orderID ?? "?"): it cannot be changed or cancelled"))
                     }
                     continue
                 }
@@ -283,7 +303,7 @@ extension SettledService {
                     throw APIError.notFound("bill \(context.parameters[0])")
                 }
                 var json = JSONWriter()
-                bill.write(&json)
+                bill.write(&json, visibleStatus: try bill.visibleStatus(tables: self.store.tables, in: transaction))
                 return HTTPResponse.json(status: 200, json.bytes)
             }),
         ]

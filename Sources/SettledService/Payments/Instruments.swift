@@ -92,12 +92,17 @@ struct StoredRedPacket: Sendable, Equatable {
         try transaction.put(tables.redPackets, key: Key.string(packet.redPacketId), value: encoded(), options: .overwrite)
     }
 
-    /// The status a customer sees: an available packet past its expiry shows as expired.
-    func visibleStatus(atUnixMillis now: Int64) -> RedPacketStatus {
-        packet.status == .available && packet.isExpired(atUnixMillis: now) ? .expired : packet.status
+    /// The status a customer sees: an available packet past its expiry shows as expired, and
+    /// one held by a captured order (which leaves it `reserved` in the store) as used.
+    func visibleStatus(atUnixMillis now: Int64, tables: Tables, in transaction: Transaction) throws -> RedPacketStatus {
+        switch packet.status {
+        case .available: return packet.isExpired(atUnixMillis: now) ? .expired : .available
+        case .reserved: return try OrderBook.holderHasCaptured(orderID, tables: tables, in: transaction) ? .used : .reserved
+        case .used, .expired: return packet.status
+        }
     }
 
-    func write(_ json: inout JSONWriter, now: Int64) {
+    func write(_ json: inout JSONWriter, visibleStatus: RedPacketStatus) {
         json.beginObject()
         json.field("red_packet_id", packet.redPacketId)
         json.field("customer_id", packet.customerId)
@@ -107,7 +112,7 @@ struct StoredRedPacket: Sendable, Equatable {
         json.beginArray("utilities")
         for utility in packet.utilities { json.value(utility) }
         json.endArray()
-        json.field("status", visibleStatus(atUnixMillis: now).rawValue)
+        json.field("status", visibleStatus.rawValue)
         json.field("order_id", orderID)
         json.endObject()
     }
@@ -135,6 +140,7 @@ extension SettledService {
                     return packets.count < Self.listLimitMax
                 }
                 let now = StoreWriterClock.nowUnixMillis()
+                let statuses = try packets.map { try $0.visibleStatus(atUnixMillis: now, tables: tables, in: transaction) }
                 return .json { json in
                     json.field("customer_id", customer)
                     json.field("wallet_fen", walletFen)
@@ -143,7 +149,7 @@ extension SettledService {
                     json.field("points", record.points)
                     json.field("points_reserved", record.pointsReserved)
                     json.beginArray("red_packets")
-                    for packet in packets { packet.write(&json, now: now) }
+                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status) }
                     json.endArray()
                 }
             }),
@@ -216,7 +222,8 @@ extension SettledService {
                             throw APIError(409, "red_packet_exists", "red packet \(id) exists with other terms")
                         }
                         var json = JSONWriter()
-                        existing.write(&json, now: write.nowUnixMillis)
+                        existing.write(&json, visibleStatus: try existing.visibleStatus(atUnixMillis: write.nowUnixMillis,
+                                                                                        tables: write.tables, in: write.transaction))
                         return HTTPResponse.json(status: 200, json.bytes)
                     }
                     guard expires > write.nowUnixMillis else { throw APIError.invalid("expires_at", "is in the past") }
@@ -225,7 +232,7 @@ extension SettledService {
                     try write.transaction.put(write.tables.customerRedPackets, key: StoredRedPacket.customerKey(customer, id),
                                               value: [], options: .overwrite)
                     var json = JSONWriter()
-                    stored.write(&json, now: write.nowUnixMillis)
+                    stored.write(&json, visibleStatus: .available)
                     return HTTPResponse.json(status: 201, json.bytes)
                 }
             }),

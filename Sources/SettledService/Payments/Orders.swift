@@ -70,11 +70,7 @@ enum OrderBook {
                          "the bills loaded for order \(order.id) follow its items")
             let bill = reservable.bills[billIndex]
             billIndex += 1
-            switch bill.status {
-            case .open: break
-            case .reserved: throw APIError(409, "bill_reserved", "bill \(bill.id) is held by another pending order")
-            case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(bill.id) is \(bill.status.name)")
-            }
+            try bill.requireOpen(tables: tables, in: write.transaction)
             guard bill.amountFen == item.amountFen else {
                 throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount since the order was made")
             }
@@ -119,27 +115,42 @@ enum OrderBook {
         }
     }
 
-    /// Posts the capture of a pending (reserved) order and marks what it consumed.
+    /// Whether the order holding a bill or red packet (stored as `reserved`) has captured it.
+    /// A capture does not rewrite what its order holds: a held bill is paid, and a held red
+    /// packet used, exactly when the holding order is captured (or refunded, for a red packet
+    /// too expired to be given back). Every reader of their status goes through here.
+    static func holderHasCaptured(_ orderID: String?, tables: Tables, in transaction: Transaction) throws -> Bool {
+        guard let orderID, let holder = try OrderRecord.load(orderID, tables: tables, in: transaction) else {
+            preconditionFailure("a reserved bill or red packet names no order, or one that does not exist: \(orderID ?? "none")")
+        }
+        switch holder.status {
+        case .pending: return false
+        case .paid, .partiallyRefunded, .refunded: return true
+        case .cancelled, .expired, .failed:
+            preconditionFailure("order \(orderID) is \(holder.status.rawValue) and still holds a bill or red packet")
+        }
+    }
+
+    /// Posts the capture of a pending (reserved) order and takes the points it used.
     static func capture(_ order: inout OrderRecord, paidAtUnixMillis: Int64, channelTxnID: String?,
                         configuration: SettledConfiguration, write: WriteContext) throws {
         precondition(order.status == .pending, "only a pending order is captured")
         let tables = write.tables
         try write.post(PaymentJournal.capture(order: order.order, funding: order.funding, customer: order.customer))
+        // The bills and red packets stay as reservation left them, held by the order: from now
+        // on they read as paid and used through it (`holderHasCaptured`). Not rewriting them
+        // keeps a capture from dirtying a page of each table again.
         for item in order.items where item.kind == .bill {
-            guard var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id else {
+            guard let bill = try Bill.load(item.billId!, tables: tables, in: write.transaction),
+                  bill.status == .reserved, bill.orderID == order.id else {
                 preconditionFailure("order \(order.id) captures bill \(item.billId!) it does not hold")
             }
-            bill.status = .paid
-            bill.updatedUnixMillis = write.nowUnixMillis
-            try bill.store(tables: tables, in: write.transaction)
         }
         for use in order.funding.redPackets {
-            guard var packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
-                  packet.orderID == order.id, packet.packet.status == .reserved else {
+            guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
+                  packet.packet.status == .reserved, packet.orderID == order.id else {
                 preconditionFailure("order \(order.id) captures red packet \(use.redPacketId) it does not hold")
             }
-            packet.packet.status = .used
-            try packet.store(tables: tables, in: write.transaction)
         }
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
             var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
@@ -368,11 +379,7 @@ extension SettledService {
                 guard let bill = try Bill.load(billID, tables: tables, in: write.transaction) else {
                     throw APIError(422, "unknown_bill", "bill \(billID) does not exist")
                 }
-                switch bill.status {
-                case .open: break
-                case .reserved: throw APIError(409, "bill_reserved", "bill \(billID) is held by another pending order")
-                case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(billID) is \(bill.status.name)")
-                }
+                try bill.requireOpen(tables: tables, in: write.transaction)
                 let owner = try biller(bill.billerID)
                 items.append(OrderItem(itemId: itemID, kind: .bill, billId: billID, billerId: bill.billerID, accountNo: bill.accountNo,
                                        utility: owner.utility, amountFen: bill.amountFen))
