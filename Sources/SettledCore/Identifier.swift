@@ -4,8 +4,16 @@ public enum Identifier {
 
     public static func isValid(_ text: some StringProtocol) -> Bool {
         let utf8 = text.utf8
+        // Native strings: one pass over their bytes in place.
+        if let valid = utf8.withContiguousStorageIfAvailable({ isValid(bytes: $0) }) { return valid }
         guard !utf8.isEmpty && utf8.count <= bytesMax else { return false }
         for byte in utf8 where !isAllowed(byte) { return false }
+        return true
+    }
+
+    static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !bytes.isEmpty && bytes.count <= bytesMax else { return false }
+        for byte in bytes where !isAllowed(byte) { return false }
         return true
     }
 

@@ -370,7 +370,7 @@ public struct JSONWriter {
 
     public mutating func field(_ name: StaticString, _ value: UInt64) {
         key(name)
-        bytes.append(contentsOf: String(value).utf8)
+        appendInteger(magnitude: value, negative: false)
     }
 
     public mutating func field(_ name: StaticString, _ value: Bool) {
@@ -455,18 +455,53 @@ public struct JSONWriter {
         needsComma = [false]
     }
 
+    /// Decimal digits of an Int64 (19) and its sign.
+    private static let integerBytesMax = 20
+
     private mutating func appendInteger(_ value: Int64) {
-        if value >= 0 && value < 10 {
+        appendInteger(magnitude: value.magnitude, negative: value < 0)
+    }
+
+    private mutating func appendInteger(magnitude value: UInt64, negative: Bool) {
+        if !negative && value < 10 {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        bytes.append(contentsOf: String(value).utf8)
+        // Digits from the right into a stack buffer: no String made per number.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.integerBytesMax) { digits in
+            var magnitude = value
+            var start = Self.integerBytesMax
+            repeat {
+                start -= 1
+                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if negative {
+                start -= 1
+                digits[start] = UInt8(ascii: "-")
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<Self.integerBytesMax]))
+        }
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
+    private static func needsEscape(_ byte: UInt8) -> Bool {
+        byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\")
+    }
+
     private mutating func appendQuoted(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
+        // Most text needs no escape: copy it whole.
+        let copied: Bool? = text.utf8.withContiguousStorageIfAvailable { utf8 in
+            guard !utf8.contains(where: Self.needsEscape) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if copied == true {
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): bytes.append(0x5C); bytes.append(byte)
