@@ -94,6 +94,23 @@ final class BenchDaemon {
         return nil
     }
 
+    /// Write requests of the block device holding the daemon's store (the whole device: other
+    /// writers on it count too), from /sys/dev/block/MAJOR:MINOR/stat.
+    func deviceWrites() -> DeviceWrites? {
+        var status = stat()
+        guard stat(directory, &status) == 0 else { return nil }
+        // glibc's encoding of a device number (the major/minor macros do not reach Swift).
+        let device = UInt64(status.st_dev)
+        let major = ((device >> 8) & 0xFFF) | ((device >> 32) & ~UInt64(0xFFF))
+        let minor = (device & 0xFF) | ((device >> 12) & ~UInt64(0xFF))
+        let path = "/sys/dev/block/\(major):\(minor)/stat"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ").compactMap { Int($0) }
+        // Fields 5-8: writes completed, merged, sectors written, milliseconds spent writing.
+        guard fields.count >= 8 else { return nil }
+        return DeviceWrites(requests: fields[4], sectors: fields[6], busyMilliseconds: fields[7], at: Date())
+    }
+
     /// One request on `client`, or on a fresh connection; fails unless the status is 2xx.
     @discardableResult
     func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
@@ -185,6 +202,25 @@ func runClients(socketPath: String, clients: Int, operationsPerClient: Int,
 func milliseconds(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000) }
 
 /// The writer's batches, requests and time in commits, read from the daemon's /metrics.
+/// Counters of a block device's writes at one moment.
+struct DeviceWrites {
+    var requests: Int
+    var sectors: Int
+    /// Summed over requests in flight: divided by the elapsed time it is the mean queue depth.
+    var busyMilliseconds: Int
+    var at: Date
+
+    /// "device: 8.4 write requests per order (5.0 KiB each), 35 in flight" since `earlier`.
+    func summary(since earlier: DeviceWrites, orders: Int) -> String {
+        let requestCount = max(1, requests - earlier.requests)
+        let elapsedMilliseconds = max(1, at.timeIntervalSince(earlier.at) * 1000)
+        return String(format: "device: %.1f write requests per order (%.1f KiB each), %.0f in flight on average",
+                      Double(requests - earlier.requests) / Double(max(1, orders)),
+                      Double(sectors - earlier.sectors) * 512 / 1024 / Double(requestCount),
+                      Double(busyMilliseconds - earlier.busyMilliseconds) / elapsedMilliseconds)
+    }
+}
+
 struct WriterFigures {
     var batches: Double = 0
     var requests: Double = 0
@@ -273,6 +309,7 @@ enum PaidOrdersBench {
                 try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
                 let before = try WriterFigures(daemon)
                 let bytesBefore = daemon.bytesWritten()
+                let deviceBefore = daemon.deviceWrites()
                 let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
                     let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
                     let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
@@ -292,6 +329,9 @@ enum PaidOrdersBench {
                     writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
                 }
                 say(writer)
+                if let deviceBefore, let deviceAfter = daemon.deviceWrites() {
+                    say("         " + deviceAfter.summary(since: deviceBefore, orders: result.operations))
+                }
             }
         })
 
