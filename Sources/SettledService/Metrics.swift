@@ -60,6 +60,9 @@ public final class Metrics: @unchecked Sendable {
         text += histogram(name: "settled_writer_commit_seconds", help: "Time to apply and commit one batch, sync included.",
                           bounds: WriterStatistics.commitSecondsBounds.map { String($0) }, counts: writer.commitSecondsCounts,
                           sum: writer.commitSecondsSum)
+        text += single("settled_writer_store_commit_seconds_total", "counter",
+                       "Of the batches' time, the time in the store's commit itself: writing and syncing their pages.",
+                       "\(writer.storeCommitSecondsSum)")
         text += single("settled_store_map_size_bytes", "gauge", "Size of the LMDB memory map.", "\(usage.mapSizeBytes)")
         text += single("settled_store_used_bytes", "gauge", "Bytes of the map in use.", "\(usage.usedBytes)")
         text += single("settled_store_map_growths_total", "counter", "Times the map was grown after MDB_MAP_FULL.", "\(writer.mapGrowths)")

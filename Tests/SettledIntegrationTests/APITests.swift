@@ -102,7 +102,11 @@ struct APITests {
         let batches = try #require(samples["settled_writer_batches_total"])
         #expect(samples["settled_writer_commit_seconds_count"] == batches)
         #expect(batches >= 1 && batches <= writerRequests)
-        #expect(try #require(samples["settled_writer_commit_seconds_sum"]) > 0, "sync = on: commits take time")
+        let batchSeconds = try #require(samples["settled_writer_commit_seconds_sum"])
+        #expect(batchSeconds > 0, "sync = on: commits take time")
+        #expect(samples.types["settled_writer_store_commit_seconds_total"] == "counter")
+        let storeCommitSeconds = try #require(samples["settled_writer_store_commit_seconds_total"])
+        #expect(storeCommitSeconds > 0 && storeCommitSeconds <= batchSeconds, "the store's commit is a part of a batch's time")
 
         #expect(samples["settled_store_map_size_bytes"] == Double(16 << 20))
         let used = try #require(samples["settled_store_used_bytes"])

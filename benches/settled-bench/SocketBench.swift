@@ -225,6 +225,7 @@ struct WriterFigures {
     var batches: Double = 0
     var requests: Double = 0
     var commitSeconds: Double = 0
+    var storeCommitSeconds: Double = 0
 
     init(_ daemon: BenchDaemon) throws {
         let text = String(decoding: try daemon.send("GET", "/metrics").body, as: UTF8.self)
@@ -235,6 +236,7 @@ struct WriterFigures {
             case "settled_writer_batches_total": batches = value
             case "settled_writer_requests_total": requests = value
             case "settled_writer_commit_seconds_sum": commitSeconds = value
+            case "settled_writer_store_commit_seconds_total": storeCommitSeconds = value
             default: break
             }
         }
@@ -243,8 +245,10 @@ struct WriterFigures {
     /// "batch 42.1 requests, 3.20 ms a batch" since `earlier`.
     func summary(since earlier: WriterFigures) -> String {
         let batchCount = max(1, batches - earlier.batches)
-        return String(format: "writer: %.1f requests a batch, %.2f ms to apply and commit a batch",
-                      (requests - earlier.requests) / batchCount, (commitSeconds - earlier.commitSeconds) * 1000 / batchCount)
+        let storeCommitMilliseconds = (storeCommitSeconds - earlier.storeCommitSeconds) * 1000 / batchCount
+        return String(format: "writer: %.1f requests a batch, %.2f ms to apply and commit a batch (%.2f ms in the store's commit)",
+                      (requests - earlier.requests) / batchCount, (commitSeconds - earlier.commitSeconds) * 1000 / batchCount,
+                      storeCommitMilliseconds)
     }
 }
 
