@@ -11,17 +11,61 @@ public enum RFC3339 {
         let localMillis = unixMillis + Int64(utcOffsetSeconds) * 1000
         let (days, millisOfDay) = floorDivide(localMillis, 86_400_000)
         let date = BusinessDate(daysSinceEpoch: Int32(days))
-        let (year, month, day) = (Int64(date.year), Int64(date.month), Int64(date.day))
         let seconds = millisOfDay / 1000
         let millis = millisOfDay % 1000
-        var text = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2) + "T"
-        text += pad(seconds / 3600, 2) + ":" + pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
-        if millis != 0 { text += "." + pad(millis, 3) }
-        if utcOffsetSeconds == 0 { return text + "Z" }
-        let sign = utcOffsetSeconds < 0 ? "-" : "+"
-        let offset = abs(utcOffsetSeconds)
-        return text + sign + pad(Int64(offset / 3600), 2) + ":" + pad(Int64(offset / 60 % 60), 2)
+        // Into one stack buffer, then one String: "-YYYYYYYY-MM-DDTHH:MM:SS.mmm+HH:MM" at most.
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: textBytesMax) { buffer in
+            var count = 0
+            func put(_ byte: UInt8) {
+                buffer[count] = byte
+                count += 1
+            }
+            func put(_ value: Int64, width: Int) {
+                if value < 0 { put(UInt8(ascii: "-")) }
+                var magnitude = value.magnitude
+                var digits = 1
+                var scale: UInt64 = 1
+                while magnitude / scale >= 10 {
+                    scale *= 10
+                    digits += 1
+                }
+                for _ in digits..<max(digits, width) { put(UInt8(ascii: "0")) }
+                while scale > 0 {
+                    put(UInt8(ascii: "0") + UInt8(magnitude / scale))
+                    magnitude %= scale
+                    scale /= 10
+                }
+            }
+            put(Int64(date.year), width: 4)
+            put(UInt8(ascii: "-"))
+            put(Int64(date.month), width: 2)
+            put(UInt8(ascii: "-"))
+            put(Int64(date.day), width: 2)
+            put(UInt8(ascii: "T"))
+            put(seconds / 3600, width: 2)
+            put(UInt8(ascii: ":"))
+            put(seconds / 60 % 60, width: 2)
+            put(UInt8(ascii: ":"))
+            put(seconds % 60, width: 2)
+            if millis != 0 {
+                put(UInt8(ascii: "."))
+                put(millis, width: 3)
+            }
+            if utcOffsetSeconds == 0 {
+                put(UInt8(ascii: "Z"))
+            } else {
+                let offset = abs(utcOffsetSeconds)
+                put(UInt8(ascii: utcOffsetSeconds < 0 ? "-" : "+"))
+                put(Int64(offset / 3600), width: 2)
+                put(UInt8(ascii: ":"))
+                put(Int64(offset / 60 % 60), width: 2)
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<count]), as: UTF8.self)
+        }
     }
+
+    /// The longest text `format` makes, with room to spare: a year of up to 11 characters.
+    private static let textBytesMax = 48
 
     /// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)" (a space for "T" and "z" accepted) into
     /// Unix milliseconds; nil when malformed or out of range.
@@ -80,8 +124,4 @@ public enum RFC3339 {
         return remainder < 0 ? (quotient - 1, remainder + divisor) : (quotient, remainder)
     }
 
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let text = String(value)
-        return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
-    }
 }
