@@ -201,7 +201,6 @@ func runClients(socketPath: String, clients: Int, operationsPerClient: Int,
 
 func milliseconds(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000) }
 
-/// The writer's batches, requests and time in commits, read from the daemon's /metrics.
 /// Counters of a block device's writes at one moment.
 struct DeviceWrites {
     var requests: Int
@@ -221,6 +220,7 @@ struct DeviceWrites {
     }
 }
 
+/// The writer's batches, requests and time in commits, read from the daemon's /metrics.
 struct WriterFigures {
     var batches: Double = 0
     var requests: Double = 0
@@ -242,7 +242,8 @@ struct WriterFigures {
         }
     }
 
-    /// "batch 42.1 requests, 3.20 ms a batch" since `earlier`.
+    /// "writer: 42.1 requests a batch, 3.20 ms to apply and commit a batch (1.90 ms in the
+    /// store's commit)" since `earlier`.
     func summary(since earlier: WriterFigures) -> String {
         let batchCount = max(1, batches - earlier.batches)
         let storeCommitMilliseconds = (storeCommitSeconds - earlier.storeCommitSeconds) * 1000 / batchCount
