@@ -3,12 +3,8 @@ public enum Identifier {
     public static let bytesMax = 64
 
     public static func isValid(_ text: some StringProtocol) -> Bool {
-        let utf8 = text.utf8
-        // Native strings: one pass over their bytes in place.
-        if let valid = utf8.withContiguousStorageIfAvailable({ isValid(bytes: $0) }) { return valid }
-        guard !utf8.isEmpty && utf8.count <= bytesMax else { return false }
-        for byte in utf8 where !isAllowed(byte) { return false }
-        return true
+        // Native strings are checked over their bytes in place; others through a copy.
+        text.utf8.withContiguousStorageIfAvailable(isValid(bytes:)) ?? Array(text.utf8).withUnsafeBufferPointer(isValid(bytes:))
     }
 
     static func isValid(bytes: UnsafeBufferPointer<UInt8>) -> Bool {

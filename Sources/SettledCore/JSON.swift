@@ -455,9 +455,6 @@ public struct JSONWriter {
         needsComma = [false]
     }
 
-    /// Decimal digits of an Int64 (19) and its sign.
-    private static let integerBytesMax = 20
-
     private mutating func appendInteger(_ value: Int64) {
         appendInteger(magnitude: value.magnitude, negative: value < 0)
     }
@@ -467,20 +464,9 @@ public struct JSONWriter {
             bytes.append(UInt8(ascii: "0") + UInt8(value))
             return
         }
-        // Digits from the right into a stack buffer: no String made per number.
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: Self.integerBytesMax) { digits in
-            var magnitude = value
-            var start = Self.integerBytesMax
-            repeat {
-                start -= 1
-                digits[start] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                magnitude /= 10
-            } while magnitude > 0
-            if negative {
-                start -= 1
-                digits[start] = UInt8(ascii: "-")
-            }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start..<Self.integerBytesMax]))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: DecimalDigits.bytesMax) { buffer in
+            let end = DecimalDigits.write(value, negative: negative, into: buffer, at: 0)
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[0..<end]))
         }
     }
 

@@ -13,7 +13,7 @@ public enum RFC3339 {
         let date = BusinessDate(daysSinceEpoch: Int32(days))
         let seconds = millisOfDay / 1000
         let millis = millisOfDay % 1000
-        // Into one stack buffer, then one String: "-YYYYYYYY-MM-DDTHH:MM:SS.mmm+HH:MM" at most.
+        // Into one stack buffer, then one String.
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: textBytesMax) { buffer in
             var count = 0
             func put(_ byte: UInt8) {
@@ -21,20 +21,7 @@ public enum RFC3339 {
                 count += 1
             }
             func put(_ value: Int64, width: Int) {
-                if value < 0 { put(UInt8(ascii: "-")) }
-                var magnitude = value.magnitude
-                var digits = 1
-                var scale: UInt64 = 1
-                while magnitude / scale >= 10 {
-                    scale *= 10
-                    digits += 1
-                }
-                for _ in digits..<max(digits, width) { put(UInt8(ascii: "0")) }
-                while scale > 0 {
-                    put(UInt8(ascii: "0") + UInt8(magnitude / scale))
-                    magnitude %= scale
-                    scale /= 10
-                }
+                count = DecimalDigits.write(value.magnitude, negative: value < 0, width: width, into: buffer, at: count)
             }
             put(Int64(date.year), width: 4)
             put(UInt8(ascii: "-"))
@@ -64,8 +51,9 @@ public enum RFC3339 {
         }
     }
 
-    /// The longest text `format` makes, with room to spare: a year of up to 11 characters.
-    private static let textBytesMax = 48
+    /// The longest text `format` makes: a year of up to `DecimalDigits.bytesMax` bytes, then at
+    /// most 25 ("-MM-DDTHH:MM:SS.mmm+HH:MM").
+    private static let textBytesMax = DecimalDigits.bytesMax + 25
 
     /// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)" (a space for "T" and "z" accepted) into
     /// Unix milliseconds; nil when malformed or out of range.
