@@ -41,7 +41,7 @@ let package = Package(
                           dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
                           path: "benches/settled-bench"),
 
-        // Helpers shared by the test targets (a seeded generator).
+        // Helpers shared by the test targets (a seeded generator, payment request bodies).
         .target(name: "SettledTestSupport", path: "Tests/SettledTestSupport"),
         .testTarget(name: "SettledCoreTests", dependencies: ["SettledCore", "SettledTestSupport"]),
         .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore", "SettledTestSupport"]),

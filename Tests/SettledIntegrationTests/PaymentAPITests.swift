@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SettledCore
+import SettledTestSupport
 import Testing
 
 @Suite("Payment center: orders, funding and instruments through the real socket")
@@ -42,7 +43,7 @@ struct PaymentAPITests {
         func post(_ body: String) throws -> DaemonHarness.Response { try daemon.call("POST", "/v1/orders", body, key: UUID().uuidString) }
 
         // The Idempotency-Key is required.
-        let noKey = try daemon.call("POST", "/v1/orders", D.orderBody(bills: ["E1"]))
+        let noKey = try daemon.call("POST", "/v1/orders", PaymentRequests.orderBody(bills: ["E1"]))
         #expect(noKey.status == 422)
         #expect(noKey.problemCode == "idempotency_key_required")
         // invalid_request

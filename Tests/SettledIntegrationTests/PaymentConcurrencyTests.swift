@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledCore
 import SettledHTTP
+import SettledTestSupport
 import Testing
 
 /// Many clients, each on its own thread and connection, racing for the same bills and red packets.
@@ -98,14 +99,14 @@ struct PaymentConcurrencyTests {
         Self.race(daemon.socketPath, outcomes: orders) { client, index in
             var generator = SystemRandomNumberGenerator()
             for bill in bills.shuffled(using: &generator) {
-                let body = D.orderBody(bills: [bill], channel: index % 2 == 0 ? "alipay" : "wechat")
+                let body = PaymentRequests.orderBody(bills: [bill], channel: index % 2 == 0 ? "alipay" : "wechat")
                 orders.add(bill, try Self.post(client, "/v1/orders", body, key: "k-\(index)-\(bill)"))
             }
         }
         // Round 2: every client spends every red packet on a top-up.
         Self.race(daemon.socketPath, outcomes: orders) { client, index in
             for packet in packets.shuffled() {
-                let body = D.orderBody(customer: "c-race", topups: [("gas-bj", "3003", 1000)], redPackets: [packet])
+                let body = PaymentRequests.orderBody(customer: "c-race", topups: [("gas-bj", "3003", 1000)], redPackets: [packet])
                 orders.add(packet, try Self.post(client, "/v1/orders", body, key: "k-\(index)-\(packet)"))
             }
         }
@@ -199,7 +200,7 @@ struct PaymentConcurrencyTests {
         let daemon = try PaymentDaemon()
         try daemon.importGood([D.billLine("IK1", "water-sh", "2002", amountFen: 4200)])
         let outcomes = Outcomes()
-        let body = D.orderBody(bills: ["IK1"])
+        let body = PaymentRequests.orderBody(bills: ["IK1"])
         Self.race(daemon.socketPath, outcomes: outcomes) { client, _ in
             for _ in 0..<5 { outcomes.add("IK1", try Self.post(client, "/v1/orders", body, key: "the-one-key")) }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import SettledCore
+import SettledTestSupport
 import Testing
 
 @Suite("Payment center: channel notifications through the real socket")
@@ -262,7 +263,7 @@ struct PaymentNotificationTests {
         #expect(reused.problemCode == "channel_txn_reused")
         #expect(try daemon.getOrder(secondID)["status"]?.string == "pending")
         // The same transaction id on another channel is another transaction.
-        let second2 = try daemon.call("POST", "/v1/orders", D.orderBody(bills: ["W1"], channel: "wechat"), key: "k-w1")
+        let second2 = try daemon.call("POST", "/v1/orders", PaymentRequests.orderBody(bills: ["W1"], channel: "wechat"), key: "k-w1")
         let wechatID = try #require(second2.json?["order_id"]?.string)
         #expect(try daemon.notify(channel: "wechat", order: wechatID, txn: "T-1", amountFen: 3500).json?["status"]?.string == "paid")
         try daemon.expectLedgerOK()

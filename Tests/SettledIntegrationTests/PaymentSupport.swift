@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledCore
 import SettledHTTP
+import SettledTestSupport
 import Testing
 
 /// A real daemon with two channels and three billers, and the requests the payment tests make.
@@ -66,26 +67,10 @@ final class PaymentDaemon: @unchecked Sendable {
         #expect(response.json?["rejected"]?.array?.isEmpty == true, "\(response.text)", sourceLocation: sourceLocation)
     }
 
-    /// The body of POST /v1/orders.
-    static func orderBody(customer: String? = nil, bills: [String] = [], topups: [(biller: String, account: String, amountFen: Int64)] = [],
-                          walletTopupFen: Int64? = nil, redPackets: [String] = [], points: Int64 = 0, walletFen: Int64 = 0,
-                          channel: String? = "alipay") -> String {
-        var items = bills.map { #"{"kind":"bill","bill_id":"\#($0)"}"# }
-        items += topups.map { #"{"kind":"topup","biller_id":"\#($0.biller)","account_no":"\#($0.account)","amount_fen":\#($0.amountFen)}"# }
-        if let walletTopupFen { items.append(#"{"kind":"wallet_topup","amount_fen":\#(walletTopupFen)}"#) }
-        var funding: [String] = []
-        if !redPackets.isEmpty { funding.append(#""red_packet_ids":[\#(redPackets.map { "\"\($0)\"" }.joined(separator: ","))]"#) }
-        if points > 0 { funding.append(#""points":\#(points)"#) }
-        if walletFen > 0 { funding.append(#""wallet_fen":\#(walletFen)"#) }
-        if let channel { funding.append(#""channel":"\#(channel)""#) }
-        let customerField = customer.map { #""customer_id":"\#($0)","# } ?? ""
-        return #"{\#(customerField)"items":[\#(items.joined(separator: ","))],"funding":{\#(funding.joined(separator: ","))}}"#
-    }
-
     func order(customer: String? = nil, bills: [String] = [], topups: [(biller: String, account: String, amountFen: Int64)] = [],
                walletTopupFen: Int64? = nil, redPackets: [String] = [], points: Int64 = 0, walletFen: Int64 = 0,
                channel: String? = "alipay", key: String = UUID().uuidString) throws -> DaemonHarness.Response {
-        try call("POST", "/v1/orders", Self.orderBody(customer: customer, bills: bills, topups: topups, walletTopupFen: walletTopupFen,
+        try call("POST", "/v1/orders", PaymentRequests.orderBody(customer: customer, bills: bills, topups: topups, walletTopupFen: walletTopupFen,
                                                       redPackets: redPackets, points: points, walletFen: walletFen, channel: channel),
                  key: key)
     }

@@ -251,20 +251,6 @@ struct PaymentPropertyTests {
             #expect(counted == Int64(lines.count - wanted.count), "step \(step) import counts")
         }
 
-        func orderBody(customer: String?, bills: [String], topups: [(String, String, Int64)], walletTopupFen: Int64?,
-                       packets: [String], points: Int64, walletFen: Int64, channel: String?) -> String {
-            var items = bills.map { #"{"kind":"bill","bill_id":"\#($0)"}"# }
-            items += topups.map { #"{"kind":"topup","biller_id":"\#($0.0)","account_no":"\#($0.1)","amount_fen":\#($0.2)}"# }
-            if let walletTopupFen { items.append(#"{"kind":"wallet_topup","amount_fen":\#(walletTopupFen)}"#) }
-            var funding: [String] = []
-            if !packets.isEmpty { funding.append(#""red_packet_ids":[\#(packets.map { "\"\($0)\"" }.joined(separator: ","))]"#) }
-            if points > 0 { funding.append(#""points":\#(points)"#) }
-            if walletFen > 0 { funding.append(#""wallet_fen":\#(walletFen)"#) }
-            if let channel { funding.append(#""channel":"\#(channel)""#) }
-            let customerField = customer.map { #""customer_id":"\#($0)","# } ?? ""
-            return #"{\#(customerField)"items":[\#(items.joined(separator: ","))],"funding":{\#(funding.joined(separator: ","))}}"#
-        }
-
         func createOrder() throws {
             note("order")
             // Replays of the last order's key: the same body replays, another body conflicts.
@@ -289,7 +275,7 @@ struct PaymentPropertyTests {
                 let bill = random.chance(4) ? "b-unknown" : (!open.isEmpty && random.chance(70) ? random.pick(open) : random.pick(known))
                 if !bills.contains(bill) { bills.append(bill) }
             }
-            var topups: [(String, String, Int64)] = []
+            var topups: [(biller: String, account: String, amountFen: Int64)] = []
             if bills.isEmpty || random.chance(20) {
                 let biller = random.pick(PaymentPropertyTests.billers)
                 topups.append((biller.id, random.pick(biller.accounts), Int64(100 + random.below(5000))))
@@ -309,8 +295,8 @@ struct PaymentPropertyTests {
                 if random.chance(40) { walletFen = Int64(random.below(4000)) }
             }
             let channel: String? = random.chance(12) ? nil : random.pick(PaymentServiceHarness.channels)
-            let body = orderBody(customer: customer, bills: bills, topups: topups, walletTopupFen: walletTopupFen, packets: packets,
-                                 points: points, walletFen: walletFen, channel: channel)
+            let body = PaymentRequests.orderBody(customer: customer, bills: bills, topups: topups, walletTopupFen: walletTopupFen,
+                                                 redPackets: packets, points: points, walletFen: walletFen, channel: channel)
             let key = "k-\(step)-\(random.next())"
             let answer = try harness.call("POST", "/v1/orders", body, key: key)
             expectStatus(answer, [201, 409, 422], "order")
