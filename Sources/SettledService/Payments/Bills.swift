@@ -145,6 +145,19 @@ enum BillImport {
         var line: Int
         var code: String
         var detail: String
+
+        /// The answer's `"rejected"` member: by line, at most `rejectedListedMax` of them.
+        static func writeList(_ rejections: [Rejection], _ json: inout JSONWriter) {
+            json.beginArray("rejected")
+            for rejection in rejections.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
+                json.beginObject()
+                json.field("line", rejection.line)
+                json.field("code", rejection.code)
+                json.field("detail", rejection.detail)
+                json.endObject()
+            }
+            json.endArray()
+        }
     }
 
     struct Tally: Sendable {
@@ -322,22 +335,12 @@ extension SettledService {
         let lines = parsed.lines
         let chunkCount = (lines.count + BillImport.chunkLinesMax - 1) / BillImport.chunkLinesMax
         let finish: @Sendable (BillImport.Tally) -> Void = { tally in
-            var sorted = tally.rejected
-            sorted.sort { $0.line < $1.line }
             answer(.json(200) { json in
                 json.field("imported", tally.imported)
                 json.field("updated", tally.updated)
                 json.field("unchanged", tally.unchanged)
                 json.field("rejected_count", tally.rejectedCount)
-                json.beginArray("rejected")
-                for rejection in sorted {
-                    json.beginObject()
-                    json.field("line", rejection.line)
-                    json.field("code", rejection.code)
-                    json.field("detail", rejection.detail)
-                    json.endObject()
-                }
-                json.endArray()
+                BillImport.Rejection.writeList(tally.rejected, &json)
             })
         }
         @Sendable func applyChunk(_ index: Int, _ tally: BillImport.Tally) {

@@ -225,15 +225,7 @@ extension SettledService {
                     json.endObject()
                 }
                 json.endArray()
-                json.beginArray("rejected")
-                for rejection in tally.rejected.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
-                    json.beginObject()
-                    json.field("line", rejection.line)
-                    json.field("code", rejection.code)
-                    json.field("detail", rejection.detail)
-                    json.endObject()
-                }
-                json.endArray()
+                BillImport.Rejection.writeList(tally.rejected, &json)
             })
         }
         let chunks = stride(from: 0, to: results.count, by: Self.writeoffResultsChunkMax).map {
