@@ -3,7 +3,15 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+
+_Static_assert(SETTLED_EPOLL_IN == EPOLLIN && SETTLED_EPOLL_OUT == EPOLLOUT, "epoll masks");
+_Static_assert(SETTLED_EPOLL_ERR == EPOLLERR && SETTLED_EPOLL_HUP == EPOLLHUP, "epoll masks");
+_Static_assert(SETTLED_EPOLL_ADD == EPOLL_CTL_ADD && SETTLED_EPOLL_DEL == EPOLL_CTL_DEL
+               && SETTLED_EPOLL_MOD == EPOLL_CTL_MOD, "epoll operations");
 
 int settled_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid) {
     struct ucred credentials;
@@ -18,4 +26,32 @@ int settled_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid)
 
 int settled_group_list(const char *user, uint32_t gid, uint32_t *groups, int *count) {
     return getgrouplist(user, (gid_t)gid, (gid_t *)groups, count) < 0 ? -1 : 0;
+}
+
+int settled_epoll_create(void) {
+    return epoll_create1(EPOLL_CLOEXEC);
+}
+
+int settled_epoll_control(int epoll_fd, int operation, int fd, uint32_t events, uint64_t identifier) {
+    struct epoll_event event = { .events = events, .data = { .u64 = identifier } };
+    return epoll_ctl(epoll_fd, operation, fd, &event);
+}
+
+int settled_epoll_wait(int epoll_fd, uint64_t *identifiers, uint32_t *events, int count, int timeout_milliseconds) {
+    struct epoll_event ready[SETTLED_EPOLL_EVENTS_MAX];
+    if (count > SETTLED_EPOLL_EVENTS_MAX) count = SETTLED_EPOLL_EVENTS_MAX;
+    int found = epoll_wait(epoll_fd, ready, count, timeout_milliseconds);
+    for (int i = 0; i < found; i++) {
+        identifiers[i] = ready[i].data.u64;
+        events[i] = ready[i].events;
+    }
+    return found;
+}
+
+int settled_eventfd(void) {
+    return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+int settled_thread_set_name(const char *name) {
+    return pthread_setname_np(pthread_self(), name);
 }

@@ -1,17 +1,15 @@
-import Dispatch
+import CShims
 import Glibc
 
-/// One accepted connection. Every field is touched only on `queue`.
+/// One accepted connection. Every field is touched only on its event loop's thread.
 ///
 /// Reading: bytes land in `input` (or straight into the body being read) and are parsed
 /// into `pending`, at most `requestsInFlightPerConnectionMax` ahead. The oldest pending
 /// request goes to the handler when no other is in flight and the output buffer is below
-/// its limit; its response is encoded into `output` and written at once, the rest later by
-/// the write source. A refused request ends parsing: its problem answer is the last one.
+/// its limit; its response is encoded into `output` and written at once, the rest when the
+/// socket takes more. A refused request ends parsing: its problem answer is the last one.
 final class HTTPConnection: @unchecked Sendable {
-    /// Bytes read per read(2).
-    static let readChunkBytes = 16 * 1024
-    /// Reads per wake-up of the read source, so one busy peer cannot hold the queue.
+    /// Reads per readiness event, so one busy peer cannot hold its loop.
     static let readsPerEventMax = 8
     /// Bytes reserved up front for a body; a larger body grows as it arrives.
     static let bodyReserveBytesMax = 64 * 1024
@@ -25,21 +23,19 @@ final class HTTPConnection: @unchecked Sendable {
     let credentials: PeerCredentials
     let server: HTTPServer
     let limits: HTTPServerLimits
-    let queue: DispatchQueue
+    let loop: HTTPEventLoop
 
     private enum PendingItem {
         case request(HTTPRequest, keepAlive: Bool, isHead: Bool)
         case refusal(RequestRefusal)
     }
 
-    private var readSource: DispatchSourceRead?
-    private var readSuspended = false
-    private var writeSource: DispatchSourceWrite?
-    private var writeSuspended = false
-    private var timer: DispatchSourceTimer?
-    /// Descriptor sources whose cancel handlers have not run; the last one closes the descriptor.
-    private var sourcesOpen = 0
-    private var readBuffer: UnsafeMutableRawBufferPointer?
+    /// Registered with the loop (after `start`).
+    private var started = false
+    /// The epoll events the loop waits for on this socket now; 0 when out of its set.
+    private var interest: UInt32 = 0
+    /// The last send(2) would have blocked: the rest of `output` waits for the socket.
+    private var writeBlocked = false
 
     private var input: [UInt8] = []
     private var inputStart = 0
@@ -72,44 +68,43 @@ final class HTTPConnection: @unchecked Sendable {
     private(set) var closed = false
     private var lastActivity: UInt64
 
-    init(id: UInt64, descriptor: Int32, credentials: PeerCredentials, server: HTTPServer) {
+    init(id: UInt64, descriptor: Int32, credentials: PeerCredentials, server: HTTPServer, loop: HTTPEventLoop) {
         self.id = id
         self.descriptor = descriptor
         self.credentials = credentials
         self.server = server
         self.limits = server.limits
-        self.queue = DispatchQueue(label: "settled.http.connection", target: server.connectionTargetQueue)
+        self.loop = loop
         self.lastActivity = Monotonic.nanoseconds()
-    }
-
-    deinit {
-        readBuffer?.deallocate()
     }
 
     private var pendingCount: Int { pending.count - pendingStart }
     private var outputBuffered: Int { output.count - outputStart }
 
+    /// Puts the connection on its loop; runs on the loop's thread.
     func start() {
-        precondition(readSource == nil)
+        precondition(!started)
         guard !closed else { return }
-        readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readChunkBytes, alignment: 16)
-        let read = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
-        read.setEventHandler { self.readable() }
-        read.setCancelHandler { self.sourceCancelled() }
-        sourcesOpen += 1
-        readSource = read
+        started = true
+        loop.add(self)
+        if shuttingDown {
+            settle()
+        } else {
+            updateInterest()
+        }
+    }
 
-        let tickNanoseconds = Self.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds)
-        let timer = DispatchSource.makeTimerSource(queue: queue)
-        timer.schedule(deadline: .now() + .nanoseconds(tickNanoseconds),
-                       repeating: .nanoseconds(tickNanoseconds),
-                       leeway: .nanoseconds(tickNanoseconds / 8))
-        timer.setEventHandler { self.tick() }
-        self.timer = timer
-
-        read.resume()
-        timer.resume()
-        if shuttingDown { settle() }
+    /// What the loop saw on the socket.
+    func handle(events: UInt32) {
+        guard !closed else { return }
+        let failed = events & UInt32(SETTLED_EPOLL_ERR | SETTLED_EPOLL_HUP) != 0
+        if events & UInt32(SETTLED_EPOLL_OUT) != 0 || (failed && writeBlocked) {
+            writable()
+            if closed { return }
+        }
+        if events & UInt32(SETTLED_EPOLL_IN) != 0 || failed {
+            readable()
+        }
     }
 
     /// The idle check runs four times per timeout, at least every 250 ms apart.
@@ -120,7 +115,8 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: Reading
 
     private func readable() {
-        guard !closed, let buffer = readBuffer else { return }
+        guard !closed else { return }
+        let buffer = loop.readBuffer
         var reads = 0
         while wantsRead && reads < Self.readsPerEventMax {
             reads += 1
@@ -370,7 +366,7 @@ final class HTTPConnection: @unchecked Sendable {
                 return
             }
         }
-        updateReadInterest()
+        updateInterest()
     }
 
     func complete(sequence: UInt64, response: HTTPResponse) {
@@ -414,7 +410,7 @@ final class HTTPConnection: @unchecked Sendable {
             let error = errno
             if count < 0 && error == EINTR { continue }
             if count < 0 && (error == EAGAIN || error == EWOULDBLOCK) {
-                resumeWriting()
+                writeBlocked = true
                 return
             }
             // EPIPE, ECONNRESET: the peer is gone.
@@ -427,7 +423,7 @@ final class HTTPConnection: @unchecked Sendable {
             output.removeAll(keepingCapacity: true)
         }
         outputStart = 0
-        suspendWriting()
+        writeBlocked = false
     }
 
     private func writable() {
@@ -438,39 +434,19 @@ final class HTTPConnection: @unchecked Sendable {
         settle()
     }
 
-    private func resumeWriting() {
-        if let source = writeSource {
-            if writeSuspended {
-                writeSuspended = false
-                source.resume()
-            }
+    /// Tells the loop what to wait for: input while more requests are wanted (or while
+    /// lingering), the socket's room while output waits.
+    private func updateInterest() {
+        guard started, !closed else { return }
+        var wanted: UInt32 = 0
+        if wantsRead { wanted |= UInt32(SETTLED_EPOLL_IN) }
+        if writeBlocked { wanted |= UInt32(SETTLED_EPOLL_OUT) }
+        guard loop.setInterest(self, from: interest, to: wanted) else {
+            server.log(LOG_ERR, "http: epoll_ctl on a connection: \(String(cString: strerror(errno)))")
+            close()
             return
         }
-        let source = DispatchSource.makeWriteSource(fileDescriptor: descriptor, queue: queue)
-        source.setEventHandler { self.writable() }
-        source.setCancelHandler { self.sourceCancelled() }
-        sourcesOpen += 1
-        writeSource = source
-        writeSuspended = false
-        source.resume()
-    }
-
-    private func suspendWriting() {
-        guard let source = writeSource, !writeSuspended else { return }
-        writeSuspended = true
-        source.suspend()
-    }
-
-    private func updateReadInterest() {
-        guard let source = readSource, !closed else { return }
-        let wanted = wantsRead
-        if wanted && readSuspended {
-            readSuspended = false
-            source.resume()
-        } else if !wanted && !readSuspended {
-            readSuspended = true
-            source.suspend()
-        }
+        interest = wanted
     }
 
     // MARK: Closing
@@ -494,10 +470,11 @@ final class HTTPConnection: @unchecked Sendable {
             body = []
             continueOwed = false
         }
-        if readSource != nil { settle() }
+        if started { settle() }
     }
 
-    private func tick() {
+    /// The loop's periodic check: idle and linger deadlines.
+    func tick() {
         guard !closed else { return }
         let now = Monotonic.nanoseconds()
         if lingering {
@@ -511,7 +488,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// Cancels every source; the descriptor is closed by the last cancel handler.
+    /// Takes the socket out of the loop and closes it.
     func close() {
         guard !closed else { return }
         closed = true
@@ -521,37 +498,12 @@ final class HTTPConnection: @unchecked Sendable {
         output = []
         body = []
         bodyHead = nil
-        timer?.cancel()
-        if readSource == nil {
-            // Closed before it started: no source owns the descriptor.
-            Glibc.close(descriptor)
-            server.connectionClosed(self)
-            return
+        if started {
+            _ = loop.setInterest(self, from: interest, to: 0)
+            interest = 0
+            loop.remove(self)
         }
-        if let source = readSource {
-            if readSuspended {
-                readSuspended = false
-                source.resume()
-            }
-            source.cancel()
-        }
-        if let source = writeSource {
-            if writeSuspended {
-                writeSuspended = false
-                source.resume()
-            }
-            source.cancel()
-        }
-    }
-
-    private func sourceCancelled() {
-        sourcesOpen -= 1
-        precondition(sourcesOpen >= 0)
-        guard sourcesOpen == 0 else { return }
         Glibc.close(descriptor)
-        readSource = nil
-        writeSource = nil
-        timer = nil
         server.connectionClosed(self)
     }
 }

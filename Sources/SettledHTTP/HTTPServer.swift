@@ -24,12 +24,23 @@ public struct HTTPServerLimits: Sendable {
     public var lingerSeconds: Int
     /// Bytes discarded while lingering before the connection is closed anyway.
     public var lingerBytesMax: Int
+    /// Threads that serve connections, each with its own epoll set; connections are dealt
+    /// to them in turn as they are accepted.
+    public var eventLoopCount: Int
+
+    /// The event loops by default: one per processor, from one to `eventLoopCountMax`.
+    public static let eventLoopCountMax = 8
+    public static var eventLoopCountDefault: Int {
+        min(eventLoopCountMax, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
 
     public init(headerBytesMax: Int = 16 * 1024, bodyBytesMax: Int = 1 << 20,
                 connectionsMax: Int = 1024, idleTimeoutSeconds: Int = 60,
-                requestsInFlightPerConnectionMax: Int = 1024) {
+                requestsInFlightPerConnectionMax: Int = 1024,
+                eventLoopCount: Int = HTTPServerLimits.eventLoopCountDefault) {
         precondition(headerBytesMax > 0 && bodyBytesMax >= 0 && connectionsMax > 0)
         precondition(idleTimeoutSeconds > 0 && requestsInFlightPerConnectionMax > 0)
+        precondition(eventLoopCount >= 1 && eventLoopCount <= Self.eventLoopCountMax)
         self.headerBytesMax = headerBytesMax
         self.bodyBytesMax = bodyBytesMax
         self.connectionsMax = connectionsMax
@@ -38,6 +49,7 @@ public struct HTTPServerLimits: Sendable {
         self.outputBufferedBytesMax = 1 << 20
         self.lingerSeconds = 2
         self.lingerBytesMax = 16 << 20
+        self.eventLoopCount = eventLoopCount
     }
 }
 
@@ -50,7 +62,7 @@ public struct HTTPResponder: Sendable {
     public func send(_ response: HTTPResponse) {
         let connection = self.connection
         let sequence = self.sequence
-        connection.queue.async { connection.complete(sequence: sequence, response: response) }
+        connection.loop.execute { connection.complete(sequence: sequence, response: response) }
     }
 }
 
@@ -64,10 +76,12 @@ public struct HTTPServerCounters: Sendable, Equatable {
 
 /// An HTTP/1.1 server on a listening Unix domain socket.
 ///
-/// Each connection has its own serial queue: its socket is read and written there and the
-/// handler is called there, one request at a time, in order. Requests pipelined behind the
+/// Connections are accepted on a Dispatch queue and dealt in turn to a few event loops
+/// (`HTTPEventLoop`), threads with an epoll set each. A connection's socket is read and
+/// written on its loop and the handler is called there, one request at a time, in order: the
+/// handler must not block (hand long work to another queue). Requests pipelined behind the
 /// one being handled are read ahead up to `requestsInFlightPerConnectionMax` and answered
-/// strictly in order. Descriptors are closed only in their Dispatch sources' cancel handlers.
+/// strictly in order.
 public final class HTTPServer: @unchecked Sendable {
     /// Connections accepted per wake-up of the listening socket.
     static let acceptBatchMax = 64
@@ -80,7 +94,6 @@ public final class HTTPServer: @unchecked Sendable {
     let log: @Sendable (Int32, String) -> Void
     let handler: @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void
     let acceptQueue = DispatchQueue(label: "settled.http.accept")
-    let connectionTargetQueue = DispatchQueue.global(qos: .userInitiated)
 
     private struct State {
         var connections: [UInt64: HTTPConnection] = [:]
@@ -88,6 +101,7 @@ public final class HTTPServer: @unchecked Sendable {
         var started = false
         var shuttingDown = false
         var completions: [@Sendable () -> Void] = []
+        var loops: [HTTPEventLoop] = []
     }
     private let state = Mutex<State>(State())
 
@@ -95,6 +109,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var acceptSource: DispatchSourceRead?
     private var acceptSuspended = false
     private var acceptCancelled = false
+    private var nextLoopIndex = 0
 
     private let connectionsAccepted = Atomic<Int>(0)
     private let connectionsRefused = Atomic<Int>(0)
@@ -102,8 +117,8 @@ public final class HTTPServer: @unchecked Sendable {
     let requestsRefused = Atomic<Int>(0)
 
     /// The server owns `listeningDescriptor` from here on and closes it when it stops.
-    /// - handler: called for each complete request on the connection's queue; must
-    ///   eventually call `responder.send` exactly once.
+    /// - handler: called for each complete request on the connection's event loop; must
+    ///   not block, and must eventually call `responder.send` exactly once.
     /// - bodyLimit: the body limit for a request of this method and path (large statement
     ///   uploads); `limits.bodyBytesMax` when nil.
     /// - log: syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG) and a message.
@@ -119,13 +134,31 @@ public final class HTTPServer: @unchecked Sendable {
         self.handler = handler
     }
 
-    /// Starts accepting connections.
-    public func start() {
-        let first = state.withLock { state -> Bool in
-            defer { state.started = true }
-            return !state.started && !state.shuttingDown
+    /// Starts the event loops and accepting connections. Throws when a loop cannot be made
+    /// (out of descriptors or threads); nothing is left running then.
+    public func start() throws(HTTPEventLoopError) {
+        let tickNanoseconds = UInt64(HTTPConnection.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds))
+        var loops: [HTTPEventLoop] = []
+        do {
+            for index in 0..<limits.eventLoopCount {
+                let loop = try HTTPEventLoop(name: "settled-http\(index)", tickNanoseconds: tickNanoseconds)
+                try loop.start()
+                loops.append(loop)
+            }
+        } catch {
+            for loop in loops { loop.stop() }
+            throw error
         }
-        guard first else { return }
+        let first = state.withLock { state -> Bool in
+            guard !state.started && !state.shuttingDown else { return false }
+            state.started = true
+            state.loops = loops
+            return true
+        }
+        guard first else {
+            for loop in loops { loop.stop() }
+            return
+        }
         if !UnixSocket.setNonBlocking(listeningDescriptor) {
             log(LOG_ERR, "http: cannot make the listening socket non-blocking: \(String(cString: strerror(errno)))")
         }
@@ -159,7 +192,7 @@ public final class HTTPServer: @unchecked Sendable {
         if closeListener { Glibc.close(listeningDescriptor) }
         acceptQueue.async { self.stopAccepting() }
         for connection in connections {
-            connection.queue.async { connection.beginShutdown() }
+            connection.loop.execute { connection.beginShutdown() }
         }
         acceptQueue.async { self.finishIfIdle() }
         acceptQueue.asyncAfter(deadline: .now() + .seconds(max(0, graceSeconds))) {
@@ -168,7 +201,7 @@ public final class HTTPServer: @unchecked Sendable {
                 self.log(LOG_WARNING, "http: closing \(remaining.count) connections still open after \(graceSeconds) s")
             }
             for connection in remaining {
-                connection.queue.async { connection.close() }
+                connection.loop.execute { connection.close() }
             }
         }
     }
@@ -258,10 +291,12 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         let connection = state.withLock { state -> HTTPConnection? in
-            guard !state.shuttingDown else { return nil }
+            guard !state.shuttingDown, !state.loops.isEmpty else { return nil }
             state.nextConnectionID += 1
+            let loop = state.loops[nextLoopIndex % state.loops.count]
+            nextLoopIndex &+= 1
             let connection = HTTPConnection(id: state.nextConnectionID, descriptor: descriptor,
-                                            credentials: credentials, server: self)
+                                            credentials: credentials, server: self, loop: loop)
             state.connections[connection.id] = connection
             return connection
         }
@@ -270,7 +305,7 @@ public final class HTTPServer: @unchecked Sendable {
             return
         }
         connectionsAccepted.add(1, ordering: .relaxed)
-        connection.queue.async { connection.start() }
+        connection.loop.execute { connection.start() }
     }
 
     /// Answers 503 on a connection past the limit and closes it. The answer is small and the
@@ -288,18 +323,23 @@ public final class HTTPServer: @unchecked Sendable {
 
     // MARK: Connection bookkeeping
 
-    /// Called from a connection's last cancel handler, after its descriptor is closed.
+    /// Called on a connection's loop after its descriptor is closed.
     func connectionClosed(_ connection: HTTPConnection) {
         state.withLock { _ = $0.connections.removeValue(forKey: connection.id) }
         finishIfIdle()
     }
 
+    /// Once shut down with no connection left: stops the loops and runs the completions.
     private func finishIfIdle() {
-        let completions = state.withLock { state -> [@Sendable () -> Void] in
-            guard state.shuttingDown && state.connections.isEmpty else { return [] }
-            defer { state.completions.removeAll() }
-            return state.completions
+        let (completions, loops) = state.withLock { state -> ([@Sendable () -> Void], [HTTPEventLoop]) in
+            guard state.shuttingDown && state.connections.isEmpty else { return ([], []) }
+            defer {
+                state.completions.removeAll()
+                state.loops.removeAll()
+            }
+            return (state.completions, state.loops)
         }
+        for loop in loops { loop.stop() }
         for completion in completions { completion() }
     }
 }

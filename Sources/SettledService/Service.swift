@@ -17,9 +17,10 @@ public struct RequestContext: Sendable {
 
 /// What a route does with a request.
 public enum RouteAction: Sendable {
-    /// Answered from a read transaction on the connection's queue.
+    /// Answered from a read transaction, off the connection's event loop.
     case read(@Sendable (RequestContext, Transaction) throws -> HTTPResponse)
-    /// Validated on the connection's queue, then applied by the writer; answered after the commit.
+    /// Validated (on the connection's event loop when the body is small), then applied by the
+    /// writer; answered after the commit.
     case write(@Sendable (RequestContext) throws -> WriteOperation)
     /// Answered by the handler itself, any time later (work outside the store's transactions).
     case custom(@Sendable (RequestContext, @escaping @Sendable (HTTPResponse) -> Void) -> Void)
@@ -131,7 +132,11 @@ public final class SettledService: @unchecked Sendable {
                 answer(APIError(403, "forbidden", "the \(roles.name) role may not call \(route.name)").response)
                 return
             }
-            run(route, context, answer)
+            if Self.runsOnEventLoop(route.action, context.request) {
+                run(route, context, answer)
+            } else {
+                DispatchQueue.global(qos: .userInitiated).async { self.run(route, context, answer) }
+            }
             return
         }
         let response: HTTPResponse
@@ -147,6 +152,25 @@ public final class SettledService: @unchecked Sendable {
         metrics.record(route: matchedPath ? "method_not_allowed" : "unmatched", status: response.status,
                        nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
         responder.send(response)
+    }
+
+    /// Bodies up to this size are parsed on the connection's event loop.
+    static let eventLoopBodyBytesMax = 64 * 1024
+
+    /// Whether a request is handled on the connection's event loop, which serves many
+    /// connections and must not be held: a write with a small body (parsed, then handed to
+    /// the writer) and an idempotent custom POST (which begins at the writer) are; reads (a
+    /// read transaction may walk many records), large bodies and other custom handlers move
+    /// to the global queue.
+    static func runsOnEventLoop(_ action: RouteAction, _ request: HTTPRequest) -> Bool {
+        switch action {
+        case .read:
+            return false
+        case .write:
+            return request.body.count <= eventLoopBodyBytesMax
+        case .custom:
+            return request.method == "POST" && request.headers["Idempotency-Key"] != nil
+        }
     }
 
     private func run(_ route: Route, _ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {

@@ -175,7 +175,11 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
                             log: log,
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
     service.connectionCount = { server.connectionCount }
-    server.start()
+    do {
+        try server.start()
+    } catch {
+        fail("cannot start serving connections: \(error)")
+    }
 
     // MARK: timers
 

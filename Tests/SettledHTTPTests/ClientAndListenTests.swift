@@ -134,7 +134,7 @@ struct ListenTests {
         let descriptor = try HTTPServer.listen(path: path)
         let server = HTTPServer(listeningDescriptor: descriptor, limits: testLimits(), log: { _, _ in },
                                 handler: echoHandler)
-        server.start()
+        try server.start()
         let client = try UnixHTTPClient(socketPath: path, timeoutSeconds: 5)
         #expect(try client.send(method: "GET", path: "/seq/4").status == 200)
         client.close()

@@ -122,7 +122,7 @@ final class TestServer: Sendable {
         let logs = self.logs
         server = HTTPServer(listeningDescriptor: descriptor, limits: limits, bodyLimit: bodyLimit,
                             log: { logs.record($0, $1) }, handler: handler)
-        server.start()
+        try server.start()
     }
 
     /// Shuts the server down, waits for it, removes the directory; true when it finished in time.

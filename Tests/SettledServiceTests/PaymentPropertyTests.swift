@@ -47,7 +47,7 @@ final class PaymentServiceHarness {
                             bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
                             log: { _, _ in },
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
-        server.start()
+        try server.start()
         client = try UnixHTTPClient(socketPath: configuration.socketPath, timeoutSeconds: 30)
     }
 

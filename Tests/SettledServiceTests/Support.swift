@@ -147,7 +147,7 @@ final class ServiceServer: Sendable {
                             handler: { request, _, responder in
                                 service.handle(request, peer: caller.value.credentials, responder: responder)
                             })
-        server.start()
+        try server.start()
     }
 
     /// One request as `caller`, on a connection of its own.

@@ -14,4 +14,29 @@ int settled_peer_credentials(int fd, int32_t *pid, uint32_t *uid, uint32_t *gid)
 // the buffer was too small (then *count is the size needed).
 int settled_group_list(const char *user, uint32_t gid, uint32_t *groups, int *count);
 
+// epoll and eventfd for the HTTP server's event loops (Swift's Glibc module does not carry
+// <sys/epoll.h>, and struct epoll_event is packed on x86_64). Each returns what the call it
+// wraps returns, -1 with errno set on failure.
+enum {
+    SETTLED_EPOLL_IN = 0x001,
+    SETTLED_EPOLL_OUT = 0x004,
+    SETTLED_EPOLL_ERR = 0x008,
+    SETTLED_EPOLL_HUP = 0x010,
+};
+enum { SETTLED_EPOLL_ADD = 1, SETTLED_EPOLL_DEL = 2, SETTLED_EPOLL_MOD = 3 };
+enum { SETTLED_EPOLL_EVENTS_MAX = 64 };
+
+// epoll_create1(EPOLL_CLOEXEC).
+int settled_epoll_create(void);
+// epoll_ctl with the event mask and a 64-bit identifier as the event's data.
+int settled_epoll_control(int epoll_fd, int operation, int fd, uint32_t events, uint64_t identifier);
+// epoll_wait for at most `count` (<= SETTLED_EPOLL_EVENTS_MAX) events; writes each one's
+// identifier and mask.
+int settled_epoll_wait(int epoll_fd, uint64_t *identifiers, uint32_t *events, int count, int timeout_milliseconds);
+// eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
+int settled_eventfd(void);
+
+// Names the calling thread (at most 15 bytes are kept), as ps and perf show it.
+int settled_thread_set_name(const char *name);
+
 #endif
