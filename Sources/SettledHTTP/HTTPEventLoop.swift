@@ -24,6 +24,8 @@ final class HTTPEventLoop: @unchecked Sendable {
     private let wakeDescriptor: Int32
     /// The loop's thread, once it runs (pthread_t as an integer).
     private let threadIdentifier = Atomic<UInt>(0)
+    /// Returns from epoll_wait with at least one event (the idle tick is not counted).
+    let wakeups = Atomic<Int>(0)
 
     private struct Inbox {
         var tasks: [@Sendable () -> Void] = []
@@ -166,6 +168,7 @@ final class HTTPEventLoop: @unchecked Sendable {
                 precondition(error == EINTR, "epoll_wait: \(String(cString: strerror(error)))")
                 continue
             }
+            if found > 0 { wakeups.add(1, ordering: .relaxed) }
             for index in 0..<Int(found) {
                 if identifiers[index] == Self.wakeIdentifier {
                     var count: UInt64 = 0

@@ -72,6 +72,8 @@ public struct HTTPServerCounters: Sendable, Equatable {
     public var connectionsRefused: Int
     public var requests: Int
     public var requestsRefused: Int
+    /// Wake-ups of the event loops with something to do (readiness or a task handed in).
+    public var eventLoopWakeups: Int
 }
 
 /// An HTTP/1.1 server on a listening Unix domain socket.
@@ -101,7 +103,10 @@ public final class HTTPServer: @unchecked Sendable {
         var started = false
         var shuttingDown = false
         var completions: [@Sendable () -> Void] = []
+        /// The loops serving connections, until the server has shut down.
         var loops: [HTTPEventLoop] = []
+        /// Every loop started, kept for the counters.
+        var loopsStarted: [HTTPEventLoop] = []
     }
     private let state = Mutex<State>(State())
 
@@ -153,6 +158,7 @@ public final class HTTPServer: @unchecked Sendable {
             guard !state.started && !state.shuttingDown else { return false }
             state.started = true
             state.loops = loops
+            state.loopsStarted = loops
             return true
         }
         guard first else {
@@ -212,10 +218,12 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     public var counters: HTTPServerCounters {
-        HTTPServerCounters(connectionsAccepted: connectionsAccepted.load(ordering: .relaxed),
-                           connectionsRefused: connectionsRefused.load(ordering: .relaxed),
-                           requests: requestsCounted.load(ordering: .relaxed),
-                           requestsRefused: requestsRefused.load(ordering: .relaxed))
+        let loops = state.withLock { $0.loopsStarted }
+        return HTTPServerCounters(connectionsAccepted: connectionsAccepted.load(ordering: .relaxed),
+                                  connectionsRefused: connectionsRefused.load(ordering: .relaxed),
+                                  requests: requestsCounted.load(ordering: .relaxed),
+                                  requestsRefused: requestsRefused.load(ordering: .relaxed),
+                                  eventLoopWakeups: loops.reduce(0) { $0 + $1.wakeups.load(ordering: .relaxed) })
     }
 
     /// The body limit for a request.

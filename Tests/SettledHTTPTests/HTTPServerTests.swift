@@ -131,6 +131,43 @@ struct HTTPServerTests {
         #expect(responses.last?.header("Connection") == "close")
     }
 
+    @Test func peerGoneWhileItsRequestIsHeldDoesNotKeepTheLoopAwake() throws {
+        let held = Mutex<[HTTPResponder]>([])
+        let server = try TestServer(handler: { _, _, responder in held.withLock { $0.append(responder) } })
+        defer { server.stop() }
+        do {
+            let connection = try RawConnection(path: server.socketPath)
+            connection.write("GET /held HTTP/1.1\r\n\r\n")
+            let deadline = Date().addingTimeInterval(5)
+            while held.withLock({ $0.isEmpty }) && Date() < deadline { usleep(5_000) }
+        }  // The peer closes its socket here, its request still unanswered.
+        try #require(held.withLock { $0.count } == 1)
+        usleep(100_000)
+        // A hung-up socket stays readable: were it still in the loop's set, level-triggered
+        // epoll would wake the loop without pause until the answer comes.
+        let wakeupsBefore = server.server.counters.eventLoopWakeups
+        usleep(300_000)
+        let wakeupsAfter = server.server.counters.eventLoopWakeups
+        #expect(wakeupsAfter - wakeupsBefore < 10)
+        #expect(server.server.connectionCount == 1)
+        held.withLock { $0[0].send(.json(Array(#"{"late":true}"#.utf8))) }
+        #expect(server.waitForConnectionCount(0))
+    }
+
+    @Test func connectionsAreDealtToEveryEventLoop() throws {
+        var limits = testLimits()
+        limits.eventLoopCount = 3
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let clients = (0..<6).map { _ in try? UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 5) }
+        defer { for client in clients { client?.close() } }
+        for (index, client) in clients.enumerated() {
+            let response = try #require(client).send(method: "GET", path: "/seq/\(2 * index + 1)")
+            #expect(response.status == 200 && response.body == Array("\(2 * index + 1)".utf8))
+        }
+        #expect(server.server.counters.requests == 6)
+    }
+
     @Test func idleConnectionsAreClosed() throws {
         let server = try TestServer()
         defer { server.stop() }
