@@ -177,9 +177,11 @@ enum OrderCommands {
         try context.emit(answer) { tally in
             let refunds = tally["refunds"]?.array ?? []
             let rejected = tally["rejected"]?.array ?? []
+            // The list stops at the daemon's maximum; the count covers every refused line.
+            let rejectedCount = tally["rejected_count"]?.int64 ?? Int64(rejected.count)
             // Refunds an earlier upload of the same results made are listed, not counted again.
             let made = refunds.filter { $0["earlier"]?.bool != true }
-            var text = "accepted \(tally["accepted"].display), refunded \(made.count), rejected \(rejected.count)\n"
+            var text = "accepted \(tally["accepted"].display), refunded \(made.count), rejected \(rejectedCount)\n"
             if !refunds.isEmpty {
                 var table = Table([("ITEM", .left), ("REFUND", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right), ("WHEN", .left)])
                 for refund in refunds {
@@ -189,7 +191,7 @@ enum OrderCommands {
                 text += "\nrefunded for failed write-offs:\n" + table.rendered
             }
             Output.out(text)
-            Bulk.reportRejections(rejected, count: Int64(rejected.count))
+            Bulk.reportRejections(rejected, count: rejectedCount)
         }
     }
 

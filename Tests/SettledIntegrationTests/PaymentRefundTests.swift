@@ -274,6 +274,7 @@ struct PaymentRefundTests {
         #expect(answer.json?["accepted"]?.int64 == 2)
         #expect(answer.json?["refunds"]?.array?.map { $0["refund_id"]?.string } == ["wo-\(orderID).1"])
         #expect(answer.json?["rejected"]?.array?.map { $0["line"]?.int64 } == [1])
+        #expect(answer.json?["rejected_count"]?.int64 == 1)
         let items = try daemon.getOrder(orderID)["items"]?.array ?? []
         #expect(items[1]["writeoff_status"]?.string == "ok")
         #expect(try daemon.getOrder(orderID)["status"]?.string == "partially_refunded")

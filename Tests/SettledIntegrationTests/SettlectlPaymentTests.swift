@@ -482,6 +482,17 @@ struct SettlectlPaymentTests {
         #expect(repeatedJSON.standardOutput == (try daemon.request("POST", "/v1/writeoffs/results", body: results)).text + "\n")
         #expect(repeatedJSON.standardError.isEmpty)
         #expect(try daemon.settlectl(["writeoffs", "export", "--biller", "sgcc-js"]).standardOutput.isEmpty)
+
+        // More refused lines than the answer lists: every one is counted.
+        let manyBad = (1...1_005).map { #"{"item_id":"none-\#($0)","result":"ok"}"# }.joined(separator: "\n")
+        let many = try daemon.settlectl(["writeoffs", "import", "-"], input: manyBad)
+        #expect(many.exitCode == exitSuccess)
+        #expect(many.standardOutput == "accepted 0, refunded 0, rejected 1005\n")
+        #expect(many.standardError.hasPrefix("settlectl: 1005 lines were rejected; the other lines were applied\n"))
+        let manyAnswer = try daemon.request("POST", "/v1/writeoffs/results", body: manyBad).json
+        #expect(manyAnswer?["rejected_count"]?.int64 == 1_005)
+        #expect(manyAnswer?["rejected"]?.array?.count == 1_000)
+        #expect(manyAnswer?["rejected"]?.array?.last?["line"]?.int64 == 1_000)
         try daemon.stop()
     }
 

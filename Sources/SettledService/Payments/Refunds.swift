@@ -225,6 +225,7 @@ extension SettledService {
                     json.endObject()
                 }
                 json.endArray()
+                json.field("rejected_count", tally.rejected.count)
                 BillImport.Rejection.writeList(tally.rejected, &json)
             })
         }
