@@ -107,9 +107,13 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// The idle check runs four times per timeout, at least every 250 ms apart.
-    static func tickNanoseconds(idleTimeoutSeconds: Int) -> Int {
-        max(250_000_000, idleTimeoutSeconds * 1_000_000_000 / 4)
+    /// The idle and linger checks run four times per idle timeout and twice per linger time,
+    /// at least 250 ms apart: a connection closes at most a quarter of the idle timeout late,
+    /// and lingers at most half its linger time longer.
+    static func tickNanoseconds(idleTimeoutSeconds: Int, lingerSeconds: Int) -> Int {
+        let idleTick = idleTimeoutSeconds * 1_000_000_000 / 4
+        let lingerTick = max(0, lingerSeconds) * 1_000_000_000 / 2
+        return max(250_000_000, min(idleTick, lingerTick))
     }
 
     // MARK: Reading
@@ -396,7 +400,7 @@ final class HTTPConnection: @unchecked Sendable {
 
     // MARK: Writing
 
-    /// Writes what it can; leaves the rest to the write source.
+    /// Writes what it can; the rest waits until the loop sees room on the socket.
     private func flush() {
         while outputStart < output.count {
             let count = output.withUnsafeBytes { bytes in
@@ -482,8 +486,14 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         let idleNanoseconds = UInt64(limits.idleTimeoutSeconds) * 1_000_000_000
-        if !inFlight && pendingCount == 0 && now &- lastActivity >= idleNanoseconds {
+        guard now &- lastActivity >= idleNanoseconds else { return }
+        if !inFlight && pendingCount == 0 {
             server.log(LOG_DEBUG, "http: closing a connection of pid \(credentials.pid) idle for \(limits.idleTimeoutSeconds) s")
+            close()
+        } else if writeBlocked {
+            // Answers wait and the peer has read none of them for the whole timeout: it may
+            // have pipelined many requests and stopped reading. Its requests are dropped.
+            server.log(LOG_DEBUG, "http: closing a connection of pid \(credentials.pid) that read nothing for \(limits.idleTimeoutSeconds) s")
             close()
         }
     }

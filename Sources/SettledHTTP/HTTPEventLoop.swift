@@ -37,6 +37,8 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     // Touched only on the loop's thread.
     private var localTasks: [() -> Void] = []
+    /// The inbox's tasks being run; swapped with the inbox's array, so both keep their storage.
+    private var drainedTasks: [@Sendable () -> Void] = []
     private var connections: [UInt64: HTTPConnection] = [:]
     private var nextTickUptime: UInt64 = 0
     let readBuffer: UnsafeMutableRawBufferPointer
@@ -65,8 +67,9 @@ final class HTTPEventLoop: @unchecked Sendable {
         self.readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.readBufferBytes, alignment: 16)
     }
 
-    /// The descriptors close here, when neither the thread nor any connection or responder
-    /// holds the loop, so a late `execute` never writes to a descriptor number reused since.
+    /// The descriptors close here, when neither the thread, the server (which keeps its loops
+    /// for its counters), a connection nor a responder holds the loop, so a late `execute`
+    /// never writes to a descriptor number reused since.
     deinit {
         Glibc.close(wakeDescriptor)
         Glibc.close(epollDescriptor)
@@ -185,14 +188,14 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// Runs the tasks handed in from other threads and those queued on the loop itself.
     /// Returns whether the loop is to stop.
     private func runTasks() -> Bool {
-        let (tasks, stopping) = inbox.withLock { inbox -> ([@Sendable () -> Void], Bool) in
-            defer {
-                inbox.tasks.removeAll(keepingCapacity: true)
-                inbox.wakeWritten = false
-            }
-            return (inbox.tasks, inbox.stopping)
+        precondition(drainedTasks.isEmpty)
+        let stopping = inbox.withLock { inbox -> Bool in
+            swap(&drainedTasks, &inbox.tasks)
+            inbox.wakeWritten = false
+            return inbox.stopping
         }
-        for task in tasks { task() }
+        for task in drainedTasks { task() }
+        drainedTasks.removeAll(keepingCapacity: true)
         // Tasks may queue more; each round runs those queued before it began.
         var rounds = 0
         while !localTasks.isEmpty && rounds < 4 {

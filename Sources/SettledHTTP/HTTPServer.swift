@@ -142,7 +142,15 @@ public final class HTTPServer: @unchecked Sendable {
     /// Starts the event loops and accepting connections. Throws when a loop cannot be made
     /// (out of descriptors or threads); nothing is left running then.
     public func start() throws(HTTPEventLoopError) {
-        let tickNanoseconds = UInt64(HTTPConnection.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds))
+        precondition(limits.eventLoopCount >= 1 && limits.eventLoopCount <= HTTPServerLimits.eventLoopCountMax)
+        let first = state.withLock { state -> Bool in
+            guard !state.started && !state.shuttingDown else { return false }
+            state.started = true
+            return true
+        }
+        guard first else { return }
+        let tickNanoseconds = UInt64(HTTPConnection.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds,
+                                                                    lingerSeconds: limits.lingerSeconds))
         var loops: [HTTPEventLoop] = []
         do {
             for index in 0..<limits.eventLoopCount {
@@ -152,17 +160,21 @@ public final class HTTPServer: @unchecked Sendable {
             }
         } catch {
             for loop in loops { loop.stop() }
+            // Not started after all: a shutdown closes the listening socket itself.
+            state.withLock { $0.started = false }
             throw error
         }
-        let first = state.withLock { state -> Bool in
-            guard !state.started && !state.shuttingDown else { return false }
-            state.started = true
-            state.loops = loops
+        let shutDownMeanwhile = state.withLock { state -> Bool in
             state.loopsStarted = loops
-            return true
+            guard !state.shuttingDown else { return true }
+            state.loops = loops
+            return false
         }
-        guard first else {
+        if shutDownMeanwhile {
+            // No connection was taken; accepting is already stopped, and starting it closes
+            // the listening socket.
             for loop in loops { loop.stop() }
+            acceptQueue.async { self.startAccepting() }
             return
         }
         if !UnixSocket.setNonBlocking(listeningDescriptor) {

@@ -154,6 +154,37 @@ struct HTTPServerTests {
         #expect(server.waitForConnectionCount(0))
     }
 
+    @Test func peerThatStopsReadingIsClosedAfterTheIdleTimeout() throws {
+        let answerBytes = 900 * 1024
+        let server = try TestServer(handler: { _, _, responder in
+            responder.send(HTTPResponse(status: 200, contentType: "application/octet-stream",
+                                        body: [UInt8](repeating: 0x61, count: answerBytes)))
+        })
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        // More answer bytes than the socket and the output limit hold; none is ever read.
+        connection.write(String(repeating: "GET /big HTTP/1.1\r\n\r\n", count: 4))
+        #expect(server.waitForConnectionCount(1))
+        let started = Date()
+        #expect(server.waitForConnectionCount(0, seconds: 5))
+        #expect(Date().timeIntervalSince(started) > 0.5)
+    }
+
+    @Test func lingerEndsInItsOwnTimeNotTheIdleTimeouts() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.lingerSeconds = 1
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("GET /close HTTP/1.1\r\n\r\n")
+        // The server answers and shuts its side; this peer neither closes nor sends more.
+        let (bytes, closed) = connection.readUntilClosed()
+        #expect(closed && parseResponses(bytes).map(\.status) == [200])
+        #expect(server.server.connectionCount == 1)
+        #expect(server.waitForConnectionCount(0, seconds: 3))
+    }
+
     @Test func connectionsAreDealtToEveryEventLoop() throws {
         var limits = testLimits()
         limits.eventLoopCount = 3
