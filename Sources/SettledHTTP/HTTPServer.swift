@@ -1,3 +1,4 @@
+import CShims
 import Dispatch
 import Glibc
 import Synchronization
@@ -28,10 +29,11 @@ public struct HTTPServerLimits: Sendable {
     /// to them in turn as they are accepted.
     public var eventLoopCount: Int
 
-    /// The event loops by default: one per processor, from one to `eventLoopCountMax`.
+    /// The event loops by default: one per processor the process may run on, from one to
+    /// `eventLoopCountMax`.
     public static let eventLoopCountMax = 8
     public static var eventLoopCountDefault: Int {
-        min(eventLoopCountMax, max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        min(eventLoopCountMax, max(1, Int(settled_processors_available())))
     }
 
     public init(headerBytesMax: Int = 16 * 1024, bodyBytesMax: Int = 1 << 20,

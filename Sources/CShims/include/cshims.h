@@ -36,6 +36,10 @@ int settled_epoll_wait(int epoll_fd, uint64_t *identifiers, uint32_t *events, in
 // eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC).
 int settled_eventfd(void);
 
+// The processors this process may run on (sched_getaffinity: a cpuset or CPUAffinity= counts),
+// or the processors online when that fails.
+int settled_processors_available(void);
+
 // Names the calling thread (at most 15 bytes are kept), as ps and perf show it.
 int settled_thread_set_name(const char *name);
 
