@@ -37,6 +37,8 @@ final class HTTPEventLoop: @unchecked Sendable {
 
     // Touched only on the loop's thread.
     private var localTasks: [() -> Void] = []
+    /// The local tasks of the round being run; swapped with `localTasks` like `drainedTasks`.
+    private var runningLocalTasks: [() -> Void] = []
     /// The inbox's tasks being run; swapped with the inbox's array, so both keep their storage.
     private var drainedTasks: [@Sendable () -> Void] = []
     private var connections: [UInt64: HTTPConnection] = [:]
@@ -200,9 +202,9 @@ final class HTTPEventLoop: @unchecked Sendable {
         var rounds = 0
         while !localTasks.isEmpty && rounds < 4 {
             rounds += 1
-            let queued = localTasks
-            localTasks.removeAll(keepingCapacity: true)
-            for task in queued { task() }
+            swap(&runningLocalTasks, &localTasks)
+            for task in runningLocalTasks { task() }
+            runningLocalTasks.removeAll(keepingCapacity: true)
         }
         return stopping
     }
