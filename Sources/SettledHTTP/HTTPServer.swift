@@ -76,6 +76,10 @@ public struct HTTPServerCounters: Sendable, Equatable {
     public var requestsRefused: Int
     /// Wake-ups of the event loops with something to do (readiness or a task handed in).
     public var eventLoopWakeups: Int
+
+    /// Before any connection.
+    public static let zero = HTTPServerCounters(connectionsAccepted: 0, connectionsRefused: 0, requests: 0,
+                                                requestsRefused: 0, eventLoopWakeups: 0)
 }
 
 /// An HTTP/1.1 server on a listening Unix domain socket.

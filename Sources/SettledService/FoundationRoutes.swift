@@ -20,7 +20,7 @@ extension SettledService {
             Route("GET", "/metrics", .readers, .custom { _, answer in
                 let text = service.metrics.exposition(writer: service.writer.snapshot(), queueDepth: service.writer.queueDepth,
                                                       usage: service.store.environment.usage(),
-                                                      connections: service.connectionCount())
+                                                      connections: service.connectionCount(), http: service.httpCounters())
                 answer(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8)))
             }),
             Route("GET", "/v1/ledger/balances", .readers, .read { context, transaction in

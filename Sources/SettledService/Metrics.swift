@@ -1,5 +1,6 @@
 import Foundation
 import SettledStore
+import SettledHTTP
 
 /// Request counters by route and status, and request latency, for `/metrics`.
 public final class Metrics: @unchecked Sendable {
@@ -33,7 +34,8 @@ public final class Metrics: @unchecked Sendable {
     }
 
     /// The Prometheus text exposition (version 0.0.4).
-    func exposition(writer: WriterStatistics.Snapshot, queueDepth: Int, usage: Environment.Usage, connections: Int) -> String {
+    func exposition(writer: WriterStatistics.Snapshot, queueDepth: Int, usage: Environment.Usage, connections: Int,
+                    http: HTTPServerCounters) -> String {
         lock.lock()
         let requestCounts = requests.sorted { ($0.key.route, $0.key.status) < ($1.key.route, $1.key.status) }
         let latency = latencyCounts
@@ -49,6 +51,16 @@ public final class Metrics: @unchecked Sendable {
         text += histogram(name: "settled_http_request_seconds", help: "Time from a complete request to its answer.",
                           bounds: Self.requestSecondsBounds.map { String($0) }, counts: latency, sum: latencySeconds)
         text += single("settled_http_connections", "gauge", "Open client connections.", "\(connections)")
+        text += single("settled_http_connections_accepted_total", "counter", "Connections accepted and served.",
+                       "\(http.connectionsAccepted)")
+        text += single("settled_http_connections_refused_total", "counter",
+                       "Connections answered 503 too_many_connections and closed: the server held connections_max.",
+                       "\(http.connectionsRefused)")
+        text += single("settled_http_requests_refused_total", "counter",
+                       "Requests refused by the transport before routing (malformed, too large, unsupported).",
+                       "\(http.requestsRefused)")
+        text += single("settled_http_event_loop_wakeups_total", "counter",
+                       "Wake-ups of the connection event loops with something to do.", "\(http.eventLoopWakeups)")
         text += single("settled_writer_batches_total", "counter", "Write transactions committed by the writer.", "\(writer.batches)")
         text += single("settled_writer_requests_total", "counter", "Requests applied by the writer.", "\(writer.requests)")
         text += single("settled_writer_refused_total", "counter", "Requests refused because the writer queue was full.",

@@ -77,6 +77,8 @@ public final class SettledService: @unchecked Sendable {
     let backupQueue = DispatchQueue(label: "settled.backup")
     /// How many connections the server holds, for status and metrics (set by the daemon).
     public var connectionCount: @Sendable () -> Int = { 0 }
+    /// The server's counts since it started, for metrics (set by the daemon).
+    public var httpCounters: @Sendable () -> HTTPServerCounters = { .zero }
 
     public static let version = "0.1.0"
 

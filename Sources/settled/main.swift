@@ -175,6 +175,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
                             log: log,
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
     service.connectionCount = { server.connectionCount }
+    service.httpCounters = { server.counters }
     do {
         try server.start()
     } catch {

@@ -112,6 +112,14 @@ struct APITests {
         let used = try #require(samples["settled_store_used_bytes"])
         #expect(used > 0 && used <= Double(16 << 20))
         #expect(samples["settled_http_connections"] ?? 0 >= 1, "the /metrics request's own connection is open")
+        for name in ["settled_http_connections_accepted_total", "settled_http_connections_refused_total",
+                     "settled_http_requests_refused_total", "settled_http_event_loop_wakeups_total"] {
+            #expect(samples.types[name] == "counter", "\(name)")
+        }
+        #expect(samples["settled_http_connections_accepted_total"] ?? 0 >= 1)
+        #expect(samples["settled_http_connections_refused_total"] == 0)
+        #expect(samples["settled_http_requests_refused_total"] == 0)
+        #expect(samples["settled_http_event_loop_wakeups_total"] ?? 0 >= 1)
     }
 
     @Test("PUT biller: 201 new, 200 again and when changed; GET lists and finds it; 404 for an unknown one")
