@@ -11,11 +11,10 @@ enum BillCommands {
         let body = try Input.read(file, bytesMax: Input.importFileBytesMax)
         let answer = try context.request("POST", Target.make(["v1", "bills", "import"]), body: body, contentType: ContentType.ndjson)
         try context.emit(answer) { tally in
-            let rejected = tally["rejected"]?.array ?? []
-            let rejectedCount = tally["rejected_count"]?.int64 ?? Int64(rejected.count)
+            let rejections = Bulk.Rejections(of: tally)
             Output.out("imported \(tally["imported"].display), updated \(tally["updated"].display)"
-                       + ", unchanged \(tally["unchanged"].display), rejected \(rejectedCount)\n")
-            Bulk.reportRejections(rejected, count: rejectedCount)
+                       + ", unchanged \(tally["unchanged"].display), rejected \(rejections.count)\n")
+            Bulk.report(rejections)
         }
     }
 
@@ -139,17 +138,30 @@ enum BillCommands {
 
 /// Bulk files: NDJSON bodies whose lines the daemon takes or rejects one by one.
 enum Bulk {
+    /// The rejected lines of an upload's answer: those it lists (up to the daemon's maximum)
+    /// and how many there were in all (`rejected_count`).
+    struct Rejections {
+        var listed: [JSONValue]
+        var count: Int64
+
+        init(of tally: JSONValue) {
+            listed = tally["rejected"]?.array ?? []
+            count = tally["rejected_count"]?.int64 ?? Int64(listed.count)
+        }
+    }
+
     /// Rejected lines on stderr, as a table under their count: the request itself succeeded
     /// and the other lines were applied, so this is not a failure of the command.
-    static func reportRejections(_ rejected: [JSONValue], count: Int64) {
+    static func report(_ rejections: Rejections) {
+        let count = rejections.count
         guard count > 0 else { return }
         var text = "settlectl: \(count) line\(count == 1 ? " was" : "s were") rejected; the other lines were applied\n"
         var table = Table([("LINE", .right), ("CODE", .left), ("DETAIL", .left)])
-        for rejection in rejected {
+        for rejection in rejections.listed {
             table.add([rejection["line"].display, rejection["code"].display, rejection["detail"].display])
         }
-        if !rejected.isEmpty { text += table.rendered }
-        if count > Int64(rejected.count) { text += "(\(count - Int64(rejected.count)) more not listed)\n" }
+        if !rejections.listed.isEmpty { text += table.rendered }
+        if count > Int64(rejections.listed.count) { text += "(\(count - Int64(rejections.listed.count)) more not listed)\n" }
         Output.err(text)
     }
 }

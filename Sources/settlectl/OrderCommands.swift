@@ -176,12 +176,10 @@ enum OrderCommands {
         let answer = try context.request("POST", Target.make(["v1", "writeoffs", "results"]), body: body, contentType: ContentType.ndjson)
         try context.emit(answer) { tally in
             let refunds = tally["refunds"]?.array ?? []
-            let rejected = tally["rejected"]?.array ?? []
-            // The list stops at the daemon's maximum; the count covers every refused line.
-            let rejectedCount = tally["rejected_count"]?.int64 ?? Int64(rejected.count)
+            let rejections = Bulk.Rejections(of: tally)
             // Refunds an earlier upload of the same results made are listed, not counted again.
             let made = refunds.filter { $0["earlier"]?.bool != true }
-            var text = "accepted \(tally["accepted"].display), refunded \(made.count), rejected \(rejectedCount)\n"
+            var text = "accepted \(tally["accepted"].display), refunded \(made.count), rejected \(rejections.count)\n"
             if !refunds.isEmpty {
                 var table = Table([("ITEM", .left), ("REFUND", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right), ("WHEN", .left)])
                 for refund in refunds {
@@ -191,7 +189,7 @@ enum OrderCommands {
                 text += "\nrefunded for failed write-offs:\n" + table.rendered
             }
             Output.out(text)
-            Bulk.reportRejections(rejected, count: rejectedCount)
+            Bulk.report(rejections)
         }
     }
 
