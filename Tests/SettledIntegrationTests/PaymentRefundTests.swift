@@ -61,8 +61,10 @@ struct PaymentRefundTests {
         let replay = try daemon.refund(order: orderID, id: "r-1", items: ["\(orderID).1"])
         #expect(replay.status == 201)
         #expect(Returned(replay.json) == Returned(first.json))
+        // The same refund id for other items is refused: its first answer would say nothing of them.
         let replayOther = try daemon.refund(order: orderID, id: "r-1", items: ["\(orderID).2"])
-        #expect(Returned(replayOther.json) == Returned(first.json))
+        #expect(replayOther.status == 409)
+        #expect(replayOther.problemCode == "refund_id_conflict")
         #expect(try daemon.journalCount() == journal)
 
         let twice = try daemon.refund(order: orderID, id: "r-2", items: ["\(orderID).1"])
@@ -200,6 +202,8 @@ struct PaymentRefundTests {
         #expect(refunds.count == 1)
         #expect(refunds.first?["item_id"]?.string == item[1])
         #expect(refunds.first?["amount_fen"]?.int64 == 8000)
+        #expect(refunds.first?["item_ids"]?.array?.compactMap(\.string) == [item[1]])
+        #expect(refunds.first?["returned"]?["channel_fen"]?.int64 == 8000)
         let refundID = try #require(refunds.first?["refund_id"]?.string)
         let rejected = answer.json?["rejected"]?.array ?? []
         #expect(rejected.map { $0["line"]?.int64 } == [3, 4, 5, 7])
@@ -214,6 +218,12 @@ struct PaymentRefundTests {
         #expect(storedRefund["refund_id"]?.string == refundID)
         #expect(storedRefund["item_ids"]?.array?.compactMap(\.string) == [item[1]])
         #expect(storedRefund["returned"]?["channel_fen"]?.int64 == 8000)
+        // The biller refused the payment of E2: the bill leaves the arrears, not to be paid again
+        // until the biller's own import reopens it.
+        #expect(try daemon.getBill("E2")["status"]?.string == "cancelled")
+        #expect(try daemon.getBill("E1")["status"]?.string == "paid")
+        try daemon.importGood([D.billLine("E2", "sgcc-js", "1001", period: "2026-11", amountFen: 8000)])
+        #expect(try daemon.getBill("E2")["status"]?.string == "open")
         #expect(try daemon.balance("channel_receivable:alipay") == 16500)
         #expect(try daemon.balance("biller_payable:sgcc-js") == -12000)
         #expect(try export("sgcc-js").isEmpty)

@@ -66,15 +66,26 @@ extension SettledService {
         ]
     }
 
-    /// Refunds items of a captured order. The same refund id again replays the first refund.
+    /// Refunds items of a captured order. The same refund id again, for the same order and (when
+    /// the request names them) the same items, replays the first refund; for other items it is
+    /// refused, so that a caller never takes the first refund's answer for a refund of others.
+    ///
+    /// Refunded bills become open again (the household still owes them), or `billsBecome`: a
+    /// failed write-off cancels its bill, since the biller refused the payment of it.
     func refund(orderID: String, refundID: String, itemIDs: [String]?, reason: String,
-                write: WriteContext) throws -> (Refund, replay: Bool) {
+                billsBecome: Bill.Status = .open, write: WriteContext) throws -> (Refund, replay: Bool) {
+        precondition(billsBecome == .open || billsBecome == .cancelled)
         let tables = write.tables
         if let owner = try write.transaction.get(tables.refunds, key: Key.string(refundID)) {
             let ownerID = String(decoding: owner, as: UTF8.self)
             guard ownerID == orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
                   let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
                 throw APIError(409, "refund_id_conflict", "refund \(refundID) belongs to order \(ownerID)")
+            }
+            let refunded = entry.refund.items.map(\.itemId)
+            if let itemIDs, itemIDs.sorted() != refunded.sorted() {
+                throw APIError(409, "refund_id_conflict",
+                               "refund \(refundID) of order \(orderID) was made for items \(refunded.joined(separator: ", "))")
             }
             return (entry.refund, true)
         }
@@ -116,7 +127,7 @@ extension SettledService {
         }
         for item in refund.items {
             if item.kind == .bill, var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id {
-                bill.status = .open
+                bill.status = billsBecome
                 bill.orderID = nil
                 bill.updatedUnixMillis = write.nowUnixMillis
                 try bill.store(tables: tables, in: write.transaction)
@@ -180,7 +191,7 @@ extension SettledService {
     struct WriteoffTally: Sendable {
         var accepted = 0
         /// Refunds of failed write-offs; `earlier` when an earlier upload made it (a repeat).
-        var refunds: [(item: String, refund: String, amountFen: Int64, earlier: Bool)] = []
+        var refunds: [(item: String, refund: Refund, earlier: Bool)] = []
         var rejected: [BillImport.Rejection] = []
     }
 
@@ -217,10 +228,10 @@ extension SettledService {
                 json.field("accepted", tally.accepted)
                 json.beginArray("refunds")
                 for refund in tally.refunds {
+                    // What went back where: the channel's part is for the gateway to refund.
                     json.beginObject()
                     json.field("item_id", refund.item)
-                    json.field("refund_id", refund.refund)
-                    json.field("amount_fen", refund.amountFen)
+                    OrderRecord.writeRefundFields(refund.refund, &json)
                     if refund.earlier { json.field("earlier", true) }
                     json.endObject()
                 }
@@ -278,7 +289,7 @@ extension SettledService {
                 // it caused, so that the caller learns of it whichever answer reached it.
                 let refundID = Self.writeoffRefundPrefix + result.itemID
                 if !result.ok, let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) {
-                    tally.refunds.append((result.itemID, refundID, entry.refund.amountFen, true))
+                    tally.refunds.append((result.itemID, entry.refund, true))
                 }
             } else if order.writeoffs[index] == .none {
                 tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
@@ -302,7 +313,8 @@ extension SettledService {
             let writesBefore = write.transaction.writesCount
             do {
                 (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
-                                                   reason: "write-off failed: " + result.reason, write: write)
+                                                   reason: "write-off failed: " + result.reason, billsBecome: .cancelled,
+                                                   write: write)
             } catch let error as APIError where write.transaction.writesCount == writesBefore {
                 tally.rejected.append(.init(line: result.line, code: error.code,
                                             detail: "item \(result.itemID) cannot be refunded: \(error.detail)"))
@@ -314,7 +326,7 @@ extension SettledService {
                                             detail: "refund id \(refundID) is taken by another refund of order \(orderID)"))
                 return
             }
-            tally.refunds.append((result.itemID, refundID, refund.amountFen, false))
+            tally.refunds.append((result.itemID, refund, false))
             // The refund changed the order and took the item off the pending write-offs.
             guard let refunded = try OrderRecord.load(orderID, tables: tables, in: write.transaction) else {
                 preconditionFailure("order \(orderID) vanished while refunded")
