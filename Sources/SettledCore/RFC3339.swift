@@ -103,8 +103,17 @@ public enum RFC3339 {
         guard index == bytes.count else { return nil }
         let days = Int64(BusinessDate(year: Int(year), month: Int(month), day: Int(day)).daysSinceEpoch)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
-        return seconds * 1000 + millis
+        let unixMillis = seconds * 1000 + millis
+        guard unixMillis >= unixMillisMin && unixMillis <= unixMillisMax else { return nil }
+        return unixMillis
     }
+
+    /// The instants `parse` takes: 0001-01-03T00:00:00Z to 9999-12-30T23:59:59.999Z. Two days
+    /// short of `BusinessDate`'s ends, so that any instant parsed stays a date there at any UTC
+    /// offset (at most 18 hours) less any cut-off (under a day), and `format` can write it. A
+    /// time of 9999-12-31 at -23:59 is past 9999 in UTC.
+    public static let unixMillisMin: Int64 = (Int64(BusinessDate.min.daysSinceEpoch) + 2) * 86_400_000
+    public static let unixMillisMax: Int64 = Int64(BusinessDate.max.daysSinceEpoch) * 86_400_000 - 1
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
         let quotient = value / divisor

@@ -14,7 +14,31 @@ import SettledTestSupport
     ])
     func formats(_ unixMillis: Int64, _ utcOffsetSeconds: Int, _ expected: String) {
         #expect(RFC3339.format(unixMillis: unixMillis, utcOffsetSeconds: utcOffsetSeconds) == expected)
-        #expect(RFC3339.parse(expected) == unixMillis)
+        #expect(RFC3339.parse(expected) == (Self.parsable(unixMillis) ? unixMillis : nil))
+    }
+
+    static func parsable(_ unixMillis: Int64) -> Bool {
+        unixMillis >= RFC3339.unixMillisMin && unixMillis <= RFC3339.unixMillisMax
+    }
+
+    @Test func instantsAtTheEndsOfTheCalendarAreRefused() {
+        // 9999-12-31 at -23:59 is past 9999 in UTC; 0001-01-01 at +23:59 is before year 1.
+        #expect(RFC3339.parse("9999-12-31T23:59:59-23:59") == nil)
+        #expect(RFC3339.parse("9999-12-31T00:00:00Z") == nil)
+        #expect(RFC3339.parse("0001-01-01T00:00:00+23:59") == nil)
+        #expect(RFC3339.parse("0001-01-02T23:59:59.999Z") == nil)
+        #expect(RFC3339.parse("9999-12-30T23:59:59.999Z") == RFC3339.unixMillisMax)
+        #expect(RFC3339.parse("0001-01-03T00:00:00Z") == RFC3339.unixMillisMin)
+        // Whatever parses has a business date at any offset and cut-off, and formats at any offset.
+        for unixMillis in [RFC3339.unixMillisMin, RFC3339.unixMillisMax] {
+            for offsetSeconds in [-BusinessDate.utcOffsetSecondsMax, 0, BusinessDate.utcOffsetSecondsMax] {
+                for cutoffMinutes in [0, 1439] {
+                    _ = BusinessDate.of(unixSeconds: unixMillis / 1000, utcOffsetSeconds: offsetSeconds, cutoffMinutes: cutoffMinutes)
+                }
+                let text = RFC3339.format(unixMillis: unixMillis, utcOffsetSeconds: offsetSeconds)
+                #expect(RFC3339.parse(text) == unixMillis, "\(text)")
+            }
+        }
     }
 
     /// The text built field by field with `String` padding: what `format` must equal.
@@ -50,7 +74,7 @@ import SettledTestSupport
             let offset = offsets[Int(random.next() % UInt64(offsets.count))]
             let text = RFC3339.format(unixMillis: millis, utcOffsetSeconds: offset)
             #expect(text == Self.reference(unixMillis: millis, utcOffsetSeconds: offset), "\(millis) at \(offset)")
-            #expect(RFC3339.parse(text) == millis, "\(text)")
+            #expect(RFC3339.parse(text) == (Self.parsable(millis) ? millis : nil), "\(text)")
         }
     }
 }

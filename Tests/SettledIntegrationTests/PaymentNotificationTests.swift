@@ -252,6 +252,15 @@ struct PaymentNotificationTests {
         #expect(noPaidAt.problemCode == "invalid_request")
         let badPaidAt = try daemon.notify(order: firstID, txn: "T-x", amountFen: 12000, paidAt: "2026-11-24 10:00")
         #expect(badPaidAt.problemCode == "invalid_request")
+        // A time that is past 9999 in UTC has no business date: refused, and the daemon lives on.
+        for edge in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"] {
+            let offCalendar = try daemon.notify(order: firstID, txn: "T-x", amountFen: 12000, paidAt: edge)
+            #expect(offCalendar.status == 422 && offCalendar.problemCode == "invalid_request", "\(edge)")
+        }
+        let offCalendarPacket = try daemon.call("POST", "/v1/red-packets",
+                                                #"{"red_packet_id":"RP-edge","customer_id":"c-1","value_fen":100,"min_order_fen":0,"expires_at":"9999-12-31T23:59:59-23:59","utilities":[]}"#)
+        #expect(offCalendarPacket.status == 422 && offCalendarPacket.problemCode == "invalid_request")
+        #expect(try daemon.call("GET", "/v1/health").status == 200)
         #expect(try daemon.call("POST", "/v1/notifications", "{}").problemCode == "invalid_request")
         // Nothing above changed the order.
         #expect(try daemon.getOrder(firstID)["status"]?.string == "pending")
