@@ -162,4 +162,27 @@ extension HTTPServer {
         success = true
         return descriptor
     }
+
+    /// The file at `path` as device and inode, to tell later whether it is still the socket made
+    /// there: nil when there is none.
+    public static func socketFileIdentity(path: String) -> SocketFileIdentity? {
+        var status = stat()
+        guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFSOCK else { return nil }
+        return SocketFileIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    /// Removes the socket file at `path` only while it is still `identity`: a daemon started
+    /// after this one may have found it refusing connections, removed it and bound its own.
+    /// Returns whether it removed it.
+    @discardableResult
+    public static func removeSocketFile(path: String, ifStill identity: SocketFileIdentity) -> Bool {
+        guard socketFileIdentity(path: path) == identity else { return false }
+        return unlink(path) == 0
+    }
+}
+
+/// A socket file's device and inode.
+public struct SocketFileIdentity: Sendable, Equatable {
+    public var device: UInt64
+    public var inode: UInt64
 }

@@ -114,13 +114,10 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     let logger = Logger(levelMax: Int32(configuration.logLevel))
     let log: @Sendable (Int32, String) -> Void = { priority, message in logger.log(priority, message) }
 
-    // MARK: signals (registered before READY=1, kept alive for the life of the process)
+    // MARK: signals (registered first, kept alive for the life of the process)
 
     signal(SIGPIPE, SIG_IGN)
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let signalQueue = DispatchQueue(label: "settled.signals")
-    let terminationSources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: signalQueue) }
+    let termination = Termination()
 
     // MARK: store and writer
 
@@ -146,14 +143,14 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
 
     // MARK: socket
 
-    let ownSocketPath: String?
+    let ownSocket: (path: String, identity: SocketFileIdentity)?
     let listeningDescriptor: Int32
     let passedDescriptors = sd_listen_fds(1)
     if passedDescriptors > 1 {
         fail("systemd passed \(passedDescriptors) sockets; settled.socket must listen on exactly one")
     } else if passedDescriptors == 1 {
         listeningDescriptor = SD_LISTEN_FDS_START
-        ownSocketPath = nil
+        ownSocket = nil
         guard sd_is_socket_unix(listeningDescriptor, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 else {
             fail("the socket systemd passed is not a listening Unix stream socket")
         }
@@ -164,7 +161,10 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
         } catch {
             fail("cannot listen on \(configuration.socketPath): \(error)")
         }
-        ownSocketPath = configuration.socketPath
+        guard let identity = HTTPServer.socketFileIdentity(path: configuration.socketPath) else {
+            fail("the socket \(configuration.socketPath) vanished as it was made")
+        }
+        ownSocket = (configuration.socketPath, identity)
         log(6, "listening on \(configuration.socketPath)")
     }
 
@@ -213,28 +213,65 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
 
     // MARK: ready; then wait for a termination signal
 
-    for source in terminationSources {
-        source.setEventHandler {
-            for other in terminationSources { other.cancel() }
-            notify("STOPPING=1\nSTATUS=stopping: answering requests in flight")
-            log(6, "stopping")
-            server.shutdown(graceSeconds: 20) { [watchdogTimer] in
-                watchdogTimer?.cancel()
-                writer.stop()
-                service.timers.stop()
-                if configuration.sync == .off { try? store.environment.sync() }
-                if let ownSocketPath { unlink(ownSocketPath) }
-                log(6, "stopped")
-                exit(0)
+    let usageAtStart = store.environment.usage()
+    notify("READY=1\nSTATUS=serving on \(ownSocket?.path ?? "the systemd socket"); map \(usageAtStart.usedBytes * 100 / max(usageAtStart.mapSizeBytes, 1))% used")
+    log(6, "settled \(SettledService.version) ready (pid \(getpid()), state \(configuration.stateDirectory))")
+    // A signal that came while starting stops the daemon now.
+    termination.whenSignalled { [watchdogTimer] in
+        notify("STOPPING=1\nSTATUS=stopping: answering requests in flight")
+        log(6, "stopping")
+        server.shutdown(graceSeconds: 20) {
+            watchdogTimer?.cancel()
+            writer.stop()
+            service.timers.stop()
+            if configuration.sync == .off { try? store.environment.sync() }
+            if let ownSocket, !HTTPServer.removeSocketFile(path: ownSocket.path, ifStill: ownSocket.identity) {
+                log(4, "left \(ownSocket.path) in place: it is no longer the socket this daemon made")
             }
+            log(6, "stopped")
+            exit(0)
         }
-        source.resume()
+    }
+    dispatchMain()
+}
+
+/// SIGTERM and SIGINT, caught from the first moment of `run`: a signal that comes while the
+/// daemon is still starting is kept, and stopping begins as soon as there is something to stop
+/// (an ignored signal would be lost, and systemd would kill the daemon at `TimeoutStopSec`).
+final class Termination: @unchecked Sendable {
+    private let queue = DispatchQueue(label: "settled.signals")
+    private var sources: [any DispatchSourceSignal] = []
+    // Touched on `queue` only.
+    private var stop: (@Sendable () -> Void)?
+    private var signalled = false
+
+    init() {
+        // Their default action (ending the process at once) is never taken: the sources see them.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
+        for source in sources {
+            // The source holds its handler and the handler this object: both live as long as
+            // the process.
+            source.setEventHandler { self.caught() }
+            source.resume()
+        }
     }
 
-    let usageAtStart = store.environment.usage()
-    notify("READY=1\nSTATUS=serving on \(ownSocketPath ?? "the systemd socket"); map \(usageAtStart.usedBytes * 100 / max(usageAtStart.mapSizeBytes, 1))% used")
-    log(6, "settled \(SettledService.version) ready (pid \(getpid()), state \(configuration.stateDirectory))")
-    dispatchMain()
+    private func caught() {
+        guard !signalled else { return }
+        signalled = true
+        for source in sources { source.cancel() }
+        stop?()
+    }
+
+    /// What a signal does from now on; done at once when a signal came before.
+    func whenSignalled(_ body: @escaping @Sendable () -> Void) {
+        queue.sync {
+            stop = body
+            if signalled { queue.async(execute: body) }
+        }
+    }
 }
 
 run(configuration: configuration, groups: groups)

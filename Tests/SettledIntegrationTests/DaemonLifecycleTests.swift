@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SettledCore
+import SettledHTTP
 import Testing
 
 @Suite("Daemon lifecycle through the real socket")
@@ -28,5 +29,50 @@ struct DaemonLifecycleTests {
         let verify = try daemon.request("GET", "/v1/ledger/verify")
         #expect(verify.json?["ok"]?.bool == true)
         #expect(try daemon.stop(signal: SIGINT) == 0)
+    }
+
+    @Test("a SIGTERM that comes while the daemon is starting stops it: it is not lost")
+    func signalWhileStarting() throws {
+        let daemon = try DaemonHarness()
+        // From at once to well after start-up; each run must end by itself.
+        for delayMicroseconds in stride(from: 0, through: 40_000, by: 500) {
+            // Every signal at its default action, as systemd starts it (a child would otherwise
+            // inherit what the test runner ignores).
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["--default-signal=TERM,INT", DaemonHarness.settledPath, "--config", daemon.configPath]
+            process.standardError = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            usleep(UInt32(delayMicroseconds))
+            kill(process.processIdentifier, SIGTERM)
+            let deadline = Date().addingTimeInterval(10)
+            while process.isRunning && Date() < deadline { usleep(5_000) }
+            let stopped = !process.isRunning
+            if !stopped {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+            #expect(stopped, "still running 10 s after a SIGTERM sent \(delayMicroseconds) µs after it was started")
+            // Before its handler is set the signal's default action ends it; after, a clean stop.
+            if stopped && process.terminationReason == .exit {
+                #expect(process.terminationStatus == 0, "exit status after a SIGTERM at \(delayMicroseconds) µs")
+            }
+        }
+    }
+
+    @Test("a daemon that stops leaves in place a socket another one has made at its path since")
+    func successorSocketKept() throws {
+        let daemon = try DaemonHarness()
+        try daemon.start()
+        // What a second daemon does when it finds the path refusing connections: remove it and
+        // bind its own. (Here the first still answers on its descriptor, so it is done by hand.)
+        #expect(unlink(daemon.socketPath) == 0)
+        let successor = try HTTPServer.listen(path: daemon.socketPath)
+        defer { close(successor) }
+        #expect(try daemon.stop(signal: SIGTERM) == 0)
+        #expect(HTTPServer.socketFileIdentity(path: daemon.socketPath) != nil, "the successor's socket was removed")
+        #expect(daemon.log().contains("no longer the socket this daemon made"))
+        unlink(daemon.socketPath)
     }
 }
