@@ -58,8 +58,11 @@ final class BenchDaemon {
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.settledPath)
         process.arguments = ["--config", directory + "/settled.conf"]
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        process.standardError = FileHandle(forWritingAtPath: logPath)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil),
+              let logFile = FileHandle(forWritingAtPath: logPath) else {
+            throw BenchError("cannot create the daemon's log \(logPath)")
+        }
+        process.standardError = logFile
         try process.run()
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
