@@ -49,6 +49,10 @@ final class HTTPConnection: @unchecked Sendable {
 
     private var pending: [PendingItem?] = []
     private var pendingStart = 0
+    /// The bodies of the requests in `pending`: reading ahead stops while they hold more than
+    /// `limits.bodyBytesMax`, so a peer pipelining large bodies behind a slow request cannot
+    /// make the daemon hold more than one of them it has not begun to handle.
+    private var pendingBodyBytes = 0
 
     private var inFlight = false
     private var inFlightSequence: UInt64 = 0
@@ -153,6 +157,7 @@ final class HTTPConnection: @unchecked Sendable {
         if lingering { return true }
         if peerFinished || parsingStopped || shuttingDown || closeAfterFlush { return false }
         return pendingCount < limits.requestsInFlightPerConnectionMax
+            && pendingBodyBytes <= limits.bodyBytesMax
             && outputBuffered <= limits.outputBufferedBytesMax
     }
 
@@ -245,7 +250,8 @@ final class HTTPConnection: @unchecked Sendable {
             return false
         case .success(let head):
             let length = head.contentLength ?? 0
-            let lengthMax = server.bodyBytesMax(method: head.method, path: head.parts.path)
+            let lengthMax = length <= limits.bodyBytesMax ? limits.bodyBytesMax
+                : server.bodyBytesMax(method: head.method, pathSegments: head.parts.segments, peer: credentials)
             if length > lengthMax {
                 refuse(RequestRefusal(status: 413, code: HTTPProblemCode.bodyTooLarge,
                                       detail: "The body of \(length) bytes exceeds the limit of \(lengthMax) bytes for \(head.method) \(head.parts.path)."))
@@ -279,6 +285,7 @@ final class HTTPConnection: @unchecked Sendable {
                                   headers: HTTPHeaders(head.fields), body: body,
                                   versionMinor: head.versionMinor)
         pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead))
+        pendingBodyBytes += body.count
         lastActivity = Monotonic.nanoseconds()
         // Nothing after a request that closes the connection is read.
         if !head.keepAlive { stopParsing() }
@@ -342,6 +349,8 @@ final class HTTPConnection: @unchecked Sendable {
                 closeAfterFlush = true
                 flush()
             case .request(let request, let keepAlive, let isHead):
+                pendingBodyBytes -= request.body.count
+                precondition(pendingBodyBytes >= 0)
                 server.requestsCounted.add(1, ordering: .relaxed)
                 inFlight = true
                 inFlightSequence &+= 1

@@ -98,7 +98,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     let listeningDescriptor: Int32
     let limits: HTTPServerLimits
-    let bodyLimit: (@Sendable (String, String) -> Int)?
+    let bodyLimit: (@Sendable (String, [String], PeerCredentials) -> Int)?
     let log: @Sendable (Int32, String) -> Void
     let handler: @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void
     let acceptQueue = DispatchQueue(label: "settled.http.accept")
@@ -130,11 +130,12 @@ public final class HTTPServer: @unchecked Sendable {
     /// The server owns `listeningDescriptor` from here on and closes it when it stops.
     /// - handler: called for each complete request on the connection's event loop; must
     ///   not block, and must eventually call `responder.send` exactly once.
-    /// - bodyLimit: the body limit for a request of this method and path (large statement
-    ///   uploads); `limits.bodyBytesMax` when nil.
+    /// - bodyLimit: the body limit for a request of this method and path (its percent-decoded
+    ///   segments) from this peer, asked only for a body over `limits.bodyBytesMax` (uploads
+    ///   may take more); `limits.bodyBytesMax` when nil.
     /// - log: syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG) and a message.
     public init(listeningDescriptor: Int32, limits: HTTPServerLimits,
-                bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)? = nil,
+                bodyLimit: (@Sendable (_ method: String, _ pathSegments: [String], _ peer: PeerCredentials) -> Int)? = nil,
                 log: @escaping @Sendable (_ priority: Int32, _ message: String) -> Void,
                 handler: @escaping @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void) {
         precondition(listeningDescriptor >= 0)
@@ -244,9 +245,9 @@ public final class HTTPServer: @unchecked Sendable {
                                   eventLoopWakeups: loops.reduce(0) { $0 + $1.wakeups.load(ordering: .relaxed) })
     }
 
-    /// The body limit for a request.
-    func bodyBytesMax(method: String, path: String) -> Int {
-        bodyLimit?(method, path) ?? limits.bodyBytesMax
+    /// The body limit for a request whose body is over `limits.bodyBytesMax`.
+    func bodyBytesMax(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
+        bodyLimit?(method, pathSegments, peer) ?? limits.bodyBytesMax
     }
 
     // MARK: Accepting

@@ -39,13 +39,16 @@ public struct Route: Sendable {
     public let roles: Roles
     public let action: RouteAction
     public let name: String
+    /// Takes an upload: a body up to `[limits] import_body_bytes_max` instead of `body_bytes_max`.
+    public let isUpload: Bool
 
-    public init(_ method: String, _ pattern: String, _ roles: Roles, _ action: RouteAction) {
+    public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
         self.roles = roles
         self.action = action
         self.name = method + " " + pattern
+        self.isUpload = upload
     }
 
     func match(_ path: [String]) -> [String]? {
@@ -99,12 +102,14 @@ public final class SettledService: @unchecked Sendable {
     /// Adds routes (the order and payment API registers itself here).
     public func register(_ more: [Route]) { routes.append(contentsOf: more) }
 
-    /// The body limit for a request, before its body is read.
-    public func bodyLimit(method: String, path: String) -> Int {
-        if path.hasPrefix("/v1/statements") || path.hasPrefix("/v1/bank-statements") || path.hasSuffix("/writeoff-statements") {
-            return configuration.statementBodyBytesMax
+    /// The body limit for a request, before its body is read: an upload route's larger limit
+    /// holds for its own method and path, and only for a peer whose roles may call it. Anyone
+    /// else gets `body_bytes_max`, so that no larger body is held in memory on its way to a
+    /// 403, 404 or 405.
+    public func bodyLimit(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
+        for route in routes where route.isUpload && route.method == method && route.match(pathSegments) != nil {
+            return access.roles(of: peer).isDisjoint(with: route.roles) ? configuration.bodyBytesMax : configuration.importBodyBytesMax
         }
-        if path == "/v1/bills/import" || path == "/v1/writeoffs/results" { return configuration.importBodyBytesMax }
         return configuration.bodyBytesMax
     }
 

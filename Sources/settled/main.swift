@@ -171,7 +171,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     let limits = HTTPServerLimits(headerBytesMax: configuration.headerBytesMax, bodyBytesMax: configuration.bodyBytesMax,
                                   connectionsMax: configuration.connectionsMax, idleTimeoutSeconds: configuration.idleTimeoutSeconds)
     let server = HTTPServer(listeningDescriptor: listeningDescriptor, limits: limits,
-                            bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
+                            bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: log,
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
     service.connectionCount = { server.connectionCount }

@@ -64,6 +64,39 @@ struct HTTPServerTests {
         #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == (0..<count).map(String.init))
     }
 
+    @Test func pipelinedBodiesBehindAHeldRequestAreNotReadAheadPastTheBodyLimit() throws {
+        // A request that is never answered, then hundreds of bodies just under the limit: the
+        // server stops reading once those waiting hold more than one body limit, and the rest
+        // stay in the socket (which then refuses the sender), instead of 1,024 bodies in memory.
+        let server = try TestServer()
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        #expect(connection.write("GET /hang HTTP/1.1\r\n\r\n"))
+        let body = [UInt8](repeating: UInt8(ascii: "b"), count: 60 * 1024)
+        let request = Array("POST /mirror HTTP/1.1\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body
+        let requests = [UInt8]((0..<400).flatMap { _ in request })
+        var sent = 0
+        var refusedSince: Date?
+        while sent < requests.count {
+            let count = requests.withUnsafeBytes {
+                send(connection.descriptor, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if count > 0 {
+                sent += count
+                refusedSince = nil
+            } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
+                let since = refusedSince ?? Date()
+                refusedSince = since
+                if Date().timeIntervalSince(since) > 0.5 { break }
+                usleep(10_000)
+            } else {
+                Issue.record("send failed: \(String(cString: strerror(errno)))")
+                break
+            }
+        }
+        #expect(sent < 4 << 20, "\(sent) bytes of \(requests.count) taken while the first request is held")
+    }
+
     @Test func requestsSplitAcrossManySmallWrites() throws {
         let server = try TestServer()
         defer { server.stop() }
@@ -329,8 +362,9 @@ struct HTTPServerTests {
     }
 
     @Test func largeBodiesUnderAPerPathLimitWithBackPressure() throws {
-        let server = try TestServer(bodyLimit: { method, path in
-            path == "/mirror" && method == "POST" ? 8 << 20 : 16
+        // Asked only for a body over the server's own limit (64 KiB here).
+        let server = try TestServer(bodyLimit: { method, pathSegments, _ in
+            pathSegments == ["mirror"] && method == "POST" ? 8 << 20 : 16
         })
         defer { server.stop() }
         let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 10)
@@ -341,8 +375,10 @@ struct HTTPServerTests {
         #expect(response.body == body)
 
         let small = try client.send(method: "POST", path: "/echo", body: Array(repeating: 1, count: 17))
-        #expect(small.status == 413)
-        #expect(small.headers["content-type"] == "application/problem+json")
+        #expect(small.status == 200)
+        let over = try client.send(method: "POST", path: "/echo", body: Array(repeating: 1, count: 64 * 1024 + 1))
+        #expect(over.status == 413)
+        #expect(over.headers["content-type"] == "application/problem+json")
     }
 
     @Test func secondResponseToOneRequestIsIgnored() throws {

@@ -114,7 +114,7 @@ final class TestServer: Sendable {
     let logs = LogRecorder()
 
     init(limits: HTTPServerLimits = testLimits(),
-         bodyLimit: (@Sendable (String, String) -> Int)? = nil,
+         bodyLimit: (@Sendable (String, [String], PeerCredentials) -> Int)? = nil,
          handler: @escaping @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void = echoHandler) throws {
         directory = try TemporaryDirectory()
         socketPath = directory.path + "/settled.sock"

@@ -94,4 +94,28 @@ struct PeerRoleTests {
         }
         #expect(Set(records.compactMap { $0["outcome"]?.string }) == ["ok", "invalid_request"])
     }
+
+    @Test("an upload's larger body limit holds only for peers that may call it: others are refused before the body is read")
+    func uploadLimitFollowsTheRole() throws {
+        // 2 MiB of blank lines: over body_bytes_max (1 MiB), well under import_body_bytes_max.
+        func upload(_ daemon: DaemonHarness, _ path: String) throws -> (status: Int, body: String, standardError: String) {
+            let file = daemon.directory + "/blank.ndjson"
+            if !FileManager.default.fileExists(atPath: file) {
+                try #require(FileManager.default.createFile(atPath: file, contents: Data(repeating: 0x0A, count: 2 << 20),
+                                                            attributes: [.posixPermissions: 0o644]))
+            }
+            return try daemon.curl(asUID: nobodyUID, gid: nogroupGID, ["-X", "POST", "--data-binary", "@" + file, "http://localhost" + path])
+        }
+        let auditor = try Self.daemon(access: "auditor_groups = nogroup")
+        for path in ["/v1/bills/import", "/v1/writeoffs/results"] {
+            let refused = try upload(auditor, path)
+            #expect(refused.status == 413 && refused.body.contains(#""code":"body_too_large""#), "\(path): \(refused.status) \(refused.body)")
+        }
+        let gateway = try Self.daemon(access: "gateway_groups = nogroup")
+        let imported = try upload(gateway, "/v1/bills/import")
+        #expect(imported.status == 200, "\(imported.body)")
+        #expect(imported.body.contains(#""imported":0"#), "\(imported.body)")
+        // The same size elsewhere is over the ordinary limit, whoever asks.
+        #expect(try upload(gateway, "/v1/orders").status == 413)
+    }
 }

@@ -44,7 +44,7 @@ final class PaymentServiceHarness {
         self.service = service
         let descriptor = try HTTPServer.listen(path: configuration.socketPath, mode: 0o600)
         server = HTTPServer(listeningDescriptor: descriptor, limits: HTTPServerLimits(),
-                            bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
+                            bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: { _, _ in },
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
         try server.start()

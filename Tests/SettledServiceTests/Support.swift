@@ -142,7 +142,7 @@ final class ServiceServer: Sendable {
         let caller = self.caller
         let logs = fixture.logs
         server = HTTPServer(listeningDescriptor: descriptor, limits: HTTPServerLimits(),
-                            bodyLimit: { method, path in service.bodyLimit(method: method, path: path) },
+                            bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: { logs.record($0, $1) },
                             handler: { request, _, responder in
                                 service.handle(request, peer: caller.value.credentials, responder: responder)

@@ -308,7 +308,7 @@ enum BillImport {
 extension SettledService {
     func billRoutes() -> [Route] {
         [
-            Route("POST", "/v1/bills/import", .gatewayAndOperator, .custom { context, answer in
+            Route("POST", "/v1/bills/import", .gatewayAndOperator, upload: true, .custom { context, answer in
                 self.importBills(context, answer)
             }),
             Route("GET", "/v1/bills/{bill_id}", .gatewayAndReaders, .read { context, transaction in

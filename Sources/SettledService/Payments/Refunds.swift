@@ -60,7 +60,7 @@ extension SettledService {
                 }
                 return try self.exportWriteoffs(biller: biller, limit: limit, transaction: transaction)
             }),
-            Route("POST", "/v1/writeoffs/results", .gatewayAndOperator, .custom { context, answer in
+            Route("POST", "/v1/writeoffs/results", .gatewayAndOperator, upload: true, .custom { context, answer in
                 self.applyWriteoffResults(context, answer)
             }),
         ]
