@@ -87,6 +87,7 @@ public struct SettledConfiguration: Sendable {
     public var statementBodyBytesMax: Int
     public var importBodyBytesMax: Int
     public var connectionsMax: Int
+    public var connectionsPerUIDMax: Int
     public var idleTimeoutSeconds: Int
     public var writerQueueMax: Int
     public var writerBatchMax: Int
@@ -148,6 +149,7 @@ public struct SettledConfiguration: Sendable {
             statementBodyBytesMax: 512 * mib,
             importBodyBytesMax: 256 * mib,
             connectionsMax: 1024,
+            connectionsPerUIDMax: 768,
             idleTimeoutSeconds: 60,
             writerQueueMax: 65_536,
             writerBatchMax: 1024,

@@ -11,6 +11,8 @@ public struct HTTPServerLimits: Sendable {
     public var bodyBytesMax: Int
     /// Connections past this count are answered 503 and closed at once.
     public var connectionsMax: Int
+    /// Connections from one uid past this count likewise (`connectionsMax` unless set lower).
+    public var connectionsPerUIDMax: Int
     /// A connection without a complete request (or any progress on a body or on writing an
     /// answer) for this long is closed.
     public var idleTimeoutSeconds: Int
@@ -46,6 +48,7 @@ public struct HTTPServerLimits: Sendable {
         self.headerBytesMax = headerBytesMax
         self.bodyBytesMax = bodyBytesMax
         self.connectionsMax = connectionsMax
+        self.connectionsPerUIDMax = connectionsMax
         self.idleTimeoutSeconds = idleTimeoutSeconds
         self.requestsInFlightPerConnectionMax = requestsInFlightPerConnectionMax
         self.outputBufferedBytesMax = 1 << 20
@@ -105,6 +108,7 @@ public final class HTTPServer: @unchecked Sendable {
 
     private struct State {
         var connections: [UInt64: HTTPConnection] = [:]
+        var connectionsByUID: [UInt32: Int] = [:]
         var nextConnectionID: UInt64 = 0
         var started = false
         var shuttingDown = false
@@ -306,7 +310,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let full = state.withLock { $0.shuttingDown || $0.connections.count >= limits.connectionsMax }
         if full {
-            refuse(descriptor)
+            refuse(descriptor, detail: "The server holds its maximum of \(limits.connectionsMax) connections.")
             return
         }
         let credentials: PeerCredentials
@@ -317,8 +321,15 @@ public final class HTTPServer: @unchecked Sendable {
             Glibc.close(descriptor)
             return
         }
+        let perUIDMax = min(limits.connectionsPerUIDMax, limits.connectionsMax)
+        var uidFull = false
         let connection = state.withLock { state -> HTTPConnection? in
             guard !state.shuttingDown, !state.loops.isEmpty else { return nil }
+            guard state.connectionsByUID[credentials.uid, default: 0] < perUIDMax else {
+                uidFull = true
+                return nil
+            }
+            state.connectionsByUID[credentials.uid, default: 0] += 1
             state.nextConnectionID += 1
             let loop = state.loops[nextLoopIndex % state.loops.count]
             nextLoopIndex &+= 1
@@ -328,7 +339,9 @@ public final class HTTPServer: @unchecked Sendable {
             return connection
         }
         guard let connection else {
-            refuse(descriptor)
+            if uidFull { log(LOG_DEBUG, "http: uid \(credentials.uid) holds its maximum of \(perUIDMax) connections") }
+            refuse(descriptor, detail: uidFull ? "uid \(credentials.uid) holds its maximum of \(perUIDMax) connections."
+                                               : "The server is stopping.")
             return
         }
         connectionsAccepted.add(1, ordering: .relaxed)
@@ -337,11 +350,10 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Answers 503 on a connection past the limit and closes it. The answer is small and the
     /// socket new, so a single non-blocking send fits; if it does not, the peer sees a close.
-    private func refuse(_ descriptor: Int32) {
+    private func refuse(_ descriptor: Int32, detail: String) {
         connectionsRefused.add(1, ordering: .relaxed)
         var output: [UInt8] = []
-        let response = HTTPResponse.problem(status: 503, code: HTTPProblemCode.tooManyConnections,
-                                            detail: "The server holds its maximum of \(limits.connectionsMax) connections.")
+        let response = HTTPResponse.problem(status: 503, code: HTTPProblemCode.tooManyConnections, detail: detail)
         ResponseEncoder.encode(response, connection: .close, omitBody: false, into: &output)
         _ = output.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         Glibc.shutdown(descriptor, Int32(SHUT_WR))
@@ -352,7 +364,13 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// Called on a connection's loop after its descriptor is closed.
     func connectionClosed(_ connection: HTTPConnection) {
-        state.withLock { _ = $0.connections.removeValue(forKey: connection.id) }
+        state.withLock { state in
+            guard state.connections.removeValue(forKey: connection.id) != nil else { return }
+            let uid = connection.credentials.uid
+            let count = state.connectionsByUID[uid, default: 0] - 1
+            precondition(count >= 0, "connections of uid \(uid) below zero")
+            state.connectionsByUID[uid] = count == 0 ? nil : count
+        }
         finishIfIdle()
     }
 

@@ -168,8 +168,9 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
         log(6, "listening on \(configuration.socketPath)")
     }
 
-    let limits = HTTPServerLimits(headerBytesMax: configuration.headerBytesMax, bodyBytesMax: configuration.bodyBytesMax,
+    var limits = HTTPServerLimits(headerBytesMax: configuration.headerBytesMax, bodyBytesMax: configuration.bodyBytesMax,
                                   connectionsMax: configuration.connectionsMax, idleTimeoutSeconds: configuration.idleTimeoutSeconds)
+    limits.connectionsPerUIDMax = configuration.connectionsPerUIDMax
     let server = HTTPServer(listeningDescriptor: listeningDescriptor, limits: limits,
                             bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: log,

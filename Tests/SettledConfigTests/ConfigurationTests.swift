@@ -34,6 +34,7 @@ import Glibc
         #expect(configuration.statementBodyBytesMax == 512 << 20)
         #expect(configuration.importBodyBytesMax == 256 << 20)
         #expect(configuration.connectionsMax == 1024)
+        #expect(configuration.connectionsPerUIDMax == 768)
         #expect(configuration.idleTimeoutSeconds == 60)
         #expect(configuration.writerQueueMax == 65_536)
         #expect(configuration.writerBatchMax == 1024)
@@ -214,6 +215,7 @@ import Glibc
         ("limits", "statement_body_bytes_max", 1 << 10, 16 << 30),
         ("limits", "import_body_bytes_max", 1 << 10, 16 << 30),
         ("limits", "connections_max", 1, 65_536),
+        ("limits", "connections_per_uid_max", 1, 65_536),
         ("limits", "idle_timeout_seconds", 1, 3600),
         ("limits", "writer_queue_max", 1, 1_048_576),
         ("limits", "writer_batch_max", 1, 65_536),

@@ -285,6 +285,32 @@ struct HTTPServerTests {
         #expect(second.readResponses(1).map(\.status) == [200])
     }
 
+    @Test func connectionLimitPerUID() throws {
+        // Every connection here is the test's own uid: its third is refused though the server
+        // has room, and a closed one makes room again.
+        var limits = testLimits(connectionsMax: 8)
+        limits.connectionsPerUIDMax = 2
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let first = try RawConnection(path: server.socketPath)
+        let second = try RawConnection(path: server.socketPath)
+        for connection in [first, second] {
+            connection.write("GET /seq/1 HTTP/1.1\r\n\r\n")
+            #expect(connection.readResponses(1).map(\.status) == [200])
+        }
+        let third = try RawConnection(path: server.socketPath)
+        let (bytes, closed) = third.readUntilClosed()
+        #expect(closed)
+        let refused = parseResponses(bytes)
+        #expect(refused.map(\.status) == [503])
+        #expect(refused.first?.json?["code"] as? String == HTTPProblemCode.tooManyConnections)
+        #expect((refused.first?.json?["detail"] as? String)?.contains("uid \(getuid())") == true)
+        first.shutdownWrite()
+        #expect(first.readUntilClosed().closed)
+        #expect(server.waitForConnectionCount(1))
+        try server.expectAnswersGoodRequest()
+    }
+
     @Test func http10ClosesUnlessKeepAlive() throws {
         let server = try TestServer()
         defer { server.stop() }
