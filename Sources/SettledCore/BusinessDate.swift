@@ -97,8 +97,11 @@ public struct BusinessDate: Hashable, Comparable, Sendable, CustomStringConverti
     }
 
     /// The business date of an instant: local time in the zone given as UTC offset seconds at
-    /// that instant, shifted by the cut-off (a payment at or after cutoff belongs to that local
-    /// date; before cutoff to the previous one). cutoffMinutes 0 means midnight.
+    /// that instant, and the cut-off that ends a business day. Each business date is the local
+    /// date that holds most of its day: with an evening cut-off (12:00 or later; a channel's
+    /// 23:00, say) a payment at or after it belongs to the next date; with an early one (before
+    /// 12:00) a payment before it belongs to the previous date. cutoffMinutes 0 (midnight)
+    /// makes business dates calendar dates.
     public static func of(unixSeconds: Int64, utcOffsetSeconds: Int, cutoffMinutes: Int) -> BusinessDate {
         precondition(cutoffMinutes >= 0 && cutoffMinutes < minutesPerDay, "cut-off out of 00:00...23:59")
         precondition(utcOffsetSeconds >= -utcOffsetSecondsMax && utcOffsetSeconds <= utcOffsetSecondsMax,
@@ -106,7 +109,8 @@ public struct BusinessDate: Hashable, Comparable, Sendable, CustomStringConverti
         // Years 0001...9999 are within ±4e11 seconds: the sums below cannot overflow past this check.
         precondition(unixSeconds >= Int64(daysMin - 1) * secondsPerDay
                      && unixSeconds <= Int64(daysMax + 2) * secondsPerDay, "instant out of range")
-        let shifted = unixSeconds + Int64(utcOffsetSeconds) - Int64(cutoffMinutes) * 60
+        let dayAfter = cutoffMinutes >= minutesPerDay / 2 ? secondsPerDay : 0
+        let shifted = unixSeconds + Int64(utcOffsetSeconds) - Int64(cutoffMinutes) * 60 + dayAfter
         var days = shifted / secondsPerDay
         if shifted % secondsPerDay < 0 { days -= 1 }
         return BusinessDate(daysSinceEpoch: Int32(days))

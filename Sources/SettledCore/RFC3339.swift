@@ -108,12 +108,12 @@ public enum RFC3339 {
         return unixMillis
     }
 
-    /// The instants `parse` takes: 0001-01-03T00:00:00Z to 9999-12-30T23:59:59.999Z. Two days
-    /// short of `BusinessDate`'s ends, so that any instant parsed stays a date there at any UTC
-    /// offset (at most 18 hours) less any cut-off (under a day), and `format` can write it. A
-    /// time of 9999-12-31 at -23:59 is past 9999 in UTC.
+    /// The instants `parse` takes: 0001-01-03T00:00:00Z to 9999-12-29T23:59:59.999Z. Two days
+    /// short of `BusinessDate`'s ends, so that any instant parsed has a business date at any UTC
+    /// offset (at most 18 hours) and cut-off (which moves it by at most 12 hours), and `format`
+    /// can write it. A time of 9999-12-31 at -23:59 is past 9999 in UTC.
     public static let unixMillisMin: Int64 = (Int64(BusinessDate.min.daysSinceEpoch) + 2) * 86_400_000
-    public static let unixMillisMax: Int64 = Int64(BusinessDate.max.daysSinceEpoch) * 86_400_000 - 1
+    public static let unixMillisMax: Int64 = (Int64(BusinessDate.max.daysSinceEpoch) - 1) * 86_400_000 - 1
 
     static func floorDivide(_ value: Int64, _ divisor: Int64) -> (Int64, Int64) {
         let quotient = value / divisor

@@ -109,13 +109,22 @@ private func unixSeconds(_ rfc3339: String) -> Int64 {
 
     @Test func businessDateAroundTheCutoff() {
         let offset = 8 * 3600
+        // An evening cut-off ends the day on its own date: what comes after it is the next date's.
         let cutoff = 23 * 60 + 30  // 23:30
+        let morning = unixSeconds("2026-11-24T10:00:00+08:00")
         let before = unixSeconds("2026-11-24T23:29:59+08:00")
         let at = unixSeconds("2026-11-24T23:30:00+08:00")
         let afterMidnight = unixSeconds("2026-11-25T00:10:00+08:00")
-        #expect(BusinessDate.of(unixSeconds: before, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-23")
-        #expect(BusinessDate.of(unixSeconds: at, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-24")
-        #expect(BusinessDate.of(unixSeconds: afterMidnight, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-24")
+        #expect(BusinessDate.of(unixSeconds: morning, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-24")
+        #expect(BusinessDate.of(unixSeconds: before, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-24")
+        #expect(BusinessDate.of(unixSeconds: at, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-25")
+        #expect(BusinessDate.of(unixSeconds: afterMidnight, utcOffsetSeconds: offset, cutoffMinutes: cutoff).description == "2026-11-25")
+        let noon = 12 * 60
+        #expect(BusinessDate.of(unixSeconds: unixSeconds("2026-11-24T11:59:59+08:00"), utcOffsetSeconds: offset,
+                                cutoffMinutes: noon).description == "2026-11-24")
+        #expect(BusinessDate.of(unixSeconds: unixSeconds("2026-11-24T12:00:00+08:00"), utcOffsetSeconds: offset,
+                                cutoffMinutes: noon).description == "2026-11-25")
+        // An early one ends the previous date's day: what comes before it is the previous date's.
         let early = 2 * 60  // 02:00
         #expect(BusinessDate.of(unixSeconds: unixSeconds("2026-11-25T01:59:59+08:00"), utcOffsetSeconds: offset,
                                 cutoffMinutes: early).description == "2026-11-24")
