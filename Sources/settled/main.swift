@@ -247,9 +247,17 @@ final class Termination: @unchecked Sendable {
     private var signalled = false
 
     init() {
-        // Their default action (ending the process at once) is never taken: the sources see them.
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
+        // Blocked in this thread and so in every thread made after it: a signal that comes
+        // before the sources are registered stays pending until Dispatch takes it (from a
+        // signalfd), and their default action (ending the process at once) is never taken.
+        // Not ignored: an ignored signal is discarded when it comes, and one pending when
+        // SIG_IGN is set is discarded too.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGTERM)
+        sigaddset(&mask, SIGINT)
+        let blocked = pthread_sigmask(SIG_BLOCK, &mask, nil)
+        precondition(blocked == 0, "pthread_sigmask: \(blocked)")
         sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: queue) }
         for source in sources {
             // The source holds its handler and the handler this object: both live as long as
