@@ -259,9 +259,10 @@ struct HTTPServerTests {
         #expect(responses.map(\.status) == [200])
     }
 
-    @Test func connectionLimit() throws {
-        let server = try TestServer(limits: testLimits(connectionsMax: 2))
-        defer { server.stop() }
+    /// Two connections answered, then a third refused with 503 `too_many_connections`; returns
+    /// the two and the refusal.
+    private func twoAnsweredThenOneRefused(_ server: TestServer) throws -> (first: RawConnection, second: RawConnection,
+                                                                           refused: WireResponse?) {
         let first = try RawConnection(path: server.socketPath)
         let second = try RawConnection(path: server.socketPath)
         for connection in [first, second] {
@@ -274,13 +275,26 @@ struct HTTPServerTests {
         let refused = parseResponses(bytes)
         #expect(refused.map(\.status) == [503])
         #expect(refused.first?.json?["code"] as? String == HTTPProblemCode.tooManyConnections)
-        #expect(server.server.counters.connectionsRefused == 1)
+        return (first, second, refused.first)
+    }
 
-        // Once one closes there is room again.
-        first.shutdownWrite()
-        #expect(first.readUntilClosed().closed)
-        #expect(server.waitForConnectionCount(1))
-        try server.expectAnswersGoodRequest()
+    /// Closes `connection` while `open` stays open, and expects room again: a new connection
+    /// is answered.
+    private func closeThenExpectRoom(_ connection: RawConnection, keeping open: RawConnection, _ server: TestServer) throws {
+        try withExtendedLifetime(open) {
+            connection.shutdownWrite()
+            #expect(connection.readUntilClosed().closed)
+            #expect(server.waitForConnectionCount(1))
+            try server.expectAnswersGoodRequest()
+        }
+    }
+
+    @Test func connectionLimit() throws {
+        let server = try TestServer(limits: testLimits(connectionsMax: 2))
+        defer { server.stop() }
+        let (first, second, _) = try twoAnsweredThenOneRefused(server)
+        #expect(server.server.counters.connectionsRefused == 1)
+        try closeThenExpectRoom(first, keeping: second, server)
         second.write("GET /seq/3 HTTP/1.1\r\n\r\n")
         #expect(second.readResponses(1).map(\.status) == [200])
     }
@@ -292,23 +306,9 @@ struct HTTPServerTests {
         limits.connectionsPerUIDMax = 2
         let server = try TestServer(limits: limits)
         defer { server.stop() }
-        let first = try RawConnection(path: server.socketPath)
-        let second = try RawConnection(path: server.socketPath)
-        for connection in [first, second] {
-            connection.write("GET /seq/1 HTTP/1.1\r\n\r\n")
-            #expect(connection.readResponses(1).map(\.status) == [200])
-        }
-        let third = try RawConnection(path: server.socketPath)
-        let (bytes, closed) = third.readUntilClosed()
-        #expect(closed)
-        let refused = parseResponses(bytes)
-        #expect(refused.map(\.status) == [503])
-        #expect(refused.first?.json?["code"] as? String == HTTPProblemCode.tooManyConnections)
-        #expect((refused.first?.json?["detail"] as? String)?.contains("uid \(getuid())") == true)
-        first.shutdownWrite()
-        #expect(first.readUntilClosed().closed)
-        #expect(server.waitForConnectionCount(1))
-        try server.expectAnswersGoodRequest()
+        let (first, second, refused) = try twoAnsweredThenOneRefused(server)
+        #expect((refused?.json?["detail"] as? String)?.contains("uid \(getuid())") == true)
+        try closeThenExpectRoom(first, keeping: second, server)
     }
 
     @Test func http10ClosesUnlessKeepAlive() throws {
