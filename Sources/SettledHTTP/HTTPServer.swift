@@ -339,9 +339,9 @@ public final class HTTPServer: @unchecked Sendable {
             return connection
         }
         guard let connection else {
-            if uidFull { log(LOG_DEBUG, "http: uid \(credentials.uid) holds its maximum of \(perUIDMax) connections") }
-            refuse(descriptor, detail: uidFull ? "uid \(credentials.uid) holds its maximum of \(perUIDMax) connections."
-                                               : "The server is stopping.")
+            let detail = uidFull ? "uid \(credentials.uid) holds its maximum of \(perUIDMax) connections." : "The server is stopping."
+            if uidFull { log(LOG_DEBUG, "http: " + detail) }
+            refuse(descriptor, detail: detail)
             return
         }
         connectionsAccepted.add(1, ordering: .relaxed)
