@@ -38,7 +38,7 @@ let package = Package(
         .executableTarget(name: "settlectl",
                           dependencies: ["SettledCore", "SettledHTTP", "SettledConfig"]),
         .executableTarget(name: "settled-bench",
-                          dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
+                          dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
                           path: "benches/settled-bench"),
 
         // Helpers shared by the test targets (a seeded generator, payment request bodies).

@@ -5,6 +5,8 @@
 #include <grp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -67,4 +69,23 @@ int settled_processors_available(void) {
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);
     return online > 0 ? (int)online : 1;
+}
+
+extern char **environ;
+
+int settled_spawn(const char *path, char *const argv[], const char *directory, const char *output_path, int32_t *pid) {
+    posix_spawn_file_actions_t actions;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return result;
+    if ((result = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)) == 0 &&
+        (result = posix_spawn_file_actions_addopen(&actions, 1, output_path, O_WRONLY | O_CREAT | O_APPEND, 0644)) == 0 &&
+        (result = posix_spawn_file_actions_adddup2(&actions, 1, 2)) == 0 &&
+        (result = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) == 0 &&
+        (result = posix_spawn_file_actions_addchdir_np(&actions, directory)) == 0) {
+        pid_t child = 0;
+        result = posix_spawn(&child, path, &actions, NULL, argv, environ);
+        if (result == 0) *pid = child;
+    }
+    posix_spawn_file_actions_destroy(&actions);
+    return result;
 }

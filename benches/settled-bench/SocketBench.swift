@@ -77,7 +77,12 @@ final class BenchDaemon {
         throw BenchError("settled did not start")
     }
 
+    private var stopped = false
+
+    /// Stops the daemon (once: later calls do nothing) and removes its directory if it stopped cleanly.
     func stop() {
+        guard !stopped else { return }
+        stopped = true
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {
@@ -294,22 +299,33 @@ enum SocketLedgerBench {
 }
 
 /// Paid orders per second: create an order of 3 bills across 3 billers funded by a red packet,
-/// points and the channel, then its success notification; 1 to 64 clients, sync on.
+/// points and the channel, then its success notification; 1 to 64 clients, sync on; against
+/// PostgreSQL 15 doing the same two transactions in the same run (`PostgresPeer`).
 enum PaidOrdersBench {
     static let subcommand = Subcommand(
         name: "orders",
-        summary: "paid orders/s (create + success notification, 3 items, 3 billers, red packet + points + channel), sync on",
+        summary: "paid orders/s (create + success notification, 3 items, 3 billers, red packet + points + channel), sync on, against PostgreSQL 15",
         options: [
             OptionSpec(name: "clients", placeholder: "LIST", help: "client counts", defaultValue: "1,8,64"),
             OptionSpec(name: "orders", placeholder: "N", help: "orders per client count", defaultValue: "12000"),
             OptionSpec(name: "sync", placeholder: "on|off", help: "the daemon's sync mode (the aim is for on)", defaultValue: "on"),
+            OptionSpec(name: "peer", placeholder: "postgres|none", help: "the peer measured at each client count", defaultValue: "postgres"),
         ],
         run: { options in
             let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
             let total = try options.int("orders", in: 64...10_000_000)
             let sync = options.string("sync") != "off"
-            say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")")
-            say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)")
+            let peer: PostgresPeer?
+            switch options.string("peer") {
+            case "postgres": peer = try PostgresPeer()
+            case "none": peer = nil
+            default: throw UsageError(message: "--peer takes postgres or none")
+            }
+            defer { peer?.stop() }
+            say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")"
+                + (peer == nil ? "" : "; peer: PostgreSQL 15 through pgbench, the same two transactions, fsync and synchronous_commit on"))
+            say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)"
+                + (peer == nil ? "" : "   postgres orders/s  p50 ms  p99 ms   settled/postgres"))
             for clients in clientCounts {
                 let daemon = try BenchDaemon(sync: sync)
                 defer { daemon.stop() }
@@ -329,17 +345,28 @@ enum PaidOrdersBench {
                     let paid = try client.send(method: "POST", path: "/v1/notifications", body: Array(notification.utf8))
                     return paid.status == 200
                 }
-                say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
-                           milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
-                if result.failures > 0 { say("  failures: \(result.failures)") }
                 var writer = "         " + (try WriterFigures(daemon)).summary(since: before)
                 if let bytesBefore, let bytesAfter = daemon.bytesWritten(), result.operations > 0 {
                     writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
                 }
-                say(writer)
-                if let deviceBefore, let deviceAfter = daemon.deviceWrites() {
-                    say("         " + deviceAfter.summary(since: deviceBefore, orders: result.operations))
+                let device = daemon.deviceWrites().flatMap { after in deviceBefore.map { after.summary(since: $0, orders: result.operations) } }
+                // As for the peer: every order paid, and the ledger balanced after them.
+                let trial = try JSONParser.parse(try daemon.send("GET", "/v1/ledger/trial-balance").body)
+                guard result.failures == 0, trial["balanced"]?.bool == true else {
+                    throw BenchError("\(result.failures) orders failed; trial balance \(trial)")
                 }
+                daemon.stop()
+                var row = String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
+                                 milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99)))
+                if let peer {
+                    try peer.prepare(customers: clients, ordersPerCustomer: perClient)
+                    let peerResult = try peer.run(clients: clients, ordersPerClient: perClient)
+                    row += String(format: "   %17.0f  %6@  %6@   %16.2f", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
+                                  milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond)
+                }
+                say(row)
+                say(writer)
+                if let device { say("         " + device) }
             }
         })
 

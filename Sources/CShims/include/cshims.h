@@ -43,4 +43,10 @@ int settled_processors_available(void);
 // Names the calling thread (at most 15 bytes are kept), as ps and perf show it.
 int settled_thread_set_name(const char *name);
 
+// Spawns `path` with `argv` and the environment, in `directory`, its input /dev/null, its
+// output and errors appended to the file `output_path`, and no other descriptor of this
+// process open (glibc's posix_spawn with closefrom and chdir, which Swift does not see).
+// Returns 0 and sets `pid`, or an errno value.
+int settled_spawn(const char *path, char *const argv[], const char *directory, const char *output_path, int32_t *pid);
+
 #endif
