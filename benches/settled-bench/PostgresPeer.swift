@@ -20,6 +20,8 @@ final class PostgresPeer {
     /// The server runs as this user when the bench runs as root (PostgreSQL refuses root).
     private let serverUser: (uid: uid_t, gid: gid_t)?
     private var started = false
+    /// What the server says of its version ("postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)").
+    private(set) var version = ""
 
     init() throws {
         let binDirectory = ProcessInfo.processInfo.environment["SETTLED_BENCH_PG_BINDIR"]
@@ -45,6 +47,7 @@ final class PostgresPeer {
         if let serverUser, chown(directory, serverUser.uid, serverUser.gid) != 0 {
             throw BenchError("cannot give \(directory) to the user postgres: \(String(cString: strerror(errno)))")
         }
+        version = try runCapturing(binDirectory + "/postgres", ["--version"]).trimmingCharacters(in: .whitespacesAndNewlines)
         try runAsServer("initdb", ["-D", directory + "/data", "-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C"])
         // PostgreSQL's shipped durability (fsync, synchronous_commit, full_page_writes all on);
         // memory and checkpoints set as for a dedicated server, so that neither limits the run.

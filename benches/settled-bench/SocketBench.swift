@@ -323,7 +323,7 @@ enum PaidOrdersBench {
             }
             defer { peer?.stop() }
             say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")"
-                + (peer == nil ? "" : "; peer: PostgreSQL 15 through pgbench, the same two transactions, fsync and synchronous_commit on"))
+                + (peer.map { "; peer: \($0.version) through pgbench, the same two transactions, fsync and synchronous_commit on" } ?? ""))
             say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)"
                 + (peer == nil ? "" : "   postgres orders/s  p50 ms  p99 ms   settled/postgres"))
             for clients in clientCounts {
