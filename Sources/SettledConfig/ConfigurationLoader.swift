@@ -401,6 +401,7 @@ final class ConfigurationParser {
         IntegerKey(name: "connections_max", range: 1...65_536, unit: .count, keyPath: \.connectionsMax),
         IntegerKey(name: "connections_per_uid_max", range: 1...65_536, unit: .count, keyPath: \.connectionsPerUIDMax),
         IntegerKey(name: "idle_timeout_seconds", range: 1...3600, unit: .seconds, keyPath: \.idleTimeoutSeconds),
+        IntegerKey(name: "request_read_timeout_seconds", range: 1...3600, unit: .seconds, keyPath: \.requestReadTimeoutSeconds),
         IntegerKey(name: "writer_queue_max", range: 1...1_048_576, unit: .count, keyPath: \.writerQueueMax),
         IntegerKey(name: "writer_batch_max", range: 1...65_536, unit: .count, keyPath: \.writerBatchMax),
     ]

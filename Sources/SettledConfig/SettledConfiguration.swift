@@ -89,6 +89,7 @@ public struct SettledConfiguration: Sendable {
     public var connectionsMax: Int
     public var connectionsPerUIDMax: Int
     public var idleTimeoutSeconds: Int
+    public var requestReadTimeoutSeconds: Int
     public var writerQueueMax: Int
     public var writerBatchMax: Int
 
@@ -151,6 +152,7 @@ public struct SettledConfiguration: Sendable {
             connectionsMax: 1024,
             connectionsPerUIDMax: 768,
             idleTimeoutSeconds: 60,
+            requestReadTimeoutSeconds: 120,
             writerQueueMax: 65_536,
             writerBatchMax: 1024,
             channels: [])

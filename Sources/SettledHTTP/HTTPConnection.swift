@@ -71,6 +71,9 @@ final class HTTPConnection: @unchecked Sendable {
     private var shuttingDown = false
     private(set) var closed = false
     private var lastActivity: UInt64
+    /// When the request now being read began to arrive (its first byte, or the moment reading
+    /// resumed after a pause of the server's); 0 when no request is partly read.
+    private var requestStartedAt: UInt64 = 0
 
     init(id: UInt64, descriptor: Int32, credentials: PeerCredentials, server: HTTPServer, loop: HTTPEventLoop) {
         self.id = id
@@ -111,13 +114,14 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// The idle and linger checks run four times per idle timeout and twice per linger time,
-    /// at least 250 ms apart: a connection closes at most a quarter of the idle timeout late,
-    /// and lingers at most half its linger time longer.
-    static func tickNanoseconds(idleTimeoutSeconds: Int, lingerSeconds: Int) -> Int {
-        let idleTick = idleTimeoutSeconds * 1_000_000_000 / 4
-        let lingerTick = max(0, lingerSeconds) * 1_000_000_000 / 2
-        return max(250_000_000, min(idleTick, lingerTick))
+    /// The idle, request and linger checks run four times per idle timeout and per request
+    /// read timeout and twice per linger time, at least 250 ms apart: a connection closes at
+    /// most a quarter of either timeout late, and lingers at most half its linger time longer.
+    static func tickNanoseconds(_ limits: HTTPServerLimits) -> Int {
+        let idleTick = limits.idleTimeoutSeconds * 1_000_000_000 / 4
+        let requestTick = limits.requestReadTimeoutSeconds * 1_000_000_000 / 4
+        let lingerTick = max(0, limits.lingerSeconds) * 1_000_000_000 / 2
+        return max(250_000_000, min(idleTick, requestTick, lingerTick))
     }
 
     // MARK: Reading
@@ -195,6 +199,12 @@ final class HTTPConnection: @unchecked Sendable {
             guard parseHead() else { break }
         }
         compactInput()
+        let partlyRead = !parsingStopped && (bodyHead != nil || inputStart < input.count)
+        if !partlyRead {
+            requestStartedAt = 0
+        } else if requestStartedAt == 0 {
+            requestStartedAt = Monotonic.nanoseconds()
+        }
     }
 
     /// Parses one head from `input`; false when more bytes are needed or parsing stopped.
@@ -493,6 +503,18 @@ final class HTTPConnection: @unchecked Sendable {
         if lingering {
             if now >= lingerDeadline { close() }
             return
+        }
+        if requestStartedAt != 0 && !parsingStopped {
+            if !wantsRead {
+                // Paused by the server (read-ahead or output limits): the peer's time restarts.
+                requestStartedAt = now
+            } else if now &- requestStartedAt >= UInt64(limits.requestReadTimeoutSeconds) * 1_000_000_000 {
+                requestStartedAt = 0
+                refuse(RequestRefusal(status: 408, code: HTTPProblemCode.requestTimeout,
+                                      detail: "The request did not arrive whole within \(limits.requestReadTimeoutSeconds) s of its first byte."))
+                settle()
+                return
+            }
         }
         let idleNanoseconds = UInt64(limits.idleTimeoutSeconds) * 1_000_000_000
         guard now &- lastActivity >= idleNanoseconds else { return }

@@ -155,6 +155,7 @@ public enum HTTPProblemCode {
     public static let transferEncodingUnsupported = "transfer_encoding_unsupported"
     public static let versionUnsupported = "http_version_unsupported"
     public static let tooManyConnections = "too_many_connections"
+    public static let requestTimeout = "request_timeout"
 }
 
 public enum HTTPStatus {

@@ -16,6 +16,11 @@ public struct HTTPServerLimits: Sendable {
     /// A connection without a complete request (or any progress on a body or on writing an
     /// answer) for this long is closed.
     public var idleTimeoutSeconds: Int
+    /// A request must arrive whole, head and body, within this long of its first byte
+    /// (while the server is reading: time it spends paused by the server does not count);
+    /// past it the answer is 408 and the connection closes. Bytes that trickle in keep a
+    /// connection from being idle, but not a request from this deadline.
+    public var requestReadTimeoutSeconds: Int
     /// Pipelined requests read ahead and held per connection; past it reading pauses.
     public var requestsInFlightPerConnectionMax: Int
     /// Answer bytes waiting for the peer; past it reading pauses and no further request is
@@ -50,6 +55,7 @@ public struct HTTPServerLimits: Sendable {
         self.connectionsMax = connectionsMax
         self.connectionsPerUIDMax = connectionsMax
         self.idleTimeoutSeconds = idleTimeoutSeconds
+        self.requestReadTimeoutSeconds = 120
         self.requestsInFlightPerConnectionMax = requestsInFlightPerConnectionMax
         self.outputBufferedBytesMax = 1 << 20
         self.lingerSeconds = 2
@@ -160,8 +166,8 @@ public final class HTTPServer: @unchecked Sendable {
             return true
         }
         guard first else { return }
-        let tickNanoseconds = UInt64(HTTPConnection.tickNanoseconds(idleTimeoutSeconds: limits.idleTimeoutSeconds,
-                                                                    lingerSeconds: limits.lingerSeconds))
+        precondition(limits.requestReadTimeoutSeconds > 0, "a request read timeout must be positive")
+        let tickNanoseconds = UInt64(HTTPConnection.tickNanoseconds(limits))
         var loops: [HTTPEventLoop] = []
         do {
             for index in 0..<limits.eventLoopCount {

@@ -171,6 +171,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     var limits = HTTPServerLimits(headerBytesMax: configuration.headerBytesMax, bodyBytesMax: configuration.bodyBytesMax,
                                   connectionsMax: configuration.connectionsMax, idleTimeoutSeconds: configuration.idleTimeoutSeconds)
     limits.connectionsPerUIDMax = configuration.connectionsPerUIDMax
+    limits.requestReadTimeoutSeconds = configuration.requestReadTimeoutSeconds
     let server = HTTPServer(listeningDescriptor: listeningDescriptor, limits: limits,
                             bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: log,

@@ -217,6 +217,7 @@ import Glibc
         ("limits", "connections_max", 1, 65_536),
         ("limits", "connections_per_uid_max", 1, 65_536),
         ("limits", "idle_timeout_seconds", 1, 3600),
+        ("limits", "request_read_timeout_seconds", 1, 3600),
         ("limits", "writer_queue_max", 1, 1_048_576),
         ("limits", "writer_batch_max", 1, 65_536),
         ("channel.c", "fee_bps", 0, 10_000),

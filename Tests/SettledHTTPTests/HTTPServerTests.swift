@@ -250,6 +250,55 @@ struct HTTPServerTests {
         #expect(server.waitForConnectionCount(0))
     }
 
+    /// Writes `prefix`, then `trickle` one byte every `intervalMicroseconds` until it is all
+    /// written or the server closes; returns the answers and how long until the close.
+    private func trickle(_ prefix: String, _ trickle: String, intervalMicroseconds: UInt32,
+                         limits: HTTPServerLimits) throws -> (statuses: [Int], codes: [String], seconds: Double) {
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        let started = Date()
+        connection.write(prefix)
+        let writer = Thread {
+            for byte in trickle.utf8 {
+                usleep(intervalMicroseconds)
+                guard connection.write([byte]) else { return }
+            }
+        }
+        writer.start()
+        let (bytes, closed) = connection.readUntilClosed()
+        let seconds = Date().timeIntervalSince(started)
+        #expect(closed)
+        let responses = parseResponses(bytes)
+        return (responses.map(\.status), responses.map { $0.json?["code"] as? String ?? "" }, seconds)
+    }
+
+    @Test func requestTrickledPastTheReadTimeoutIsRefused() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = 1
+        // A body, a byte every 100 ms: never idle, but 100 bytes would take 10 s.
+        let body = try trickle("POST /mirror HTTP/1.1\r\nContent-Length: 100\r\n\r\n", String(repeating: "x", count: 100),
+                               intervalMicroseconds: 100_000, limits: limits)
+        #expect(body.statuses == [408] && body.codes == ["request_timeout"])
+        #expect(body.seconds > 0.9 && body.seconds < 4)
+        // A header section, likewise.
+        let head = try trickle("GET /seq/1 HTTP/1.1\r\nX-Slow: ", String(repeating: "y", count: 100) + "\r\n\r\n",
+                               intervalMicroseconds: 100_000, limits: limits)
+        #expect(head.statuses == [408] && head.codes == ["request_timeout"])
+        #expect(head.seconds > 0.9 && head.seconds < 4)
+    }
+
+    @Test func requestThatArrivesWithinTheReadTimeoutIsAnswered() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = 3
+        // Ten bytes over about half a second, then the connection is closed by the request.
+        let answered = try trickle("POST /mirror HTTP/1.1\r\nConnection: close\r\nContent-Length: 10\r\n\r\n", "0123456789",
+                                   intervalMicroseconds: 50_000, limits: limits)
+        #expect(answered.statuses == [200])
+    }
+
     @Test func slowHandlerIsNotIdle() throws {
         let server = try TestServer()
         defer { server.stop() }

@@ -86,6 +86,25 @@ struct HostileInputTests {
         #expect(try daemon.request("GET", "/v1/ledger/verify").json?["transactions"]?.int64 == 0, "nothing was posted")
     }
 
+    @Test("a request that does not arrive whole within request_read_timeout_seconds is 408, though the connection is not idle yet")
+    func requestReadTimeout() throws {
+        let daemon = try DaemonHarness(extraConfiguration: """
+            [limits]
+            idle_timeout_seconds = 60
+            request_read_timeout_seconds = 1
+
+            """)
+        try daemon.start()
+        let started = Date()
+        let answer = try RawSocket.exchange(path: daemon.socketPath,
+                                            "POST /v1/ledger/adjustments HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"ref", waitSeconds: 4)
+        #expect(answer.status == 408, "answer: \(answer.text.prefix(300))")
+        #expect(answer.json?["code"]?.string == "request_timeout")
+        #expect(answer.closed)
+        #expect(Date().timeIntervalSince(started) < 4)
+        #expect(try daemon.request("GET", "/v1/ledger/verify").json?["transactions"]?.int64 == 0, "nothing was posted")
+    }
+
     @Test("a good request pipelined before garbage is answered, then the garbage gets 400 and the close")
     func pipelinedGarbage() throws {
         let daemon = try Self.daemon()
