@@ -373,6 +373,8 @@ final class HTTPConnection: @unchecked Sendable {
         if closed { return }
         if continueOwed && !inFlight && pendingCount == 0 && bodyHead != nil && body.isEmpty {
             continueOwed = false
+            // The body is the peer's to send from now on.
+            requestStartedAt = Monotonic.nanoseconds()
             ResponseEncoder.append("HTTP/1.1 100 Continue\r\n\r\n", to: &output)
             flush()
             if closed { return }
@@ -505,8 +507,9 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         if requestStartedAt != 0 && !parsingStopped {
-            if !wantsRead {
-                // Paused by the server (read-ahead or output limits): the peer's time restarts.
+            if !wantsRead || continueOwed {
+                // Paused by the server (read-ahead or output limits), or the peer waits for the
+                // 100 (Continue) it asked for: the peer's time restarts.
                 requestStartedAt = now
             } else if now &- requestStartedAt >= UInt64(limits.requestReadTimeoutSeconds) * 1_000_000_000 {
                 requestStartedAt = 0

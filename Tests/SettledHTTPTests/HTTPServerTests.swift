@@ -289,6 +289,23 @@ struct HTTPServerTests {
         #expect(head.seconds > 0.9 && head.seconds < 4)
     }
 
+    @Test func waitingForA100ContinueIsNotCountedAgainstThePeer() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = 1
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        // The 100 for the second request is owed only once the first is answered, 2.5 s later.
+        connection.write("GET /slow/2500 HTTP/1.1\r\n\r\nPOST /mirror HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        let first = connection.readResponses(2)
+        #expect(first.map(\.status) == [200, 100])
+        connection.write("hello")
+        let final = connection.readResponses(1)
+        #expect(final.map(\.status) == [200])
+        #expect(final.first?.body == Array("hello".utf8))
+    }
+
     @Test func requestThatArrivesWithinTheReadTimeoutIsAnswered() throws {
         var limits = testLimits()
         limits.idleTimeoutSeconds = 60
