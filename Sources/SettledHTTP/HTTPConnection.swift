@@ -171,6 +171,8 @@ final class HTTPConnection: @unchecked Sendable {
             // The common case of a large body: straight from the read buffer into the body.
             let take = min(bodyRemaining, bytes.count)
             body.append(contentsOf: bytes.prefix(take))
+            // Body bytes came without the 100: none is owed any more (RFC 9110 section 10.1.1).
+            continueOwed = false
             bodyRemaining -= take
             lastActivity = Monotonic.nanoseconds()
             bytes = bytes.dropFirst(take)
@@ -189,6 +191,7 @@ final class HTTPConnection: @unchecked Sendable {
                 guard available > 0 else { break }
                 let take = min(bodyRemaining, available)
                 body.append(contentsOf: input[inputStart..<(inputStart + take)])
+                continueOwed = false
                 inputStart += take
                 bodyRemaining -= take
                 lastActivity = Monotonic.nanoseconds()
@@ -275,7 +278,8 @@ final class HTTPConnection: @unchecked Sendable {
             bodyRemaining = length
             body = []
             body.reserveCapacity(min(length, Self.bodyReserveBytesMax))
-            continueOwed = head.expectsContinue && input.count - inputStart < length
+            // A 100 (Continue) is owed only while none of the body has come.
+            continueOwed = head.expectsContinue && input.count == inputStart
             return true
         }
     }
@@ -297,6 +301,8 @@ final class HTTPConnection: @unchecked Sendable {
         pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead))
         pendingBodyBytes += body.count
         lastActivity = Monotonic.nanoseconds()
+        // This request's time ends here; the next one's starts with its first byte.
+        requestStartedAt = 0
         // Nothing after a request that closes the connection is read.
         if !head.keepAlive { stopParsing() }
     }

@@ -17,8 +17,8 @@ public struct HTTPServerLimits: Sendable {
     /// answer) for this long is closed.
     public var idleTimeoutSeconds: Int
     /// A request must arrive whole, head and body, within this long of its first byte
-    /// (while the server is reading: time it spends paused by the server does not count);
-    /// past it the answer is 408 and the connection closes. Bytes that trickle in keep a
+    /// (a pause of the server's own, or a 100 (Continue) it owes, restarts the time); past it
+    /// the answer is 408 and the connection closes. Bytes that trickle in keep a
     /// connection from being idle, but not a request from this deadline.
     public var requestReadTimeoutSeconds: Int
     /// Pipelined requests read ahead and held per connection; past it reading pauses.

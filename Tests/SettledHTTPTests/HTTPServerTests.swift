@@ -289,10 +289,44 @@ struct HTTPServerTests {
         #expect(head.seconds > 0.9 && head.seconds < 4)
     }
 
-    @Test func waitingForA100ContinueIsNotCountedAgainstThePeer() throws {
+    @Test func aBodyTrickledAfterItsFirstByteIsHeldToTheReadTimeoutThoughItAskedFor100Continue() throws {
         var limits = testLimits()
         limits.idleTimeoutSeconds = 60
         limits.requestReadTimeoutSeconds = 1
+        // The first body byte comes with the head, so no 100 is owed; 40 more take 4 s.
+        let trickled = try trickle("POST /mirror HTTP/1.1\r\nContent-Length: 41\r\nExpect: 100-continue\r\n\r\nx",
+                                   String(repeating: "x", count: 40), intervalMicroseconds: 100_000, limits: limits)
+        #expect(trickled.statuses == [408] && trickled.codes == ["request_timeout"])
+    }
+
+    @Test func aSteadyStreamOfPipelinedRequestsIsNotHeldToOneRequestsTime() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = 1
+        let server = try TestServer(limits: limits)
+        defer { server.stop() }
+        let connection = try RawConnection(path: server.socketPath)
+        // Each write ends one request and begins the next, so a request is always partly read;
+        // 40 writes 50 ms apart take 2 s, each request well within its own second.
+        let request = Array("GET /seq/1 HTTP/1.1\r\n\r\n".utf8)
+        let count = 40
+        let writer = Thread {
+            connection.write(Array(request.prefix(10)))
+            for index in 0..<count {
+                usleep(50_000)
+                let rest = Array(request.dropFirst(10))
+                connection.write(rest + (index + 1 < count ? Array(request.prefix(10)) : []))
+            }
+        }
+        writer.start()
+        let responses = connection.readResponses(count)
+        #expect(responses.map(\.status) == Array(repeating: 200, count: count))
+    }
+
+    @Test func waitingForA100ContinueIsNotCountedAgainstThePeer() throws {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = 2
         let server = try TestServer(limits: limits)
         defer { server.stop() }
         let connection = try RawConnection(path: server.socketPath)
