@@ -12,6 +12,11 @@ import Glibc
 /// changes nothing), marks the order paid with its business date, writes the journal transaction
 /// and its entries, adds them to the balances (channel receivable, the two marketing accounts,
 /// three biller payables: rows every capture updates) and queues the write-offs.
+///
+/// Each balance is kept in `balanceRows` rows (the balance is their sum; a capture adds to the
+/// row its order number picks): with one row, every capture waits for the row locks of the one
+/// before it until that one's commit is on disk; spread over more rows, captures wait less,
+/// as a PostgreSQL design for hot balances would have them.
 final class PostgresPeer {
     static let binDirectoryCandidates = ["/usr/lib/postgresql/15/bin"]
     /// Per-transaction logs of one pgbench run, and the cluster itself, live here.
@@ -73,8 +78,9 @@ final class PostgresPeer {
     /// A fresh schema with the same billers, bills, customers, points and red packets as
     /// `PaidOrdersBench.prepare` gives the daemon: `customers` customers, `ordersPerCustomer`
     /// orders' worth of each.
-    func prepare(customers: Int, ordersPerCustomer: Int) throws {
-        try psql(Self.schema, database: "bench")
+    func prepare(customers: Int, ordersPerCustomer: Int, balanceRows: Int) throws {
+        precondition(balanceRows >= 1)
+        try psql(Self.schema(balanceRows: balanceRows), database: "bench")
         try psql("""
             INSERT INTO bills SELECT 'b-' || c || '-' || i || '-' || k, (ARRAY['sgcc-js','water-sh','gas-bj'])[k + 1], 'a' || c,
                 '2026-10', 5000 + k * 100, 'open', NULL
@@ -185,14 +191,16 @@ final class PostgresPeer {
 
         """
 
-    static let schema = """
+    static func schema(balanceRows: Int) -> String { """
         DROP SCHEMA IF EXISTS public CASCADE;
         CREATE SCHEMA public;
         CREATE TABLE billers (id text PRIMARY KEY, utility text NOT NULL);
         INSERT INTO billers VALUES ('sgcc-js', 'electricity'), ('water-sh', 'water'), ('gas-bj', 'gas');
-        CREATE TABLE accounts (name text PRIMARY KEY, balance_fen bigint NOT NULL);
-        INSERT INTO accounts VALUES ('channel_receivable:alipay', 0), ('marketing:redpacket', 0), ('marketing:points', 0),
-            ('biller_payable:sgcc-js', 0), ('biller_payable:water-sh', 0), ('biller_payable:gas-bj', 0);
+        CREATE TABLE accounts (name text NOT NULL, part int NOT NULL, balance_fen bigint NOT NULL, PRIMARY KEY (name, part));
+        INSERT INTO accounts SELECT name, part, 0
+          FROM unnest(ARRAY['channel_receivable:alipay', 'marketing:redpacket', 'marketing:points',
+                            'biller_payable:sgcc-js', 'biller_payable:water-sh', 'biller_payable:gas-bj']) name,
+               generate_series(0, \(balanceRows - 1)) part;
         CREATE TABLE bills (bill_id text PRIMARY KEY, biller_id text NOT NULL REFERENCES billers, account_no text NOT NULL,
             period text NOT NULL, amount_fen bigint NOT NULL CHECK (amount_fen > 0), status text NOT NULL, order_id bigint);
         CREATE INDEX bills_by_account ON bills (biller_id, account_no);
@@ -273,10 +281,12 @@ final class PostgresPeer {
             -- The balances last, so that their row locks are held as briefly as the commit
             -- allows, and in the order of their names, so that two captures never deadlock.
             FOR v_line IN SELECT account, sum(amount_fen) AS amount_fen FROM entries WHERE journal_id = v_journal GROUP BY account ORDER BY account LOOP
-                UPDATE accounts SET balance_fen = balance_fen + v_line.amount_fen WHERE name = v_line.account;
+                UPDATE accounts SET balance_fen = balance_fen + v_line.amount_fen
+                 WHERE name = v_line.account AND part = p_order % \(balanceRows);
                 IF NOT FOUND THEN RAISE EXCEPTION 'no account %', v_line.account; END IF;
             END LOOP;
             RETURN 'captured';
         END $$ LANGUAGE plpgsql;
         """
+    }
 }

@@ -310,11 +310,13 @@ enum PaidOrdersBench {
             OptionSpec(name: "orders", placeholder: "N", help: "orders per client count", defaultValue: "12000"),
             OptionSpec(name: "sync", placeholder: "on|off", help: "the daemon's sync mode (the aim is for on)", defaultValue: "on"),
             OptionSpec(name: "peer", placeholder: "postgres|none", help: "the peer measured at each client count", defaultValue: "postgres"),
+            OptionSpec(name: "balance-rows", placeholder: "LIST", help: "the peer's rows per balance, one run each", defaultValue: "1,64"),
         ],
         run: { options in
             let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
             let total = try options.int("orders", in: 64...10_000_000)
             let sync = options.string("sync") != "off"
+            let balanceRowsList = try options.ints("balance-rows", in: 1...1024, countMax: 4)
             let peer: PostgresPeer?
             switch options.string("peer") {
             case "postgres": peer = try PostgresPeer()
@@ -324,8 +326,7 @@ enum PaidOrdersBench {
             defer { peer?.stop() }
             say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")"
                 + (peer.map { "; peer: \($0.version) through pgbench, the same two transactions, fsync and synchronous_commit on" } ?? ""))
-            say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)"
-                + (peer == nil ? "" : "   postgres orders/s  p50 ms  p99 ms   settled/postgres"))
+            say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)")
             for clients in clientCounts {
                 let daemon = try BenchDaemon(sync: sync)
                 defer { daemon.stop() }
@@ -356,15 +357,15 @@ enum PaidOrdersBench {
                     throw BenchError("\(result.failures) orders failed; trial balance \(trial)")
                 }
                 daemon.stop()
-                var row = String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
-                                 milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99)))
-                if let peer {
-                    try peer.prepare(customers: clients, ordersPerCustomer: perClient)
-                    let peerResult = try peer.run(clients: clients, ordersPerClient: perClient)
-                    row += String(format: "   %17.0f  %6@  %6@   %16.2f", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
-                                  milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond)
+                say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
+                           milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
+                for balanceRows in peer == nil ? [] : balanceRowsList {
+                    try peer!.prepare(customers: clients, ordersPerCustomer: perClient, balanceRows: balanceRows)
+                    let peerResult = try peer!.run(clients: clients, ordersPerClient: perClient)
+                    say(String(format: "         postgres, %3d row%@ per balance: %6.0f orders/s  p50 %@ ms  p99 %@ ms   settled/postgres %.2f",
+                               balanceRows, balanceRows == 1 ? " " : "s", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
+                               milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond))
                 }
-                say(row)
                 say(writer)
                 if let device { say("         " + device) }
             }
