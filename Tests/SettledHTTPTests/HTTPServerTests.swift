@@ -250,6 +250,14 @@ struct HTTPServerTests {
         #expect(server.waitForConnectionCount(0))
     }
 
+    /// The test limits with a request read timeout of `seconds` and an idle timeout far past it.
+    private func readTimeoutLimits(seconds: Int) -> HTTPServerLimits {
+        var limits = testLimits()
+        limits.idleTimeoutSeconds = 60
+        limits.requestReadTimeoutSeconds = seconds
+        return limits
+    }
+
     /// Writes `prefix`, then `trickle` one byte every `intervalMicroseconds` until it is all
     /// written or the server closes; returns the answers and how long until the close.
     private func trickle(_ prefix: String, _ trickle: String, intervalMicroseconds: UInt32,
@@ -274,9 +282,7 @@ struct HTTPServerTests {
     }
 
     @Test func requestTrickledPastTheReadTimeoutIsRefused() throws {
-        var limits = testLimits()
-        limits.idleTimeoutSeconds = 60
-        limits.requestReadTimeoutSeconds = 1
+        let limits = readTimeoutLimits(seconds: 1)
         // A body, a byte every 100 ms: never idle, but 100 bytes would take 10 s.
         let body = try trickle("POST /mirror HTTP/1.1\r\nContent-Length: 100\r\n\r\n", String(repeating: "x", count: 100),
                                intervalMicroseconds: 100_000, limits: limits)
@@ -290,9 +296,7 @@ struct HTTPServerTests {
     }
 
     @Test func aBodyTrickledAfterItsFirstByteIsHeldToTheReadTimeoutThoughItAskedFor100Continue() throws {
-        var limits = testLimits()
-        limits.idleTimeoutSeconds = 60
-        limits.requestReadTimeoutSeconds = 1
+        let limits = readTimeoutLimits(seconds: 1)
         // The first body byte comes with the head, so no 100 is owed; 40 more take 4 s.
         let trickled = try trickle("POST /mirror HTTP/1.1\r\nContent-Length: 41\r\nExpect: 100-continue\r\n\r\nx",
                                    String(repeating: "x", count: 40), intervalMicroseconds: 100_000, limits: limits)
@@ -300,9 +304,7 @@ struct HTTPServerTests {
     }
 
     @Test func aSteadyStreamOfPipelinedRequestsIsNotHeldToOneRequestsTime() throws {
-        var limits = testLimits()
-        limits.idleTimeoutSeconds = 60
-        limits.requestReadTimeoutSeconds = 1
+        let limits = readTimeoutLimits(seconds: 1)
         let server = try TestServer(limits: limits)
         defer { server.stop() }
         let connection = try RawConnection(path: server.socketPath)
@@ -324,9 +326,7 @@ struct HTTPServerTests {
     }
 
     @Test func waitingForA100ContinueIsNotCountedAgainstThePeer() throws {
-        var limits = testLimits()
-        limits.idleTimeoutSeconds = 60
-        limits.requestReadTimeoutSeconds = 2
+        let limits = readTimeoutLimits(seconds: 2)
         let server = try TestServer(limits: limits)
         defer { server.stop() }
         let connection = try RawConnection(path: server.socketPath)
