@@ -44,35 +44,44 @@ final class PostgresPeer {
         } else {
             serverUser = nil
         }
-        var template = "/tmp/settled-bench-pg-XXXXXX".utf8CString
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw BenchError("mkdtemp failed")
+        directory = try makeTemporaryDirectory(named: "settled-bench-pg")
+        // A cluster that fails half-way is stopped; its directory and log are kept to be read.
+        do {
+            if let serverUser, chown(directory, serverUser.uid, serverUser.gid) != 0 {
+                throw BenchError("cannot give \(directory) to the user postgres: \(String(cString: strerror(errno)))")
+            }
+            version = try runCapturing(binDirectory + "/postgres", ["--version"]).trimmingCharacters(in: .whitespacesAndNewlines)
+            try runAsServer("initdb", ["-D", directory + "/data", "-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C"])
+            // PostgreSQL's shipped durability (fsync, synchronous_commit, full_page_writes all on);
+            // memory and checkpoints set as for a dedicated server, so that neither limits the run.
+            let settings = [
+                "listen_addresses=''", "unix_socket_directories='\(directory)'", "max_connections=600",
+                "shared_buffers=2GB", "wal_buffers=64MB", "max_wal_size=16GB", "checkpoint_timeout=30min",
+                "fsync=on", "synchronous_commit=on", "full_page_writes=on", "timezone='Asia/Shanghai'",
+            ].map { "-c " + $0 }.joined(separator: " ")
+            try runAsServer("pg_ctl", ["-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o", settings, "start"])
+            started = true
+            try psql("CREATE DATABASE bench")
+            try Self.pgbenchScript.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        } catch {
+            stopServer()
+            throw BenchError("\(error)\n(the cluster's directory and server log are kept at \(directory))")
         }
-        directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-        if let serverUser, chown(directory, serverUser.uid, serverUser.gid) != 0 {
-            throw BenchError("cannot give \(directory) to the user postgres: \(String(cString: strerror(errno)))")
-        }
-        version = try runCapturing(binDirectory + "/postgres", ["--version"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        try runAsServer("initdb", ["-D", directory + "/data", "-U", "bench", "--auth=trust", "-E", "UTF8", "--locale=C"])
-        // PostgreSQL's shipped durability (fsync, synchronous_commit, full_page_writes all on);
-        // memory and checkpoints set as for a dedicated server, so that neither limits the run.
-        let settings = [
-            "listen_addresses=''", "unix_socket_directories='\(directory)'", "max_connections=600",
-            "shared_buffers=2GB", "wal_buffers=64MB", "max_wal_size=16GB", "checkpoint_timeout=30min",
-            "fsync=on", "synchronous_commit=on", "full_page_writes=on", "timezone='Asia/Shanghai'",
-        ].map { "-c " + $0 }.joined(separator: " ")
-        try runAsServer("pg_ctl", ["-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60", "-o", settings, "start"])
-        started = true
-        try psql("CREATE DATABASE bench")
     }
+
+    /// The pgbench script of one paid order (`pgbenchScript`).
+    private var scriptPath: String { directory + "/paid-order.sql" }
 
     /// The cluster stopped and its directory removed.
     func stop() {
-        if started {
-            try? runAsServer("pg_ctl", ["-D", directory + "/data", "-m", "fast", "-w", "stop"])
-            started = false
-        }
+        stopServer()
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    private func stopServer() {
+        guard started else { return }
+        try? runAsServer("pg_ctl", ["-D", directory + "/data", "-m", "fast", "-w", "stop"])
+        started = false
     }
 
     /// A fresh schema with the same billers, bills, customers, points and red packets as
@@ -99,12 +108,10 @@ final class PostgresPeer {
     /// `ordersPerClient` orders; fails unless every order was created and captured and the
     /// balances sum to zero.
     func run(clients: Int, ordersPerClient: Int) throws -> ClientRunResult {
-        let script = directory + "/paid-order.sql"
-        try Self.pgbenchScript.write(toFile: script, atomically: true, encoding: .utf8)
         let logPrefix = directory + "/latency-\(clients)"
         let output = try runCapturing(binDirectory + "/pgbench", [
             "-h", directory, "-U", "bench", "-n", "-M", "prepared", "-c", String(clients), "-j", String(min(clients, 2)),
-            "-t", String(ordersPerClient), "-D", "i=-1", "-f", script, "-l", "--log-prefix=" + logPrefix, "bench",
+            "-t", String(ordersPerClient), "-D", "i=-1", "-f", scriptPath, "-l", "--log-prefix=" + logPrefix, "bench",
         ])
         let total = clients * ordersPerClient
         guard output.contains("number of transactions actually processed: \(total)/\(total)") else {
@@ -126,12 +133,13 @@ final class PostgresPeer {
         let check = try psql("SELECT (SELECT count(*) FROM orders WHERE status = 'paid') || ' ' || (SELECT sum(balance_fen) FROM accounts)",
                              database: "bench", quiet: true)
         guard check == "\(total) 0" else { throw BenchError("after pgbench, paid orders and trial balance: '\(check)', not '\(total) 0'") }
-        let seconds = try Self.number(after: "tps = ", in: output).map { Double(total) / $0 }
-        guard let seconds else { throw BenchError("no tps in pgbench's output:\n\(output)") }
-        return ClientRunResult(operations: total, seconds: seconds, latenciesSeconds: latencies, failures: 0)
+        guard let ordersPerSecond = Self.number(after: "tps = ", in: output) else {
+            throw BenchError("no tps in pgbench's output:\n\(output)")
+        }
+        return ClientRunResult(operations: total, seconds: Double(total) / ordersPerSecond, latenciesSeconds: latencies, failures: 0)
     }
 
-    private static func number(after label: String, in text: String) throws -> Double? {
+    private static func number(after label: String, in text: String) -> Double? {
         guard let range = text.range(of: label) else { return nil }
         return Double(text[range.upperBound...].prefix { $0.isNumber || $0 == "." })
     }

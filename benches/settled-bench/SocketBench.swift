@@ -18,11 +18,7 @@ final class BenchDaemon {
     }
 
     init(sync: Bool, extraConfiguration: String = "") throws {
-        var template = "/tmp/settled-bench-XXXXXX".utf8CString
-        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw BenchError("mkdtemp failed")
-        }
-        directory = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        directory = try makeTemporaryDirectory(named: "settled-bench")
         socketPath = directory + "/settled.sock"
         logPath = directory + "/settled.log"
         let configuration = """
@@ -131,6 +127,15 @@ final class BenchDaemon {
         }
         return response
     }
+}
+
+/// A new directory /tmp/NAME-XXXXXX of this process's own (mkdtemp: mode 0700).
+func makeTemporaryDirectory(named name: String) throws -> String {
+    var template = "/tmp/\(name)-XXXXXX".utf8CString
+    guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+        throw BenchError("mkdtemp /tmp/\(name)-XXXXXX: \(String(cString: strerror(errno)))")
+    }
+    return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -359,12 +364,14 @@ enum PaidOrdersBench {
                 daemon.stop()
                 say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
                            milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
-                for balanceRows in peer == nil ? [] : balanceRowsList {
-                    try peer!.prepare(customers: clients, ordersPerCustomer: perClient, balanceRows: balanceRows)
-                    let peerResult = try peer!.run(clients: clients, ordersPerClient: perClient)
-                    say(String(format: "         postgres, %3d row%@ per balance: %6.0f orders/s  p50 %@ ms  p99 %@ ms   settled/postgres %.2f",
-                               balanceRows, balanceRows == 1 ? " " : "s", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
-                               milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond))
+                if let peer {
+                    for balanceRows in balanceRowsList {
+                        try peer.prepare(customers: clients, ordersPerCustomer: perClient, balanceRows: balanceRows)
+                        let peerResult = try peer.run(clients: clients, ordersPerClient: perClient)
+                        say(String(format: "         postgres, %3d row%@ per balance: %6.0f orders/s  p50 %@ ms  p99 %@ ms   settled/postgres %.2f",
+                                   balanceRows, balanceRows == 1 ? " " : "s", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
+                                   milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond))
+                    }
                 }
                 say(writer)
                 if let device { say("         " + device) }
