@@ -185,9 +185,21 @@ public final class UnixHTTPClient {
     }
 
     /// Reads more bytes into `buffer`; false at end of stream.
+    ///
+    /// Waits in poll(2) for input rather than in a blocking recv(2): when the server reads a
+    /// request, the freed send space wakes whoever sleeps on this socket, and a thread asleep
+    /// in recv wakes for nothing, while poll's wait asks for input only and sleeps on.
     private func fill() throws(UnixHTTPClientError) -> Bool {
         while true {
-            let count = readChunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, 0) }
+            var wanted = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&wanted, 1, Int32(timeoutSeconds) * 1000)
+            if ready == 0 { throw .timedOut }
+            if ready < 0 {
+                let error = errno
+                if error == EINTR { continue }
+                throw .system(HTTPSocketError(operation: "poll", errno: error))
+            }
+            let count = readChunk.withUnsafeMutableBytes { Glibc.recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if count > 0 {
                 receivedThisExchange = true
                 buffer.append(contentsOf: readChunk[0..<count])
@@ -195,8 +207,7 @@ public final class UnixHTTPClient {
             }
             if count == 0 { return false }
             let error = errno
-            if error == EINTR { continue }
-            if error == EAGAIN || error == EWOULDBLOCK { throw .timedOut }
+            if error == EINTR || error == EAGAIN || error == EWOULDBLOCK { continue }
             if error == ECONNRESET { return false }
             throw .system(HTTPSocketError(operation: "recv", errno: error))
         }
