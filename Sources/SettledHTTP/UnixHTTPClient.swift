@@ -37,6 +37,8 @@ public final class UnixHTTPClient {
 
     public let socketPath: String
     public let timeoutSeconds: Int
+    /// The longest wait for input, for poll(2) (the write timeout is the socket's SO_SNDTIMEO).
+    private let readTimeoutMilliseconds: Int32
     private var descriptor: Int32 = -1
     /// Bytes read past the end of the last response.
     private var buffer: [UInt8] = []
@@ -49,6 +51,7 @@ public final class UnixHTTPClient {
         precondition(timeoutSeconds > 0)
         self.socketPath = socketPath
         self.timeoutSeconds = timeoutSeconds
+        readTimeoutMilliseconds = Int32(clamping: min(timeoutSeconds, Int(Int32.max) / 1000) * 1000)
         try connect()
     }
 
@@ -90,8 +93,8 @@ public final class UnixHTTPClient {
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         let length = socklen_t(MemoryLayout<timeval>.size)
-        guard setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, length) == 0,
-              setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, length) == 0 else {
+        // Reads wait in poll(2) with their own timeout (`fill`); writes and connect take this one.
+        guard setsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, length) == 0 else {
             let error = errno
             Glibc.close(socket)
             throw .system(HTTPSocketError(operation: "setsockopt", errno: error))
@@ -192,7 +195,7 @@ public final class UnixHTTPClient {
     private func fill() throws(UnixHTTPClientError) -> Bool {
         while true {
             var wanted = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&wanted, 1, Int32(timeoutSeconds) * 1000)
+            let ready = poll(&wanted, 1, readTimeoutMilliseconds)
             if ready == 0 { throw .timedOut }
             if ready < 0 {
                 let error = errno
