@@ -522,10 +522,31 @@ extension PaymentFixture {
         // 33 points of 3 fen (99 fen) and 101 fen from the channel.
         let items = [F.bill("A", "sgcc-js", "electricity", 150), F.bill("B", "sgcc-js", "electricity", 50)]
         let funding = F.funding(items, points: 33, pointValueFen: 3, channel: "alipay", channelFen: 101)
+        // 101 + 49 would leave 49 fen, 16 points and a third; 2 fen of the channel's part go to
+        // points instead: 51 fen, 17 whole points.
         let first = try Self.plan(["A"], items: items, funding: funding).get()
-        #expect(first.channelFen == 101 && first.pointsFen == 49 && first.points == 16)  // 49 fen: 16 whole points
+        #expect(first.amountFen == 150 && first.channelFen == 99 && first.pointsFen == 51 && first.points == 17)
         let second = try Self.plan(["B"], after: [first], items: items, funding: funding, refundId: "r-2").get()
-        #expect(second.pointsFen == 50 && second.points == 17)
+        #expect(second.channelFen == 2 && second.pointsFen == 48 && second.points == 16)
+    }
+
+    @Test func aPartialRefundNeverLeavesAFractionOfAPointBehind() throws {
+        // One point of 100 fen and 100 fen from the channel for 150 + 50: refunding the 150
+        // returns the point whole and 50 from the channel; the 50 left paid stay paid by the channel.
+        let items = [F.bill("A", "sgcc-js", "electricity", 150), F.bill("B", "sgcc-js", "electricity", 50)]
+        let mixed = F.funding(items, points: 1, pointValueFen: 100, walletFen: 30, channel: "alipay", channelFen: 70)
+        let first = try Self.plan(["A"], items: items, funding: mixed).get()
+        // The wallet gives up its part before the channel does.
+        #expect(first.channelFen == 50 && first.walletFen == 0 && first.pointsFen == 100 && first.points == 1)
+        let second = try Self.plan(["B"], after: [first], items: items, funding: mixed, refundId: "r-2").get()
+        #expect(second.channelFen == 20 && second.walletFen == 30 && second.pointsFen == 0 && second.points == 0)
+
+        // Two points and nothing else: nothing to move, so the fraction is the customer's.
+        let pointsOnly = F.funding(items, points: 2, pointValueFen: 100)
+        let roundedUp = try Self.plan(["A"], items: items, funding: pointsOnly).get()
+        #expect(roundedUp.pointsFen == 150 && roundedUp.points == 2)
+        let rest = try Self.plan(["B"], after: [roundedUp], items: items, funding: pointsOnly, refundId: "r-2").get()
+        #expect(rest.pointsFen == 50 && rest.points == 0)
     }
 
     @Test func aWalletTopupIsRefundedToTheChannelAndABillNeverTakesItsChannelMoney() throws {
@@ -712,12 +733,42 @@ struct PaymentLedger {
     struct InstrumentStack {
         enum Instrument: Hashable { case redPacket(String), points, wallet, channel }
         var layers: [(instrument: Instrument, fen: Int64)]
+        /// How often `popWholePoints` moved fen from the wallet or channel to points.
+        var wholePointShifts = 0
 
         init(_ funding: Funding, walletTopupsFen: Int64) {
             layers = funding.redPackets.map { (.redPacket($0.redPacketId), $0.coveredFen) }
             layers.append((.points, funding.pointsFen))
             layers.append((.wallet, funding.walletFen))
             layers.append((.channel, funding.channelFen - walletTopupsFen))
+        }
+
+        /// `pop`, then points made whole as `RefundPlanner` documents: when the points popped
+        /// leave `returnedPointsFen` plus them short of a whole point, and the wallet and channel
+        /// popped at least the shortfall, the shortfall is popped from points instead and pushed
+        /// back onto the wallet (first) and channel.
+        mutating func popWholePoints(_ amountFen: Int64, returnedPointsFen: Int64, pointValueFen: Int64) -> [Instrument: Int64] {
+            var taken = pop(amountFen)
+            let pointsFen = taken[.points, default: 0]
+            let fractionFen = (returnedPointsFen + pointsFen) % pointValueFen
+            guard pointsFen > 0, fractionFen > 0 else { return taken }
+            let shiftFen = pointValueFen - fractionFen
+            let walletFen = taken[.wallet, default: 0], channelFen = taken[.channel, default: 0]
+            guard walletFen + channelFen >= shiftFen else { return taken }
+            guard let top = layers.indices.last, layers[top].instrument == .points, layers[top].fen >= shiftFen else {
+                Issue.record("points left short of a whole point")
+                return taken
+            }
+            layers[top].fen -= shiftFen
+            if layers[top].fen == 0 { layers.removeLast() }
+            let fromWalletFen = min(walletFen, shiftFen), fromChannelFen = shiftFen - fromWalletFen
+            if fromWalletFen > 0 { layers.append((.wallet, fromWalletFen)) }
+            if fromChannelFen > 0 { layers.append((.channel, fromChannelFen)) }
+            taken[.wallet] = walletFen - fromWalletFen
+            taken[.channel] = channelFen - fromChannelFen
+            taken[.points] = pointsFen + shiftFen
+            wholePointShifts += 1
+            return taken
         }
 
         mutating func pop(_ amountFen: Int64) -> [Instrument: Int64] {
@@ -743,6 +794,7 @@ struct PaymentLedger {
         var ledger = PaymentLedger()
         var expected = PaymentLedger()
         var captured = 0, fullyRefunded = 0, restoredPackets = 0, lostPackets = 0, clawedBack = 0
+        var wholePointShifts = 0, pointsRoundedUp = 0
         let ordersCount = 3000
         for orderIndex in 0..<ordersCount {
             let scenario = PaymentScenario.random(using: &random, orderId: "o-\(orderIndex)")
@@ -812,7 +864,9 @@ struct PaymentLedger {
                 #expect(refund.channelFen >= refund.walletTopupFen)
 
                 // The return order: the same as taking from the top of the consumption stack.
-                let taken = stack.pop(refundBillerFen)
+                let returnedPointsFen = refunds.reduce(0) { $0 + $1.pointsFen }
+                let taken = stack.popWholePoints(refundBillerFen, returnedPointsFen: returnedPointsFen,
+                                                 pointValueFen: funding.pointValueFen)
                 #expect(refund.channelFen - refund.walletTopupFen == taken[.channel, default: 0])
                 #expect(refund.walletFen == taken[.wallet, default: 0])
                 #expect(refund.pointsFen == taken[.points, default: 0])
@@ -838,6 +892,11 @@ struct PaymentLedger {
                 #expect(refunds.reduce(0) { $0 + $1.walletFen } <= funding.walletFen)
                 #expect(refunds.reduce(0) { $0 + $1.pointsFen } <= funding.pointsFen)
                 #expect(refunds.reduce(0) { $0 + $1.points } <= funding.points)
+                // Points back: whole, worth at least the fen returned to points, never a point more.
+                let pointsBackFen = refunds.reduce(0) { $0 + $1.points } * funding.pointValueFen
+                let pointsReturnedFen = refunds.reduce(0) { $0 + $1.pointsFen }
+                #expect(pointsBackFen >= pointsReturnedFen && pointsBackFen < pointsReturnedFen + funding.pointValueFen)
+                if pointsBackFen > pointsReturnedFen { pointsRoundedUp += 1 }
                 for use in funding.redPackets {
                     let returnedFen = refunds.flatMap(\.redPackets).filter { $0.redPacketId == use.redPacketId }
                         .reduce(0) { $0 + $1.fen }
@@ -870,6 +929,7 @@ struct PaymentLedger {
 
             // After a full refund every instrument is back where it started.
             fullyRefunded += 1
+            wholePointShifts += stack.wholePointShifts
             #expect(stack.layers.allSatisfy { $0.fen == 0 })
             #expect(refunds.reduce(0) { $0 + $1.channelFen } == funding.channelFen)
             #expect(refunds.reduce(0) { $0 + $1.walletFen } == funding.walletFen)
@@ -889,5 +949,6 @@ struct PaymentLedger {
         // The random orders reach every branch.
         #expect(captured >= ordersCount / 4 && fullyRefunded == captured)
         #expect(restoredPackets > 50 && lostPackets > 50 && clawedBack > 50)
+        #expect(wholePointShifts > 20 && pointsRoundedUp > 0, "\(wholePointShifts) shifts, \(pointsRoundedUp) rounded up")
     }
 }

@@ -140,6 +140,29 @@ struct PaymentRefundTests {
         try daemon.expectLedgerOK()
     }
 
+    @Test("points worth more than a fen come back whole on a partial refund, never leaving a fraction behind")
+    func pointsComeBackWhole() throws {
+        let daemon = try PaymentDaemon(orders: "point_value_fen = 100")
+        try daemon.grantPoints("c-v", 3)
+        // 200 fen: one point (100 fen, half the order) and 100 from the channel.
+        let order = try daemon.placeOrder(customer: "c-v", topups: [("sgcc-js", "1001", 150), ("sgcc-js", "1001", 50)], points: 3)
+        let orderID = try #require(order["order_id"]?.string)
+        #expect(order["funding"]?["points"]?.int64 == 1 && order["funding"]?["channel_fen"]?.int64 == 100)
+        #expect(try daemon.notify(order: orderID, txn: "T-v", amountFen: 100).status == 200)
+        #expect(try daemon.getWallet("c-v")["points"]?.int64 == 2)
+
+        // 150: the channel's 100 and 50 of the point would leave half a point behind; the point
+        // comes back whole and the channel returns 50.
+        let first = try daemon.refund(order: orderID, id: "r-v1", items: ["\(orderID).1"])
+        #expect(Returned(first.json) == Returned(amountFen: 150, channelFen: 50, walletFen: 0, points: 1, redPacketIDs: []))
+        #expect(try daemon.getWallet("c-v")["points"]?.int64 == 3)
+        #expect(try daemon.balance("marketing:points") == 0)
+        let second = try daemon.refund(order: orderID, id: "r-v2", items: ["\(orderID).2"])
+        #expect(Returned(second.json) == Returned(amountFen: 50, channelFen: 50, walletFen: 0, points: 0, redPacketIDs: []))
+        #expect(try daemon.getWallet("c-v")["points"]?.int64 == 3)
+        try daemon.expectLedgerOK()
+    }
+
     @Test("a red packet that expired before the refund is not restored; its cost still goes back to marketing")
     func expiredRedPacketIsNotRestored() throws {
         let daemon = try PaymentDaemon()

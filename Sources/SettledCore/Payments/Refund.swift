@@ -16,9 +16,15 @@
 /// channel money that paid a wallet top-up, and refunding a wallet top-up never hands out a
 /// red packet.) After every item is refunded, every instrument has had back exactly what it paid.
 ///
-/// Points come back in whole points: the points returned so far are the fen returned to points
-/// so far divided by the point's value, rounded down, so that a full refund returns exactly the
-/// points used, whatever the partial refunds before it.
+/// Points come back in whole points, and never for less than their value. When the fen a refund
+/// returns to points would leave the order's points returned so far short of a whole point, the
+/// refund returns to points up to that whole point instead and as much less to the wallet, then
+/// the channel (its amount unchanged), when it returns that much to them. Otherwise (the refund
+/// returns nothing else to move) the fraction is rounded in the customer's favour: the points
+/// returned so far are the fen returned to points so far divided by the point's value, rounded
+/// up. Either way the customer never loses a fraction of a point to a partial refund, the fen
+/// booked back to `marketing:points` are exactly those returned to points, and a full refund
+/// returns exactly the points used, whatever the partial refunds before it.
 ///
 /// A red packet is consumed whole, so it can only be restored whole: it is restored to the
 /// customer (available again) by the refund that completes the return of its covered amount,
@@ -180,9 +186,23 @@ public enum RefundPlanner {
             dueFen -= takenFen
             return takenFen
         }
-        let channelFen = take(channelLeftFen)
-        let walletFen = take(walletLeftFen)
-        let pointsFen = take(pointsLeftFen)
+        var channelFen = take(channelLeftFen)
+        var walletFen = take(walletLeftFen)
+        var pointsFen = take(pointsLeftFen)
+        let pointValueFen = funding.pointValueFen
+        let fractionFen = (returnedPointsFen + pointsFen) % pointValueFen
+        if pointsFen > 0 && fractionFen > 0 {
+            // Up to the next whole point: the points pool holds it, since the order's points
+            // fen are whole points; the wallet and channel give it up when they return enough.
+            let shiftFen = pointValueFen - fractionFen
+            precondition(pointsLeftFen - pointsFen >= shiftFen, "the order's points fen are not whole points")
+            if walletFen + channelFen >= shiftFen {
+                let fromWalletFen = min(walletFen, shiftFen)
+                walletFen -= fromWalletFen
+                channelFen -= shiftFen - fromWalletFen
+                pointsFen += shiftFen
+            }
+        }
         var redPackets: [RedPacketReturn] = []
         for use in funding.redPackets.reversed() where dueFen > 0 {
             let alreadyFen = redPacketReturnedFen[use.redPacketId, default: 0]
@@ -196,7 +216,9 @@ public enum RefundPlanner {
         precondition(dueFen == 0, "the instruments hold less than the items they paid")
 
         let returnedPoints = total(previousRefunds.lazy.map(\.points))
-        let points = (returnedPointsFen + pointsFen) / funding.pointValueFen - returnedPoints
+        let pointsDue = (returnedPointsFen + pointsFen + pointValueFen - 1) / pointValueFen  // rounded up
+        precondition(pointsDue >= returnedPoints && pointsDue <= funding.points, "points returned beyond those used")
+        let points = pointsDue - returnedPoints
         let channelTotalFen = channelFen + walletTopupFen
         return .success(Refund(refundId: refundId, items: selected, amountFen: billerFen + walletTopupFen,
                                channel: channelTotalFen > 0 ? funding.channel : nil, channelFen: channelTotalFen,
