@@ -364,6 +364,25 @@ struct PaymentAPITests {
         #expect(try daemon.getWallet("c-top")["wallet_fen"]?.int64 == 0)
         #expect(try daemon.balance("channel_receivable:alipay") == 5000)
         #expect(try daemon.balance("customer_wallet:c-top") == 0)
+
+        // One order paying a bill from the wallet and topping the wallet up: once the top-up is
+        // spent it cannot be taken back alone, but the whole order can, as its refund returns
+        // more wallet money than it takes.
+        try daemon.creditWallet("c-top", 3000)
+        let mixed = try daemon.placeOrder(customer: "c-top", bills: ["W1"], walletTopupFen: 1000, walletFen: 3000)
+        let mixedID = try #require(mixed["order_id"]?.string)
+        #expect(mixed["funding"]?["wallet_fen"]?.int64 == 3000 && mixed["funding"]?["channel_fen"]?.int64 == 1500)
+        let topupItem = try #require(mixed["items"]?.array?.first { $0["kind"]?.string == "wallet_topup" }?["item_id"]?.string)
+        #expect(try daemon.notify(order: mixedID, txn: "T-mixed", amountFen: 1500).status == 200)
+        let spendAgain = try daemon.placeOrder(customer: "c-top", bills: ["G1"], walletFen: 1000)
+        #expect(try daemon.notify(order: try #require(spendAgain["order_id"]?.string), txn: "T-spend-2", amountFen: 4000).status == 200)
+        #expect(try daemon.getWallet("c-top")["wallet_fen"]?.int64 == 0)
+        #expect(try daemon.refund(order: mixedID, id: "r-mixed-1", items: [topupItem]).problemCode == "insufficient_wallet")
+        let whole = try daemon.refund(order: mixedID, id: "r-mixed-2")
+        #expect(whole.status == 201)
+        #expect(whole.json?["returned"]?["channel_fen"]?.int64 == 1500)
+        #expect(whole.json?["returned"]?["wallet_fen"]?.int64 == 3000)
+        #expect(try daemon.getWallet("c-top")["wallet_fen"]?.int64 == 2000)
         try daemon.expectLedgerOK()
     }
 
