@@ -24,7 +24,9 @@ import Glibc
 /// - customer_red_packets: customer id 0 red packet id -> empty
 /// - orders:             order id -> v1 order (items, funding, status, refunds, write-offs)
 /// - order_expiry:       expiry millis u64 ++ order id -> empty (pending orders only)
-/// - notifications:      channel 0 channel txn id -> v1 first notification
+/// - notifications:      channel 0 channel txn id -> v1 first notification;
+///                       channel 0 channel txn id 0 amount u64 -> empty: another amount named
+///                       for a captured transaction, recorded as a discrepancy once
 /// - order_items:        item id -> order id
 /// - writeoffs_pending:  biller id 0 item id -> empty
 /// - refunds:            refund id -> order id

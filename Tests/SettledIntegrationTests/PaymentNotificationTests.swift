@@ -127,10 +127,20 @@ struct PaymentNotificationTests {
         #expect(success.json?["duplicate"]?.bool == false)
         #expect(success.json?["status"]?.string == "paid")
         #expect(try daemon.balance("channel_receivable:alipay") == channelFen)
-        // Its retries are duplicates; a retry with another amount is refused, and books nothing.
+        // Its retries are duplicates; a retry with another amount is refused, books nothing and is
+        // recorded as a discrepancy, once per amount however often it comes.
         #expect(try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen).json?["duplicate"]?.bool == true)
-        let changed = try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen + 1)
-        #expect(changed.status == 409 && changed.problemCode == "amount_mismatch")
+        #expect(try daemon.getJSON("/v1/discrepancies")["discrepancies"]?.array?.isEmpty == true)
+        for _ in 0..<2 {
+            let changed = try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen + 1)
+            #expect(changed.status == 409 && changed.problemCode == "amount_mismatch")
+        }
+        #expect(try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen - 1).problemCode == "amount_mismatch")
+        let recorded = try daemon.getJSON("/v1/discrepancies")["discrepancies"]?.array ?? []
+        #expect(recorded.count == 2)
+        #expect(Set(recorded.compactMap { $0["channel_fen"]?.int64 }) == [channelFen + 1, channelFen - 1])
+        #expect(recorded.allSatisfy { $0["kind"]?.string == "amount_mismatch" && $0["order_id"]?.string == orderID
+                && $0["channel_txn_id"]?.string == "T-same" && $0["internal_fen"]?.int64 == channelFen })
         // A failure after the success changes nothing.
         #expect(try daemon.notify(order: orderID, txn: "T-same", amountFen: channelFen, status: "failed", paidAt: nil).json?["duplicate"]?.bool == true)
         #expect(try daemon.getOrder(orderID)["status"]?.string == "paid")

@@ -250,8 +250,20 @@ extension SettledService {
             let failureTurnedSuccess = !seen.success && notification.success
             if !failureTurnedSuccess {
                 if seen.success && notification.success && seen.amountFen != notification.amountFen {
-                    throw APIError(409, "amount_mismatch",
-                                   "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen)")
+                    // The channel names another amount for money it already reported: recorded
+                    // for reconciliation, once per amount however often it is retried.
+                    let markKey = notification.key + [0] + Key.u64(UInt64(bitPattern: notification.amountFen))
+                    if try !write.transaction.contains(write.tables.notifications, key: markKey) {
+                        try write.transaction.put(write.tables.notifications, key: markKey, value: [], options: .noOverwrite)
+                        let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
+                        _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
+                                                               orderID: order.id, channelTxnID: notification.channelTxnID,
+                                                               internalFen: seen.amountFen, channelFen: notification.amountFen,
+                                                               status: "open", detail: "a retry of a channel transaction names another amount than its first success",
+                                                               createdUnixMillis: write.nowUnixMillis), write: write)
+                    }
+                    return APIError(409, "amount_mismatch",
+                                    "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen); recorded as a discrepancy").response
                 }
                 return notificationAnswer(order, duplicate: true)
             }
