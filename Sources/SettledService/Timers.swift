@@ -2,6 +2,8 @@ import Dispatch
 import Foundation
 
 /// The daemon's timers: named Dispatch timers whose next fire time and last run show in status.
+/// Each timer runs on a serial queue of its own, so that a long run of one (a collection of
+/// a day's idempotency keys) never holds back another (the expiry of pending orders).
 public final class TimerSchedule: @unchecked Sendable {
     public struct Entry: Sendable {
         public var name: String
@@ -13,18 +15,28 @@ public final class TimerSchedule: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
     private var sources: [String: DispatchSourceTimer] = [:]
-    private let queue = DispatchQueue(label: "settled.timers")
+    private var queues: [String: DispatchQueue] = [:]
     private let log: @Sendable (Int32, String) -> Void
 
     init(log: @escaping @Sendable (Int32, String) -> Void) { self.log = log }
 
     private static func nowSeconds() -> Int64 { Int64(Date().timeIntervalSince1970) }
 
+    /// The serial queue of timer `name`, made on first use.
+    private func queue(_ name: String) -> DispatchQueue {
+        lock.lock()
+        defer { lock.unlock() }
+        if let queue = queues[name] { return queue }
+        let queue = DispatchQueue(label: "settled.timers.\(name)")
+        queues[name] = queue
+        return queue
+    }
+
     /// Runs `work` every `intervalSeconds`, first after `intervalSeconds`. `work` returns a
     /// short outcome for status, or throws.
     public func every(_ name: String, intervalSeconds: Int, _ work: @escaping @Sendable () throws -> String) {
         precondition(intervalSeconds > 0)
-        let source = DispatchSource.makeTimerSource(queue: queue)
+        let source = DispatchSource.makeTimerSource(queue: queue(name))
         source.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds), leeway: .seconds(1))
         source.setEventHandler { [weak self] in
             guard let self else { return }
@@ -41,7 +53,7 @@ public final class TimerSchedule: @unchecked Sendable {
     /// Runs `work` at the Unix times `nextFire` computes, again and again: for wall-clock
     /// schedules such as a daily clearing time. `nextFire` gets the current time.
     public func at(_ name: String, nextFire: @escaping @Sendable (Int64) -> Int64, _ work: @escaping @Sendable () throws -> String) {
-        let source = DispatchSource.makeTimerSource(queue: queue)
+        let source = DispatchSource.makeTimerSource(queue: queue(name))
         lock.lock()
         sources[name] = source
         entries[name] = Entry(name: name)
@@ -61,9 +73,9 @@ public final class TimerSchedule: @unchecked Sendable {
         source.resume()
     }
 
-    /// Runs a timer's work now, on the timers' queue, and records the outcome.
+    /// Runs a timer's work now, on the timer's queue, and records the outcome.
     public func runNow(_ name: String, _ work: @escaping @Sendable () throws -> String) {
-        queue.async { self.run(name, work) }
+        queue(name).async { self.run(name, work) }
     }
 
     private func run(_ name: String, _ work: () throws -> String) {
@@ -95,14 +107,15 @@ public final class TimerSchedule: @unchecked Sendable {
         return entries.values.sorted { $0.name < $1.name }
     }
 
-    /// Cancels every timer and waits for a running one to finish.
+    /// Cancels every timer and waits for running ones to finish.
     public func stop() {
         lock.lock()
         let all = sources.values
         sources.removeAll()
+        let running = queues.values
         lock.unlock()
         for source in all { source.cancel() }
-        queue.sync {}
+        for queue in running { queue.sync {} }
     }
 }
 
