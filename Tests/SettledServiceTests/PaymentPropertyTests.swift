@@ -21,7 +21,9 @@ final class PaymentServiceHarness {
 
     static let channels = ["alipay", "wechat"]
 
-    init(pointValueFen: Int) throws {
+    /// `expirySeconds` below the configuration's minimum makes orders outlive their deadline
+    /// quickly; no timer runs here, so nothing expires them but the requests themselves.
+    init(pointValueFen: Int, expirySeconds: Int? = nil) throws {
         var template = "/tmp/settled-payprop-XXXXXX".utf8CString
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw APIError(500, "setup", "mkdtemp failed")
@@ -34,6 +36,7 @@ final class PaymentServiceHarness {
         configuration.mapSizeBytes = 64 << 20
         configuration.mapSizeMaxBytes = 1 << 30
         configuration.pointValueFen = pointValueFen
+        if let expirySeconds { configuration.expirySeconds = expirySeconds }
         configuration.channels = Self.channels.map { ChannelConfiguration(id: $0, format: $0, feeBps: 60) }
         let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
                               mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: false)

@@ -337,6 +337,11 @@ extension SettledService {
                     guard order.status == .pending else {
                         throw APIError(409, "order_not_pending", "order \(id) is \(order.status.rawValue)")
                     }
+                    // Past its deadline the order has expired, whether or not the sweep has run.
+                    if write.nowUnixMillis >= order.expiresUnixMillis {
+                        try OrderBook.release(&order, to: .expired, write: write)
+                        return APIError(409, "order_not_pending", "order \(id) is \(order.status.rawValue)").response
+                    }
                     try OrderBook.release(&order, to: .cancelled, write: write)
                     return self.orderAnswer(order, status: 200)
                 }
@@ -429,10 +434,13 @@ extension SettledService {
         return orderAnswer(order, status: 201)
     }
 
+    /// How often pending orders past their deadline are expired: no order holds its bills and
+    /// instruments much more than this beyond its deadline.
+    public static let orderExpirySweepSeconds = 1
+
     /// Timers of orders: pending orders expire.
     public func startOrderTimers() {
-        let interval = max(1, min(30, configuration.expirySeconds / 10))
-        timers.every("order_expiry", intervalSeconds: interval) { [writer] in
+        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [writer] in
             var total = 0
             while true {
                 let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
