@@ -198,6 +198,12 @@ public final class SettledService: @unchecked Sendable {
                 operation = try prepare(context)
             } catch {
                 let response = problem(for: error, in: context)
+                if let key = context.request.headers["Idempotency-Key"], Idempotency.isValidKey(key) {
+                    // The key's earlier use decides first: its answer replayed, or another
+                    // request under it refused as a conflict; else this refusal (not kept).
+                    submit(WriteOperation { _ in response }, context: context, audited: audited, answer: answer)
+                    return
+                }
                 if audited {
                     recordAudit(context, response) { answer(response) }
                 } else {

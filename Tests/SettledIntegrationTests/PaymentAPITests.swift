@@ -126,6 +126,10 @@ struct PaymentAPITests {
         #expect(replay.body == retried.body)
         #expect(replay.headers["Idempotent-Replayed"] == "true")
         refused(try daemon.order(customer: "c-1", bills: ["E2"], key: retryKey), 409, "idempotency_conflict")
+        // The key decides before the body is judged: a body that would be refused anyway is a
+        // conflict under a used key, and a refusal only under a new one.
+        refused(try daemon.call("POST", "/v1/orders", #"{"items":[]}"#, key: retryKey), 409, "idempotency_conflict")
+        refused(try daemon.call("POST", "/v1/orders", #"{"items":[]}"#, key: "k-new-empty"), 422, "invalid_request")
         let retriedID = try #require(retried.json?["order_id"]?.string)
         #expect(try daemon.getOrder(retriedID)["status"]?.string == "pending")
         #expect(try daemon.getWallet("c-1")["points_reserved"]?.int64 == 100)
