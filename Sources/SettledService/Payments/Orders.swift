@@ -71,8 +71,10 @@ enum OrderBook {
             let bill = reservable.bills[billIndex]
             billIndex += 1
             try bill.requireOpen(tables: tables, in: write.transaction)
-            guard bill.amountFen == item.amountFen else {
-                throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount since the order was made")
+            // A bill an import changed while no order held it is not the bill the order paid
+            // for: its money would go to the order's biller and account, not the bill's.
+            guard bill.amountFen == item.amountFen, bill.billerID == item.billerId, bill.accountNo == item.accountNo else {
+                throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount, biller or account since the order was made")
             }
         }
         precondition(billIndex == reservable.bills.count, "the bills loaded for order \(order.id) follow its items")
