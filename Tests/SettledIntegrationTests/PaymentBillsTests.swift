@@ -71,6 +71,16 @@ struct PaymentBillsTests {
         let cancelled = try daemon.order(bills: ["W1"])
         #expect(cancelled.status == 409)
         #expect(cancelled.problemCode == "bill_not_open")
+
+        // More refusals than are listed: the first lines' are, whether the parse or the store
+        // refused them (here the store refuses line 1, after the parse refused the others).
+        let many = [D.billLine("X7", "nobody", "1", amountFen: 100)] + Array(repeating: "{bad", count: 1_000)
+            + [D.billLine("E9", "sgcc-js", "1001", amountFen: 100)]
+        let manyAnswer = try daemon.importBills(many).json
+        #expect(manyAnswer?["imported"]?.int64 == 1 && manyAnswer?["rejected_count"]?.int64 == 1_001)
+        let listed = manyAnswer?["rejected"]?.array?.compactMap { $0["line"]?.int64 } ?? []
+        #expect(listed == Array(1...1_000))
+        #expect(manyAnswer?["rejected"]?.array?.first?["code"]?.string == "unknown_biller")
         try daemon.expectLedgerOK()
     }
 

@@ -167,9 +167,15 @@ enum BillImport {
         var rejected: [Rejection] = []
         var rejectedCount = 0
 
+        /// Counts every refusal and keeps those of the first `rejectedListedMax` lines, whatever
+        /// the order they come in (the parse's refusals of a file before the writer's).
         mutating func reject(_ rejection: Rejection) {
             rejectedCount += 1
-            if rejected.count < BillImport.rejectedListedMax { rejected.append(rejection) }
+            rejected.append(rejection)
+            if rejected.count >= 2 * BillImport.rejectedListedMax {
+                rejected.sort { $0.line < $1.line }
+                rejected.removeLast(rejected.count - BillImport.rejectedListedMax)
+            }
         }
 
         mutating func merge(_ other: Tally) {
