@@ -213,6 +213,13 @@ public final class SettledService: @unchecked Sendable {
             }
             submit(operation, context: context, audited: audited, answer: answer)
         case .custom(let handler):
+            var answer = answer
+            if route.isUpload && context.roles.contains(.operator) && !context.roles.contains(.gateway) {
+                // An upload by a caller acting as operator is an operator action: its outcome
+                // is audited before it is answered (the other custom routes audit themselves).
+                let send = answer
+                answer = { response in self.recordAudit(context, response) { send(response) } }
+            }
             guard context.request.method == "POST", let key = context.request.headers["Idempotency-Key"] else {
                 handler(context, answer)
                 return

@@ -336,12 +336,15 @@ struct APITests {
         #expect(try daemon.json("POST", "/v1/ledger/adjustments",
                                 adjustmentBody(reference: "ok-1", debit: "escrow_bank", credit: "adjustments:operator", amountFen: 9)).status == 201)
         #expect(try daemon.json("POST", "/v1/admin/backup", #"{"path":"audit.mdb"}"#).status == 201)
+        // An upload by an operator is an operator action too.
+        let bill = #"{"bill_id":"A1","biller_id":"sgcc-js","account_no":"1","period":"2026-11","amount_fen":100,"due_date":"2026-12-01"}"#
+        #expect(try daemon.request("POST", "/v1/bills/import", body: bill + "\n").status == 200)
         // Reads are not operator actions.
         #expect(try daemon.request("GET", "/v1/billers").status == 200)
 
-        // Each answer comes after its record is committed: all five are there at once.
+        // Each answer comes after its record is committed: all six are there at once.
         let records = try daemon.request("GET", "/v1/audit").json?["records"]?.array ?? []
-        #expect(records.count == 5, "\(records)")
+        #expect(records.count == 6, "\(records)")
 
         let byTarget = records.map { ($0["method"]?.string ?? "", $0["target"]?.string ?? "", $0["status"]?.int64 ?? 0, $0["outcome"]?.string ?? "") }
         #expect(byTarget.contains { $0 == ("PUT", "/v1/billers/sgcc-js", 201, "ok") })
@@ -349,6 +352,7 @@ struct APITests {
         #expect(byTarget.contains { $0 == ("POST", "/v1/ledger/adjustments", 422, "unbalanced_journal") })
         #expect(byTarget.contains { $0 == ("POST", "/v1/ledger/adjustments", 201, "ok") })
         #expect(byTarget.contains { $0 == ("POST", "/v1/admin/backup", 201, "ok") })
+        #expect(byTarget.contains { $0 == ("POST", "/v1/bills/import", 200, "ok") })
         for record in records {
             #expect(record["uid"]?.int64 == 0)
             #expect(record["role"]?.string == "operator")
