@@ -285,7 +285,10 @@ struct PaymentNotificationTests {
         let badPaidAt = try daemon.notify(order: firstID, txn: "T-x", amountFen: 12000, paidAt: "2026-11-24 10:00")
         #expect(badPaidAt.problemCode == "invalid_request")
         // A time that is past 9999 in UTC has no business date: refused, and the daemon lives on.
-        for edge in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59"] {
+        // So is a time before 2000 (once read back as "not paid") or days ahead of the clock.
+        let twoDaysAhead = RFC3339.format(unixMillis: Int64(Date().timeIntervalSince1970 * 1000) + 2 * 86_400_000)
+        for edge in ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59", "1969-12-31T23:59:59Z",
+                     "1999-12-31T23:59:59Z", twoDaysAhead] {
             let offCalendar = try daemon.notify(order: firstID, txn: "T-x", amountFen: 12000, paidAt: edge)
             #expect(offCalendar.status == 422 && offCalendar.problemCode == "invalid_request", "\(edge)")
         }

@@ -125,6 +125,10 @@ struct Notification: Sendable {
     var paidAtUnixMillis: Int64
 
     static let formatVersion: UInt8 = 1
+    /// 2000-01-01T00:00:00Z.
+    static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
+    /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
+    static let paidAtAheadMillisMax: Int64 = 86_400_000
 
     static func parse(_ body: [UInt8]) throws -> Notification {
         let fields = try Fields(body: body)
@@ -134,6 +138,11 @@ struct Notification: Sendable {
         var paidAt: Int64 = 0
         if let paidAtText {
             guard let parsed = RFC3339.parse(paidAtText) else { throw APIError.invalid("paid_at", "must be an RFC 3339 time with offset") }
+            // A payment's time decides its business date and clearing: one before this system
+            // or far ahead of its clock is the channel's error, not a date to clear on.
+            guard parsed >= paidAtEarliestUnixMillis, parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax else {
+                throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
+            }
             paidAt = parsed
         }
         return Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
