@@ -279,6 +279,13 @@ enum BillImport {
             }
             bill.updatedUnixMillis = write.nowUnixMillis
             if let existing = try Bill.load(bill.id, tables: tables, in: write.transaction) {
+                // Bill ids are one namespace for all billers: a line of another biller with the
+                // same id is a collision, never a move of the bill (its money is its biller's).
+                guard existing.billerID == bill.billerID else {
+                    tally.reject(Rejection(line: line.number, code: "bill_other_biller",
+                                           detail: "bill \(bill.id) belongs to biller \(existing.billerID)"))
+                    continue
+                }
                 if existing.status == .reserved || existing.status == .paid {
                     if existing.sameContent(as: Bill(id: bill.id, billerID: bill.billerID, accountNo: bill.accountNo, period: bill.period,
                                                      amountFen: bill.amountFen, dueDate: bill.dueDate, status: existing.status,
@@ -295,7 +302,7 @@ enum BillImport {
                     tally.unchanged += 1
                     continue
                 }
-                if existing.billerID != bill.billerID || existing.accountNo != bill.accountNo {
+                if existing.accountNo != bill.accountNo {
                     try write.transaction.delete(tables.accountBills, key: existing.accountKey)
                     try write.transaction.put(tables.accountBills, key: bill.accountKey, value: [], options: .overwrite)
                 }
