@@ -398,6 +398,7 @@ final class ConfigurationParser {
                    keyPath: \.statementBodyBytesMax),
         IntegerKey(name: "import_body_bytes_max", range: SettledConfiguration.kib...(16 * SettledConfiguration.gib), unit: .bytes,
                    keyPath: \.importBodyBytesMax),
+        IntegerKey(name: "uploads_in_flight_max", range: 1...1024, unit: .count, keyPath: \.uploadsInFlightMax),
         IntegerKey(name: "connections_max", range: 1...65_536, unit: .count, keyPath: \.connectionsMax),
         IntegerKey(name: "connections_per_uid_max", range: 1...65_536, unit: .count, keyPath: \.connectionsPerUIDMax),
         IntegerKey(name: "idle_timeout_seconds", range: 1...3600, unit: .seconds, keyPath: \.idleTimeoutSeconds),

@@ -86,6 +86,7 @@ public struct SettledConfiguration: Sendable {
     public var bodyBytesMax: Int
     public var statementBodyBytesMax: Int
     public var importBodyBytesMax: Int
+    public var uploadsInFlightMax: Int
     public var connectionsMax: Int
     public var connectionsPerUIDMax: Int
     public var idleTimeoutSeconds: Int
@@ -149,6 +150,7 @@ public struct SettledConfiguration: Sendable {
             bodyBytesMax: mib,
             statementBodyBytesMax: 512 * mib,
             importBodyBytesMax: 256 * mib,
+            uploadsInFlightMax: 4,
             connectionsMax: 1024,
             connectionsPerUIDMax: 768,
             idleTimeoutSeconds: 60,

@@ -26,7 +26,9 @@ final class HTTPConnection: @unchecked Sendable {
     let loop: HTTPEventLoop
 
     private enum PendingItem {
-        case request(HTTPRequest, keepAlive: Bool, isHead: Bool)
+        /// `large`: its body is over `limits.bodyBytesMax` and holds one of the server's
+        /// places of large bodies until it is answered or dropped.
+        case request(HTTPRequest, keepAlive: Bool, isHead: Bool, large: Bool)
         case refusal(RequestRefusal)
     }
 
@@ -46,6 +48,8 @@ final class HTTPConnection: @unchecked Sendable {
     private var bodyRemaining = 0
     private var body: [UInt8] = []
     private var continueOwed = false
+    /// The body being read is over `limits.bodyBytesMax`: it holds a place of large bodies.
+    private var readingLargeBody = false
 
     private var pending: [PendingItem?] = []
     private var pendingStart = 0
@@ -59,6 +63,7 @@ final class HTTPConnection: @unchecked Sendable {
     private var inFlightKeepAlive = false
     private var inFlightIsHead = false
     private var inFlightVersionMinor = 1
+    private var inFlightLarge = false
 
     private var output: [UInt8] = []
     private var outputStart = 0
@@ -270,6 +275,15 @@ final class HTTPConnection: @unchecked Sendable {
                                       detail: "The body of \(length) bytes exceeds the limit of \(lengthMax) bytes for \(head.method) \(head.parts.path)."))
                 return false
             }
+            if length > limits.bodyBytesMax {
+                guard server.acquireLargeBody() else {
+                    refuse(RequestRefusal(status: 503, code: HTTPProblemCode.largeBodiesBusy,
+                                          detail: "\(limits.largeBodiesMax) uploads are under way; retry when one has finished.",
+                                          retryAfterSeconds: 5))
+                    return false
+                }
+                readingLargeBody = true
+            }
             if length == 0 {
                 enqueue(head, body: [])
                 return true
@@ -291,14 +305,16 @@ final class HTTPConnection: @unchecked Sendable {
         body = []
         bodyHead = nil
         continueOwed = false
-        enqueue(head, body: complete)
+        let large = readingLargeBody
+        readingLargeBody = false
+        enqueue(head, body: complete, large: large)
     }
 
-    private func enqueue(_ head: RequestHead, body: [UInt8]) {
+    private func enqueue(_ head: RequestHead, body: [UInt8], large: Bool = false) {
         let request = HTTPRequest(method: head.method, target: head.target, parts: head.parts,
                                   headers: HTTPHeaders(head.fields), body: body,
                                   versionMinor: head.versionMinor)
-        pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead))
+        pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead, large: large))
         pendingBodyBytes += body.count
         lastActivity = Monotonic.nanoseconds()
         // This request's time ends here; the next one's starts with its first byte.
@@ -315,12 +331,33 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func stopParsing() {
         parsingStopped = true
-        bodyHead = nil
-        body = []
+        dropBodyBeingRead()
         continueOwed = false
         input = []
         inputStart = 0
         headScanFrom = 0
+    }
+
+    /// Drops the body being read, and its place of large bodies.
+    private func dropBodyBeingRead() {
+        bodyHead = nil
+        body = []
+        if readingLargeBody {
+            readingLargeBody = false
+            server.releaseLargeBodies(1)
+        }
+    }
+
+    /// Drops the requests read ahead, and their places of large bodies.
+    private func dropPending() {
+        var large = 0
+        for item in pending[pendingStart...] {
+            if case .request(_, _, _, true) = item { large += 1 }
+        }
+        pending.removeAll()
+        pendingStart = 0
+        pendingBodyBytes = 0
+        server.releaseLargeBodies(large)
     }
 
     private func compactInput() {
@@ -364,7 +401,7 @@ final class HTTPConnection: @unchecked Sendable {
                 ResponseEncoder.encode(refusal.response, connection: .close, omitBody: false, into: &output)
                 closeAfterFlush = true
                 flush()
-            case .request(let request, let keepAlive, let isHead):
+            case .request(let request, let keepAlive, let isHead, let large):
                 pendingBodyBytes -= request.body.count
                 precondition(pendingBodyBytes >= 0)
                 server.requestsCounted.add(1, ordering: .relaxed)
@@ -373,6 +410,7 @@ final class HTTPConnection: @unchecked Sendable {
                 inFlightKeepAlive = keepAlive
                 inFlightIsHead = isHead
                 inFlightVersionMinor = request.versionMinor
+                inFlightLarge = large
                 server.handler(request, credentials, HTTPResponder(connection: self, sequence: inFlightSequence))
             }
         }
@@ -407,6 +445,10 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         inFlight = false
+        if inFlightLarge {
+            inFlightLarge = false
+            server.releaseLargeBodies(1)
+        }
         lastActivity = Monotonic.nanoseconds()
         var keepAlive = inFlightKeepAlive && !ResponseEncoder.asksToClose(response)
         if (shuttingDown || peerFinished) && pendingCount == 0 { keepAlive = false }
@@ -416,8 +458,7 @@ final class HTTPConnection: @unchecked Sendable {
         if !keepAlive {
             closeAfterFlush = true
             if !parsingStopped { stopParsing() }
-            pending.removeAll()
-            pendingStart = 0
+            dropPending()
         }
         flush()
         if closed { return }
@@ -497,8 +538,7 @@ final class HTTPConnection: @unchecked Sendable {
         // A request not yet complete will not be; complete ones are still answered.
         if !parsingStopped {
             parsingStopped = true
-            bodyHead = nil
-            body = []
+            dropBodyBeingRead()
             continueOwed = false
         }
         if started { settle() }
@@ -542,12 +582,14 @@ final class HTTPConnection: @unchecked Sendable {
     func close() {
         guard !closed else { return }
         closed = true
-        pending.removeAll()
-        pendingStart = 0
+        dropPending()
+        dropBodyBeingRead()
+        if inFlightLarge {
+            inFlightLarge = false
+            server.releaseLargeBodies(1)
+        }
         input = []
         output = []
-        body = []
-        bodyHead = nil
         if started {
             _ = loop.setInterest(self, from: interest, to: 0)
             interest = 0

@@ -156,6 +156,7 @@ public enum HTTPProblemCode {
     public static let versionUnsupported = "http_version_unsupported"
     public static let tooManyConnections = "too_many_connections"
     public static let requestTimeout = "request_timeout"
+    public static let largeBodiesBusy = "uploads_busy"
 }
 
 public enum HTTPStatus {

@@ -35,6 +35,10 @@ public struct HTTPServerLimits: Sendable {
     /// Threads that serve connections, each with its own epoll set; connections are dealt
     /// to them in turn as they are accepted.
     public var eventLoopCount: Int
+    /// Requests with a body over `bodyBytesMax` (uploads, where `bodyLimit` allows one) being
+    /// read, waiting or handled at once, over all connections: each may hold up to its limit
+    /// in memory. Past it the answer is 503 with Retry-After, before the body is read.
+    public var largeBodiesMax: Int
 
     /// The event loops by default: one per processor the process may run on, from one to
     /// `eventLoopCountMax`.
@@ -61,6 +65,7 @@ public struct HTTPServerLimits: Sendable {
         self.lingerSeconds = 2
         self.lingerBytesMax = 16 << 20
         self.eventLoopCount = eventLoopCount
+        self.largeBodiesMax = 4
     }
 }
 
@@ -136,6 +141,8 @@ public final class HTTPServer: @unchecked Sendable {
     private let connectionsRefused = Atomic<Int>(0)
     let requestsCounted = Atomic<Int>(0)
     let requestsRefused = Atomic<Int>(0)
+    /// Requests with a body over `limits.bodyBytesMax` now held by connections.
+    private let largeBodies = Atomic<Int>(0)
 
     /// The server owns `listeningDescriptor` from here on and closes it when it stops.
     /// - handler: called for each complete request on the connection's event loop; must
@@ -259,6 +266,26 @@ public final class HTTPServer: @unchecked Sendable {
     func bodyBytesMax(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
         bodyLimit?(method, pathSegments, peer) ?? limits.bodyBytesMax
     }
+
+    /// Takes one of the `limits.largeBodiesMax` places of large bodies; false when none is free.
+    func acquireLargeBody() -> Bool {
+        var held = largeBodies.load(ordering: .relaxed)
+        while held < limits.largeBodiesMax {
+            let (exchanged, original) = largeBodies.compareExchange(expected: held, desired: held + 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            held = original
+        }
+        return false
+    }
+
+    func releaseLargeBodies(_ count: Int) {
+        guard count > 0 else { return }
+        let before = largeBodies.subtract(count, ordering: .acquiringAndReleasing).oldValue
+        precondition(before >= count, "more large bodies released than taken")
+    }
+
+    /// Large bodies held now (for tests and status).
+    public var largeBodiesHeld: Int { largeBodies.load(ordering: .relaxed) }
 
     // MARK: Accepting
 

@@ -9,13 +9,17 @@ struct RequestRefusal: Error {
     var status: Int
     var code: String
     var detail: String
+    /// Sent as Retry-After when set: the refusal is of the moment, not of the request.
+    var retryAfterSeconds: Int? = nil
 
     static func malformed(_ detail: String) -> RequestRefusal {
         RequestRefusal(status: 400, code: HTTPProblemCode.malformedRequest, detail: detail)
     }
 
     var response: HTTPResponse {
-        HTTPResponse.problem(status: status, code: code, detail: detail)
+        var response = HTTPResponse.problem(status: status, code: code, detail: detail)
+        if let retryAfterSeconds { response.headers.append((name: "Retry-After", value: String(retryAfterSeconds))) }
+        return response
     }
 }
 

@@ -172,6 +172,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
                                   connectionsMax: configuration.connectionsMax, idleTimeoutSeconds: configuration.idleTimeoutSeconds)
     limits.connectionsPerUIDMax = configuration.connectionsPerUIDMax
     limits.requestReadTimeoutSeconds = configuration.requestReadTimeoutSeconds
+    limits.largeBodiesMax = configuration.uploadsInFlightMax
     let server = HTTPServer(listeningDescriptor: listeningDescriptor, limits: limits,
                             bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
                             log: log,

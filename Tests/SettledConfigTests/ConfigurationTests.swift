@@ -33,6 +33,7 @@ import Glibc
         #expect(configuration.bodyBytesMax == 1 << 20)
         #expect(configuration.statementBodyBytesMax == 512 << 20)
         #expect(configuration.importBodyBytesMax == 256 << 20)
+        #expect(configuration.uploadsInFlightMax == 4)
         #expect(configuration.connectionsMax == 1024)
         #expect(configuration.connectionsPerUIDMax == 768)
         #expect(configuration.idleTimeoutSeconds == 60)
@@ -214,6 +215,7 @@ import Glibc
         ("limits", "body_bytes_max", 1 << 10, 64 << 20),
         ("limits", "statement_body_bytes_max", 1 << 10, 16 << 30),
         ("limits", "import_body_bytes_max", 1 << 10, 16 << 30),
+        ("limits", "uploads_in_flight_max", 1, 1024),
         ("limits", "connections_max", 1, 65_536),
         ("limits", "connections_per_uid_max", 1, 65_536),
         ("limits", "idle_timeout_seconds", 1, 3600),

@@ -507,6 +507,68 @@ struct HTTPServerTests {
         #expect(over.headers["content-type"] == "application/problem+json")
     }
 
+    @Test func largeBodiesAtOnceAreBoundedAndTheirPlacesComeBack() throws {
+        var limits = testLimits()
+        limits.largeBodiesMax = 1
+        let gate = DispatchSemaphore(value: 0)
+        let server = try TestServer(limits: limits, bodyLimit: { method, pathSegments, _ in
+            method == "POST" && pathSegments.first == "upload" ? 8 << 20 : 16
+        }, handler: { request, peer, responder in
+            guard request.pathSegments == ["upload", "held"] else { return echoHandler(request, peer, responder) }
+            // Off the event loop, as a handler that takes time must be.
+            DispatchQueue.global().async {
+                gate.wait()
+                echoHandler(request, peer, responder)
+            }
+        })
+        defer { server.stop() }
+        func waitForHeld(_ count: Int) -> Bool {
+            let deadline = Date().addingTimeInterval(5)
+            while server.server.largeBodiesHeld != count && Date() < deadline { usleep(5_000) }
+            return server.server.largeBodiesHeld == count
+        }
+        let body = garbage(count: 100_000, seed: 5)
+
+        // One upload is being handled: a second is refused before its body is read.
+        let held = Mutex<Int?>(nil)
+        let first = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let status = (try? UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 10))
+                .flatMap { client in defer { client.close() }; return try? client.send(method: "POST", path: "/upload/held", body: body).status }
+            held.withLock { $0 = status }
+            first.signal()
+        }
+        #expect(waitForHeld(1))
+        let second = try RawConnection(path: server.socketPath)
+        second.write("POST /upload/other HTTP/1.1\r\nContent-Length: \(body.count)\r\n\r\n")
+        let (bytes, closed) = second.readUntilClosed()
+        let refused = parseResponses(bytes)
+        #expect(closed && refused.map(\.status) == [503])
+        #expect(refused.first?.header("Retry-After") == "5")
+        #expect(refused.first?.json?["code"] as? String == "uploads_busy")
+        // Small bodies pass meanwhile.
+        try server.expectAnswersGoodRequest()
+
+        gate.signal()
+        #expect(first.wait(timeout: .now() + 10) == .success)
+        #expect(held.withLock { $0 } == 200)
+        #expect(waitForHeld(0))
+
+        // A peer that goes away in the middle of a large body gives its place back.
+        let partial = try RawConnection(path: server.socketPath)
+        partial.write("POST /upload/other HTTP/1.1\r\nContent-Length: \(body.count)\r\n\r\n")
+        partial.write(Array(body.prefix(1000)))
+        #expect(waitForHeld(1))
+        Glibc.shutdown(partial.descriptor, Int32(SHUT_RDWR))
+        #expect(waitForHeld(0))
+
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 10)
+        defer { client.close() }
+        let after = try client.send(method: "POST", path: "/upload/again", body: body)
+        #expect(after.status == 200)
+        #expect(waitForHeld(0))
+    }
+
     @Test func secondResponseToOneRequestIsIgnored() throws {
         let server = try TestServer()
         defer { server.stop() }
