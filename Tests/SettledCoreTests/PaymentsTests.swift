@@ -541,12 +541,25 @@ extension PaymentFixture {
         let second = try Self.plan(["B"], after: [first], items: items, funding: mixed, refundId: "r-2").get()
         #expect(second.channelFen == 20 && second.walletFen == 30 && second.pointsFen == 0 && second.points == 0)
 
-        // Two points and nothing else: nothing to move, so the fraction is the customer's.
+        // Two points and nothing else: nothing to move, so the half point pays for B until B
+        // is refunded too.
         let pointsOnly = F.funding(items, points: 2, pointValueFen: 100)
-        let roundedUp = try Self.plan(["A"], items: items, funding: pointsOnly).get()
-        #expect(roundedUp.pointsFen == 150 && roundedUp.points == 2)
-        let rest = try Self.plan(["B"], after: [roundedUp], items: items, funding: pointsOnly, refundId: "r-2").get()
-        #expect(rest.pointsFen == 50 && rest.points == 0)
+        let roundedDown = try Self.plan(["A"], items: items, funding: pointsOnly).get()
+        #expect(roundedDown.pointsFen == 150 && roundedDown.points == 1)
+        let rest = try Self.plan(["B"], after: [roundedDown], items: items, funding: pointsOnly, refundId: "r-2").get()
+        #expect(rest.pointsFen == 50 && rest.points == 1)
+
+        // A shift that leaves the channel 1 fen: the next refund cannot make its point whole,
+        // and no point comes back for 49 fen (B, 51 fen, stays paid by points).
+        let three = [F.topup("A", "sgcc-js", "electricity", 299), F.topup("C", "sgcc-js", "electricity", 50),
+                     F.topup("B", "sgcc-js", "electricity", 51)]
+        let twoPoints = F.funding(three, points: 2, pointValueFen: 100, channel: "alipay", channelFen: 200)
+        let a = try Self.plan(["A"], items: three, funding: twoPoints).get()
+        #expect(a.channelFen == 199 && a.pointsFen == 100 && a.points == 1)
+        let c = try Self.plan(["C"], after: [a], items: three, funding: twoPoints, refundId: "r-2").get()
+        #expect(c.channelFen == 1 && c.pointsFen == 49 && c.points == 0)
+        let b = try Self.plan(["B"], after: [a, c], items: three, funding: twoPoints, refundId: "r-3").get()
+        #expect(b.channelFen == 0 && b.pointsFen == 51 && b.points == 1)
     }
 
     @Test func aWalletTopupIsRefundedToTheChannelAndABillNeverTakesItsChannelMoney() throws {
@@ -794,7 +807,7 @@ struct PaymentLedger {
         var ledger = PaymentLedger()
         var expected = PaymentLedger()
         var captured = 0, fullyRefunded = 0, restoredPackets = 0, lostPackets = 0, clawedBack = 0
-        var wholePointShifts = 0, pointsRoundedUp = 0
+        var wholePointShifts = 0, pointsRoundedDown = 0
         let ordersCount = 3000
         for orderIndex in 0..<ordersCount {
             let scenario = PaymentScenario.random(using: &random, orderId: "o-\(orderIndex)")
@@ -892,11 +905,12 @@ struct PaymentLedger {
                 #expect(refunds.reduce(0) { $0 + $1.walletFen } <= funding.walletFen)
                 #expect(refunds.reduce(0) { $0 + $1.pointsFen } <= funding.pointsFen)
                 #expect(refunds.reduce(0) { $0 + $1.points } <= funding.points)
-                // Points back: whole, worth at least the fen returned to points, never a point more.
+                // Points back: whole, never worth more than the fen returned to points, short
+                // of them by less than a point.
                 let pointsBackFen = refunds.reduce(0) { $0 + $1.points } * funding.pointValueFen
                 let pointsReturnedFen = refunds.reduce(0) { $0 + $1.pointsFen }
-                #expect(pointsBackFen >= pointsReturnedFen && pointsBackFen < pointsReturnedFen + funding.pointValueFen)
-                if pointsBackFen > pointsReturnedFen { pointsRoundedUp += 1 }
+                #expect(pointsBackFen <= pointsReturnedFen && pointsBackFen > pointsReturnedFen - funding.pointValueFen)
+                if pointsBackFen < pointsReturnedFen { pointsRoundedDown += 1 }
                 for use in funding.redPackets {
                     let returnedFen = refunds.flatMap(\.redPackets).filter { $0.redPacketId == use.redPacketId }
                         .reduce(0) { $0 + $1.fen }
@@ -949,6 +963,6 @@ struct PaymentLedger {
         // The random orders reach every branch.
         #expect(captured >= ordersCount / 4 && fullyRefunded == captured)
         #expect(restoredPackets > 50 && lostPackets > 50 && clawedBack > 50)
-        #expect(wholePointShifts > 20 && pointsRoundedUp > 0, "\(wholePointShifts) shifts, \(pointsRoundedUp) rounded up")
+        #expect(wholePointShifts > 20 && pointsRoundedDown > 0, "\(wholePointShifts) shifts, \(pointsRoundedDown) rounded down")
     }
 }

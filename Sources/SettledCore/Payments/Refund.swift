@@ -16,15 +16,17 @@
 /// channel money that paid a wallet top-up, and refunding a wallet top-up never hands out a
 /// red packet.) After every item is refunded, every instrument has had back exactly what it paid.
 ///
-/// Points come back in whole points, and never for less than their value. When the fen a refund
-/// returns to points would leave the order's points returned so far short of a whole point, the
-/// refund returns to points up to that whole point instead and as much less to the wallet, then
-/// the channel (its amount unchanged), when it returns that much to them. Otherwise (the refund
-/// returns nothing else to move) the fraction is rounded in the customer's favour: the points
-/// returned so far are the fen returned to points so far divided by the point's value, rounded
-/// up. Either way the customer never loses a fraction of a point to a partial refund, the fen
-/// booked back to `marketing:points` are exactly those returned to points, and a full refund
-/// returns exactly the points used, whatever the partial refunds before it.
+/// Points come back in whole points. When the fen a refund returns to points would leave the
+/// order's points returned so far short of a whole point, the refund returns to points up to
+/// that whole point instead and as much less to the wallet, then the channel (its amount
+/// unchanged), when it returns that much to them: the items left paid are then paid in whole
+/// points and money, and nothing is lost or given away. Otherwise (the wallet and channel have
+/// nothing left to move) the points returned so far are the fen returned to points so far
+/// divided by the point's value, rounded down: the fraction comes back with the refund that
+/// completes the point, and until then pays for the items left paid. (Rounding up instead would
+/// hand out a point for a fraction of one, again on every order.) The fen booked back to
+/// `marketing:points` are exactly those returned to points, and a full refund returns exactly
+/// the points used, whatever the partial refunds before it.
 ///
 /// A red packet is consumed whole, so it can only be restored whole: it is restored to the
 /// customer (available again) by the refund that completes the return of its covered amount,
@@ -216,7 +218,7 @@ public enum RefundPlanner {
         precondition(dueFen == 0, "the instruments hold less than the items they paid")
 
         let returnedPoints = total(previousRefunds.lazy.map(\.points))
-        let pointsDue = (returnedPointsFen + pointsFen + pointValueFen - 1) / pointValueFen  // rounded up
+        let pointsDue = (returnedPointsFen + pointsFen) / pointValueFen  // rounded down
         precondition(pointsDue >= returnedPoints && pointsDue <= funding.points, "points returned beyond those used")
         let points = pointsDue - returnedPoints
         let channelTotalFen = channelFen + walletTopupFen
