@@ -293,6 +293,12 @@ struct PaymentNotificationTests {
             let offCalendar = try daemon.notify(order: firstID, txn: "T-x", amountFen: 12000, paidAt: edge)
             #expect(offCalendar.status == 422 && offCalendar.problemCode == "invalid_request", "\(edge)")
         }
+        // A failure's time decides nothing: a placeholder there is taken.
+        let placeholder = try daemon.placeOrder(bills: ["W1"])
+        let placeholderID = try #require(placeholder["order_id"]?.string)
+        let failedAtEpoch = try daemon.notify(order: placeholderID, txn: "T-epoch", amountFen: 3500, status: "failed",
+                                              paidAt: "1970-01-01T00:00:00Z")
+        #expect(failedAtEpoch.status == 200 && failedAtEpoch.json?["status"]?.string == "failed")
         let offCalendarPacket = try daemon.call("POST", "/v1/red-packets",
                                                 #"{"red_packet_id":"RP-edge","customer_id":"c-1","value_fen":100,"min_order_fen":0,"expires_at":"9999-12-31T23:59:59-23:59","utilities":[]}"#)
         #expect(offCalendarPacket.status == 422 && offCalendarPacket.problemCode == "invalid_request")

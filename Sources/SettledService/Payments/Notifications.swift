@@ -139,8 +139,9 @@ struct Notification: Sendable {
         if let paidAtText {
             guard let parsed = RFC3339.parse(paidAtText) else { throw APIError.invalid("paid_at", "must be an RFC 3339 time with offset") }
             // A payment's time decides its business date and clearing: one before this system
-            // or far ahead of its clock is the channel's error, not a date to clear on.
-            guard parsed >= paidAtEarliestUnixMillis, parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax else {
+            // or far ahead of its clock is the channel's error, not a date to clear on. (A
+            // failure's time decides nothing: a placeholder there is no reason to refuse it.)
+            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax) else {
                 throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
             }
             paidAt = parsed
