@@ -46,7 +46,9 @@ struct PaymentExpiryTests {
         #expect(wallet["wallet_reserved_fen"]?.int64 == 0)
         let status = try daemon.getJSON("/v1/status")
         let timer = status["timers"]?.array?.first { $0["name"]?.string == "order_expiry" }
-        #expect(timer?["last_outcome"]?.string?.hasPrefix("expired") == true)
+        // The sweep runs every second; most runs find nothing due.
+        #expect(timer?["last_run_at"] != nil)
+        #expect(timer?["last_outcome"]?.string?.hasPrefix("failed") == false)
         #expect(try daemon.call("POST", "/v1/orders/\(firstID)/cancel").problemCode == "order_not_pending")
 
         // Another order takes E2 meanwhile.

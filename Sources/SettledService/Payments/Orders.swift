@@ -210,6 +210,17 @@ enum OrderBook {
 
     /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
     /// given), at most `expiryBatchMax`; returns how many.
+    /// Whether a pending order is past its deadline at `nowUnixMillis`: a read, so that the
+    /// sweep writes only when there is something to expire.
+    static func anyDue(atUnixMillis nowUnixMillis: Int64, tables: Tables, in transaction: Transaction) throws -> Bool {
+        var due = false
+        try transaction.scan(tables.orderExpiry) { key, _ in
+            due = Int64(Key.decodeU64(key)) <= nowUnixMillis
+            return false
+        }
+        return due
+    }
+
     static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
         let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
@@ -442,7 +453,11 @@ extension SettledService {
 
     /// Timers of orders: pending orders expire.
     public func startOrderTimers() {
-        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [writer] in
+        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [writer, store] in
+            let due = try store.environment.read { transaction in
+                try OrderBook.anyDue(atUnixMillis: StoreWriterClock.nowUnixMillis(), tables: store.tables, in: transaction)
+            }
+            guard due else { return "none due" }
             var total = 0
             while true {
                 let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
