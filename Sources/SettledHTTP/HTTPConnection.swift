@@ -348,6 +348,14 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
+    /// Gives back the place of large bodies the request in flight holds, if any.
+    private func releaseInFlightLargeBody() {
+        if inFlightLarge {
+            inFlightLarge = false
+            server.releaseLargeBodies(1)
+        }
+    }
+
     /// Drops the requests read ahead, and their places of large bodies.
     private func dropPending() {
         var large = 0
@@ -445,10 +453,7 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         inFlight = false
-        if inFlightLarge {
-            inFlightLarge = false
-            server.releaseLargeBodies(1)
-        }
+        releaseInFlightLargeBody()
         lastActivity = Monotonic.nanoseconds()
         var keepAlive = inFlightKeepAlive && !ResponseEncoder.asksToClose(response)
         if (shuttingDown || peerFinished) && pendingCount == 0 { keepAlive = false }
@@ -584,10 +589,7 @@ final class HTTPConnection: @unchecked Sendable {
         closed = true
         dropPending()
         dropBodyBeingRead()
-        if inFlightLarge {
-            inFlightLarge = false
-            server.releaseLargeBodies(1)
-        }
+        releaseInFlightLargeBody()
         input = []
         output = []
         if started {

@@ -242,6 +242,16 @@ extension SettledService {
         }
     }
 
+    /// Records that `notification` names another amount than the `internalFen` expected of it.
+    func recordAmountMismatch(_ notification: Notification, orderID: String, internalFen: Int64, detail: String,
+                              write: WriteContext) throws {
+        let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
+        _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
+                                               orderID: orderID, channelTxnID: notification.channelTxnID,
+                                               internalFen: internalFen, channelFen: notification.amountFen,
+                                               status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis), write: write)
+    }
+
     /// Applies one notification. Retries of the same channel transaction change nothing.
     func apply(_ notification: Notification, write: WriteContext) throws -> HTTPResponse {
         let tables = write.tables
@@ -265,12 +275,8 @@ extension SettledService {
                     let markKey = notification.key + [0] + Key.u64(UInt64(bitPattern: notification.amountFen))
                     if try !write.transaction.contains(write.tables.notifications, key: markKey) {
                         try write.transaction.put(write.tables.notifications, key: markKey, value: [], options: .noOverwrite)
-                        let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
-                        _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
-                                                               orderID: order.id, channelTxnID: notification.channelTxnID,
-                                                               internalFen: seen.amountFen, channelFen: notification.amountFen,
-                                                               status: "open", detail: "a retry of a channel transaction names another amount than its first success",
-                                                               createdUnixMillis: write.nowUnixMillis), write: write)
+                        try recordAmountMismatch(notification, orderID: order.id, internalFen: seen.amountFen,
+                                                 detail: "a retry of a channel transaction names another amount than its first success", write: write)
                     }
                     return APIError(409, "amount_mismatch",
                                     "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen); recorded as a discrepancy").response
@@ -286,12 +292,8 @@ extension SettledService {
         }
         // Only a success moves money: a failure's amount, if the channel sends one, decides nothing.
         if notification.success && notification.amountFen != order.funding.channelFen {
-            let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
-            _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
-                                                   orderID: order.id, channelTxnID: notification.channelTxnID,
-                                                   internalFen: order.funding.channelFen, channelFen: notification.amountFen,
-                                                   status: "open", detail: "notification amount differs from the order's channel amount",
-                                                   createdUnixMillis: write.nowUnixMillis), write: write)
+            try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
+                                     detail: "notification amount differs from the order's channel amount", write: write)
             try notification.remember(outcome: "amount_mismatch", write: write)
             return APIError(409, "amount_mismatch",
                             "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy").response

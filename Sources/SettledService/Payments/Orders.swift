@@ -208,8 +208,6 @@ enum OrderBook {
         try order.store(tables: tables, in: write.transaction)
     }
 
-    /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
-    /// given), at most `expiryBatchMax`; returns how many.
     /// Whether a pending order is past its deadline at `nowUnixMillis`: a read, so that the
     /// sweep writes only when there is something to expire.
     static func anyDue(atUnixMillis nowUnixMillis: Int64, tables: Tables, in transaction: Transaction) throws -> Bool {
@@ -221,6 +219,8 @@ enum OrderBook {
         return due
     }
 
+    /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
+    /// given), at most `expiryBatchMax`; returns how many.
     static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
         let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
