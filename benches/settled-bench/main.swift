@@ -14,6 +14,7 @@ let subcommands: [Subcommand] = [
     SocketLedgerBench.subcommand,
     PaidOrdersBench.subcommand,
     BillImportBench.subcommand,
+    ArrearsBench.subcommand,
 ]
 
 func printUsage(_ subcommands: [Subcommand]) {
