@@ -216,7 +216,7 @@ struct PaymentRefundTests {
             #"{"item_id":"o-999.1","result":"ok"}"#,                                      // 4
             #"{"item_id":"\#(item[2])","result":"maybe"}"#,                              // 5
             "",                                                                            // 6
-            #"{"item_id":"\#(item[2])","result":"failed"}"#,                             // 7: a failure needs a reason
+            #"{"item_id":"\#(item[2])","biller_id":"gas-bj","result":"failed"}"#,       // 7: another biller's item
         ].joined(separator: "\n")
         let answer = try daemon.call("POST", "/v1/writeoffs/results", results)
         #expect(answer.status == 200)
@@ -230,7 +230,7 @@ struct PaymentRefundTests {
         let refundID = try #require(refunds.first?["refund_id"]?.string)
         let rejected = answer.json?["rejected"]?.array ?? []
         #expect(rejected.map { $0["line"]?.int64 } == [3, 4, 5, 7])
-        #expect(rejected.map { $0["code"]?.string } == ["malformed_json", "unknown_item", "invalid_line", "invalid_line"])
+        #expect(rejected.map { $0["code"]?.string } == ["malformed_json", "unknown_item", "invalid_line", "item_other_biller"])
 
         let stored = try daemon.getOrder(orderID)
         let items = stored["items"]?.array ?? []

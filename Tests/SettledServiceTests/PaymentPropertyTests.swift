@@ -156,7 +156,8 @@ struct PaymentPropertyTests {
     struct Told {
         var capturedOrders = Set<String>()
         /// refund id -> (order, amount)
-        var refunds: [String: (order: String, amountFen: Int64)] = [:]
+        /// Refunds made, with the caller's request (none for the daemon's own, `wo-...`).
+        var refunds: [String: (order: String, amountFen: Int64, body: String?)] = [:]
         var suspenseFen: [String: Int64] = [:]
         /// Notifications sent: (channel, txn) -> (order, success, amount, refused as a mismatch)
         var notifications: [String: (channel: String, txn: String, order: String, success: Bool, amountFen: Int64, mismatch: Bool)] = [:]
@@ -460,13 +461,21 @@ struct PaymentPropertyTests {
             let before = try harness.snapshot(customers: PaymentPropertyTests.customers)
             let candidates = before.orders.values.sorted { $0.id < $1.id }.filter { $0.status != .pending || random.chance(10) }
             guard !candidates.isEmpty else { return }
-            // A refund id used before replays its refund.
-            // (The daemon's own refunds of failed write-offs, `wo-...`, are not the caller's to replay.)
+            // A refund id used before replays its refund when the request is the same, and is
+            // refused with another reason. (The daemon's own refunds of failed write-offs,
+            // `wo-...`, are not the caller's to replay.)
             let callerRefunds = told.refunds.keys.filter { !$0.hasPrefix("wo-") }.sorted()
             if !callerRefunds.isEmpty && random.chance(15) {
                 let id = callerRefunds[random.below(callerRefunds.count)]
                 let earlier = told.refunds[id]!
-                let answer = try harness.call("POST", "/v1/orders/\(earlier.order)/refunds", #"{"refund_id":"\#(id)","reason":"again"}"#)
+                let body = earlier.body!
+                if random.chance(20) {
+                    let other = body.replacingOccurrences(of: #""reason":"random""#, with: #""reason":"again""#)
+                    let answer = try harness.call("POST", "/v1/orders/\(earlier.order)/refunds", other)
+                    #expect(answer.status == 409 && answer.code == "refund_id_conflict", "step \(step): \(id) with another reason")
+                    return
+                }
+                let answer = try harness.call("POST", "/v1/orders/\(earlier.order)/refunds", body)
                 #expect(answer.status == 201 && answer.json?["amount_fen"]?.int64 == earlier.amountFen, "step \(step): replay of \(id)")
                 return
             }
@@ -483,7 +492,8 @@ struct PaymentPropertyTests {
             refundsMade += 1
             let refundID = "r-\(refundsMade)"
             let itemsField = itemIDs.map { #","item_ids":[\#($0.map { "\"\($0)\"" }.joined(separator: ","))]"# } ?? ""
-            let answer = try harness.call("POST", "/v1/orders/\(order.id)/refunds", #"{"refund_id":"\#(refundID)","reason":"random"\#(itemsField)}"#)
+            let body = #"{"refund_id":"\#(refundID)","reason":"random"\#(itemsField)}"#
+            let answer = try harness.call("POST", "/v1/orders/\(order.id)/refunds", body)
 
             var expected: (status: Int, code: String?)
             let selected = itemIDs ?? order.items.map(\.itemId).filter { !refunded.contains($0) }
@@ -508,7 +518,7 @@ struct PaymentPropertyTests {
                 let amount = order.items.filter { selected.contains($0.itemId) }.map(\.amountFen).reduce(0, +)
                 #expect(answer.json?["amount_fen"]?.int64 == amount)
                 if answer.json?["returned"]?["red_packet_ids"]?.array?.isEmpty == false { note("red packet restored") }
-                told.refunds[refundID] = (order.id, amount)
+                told.refunds[refundID] = (order.id, amount, body)
             }
         }
 
@@ -545,7 +555,7 @@ struct PaymentPropertyTests {
             if !refunds.isEmpty { note("failed write-off refunded") }
             for refund in refunds {
                 let orderID = before.orders.values.first { $0.items.contains { $0.itemId == refund["item_id"]!.string! } }!.id
-                told.refunds[refund["refund_id"]!.string!] = (orderID, refund["amount_fen"]!.int64!)
+                told.refunds[refund["refund_id"]!.string!] = (orderID, refund["amount_fen"]!.int64!, nil)
             }
         }
 

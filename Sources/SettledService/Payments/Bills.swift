@@ -145,11 +145,34 @@ enum BillImport {
         var line: Int
         var code: String
         var detail: String
+    }
 
-        /// The answer's `"rejected"` member: by line, at most `rejectedListedMax` of them.
-        static func writeList(_ rejections: [Rejection], _ json: inout JSONWriter) {
+    /// Refused lines: every one counted, those of the first `rejectedListedMax` lines kept,
+    /// whatever the order they come in (the parse's refusals of a file before the writer's).
+    struct Rejections: Sendable {
+        private(set) var listed: [Rejection] = []
+        private(set) var count = 0
+
+        mutating func add(_ rejection: Rejection) {
+            count += 1
+            listed.append(rejection)
+            if listed.count >= 2 * BillImport.rejectedListedMax {
+                listed.sort { $0.line < $1.line }
+                listed.removeLast(listed.count - BillImport.rejectedListedMax)
+            }
+        }
+
+        mutating func merge(_ other: Rejections) {
+            for rejection in other.listed { add(rejection) }
+            count += other.count - other.listed.count
+        }
+
+        /// The answer's `"rejected_count"` and `"rejected"` members: by line, at most
+        /// `rejectedListedMax` of them.
+        func write(_ json: inout JSONWriter) {
+            json.field("rejected_count", count)
             json.beginArray("rejected")
-            for rejection in rejections.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
+            for rejection in listed.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
                 json.beginObject()
                 json.field("line", rejection.line)
                 json.field("code", rejection.code)
@@ -164,26 +187,15 @@ enum BillImport {
         var imported = 0
         var updated = 0
         var unchanged = 0
-        var rejected: [Rejection] = []
-        var rejectedCount = 0
+        var rejections = Rejections()
 
-        /// Counts every refusal and keeps those of the first `rejectedListedMax` lines, whatever
-        /// the order they come in (the parse's refusals of a file before the writer's).
-        mutating func reject(_ rejection: Rejection) {
-            rejectedCount += 1
-            rejected.append(rejection)
-            if rejected.count >= 2 * BillImport.rejectedListedMax {
-                rejected.sort { $0.line < $1.line }
-                rejected.removeLast(rejected.count - BillImport.rejectedListedMax)
-            }
-        }
+        mutating func reject(_ rejection: Rejection) { rejections.add(rejection) }
 
         mutating func merge(_ other: Tally) {
             imported += other.imported
             updated += other.updated
             unchanged += other.unchanged
-            for rejection in other.rejected { reject(rejection) }
-            rejectedCount += other.rejectedCount - other.rejected.count
+            rejections.merge(other.rejections)
         }
     }
 
@@ -191,34 +203,16 @@ enum BillImport {
     static func parse(_ body: [UInt8]) throws(APIError) -> (lines: [Line], tally: Tally) {
         var lines: [Line] = []
         var tally = Tally()
-        var number = 0
-        var start = 0
-        var tooMany = false
-        body.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) in
-            while start < buffer.count {
-                var end = start
-                while end < buffer.count && buffer[end] != 0x0A { end += 1 }
-                number += 1
-                guard number <= linesMax else {
-                    tooMany = true
-                    return
-                }
-                var lineEnd = end
-                if lineEnd > start && buffer[lineEnd - 1] == 0x0D { lineEnd -= 1 }
-                let line = UnsafeRawBufferPointer(rebasing: buffer[start..<lineEnd])
-                start = end + 1
-                if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-                guard line.count <= lineBytesMax else {
-                    tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(lineBytesMax) bytes"))
-                    continue
-                }
-                switch parseLine(line) {
-                case .success(let bill): lines.append(Line(number: number, bill: bill))
-                case .failure(let rejection): tally.reject(Rejection(line: number, code: rejection.code, detail: rejection.detail))
-                }
+        try NDJSONLines.forEach(in: body, linesMax: linesMax, lineBytesMax: lineBytesMax) { number, line in
+            guard case .text(let text) = line else {
+                tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(lineBytesMax) bytes"))
+                return
+            }
+            switch parseLine(text) {
+            case .success(let bill): lines.append(Line(number: number, bill: bill))
+            case .failure(let rejection): tally.reject(Rejection(line: number, code: rejection.code, detail: rejection.detail))
             }
         }
-        if tooMany { throw APIError(413, "too_many_lines", "an import holds at most \(linesMax) lines") }
         return (lines, tally)
     }
 
@@ -352,8 +346,7 @@ extension SettledService {
                 json.field("imported", tally.imported)
                 json.field("updated", tally.updated)
                 json.field("unchanged", tally.unchanged)
-                json.field("rejected_count", tally.rejectedCount)
-                BillImport.Rejection.writeList(tally.rejected, &json)
+                tally.rejections.write(&json)
             })
         }
         @Sendable func applyChunk(_ index: Int, _ tally: BillImport.Tally) {

@@ -7,6 +7,8 @@ extension SettledService {
     /// Write-off results applied in one writer request.
     static let writeoffResultsChunkMax = 1024
     static let writeoffResultLinesMax = 1_000_000
+    /// A result line: an item id, the result, a reason of at most `refundReasonBytesMax`.
+    static let writeoffResultLineBytesMax = 4096
     /// The refund of a failed write-off is `wo-<item_id>`; callers may not choose such ids.
     static let writeoffRefundPrefix = "wo-"
     /// Lines of one write-off export: by default, and at most.
@@ -87,6 +89,14 @@ extension SettledService {
                 throw APIError(409, "refund_id_conflict",
                                "refund \(refundID) of order \(orderID) was made for items \(refunded.joined(separator: ", "))")
             }
+            if itemIDs == nil, !Self.refundLeftNothing(refundID, of: order) {
+                // "All items" again, for a refund that left some paid: not the same request.
+                throw APIError(409, "refund_id_conflict",
+                               "refund \(refundID) of order \(orderID) was made for items \(refunded.joined(separator: ", ")) only")
+            }
+            guard entry.reason == reason else {
+                throw APIError(409, "refund_id_conflict", "refund \(refundID) of order \(orderID) was made with another reason")
+            }
             return (entry.refund, true)
         }
         guard var order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) else {
@@ -100,7 +110,10 @@ extension SettledService {
                                   previousRefunds: order.refunds.map(\.refund), itemIds: itemIDs, nowUnixMillis: write.nowUnixMillis) {
         case .success(let planned): refund = planned
         case .failure(let error):
-            if case .unknownItem = error { throw APIError(422, error.code, error.description) }
+            switch error {
+            case .unknownItem, .duplicateItem, .invalidRefundId: throw APIError(422, error.code, error.description)
+            default: break
+            }
             throw APIError(409, error.code, error.description)
         }
         if refund.walletTopupFen > 0, let customer = order.customer {
@@ -147,6 +160,14 @@ extension SettledService {
         return (refund, false)
     }
 
+    /// Whether no item of `order` was left paid by refund `refundID` and those before it.
+    static func refundLeftNothing(_ refundID: String, of order: OrderRecord) -> Bool {
+        guard let last = order.refunds.firstIndex(where: { $0.refund.refundId == refundID }) else { return false }
+        var refunded = Set<String>()
+        for entry in order.refunds[...last] { refunded.formUnion(entry.refund.items.map(\.itemId)) }
+        return order.items.allSatisfy { refunded.contains($0.itemId) }
+    }
+
     func exportWriteoffs(biller: String, limit: Int, transaction: Transaction) throws -> HTTPResponse {
         let tables = store.tables
         var json = JSONWriter(capacity: 4096)
@@ -185,6 +206,9 @@ extension SettledService {
     struct WriteoffResult: Sendable {
         var line: Int
         var itemID: String
+        /// The biller whose answer this is, when the upload or the line names it: the item must
+        /// be that biller's.
+        var billerID: String?
         var ok: Bool
         var reason: String
     }
@@ -193,36 +217,54 @@ extension SettledService {
         var accepted = 0
         /// Refunds of failed write-offs; `earlier` when an earlier upload made it (a repeat).
         var refunds: [(item: String, refund: Refund, earlier: Bool)] = []
-        var rejected: [BillImport.Rejection] = []
+        var rejections = BillImport.Rejections()
+
+        mutating func reject(_ line: Int, _ code: String, _ detail: String) {
+            rejections.add(.init(line: line, code: code, detail: detail))
+        }
     }
 
     func applyWriteoffResults(_ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
         var results: [WriteoffResult] = []
         var tally = WriteoffTally()
-        var number = 0
-        for line in context.request.body.split(separator: 0x0A, omittingEmptySubsequences: false) {
-            number += 1
-            guard number <= Self.writeoffResultLinesMax else {
-                answer(APIError(413, "too_many_lines", "at most \(Self.writeoffResultLinesMax) lines").response)
-                return
-            }
-            let trimmed = line.last == 0x0D ? line.dropLast() : line[...]
-            if trimmed.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) { continue }
-            do {
-                guard let object = try JSONParser.parse(Array(trimmed)).object else {
-                    throw APIError.invalid("line", "must be a JSON object")
+        let uploadBiller = context.request.query["biller_id"]
+        if let uploadBiller, !Identifier.isValid(uploadBiller) {
+            answer(APIError.invalid("biller_id", "must be a biller id").response)
+            return
+        }
+        do {
+            try NDJSONLines.forEach(in: context.request.body, linesMax: Self.writeoffResultLinesMax,
+                                    lineBytesMax: Self.writeoffResultLineBytesMax) { number, line in
+                guard case .text(let text) = line else {
+                    tally.reject(number, "line_too_long", "a line holds at most \(Self.writeoffResultLineBytesMax) bytes")
+                    return
                 }
-                let fields = Fields(object: object)
-                let item = try fields.requiredIdentifier("item_id")
-                let result = try fields.requiredString("result", bytesMax: 8)
-                guard result == "ok" || result == "failed" else { throw APIError.invalid("result", "must be \"ok\" or \"failed\"") }
-                let reason = try fields.string("reason", bytesMax: Self.refundReasonBytesMax, required: result == "failed") ?? ""
-                results.append(WriteoffResult(line: number, itemID: item, ok: result == "ok", reason: reason))
-            } catch let error as APIError {
-                tally.rejected.append(.init(line: number, code: "invalid_line", detail: error.detail))
-            } catch {
-                tally.rejected.append(.init(line: number, code: "malformed_json", detail: "\(error)"))
+                do {
+                    guard let object = try JSONParser.parse(text).object else {
+                        throw APIError.invalid("line", "must be a JSON object")
+                    }
+                    let fields = Fields(object: object)
+                    let item = try fields.requiredIdentifier("item_id")
+                    let result = try fields.requiredString("result", bytesMax: 8)
+                    guard result == "ok" || result == "failed" else { throw APIError.invalid("result", "must be \"ok\" or \"failed\"") }
+                    let reason = try fields.string("reason", bytesMax: Self.refundReasonBytesMax, required: false) ?? ""
+                    var biller = uploadBiller
+                    if let lineBiller = try fields.identifier("biller_id", required: false) {
+                        guard uploadBiller == nil || lineBiller == uploadBiller else {
+                            throw APIError.invalid("biller_id", "is \(lineBiller) in a file of biller \(uploadBiller!)")
+                        }
+                        biller = lineBiller
+                    }
+                    results.append(WriteoffResult(line: number, itemID: item, billerID: biller, ok: result == "ok", reason: reason))
+                } catch let error as APIError {
+                    tally.reject(number, "invalid_line", error.detail)
+                } catch {
+                    tally.reject(number, "malformed_json", "\(error)")
+                }
             }
+        } catch {
+            answer(error.response)
+            return
         }
         let finish: @Sendable (WriteoffTally) -> Void = { tally in
             answer(.json(200) { json in
@@ -237,8 +279,7 @@ extension SettledService {
                     json.endObject()
                 }
                 json.endArray()
-                json.field("rejected_count", tally.rejected.count)
-                BillImport.Rejection.writeList(tally.rejected, &json)
+                tally.rejections.write(&json)
             })
         }
         let chunks = stride(from: 0, to: results.count, by: Self.writeoffResultsChunkMax).map {
@@ -260,7 +301,7 @@ extension SettledService {
                     var next = tally
                     next.accepted += partial.accepted
                     next.refunds += partial.refunds
-                    next.rejected += partial.rejected
+                    next.rejections.merge(partial.rejections)
                     applyChunk(index + 1, next)
                 case .failure(let error):
                     answer(index == 0 ? self.problem(for: error, in: context)
@@ -279,7 +320,11 @@ extension SettledService {
         guard let orderID = try write.transaction.get(tables.orderItems, key: Key.string(result.itemID)).map({ String(decoding: $0, as: UTF8.self) }),
               var order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
               let index = order.itemIndex(result.itemID) else {
-            tally.rejected.append(.init(line: result.line, code: "unknown_item", detail: "item \(result.itemID) does not exist"))
+            tally.reject(result.line, "unknown_item", "item \(result.itemID) does not exist")
+            return
+        }
+        if let biller = result.billerID, order.items[index].billerId != biller {
+            tally.reject(result.line, "item_other_biller", "item \(result.itemID) is not biller \(biller)'s")
             return
         }
         let wanted: WriteoffStatus = result.ok ? .ok : .failed
@@ -293,11 +338,9 @@ extension SettledService {
                     tally.refunds.append((result.itemID, entry.refund, true))
                 }
             } else if order.writeoffs[index] == .none {
-                tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
-                                            detail: "item \(result.itemID) has no write-off: it was refunded, or it is a wallet top-up"))
+                tally.reject(result.line, "writeoff_not_pending", "item \(result.itemID) has no write-off: it was refunded, or it is a wallet top-up")
             } else {
-                tally.rejected.append(.init(line: result.line, code: "writeoff_not_pending",
-                                            detail: "item \(result.itemID) write-off is \(order.writeoffs[index].name)"))
+                tally.reject(result.line, "writeoff_not_pending", "item \(result.itemID) write-off is \(order.writeoffs[index].name)")
             }
             return
         }
@@ -314,17 +357,15 @@ extension SettledService {
             let writesBefore = write.transaction.writesCount
             do {
                 (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
-                                                   reason: "write-off failed: " + result.reason, billsBecome: .cancelled,
+                                                   reason: result.reason.isEmpty ? "write-off failed" : "write-off failed: " + result.reason, billsBecome: .cancelled,
                                                    write: write)
             } catch let error as APIError where write.transaction.writesCount == writesBefore {
-                tally.rejected.append(.init(line: result.line, code: error.code,
-                                            detail: "item \(result.itemID) cannot be refunded: \(error.detail)"))
+                tally.reject(result.line, error.code, "item \(result.itemID) cannot be refunded: \(error.detail)")
                 return
             }
             guard !replay else {
                 // The item is pending, so it was never refunded: another refund of the order took the id.
-                tally.rejected.append(.init(line: result.line, code: "refund_id_taken",
-                                            detail: "refund id \(refundID) is taken by another refund of order \(orderID)"))
+                tally.reject(result.line, "refund_id_taken", "refund id \(refundID) is taken by another refund of order \(orderID)")
                 return
             }
             tally.refunds.append((result.itemID, refund, false))
