@@ -361,6 +361,12 @@ public struct JSONWriter {
         field(name, value)
     }
 
+    /// A member that a fixed answer always carries: its value, or `null` when it has none.
+    public mutating func field(_ name: StaticString, orNull value: String?) {
+        guard let value else { return fieldNull(name) }
+        field(name, value)
+    }
+
     public mutating func field(_ name: StaticString, _ value: Int64) {
         key(name)
         appendInteger(value)

@@ -590,7 +590,7 @@ extension RequestHandlingTests {
             let accountArrearsPath = "/v1/accounts/{biller_id}/{account_no}/arrears"
             let scan = try server.send(.gateway, "GET", "/v1/accounts/b-1/88001/arrears")
             #expect(scan.json?["total_fen"]?.int64 == 20_500)
-            #expect(scan.json?["customer_id"] == nil)
+            #expect(scan.json?["customer_id"] == .null)
             expectDocumented(scan, document, "GET", accountArrearsPath)
             let nothing = try server.send(.auditor, "GET", "/v1/accounts/b-1/88002/arrears")
             #expect(nothing.json?["total_fen"]?.int64 == 0)
@@ -730,7 +730,8 @@ extension RequestHandlingTests {
                                                key: "checkout-4", status: "paid")
             let paidAtOnce = try server.send(.gateway, "GET", "/v1/orders/\(internalOnly)")
             #expect(paidAtOnce.json?["funding"]?["wallet_fen"]?.int64 == 1_500)
-            #expect(paidAtOnce.json?["funding"]?["channel"] == nil)
+            #expect(paidAtOnce.json?["funding"]?["channel"] == .null)
+            #expect(paidAtOnce.json?["channel_txn_id"] == .null)
             #expect(paidAtOnce.json?["items"]?.array?.first?["writeoff_status"]?.string == "pending")
             expectDocumented(paidAtOnce, document, "GET", "/v1/orders/{order_id}")
 

@@ -131,3 +131,28 @@ struct WriteoffResultsTests {
     }
 }
 
+/// Fixed answers keep every field the contract names, `null` where it has no value.
+@Suite("Fixed fields without a value")
+struct FixedFieldsTests {
+    @Test("a pending wallet top-up order and its items carry business_date, channel_txn_id, biller_id and account_no as null")
+    func nullFields() throws {
+        let server = try ServiceServer(channels: ["wechat"])
+        defer { _ = server.stop() }
+        let created = try server.send(.gateway, "POST", "/v1/orders",
+                                      body: #"{"customer_id":"c-1","items":[{"kind":"wallet_topup","amount_fen":500}],"funding":{"channel":"wechat"}}"#,
+                                      headers: [(name: "Idempotency-Key", value: "k-topup")])
+        #expect(created.status == 201)
+        let id = try #require(created.json?["order_id"]?.string)
+        for answer in [created, try server.send(.gateway, "GET", "/v1/orders/\(id)")] {
+            let order = try #require(answer.json)
+            #expect(order["status"]?.string == "pending")
+            #expect(order["funding"]?["channel"]?.string == "wechat")
+            #expect(order["business_date"] == .null)
+            #expect(order["channel_txn_id"] == .null)
+            let item = try #require(order["items"]?.array?.first)
+            #expect(item["kind"]?.string == "wallet_topup")
+            #expect(item["biller_id"] == .null)
+            #expect(item["account_no"] == .null)
+        }
+    }
+}

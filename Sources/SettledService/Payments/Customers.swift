@@ -192,7 +192,7 @@ extension SettledService {
             for bill in account.bills { total = try total.addingFen(bill.amountFen) }
         }
         return .json { json in
-            json.field("customer_id", customer)
+            json.field("customer_id", orNull: customer)
             json.field("total_fen", total)
             json.beginArray("accounts")
             for account in accounts where customer == nil || !account.bills.isEmpty { account.write(&json) }

@@ -242,14 +242,14 @@ struct OrderRecord: Sendable, Equatable {
         json.field("points", funding.points)
         json.field("points_fen", funding.pointsFen)
         json.field("wallet_fen", funding.walletFen)
-        json.field("channel", funding.channel)
+        json.field("channel", orNull: funding.channel)
         json.field("channel_fen", funding.channelFen)
         json.endObject()
         json.field("created_at", RFC3339.format(unixMillis: createdUnixMillis, utcOffsetSeconds: utcOffsetSeconds))
         json.field("expires_at", RFC3339.format(unixMillis: expiresUnixMillis, utcOffsetSeconds: utcOffsetSeconds))
         if let paidAtUnixMillis { json.field("paid_at", RFC3339.format(unixMillis: paidAtUnixMillis, utcOffsetSeconds: utcOffsetSeconds)) }
-        json.field("business_date", businessDate?.description)
-        json.field("channel_txn_id", channelTxnID)
+        json.field("business_date", orNull: businessDate?.description)
+        json.field("channel_txn_id", orNull: channelTxnID)
         if suspenseFen > 0 { json.field("suspense_fen", suspenseFen) }
         json.beginArray("items")
         for (index, item) in items.enumerated() {
@@ -257,8 +257,8 @@ struct OrderRecord: Sendable, Equatable {
             json.field("item_id", item.itemId)
             json.field("kind", item.kind.rawValue)
             json.field("bill_id", item.billId)
-            json.field("biller_id", item.billerId)
-            json.field("account_no", item.accountNo)
+            json.field("biller_id", orNull: item.billerId)
+            json.field("account_no", orNull: item.accountNo)
             json.field("amount_fen", item.amountFen)
             if writeoffs[index] != .none { json.field("writeoff_status", writeoffs[index].name) }
             if !writeoffReasons[index].isEmpty { json.field("writeoff_reason", writeoffReasons[index]) }
