@@ -155,7 +155,6 @@ struct PaymentPropertyTests {
     /// What clients were told, kept apart from the store to compare with it.
     struct Told {
         var capturedOrders = Set<String>()
-        /// refund id -> (order, amount)
         /// Refunds made, with the caller's request (none for the daemon's own, `wo-...`).
         var refunds: [String: (order: String, amountFen: Int64, body: String?)] = [:]
         var suspenseFen: [String: Int64] = [:]

@@ -86,10 +86,7 @@ enum ArrearsBench {
     /// bills are spread over the whole bill tables, as in a store that has been running.
     static func prepare(_ daemon: BenchDaemon, accountCounts: [Int], clients: Int, openBills: Int, closedBills: Int,
                         otherBills: Int) throws {
-        for (biller, utility, province) in billers {
-            let body = #"{"name":"\#(biller)","utility":"\#(utility)","province":"\#(province)","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"\#(biller)"}}"#
-            try daemon.send("PUT", "/v1/billers/\(biller)", body: Array(body.utf8))
-        }
+        for (biller, utility, province) in billers { try daemon.putBiller(biller, utility: utility, province: province) }
         var customerLines: [[UInt8]] = []
         for accounts in accountCounts {
             for c in 0..<clients {

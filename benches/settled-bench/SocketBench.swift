@@ -115,6 +115,12 @@ final class BenchDaemon {
         return DeviceWrites(requests: fields[4], sectors: fields[6], busyMilliseconds: fields[7], at: Date())
     }
 
+    /// Creates biller `id` of `utility` in `province`.
+    func putBiller(_ id: String, utility: String, province: String) throws {
+        let body = #"{"name":"\#(id)","utility":"\#(utility)","province":"\#(province)","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"\#(id)"}}"#
+        try send("PUT", "/v1/billers/\(id)", body: Array(body.utf8))
+    }
+
     /// One request on `client`, or on a fresh connection; fails unless the status is 2xx.
     @discardableResult
     func send(_ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/json",
@@ -381,8 +387,7 @@ enum PaidOrdersBench {
     /// Billers, bills, customers with points and red packets for every order to come.
     static func prepare(_ daemon: BenchDaemon, customers: Int, ordersPerCustomer: Int) throws {
         for (biller, utility) in [("sgcc-js", "electricity"), ("water-sh", "water"), ("gas-bj", "gas")] {
-            let body = #"{"name":"\#(biller)","utility":"\#(utility)","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"\#(biller)"}}"#
-            try daemon.send("PUT", "/v1/billers/\(biller)", body: Array(body.utf8))
+            try daemon.putBiller(biller, utility: utility, province: "JS")
         }
         var bills: [UInt8] = []
         bills.reserveCapacity(customers * ordersPerCustomer * 3 * 130)
@@ -425,8 +430,7 @@ enum BillImportBench {
             for lines in sizes {
                 let daemon = try BenchDaemon(sync: true)
                 defer { daemon.stop() }
-                try daemon.send("PUT", "/v1/billers/sgcc-js",
-                                body: Array(#"{"name":"n","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"a"}}"#.utf8))
+                try daemon.putBiller("sgcc-js", utility: "electricity", province: "JS")
                 var file: [UInt8] = []
                 file.reserveCapacity(lines * 130)
                 for i in 0..<lines {

@@ -81,15 +81,16 @@ extension SettledService {
         if let owner = try write.transaction.get(tables.refunds, key: Key.string(refundID)) {
             let ownerID = String(decoding: owner, as: UTF8.self)
             guard ownerID == orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
-                  let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
+                  let index = order.refunds.firstIndex(where: { $0.refund.refundId == refundID }) else {
                 throw APIError(409, "refund_id_conflict", "refund \(refundID) belongs to order \(ownerID)")
             }
+            let entry = order.refunds[index]
             let refunded = entry.refund.items.map(\.itemId)
             if let itemIDs, itemIDs.sorted() != refunded.sorted() {
                 throw APIError(409, "refund_id_conflict",
                                "refund \(refundID) of order \(orderID) was made for items \(refunded.joined(separator: ", "))")
             }
-            if itemIDs == nil, !Self.refundLeftNothing(refundID, of: order) {
+            if itemIDs == nil, !Self.refundsLeaveNothing(order.refunds[...index], of: order) {
                 // "All items" again, for a refund that left some paid: not the same request.
                 throw APIError(409, "refund_id_conflict",
                                "refund \(refundID) of order \(orderID) was made for items \(refunded.joined(separator: ", ")) only")
@@ -110,11 +111,12 @@ extension SettledService {
                                   previousRefunds: order.refunds.map(\.refund), itemIds: itemIDs, nowUnixMillis: write.nowUnixMillis) {
         case .success(let planned): refund = planned
         case .failure(let error):
-            switch error {
-            case .unknownItem, .duplicateItem, .invalidRefundId: throw APIError(422, error.code, error.description)
-            default: break
+            // A request that names something wrong is invalid; one the order's state refuses conflicts.
+            let status = switch error {
+            case .unknownItem, .duplicateItem, .invalidRefundId: 422
+            case .itemAlreadyRefunded, .nothingToRefund: 409
             }
-            throw APIError(409, error.code, error.description)
+            throw APIError(status, error.code, error.description)
         }
         if refund.walletTopupFen > 0, let customer = order.customer {
             // The top-up is taken back out of the wallet, net of what the same refund returns to it.
@@ -160,11 +162,10 @@ extension SettledService {
         return (refund, false)
     }
 
-    /// Whether no item of `order` was left paid by refund `refundID` and those before it.
-    static func refundLeftNothing(_ refundID: String, of order: OrderRecord) -> Bool {
-        guard let last = order.refunds.firstIndex(where: { $0.refund.refundId == refundID }) else { return false }
+    /// Whether `refunds` of `order` leave none of its items paid.
+    static func refundsLeaveNothing(_ refunds: ArraySlice<RefundEntry>, of order: OrderRecord) -> Bool {
         var refunded = Set<String>()
-        for entry in order.refunds[...last] { refunded.formUnion(entry.refund.items.map(\.itemId)) }
+        for entry in refunds { refunded.formUnion(entry.refund.items.map(\.itemId)) }
         return order.items.allSatisfy { refunded.contains($0.itemId) }
     }
 
