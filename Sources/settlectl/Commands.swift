@@ -154,14 +154,18 @@ enum Commands {
                 ],
                 timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
                 run: OrderCommands.exportWriteoffs),
-        Command("writeoffs import", synopses: ["FILE"], summary: "apply a biller's write-off results",
+        Command("writeoffs import", synopses: ["FILE [--biller B]"], summary: "apply a biller's write-off results",
                 description: """
                     Sends a biller's write-off results (POST /v1/writeoffs/results): FILE holds one JSON
                     object a line, {item_id, result: "ok"|"failed", reason?} ("-" reads standard input,
                     at most \(Input.importFileBytesMax) bytes). A failed write-off refunds its item at once.
+                    With --biller B, a line for an item of another biller is refused (item_other_biller).
                     Prints how many results were accepted and the refunds made. Rejected lines are listed
                     on standard error as with `bills import`; the exit status is still 0.
                     """,
+                options: [
+                    .value("biller", "B", "the biller whose results these are"),
+                ],
                 timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
                 run: OrderCommands.importWriteoffs),
         Command("discrepancies", synopses: ["[--status S] [--channel C] [--business-date D] [--limit N]"],

@@ -172,8 +172,11 @@ enum OrderCommands {
     static func importWriteoffs(_ context: Context) throws(Failure) {
         let file = try context.arguments.positionals(named: ["FILE"])[0]
         guard !file.isEmpty else { throw .usage("FILE must not be empty") }
+        let biller = context.arguments.value("biller")
+        if let biller, biller.isEmpty { throw .usage("--biller must not be empty") }
         let body = try Input.read(file, bytesMax: Input.importFileBytesMax)
-        let answer = try context.request("POST", Target.make(["v1", "writeoffs", "results"]), body: body, contentType: ContentType.ndjson)
+        let answer = try context.request("POST", Target.make(["v1", "writeoffs", "results"], query: [("biller_id", biller)]),
+                                         body: body, contentType: ContentType.ndjson)
         try context.emit(answer) { tally in
             let refunds = tally["refunds"]?.array ?? []
             let rejections = Bulk.Rejections(of: tally)

@@ -459,6 +459,13 @@ struct SettlectlPaymentTests {
             """
         let resultsFile = daemon.directory + "/results.ndjson"
         try results.write(toFile: resultsFile, atomically: true, encoding: .utf8)
+        // Named as another biller's results, the file answers for none of these items.
+        let otherBiller = try daemon.settlectl(["writeoffs", "import", resultsFile, "--biller", "water-sh"])
+        #expect(otherBiller.exitCode == exitSuccess, "\(otherBiller.standardError)")
+        #expect(otherBiller.standardOutput == "accepted 0, refunded 0, rejected 4\n")
+        let otherRejections = table(in: otherBiller.standardError, header: "LINE ")
+        #expect(words(otherRejections[1]).prefix(2) == ["1", "item_other_biller"])
+        #expect(words(otherRejections[2]).prefix(2) == ["2", "item_other_biller"])
         let applied = try daemon.settlectl(["writeoffs", "import", resultsFile])
         #expect(applied.exitCode == exitSuccess, "\(applied.standardError)")
         let appliedLines = applied.standardOutput.split(separator: "\n")
@@ -564,6 +571,7 @@ struct SettlectlPaymentTests {
             (["writeoffs", "export"], "--biller is required", "usage: settlectl writeoffs export"),
             (["writeoffs", "export", "--biller", "b", "--limit", "1000001"], "--limit must be at most 1000000", "usage: settlectl writeoffs export"),
             (["writeoffs", "import"], "missing FILE", "usage: settlectl writeoffs import FILE"),
+            (["writeoffs", "import", "f", "--biller", ""], "--biller must not be empty", "usage: settlectl writeoffs import FILE"),
             (["discrepancies", "--status", "closed"], "--status must be one of open, carried, auto_resolved, resolved, not 'closed'",
              "usage: settlectl discrepancies"),
             (["discrepancies", "--business-date", "2024-02-30"], "--business-date must be a date YYYY-MM-DD, not '2024-02-30'",
