@@ -385,8 +385,8 @@ final class ConfigurationParser {
         IntegerKey(name: "expiry_seconds", range: 60...86_400, unit: .seconds, keyPath: \.expirySeconds),
         IntegerKey(name: "points_max_share_percent", range: 0...100, unit: .percent, keyPath: \.pointsMaxSharePercent),
         IntegerKey(name: "point_value_fen", range: 1...100, unit: .fen, keyPath: \.pointValueFen),
-        IntegerKey(name: "order_items_max", range: 1...1000, unit: .count, keyPath: \.orderItemsMax),
-        IntegerKey(name: "red_packets_per_order_max", range: 0...100, unit: .count, keyPath: \.redPacketsPerOrderMax),
+        IntegerKey(name: "order_items_max", range: 1...Limits.orderItemsMax, unit: .count, keyPath: \.orderItemsMax),
+        IntegerKey(name: "red_packets_per_order_max", range: 0...Limits.redPacketsPerOrderMax, unit: .count, keyPath: \.redPacketsPerOrderMax),
         IntegerKey(name: "idempotency_retention_seconds", range: (7 * 86_400)...(366 * 86_400), unit: .seconds,
                    keyPath: \.idempotencyRetentionSeconds),
     ]

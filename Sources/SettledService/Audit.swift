@@ -7,7 +7,7 @@ import SettledStore
 public enum Audit {
     static let formatVersion: UInt8 = 1
     /// How much of a request body an audit record keeps.
-    public static let bodyExcerptBytesMax = 4096
+    public static let bodyExcerptBytesMax = Limits.auditBodyExcerptBytesMax
 
     public struct Record: Sendable, Equatable {
         public var id: UInt64

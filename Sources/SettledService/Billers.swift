@@ -18,10 +18,10 @@ public struct Biller: Sendable, Equatable {
     public var updatedUnixMillis: Int64
 
     static let formatVersion: UInt8 = 1
-    public static let nameBytesMax = 128
-    public static let utilityBytesMax = 32
-    public static let provinceBytesMax = 64
-    public static let accountNumberBytesMax = 64
+    public static let nameBytesMax = Limits.billerNameBytesMax
+    public static let utilityBytesMax = Limits.billerUtilityBytesMax
+    public static let provinceBytesMax = Limits.billerProvinceBytesMax
+    public static let accountNumberBytesMax = Limits.accountNumberBytesMax
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 192)

@@ -6,10 +6,10 @@ import SettledStore
 
 extension SettledService {
     /// How many records one listing answers at most.
-    public static let listLimitMax = 10_000
+    public static let listLimitMax = Limits.listLimitMax
     public static let listLimitDefault = 1_000
     /// Entries of an operator's journal adjustment.
-    public static let adjustmentEntriesMax = 64
+    public static let adjustmentEntriesMax = Limits.adjustmentEntriesMax
 
     static func foundationRoutes(_ service: SettledService) -> [Route] {
         [

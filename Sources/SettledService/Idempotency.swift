@@ -8,9 +8,9 @@ import SettledStore
 /// and kept for the configured retention (at least 7 days), then collected.
 enum Idempotency {
     static let formatVersion: UInt8 = 1
-    static let keyBytesMax = 128
+    static let keyBytesMax = Limits.idempotencyKeyBytesMax
     /// How many expired keys one collection pass removes (one write transaction).
-    static let collectBatchMax = 10_000
+    static let collectBatchMax = Limits.idempotencyCollectPerRequestMax
 
     static func isValidKey(_ key: String) -> Bool {
         let utf8 = key.utf8

@@ -57,7 +57,7 @@ public enum RedPacketStatus: String, Sendable, Equatable, Hashable, CaseIterable
 /// wallet comes from `channel`.
 public struct FundingRequest: Sendable, Equatable, Hashable {
     /// The most red packets one order may use.
-    public static let redPacketIdsMax = 20
+    public static let redPacketIdsMax = Limits.redPacketsPerOrderMax
 
     public var redPacketIds: [String]
     /// Points the customer offers; fewer are used when the order does not need them all.

@@ -33,7 +33,7 @@ public struct Bill: Sendable, Equatable {
 
     static let formatVersion: UInt8 = 1
     /// The largest bill: 100 million yuan.
-    public static let amountFenMax: Int64 = 10_000_000_000
+    public static let amountFenMax = Limits.amountFenMax
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -130,11 +130,11 @@ public struct Bill: Sendable, Equatable {
 /// Bill import: NDJSON lines, upsert. Good lines land even when others are refused.
 enum BillImport {
     /// Lines of one file, and lines applied in one writer request.
-    static let linesMax = 5_000_000
-    static let chunkLinesMax = 4096
+    static let linesMax = Limits.billImportLinesMax
+    static let chunkLinesMax = Limits.billImportLinesPerRequestMax
     /// Refused lines listed in the answer (all are counted).
-    static let rejectedListedMax = 1000
-    static let lineBytesMax = 4096
+    static let rejectedListedMax = Limits.rejectedLinesListedMax
+    static let lineBytesMax = Limits.uploadLineBytesMax
 
     struct Line: Sendable {
         var number: Int

@@ -5,9 +5,9 @@ import SettledStore
 /// Household accounts bound to customers, and arrears queries.
 enum Bindings {
     /// Household accounts one customer may bind (an enterprise paying for a group).
-    static let accountsPerCustomerMax = 10_000
+    static let accountsPerCustomerMax = Limits.accountsPerCustomerMax
     /// Open bills one arrears answer lists at most.
-    static let arrearsBillsMax = 20_000
+    static let arrearsBillsMax = Limits.arrearsBillsMax
     static let formatVersion: UInt8 = 1
 
     static func key(customer: String, biller: String, account: String) -> [UInt8] {

@@ -14,7 +14,7 @@ struct CustomerRecord: Sendable, Equatable {
 
     static let formatVersion: UInt8 = 1
     /// The most points one customer may hold.
-    static let pointsMax: Int64 = 1_000_000_000_000
+    static let pointsMax = Limits.customerPointsMax
 
     static func load(_ customer: String, tables: Tables, in transaction: Transaction) throws -> CustomerRecord {
         try transaction.withValue(tables.customers, key: customer) { value in
@@ -55,8 +55,8 @@ struct StoredRedPacket: Sendable, Equatable {
     var orderID: String?
 
     static let formatVersion: UInt8 = 1
-    static let utilitiesMax = 16
-    static let valueFenMax: Int64 = 100_000_000
+    static let utilitiesMax = Limits.redPacketUtilitiesMax
+    static let valueFenMax = Limits.redPacketValueFenMax
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -122,8 +122,8 @@ struct StoredRedPacket: Sendable, Equatable {
 
 extension SettledService {
     /// Points a single grant may move, and the references' length.
-    static let pointsGrantMax: Int64 = 100_000_000
-    static let walletCreditFenMax: Int64 = 100_000_000
+    static let pointsGrantMax = Limits.pointsGrantMax
+    static let walletCreditFenMax = Limits.walletCreditFenMax
 
     func instrumentRoutes() -> [Route] {
         [

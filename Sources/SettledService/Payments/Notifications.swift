@@ -128,7 +128,7 @@ struct Notification: Sendable {
     /// 2000-01-01T00:00:00Z.
     static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
     /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
-    static let paidAtAheadMillisMax: Int64 = 86_400_000
+    static let paidAtAheadMillisMax = Limits.paidAtAheadMillisMax
 
     static func parse(_ body: [UInt8]) throws -> Notification {
         let fields = try Fields(body: body)
@@ -148,7 +148,7 @@ struct Notification: Sendable {
         }
         return Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
                             channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
-                            amountFen: try fields.int64("amount_fen", range: 0...OrderRequest.amountFenMax * 1000)!,
+                            amountFen: try fields.int64("amount_fen", range: 0...Limits.notifiedAmountFenMax)!,
                             success: status == "success", paidAtUnixMillis: paidAt)
     }
 

@@ -9,9 +9,9 @@ import SettledStore
 /// (a refused request) or writes everything it changes.
 enum OrderBook {
     /// Pending orders expired by one writer request of the expiry timer.
-    static let expiryBatchMax = 1000
+    static let expiryBatchMax = Limits.expiryOrdersPerRequestMax
     /// Items released by one writer request of the expiry timer (at least one order is).
-    static let expiryItemsMax = 20_000
+    static let expiryItemsMax = Limits.expiryItemsPerRequestMax
 
     static func expiryKey(_ order: OrderRecord) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + order.id.utf8.count)
@@ -257,7 +257,7 @@ struct OrderRequest: Sendable {
     var items: [Item]
     var funding: FundingRequest
 
-    static let amountFenMax: Int64 = 10_000_000_000
+    static let amountFenMax = Limits.amountFenMax
 
     /// `itemsMax` and `redPacketsMax` are the configured limits of one order.
     static func parse(_ body: [UInt8], itemsMax: Int, redPacketsMax: Int) throws -> OrderRequest {

@@ -3,17 +3,17 @@ import SettledHTTP
 import SettledStore
 
 extension SettledService {
-    static let refundReasonBytesMax = 256
+    static let refundReasonBytesMax = Limits.refundReasonBytesMax
     /// Write-off results applied in one writer request.
-    static let writeoffResultsChunkMax = 1024
-    static let writeoffResultLinesMax = 1_000_000
+    static let writeoffResultsChunkMax = Limits.writeoffResultLinesPerRequestMax
+    static let writeoffResultLinesMax = Limits.writeoffResultLinesMax
     /// A result line: an item id, the result, a reason of at most `refundReasonBytesMax`.
-    static let writeoffResultLineBytesMax = 4096
+    static let writeoffResultLineBytesMax = Limits.uploadLineBytesMax
     /// The refund of a failed write-off is `wo-<item_id>`; callers may not choose such ids.
     static let writeoffRefundPrefix = "wo-"
     /// Lines of one write-off export: by default, and at most.
     static let writeoffExportLinesDefault = 100_000
-    static let writeoffExportLinesMax = 1_000_000
+    static let writeoffExportLinesMax = Limits.writeoffExportLinesMax
 
     func refundRoutes() -> [Route] {
         [

@@ -1,0 +1,89 @@
+/// Every limit of the domain and the API in one place: each with its unit (in its name) and
+/// why it is what it is. A limit that a configuration key may lower is the key's upper bound
+/// (`SettledConfig` derives its ranges from here); the transport's own limits (sockets, header
+/// sizes, event loops) live with the transport, which is below this.
+///
+/// Nothing here is a default: defaults are in the configuration. A limit reached is refused
+/// with an error that names it, never truncated silently.
+public enum Limits {
+    // MARK: money
+
+    /// The largest amount of one bill, one order item or one wallet payment: 100 million yuan.
+    /// Far above any household's arrears, far below Int64: 1,000 items of it sum to 10^13 fen.
+    public static let amountFenMax: Int64 = 10_000_000_000
+    /// The largest amount a channel may notify for one transaction: a whole order of
+    /// `orderItemsMax` items of `amountFenMax` each.
+    public static let notifiedAmountFenMax: Int64 = amountFenMax * Int64(orderItemsMax)
+    /// The face value of one red packet: 1 million yuan (marketing budgets, not bills).
+    public static let redPacketValueFenMax: Int64 = 100_000_000
+    /// One wallet credit: 1 million yuan.
+    public static let walletCreditFenMax: Int64 = 100_000_000
+
+    // MARK: points
+
+    /// The most points one customer may hold.
+    public static let customerPointsMax: Int64 = 1_000_000_000_000
+    /// The most points one grant (or deduction) may move.
+    public static let pointsGrantMax: Int64 = 100_000_000
+
+    // MARK: orders
+
+    /// Items of one order (an enterprise paying for a group of accounts at once); the
+    /// configuration's `order_items_max` may lower it.
+    public static let orderItemsMax = 1000
+    /// Red packets one order may use; the configuration's `red_packets_per_order_max` may lower it.
+    public static let redPacketsPerOrderMax = 20
+    /// Utilities a red packet may be scoped to.
+    public static let redPacketUtilitiesMax = 16
+    /// Pending orders one writer request of the expiry sweep expires (one write transaction).
+    public static let expiryOrdersPerRequestMax = 1000
+    /// Items one writer request of the expiry sweep releases (at least one order always is).
+    public static let expiryItemsPerRequestMax = 20_000
+    /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift), in ms.
+    public static let paidAtAheadMillisMax: Int64 = 86_400_000
+    /// The bytes of a refund's reason.
+    public static let refundReasonBytesMax = 256
+
+    // MARK: customers and billers
+
+    /// Household accounts one customer may bind (an enterprise paying for a group).
+    public static let accountsPerCustomerMax = 10_000
+    /// Open bills one arrears answer lists at most.
+    public static let arrearsBillsMax = 20_000
+    /// The bytes of a biller's name, utility, province and settlement account number.
+    public static let billerNameBytesMax = 128
+    public static let billerUtilityBytesMax = 32
+    public static let billerProvinceBytesMax = 64
+    public static let accountNumberBytesMax = 64
+
+    // MARK: uploads (NDJSON)
+
+    /// Lines of one bill import file; lines applied in one writer request of it.
+    public static let billImportLinesMax = 5_000_000
+    public static let billImportLinesPerRequestMax = 4096
+    /// Lines of one write-off results file; lines applied in one writer request of it.
+    public static let writeoffResultLinesMax = 1_000_000
+    public static let writeoffResultLinesPerRequestMax = 1024
+    /// One NDJSON line of an upload (a bill, a write-off result): far above any real line.
+    public static let uploadLineBytesMax = 4096
+    /// Refused lines an upload's answer lists (all are counted).
+    public static let rejectedLinesListedMax = 1000
+    /// Lines of one write-off export.
+    public static let writeoffExportLinesMax = 1_000_000
+
+    // MARK: ledger and listings
+
+    /// Entries of an operator's journal adjustment.
+    public static let adjustmentEntriesMax = 64
+    /// Records one listing answers at most.
+    public static let listLimitMax = 10_000
+
+    // MARK: idempotency and audit
+
+    /// The bytes of an Idempotency-Key.
+    public static let idempotencyKeyBytesMax = 128
+    /// Expired idempotency keys one collection pass removes (one write transaction).
+    public static let idempotencyCollectPerRequestMax = 10_000
+    /// How much of a request body an audit record keeps.
+    public static let auditBodyExcerptBytesMax = 4096
+}
