@@ -17,7 +17,8 @@ final class BenchDaemon {
         return URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent("settled").path
     }
 
-    init(sync: Bool, extraConfiguration: String = "") throws {
+    /// Starts `executable` (by default the `settled` next to this binary: `settledPath`).
+    init(sync: Bool, extraConfiguration: String = "", executable: String = BenchDaemon.settledPath) throws {
         directory = try makeTemporaryDirectory(named: "settled-bench")
         socketPath = directory + "/settled.sock"
         logPath = directory + "/settled.log"
@@ -48,11 +49,11 @@ final class BenchDaemon {
 
             """ + extraConfiguration
         try configuration.write(toFile: directory + "/settled.conf", atomically: true, encoding: .utf8)
-        guard FileManager.default.isExecutableFile(atPath: Self.settledPath) else {
-            throw BenchError("no settled binary at \(Self.settledPath): build it with the same configuration (swift build -c release)")
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw BenchError("no settled binary at \(executable): build it with the same configuration (swift build -c release)")
         }
         process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.settledPath)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--config", directory + "/settled.conf"]
         guard FileManager.default.createFile(atPath: logPath, contents: nil),
               let logFile = FileHandle(forWritingAtPath: logPath) else {
@@ -322,6 +323,7 @@ enum PaidOrdersBench {
             OptionSpec(name: "sync", placeholder: "on|off", help: "the daemon's sync mode (the aim is for on)", defaultValue: "on"),
             OptionSpec(name: "peer", placeholder: "postgres|none", help: "the peer measured at each client count", defaultValue: "postgres"),
             OptionSpec(name: "balance-rows", placeholder: "LIST", help: "the peer's rows per balance, one run each", defaultValue: "1,64"),
+            OptionSpec(name: "baseline", placeholder: "PATH", help: "another settled binary (an earlier build) measured in turn at each client count", defaultValue: ""),
         ],
         run: { options in
             let clientCounts = try options.ints("clients", in: 1...512, countMax: 8)
@@ -338,51 +340,66 @@ enum PaidOrdersBench {
             say("orders: POST /v1/orders + POST /v1/notifications per paid order, sync \(sync ? "on" : "off")"
                 + (peer.map { "; peer: \($0.version) through pgbench, the same two transactions, fsync and synchronous_commit on" } ?? ""))
             say("clients  orders/s  requests/s  p50 ms  p99 ms   (latency of the pair)")
+            let baseline: String? = options.string("baseline").isEmpty ? nil : options.string("baseline")
             for clients in clientCounts {
-                let daemon = try BenchDaemon(sync: sync)
-                defer { daemon.stop() }
                 let perClient = max(1, total / clients)
-                try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
-                let before = try WriterFigures(daemon)
-                let bytesBefore = daemon.bytesWritten()
-                let deviceBefore = daemon.deviceWrites()
-                let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
-                    let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
-                    let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
-                    let created = try client.send(method: "POST", path: "/v1/orders",
-                                                  headers: [(name: "Idempotency-Key", value: "k-\(c)-\(i)")], body: Array(order.utf8))
-                    guard created.status == 201, let json = try? JSONParser.parse(created.body),
-                          let id = json["order_id"]?.string, let channelFen = json["funding"]?["channel_fen"]?.int64 else { return false }
-                    let notification = #"{"channel":"alipay","order_id":"\#(id)","channel_txn_id":"t-\#(c)-\#(i)","amount_fen":\#(channelFen),"status":"success","paid_at":"2026-11-24T10:00:00+08:00"}"#
-                    let paid = try client.send(method: "POST", path: "/v1/notifications", body: Array(notification.utf8))
-                    return paid.status == 200
+                let measured = try run(executable: BenchDaemon.settledPath, sync: sync, clients: clients, perClient: perClient)
+                say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, measured.result.perSecond, measured.result.perSecond * 2,
+                           milliseconds(measured.result.percentile(0.5)), milliseconds(measured.result.percentile(0.99))))
+                say(measured.writer)
+                if let device = measured.device { say("         " + device) }
+                if let baseline {
+                    let earlier = try run(executable: baseline, sync: sync, clients: clients, perClient: perClient)
+                    say(String(format: "         baseline build: %6.0f orders/s  p50 %@ ms  p99 %@ ms   this/baseline %.2f",
+                               earlier.result.perSecond, milliseconds(earlier.result.percentile(0.5)),
+                               milliseconds(earlier.result.percentile(0.99)), measured.result.perSecond / earlier.result.perSecond))
+                    say("         baseline " + earlier.writer.trimmingCharacters(in: .whitespaces))
                 }
-                var writer = "         " + (try WriterFigures(daemon)).summary(since: before)
-                if let bytesBefore, let bytesAfter = daemon.bytesWritten(), result.operations > 0 {
-                    writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
-                }
-                let device = daemon.deviceWrites().flatMap { after in deviceBefore.map { after.summary(since: $0, orders: result.operations) } }
-                // As for the peer: every order paid, and the ledger balanced after them.
-                let trial = try JSONParser.parse(try daemon.send("GET", "/v1/ledger/trial-balance").body)
-                guard result.failures == 0, trial["balanced"]?.bool == true else {
-                    throw BenchError("\(result.failures) orders failed; trial balance \(trial)")
-                }
-                daemon.stop()
-                say(String(format: "%7d  %8.0f  %10.0f  %6@  %6@", clients, result.perSecond, result.perSecond * 2,
-                           milliseconds(result.percentile(0.5)), milliseconds(result.percentile(0.99))))
                 if let peer {
                     for balanceRows in balanceRowsList {
                         try peer.prepare(customers: clients, ordersPerCustomer: perClient, balanceRows: balanceRows)
                         let peerResult = try peer.run(clients: clients, ordersPerClient: perClient)
                         say(String(format: "         postgres, %3d row%@ per balance: %6.0f orders/s  p50 %@ ms  p99 %@ ms   settled/postgres %.2f",
                                    balanceRows, balanceRows == 1 ? " " : "s", peerResult.perSecond, milliseconds(peerResult.percentile(0.5)),
-                                   milliseconds(peerResult.percentile(0.99)), result.perSecond / peerResult.perSecond))
+                                   milliseconds(peerResult.percentile(0.99)), measured.result.perSecond / peerResult.perSecond))
                     }
                 }
-                say(writer)
-                if let device { say("         " + device) }
             }
         })
+
+    /// One measured run of `executable` on a fresh store: the clients' figures, the writer's and the device's.
+    static func run(executable: String, sync: Bool, clients: Int, perClient: Int) throws
+        -> (result: ClientRunResult, writer: String, device: String?) {
+        let daemon = try BenchDaemon(sync: sync, executable: executable)
+        defer { daemon.stop() }
+        try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
+        let before = try WriterFigures(daemon)
+        let bytesBefore = daemon.bytesWritten()
+        let deviceBefore = daemon.deviceWrites()
+        let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
+            let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
+            let order = #"{"customer_id":"c\#(c)","items":[{"kind":"bill","bill_id":\#(bills[0])},{"kind":"bill","bill_id":\#(bills[1])},{"kind":"bill","bill_id":\#(bills[2])}],"funding":{"red_packet_ids":["rp-\#(c)-\#(i)"],"points":100,"channel":"alipay"}}"#
+            let created = try client.send(method: "POST", path: "/v1/orders",
+                                          headers: [(name: "Idempotency-Key", value: "k-\(c)-\(i)")], body: Array(order.utf8))
+            guard created.status == 201, let json = try? JSONParser.parse(created.body),
+                  let id = json["order_id"]?.string, let channelFen = json["funding"]?["channel_fen"]?.int64 else { return false }
+            let notification = #"{"channel":"alipay","order_id":"\#(id)","channel_txn_id":"t-\#(c)-\#(i)","amount_fen":\#(channelFen),"status":"success","paid_at":"2026-11-24T10:00:00+08:00"}"#
+            let paid = try client.send(method: "POST", path: "/v1/notifications", body: Array(notification.utf8))
+            return paid.status == 200
+        }
+        var writer = "         " + (try WriterFigures(daemon)).summary(since: before)
+        if let bytesBefore, let bytesAfter = daemon.bytesWritten(), result.operations > 0 {
+            writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
+        }
+        let device = daemon.deviceWrites().flatMap { after in deviceBefore.map { after.summary(since: $0, orders: result.operations) } }
+        // As for the peer: every order paid, and the ledger balanced after them.
+        let trial = try JSONParser.parse(try daemon.send("GET", "/v1/ledger/trial-balance").body)
+        guard result.failures == 0, trial["balanced"]?.bool == true else {
+            throw BenchError("\(result.failures) orders failed; trial balance \(trial)")
+        }
+        daemon.stop()
+        return (result, writer, device)
+    }
 
     /// Billers, bills, customers with points and red packets for every order to come.
     static func prepare(_ daemon: BenchDaemon, customers: Int, ordersPerCustomer: Int) throws {
