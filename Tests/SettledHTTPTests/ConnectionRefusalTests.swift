@@ -38,12 +38,19 @@ struct ConnectionRefusalTests {
         return poll(&descriptor, 1, 5000) == 1
     }
 
-    @Test func manyClientsOverTheLimitEachReadTheWhole503() throws {
-        let server = try TestServer(limits: testLimits(connectionsMax: 1))
-        defer { server.stop() }
+    /// A server of one connection, and that connection, answered once: the server is full.
+    static func fullServer(_ limits: HTTPServerLimits = testLimits(connectionsMax: 1)) throws -> (TestServer, RawConnection) {
+        precondition(limits.connectionsMax == 1)
+        let server = try TestServer(limits: limits)
         let held = try RawConnection(path: server.socketPath)
         held.write("GET /seq/1 HTTP/1.1\r\n\r\n")
         #expect(held.readResponses(1).map(\.status) == [200])
+        return (server, held)
+    }
+
+    @Test func manyClientsOverTheLimitEachReadTheWhole503() throws {
+        let (server, held) = try Self.fullServer()
+        defer { server.stop() }
 
         // Each client on a thread of its own, at once. Half write their request as soon as
         // they are connected; half only once the 503 has come, as a client whose request
@@ -100,11 +107,8 @@ struct ConnectionRefusalTests {
         var limits = testLimits(connectionsMax: 1)
         limits.refusalLingerMilliseconds = 100
         limits.refusalReadBytesMax = 4096
-        let server = try TestServer(limits: limits)
+        let (server, held) = try Self.fullServer(limits)
         defer { server.stop() }
-        let held = try RawConnection(path: server.socketPath)
-        held.write("GET /seq/1 HTTP/1.1\r\n\r\n")
-        #expect(held.readResponses(1).map(\.status) == [200])
 
         // A peer that says nothing and keeps its end open is closed after the linger time.
         let silent = try RawConnection(path: server.socketPath)
@@ -114,17 +118,14 @@ struct ConnectionRefusalTests {
 
         // A peer that sends more than the byte limit is closed at once, though it stays open.
         limits.refusalLingerMilliseconds = 60_000
-        let patient = try TestServer(limits: limits)
+        let (patient, first) = try Self.fullServer(limits)
         defer { patient.stop() }
-        let first = try RawConnection(path: patient.socketPath)
-        first.write("GET /seq/1 HTTP/1.1\r\n\r\n")
-        #expect(first.readResponses(1).map(\.status) == [200])
         let flooding = try RawConnection(path: patient.socketPath)
         #expect(Self.eventually { patient.server.refusalsLingering == 1 })
         flooding.write([UInt8](repeating: UInt8(ascii: "x"), count: 3000))
         #expect(patient.server.refusalsLingering == 1)
         flooding.write([UInt8](repeating: UInt8(ascii: "x"), count: 3000))
         #expect(Self.eventually { patient.server.refusalsLingering == 0 })
-        withExtendedLifetime(silent) {}
+        withExtendedLifetime((held, silent, first)) {}
     }
 }
