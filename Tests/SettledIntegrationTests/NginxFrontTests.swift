@@ -23,7 +23,7 @@ let nginxAvailable: Bool = {
 }()
 
 /// An nginx running on a configuration of its own in a directory of its own.
-final class NginxFront {
+final class NginxFront: @unchecked Sendable {
     let directory: String
     let listenSocket: String
     let process: Process
@@ -106,8 +106,9 @@ final class NginxFront {
 
 @Suite("nginx in front, with conf/nginx-settled.conf", .enabled(if: nginxAvailable, "nginx is not installed and scripts/install-deps could not install it"))
 struct NginxFrontTests {
-    @Test("nginx's worker reaches settled through the socket group, with the gateway role only, on kept-alive connections")
-    func gatewayThroughNginx() throws {
+    /// A daemon whose socket group and gateway group are those of nginx's worker (`nobody`'s
+    /// `nogroup` as root, else the test's own group), and nginx in front of it.
+    static func daemonBehindNginx(limits: String = "") throws -> (DaemonHarness, NginxFront) {
         let group: String
         let user: String?
         if isRoot {
@@ -123,10 +124,15 @@ struct NginxFrontTests {
             gateway_groups = \(group)
             trust_own_uid = \(isRoot ? "yes" : "no")
 
-            """)
+            """ + (limits.isEmpty ? "" : "[limits]\n" + limits + "\n"))
         try daemon.setDaemonKey("socket_group", group)
         try daemon.start()
-        let nginx = try NginxFront(directory: daemon.directory, upstreamSocket: daemon.socketPath, user: user)
+        return (daemon, try NginxFront(directory: daemon.directory, upstreamSocket: daemon.socketPath, user: user))
+    }
+
+    @Test("nginx's worker reaches settled through the socket group, with the gateway role only, on kept-alive connections")
+    func gatewayThroughNginx() throws {
+        let (daemon, nginx) = try Self.daemonBehindNginx()
 
         let health = try nginx.get("/v1/health")
         #expect(health.status == 200, "\(health) \(nginx.log())")
@@ -173,6 +179,23 @@ struct NginxFrontTests {
         // The two /metrics requests are connections of their own; nginx's one worker keeps
         // reusing the connection it has.
         #expect(acceptedAfter - acceptedBefore <= 3, "settled accepted \(acceptedAfter - acceptedBefore) connections for \(requests) requests through nginx")
+        #expect(!nginx.log().contains("[error]"), "\(nginx.log())")
+        _ = try daemon.stop()
+    }
+
+    @Test("past connections_max, nginx passes settled's 503 on: no reset, no 502")
+    func connectionsPastTheLimitThroughNginx() throws {
+        let (daemon, nginx) = try Self.daemonBehindNginx(limits: "connections_max = 2\nconnections_per_uid_max = 2")
+        // Many clients at once: nginx opens an upstream connection for each request it cannot
+        // serve on one it keeps, and settled refuses those past its two.
+        let statuses = Locked<[Int]>([])
+        concurrently(32) { _ in
+            let status = (try? nginx.get("/v1/health").status) ?? -1
+            statuses.withLock { $0.append(status) }
+        }
+        let all = statuses.current
+        #expect(all.count == 32)
+        #expect(all.allSatisfy { $0 == 200 || $0 == 503 }, "statuses through nginx: \(all.sorted())\n\(nginx.log())")
         #expect(!nginx.log().contains("[error]"), "\(nginx.log())")
         _ = try daemon.stop()
     }
