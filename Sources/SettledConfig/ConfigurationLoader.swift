@@ -83,7 +83,7 @@ final class ConfigurationParser {
     /// For each channel: the profile keys and their lines, checked against the format at the end.
     private var channelExtraKeys: [String: [(key: String, line: Int)]] = [:]
 
-    static let sections = ["daemon", "access", "business", "orders", "limits"]
+    static let sections = ["daemon", "access", "business", "orders", "limits", "risk", "autodebit"]
     static let channelPrefix = "channel."
 
     init(file: String, bytes: [UInt8]) {
@@ -241,6 +241,8 @@ final class ConfigurationParser {
         case "business": known = businessKey(name, value)
         case "orders": known = integerKey(name, value, Self.ordersIntegers, into: &configuration)
         case "limits": known = integerKey(name, value, Self.limitsIntegers, into: &configuration)
+        case "risk": known = integerKey(name, value, Self.riskIntegers, into: &configuration)
+        case "autodebit": known = integerKey(name, value, Self.autodebitIntegers, into: &configuration)
         default: known = channelKey(name, value)
         }
         if !known {

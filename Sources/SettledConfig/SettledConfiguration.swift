@@ -97,6 +97,13 @@ public struct SettledConfiguration: Sendable {
     // [channel.<id>], in file order.
     public var channels: [ChannelConfiguration]
 
+    // [risk] and [autodebit]: fixed keys of the contract, accepted and checked, not yet in
+    // effect (see `keysNotYetInEffect`).
+    public var orderMaxFen = 5_000_000
+    public var customerDailyMaxFen = 20_000_000
+    public var accountDailyMaxFen = 10_000_000
+    public var autodebitDelaySeconds = 3600
+
     /// The line each key was set on ("section.key" -> line), to name it in later problems.
     var lineOfKey: [String: Int] = [:]
     /// The calendar read and checked by `load(path:resolveGroups: true)`, with the path it came from.

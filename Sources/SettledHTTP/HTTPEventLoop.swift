@@ -42,6 +42,8 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// The inbox's tasks being run; swapped with the inbox's array, so both keep their storage.
     private var drainedTasks: [@Sendable () -> Void] = []
     private var connections: [UInt64: HTTPConnection] = [:]
+    /// Connections past a limit, sent their 503 and read until they close (`RefusedConnection`).
+    private var refusals: [UInt64: RefusedConnection] = [:]
     private var nextTickUptime: UInt64 = 0
     let readBuffer: UnsafeMutableRawBufferPointer
 
@@ -138,6 +140,10 @@ final class HTTPEventLoop: @unchecked Sendable {
     /// so a hung-up socket nobody reads does not wake the loop again and again.
     /// Returns false, with errno set, when epoll_ctl fails.
     func setInterest(_ connection: HTTPConnection, from current: UInt32, to wanted: UInt32) -> Bool {
+        setInterest(descriptor: connection.descriptor, identifier: connection.id, from: current, to: wanted)
+    }
+
+    func setInterest(descriptor: Int32, identifier: UInt64, from current: UInt32, to wanted: UInt32) -> Bool {
         if current == wanted { return true }
         let operation: Int32
         if wanted == 0 {
@@ -147,11 +153,20 @@ final class HTTPEventLoop: @unchecked Sendable {
         } else {
             operation = Int32(SETTLED_EPOLL_MOD)
         }
-        return settled_epoll_control(epollDescriptor, operation, connection.descriptor, wanted, connection.id) == 0
+        return settled_epoll_control(epollDescriptor, operation, descriptor, wanted, identifier) == 0
     }
 
     func remove(_ connection: HTTPConnection) {
         connections.removeValue(forKey: connection.id)
+    }
+
+    func add(_ refusal: RefusedConnection) {
+        precondition(refusal.id != Self.wakeIdentifier && refusals[refusal.id] == nil && connections[refusal.id] == nil)
+        refusals[refusal.id] = refusal
+    }
+
+    func remove(_ refusal: RefusedConnection) {
+        refusals.removeValue(forKey: refusal.id)
     }
 
     // MARK: The loop
@@ -180,6 +195,8 @@ final class HTTPEventLoop: @unchecked Sendable {
                     _ = Glibc.read(wakeDescriptor, &count, MemoryLayout<UInt64>.size)
                 } else if let connection = connections[identifiers[index]] {
                     connection.handle(events: events[index])
+                } else if let refusal = refusals[identifiers[index]] {
+                    refusal.handle(events: events[index])
                 }
             }
             if Monotonic.nanoseconds() >= nextTickUptime { tick() }
@@ -219,6 +236,9 @@ final class HTTPEventLoop: @unchecked Sendable {
     private func tick() {
         nextTickUptime = Monotonic.nanoseconds() + tickNanoseconds
         for connection in Array(connections.values) { connection.tick() }
+        if !refusals.isEmpty {
+            for refusal in Array(refusals.values) { refusal.tick() }
+        }
     }
 }
 

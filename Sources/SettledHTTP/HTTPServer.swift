@@ -9,7 +9,8 @@ public struct HTTPServerLimits: Sendable {
     public var headerBytesMax: Int
     /// The body limit unless `bodyLimit` says otherwise; past it 413 and the connection closes.
     public var bodyBytesMax: Int
-    /// Connections past this count are answered 503 and closed at once.
+    /// Connections past this count are answered 503 (with Retry-After), read briefly (see
+    /// `refusalLingerMilliseconds`) and closed.
     public var connectionsMax: Int
     /// Connections from one uid past this count likewise (`connectionsMax` unless set lower).
     public var connectionsPerUIDMax: Int
@@ -39,6 +40,16 @@ public struct HTTPServerLimits: Sendable {
     /// read, waiting or handled at once, over all connections: each may hold up to its limit
     /// in memory. Past it the answer is 503 with Retry-After, before the body is read.
     public var largeBodiesMax: Int
+    /// A connection refused for `connectionsMax` or `connectionsPerUIDMax` is sent its 503,
+    /// then what its peer sends is read and discarded for up to this long (checked on the
+    /// loops' tick, so up to one tick more), until the peer closes: closed at once, the
+    /// peer's request would be unread and the peer would see a reset or EPIPE, not the 503.
+    public var refusalLingerMilliseconds: Int
+    /// Bytes read and discarded from one refused connection before it is closed anyway.
+    public var refusalReadBytesMax: Int
+    /// Refused connections being read at once, over all loops; past it a refused connection
+    /// is sent its 503 and closed at once, so a flood holds no more descriptors than this.
+    public var refusalsLingeringMax: Int
 
     /// The event loops by default: one per processor the process may run on, from one to
     /// `eventLoopCountMax`.
@@ -66,6 +77,9 @@ public struct HTTPServerLimits: Sendable {
         self.lingerBytesMax = 16 << 20
         self.eventLoopCount = eventLoopCount
         self.largeBodiesMax = 4
+        self.refusalLingerMilliseconds = 1000
+        self.refusalReadBytesMax = 64 * 1024
+        self.refusalsLingeringMax = 256
     }
 }
 
@@ -109,6 +123,8 @@ public final class HTTPServer: @unchecked Sendable {
     static let acceptBatchMax = 64
     /// Pause before accepting again when the process is out of descriptors.
     static let acceptPauseMilliseconds = 100
+    /// Retry-After of a 503 too_many_connections: connections come and go quickly.
+    public static let connectionsFullRetryAfterSeconds = 1
 
     let listeningDescriptor: Int32
     let limits: HTTPServerLimits
@@ -120,6 +136,8 @@ public final class HTTPServer: @unchecked Sendable {
     private struct State {
         var connections: [UInt64: HTTPConnection] = [:]
         var connectionsByUID: [UInt32: Int] = [:]
+        /// Refused connections being read before they close; not counted in `connections`.
+        var refusals: [UInt64: RefusedConnection] = [:]
         var nextConnectionID: UInt64 = 0
         var started = false
         var shuttingDown = false
@@ -225,16 +243,19 @@ public final class HTTPServer: @unchecked Sendable {
     /// `completion` runs once every connection is closed, or after `graceSeconds` when the
     /// rest are closed by force.
     public func shutdown(graceSeconds: Int, completion: @escaping @Sendable () -> Void) {
-        let (connections, closeListener) = state.withLock { state -> ([HTTPConnection], Bool) in
+        let (connections, refusals, closeListener) = state.withLock { state -> ([HTTPConnection], [RefusedConnection], Bool) in
             let first = !state.shuttingDown
             state.shuttingDown = true
             state.completions.append(completion)
-            return (Array(state.connections.values), first && !state.started)
+            return (Array(state.connections.values), Array(state.refusals.values), first && !state.started)
         }
         if closeListener { Glibc.close(listeningDescriptor) }
         acceptQueue.async { self.stopAccepting() }
         for connection in connections {
             connection.loop.execute { connection.beginShutdown() }
+        }
+        for refusal in refusals {
+            refusal.loop.execute { refusal.close() }
         }
         acceptQueue.async { self.finishIfIdle() }
         acceptQueue.asyncAfter(deadline: .now() + .seconds(max(0, graceSeconds))) {
@@ -381,13 +402,30 @@ public final class HTTPServer: @unchecked Sendable {
         connection.loop.execute { connection.start() }
     }
 
-    /// Answers 503 on a connection past the limit and closes it. The answer is small and the
-    /// socket new, so a single non-blocking send fits; if it does not, the peer sees a close.
+    /// Answers 503 with Retry-After on a connection past a limit, then hands it to a loop that
+    /// reads what the peer sends, briefly, before closing it (`RefusedConnection`). While the
+    /// server stops, or with `refusalsLingeringMax` refused connections being read already, it
+    /// is closed at once: the answer is small and the socket new, so a single non-blocking send
+    /// fits, but the peer may see a reset instead.
     private func refuse(_ descriptor: Int32, detail: String) {
         connectionsRefused.add(1, ordering: .relaxed)
         var output: [UInt8] = []
-        let response = HTTPResponse.problem(status: 503, code: HTTPProblemCode.tooManyConnections, detail: detail)
+        var response = HTTPResponse.problem(status: 503, code: HTTPProblemCode.tooManyConnections, detail: detail)
+        response.headers.append((name: "Retry-After", value: String(Self.connectionsFullRetryAfterSeconds)))
         ResponseEncoder.encode(response, connection: .close, omitBody: false, into: &output)
+        let refusal = state.withLock { state -> RefusedConnection? in
+            guard !state.shuttingDown, !state.loops.isEmpty, state.refusals.count < limits.refusalsLingeringMax else { return nil }
+            state.nextConnectionID += 1
+            let loop = state.loops[nextLoopIndex % state.loops.count]
+            nextLoopIndex &+= 1
+            let refusal = RefusedConnection(id: state.nextConnectionID, descriptor: descriptor, answer: output, server: self, loop: loop)
+            state.refusals[refusal.id] = refusal
+            return refusal
+        }
+        if let refusal {
+            refusal.loop.execute { refusal.start() }
+            return
+        }
         _ = output.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         Glibc.shutdown(descriptor, Int32(SHUT_WR))
         Glibc.close(descriptor)
@@ -407,10 +445,21 @@ public final class HTTPServer: @unchecked Sendable {
         finishIfIdle()
     }
 
+    /// Called on a refused connection's loop after its descriptor is closed.
+    func refusalClosed(_ refusal: RefusedConnection) {
+        state.withLock { state in _ = state.refusals.removeValue(forKey: refusal.id) }
+        finishIfIdle()
+    }
+
+    /// Refused connections being read now (for tests).
+    public var refusalsLingering: Int {
+        state.withLock { $0.refusals.count }
+    }
+
     /// Once shut down with no connection left: stops the loops and runs the completions.
     private func finishIfIdle() {
         let (completions, loops) = state.withLock { state -> ([@Sendable () -> Void], [HTTPEventLoop]) in
-            guard state.shuttingDown && state.connections.isEmpty else { return ([], []) }
+            guard state.shuttingDown && state.connections.isEmpty && state.refusals.isEmpty else { return ([], []) }
             defer {
                 state.completions.removeAll()
                 state.loops.removeAll()

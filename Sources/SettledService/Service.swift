@@ -126,9 +126,10 @@ public final class SettledService: @unchecked Sendable {
                 continue
             }
             let context = RequestContext(request: request, peer: peer, roles: roles, parameters: parameters, routeName: route.name)
-            let answer: @Sendable (HTTPResponse) -> Void = { [metrics] response in
-                metrics.record(route: route.name, status: response.status,
-                               nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+            let answer: @Sendable (HTTPResponse) -> Void = { [metrics, self] response in
+                let nanoseconds = DispatchTime.now().uptimeNanoseconds - started
+                metrics.record(route: route.name, status: response.status, nanoseconds: nanoseconds)
+                logRequest(route.name, response.status, nanoseconds, peer)
                 responder.send(response)
             }
             guard !roles.isEmpty else {
@@ -156,9 +157,23 @@ public final class SettledService: @unchecked Sendable {
         } else {
             response = APIError(404, "not_found", "no route for \(request.path)").response
         }
-        metrics.record(route: matchedPath ? "method_not_allowed" : "unmatched", status: response.status,
-                       nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
+        let nanoseconds = DispatchTime.now().uptimeNanoseconds - started
+        metrics.record(route: matchedPath ? "method_not_allowed" : "unmatched", status: response.status, nanoseconds: nanoseconds)
+        logRequest(request.method + (matchedPath ? " (method not allowed)" : " (no route)"), response.status, nanoseconds, peer)
         responder.send(response)
+    }
+
+    /// With `log_level = debug`, one line per request as it is answered.
+    func logRequest(_ route: String, _ status: Int, _ nanoseconds: UInt64, _ peer: PeerCredentials) {
+        guard configuration.logLevel >= 7 else { return }
+        log(7, "request \(route) status \(status) \(Self.milliseconds(nanoseconds)) ms uid \(peer.uid)")
+    }
+
+    /// Nanoseconds as milliseconds with three decimals ("12.345").
+    public static func milliseconds(_ nanoseconds: UInt64) -> String {
+        let microseconds = nanoseconds / 1000
+        let fraction = String(microseconds % 1000)
+        return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
     }
 
     /// Bodies up to this size are parsed on the connection's event loop.

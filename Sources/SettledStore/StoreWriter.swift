@@ -70,6 +70,11 @@ public final class StoreWriter: @unchecked Sendable {
     private var undurable: [AnsweredBatch] = []
     private var syncScheduled = false
 
+    /// Told of each committed batch, on the writer thread, before it is answered: its size in
+    /// requests, the time from taking it to its commit and the store's commit alone, in
+    /// nanoseconds (the daemon's debug log). Set before `start`; keep it short.
+    public var batchObserver: (@Sendable (_ requests: Int, _ batchNanoseconds: UInt64, _ storeCommitNanoseconds: UInt64) -> Void)?
+
     /// The longest a batch may be retried after store faults before every request in it fails.
     static let attemptsMax = 8
 
@@ -191,6 +196,7 @@ public final class StoreWriter: @unchecked Sendable {
                 let committed = DispatchTime.now().uptimeNanoseconds
                 statistics.record(batchSize: batch.count, commitNanoseconds: committed - started,
                                   storeCommitNanoseconds: storeCommitNanoseconds)
+                batchObserver?(batch.count, committed - started, storeCommitNanoseconds)
                 let answered = AnsweredBatch(batch: batch, excluded: excluded, failures: failures)
                 if store.environment.syncEnabled {
                     answerWhenDurable(answered)

@@ -132,8 +132,18 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     let deadReaders = store.environment.checkReaders()
     if deadReaders > 0 { log(4, "cleared \(deadReaders) stale reader slots") }
     if configuration.sync == .off { log(4, "sync = off: commits are not synced to disk (tests only)") }
+    let keysNotYetInEffect = configuration.keysSetNotYetInEffect
+    if !keysNotYetInEffect.isEmpty {
+        log(5, "not yet in effect (accepted for clearing, reconciliation and statements, which this version does not have): "
+            + keysNotYetInEffect.joined(separator: ", "))
+    }
 
     let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
+    if configuration.logLevel >= 7 {
+        writer.batchObserver = { requests, batchNanoseconds, storeCommitNanoseconds in
+            log(7, "batch of \(requests) committed in \(SettledService.milliseconds(batchNanoseconds)) ms (store commit \(SettledService.milliseconds(storeCommitNanoseconds)) ms)")
+        }
+    }
     writer.start()
 
     let access = AccessPolicy(gatewayGroupIDs: Set(groups.gateway), operatorGroupIDs: Set(groups.operator),

@@ -1,0 +1,47 @@
+extension SettledConfiguration {
+    /// Keys accepted and checked, but of features this version does not have yet (T+1
+    /// clearing, reconciliation, statement uploads, risk limits, auto-debit): deployment tools write them (some are
+    /// fixed keys of the contract), so they are not refused; setting them changes nothing yet.
+    /// Section and key; "*" stands for every key of the `channel.<id>` sections other than
+    /// the channel's existence (orders name the configured channels).
+    public static let keysNotYetInEffect: [(section: String, key: String)] = [
+        ("business", "clearing_time"),
+        ("business", "reconciliation_time"),
+        ("business", "calendar"),
+        ("business", "clear_unreconciled"),
+        ("limits", "statement_body_bytes_max"),
+        ("channel.", "*"),
+        ("risk", "*"),
+        ("autodebit", "*"),
+    ]
+
+    /// The keys this file sets that are not yet in effect, as "[section] key", in line order.
+    public var keysSetNotYetInEffect: [String] {
+        var found: [(line: Int, name: String)] = []
+        for (keyID, line) in lineOfKey {
+            guard let dot = keyID.lastIndex(of: ".") else { continue }
+            let section = String(keyID[..<dot]), key = String(keyID[keyID.index(after: dot)...])
+            let idle = Self.keysNotYetInEffect.contains { entry in
+                entry.key == "*" ? section.hasPrefix(entry.section) : (entry.section == section && entry.key == key)
+            }
+            if idle { found.append((line, "[\(section)] \(key)")) }
+        }
+        return found.sorted { $0.line < $1.line }.map(\.name)
+    }
+}
+
+extension ConfigurationParser {
+    /// [risk]: an order past a limit is to be refused (422 risk_limit_exceeded). Not yet in effect.
+    static let riskIntegers: [IntegerKey<SettledConfiguration>] = [
+        IntegerKey(name: "order_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.orderMaxFen),
+        IntegerKey(name: "customer_daily_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.customerDailyMaxFen),
+        IntegerKey(name: "account_daily_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.accountDailyMaxFen),
+    ]
+    /// The largest risk limit: 10^12 fen (10 billion yuan), far past any order.
+    static let riskFenMax = 1_000_000_000_000
+
+    /// [autodebit]: how long after import a bill of an agreed account is debited. Not yet in effect.
+    static let autodebitIntegers: [IntegerKey<SettledConfiguration>] = [
+        IntegerKey(name: "delay_seconds", range: 0...(7 * 86_400), unit: .seconds, keyPath: \.autodebitDelaySeconds),
+    ]
+}
