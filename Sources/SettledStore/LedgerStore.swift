@@ -345,7 +345,8 @@ public enum LedgerReader {
         public struct Mismatch: Sendable, Equatable {
             public var account: String
             public var storedFen: Int64
-            public var recomputedFen: Int64
+            /// Summed in Int128: the journal's entries of one account, whatever they hold.
+            public var recomputedFen: Int128
         }
         public var transactionsCount: Int
         public var accountsCount: Int
@@ -362,7 +363,7 @@ public enum LedgerReader {
     /// every transaction balances, the index by account holds exactly one record per account and
     /// transaction with the account's net amount in it, and the trial balance is zero.
     public static func verify(tables: Tables, in transaction: Transaction, mismatchesMax: Int = 100) throws -> Verification {
-        var recomputed: [UInt64: Int64] = [:]
+        var recomputed: [UInt64: Int128] = [:]
         var unbalanced: [UInt64] = []
         var transactions = 0
         var indexProblems = 0
@@ -377,7 +378,7 @@ public enum LedgerReader {
             nets.removeAll(keepingCapacity: true)
             for entry in stored.transaction.entries {
                 let accountID = UInt64(entry.account)!
-                recomputed[accountID, default: 0] &+= entry.amountFen
+                recomputed[accountID, default: 0] += Int128(entry.amountFen)
                 let (next, didOverflow) = sum.addingReportingOverflow(entry.amountFen)
                 sum = next
                 overflow = overflow || didOverflow
@@ -417,7 +418,7 @@ public enum LedgerReader {
             accounts += 1
             seen.insert(id)
             let expected = recomputed[id] ?? 0
-            if storedFen != expected && mismatches.count < mismatchesMax {
+            if Int128(storedFen) != expected && mismatches.count < mismatchesMax {
                 mismatches.append(.init(account: try accountName(id: id, tables: tables, in: transaction),
                                         storedFen: storedFen, recomputedFen: expected))
             }
