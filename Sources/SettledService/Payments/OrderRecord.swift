@@ -3,6 +3,15 @@ import SettledHTTP
 import SettledStore
 
 /// The write-off state of one item that pays a biller.
+///
+/// Stored as one byte, its `rawValue`, fixed for ever:
+///
+/// | case      | code |
+/// |-----------|------|
+/// | `none`    | 0    |
+/// | `pending` | 1    |
+/// | `ok`      | 2    |
+/// | `failed`  | 3    |
 enum WriteoffStatus: UInt8, Sendable {
     /// wallet top-ups have no write-off, nor do items refunded before theirs
     case none = 0
@@ -42,8 +51,6 @@ struct OrderRecord: Sendable, Equatable {
     var writeoffs: [WriteoffStatus]
     var writeoffReasons: [String]
     var refunds: [RefundEntry]
-    /// Items whose money was already paid out to the biller (set by clearing).
-    var paidOutItemIDs: Set<String>
     /// Money a channel took for this order that could not be captured (late or second
     /// payment): booked to suspense, with a refund instruction.
     var suspenseFen: Int64
@@ -78,7 +85,9 @@ struct OrderRecord: Sendable, Equatable {
             writer.i64(item.amountFen)
             writer.u8(writeoffs[index].rawValue)
             writer.string(writeoffReasons[index])
-            writer.u8(paidOutItemIDs.contains(item.itemId) ? 1 : 0)
+            // Version 1 keeps a byte per item for "paid out to the biller", which nothing sets:
+            // always 0, read and ignored.
+            writer.u8(0)
         }
         Self.encode(funding, &writer)
         writer.u16(UInt16(refunds.count))
@@ -148,22 +157,22 @@ struct OrderRecord: Sendable, Equatable {
         var items: [OrderItem] = []
         var writeoffs: [WriteoffStatus] = []
         var reasons: [String] = []
-        var paidOut = Set<String>()
         for _ in 0..<Int(try reader.u16()) {
             let itemID = try reader.string()
             let kind = try kindFromCode(try reader.u8())
             let bill = try reader.string(), biller = try reader.string(), account = try reader.string(), utility = try reader.string()
             let amount = try reader.i64()
-            guard let writeoff = WriteoffStatus(rawValue: try reader.u8()) else { throw DecodingError(what: "write-off status") }
+            let writeoffCode = try reader.u8()
+            guard let writeoff = WriteoffStatus(rawValue: writeoffCode) else { throw DecodingError(what: "write-off status \(writeoffCode)") }
             reasons.append(try reader.string())
-            if try reader.u8() == 1 { paidOut.insert(itemID) }
+            _ = try reader.u8()
             items.append(OrderItem(itemId: itemID, kind: kind, billId: bill.isEmpty ? nil : bill, billerId: biller.isEmpty ? nil : biller,
                                    accountNo: account.isEmpty ? nil : account, utility: utility.isEmpty ? nil : utility, amountFen: amount))
             writeoffs.append(writeoff)
         }
         let funding = try decodeFunding(&reader)
         var refunds: [RefundEntry] = []
-        let itemsByID = Dictionary(uniqueKeysWithValues: items.map { ($0.itemId, $0) })
+        let itemsByID = Dictionary(items.map { ($0.itemId, $0) }, uniquingKeysWith: { first, _ in first })
         for _ in 0..<Int(try reader.u16()) {
             let refundID = try reader.string(), reason = try reader.string(), at = try reader.i64()
             var refundItems: [OrderItem] = []
@@ -189,7 +198,7 @@ struct OrderRecord: Sendable, Equatable {
                            createdUnixMillis: created, expiresUnixMillis: expires, paidAtUnixMillis: paidAt < 0 ? nil : paidAt,
                            businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
                            channelTxnID: txn.isEmpty ? nil : txn, writeoffs: writeoffs, writeoffReasons: reasons,
-                           refunds: refunds, paidOutItemIDs: paidOut, suspenseFen: suspense)
+                           refunds: refunds, suspenseFen: suspense)
     }
 
     static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
@@ -200,30 +209,18 @@ struct OrderRecord: Sendable, Equatable {
         try transaction.put(tables.orders, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
-    static func statusCode(_ status: OrderStatus) -> UInt8 {
-        UInt8(OrderStatus.allCases.firstIndex(of: status)! + 1)
-    }
+    static func statusCode(_ status: OrderStatus) -> UInt8 { status.storageCode }
 
     static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
-        guard code >= 1, Int(code) <= OrderStatus.allCases.count else { throw DecodingError(what: "order status \(code)") }
-        return OrderStatus.allCases[Int(code) - 1]
+        guard let status = OrderStatus(storageCode: code) else { throw DecodingError(what: "order status \(code)") }
+        return status
     }
 
-    static func kindCode(_ kind: OrderItemKind) -> UInt8 {
-        switch kind {
-        case .bill: return 1
-        case .topup: return 2
-        case .walletTopup: return 3
-        }
-    }
+    static func kindCode(_ kind: OrderItemKind) -> UInt8 { kind.storageCode }
 
     static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
-        switch code {
-        case 1: return .bill
-        case 2: return .topup
-        case 3: return .walletTopup
-        default: throw DecodingError(what: "item kind \(code)")
-        }
+        guard let kind = OrderItemKind(storageCode: code) else { throw DecodingError(what: "item kind \(code)") }
+        return kind
     }
 
     // MARK: JSON

@@ -431,7 +431,7 @@ extension SettledService {
                                 paidAtUnixMillis: nil, businessDate: nil, channelTxnID: nil,
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
-                                refunds: [], paidOutItemIDs: [], suspenseFen: 0)
+                                refunds: [], suspenseFen: 0)
         try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)
