@@ -89,10 +89,31 @@ struct StorageCodesTests {
         "65640000019e70465cc0000100056f2d392e3100000000000027100006616c69706179000000000000200800000000000003" +
         "e8000000000000012c000000000000012c00000000000000000001000472702d3100000000000001f401"
 
+    /// The same order in version 2: each refund ends with its points returned as money (0 here).
+    static let orderV2 = 
+        "020003632d31070000019e704488000000019e705243a00000019e704572600000507a0005616c692d39000000000000002a" +
+        "000300056f2d392e31010003622d310007736763632d6a730003612d31000b656c6563747269636974790000000000002710" +
+        "03000c6d6574657220636c6f7365640000056f2d392e3202000000066761732d626a0003672d310003676173000000000000" +
+        "09c40200000000056f2d392e3303000000000000000000000000000002bc0000000000000000000033900001000472702d31" +
+        "00000000000001f4000001ba60d3380000000000000001f4000000000000012c0000000000000001000000000000012c0000" +
+        "0000000003e80006616c697061790000000000002c8800010008776f2d6f2d392e31001077726974652d6f6666206661696c" +
+        "65640000019e70465cc0000100056f2d392e3100000000000027100006616c69706179000000000000200800000000000003" +
+        "e8000000000000012c000000000000012c000000000000000000000000000000000001000472702d3100000000000001f401"
+
     @Test func orderRecordBytes() throws {
-        #expect(Self.hex(Self.order.encoded()) == Self.orderV1)
-        let decoded = try Self.bytes(Self.orderV1).withUnsafeBytes { try OrderRecord.decode(id: "o-9", $0) }
-        #expect(decoded == Self.order)
+        #expect(OrderRecord.formatVersion == 2)
+        #expect(Self.hex(Self.order.encoded()) == Self.orderV2)
+        for golden in [Self.orderV1, Self.orderV2] {
+            let decoded = try Self.bytes(golden).withUnsafeBytes { try OrderRecord.decode(id: "o-9", $0) }
+            #expect(decoded == Self.order)
+        }
+        var withMoney = Self.order
+        withMoney.refunds[0].refund.pointsFen = 294
+        withMoney.refunds[0].refund.walletFen = 1_006
+        withMoney.refunds[0].refund.pointsWalletFen = 6
+        let encoded = withMoney.encoded()
+        #expect(Self.hex(encoded).hasPrefix("02") && encoded.count == Self.order.encoded().count)
+        #expect(try encoded.withUnsafeBytes { try OrderRecord.decode(id: "o-9", $0) } == withMoney)
     }
 
     @Test func unknownCodesAreThrownNotTrapped() throws {

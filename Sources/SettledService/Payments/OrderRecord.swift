@@ -55,7 +55,9 @@ struct OrderRecord: Sendable, Equatable {
     /// payment): booked to suspense, with a refund instruction.
     var suspenseFen: Int64
 
-    static let formatVersion: UInt8 = 1
+    /// 1: the first layout. 2: each refund ends with `pointsWalletFen` (i64); a version 1
+    /// refund has none (0: earlier versions returned no point as money).
+    static let formatVersion: UInt8 = 2
 
     var order: Order { Order(orderId: id, items: items) }
 
@@ -105,6 +107,7 @@ struct OrderRecord: Sendable, Equatable {
             writer.i64(refund.pointsFen)
             writer.i64(refund.points)
             writer.i64(refund.walletTopupFen)
+            writer.i64(refund.pointsWalletFen)
             writer.u16(UInt16(refund.redPackets.count))
             for packet in refund.redPackets {
                 writer.string(packet.redPacketId)
@@ -147,7 +150,7 @@ struct OrderRecord: Sendable, Equatable {
 
     static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
         var reader = ByteReader(bytes)
-        _ = try reader.version(current: formatVersion, record: "order")
+        let version = try reader.version(current: formatVersion, record: "order")
         let customer = try reader.string()
         let status = try statusFromCode(try reader.u8())
         let created = try reader.i64(), expires = try reader.i64(), paidAt = try reader.i64()
@@ -184,6 +187,7 @@ struct OrderRecord: Sendable, Equatable {
             let channel = try reader.string()
             let channelFen = try reader.i64(), walletFen = try reader.i64(), pointsFen = try reader.i64()
             let points = try reader.i64(), walletTopupFen = try reader.i64()
+            let pointsWalletFen = version >= 2 ? try reader.i64() : 0
             var packets: [RedPacketReturn] = []
             for _ in 0..<Int(try reader.u16()) {
                 packets.append(RedPacketReturn(redPacketId: try reader.string(), fen: try reader.i64(), restored: try reader.u8() == 1))
@@ -191,7 +195,8 @@ struct OrderRecord: Sendable, Equatable {
             refunds.append(RefundEntry(refund: Refund(refundId: refundID, items: refundItems, amountFen: amount,
                                                       channel: channel.isEmpty ? nil : channel, channelFen: channelFen,
                                                       walletFen: walletFen, pointsFen: pointsFen, points: points,
-                                                      redPackets: packets, walletTopupFen: walletTopupFen),
+                                                      redPackets: packets, walletTopupFen: walletTopupFen,
+                                                      pointsWalletFen: pointsWalletFen),
                                        reason: reason, atUnixMillis: at))
         }
         return OrderRecord(id: id, customer: customer.isEmpty ? nil : customer, items: items, funding: funding, status: status,
