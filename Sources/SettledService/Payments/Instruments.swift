@@ -140,7 +140,7 @@ extension SettledService {
                     if let packet = try StoredRedPacket.load(id, tables: tables, in: transaction) { packets.append(packet) }
                     return packets.count < Self.listLimitMax
                 }
-                let now = StoreWriterClock.nowUnixMillis()
+                let now = self.writer.clock.wallUnixMillis()
                 let statuses = try packets.map { try $0.visibleStatus(atUnixMillis: now, tables: tables, in: transaction) }
                 return .json { json in
                     json.field("customer_id", customer)
@@ -244,13 +244,4 @@ extension SettledService {
 extension AccountName {
     /// The platform's cost of wallet compensation credits.
     public static let marketingCompensation = "marketing:compensation"
-}
-
-/// The wall clock in Unix milliseconds, for reads outside the writer.
-enum StoreWriterClock {
-    static func nowUnixMillis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }
