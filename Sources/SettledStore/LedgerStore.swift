@@ -56,7 +56,7 @@ public struct LedgerWriter {
     /// Posts one balanced journal transaction and returns its id.
     ///
     /// A transaction with a bad shape (bad account name, zero entry, too few entries) or one
-    /// that would take a balance past 64 bits is a thrown `LedgerError` before anything is
+    /// that would take a balance past 64 bits (or to Int64.min) is a thrown `LedgerError` before anything is
     /// written. One that does not balance is a broken invariant of the caller and stops the
     /// process: it is never written. An account named twice gets one index record per
     /// transaction, holding its net amount.
@@ -91,7 +91,9 @@ public struct LedgerWriter {
             if accounts[slot].postSerial == postSerial {
                 (net, netOverflow) = accounts[slot].netFen.addingReportingOverflow(amount)
             }
-            if balanceOverflow || netOverflow { break }
+            // Int64.min is refused too: every balance and net can then be negated (a wallet's
+            // balance is shown negated) without a trap.
+            if balanceOverflow || netOverflow || next == .min || net == .min { break }
             accounts[slot].balanceFen = next
             accounts[slot].postSerial = postSerial
             accounts[slot].netFen = net
