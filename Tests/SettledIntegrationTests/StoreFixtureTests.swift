@@ -117,6 +117,15 @@ struct StoreFixtureTests {
         #expect(replayed.json?["order_id"]?.string == "o-1")
         #expect(replayed.headers.fields.contains { $0.name.lowercased() == "idempotent-replayed" })
 
+        // The stored notification of o-1's channel transaction recognises a repeat: nothing moves.
+        let journalBefore = try get(daemon, "/v1/ledger/verify")["transactions"]?.int64
+        let paidAt = try #require(try Self.answer("o-1")["paid_at"]?.string)
+        let repeated = try daemon.request("POST", "/v1/notifications",
+                                          body: PaymentDaemon.notificationBody(order: "o-1", txn: "ali-1", amountFen: 18503, paidAt: paidAt))
+        #expect(repeated.status == 200, "\(repeated.text)")
+        #expect(try get(daemon, "/v1/ledger/verify")["transactions"]?.int64 == journalBefore)
+        #expect(try get(daemon, "/v1/orders/o-1")["status"]?.string == "partially_refunded")
+
         let order = try daemon.request("POST", "/v1/orders",
                                        body: #"{"customer_id":"c-1","items":[{"kind":"topup","biller_id":"gas-bj","account_no":"g-9","amount_fen":700}],"funding":{"points":100,"wallet_fen":200,"channel":"wechat"}}"#,
                                        headers: [(name: "Idempotency-Key", value: "key-o7")])

@@ -264,4 +264,43 @@ struct StorageCodesTests {
         }
         #expect(counts == ["orders": 6, "bills": 9, "billers": 3, "red packets": 2, "discrepancies": 1])
     }
+
+    /// Records written inside the writer, each at the batch's time (a manual clock here).
+    @Test func writerRecordsBytes() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try Store(directory: directory.path + "/state", mapSizeBytes: 16 << 20, mapSizeMaxBytes: 64 << 20, sync: false)
+        let writer = StoreWriter(store: store, queueMax: 16, batchMax: 4, clock: .manual(ManualClock(wallUnixMillis: 1_780_000_000_000)))
+        writer.start()
+        defer { writer.stop() }
+        let stored: [String: String] = try writer.perform { write in
+            let tables = write.tables
+            try CustomerRecord(points: 2_000, pointsReserved: 300, walletReservedFen: 1_000).store("c-1", tables: tables, in: write.transaction)
+            let instruction = try RefundInstruction.raise(channel: "alipay", orderID: "o-1", channelTxnID: "ali-1b", amountFen: 18_503,
+                                                          reason: "second payment", write: write)
+            let notification = Notification(channel: "wechat", orderID: "o-2", channelTxnID: "wx-2", amountFen: 11_503, success: true,
+                                            paidAtUnixMillis: 1_779_999_000_000)
+            try notification.remember(outcome: "captured", write: write)
+            let key = Idempotency.storageKey(uid: 1000, key: "k-1")
+            try Idempotency.put(key, fingerprint: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10, status: 201,
+                                contentType: "application/json", body: Array("{}".utf8), write: write)
+            var found: [String: String] = [:]
+            found["customer"] = try write.transaction.get(tables.customers, key: Key.string("c-1")).map(Self.hex)
+            found["instruction"] = try write.transaction.get(tables.refundInstructions, key: Key.u64(instruction)).map(Self.hex)
+            found["notification"] = try write.transaction.get(tables.notifications, key: notification.key).map(Self.hex)
+            found["idempotency"] = try write.transaction.get(tables.idempotency, key: key).map(Self.hex)
+            found["idempotency key"] = Self.hex(key)
+            return found
+        }
+        #expect(stored["customer"] == "01" + "00000000000007d0" + "000000000000012c" + "00000000000003e8")
+        // v1, channel, order, channel txn, amount, reason, status text, created.
+        #expect(stored["instruction"] == "01" + "0006616c69706179" + "00036f2d31" + "0006616c692d3162" + "0000000000004847"
+                + "000e7365636f6e64207061796d656e74" + "000770656e64696e67" + "0000019e70448800")
+        // v1, order, success, amount, outcome, at.
+        #expect(stored["notification"] == "01" + "00036f2d32" + "01" + "0000000000002cef" + "00086361707475726564" + "0000019e70448800")
+        #expect(stored["idempotency key"] == "000003e8" + "6b2d31")
+        // v1, created, fingerprint (high, low), status, content type, body (u32 length).
+        #expect(stored["idempotency"] == "01" + "0000019e70448800" + "0102030405060708" + "090a0b0c0d0e0f10" + "00c9"
+                + "00106170706c69636174696f6e2f6a736f6e" + "00000002" + "7b7d")
+    }
 }
