@@ -31,7 +31,8 @@
 /// # Records and their versions
 ///
 /// Every record below is format version 1 (`formatVersion` by its encoder) but the order,
-/// version 2 (each refund ends with `pointsWalletFen`; version 1 is still read); strings are
+/// up to version 2 (each refund ends with `pointsWalletFen`; written only when a refund needs
+/// it, version 1 otherwise, and both are read); strings are
 /// u16-length-prefixed UTF-8, integers big-endian. The golden-bytes tests
 /// (SettledStoreTests/GoldenBytesTests, SettledServiceTests/StorageCodesTests) pin each
 /// layout, and Tests/Fixtures/store-v1 is a whole store written by the first version.

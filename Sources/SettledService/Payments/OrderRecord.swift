@@ -56,7 +56,9 @@ struct OrderRecord: Sendable, Equatable {
     var suspenseFen: Int64
 
     /// 1: the first layout. 2: each refund ends with `pointsWalletFen` (i64); a version 1
-    /// refund has none (0: earlier versions returned no point as money).
+    /// refund has none (0: earlier versions returned no point as money). An order is written
+    /// in version 1 while none of its refunds returned points as money, so that a store stays
+    /// readable by the version before as long as nothing needs the new field.
     static let formatVersion: UInt8 = 2
 
     var order: Order { Order(orderId: id, items: items) }
@@ -67,7 +69,8 @@ struct OrderRecord: Sendable, Equatable {
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256 + items.count * 64)
-        writer.u8(Self.formatVersion)
+        let version: UInt8 = refunds.contains { $0.refund.pointsWalletFen != 0 } ? 2 : 1
+        writer.u8(version)
         writer.string(customer ?? "")
         writer.u8(Self.statusCode(status))
         writer.i64(createdUnixMillis)
@@ -107,7 +110,7 @@ struct OrderRecord: Sendable, Equatable {
             writer.i64(refund.pointsFen)
             writer.i64(refund.points)
             writer.i64(refund.walletTopupFen)
-            writer.i64(refund.pointsWalletFen)
+            if version >= 2 { writer.i64(refund.pointsWalletFen) }
             writer.u16(UInt16(refund.redPackets.count))
             for packet in refund.redPackets {
                 writer.string(packet.redPacketId)
