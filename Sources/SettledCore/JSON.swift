@@ -374,6 +374,12 @@ public struct JSONWriter {
 
     public mutating func field(_ name: StaticString, _ value: Int) { field(name, Int64(value)) }
 
+    /// A sum over many Int64 amounts (a trial balance), which may lie outside Int64.
+    public mutating func field(_ name: StaticString, _ value: Int128) {
+        key(name)
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
     public mutating func field(_ name: StaticString, _ value: UInt64) {
         key(name)
         appendInteger(magnitude: value, negative: false)

@@ -42,8 +42,16 @@ public enum AccountName {
 
 public struct JournalEntry: Hashable, Sendable {
     public var account: String
-    /// Debit-positive amount in fen.
+    /// Debit-positive amount in fen, at most `amountFenMax` either way.
     public var amountFen: Int64
+
+    /// The largest amount of one entry, either way: 10^15 fen (ten trillion yuan), 10^5 times
+    /// the largest bill and more than any single movement of a payment center. Far enough
+    /// below Int64 (9.2 × 10^18) that the debits of a transaction of `entriesMax` entries
+    /// (4.1 × 10^18) never overflow, and that a balance takes thousands of maximal entries to
+    /// approach Int64 (where the writer refuses it with `LedgerError.overflow`). Sums over the
+    /// ledger (trial balance, verification) are taken in Int128 and cannot overflow at all.
+    public static let amountFenMax: Int64 = 1_000_000_000_000_000
 
     public init(account: String, amountFen: Int64) {
         self.account = account
@@ -81,6 +89,9 @@ public struct JournalTransaction: Hashable, Sendable {
         for entry in entries {
             guard AccountName.isValid(entry.account) else { return .invalidAccount(entry.account) }
             guard entry.amountFen != 0 else { return .zeroEntry(entry.account) }
+        }
+        for entry in entries where entry.amountFen.magnitude > JournalEntry.amountFenMax.magnitude {
+            return .entryTooLarge(entry.account)
         }
         guard let totals = totalsFen else { return .overflow }
         let sum = totals.debits + totals.credits  // opposite signs: cannot overflow
@@ -122,6 +133,7 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidReference
     case invalidAccount(String)
     case zeroEntry(String)
+    case entryTooLarge(String)
     case unbalanced(sumFen: Int64)
     case overflow
 
@@ -130,7 +142,8 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooFewEntries, .tooManyEntries, .invalidKind, .invalidReference, .invalidAccount, .zeroEntry:
             return "invalid_journal"
         case .unbalanced: return "unbalanced_journal"
-        case .overflow: return "amount_overflow"
+        // An entry beyond the bound is what an amount that would overflow looks like to a client.
+        case .overflow, .entryTooLarge: return "amount_overflow"
         }
     }
 
@@ -142,6 +155,7 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidReference: return "the reference is longer than \(JournalTransaction.referenceBytesMax) bytes"
         case .invalidAccount(let name): return "'\(name)' is not a valid account name"
         case .zeroEntry(let name): return "the entry for \(name) is zero"
+        case .entryTooLarge(let name): return "the entry for \(name) is beyond \(JournalEntry.amountFenMax) fen either way"
         case .unbalanced(let sum): return "the entries sum to \(sum) fen, not zero"
         case .overflow: return "the debits or the credits overflow 64-bit fen"
         }
@@ -149,23 +163,25 @@ public enum LedgerError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// The trial balance: the sum of all debit balances and of all credit balances.
+///
+/// Summed in Int128: however many Int64 balances there are (fewer than 2^64), the sums cannot
+/// overflow, so reading a trial balance never traps whatever the ledger holds.
 public struct TrialBalance: Equatable, Sendable {
-    public var debitsFen: Int64
-    public var creditsFen: Int64
+    public var debitsFen: Int128
+    public var creditsFen: Int128
     public var balanced: Bool { debitsFen == creditsFen }
 
-    public init(debitsFen: Int64 = 0, creditsFen: Int64 = 0) {
+    public init(debitsFen: Int128 = 0, creditsFen: Int128 = 0) {
         self.debitsFen = debitsFen
         self.creditsFen = creditsFen
     }
 
-    /// Adds one account balance (debit-positive); traps on overflow, which a balanced ledger
-    /// of Int64 balances cannot reach in practice and which would mean corruption.
+    /// Adds one account balance (debit-positive).
     public mutating func add(balanceFen: Int64) {
         if balanceFen > 0 {
-            debitsFen += balanceFen
+            debitsFen += Int128(balanceFen)
         } else {
-            creditsFen -= balanceFen
+            creditsFen -= Int128(balanceFen)
         }
     }
 }

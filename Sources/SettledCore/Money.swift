@@ -1,66 +1,11 @@
-/// An amount of CNY as a whole number of fen (1 yuan = 100 fen).
-///
-/// All arithmetic is checked: an overflow is a thrown `MoneyError.overflow`, never a wrap.
-/// Parsing and formatting of yuan strings never go through floating point.
-public struct Money: Hashable, Comparable, Sendable, CustomStringConvertible {
+/// An amount of CNY as a whole number of fen (1 yuan = 100 fen), as yuan text: parsing and
+/// formatting of yuan strings, never through floating point. Arithmetic on fen is on `Int64`,
+/// checked (`addingFen`): an overflow is a thrown `MoneyError.overflow`, never a wrap.
+public struct Money: Hashable, Sendable, CustomStringConvertible {
     public let fen: Int64
-
-    public static let zero = Money(fen: 0)
 
     @inlinable
     public init(fen: Int64) { self.fen = fen }
-
-    public static func < (lhs: Money, rhs: Money) -> Bool { lhs.fen < rhs.fen }
-
-    public var isNegative: Bool { fen < 0 }
-    public var isZero: Bool { fen == 0 }
-
-    public func adding(_ other: Money) throws(MoneyError) -> Money {
-        let (sum, overflow) = fen.addingReportingOverflow(other.fen)
-        if overflow { throw .overflow }
-        return Money(fen: sum)
-    }
-
-    public func subtracting(_ other: Money) throws(MoneyError) -> Money {
-        let (difference, overflow) = fen.subtractingReportingOverflow(other.fen)
-        if overflow { throw .overflow }
-        return Money(fen: difference)
-    }
-
-    public func multiplied(by factor: Int64) throws(MoneyError) -> Money {
-        let (product, overflow) = fen.multipliedReportingOverflow(by: factor)
-        if overflow { throw .overflow }
-        return Money(fen: product)
-    }
-
-    public func negated() throws(MoneyError) -> Money {
-        if fen == Int64.min { throw .overflow }
-        return Money(fen: -fen)
-    }
-
-    /// This amount times `basisPoints` / 10,000, rounded half away from zero. An overflow only
-    /// when the rounded result does not fit in Int64 (`Int64.max` fen at 10,000 bp is itself).
-    public func basisPoints(_ basisPoints: Int64) throws(MoneyError) -> Money {
-        // |fen × basisPoints| <= 2^126: exact in 128 bits.
-        let product = Int128(fen) * Int128(basisPoints)
-        var quotient = product / Money.basisPointsPerUnit
-        let remainder = product % Money.basisPointsPerUnit
-        if remainder.magnitude * 2 >= Money.basisPointsPerUnit.magnitude { quotient += product < 0 ? -1 : 1 }
-        guard let rounded = Int64(exactly: quotient) else { throw .overflow }
-        return Money(fen: rounded)
-    }
-
-    private static let basisPointsPerUnit: Int128 = 10_000
-
-    /// The sum of `amounts`, checked: an overflow only when the total does not fit in Int64,
-    /// whatever the order of the amounts.
-    public static func sum<S: Sequence>(_ amounts: S) throws(MoneyError) -> Money where S.Element == Money {
-        // 2^64 amounts of at most 2^63 fen each cannot reach 2^127: the running total is exact.
-        var total: Int128 = 0
-        for amount in amounts { total += Int128(amount.fen) }
-        guard let fen = Int64(exactly: total) else { throw .overflow }
-        return Money(fen: fen)
-    }
 
     /// "1234.56", "-0.01", "0.00": plain yuan with two decimals, no grouping.
     public var description: String { yuanString(grouped: false) }
@@ -183,12 +128,5 @@ extension Int64 {
         let (sum, overflow) = addingReportingOverflow(other)
         if overflow { throw .overflow }
         return sum
-    }
-
-    @inlinable
-    public func subtractingFen(_ other: Int64) throws(MoneyError) -> Int64 {
-        let (difference, overflow) = subtractingReportingOverflow(other)
-        if overflow { throw .overflow }
-        return difference
     }
 }

@@ -4,7 +4,30 @@ import SettledStore
 
 /// A biller: an organisation that issues bills and receives payouts.
 public struct Biller: Sendable, Equatable {
-    public enum FeeBearer: String, Sendable { case platform, biller }
+    /// Stored as its text (`storageText`), fixed for ever:
+    ///
+    /// | case       | stored text  |
+    /// |------------|--------------|
+    /// | `platform` | `"platform"` |
+    /// | `biller`   | `"biller"`   |
+    public enum FeeBearer: String, Sendable {
+        case platform, biller
+
+        var storageText: String {
+            switch self {
+            case .platform: return "platform"
+            case .biller: return "biller"
+            }
+        }
+
+        init?(storageText: String) {
+            switch storageText {
+            case "platform": self = .platform
+            case "biller": self = .biller
+            default: return nil
+            }
+        }
+    }
 
     public var id: String
     public var name: String
@@ -32,7 +55,7 @@ public struct Biller: Sendable, Equatable {
         writer.string(bank)
         writer.string(accountNumber)
         writer.string(accountName)
-        writer.string(feeBearer.rawValue)
+        writer.string(feeBearer.storageText)
         writer.i64(createdUnixMillis)
         writer.i64(updatedUnixMillis)
         return writer.bytes
@@ -43,7 +66,8 @@ public struct Biller: Sendable, Equatable {
         _ = try reader.version(current: formatVersion, record: "biller")
         let name = try reader.string(), utility = try reader.string(), province = try reader.string()
         let bank = try reader.string(), accountNumber = try reader.string(), accountName = try reader.string()
-        guard let feeBearer = FeeBearer(rawValue: try reader.string()) else { throw DecodingError(what: "biller fee bearer") }
+        let feeBearerText = try reader.string()
+        guard let feeBearer = FeeBearer(storageText: feeBearerText) else { throw DecodingError(what: "biller fee bearer \(feeBearerText)") }
         return Biller(id: id, name: name, utility: utility, province: province, bank: bank, accountNumber: accountNumber,
                       accountName: accountName, feeBearer: feeBearer, createdUnixMillis: try reader.i64(),
                       updatedUnixMillis: try reader.i64())

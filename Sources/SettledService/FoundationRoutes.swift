@@ -186,7 +186,7 @@ extension SettledService {
     func status(_ transaction: Transaction) throws -> HTTPResponse {
         let usage = store.environment.usage()
         let statistics = writer.snapshot()
-        let now = Int64(Date().timeIntervalSince1970)
+        let now = writer.clock.wallUnixSeconds()
         let offset = configuration.utcOffsetSeconds(atUnixSeconds: now)
         let businessDate = BusinessDate.of(unixSeconds: now, utcOffsetSeconds: offset, cutoffMinutes: configuration.cutoffMinutes)
         let tables = store.tables

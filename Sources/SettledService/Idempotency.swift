@@ -57,7 +57,7 @@ enum Idempotency {
     /// How long a marker holds its key at most: far longer than the largest upload takes.
     static let markerLifetimeMillis: Int64 = 10 * 60 * 1000
     /// This process, as markers name it: a marker of another (stopped or dead) process is stale.
-    static let processMark = "in progress in pid \(getpid()) started at \(StoreWriterClock.nowUnixMillis())"
+    static let processMark = "in progress in pid \(getpid()) started at \(Clock.system.wallUnixMillis())"
 
     static func stored(_ storage: [UInt8], write: WriteContext) throws -> Stored? {
         guard let bytes = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }

@@ -92,10 +92,8 @@ public final class SettledService: @unchecked Sendable {
         self.writer = writer
         self.access = access
         self.log = log
-        self.timers = TimerSchedule(log: log)
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        self.startedUnixSeconds = Int64(now.tv_sec)
+        self.timers = TimerSchedule(clock: writer.clock, log: log)
+        self.startedUnixSeconds = writer.clock.wallUnixSeconds()
         routes = Self.foundationRoutes(self)
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SettledStore
 
 /// The daemon's timers: named Dispatch timers whose next fire time and last run show in status.
 /// Each timer runs on a serial queue of its own, so that a long run of one (a collection of
@@ -17,10 +18,15 @@ public final class TimerSchedule: @unchecked Sendable {
     private var sources: [String: DispatchSourceTimer] = [:]
     private var queues: [String: DispatchQueue] = [:]
     private let log: @Sendable (Int32, String) -> Void
+    /// The clock of the times shown in status (the timers themselves fire on Dispatch's clock).
+    private let clock: Clock
 
-    init(log: @escaping @Sendable (Int32, String) -> Void) { self.log = log }
+    init(clock: Clock, log: @escaping @Sendable (Int32, String) -> Void) {
+        self.clock = clock
+        self.log = log
+    }
 
-    private static func nowSeconds() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    private func nowSeconds() -> Int64 { clock.wallUnixSeconds() }
 
     /// The serial queue of timer `name`, made on first use.
     private func queue(_ name: String) -> DispatchQueue {
@@ -41,41 +47,13 @@ public final class TimerSchedule: @unchecked Sendable {
         source.setEventHandler { [weak self] in
             guard let self else { return }
             self.run(name, work)
-            self.update(name) { $0.nextFireUnixSeconds = Self.nowSeconds() + Int64(intervalSeconds) }
+            self.update(name) { $0.nextFireUnixSeconds = self.nowSeconds() + Int64(intervalSeconds) }
         }
         lock.lock()
-        entries[name] = Entry(name: name, nextFireUnixSeconds: Self.nowSeconds() + Int64(intervalSeconds))
+        entries[name] = Entry(name: name, nextFireUnixSeconds: self.nowSeconds() + Int64(intervalSeconds))
         sources[name] = source
         lock.unlock()
         source.resume()
-    }
-
-    /// Runs `work` at the Unix times `nextFire` computes, again and again: for wall-clock
-    /// schedules such as a daily clearing time. `nextFire` gets the current time.
-    public func at(_ name: String, nextFire: @escaping @Sendable (Int64) -> Int64, _ work: @escaping @Sendable () throws -> String) {
-        let source = DispatchSource.makeTimerSource(queue: queue(name))
-        lock.lock()
-        sources[name] = source
-        entries[name] = Entry(name: name)
-        lock.unlock()
-        func arm() {
-            let now = Self.nowSeconds()
-            let fire = max(nextFire(now), now + 1)
-            update(name) { $0.nextFireUnixSeconds = fire }
-            source.schedule(wallDeadline: .now() + .seconds(Int(fire - now)), leeway: .seconds(1))
-        }
-        source.setEventHandler { [weak self] in
-            guard let self else { return }
-            self.run(name, work)
-            arm()
-        }
-        arm()
-        source.resume()
-    }
-
-    /// Runs a timer's work now, on the timer's queue, and records the outcome.
-    public func runNow(_ name: String, _ work: @escaping @Sendable () throws -> String) {
-        queue(name).async { self.run(name, work) }
     }
 
     private func run(_ name: String, _ work: () throws -> String) {
@@ -87,7 +65,7 @@ public final class TimerSchedule: @unchecked Sendable {
             log(3, "timer \(name) failed: \(error)")
         }
         update(name) {
-            $0.lastRunUnixSeconds = Self.nowSeconds()
+            $0.lastRunUnixSeconds = self.nowSeconds()
             $0.lastOutcome = outcome
         }
     }

@@ -1,9 +1,62 @@
 /// Byte encodings of keys and values.
 ///
 /// Keys that are scanned in order are fixed-width big-endian integers (or such integers
-/// followed by a string), so that LMDB's byte order is numeric order. Every stored value
+/// followed by a string), so that LMDB's byte order is numeric order. Every stored record
 /// starts with a one-byte format version, so that a later version of the program can read
 /// what this one wrote and refuse what it cannot.
+///
+/// # Storage codes (fixed for ever)
+///
+/// What is stored never depends on the order of Swift cases or on API texts: each enum has
+/// an explicit code per case, written down by the enum and repeated here. A new case takes a
+/// new code; an existing code never changes meaning. Decoding a code no version wrote is a
+/// thrown `DecodingError` (the request fails, the process does not stop).
+///
+/// | enum (where)                                | stored as | codes |
+/// |---------------------------------------------|-----------|-------|
+/// | `OrderStatus` (SettledCore, Order.swift)    | u8  | pending 1, paid 2, cancelled 3, expired 4, failed 5, refunded 6, partially_refunded 7 |
+/// | `OrderItemKind` (SettledCore, Order.swift)  | u8  | bill 1, topup 2, wallet_topup 3 |
+/// | `WriteoffStatus` (OrderRecord.swift)        | u8  | none 0, pending 1, ok 2, failed 3 |
+/// | `Bill.Status` (Bills.swift)                 | u8  | open 1, reserved 2, paid 3, cancelled 4 |
+/// | `RedPacketStatus` (SettledCore, Funding.swift) | text | "available", "reserved", "used", "expired" |
+/// | `Biller.FeeBearer` (Billers.swift)          | text | "platform", "biller" |
+/// | `Counter` (Store.swift)                     | meta key text | next_transaction_id, next_account_id, next_audit_id, next_order_id, next_discrepancy_id, next_refund_instruction_id |
+///
+/// Texts that are stored as written, not enums: a discrepancy's kind and status, a refund
+/// instruction's status, a notification's outcome, an audit record's role and code.
+/// Booleans are one byte, 0 or 1. An absent optional is stored as a sentinel the field cannot
+/// otherwise hold: "" for a string, -1 for a time, `Int32.min` for a business date, or a
+/// presence byte before the value (a discrepancy's amounts).
+///
+/// # Records and their versions
+///
+/// Every record below is format version 1 (`formatVersion` by its encoder) but the order,
+/// up to version 2 (each refund ends with `pointsWalletFen`; written only when a refund needs
+/// it, version 1 otherwise, and both are read); strings are
+/// u16-length-prefixed UTF-8, integers big-endian. The golden-bytes tests
+/// (SettledStoreTests/GoldenBytesTests, SettledServiceTests/StorageCodesTests) pin each
+/// layout, and Tests/Fixtures/store-v1 is a whole store written by the first version.
+///
+/// | record (table)            | layout after the version byte |
+/// |---------------------------|-------------------------------|
+/// | balance (balances)        | balance i64, entries u64 |
+/// | journal transaction (journal) | posted millis i64, kind, reference, count u16, (account id u64, amount i64)... |
+/// | biller (billers)          | name, utility, province, bank, account no, account name, fee bearer text, created i64, updated i64 |
+/// | audit (audit)             | millis i64, uid u32, pid u32, role, method, target, body excerpt, status u16, code |
+/// | idempotency (idempotency) | created i64, fingerprint u64 u64, status u16, content type, body (u32-prefixed) |
+/// | bill (bills)              | biller, account no, period, amount i64, due days u32, status u8, order id, updated i64 |
+/// | binding (bindings)        | bound millis i64 |
+/// | customer (customers)      | points i64, points reserved i64, wallet reserved i64 |
+/// | red packet (red_packets)  | customer, value i64, min order i64, expires i64, count u16, utilities..., status text, order id |
+/// | order (orders)            | see `OrderRecord.encoded` (status u8, items with kind u8 and write-off u8, funding, refunds) |
+/// | notification (notifications) | order id, success u8, amount i64, outcome, millis i64 |
+/// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64 |
+/// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64 |
+///
+/// Index entries (account_names, account_ids, account_entries, account_bills,
+/// customer_red_packets, order_expiry, order_items, writeoffs_pending, refunds,
+/// idempotency_age) and the counters in meta have fixed layouts (see `Tables`) and no version
+/// byte: they are versioned with the whole store by its schema version (`Store.schemaVersion`).
 
 public struct ByteWriter {
     public private(set) var bytes: [UInt8]

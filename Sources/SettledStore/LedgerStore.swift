@@ -56,7 +56,7 @@ public struct LedgerWriter {
     /// Posts one balanced journal transaction and returns its id.
     ///
     /// A transaction with a bad shape (bad account name, zero entry, too few entries) or one
-    /// that would take a balance past 64 bits is a thrown `LedgerError` before anything is
+    /// that would take a balance past 64 bits (or to Int64.min) is a thrown `LedgerError` before anything is
     /// written. One that does not balance is a broken invariant of the caller and stops the
     /// process: it is never written. An account named twice gets one index record per
     /// transaction, holding its net amount.
@@ -91,7 +91,9 @@ public struct LedgerWriter {
             if accounts[slot].postSerial == postSerial {
                 (net, netOverflow) = accounts[slot].netFen.addingReportingOverflow(amount)
             }
-            if balanceOverflow || netOverflow { break }
+            // Int64.min is refused too: every balance and net can then be negated (a wallet's
+            // balance is shown negated) without a trap.
+            if balanceOverflow || netOverflow || next == .min || net == .min { break }
             accounts[slot].balanceFen = next
             accounts[slot].postSerial = postSerial
             accounts[slot].netFen = net
@@ -345,7 +347,8 @@ public enum LedgerReader {
         public struct Mismatch: Sendable, Equatable {
             public var account: String
             public var storedFen: Int64
-            public var recomputedFen: Int64
+            /// Summed in Int128: the journal's entries of one account, whatever they hold.
+            public var recomputedFen: Int128
         }
         public var transactionsCount: Int
         public var accountsCount: Int
@@ -362,7 +365,7 @@ public enum LedgerReader {
     /// every transaction balances, the index by account holds exactly one record per account and
     /// transaction with the account's net amount in it, and the trial balance is zero.
     public static func verify(tables: Tables, in transaction: Transaction, mismatchesMax: Int = 100) throws -> Verification {
-        var recomputed: [UInt64: Int64] = [:]
+        var recomputed: [UInt64: Int128] = [:]
         var unbalanced: [UInt64] = []
         var transactions = 0
         var indexProblems = 0
@@ -377,7 +380,7 @@ public enum LedgerReader {
             nets.removeAll(keepingCapacity: true)
             for entry in stored.transaction.entries {
                 let accountID = UInt64(entry.account)!
-                recomputed[accountID, default: 0] &+= entry.amountFen
+                recomputed[accountID, default: 0] += Int128(entry.amountFen)
                 let (next, didOverflow) = sum.addingReportingOverflow(entry.amountFen)
                 sum = next
                 overflow = overflow || didOverflow
@@ -417,7 +420,7 @@ public enum LedgerReader {
             accounts += 1
             seen.insert(id)
             let expected = recomputed[id] ?? 0
-            if storedFen != expected && mismatches.count < mismatchesMax {
+            if Int128(storedFen) != expected && mismatches.count < mismatchesMax {
                 mismatches.append(.init(account: try accountName(id: id, tables: tables, in: transaction),
                                         storedFen: storedFen, recomputedFen: expected))
             }

@@ -52,6 +52,8 @@ public final class StoreWriter: @unchecked Sendable {
     public let store: Store
     public let queueMax: Int
     public let batchMax: Int
+    /// The clock of the batch times (`WriteContext.nowUnixMillis`).
+    public let clock: Clock
 
     private let condition = NSCondition()
     private var queue: [any QueuedRequest] = []
@@ -78,11 +80,12 @@ public final class StoreWriter: @unchecked Sendable {
     /// The longest a batch may be retried after store faults before every request in it fails.
     static let attemptsMax = 8
 
-    public init(store: Store, queueMax: Int, batchMax: Int) {
+    public init(store: Store, queueMax: Int, batchMax: Int, clock: Clock = .system) {
         precondition(queueMax >= 1 && batchMax >= 1)
         self.store = store
         self.queueMax = queueMax
         self.batchMax = batchMax
+        self.clock = clock
     }
 
     public func start() {
@@ -269,7 +272,7 @@ public final class StoreWriter: @unchecked Sendable {
         let context: WriteContext
         do {
             transaction = try Transaction(environment: store.environment, write: true)
-            context = try WriteContext(store: store, transaction: transaction, nowUnixMillis: Self.nowUnixMillis())
+            context = try WriteContext(store: store, transaction: transaction, nowUnixMillis: clock.wallUnixMillis())
         } catch {
             return .failed(error)
         }
@@ -302,12 +305,6 @@ public final class StoreWriter: @unchecked Sendable {
             return .failed(error)
         }
         return .committed(failures: failures, storeCommitNanoseconds: DispatchTime.now().uptimeNanoseconds - commitStarted)
-    }
-
-    static func nowUnixMillis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }
 

@@ -541,25 +541,61 @@ extension PaymentFixture {
         let second = try Self.plan(["B"], after: [first], items: items, funding: mixed, refundId: "r-2").get()
         #expect(second.channelFen == 20 && second.walletFen == 30 && second.pointsFen == 0 && second.points == 0)
 
-        // Two points and nothing else: nothing to move, so the half point pays for B until B
-        // is refunded too.
+        // Two points and nothing else: nothing to move, so the half point comes back as money
+        // to the wallet, and so does B's.
         let pointsOnly = F.funding(items, points: 2, pointValueFen: 100)
-        let roundedDown = try Self.plan(["A"], items: items, funding: pointsOnly).get()
-        #expect(roundedDown.pointsFen == 150 && roundedDown.points == 1)
-        let rest = try Self.plan(["B"], after: [roundedDown], items: items, funding: pointsOnly, refundId: "r-2").get()
-        #expect(rest.pointsFen == 50 && rest.points == 1)
+        let withMoney = try Self.plan(["A"], items: items, funding: pointsOnly).get()
+        #expect(withMoney.pointsFen == 100 && withMoney.points == 1 && withMoney.walletFen == 50 && withMoney.pointsWalletFen == 50)
+        let rest = try Self.plan(["B"], after: [withMoney], items: items, funding: pointsOnly, refundId: "r-2").get()
+        #expect(rest.pointsFen == 0 && rest.points == 0 && rest.walletFen == 50 && rest.pointsWalletFen == 50)
 
         // A shift that leaves the channel 1 fen: the next refund cannot make its point whole,
-        // and no point comes back for 49 fen (B, 51 fen, stays paid by points).
+        // and its 49 fen of points come back as money; so do B's 51.
         let three = [F.topup("A", "sgcc-js", "electricity", 299), F.topup("C", "sgcc-js", "electricity", 50),
                      F.topup("B", "sgcc-js", "electricity", 51)]
         let twoPoints = F.funding(three, points: 2, pointValueFen: 100, channel: "alipay", channelFen: 200)
         let a = try Self.plan(["A"], items: three, funding: twoPoints).get()
         #expect(a.channelFen == 199 && a.pointsFen == 100 && a.points == 1)
         let c = try Self.plan(["C"], after: [a], items: three, funding: twoPoints, refundId: "r-2").get()
-        #expect(c.channelFen == 1 && c.pointsFen == 49 && c.points == 0)
+        #expect(c.channelFen == 1 && c.pointsFen == 0 && c.walletFen == 49 && c.pointsWalletFen == 49 && c.points == 0)
         let b = try Self.plan(["B"], after: [a, c], items: three, funding: twoPoints, refundId: "r-3").get()
-        #expect(b.channelFen == 0 && b.pointsFen == 51 && b.points == 1)
+        #expect(b.channelFen == 0 && b.pointsFen == 0 && b.walletFen == 51 && b.pointsWalletFen == 51 && b.points == 0)
+    }
+
+    /// Points of 7 fen: a 5-fen refund of a point-funded item returns its 5 fen at once, as
+    /// money, and a refund worth a point and more returns the point and the rest as money.
+    @Test func aRefundReturnsItsAmountWhenItIsMade() throws {
+        let items = [F.bill("A", "sgcc-js", "electricity", 5), F.bill("B", "sgcc-js", "electricity", 9),
+                     F.bill("C", "sgcc-js", "electricity", 14)]
+        let funding = F.funding(items, points: 4, pointValueFen: 7)
+        let a = try Self.plan(["A"], items: items, funding: funding).get()
+        #expect(a.amountFen == 5 && a.points == 0 && a.pointsFen == 0 && a.walletFen == 5 && a.pointsWalletFen == 5)
+        let b = try Self.plan(["B"], after: [a], items: items, funding: funding, refundId: "r-2").get()
+        #expect(b.points == 1 && b.pointsFen == 7 && b.walletFen == 2 && b.pointsWalletFen == 2)
+        let c = try Self.plan(["C"], after: [a, b], items: items, funding: funding, refundId: "r-3").get()
+        #expect(c.points == 2 && c.pointsFen == 14 && c.walletFen == 0 && c.pointsWalletFen == 0)
+        // The same journal rule as any refund: the wallet gets the money, marketing:points the
+        // whole points' fen back.
+        let journal = PaymentJournal.refund(order: Order(orderId: "o-1", items: items), refund: a, customer: F.customer,
+                                            paidOutItemIds: [])
+        #expect(journal.validate() == nil)
+        #expect(Set(journal.entries) == [JournalEntry(account: AccountName.billerPayable("sgcc-js"), amountFen: 5),
+                                         JournalEntry(account: AccountName.customerWallet(F.customer), amountFen: -5)])
+    }
+
+    /// A refund of an earlier version left the fraction of a point owed (its points rounded
+    /// down): the next refund from the points pool returns it with its own.
+    @Test func aFractionOwedByAnEarlierVersionIsReturnedByTheNextRefund() throws {
+        let items = [F.bill("A", "sgcc-js", "electricity", 5), F.bill("B", "sgcc-js", "electricity", 9),
+                     F.bill("C", "sgcc-js", "electricity", 14)]
+        let funding = F.funding(items, points: 4, pointValueFen: 7)
+        let earlier = Refund(refundId: "r-1", items: [items[0]], amountFen: 5, channel: nil, channelFen: 0, walletFen: 0,
+                             pointsFen: 5, points: 0, redPackets: [], walletTopupFen: 0)
+        let b = try Self.plan(["B"], after: [earlier], items: items, funding: funding, refundId: "r-2").get()
+        // 5 owed + 9: two points, 14 fen, of which 9 are booked back now and 5 were before.
+        #expect(b.points == 2 && b.pointsFen == 9 && b.walletFen == 0 && b.pointsWalletFen == 0)
+        let c = try Self.plan(["C"], after: [earlier, b], items: items, funding: funding, refundId: "r-3").get()
+        #expect(c.points == 2 && c.pointsFen == 14 && c.pointsWalletFen == 0)
     }
 
     @Test func aWalletTopupIsRefundedToTheChannelAndABillNeverTakesItsChannelMoney() throws {
@@ -757,19 +793,18 @@ struct PaymentLedger {
         }
 
         /// `pop`, then points made whole as `RefundPlanner` documents: when the points popped
-        /// leave `returnedPointsFen` plus them short of a whole point, and the wallet and channel
-        /// popped at least the shortfall, the shortfall is popped from points instead and pushed
-        /// back onto the wallet (first) and channel.
-        mutating func popWholePoints(_ amountFen: Int64, returnedPointsFen: Int64, pointValueFen: Int64) -> [Instrument: Int64] {
+        /// are short of a whole point, the wallet and channel popped at least the shortfall, and
+        /// points hold it, the shortfall is popped from points instead and pushed back onto the
+        /// wallet (first) and channel.
+        mutating func popWholePoints(_ amountFen: Int64, pointValueFen: Int64) -> [Instrument: Int64] {
             var taken = pop(amountFen)
             let pointsFen = taken[.points, default: 0]
-            let fractionFen = (returnedPointsFen + pointsFen) % pointValueFen
+            let fractionFen = pointsFen % pointValueFen
             guard pointsFen > 0, fractionFen > 0 else { return taken }
             let shiftFen = pointValueFen - fractionFen
             let walletFen = taken[.wallet, default: 0], channelFen = taken[.channel, default: 0]
             guard walletFen + channelFen >= shiftFen else { return taken }
             guard let top = layers.indices.last, layers[top].instrument == .points, layers[top].fen >= shiftFen else {
-                Issue.record("points left short of a whole point")
                 return taken
             }
             layers[top].fen -= shiftFen
@@ -807,7 +842,7 @@ struct PaymentLedger {
         var ledger = PaymentLedger()
         var expected = PaymentLedger()
         var captured = 0, fullyRefunded = 0, restoredPackets = 0, lostPackets = 0, clawedBack = 0
-        var wholePointShifts = 0, pointsRoundedDown = 0
+        var wholePointShifts = 0, fractionsAsMoney = 0
         let ordersCount = 3000
         for orderIndex in 0..<ordersCount {
             let scenario = PaymentScenario.random(using: &random, orderId: "o-\(orderIndex)")
@@ -877,12 +912,14 @@ struct PaymentLedger {
                 #expect(refund.channelFen >= refund.walletTopupFen)
 
                 // The return order: the same as taking from the top of the consumption stack.
-                let returnedPointsFen = refunds.reduce(0) { $0 + $1.pointsFen }
-                let taken = stack.popWholePoints(refundBillerFen, returnedPointsFen: returnedPointsFen,
-                                                 pointValueFen: funding.pointValueFen)
+                let taken = stack.popWholePoints(refundBillerFen, pointValueFen: funding.pointValueFen)
                 #expect(refund.channelFen - refund.walletTopupFen == taken[.channel, default: 0])
-                #expect(refund.walletFen == taken[.wallet, default: 0])
-                #expect(refund.pointsFen == taken[.points, default: 0])
+                #expect(refund.walletFen - refund.pointsWalletFen == taken[.wallet, default: 0])
+                #expect(refund.pointsPoolFen == taken[.points, default: 0])
+                // The points popped come back whole, and their fraction as money: exactly.
+                #expect(refund.points == taken[.points, default: 0] / funding.pointValueFen)
+                #expect(refund.pointsFen == refund.points * funding.pointValueFen)
+                #expect(refund.pointsWalletFen == taken[.points, default: 0] % funding.pointValueFen)
                 for part in refund.redPackets {
                     #expect(part.fen == taken[.redPacket(part.redPacketId)])
                     if part.restored { packetStatus[part.redPacketId] = .available }
@@ -902,15 +939,10 @@ struct PaymentLedger {
                 refunds.append(refund)
                 // Never more than was paid, per instrument.
                 #expect(refunds.reduce(0) { $0 + $1.channelFen } <= funding.channelFen)
-                #expect(refunds.reduce(0) { $0 + $1.walletFen } <= funding.walletFen)
-                #expect(refunds.reduce(0) { $0 + $1.pointsFen } <= funding.pointsFen)
+                #expect(refunds.reduce(0) { $0 + $1.walletFen - $1.pointsWalletFen } <= funding.walletFen)
+                #expect(refunds.reduce(0) { $0 + $1.pointsPoolFen } <= funding.pointsFen)
                 #expect(refunds.reduce(0) { $0 + $1.points } <= funding.points)
-                // Points back: whole, never worth more than the fen returned to points, short
-                // of them by less than a point.
-                let pointsBackFen = refunds.reduce(0) { $0 + $1.points } * funding.pointValueFen
-                let pointsReturnedFen = refunds.reduce(0) { $0 + $1.pointsFen }
-                #expect(pointsBackFen <= pointsReturnedFen && pointsBackFen > pointsReturnedFen - funding.pointValueFen)
-                if pointsBackFen < pointsReturnedFen { pointsRoundedDown += 1 }
+                if refund.pointsWalletFen > 0 { fractionsAsMoney += 1 }
                 for use in funding.redPackets {
                     let returnedFen = refunds.flatMap(\.redPackets).filter { $0.redPacketId == use.redPacketId }
                         .reduce(0) { $0 + $1.fen }
@@ -927,6 +959,11 @@ struct PaymentLedger {
                 #expect(journal.validate() == nil)
                 #expect(PaymentLedger(journal).balances.count == journal.entries.count, "one entry per account")
                 ledger.post(journal)
+                if refund.pointsWalletFen > 0 {
+                    // Points paid out as money: the wallet holds it, the platform's points cost it.
+                    expected.add(AccountName.customerWallet(scenario.customer!), -refund.pointsWalletFen)
+                    expected.add(AccountName.marketingPoints, refund.pointsWalletFen)
+                }
                 for item in refund.items {
                     if item.kind == .walletTopup {
                         expected.add(AccountName.customerWallet(scenario.customer!), item.amountFen)
@@ -946,10 +983,13 @@ struct PaymentLedger {
             wholePointShifts += stack.wholePointShifts
             #expect(stack.layers.allSatisfy { $0.fen == 0 })
             #expect(refunds.reduce(0) { $0 + $1.channelFen } == funding.channelFen)
-            #expect(refunds.reduce(0) { $0 + $1.walletFen } == funding.walletFen)
-            #expect(refunds.reduce(0) { $0 + $1.pointsFen } == funding.pointsFen)
-            #expect(walletFen == scenario.walletAvailableFen)
-            #expect(points == scenario.pointsBalance)
+            #expect(refunds.reduce(0) { $0 + $1.walletFen - $1.pointsWalletFen } == funding.walletFen)
+            #expect(refunds.reduce(0) { $0 + $1.pointsPoolFen } == funding.pointsFen)
+            // The customer has back what they had, in value: fractions of points came back as money.
+            let pointsAsMoneyFen = refunds.reduce(0) { $0 + $1.pointsWalletFen }
+            #expect(pointsAsMoneyFen % funding.pointValueFen == 0)
+            #expect(walletFen == scenario.walletAvailableFen + pointsAsMoneyFen)
+            #expect(points == scenario.pointsBalance - pointsAsMoneyFen / funding.pointValueFen)
             for use in funding.redPackets {
                 let restored = packetStatus[use.redPacketId] == .available
                 #expect(restored == expectRestored.contains(use.redPacketId))
@@ -959,10 +999,13 @@ struct PaymentLedger {
         // No fen appeared or vanished: every account holds exactly what the items say.
         #expect(ledger.nonZero == expected.nonZero)
         #expect(ledger.balances.values.reduce(0, +) == 0)
-        #expect(ledger.nonZero.keys.allSatisfy { $0.hasPrefix("biller_payable:") || $0.hasPrefix("clawback_receivable:") })
+        #expect(ledger.nonZero.keys.allSatisfy {
+            $0.hasPrefix("biller_payable:") || $0.hasPrefix("clawback_receivable:") || $0.hasPrefix("customer_wallet:")
+                || $0 == AccountName.marketingPoints
+        })
         // The random orders reach every branch.
         #expect(captured >= ordersCount / 4 && fullyRefunded == captured)
         #expect(restoredPackets > 50 && lostPackets > 50 && clawedBack > 50)
-        #expect(wholePointShifts > 20 && pointsRoundedDown > 0, "\(wholePointShifts) shifts, \(pointsRoundedDown) rounded down")
+        #expect(wholePointShifts > 20 && fractionsAsMoney > 0, "\(wholePointShifts) shifts, \(fractionsAsMoney) fractions as money")
     }
 }

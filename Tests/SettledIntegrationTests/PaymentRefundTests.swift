@@ -163,6 +163,37 @@ struct PaymentRefundTests {
         try daemon.expectLedgerOK()
     }
 
+    @Test("points of 7 fen: a partial refund returns its amount at once, the fraction of a point as money to the wallet")
+    func pointFractionsComeBackAsMoney() throws {
+        let daemon = try PaymentDaemon(orders: "point_value_fen = 7\npoints_max_share_percent = 100")
+        try daemon.grantPoints("c-7", 2)
+        // 14 fen, wholly paid by two points of 7 fen: captured at once.
+        let order = try daemon.placeOrder(customer: "c-7", topups: [("sgcc-js", "1001", 5), ("sgcc-js", "1001", 9)], points: 2,
+                                          channel: nil)
+        let orderID = try #require(order["order_id"]?.string)
+        #expect(order["status"]?.string == "paid" && order["funding"]?["points_fen"]?.int64 == 14)
+        #expect(try daemon.balance("marketing:points") == 14)
+
+        // 5 fen: less than a point, so all of it comes back as money, at once.
+        let first = try daemon.refund(order: orderID, id: "r-7a", items: ["\(orderID).1"])
+        #expect(first.status == 201, "\(first.text)")
+        #expect(Returned(first.json) == Returned(amountFen: 5, channelFen: 0, walletFen: 5, points: 0, redPacketIDs: []))
+        var wallet = try daemon.getWallet("c-7")
+        #expect(wallet["wallet_fen"]?.int64 == 5 && wallet["points"]?.int64 == 0)
+        // 9 fen: a whole point and 2 fen.
+        let second = try daemon.refund(order: orderID, id: "r-7b", items: ["\(orderID).2"])
+        #expect(Returned(second.json) == Returned(amountFen: 9, channelFen: 0, walletFen: 2, points: 1, redPacketIDs: []))
+        wallet = try daemon.getWallet("c-7")
+        #expect(wallet["wallet_fen"]?.int64 == 7 && wallet["points"]?.int64 == 1)
+        // The platform's cost of the point that came back is reversed; the 7 fen paid as money stay its cost.
+        #expect(try daemon.balance("marketing:points") == 7)
+        #expect(try daemon.balance("customer_wallet:c-7") == -7)
+        let stored = try daemon.getOrder(orderID)
+        #expect(stored["status"]?.string == "refunded")
+        #expect(stored["refunds"]?.array?.map { $0["returned"]?["wallet_fen"]?.int64 } == [5, 2])
+        try daemon.expectLedgerOK()
+    }
+
     @Test("a red packet that expired before the refund is not restored; its cost still goes back to marketing")
     func expiredRedPacketIsNotRestored() throws {
         let daemon = try PaymentDaemon()

@@ -1,6 +1,7 @@
 import Foundation
 import SettledCore
 @testable import SettledService
+import SettledStore
 import SettledTestSupport
 import Testing
 
@@ -8,7 +9,8 @@ import Testing
 struct OrderDeadlineTests {
     @Test("a cancel after the deadline finds the order expired and releases everything")
     func cancelAfterTheDeadline() throws {
-        let harness = try PaymentServiceHarness(pointValueFen: 1, expirySeconds: 2)
+        let clock = ManualClock(wallUnixMillis: Clock.system.wallUnixMillis())
+        let harness = try PaymentServiceHarness(pointValueFen: 1, expirySeconds: 2, clock: .manual(clock))
         defer { harness.close() }
         let biller = #"{"name":"sgcc-js","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"1","account_name":"x"}}"#
         #expect(try harness.call("PUT", "/v1/billers/sgcc-js", biller).status == 201)
@@ -26,7 +28,7 @@ struct OrderDeadlineTests {
         #expect(cancelled.status == 200 && cancelled.json?["status"]?.string == "cancelled")
 
         // After it, with no sweep run, the order is expired by the cancel itself.
-        Thread.sleep(forTimeInterval: 2.1)
+        clock.advance(millis: 2_100)
         #expect(try harness.snapshot(customers: []).orders[lateID]?.status == .pending)
         let refused = try harness.call("POST", "/v1/orders/\(lateID)/cancel")
         #expect(refused.status == 409 && refused.code == "order_not_pending")

@@ -23,7 +23,8 @@ final class PaymentServiceHarness {
 
     /// `expirySeconds` below the configuration's minimum makes orders outlive their deadline
     /// quickly; no timer runs here, so nothing expires them but the requests themselves.
-    init(pointValueFen: Int, expirySeconds: Int? = nil) throws {
+    /// `clock`: the service's clock (a test's manual clock moves its time).
+    init(pointValueFen: Int, expirySeconds: Int? = nil, clock: Clock = .system) throws {
         var template = "/tmp/settled-payprop-XXXXXX".utf8CString
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw APIError(500, "setup", "mkdtemp failed")
@@ -40,7 +41,7 @@ final class PaymentServiceHarness {
         configuration.channels = Self.channels.map { ChannelConfiguration(id: $0, format: $0, feeBps: 60) }
         let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
                               mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: false)
-        let writer = StoreWriter(store: store, queueMax: 1024, batchMax: 64)
+        let writer = StoreWriter(store: store, queueMax: 1024, batchMax: 64, clock: clock)
         writer.start()
         let access = AccessPolicy(gatewayGroupIDs: [], operatorGroupIDs: [], auditorGroupIDs: [], operatorUIDs: [getuid()])
         let service = SettledService(configuration: configuration, store: store, writer: writer, access: access, log: { _, _ in })

@@ -98,11 +98,20 @@ import SettledTestSupport
             for entry in journal.entries { expected[entry.account, default: 0] += entry.amountFen }
             for account in Set(journal.entries.map(\.account)) { expectedHistory[account, default: []].append(id) }
         }
-        let opening = JournalTransaction(kind: "opening", reference: "big", entries: [
-            JournalEntry(account: Self.bigDebit, amountFen: Self.bigBalanceFen),
-            JournalEntry(account: Self.bigCredit, amountFen: -Self.bigBalanceFen),
-        ])
-        apply(opening, id: try writer.perform { try $0.post(opening) })
+        // The big balances are built of entries within `JournalEntry.amountFenMax`, as many
+        // transactions of `entriesMax` entries as it takes.
+        var remainingFen = Self.bigBalanceFen
+        while remainingFen > 0 {
+            var entries: [JournalEntry] = []
+            while remainingFen > 0 && entries.count < JournalTransaction.entriesMax {
+                let part = min(remainingFen, JournalEntry.amountFenMax)
+                entries.append(JournalEntry(account: Self.bigDebit, amountFen: part))
+                entries.append(JournalEntry(account: Self.bigCredit, amountFen: -part))
+                remainingFen -= part
+            }
+            let opening = JournalTransaction(kind: "opening", reference: "big", entries: entries)
+            apply(opening, id: try writer.perform { try $0.post(opening) })
+        }
 
         let threadsCount = 4
         let requestsPerThread = 250

@@ -45,12 +45,44 @@ public struct RedPacket: Sendable, Equatable, Hashable {
     public func isExpired(atUnixMillis nowUnixMillis: Int64) -> Bool { nowUnixMillis >= expiresAtUnixMillis }
 }
 
+/// The life of a red packet.
+///
+/// Stored as its text (`storageText`), fixed for ever whatever the API text (`rawValue`)
+/// becomes:
+///
+/// | case        | stored text   |
+/// |-------------|---------------|
+/// | `available` | `"available"` |
+/// | `reserved`  | `"reserved"`  |
+/// | `used`      | `"used"`      |
+/// | `expired`   | `"expired"`   |
 public enum RedPacketStatus: String, Sendable, Equatable, Hashable, CaseIterable {
     case available
     /// Held by a pending order.
     case reserved
     case used
     case expired
+
+    /// The text that stands for this status in the store (the table above).
+    public var storageText: String {
+        switch self {
+        case .available: return "available"
+        case .reserved: return "reserved"
+        case .used: return "used"
+        case .expired: return "expired"
+        }
+    }
+
+    /// The status stored as `storageText`; nil for a text no version has written.
+    public init?(storageText: String) {
+        switch storageText {
+        case "available": self = .available
+        case "reserved": self = .reserved
+        case "used": self = .used
+        case "expired": self = .expired
+        default: return nil
+        }
+    }
 }
 
 /// What the customer asks to pay with. Everything not covered by red packets, points and the

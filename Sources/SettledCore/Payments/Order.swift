@@ -5,6 +5,15 @@
 /// the order's status, customer, times and refunds next to these values.
 
 /// What an order item pays for.
+///
+/// Stored as one byte (`storageCode`), fixed for ever; the Swift case order and the API text
+/// (`rawValue`) may change, the codes may not:
+///
+/// | case          | code |
+/// |---------------|------|
+/// | `bill`        | 1    |
+/// | `topup`       | 2    |
+/// | `walletTopup` | 3    |
 public enum OrderItemKind: String, Sendable, Equatable, Hashable, CaseIterable {
     /// A bill's full open amount, for the biller that issued it.
     case bill
@@ -15,6 +24,25 @@ public enum OrderItemKind: String, Sendable, Equatable, Hashable, CaseIterable {
 
     /// Whether the item's money goes to a biller (bill, topup) rather than to the wallet.
     public var paysBiller: Bool { self != .walletTopup }
+
+    /// The byte that stands for this kind in the store (the table above).
+    public var storageCode: UInt8 {
+        switch self {
+        case .bill: return 1
+        case .topup: return 2
+        case .walletTopup: return 3
+        }
+    }
+
+    /// The kind stored as `storageCode`; nil for a code no version has written.
+    public init?(storageCode: UInt8) {
+        switch storageCode {
+        case 1: self = .bill
+        case 2: self = .topup
+        case 3: self = .walletTopup
+        default: return nil
+        }
+    }
 }
 
 /// One line of an order.
@@ -99,6 +127,20 @@ public struct Order: Sendable, Equatable, Hashable {
 /// A success that arrives for a cancelled order, or for an expired or failed one whose
 /// reservations cannot be taken again, does not move the order: its money goes to suspense and
 /// is refunded. A repeated notification is not a transition: it is recognised above this rule.
+///
+/// Stored as one byte (`storageCode`), fixed for ever: the codes are what the first version
+/// stored (then the position in `allCases` plus one). A new status takes the next free code;
+/// the Swift case order and the API text (`rawValue`) may change, the codes may not:
+///
+/// | case                | code |
+/// |---------------------|------|
+/// | `pending`           | 1    |
+/// | `paid`              | 2    |
+/// | `cancelled`         | 3    |
+/// | `expired`           | 4    |
+/// | `failed`            | 5    |
+/// | `refunded`          | 6    |
+/// | `partiallyRefunded` | 7    |
 public enum OrderStatus: String, Sendable, Equatable, Hashable, CaseIterable {
     case pending
     case paid
@@ -130,4 +172,31 @@ public enum OrderStatus: String, Sendable, Equatable, Hashable, CaseIterable {
 
     /// Whether no transition leaves this status.
     public var isFinal: Bool { OrderStatus.allCases.allSatisfy { !canTransition(to: $0) } }
+
+    /// The byte that stands for this status in the store (the table above).
+    public var storageCode: UInt8 {
+        switch self {
+        case .pending: return 1
+        case .paid: return 2
+        case .cancelled: return 3
+        case .expired: return 4
+        case .failed: return 5
+        case .refunded: return 6
+        case .partiallyRefunded: return 7
+        }
+    }
+
+    /// The status stored as `storageCode`; nil for a code no version has written.
+    public init?(storageCode: UInt8) {
+        switch storageCode {
+        case 1: self = .pending
+        case 2: self = .paid
+        case 3: self = .cancelled
+        case 4: self = .expired
+        case 5: self = .failed
+        case 6: self = .refunded
+        case 7: self = .partiallyRefunded
+        default: return nil
+        }
+    }
 }

@@ -16,17 +16,17 @@
 /// channel money that paid a wallet top-up, and refunding a wallet top-up never hands out a
 /// red packet.) After every item is refunded, every instrument has had back exactly what it paid.
 ///
-/// Points come back in whole points. When the fen a refund returns to points would leave the
-/// order's points returned so far short of a whole point, the refund returns to points up to
-/// that whole point instead and as much less to the wallet, then the channel (its amount
-/// unchanged), when it returns that much to them: the items left paid are then paid in whole
-/// points and money, and nothing is lost or given away. Otherwise (the wallet and channel have
-/// nothing left to move) the points returned so far are the fen returned to points so far
-/// divided by the point's value, rounded down: the fraction comes back with the refund that
-/// completes the point, and until then pays for the items left paid. (Rounding up instead would
-/// hand out a point for a fraction of one, again on every order.) The fen booked back to
-/// `marketing:points` are exactly those returned to points, and a full refund returns exactly
-/// the points used, whatever the partial refunds before it.
+/// Points come back in whole points, and every refund returns exactly its amount when it is
+/// made. When the fen a refund takes from the points pool are not whole points, the refund
+/// first takes the rest of the next whole point from what it returns to the wallet, then the
+/// channel (its amount unchanged), when they return that much and the points pool holds it: the
+/// customer gets a whole point instead of the money. Otherwise the fraction of a point that
+/// cannot come back as a point comes back as money to the wallet (`pointsWalletFen`, part of
+/// `walletFen`): the platform, which paid for the points, pays it. (Rounding up instead would
+/// hand out a point for a fraction of one; rounding down, as versions before this one did,
+/// left the customer without the fraction until a later refund completed the point.) The fen
+/// booked back to `marketing:points` are those returned as whole points. A fraction that such
+/// an earlier version left owed is returned by the next refund that takes from the points pool.
 ///
 /// A red packet is consumed whole, so it can only be restored whole: it is restored to the
 /// customer (available again) by the refund that completes the return of its covered amount,
@@ -65,11 +65,14 @@ public struct Refund: Sendable, Equatable, Hashable {
     /// The order's channel; nil when `channelFen` is 0.
     public var channel: String?
     public var channelFen: Int64
-    /// Returned to the customer's wallet.
+    /// Returned to the customer's wallet, `pointsWalletFen` included.
     public var walletFen: Int64
     /// Fen returned to points, and the whole points they give back to the customer.
     public var pointsFen: Int64
     public var points: Int64
+    /// Of `walletFen`, the fen taken from the points pool that could not come back as a whole
+    /// point: less than one point's value.
+    public var pointsWalletFen: Int64
     /// In the order they were returned: the last applied packet first.
     public var redPackets: [RedPacketReturn]
     /// The refunded `wallet_topup` items' total, debited from the wallet and part of `channelFen`.
@@ -77,7 +80,7 @@ public struct Refund: Sendable, Equatable, Hashable {
 
     public init(refundId: String, items: [OrderItem], amountFen: Int64, channel: String?, channelFen: Int64,
                 walletFen: Int64, pointsFen: Int64, points: Int64, redPackets: [RedPacketReturn],
-                walletTopupFen: Int64) {
+                walletTopupFen: Int64, pointsWalletFen: Int64 = 0) {
         self.refundId = refundId
         self.items = items
         self.amountFen = amountFen
@@ -88,7 +91,11 @@ public struct Refund: Sendable, Equatable, Hashable {
         self.points = points
         self.redPackets = redPackets
         self.walletTopupFen = walletTopupFen
+        self.pointsWalletFen = pointsWalletFen
     }
+
+    /// Fen this refund took from the points pool: returned as whole points and as money.
+    public var pointsPoolFen: Int64 { pointsFen + pointsWalletFen }
 
     public var redPacketsFen: Int64 {
         guard let sum = checkedSum(redPackets.lazy.map(\.fen)) else { preconditionFailure("a refund's amounts overflow") }
@@ -171,14 +178,19 @@ public enum RefundPlanner {
         let returnedChannelFen = total(previousRefunds.lazy.map(\.channelFen))
         let returnedWalletTopupFen = total(previousRefunds.lazy.map(\.walletTopupFen))
         let channelLeftFen = (funding.channelFen - orderWalletTopupFen) - (returnedChannelFen - returnedWalletTopupFen)
-        let walletLeftFen = funding.walletFen - total(previousRefunds.lazy.map(\.walletFen))
-        let returnedPointsFen = total(previousRefunds.lazy.map(\.pointsFen))
-        let pointsLeftFen = funding.pointsFen - returnedPointsFen
+        let walletLeftFen = funding.walletFen - total(previousRefunds.lazy.map { $0.walletFen - $0.pointsWalletFen })
+        let returnedPoolFen = total(previousRefunds.lazy.map(\.pointsPoolFen))
+        let pointsLeftFen = funding.pointsFen - returnedPoolFen
+        let pointValueFen = funding.pointValueFen
+        let returnedPoints = total(previousRefunds.lazy.map(\.points))
+        // What the points pool gave back less what the customer got for it: 0, except after a
+        // refund of an earlier version that left the fraction of a point owed.
+        let owedFen = returnedPoolFen - returnedPoints * pointValueFen - total(previousRefunds.lazy.map(\.pointsWalletFen))
         var redPacketReturnedFen: [String: Int64] = [:]
         for refund in previousRefunds {
             for part in refund.redPackets { redPacketReturnedFen[part.redPacketId, default: 0] += part.fen }
         }
-        precondition(channelLeftFen >= 0 && walletLeftFen >= 0 && pointsLeftFen >= 0,
+        precondition(channelLeftFen >= 0 && walletLeftFen >= 0 && pointsLeftFen >= 0 && owedFen >= 0,
                      "earlier refunds returned more than was paid")
 
         // Reverse order of consumption.
@@ -190,19 +202,17 @@ public enum RefundPlanner {
         }
         var channelFen = take(channelLeftFen)
         var walletFen = take(walletLeftFen)
-        var pointsFen = take(pointsLeftFen)
-        let pointValueFen = funding.pointValueFen
-        let fractionFen = (returnedPointsFen + pointsFen) % pointValueFen
-        if pointsFen > 0 && fractionFen > 0 {
-            // Up to the next whole point: the points pool holds it, since the order's points
-            // fen are whole points; the wallet and channel give it up when they return enough.
+        var poolFen = take(pointsLeftFen)
+        let fractionFen = (owedFen + poolFen) % pointValueFen
+        if poolFen > 0 && fractionFen > 0 {
+            // Up to the next whole point, when the points pool holds it and the wallet and
+            // channel give it up.
             let shiftFen = pointValueFen - fractionFen
-            precondition(pointsLeftFen - pointsFen >= shiftFen, "the order's points fen are not whole points")
-            if walletFen + channelFen >= shiftFen {
+            if walletFen + channelFen >= shiftFen && pointsLeftFen - poolFen >= shiftFen {
                 let fromWalletFen = min(walletFen, shiftFen)
                 walletFen -= fromWalletFen
                 channelFen -= shiftFen - fromWalletFen
-                pointsFen += shiftFen
+                poolFen += shiftFen
             }
         }
         var redPackets: [RedPacketReturn] = []
@@ -217,15 +227,18 @@ public enum RefundPlanner {
         }
         precondition(dueFen == 0, "the instruments hold less than the items they paid")
 
-        let returnedPoints = total(previousRefunds.lazy.map(\.points))
-        let pointsDue = (returnedPointsFen + pointsFen) / pointValueFen  // rounded down
-        precondition(pointsDue >= returnedPoints && pointsDue <= funding.points, "points returned beyond those used")
-        let points = pointsDue - returnedPoints
+        // Whole points for the pool's fen (and a fraction left owed by an earlier version); the
+        // rest, less than a point, as money to the wallet.
+        let points = (owedFen + poolFen) / pointValueFen
+        precondition(returnedPoints + points <= funding.points, "points returned beyond those used")
+        let pointsWalletFen = min(owedFen + poolFen - points * pointValueFen, poolFen)
+        let pointsFen = poolFen - pointsWalletFen
+        walletFen += pointsWalletFen
         let channelTotalFen = channelFen + walletTopupFen
         return .success(Refund(refundId: refundId, items: selected, amountFen: billerFen + walletTopupFen,
                                channel: channelTotalFen > 0 ? funding.channel : nil, channelFen: channelTotalFen,
                                walletFen: walletFen, pointsFen: pointsFen, points: points, redPackets: redPackets,
-                               walletTopupFen: walletTopupFen))
+                               walletTopupFen: walletTopupFen, pointsWalletFen: pointsWalletFen))
     }
 
     /// The status of a captured order after `refunds`: `paid` with none, `refunded` once every

@@ -4,6 +4,14 @@ import SettledStore
 
 /// A bill: an amount due on a household account for a period.
 public struct Bill: Sendable, Equatable {
+    /// Stored as one byte, its `rawValue`, fixed for ever:
+    ///
+    /// | case        | code |
+    /// |-------------|------|
+    /// | `open`      | 1    |
+    /// | `reserved`  | 2    |
+    /// | `paid`      | 3    |
+    /// | `cancelled` | 4    |
     public enum Status: UInt8, Sendable {
         case open = 1, reserved = 2, paid = 3, cancelled = 4
 
@@ -55,7 +63,8 @@ public struct Bill: Sendable, Equatable {
         let billerID = try reader.string(), accountNo = try reader.string(), period = try reader.string()
         let amount = try reader.i64()
         let due = BusinessDate(daysSinceEpoch: Int32(bitPattern: try reader.u32()))
-        guard let status = Status(rawValue: try reader.u8()) else { throw DecodingError(what: "bill status") }
+        let statusCode = try reader.u8()
+        guard let status = Status(rawValue: statusCode) else { throw DecodingError(what: "bill status \(statusCode)") }
         let order = try reader.string()
         return Bill(id: id, billerID: billerID, accountNo: accountNo, period: period, amountFen: amount, dueDate: due,
                     status: status, orderID: order.isEmpty ? nil : order, updatedUnixMillis: try reader.i64())

@@ -67,7 +67,7 @@ struct StoredRedPacket: Sendable, Equatable {
         writer.i64(packet.expiresAtUnixMillis)
         writer.u16(UInt16(packet.utilities.count))
         for utility in packet.utilities { writer.string(utility) }
-        writer.string(packet.status.rawValue)
+        writer.string(packet.status.storageText)
         writer.string(orderID ?? "")
         return writer.bytes
     }
@@ -80,7 +80,8 @@ struct StoredRedPacket: Sendable, Equatable {
             let value = try reader.i64(), minimum = try reader.i64(), expires = try reader.i64()
             var utilities: [String] = []
             for _ in 0..<Int(try reader.u16()) { utilities.append(try reader.string()) }
-            guard let status = RedPacketStatus(rawValue: try reader.string()) else { throw DecodingError(what: "red packet status") }
+            let statusText = try reader.string()
+            guard let status = RedPacketStatus(storageText: statusText) else { throw DecodingError(what: "red packet status \(statusText)") }
             let order = try reader.string()
             return StoredRedPacket(packet: RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
                                                      expiresAtUnixMillis: expires, utilities: utilities, status: status),
@@ -139,7 +140,7 @@ extension SettledService {
                     if let packet = try StoredRedPacket.load(id, tables: tables, in: transaction) { packets.append(packet) }
                     return packets.count < Self.listLimitMax
                 }
-                let now = StoreWriterClock.nowUnixMillis()
+                let now = self.writer.clock.wallUnixMillis()
                 let statuses = try packets.map { try $0.visibleStatus(atUnixMillis: now, tables: tables, in: transaction) }
                 return .json { json in
                     json.field("customer_id", customer)
@@ -243,13 +244,4 @@ extension SettledService {
 extension AccountName {
     /// The platform's cost of wallet compensation credits.
     public static let marketingCompensation = "marketing:compensation"
-}
-
-/// The wall clock in Unix milliseconds, for reads outside the writer.
-enum StoreWriterClock {
-    static func nowUnixMillis() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
-    }
 }

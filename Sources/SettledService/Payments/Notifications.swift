@@ -130,7 +130,7 @@ struct Notification: Sendable {
     /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
     static let paidAtAheadMillisMax = Limits.paidAtAheadMillisMax
 
-    static func parse(_ body: [UInt8]) throws -> Notification {
+    static func parse(_ body: [UInt8], nowUnixMillis: Int64) throws -> Notification {
         let fields = try Fields(body: body)
         let status = try fields.requiredString("status", bytesMax: 16)
         guard status == "success" || status == "failed" else { throw APIError.invalid("status", "must be \"success\" or \"failed\"") }
@@ -141,7 +141,7 @@ struct Notification: Sendable {
             // A payment's time decides its business date and clearing: one before this system
             // or far ahead of its clock is the channel's error, not a date to clear on. (A
             // failure's time decides nothing: a placeholder there is no reason to refuse it.)
-            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax) else {
+            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) else {
                 throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
             }
             paidAt = parsed
@@ -191,7 +191,7 @@ extension SettledService {
     func notificationRoutes() -> [Route] {
         [
             Route("POST", "/v1/notifications", .gatewayAndOperator, .write { context in
-                let notification = try Notification.parse(context.request.body)
+                let notification = try Notification.parse(context.request.body, nowUnixMillis: self.writer.clock.wallUnixMillis())
                 guard self.channelIDs.contains(notification.channel) else {
                     throw APIError(422, "unknown_channel", "channel \(notification.channel) is not configured")
                 }

@@ -3,6 +3,15 @@ import SettledHTTP
 import SettledStore
 
 /// The write-off state of one item that pays a biller.
+///
+/// Stored as one byte, its `rawValue`, fixed for ever:
+///
+/// | case      | code |
+/// |-----------|------|
+/// | `none`    | 0    |
+/// | `pending` | 1    |
+/// | `ok`      | 2    |
+/// | `failed`  | 3    |
 enum WriteoffStatus: UInt8, Sendable {
     /// wallet top-ups have no write-off, nor do items refunded before theirs
     case none = 0
@@ -42,13 +51,15 @@ struct OrderRecord: Sendable, Equatable {
     var writeoffs: [WriteoffStatus]
     var writeoffReasons: [String]
     var refunds: [RefundEntry]
-    /// Items whose money was already paid out to the biller (set by clearing).
-    var paidOutItemIDs: Set<String>
     /// Money a channel took for this order that could not be captured (late or second
     /// payment): booked to suspense, with a refund instruction.
     var suspenseFen: Int64
 
-    static let formatVersion: UInt8 = 1
+    /// 1: the first layout. 2: each refund ends with `pointsWalletFen` (i64); a version 1
+    /// refund has none (0: earlier versions returned no point as money). An order is written
+    /// in version 1 while none of its refunds returned points as money, so that a store stays
+    /// readable by the version before as long as nothing needs the new field.
+    static let formatVersion: UInt8 = 2
 
     var order: Order { Order(orderId: id, items: items) }
 
@@ -58,7 +69,8 @@ struct OrderRecord: Sendable, Equatable {
 
     func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256 + items.count * 64)
-        writer.u8(Self.formatVersion)
+        let version: UInt8 = refunds.contains { $0.refund.pointsWalletFen != 0 } ? 2 : 1
+        writer.u8(version)
         writer.string(customer ?? "")
         writer.u8(Self.statusCode(status))
         writer.i64(createdUnixMillis)
@@ -78,7 +90,9 @@ struct OrderRecord: Sendable, Equatable {
             writer.i64(item.amountFen)
             writer.u8(writeoffs[index].rawValue)
             writer.string(writeoffReasons[index])
-            writer.u8(paidOutItemIDs.contains(item.itemId) ? 1 : 0)
+            // Version 1 keeps a byte per item for "paid out to the biller", which nothing sets:
+            // always 0, read and ignored.
+            writer.u8(0)
         }
         Self.encode(funding, &writer)
         writer.u16(UInt16(refunds.count))
@@ -96,6 +110,7 @@ struct OrderRecord: Sendable, Equatable {
             writer.i64(refund.pointsFen)
             writer.i64(refund.points)
             writer.i64(refund.walletTopupFen)
+            if version >= 2 { writer.i64(refund.pointsWalletFen) }
             writer.u16(UInt16(refund.redPackets.count))
             for packet in refund.redPackets {
                 writer.string(packet.redPacketId)
@@ -138,7 +153,7 @@ struct OrderRecord: Sendable, Equatable {
 
     static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
         var reader = ByteReader(bytes)
-        _ = try reader.version(current: formatVersion, record: "order")
+        let version = try reader.version(current: formatVersion, record: "order")
         let customer = try reader.string()
         let status = try statusFromCode(try reader.u8())
         let created = try reader.i64(), expires = try reader.i64(), paidAt = try reader.i64()
@@ -148,22 +163,22 @@ struct OrderRecord: Sendable, Equatable {
         var items: [OrderItem] = []
         var writeoffs: [WriteoffStatus] = []
         var reasons: [String] = []
-        var paidOut = Set<String>()
         for _ in 0..<Int(try reader.u16()) {
             let itemID = try reader.string()
             let kind = try kindFromCode(try reader.u8())
             let bill = try reader.string(), biller = try reader.string(), account = try reader.string(), utility = try reader.string()
             let amount = try reader.i64()
-            guard let writeoff = WriteoffStatus(rawValue: try reader.u8()) else { throw DecodingError(what: "write-off status") }
+            let writeoffCode = try reader.u8()
+            guard let writeoff = WriteoffStatus(rawValue: writeoffCode) else { throw DecodingError(what: "write-off status \(writeoffCode)") }
             reasons.append(try reader.string())
-            if try reader.u8() == 1 { paidOut.insert(itemID) }
+            _ = try reader.u8()
             items.append(OrderItem(itemId: itemID, kind: kind, billId: bill.isEmpty ? nil : bill, billerId: biller.isEmpty ? nil : biller,
                                    accountNo: account.isEmpty ? nil : account, utility: utility.isEmpty ? nil : utility, amountFen: amount))
             writeoffs.append(writeoff)
         }
         let funding = try decodeFunding(&reader)
         var refunds: [RefundEntry] = []
-        let itemsByID = Dictionary(uniqueKeysWithValues: items.map { ($0.itemId, $0) })
+        let itemsByID = Dictionary(items.map { ($0.itemId, $0) }, uniquingKeysWith: { first, _ in first })
         for _ in 0..<Int(try reader.u16()) {
             let refundID = try reader.string(), reason = try reader.string(), at = try reader.i64()
             var refundItems: [OrderItem] = []
@@ -175,6 +190,7 @@ struct OrderRecord: Sendable, Equatable {
             let channel = try reader.string()
             let channelFen = try reader.i64(), walletFen = try reader.i64(), pointsFen = try reader.i64()
             let points = try reader.i64(), walletTopupFen = try reader.i64()
+            let pointsWalletFen = version >= 2 ? try reader.i64() : 0
             var packets: [RedPacketReturn] = []
             for _ in 0..<Int(try reader.u16()) {
                 packets.append(RedPacketReturn(redPacketId: try reader.string(), fen: try reader.i64(), restored: try reader.u8() == 1))
@@ -182,14 +198,15 @@ struct OrderRecord: Sendable, Equatable {
             refunds.append(RefundEntry(refund: Refund(refundId: refundID, items: refundItems, amountFen: amount,
                                                       channel: channel.isEmpty ? nil : channel, channelFen: channelFen,
                                                       walletFen: walletFen, pointsFen: pointsFen, points: points,
-                                                      redPackets: packets, walletTopupFen: walletTopupFen),
+                                                      redPackets: packets, walletTopupFen: walletTopupFen,
+                                                      pointsWalletFen: pointsWalletFen),
                                        reason: reason, atUnixMillis: at))
         }
         return OrderRecord(id: id, customer: customer.isEmpty ? nil : customer, items: items, funding: funding, status: status,
                            createdUnixMillis: created, expiresUnixMillis: expires, paidAtUnixMillis: paidAt < 0 ? nil : paidAt,
                            businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
                            channelTxnID: txn.isEmpty ? nil : txn, writeoffs: writeoffs, writeoffReasons: reasons,
-                           refunds: refunds, paidOutItemIDs: paidOut, suspenseFen: suspense)
+                           refunds: refunds, suspenseFen: suspense)
     }
 
     static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
@@ -200,30 +217,18 @@ struct OrderRecord: Sendable, Equatable {
         try transaction.put(tables.orders, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
-    static func statusCode(_ status: OrderStatus) -> UInt8 {
-        UInt8(OrderStatus.allCases.firstIndex(of: status)! + 1)
-    }
+    static func statusCode(_ status: OrderStatus) -> UInt8 { status.storageCode }
 
     static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
-        guard code >= 1, Int(code) <= OrderStatus.allCases.count else { throw DecodingError(what: "order status \(code)") }
-        return OrderStatus.allCases[Int(code) - 1]
+        guard let status = OrderStatus(storageCode: code) else { throw DecodingError(what: "order status \(code)") }
+        return status
     }
 
-    static func kindCode(_ kind: OrderItemKind) -> UInt8 {
-        switch kind {
-        case .bill: return 1
-        case .topup: return 2
-        case .walletTopup: return 3
-        }
-    }
+    static func kindCode(_ kind: OrderItemKind) -> UInt8 { kind.storageCode }
 
     static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
-        switch code {
-        case 1: return .bill
-        case 2: return .topup
-        case 3: return .walletTopup
-        default: throw DecodingError(what: "item kind \(code)")
-        }
+        guard let kind = OrderItemKind(storageCode: code) else { throw DecodingError(what: "item kind \(code)") }
+        return kind
     }
 
     // MARK: JSON

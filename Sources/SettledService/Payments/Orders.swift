@@ -431,7 +431,7 @@ extension SettledService {
                                 paidAtUnixMillis: nil, businessDate: nil, channelTxnID: nil,
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
-                                refunds: [], paidOutItemIDs: [], suspenseFen: 0)
+                                refunds: [], suspenseFen: 0)
         try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)
@@ -453,18 +453,22 @@ extension SettledService {
 
     /// Timers of orders: pending orders expire.
     public func startOrderTimers() {
-        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [writer, store] in
-            let due = try store.environment.read { transaction in
-                try OrderBook.anyDue(atUnixMillis: StoreWriterClock.nowUnixMillis(), tables: store.tables, in: transaction)
-            }
-            guard due else { return "none due" }
-            var total = 0
-            while true {
-                let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
-                total += expired
-                if expired == 0 { break }
-            }
-            return "expired \(total) orders"
+        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [self] in try self.expireDueOrders() }
+    }
+
+    /// One run of the expiry sweep: expires the pending orders past their deadline by the
+    /// writer's clock; returns the outcome for status.
+    public func expireDueOrders() throws -> String {
+        let due = try store.environment.read { transaction in
+            try OrderBook.anyDue(atUnixMillis: writer.clock.wallUnixMillis(), tables: store.tables, in: transaction)
         }
+        guard due else { return "none due" }
+        var total = 0
+        while true {
+            let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
+            total += expired
+            if expired == 0 { break }
+        }
+        return "expired \(total) orders"
     }
 }

@@ -128,7 +128,7 @@ extension SettledService {
         }
         // Everything checked: write.
         try write.post(PaymentJournal.refund(order: order.order, refund: refund, customer: order.customer,
-                                             paidOutItemIds: order.paidOutItemIDs))
+                                             paidOutItemIds: []))
         if refund.points > 0, let customer = order.customer {
             var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
             record.points += refund.points
