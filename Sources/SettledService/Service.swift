@@ -238,15 +238,16 @@ public final class SettledService: @unchecked Sendable {
             return
         }
         let accepted = writer.submit({ (write: WriteContext) throws -> HTTPResponse in
-            let writesBefore = write.transaction.writesCount
             var response: HTTPResponse
             do {
-                if let idempotencyKey {
-                    response = try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
-                } else {
-                    response = try operation.apply(write)
+                // Nested: a refusal leaves nothing of the request but its audit record.
+                response = try write.nested {
+                    if let idempotencyKey {
+                        return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
+                    }
+                    return try operation.apply(write)
                 }
-            } catch let error as APIError where audited && write.transaction.writesCount == writesBefore {
+            } catch let error as APIError where audited {
                 response = error.response
             }
             if audited { try Audit.append(context: context, response: response, write: write) }
@@ -317,6 +318,9 @@ public final class SettledService: @unchecked Sendable {
             return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)").response
         case is WriterError:
             return APIError.writerBusy.response
+        case let error as StoreFull:
+            log(3, "\(context.routeName) refused: \(error)")
+            return APIError(507, "store_full", "the store is full (map_size_max); nothing of the request was applied").response
         default:
             log(3, "\(context.routeName) failed: \(error)")
             return APIError(500, "internal_error", "the request failed inside the daemon; it was not applied").response

@@ -320,10 +320,9 @@ extension SettledService {
             precondition(order.status.canTransition(to: .paid))
             let previous = order.status
             order.status = .pending
-            let writesBefore = write.transaction.writesCount
             do {
-                try OrderBook.reserve(order, write: write)
-            } catch is APIError where write.transaction.writesCount == writesBefore {
+                try write.nested { try OrderBook.reserve(order, write: write) }
+            } catch is APIError {
                 order.status = previous
                 return try toSuspense(&order, notification, reason: "success after the order was \(previous.rawValue); its reservations could not be taken again", write: write)
             }

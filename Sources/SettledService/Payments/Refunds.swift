@@ -355,12 +355,13 @@ extension SettledService {
             guard refundID.utf8.count <= Identifier.bytesMax else { preconditionFailure("item ids are short enough to prefix") }
             let refund: Refund
             let replay: Bool
-            let writesBefore = write.transaction.writesCount
             do {
-                (refund, replay) = try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
-                                                   reason: result.reason.isEmpty ? "write-off failed" : "write-off failed: " + result.reason, billsBecome: .cancelled,
-                                                   write: write)
-            } catch let error as APIError where write.transaction.writesCount == writesBefore {
+                (refund, replay) = try write.nested {
+                    try self.refund(orderID: orderID, refundID: refundID, itemIDs: [result.itemID],
+                                    reason: result.reason.isEmpty ? "write-off failed" : "write-off failed: " + result.reason, billsBecome: .cancelled,
+                                    write: write)
+                }
+            } catch let error as APIError {
                 tally.reject(result.line, error.code, "item \(result.itemID) cannot be refunded: \(error.detail)")
                 return
             }
