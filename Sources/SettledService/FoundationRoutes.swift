@@ -85,15 +85,15 @@ extension SettledService {
             Route("POST", "/v1/ledger/adjustments", .operatorOnly, .write { context in
                 let journal = try parseAdjustment(context.request.body)
                 return WriteOperation { write in
-                    // A wallet may not be taken below what pending orders hold of it.
+                    // A wallet may not be taken below what pending orders hold of it: judged by
+                    // the net effect of the adjustment on each wallet, however it is split.
                     let walletPrefix = AccountName.customerWallet("")
-                    for entry in journal.entries where entry.account.hasPrefix(walletPrefix) && entry.amountFen > 0 {
-                        let customer = String(entry.account.dropFirst(walletPrefix.count))
-                        let reserved = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction).walletReservedFen
-                        let available = try Wallet.balanceFen(customer, write: write) - reserved
-                        guard entry.amountFen <= available else {
+                    for (account, takenFen) in journal.netFenByAccount() where account.hasPrefix(walletPrefix) && takenFen > 0 {
+                        let customer = String(account.dropFirst(walletPrefix.count))
+                        let available = try Wallet.availableFen(customer, write: write)
+                        guard takenFen <= Int128(available) else {
                             throw APIError(409, "insufficient_wallet",
-                                           "\(entry.account) has \(available) fen not held by pending orders; the adjustment takes \(entry.amountFen)")
+                                           "\(account) has \(available) fen not held by pending orders; the adjustment takes \(takenFen) from it in all")
                         }
                     }
                     let id = try write.post(journal)

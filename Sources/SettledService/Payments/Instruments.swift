@@ -44,8 +44,53 @@ enum Wallet {
         -(try write.balanceFen(of: AccountName.customerWallet(customer)))
     }
 
+    /// What the wallet holds that no pending order holds: what may leave it, by an order, a
+    /// refund taking a top-up back, or an adjustment. Negative only in a store written before
+    /// adjustments were judged by their net effect; every path out of the wallet compares
+    /// against this one value, so such a wallet pays nothing until it is made good.
+    static func availableFen(_ customer: String, write: WriteContext) throws -> Int64 {
+        let reserved = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction).walletReservedFen
+        return try balanceFen(customer, write: write) - reserved
+    }
+
     static func balanceFen(_ customer: String, tables: Tables, in transaction: Transaction) throws -> Int64 {
         -(try LedgerReader.balanceFen(of: AccountName.customerWallet(customer), tables: tables, in: transaction))
+    }
+}
+
+/// The references of points grants and wallet credits: each used once per customer, so that a
+/// grant or credit sent twice (without an Idempotency-Key) is not applied twice.
+enum CustomerReference {
+    /// Stored codes: fixed, never reused.
+    enum Kind: UInt8 {
+        case pointsGrant = 1
+        case walletCredit = 2
+
+        var name: String {
+            switch self {
+            case .pointsGrant: "points grant"
+            case .walletCredit: "wallet credit"
+            }
+        }
+    }
+
+    static let formatVersion: UInt8 = 1
+
+    static func key(_ kind: Kind, customer: String, reference: String) -> [UInt8] {
+        [kind.rawValue] + Array(customer.utf8) + [0] + Array(reference.utf8)
+    }
+
+    /// Takes `reference` for one grant or credit of `customer`; `409 reference_used` when an
+    /// earlier one took it.
+    static func claim(_ kind: Kind, customer: String, reference: String, write: WriteContext) throws {
+        let key = key(kind, customer: customer, reference: reference)
+        guard try !write.transaction.contains(write.tables.customerReferences, key: key) else {
+            throw APIError(409, "reference_used", "a \(kind.name) of customer \(customer) with reference '\(reference)' was already applied; nothing was applied again")
+        }
+        var value = ByteWriter(capacity: 9)
+        value.u8(formatVersion)
+        value.i64(write.nowUnixMillis)
+        try write.transaction.put(write.tables.customerReferences, key: key, value: value.bytes, options: .noOverwrite)
     }
 }
 
@@ -159,8 +204,9 @@ extension SettledService {
                 let fields = try Fields(body: context.request.body)
                 let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
                 guard points != 0 else { throw APIError.invalid("points", "must not be zero") }
-                _ = try fields.requiredString("reference", bytesMax: 128)
+                let reference = try fields.requiredString("reference", bytesMax: 128)
                 return WriteOperation { write in
+                    try CustomerReference.claim(.pointsGrant, customer: customer, reference: reference, write: write)
                     var record = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
                     if points < 0 && record.pointsAvailable + points < 0 {
                         throw APIError(409, "insufficient_points",
@@ -185,6 +231,7 @@ extension SettledService {
                 let amount = try fields.int64("amount_fen", range: 1...Self.walletCreditFenMax)!
                 let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
                 return WriteOperation { write in
+                    try CustomerReference.claim(.walletCredit, customer: customer, reference: reference, write: write)
                     // A compensation credit is the platform's cost, like red packets and points.
                     try write.post(JournalTransaction(kind: "wallet_credit", reference: reference, entries: [
                         JournalEntry(account: AccountName.marketingCompensation, amountFen: amount),

@@ -53,6 +53,16 @@ struct Discrepancy: Sendable {
                            status: try reader.string(), detail: try reader.string(), createdUnixMillis: try reader.i64())
     }
 
+    static func load(id: UInt64, write: WriteContext) throws -> Discrepancy? {
+        try Key.u64(id).withUnsafeBytes { key in
+            try write.transaction.withValue(write.tables.discrepancies, key: key) { try decode(id: id, $0) }
+        }
+    }
+
+    func store(write: WriteContext) throws {
+        try write.transaction.put(write.tables.discrepancies, key: Key.u64(id), value: encoded(), options: .overwrite)
+    }
+
     static func record(_ discrepancy: Discrepancy, write: WriteContext) throws -> UInt64 {
         var stored = discrepancy
         stored.id = write.counters.take(.discrepancy)
@@ -154,6 +164,28 @@ struct Notification: Sendable {
 
     var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
 
+    /// The mark of another amount named for this channel transaction: recorded as a
+    /// discrepancy once per amount. Its value is the discrepancy's id (u64) when the amount was
+    /// refused before anything was captured, empty when it came after a capture.
+    func markKey(amountFen: Int64) -> [UInt8] { key + [0] + Key.u64(UInt64(bitPattern: amountFen)) }
+
+    /// After a capture: the discrepancies of amounts this channel transaction named before
+    /// (refused, binding nothing) stay on record, marked as followed by this capture.
+    func markRefusedAmountsCaptured(orderID: String, write: WriteContext) throws {
+        var ids: [UInt64] = []
+        try write.transaction.scan(write.tables.notifications, prefix: key + [0]) { _, value in
+            if value.count == 8 { ids.append(Key.decodeU64(value)) }
+            return true
+        }
+        for id in ids {
+            guard var discrepancy = try Discrepancy.load(id: id, write: write) else {
+                preconditionFailure("the mark of a refused amount names discrepancy d-\(id), which does not exist")
+            }
+            discrepancy.detail += "; followed by a capture of \(amountFen) fen for order \(orderID) by the same channel transaction"
+            try discrepancy.store(write: write)
+        }
+    }
+
     /// What the first notification of a channel transaction was and what came of it.
     struct Seen {
         var orderID: String
@@ -243,10 +275,11 @@ extension SettledService {
     }
 
     /// Records that `notification` names another amount than the `internalFen` expected of it.
+    @discardableResult
     func recordAmountMismatch(_ notification: Notification, orderID: String, internalFen: Int64, detail: String,
-                              write: WriteContext) throws {
+                              write: WriteContext) throws -> UInt64 {
         let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
-        _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
+        return try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
                                                orderID: orderID, channelTxnID: notification.channelTxnID,
                                                internalFen: internalFen, channelFen: notification.amountFen,
                                                status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis), write: write)
@@ -255,15 +288,18 @@ extension SettledService {
     /// Applies one notification. Retries of the same channel transaction change nothing.
     func apply(_ notification: Notification, write: WriteContext) throws -> HTTPResponse {
         let tables = write.tables
-        if let seen = try Notification.seen(notification.key, write: write) {
+        var seen = try Notification.seen(notification.key, write: write)
+        if seen?.outcome == "amount_mismatch" {
+            // Kept by earlier versions for a refused amount; a refusal binds nothing.
+            try write.transaction.delete(tables.notifications, key: notification.key)
+            seen = nil
+        }
+        if let seen {
             guard seen.orderID == notification.orderID else {
                 throw APIError(409, "channel_txn_reused", "channel transaction \(notification.channelTxnID) belongs to order \(seen.orderID)")
             }
             guard let order = try OrderRecord.load(seen.orderID, tables: tables, in: write.transaction) else {
                 throw APIError.notFound("order \(seen.orderID)")
-            }
-            if seen.outcome == "amount_mismatch" {
-                throw APIError(409, "amount_mismatch", "the notified amount differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy")
             }
             // The channel first said this transaction failed and now says it succeeded: the
             // money was taken, so it is judged as a success (captured, late, or to suspense).
@@ -272,14 +308,14 @@ extension SettledService {
                 if seen.success && notification.success && seen.amountFen != notification.amountFen {
                     // The channel names another amount for money it already reported: recorded
                     // for reconciliation, once per amount however often it is retried.
-                    let markKey = notification.key + [0] + Key.u64(UInt64(bitPattern: notification.amountFen))
+                    let markKey = notification.markKey(amountFen: notification.amountFen)
                     if try !write.transaction.contains(write.tables.notifications, key: markKey) {
                         try write.transaction.put(write.tables.notifications, key: markKey, value: [], options: .noOverwrite)
                         try recordAmountMismatch(notification, orderID: order.id, internalFen: seen.amountFen,
                                                  detail: "a retry of a channel transaction names another amount than its first success", write: write)
                     }
                     return APIError(409, "amount_mismatch",
-                                    "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen); recorded as a discrepancy").response
+                                    "channel transaction \(notification.channelTxnID) was captured with \(seen.amountFen) fen; this notification names \(notification.amountFen) fen: the capture stands, nothing changed, recorded as a discrepancy").response
                 }
                 return notificationAnswer(order, duplicate: true)
             }
@@ -291,12 +327,16 @@ extension SettledService {
             throw APIError(409, "channel_mismatch", "order \(order.id) is paid through \(order.funding.channel ?? "no channel"), not \(notification.channel)")
         }
         // Only a success moves money: a failure's amount, if the channel sends one, decides nothing.
+        // The refusal binds nothing: the same channel transaction with the right amount captures.
         if notification.success && notification.amountFen != order.funding.channelFen {
-            try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
-                                     detail: "notification amount differs from the order's channel amount", write: write)
-            try notification.remember(outcome: "amount_mismatch", write: write)
+            let markKey = notification.markKey(amountFen: notification.amountFen)
+            if try !write.transaction.contains(tables.notifications, key: markKey) {
+                let id = try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
+                                                  detail: "notification amount differs from the order's channel amount; refused, nothing captured", write: write)
+                try write.transaction.put(tables.notifications, key: markKey, value: Key.u64(id), options: .noOverwrite)
+            }
             return APIError(409, "amount_mismatch",
-                            "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy").response
+                            "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel: nothing was captured; recorded as a discrepancy").response
         }
         guard notification.success else {
             if order.status == .pending {
@@ -310,6 +350,7 @@ extension SettledService {
             try OrderBook.capture(&order, paidAtUnixMillis: notification.paidAtUnixMillis, channelTxnID: notification.channelTxnID,
                                   configuration: configuration, write: write)
             try notification.remember(outcome: "captured", write: write)
+            try notification.markRefusedAmountsCaptured(orderID: order.id, write: write)
             return notificationAnswer(order, duplicate: false)
         case .cancelled:
             // The customer gave up: a cancelled order is final (`OrderStatus.canTransition`), so
@@ -329,6 +370,7 @@ extension SettledService {
             try OrderBook.capture(&order, paidAtUnixMillis: notification.paidAtUnixMillis, channelTxnID: notification.channelTxnID,
                                   configuration: configuration, write: write)
             try notification.remember(outcome: "captured_late", write: write)
+            try notification.markRefusedAmountsCaptured(orderID: order.id, write: write)
             return notificationAnswer(order, duplicate: false) { json in json.field("late", true) }
         case .paid, .partiallyRefunded, .refunded:
             return try toSuspense(&order, notification, reason: "a second payment of an order already paid by \(order.channelTxnID ?? "the channel")", write: write)

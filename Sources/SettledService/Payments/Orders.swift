@@ -29,13 +29,15 @@ enum OrderBook {
         /// The red packets the funding uses (others loaded alongside are ignored).
         var packets: [StoredRedPacket] = []
         var customer = CustomerRecord()
-        /// The customer's wallet balance less what pending orders hold.
+        /// The customer's wallet balance less what pending orders hold, never below zero: the
+        /// planner and the reservation judge the same value, so a wallet below its
+        /// reservations means no wallet money, not an order refused whatever it asks.
         var walletAvailableFen: Int64 = 0
 
         /// Loads the customer's record and what their wallet has free.
         mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
             self.customer = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
-            walletAvailableFen = try Wallet.balanceFen(customer, write: write) - self.customer.walletReservedFen
+            walletAvailableFen = max(0, try Wallet.availableFen(customer, write: write))
         }
     }
 
@@ -418,7 +420,7 @@ extension SettledService {
         switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding,
                                    redPackets: reservable.packets.map(\.packet),
                                    pointsBalance: reservable.customer.pointsAvailable,
-                                   walletAvailableFen: max(0, reservable.walletAvailableFen),
+                                   walletAvailableFen: reservable.walletAvailableFen,
                                    pointValueFen: Int64(configuration.pointValueFen),
                                    pointsMaxSharePercent: Int64(configuration.pointsMaxSharePercent),
                                    channels: channelIDs, nowUnixMillis: write.nowUnixMillis) {

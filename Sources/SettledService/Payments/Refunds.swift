@@ -120,8 +120,7 @@ extension SettledService {
         }
         if refund.walletTopupFen > 0, let customer = order.customer {
             // The top-up is taken back out of the wallet, net of what the same refund returns to it.
-            let record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
-            let available = try Wallet.balanceFen(customer, write: write) - record.walletReservedFen
+            let available = try Wallet.availableFen(customer, write: write)
             guard available >= refund.walletTopupFen - refund.walletFen else {
                 throw APIError(409, "insufficient_wallet", "the wallet topped up by this order holds \(available) fen available; \(refund.walletTopupFen - refund.walletFen) fen would be taken back")
             }
