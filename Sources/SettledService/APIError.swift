@@ -1,4 +1,5 @@
 import SettledCore
+import SettledEngine
 import SettledHTTP
 
 /// An answer other than success, as RFC 9457 problem details with a stable `code`.

@@ -1,4 +1,5 @@
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 
@@ -84,24 +85,13 @@ extension SettledService {
             }),
             Route("POST", "/v1/ledger/adjustments", .operatorOnly, .write { context in
                 let journal = try parseAdjustment(context.request.body)
-                return WriteOperation { write in
-                    // A wallet may not be taken below what pending orders hold of it: judged by
-                    // the net effect of the adjustment on each wallet, however it is split.
-                    let walletPrefix = AccountName.customerWallet("")
-                    for (account, takenFen) in journal.netFenByAccount() where account.hasPrefix(walletPrefix) && takenFen > 0 {
-                        let customer = String(account.dropFirst(walletPrefix.count))
-                        let available = try Wallet.availableFen(customer, write: write)
-                        guard takenFen <= Int128(available) else {
-                            throw APIError(409, "insufficient_wallet",
-                                           "\(account) has \(available) fen not held by pending orders; the adjustment takes \(takenFen) from it in all")
-                        }
-                    }
-                    let id = try write.post(journal)
-                    return .json(201) { json in
+                return .command({ write in (try service.engine.adjustLedger(journal, write: write), write.nowUnixMillis) },
+                                render: { id, postedUnixMillis in
+                    .json(201) { json in
                         json.field("transaction_id", id)
-                        json.field("posted_at", RFC3339.format(unixMillis: write.nowUnixMillis))
+                        json.field("posted_at", RFC3339.format(unixMillis: postedUnixMillis))
                     }
-                }
+                })
             }),
             Route("POST", "/v1/admin/backup", .operatorOnly, .custom { context, answer in
                 service.backup(context, answer)

@@ -1,5 +1,6 @@
 import Glibc
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 
@@ -28,9 +29,38 @@ public enum RouteAction: Sendable {
 
 /// The part of a mutating request that runs inside the writer's transaction.
 public struct WriteOperation: Sendable {
-    public let apply: @Sendable (WriteContext) throws -> HTTPResponse
+    public let apply: @Sendable (WriteContext) throws -> WriteAnswer
 
-    public init(_ apply: @escaping @Sendable (WriteContext) throws -> HTTPResponse) { self.apply = apply }
+    /// A route that answers from inside the transaction.
+    public init(_ apply: @escaping @Sendable (WriteContext) throws -> HTTPResponse) {
+        self.apply = { write in .response(try apply(write)) }
+    }
+
+    init(answer apply: @escaping @Sendable (WriteContext) throws -> WriteAnswer) { self.apply = apply }
+
+    /// Runs an engine command in the transaction; its typed result is rendered after the
+    /// commit, off the writer's thread (unless the answer must be kept: see `submit`).
+    package static func command<Result: Sendable>(_ run: @escaping @Sendable (WriteContext) throws -> Result,
+                                                  render: @escaping @Sendable (Result) -> HTTPResponse) -> WriteOperation {
+        WriteOperation(answer: { write in
+            let result = try run(write)
+            return .rendered { render(result) }
+        })
+    }
+}
+
+/// What a write answers: an answer made in the transaction, or one rendered from a typed
+/// result once the transaction has committed.
+public enum WriteAnswer: Sendable {
+    case response(HTTPResponse)
+    case rendered(@Sendable () -> HTTPResponse)
+
+    public var response: HTTPResponse {
+        switch self {
+        case .response(let response): response
+        case .rendered(let render): render()
+        }
+    }
 }
 
 public struct Route: Sendable {
@@ -74,6 +104,8 @@ public final class SettledService: @unchecked Sendable {
     public let access: AccessPolicy
     public let metrics = Metrics()
     public let timers: TimerSchedule
+    /// The commands the write routes call.
+    package let engine: Engine
     public let startedUnixSeconds: Int64
     let log: @Sendable (Int32, String) -> Void
     public private(set) var routes: [Route] = []
@@ -93,6 +125,7 @@ public final class SettledService: @unchecked Sendable {
         self.access = access
         self.log = log
         self.timers = TimerSchedule(log: log)
+        self.engine = Engine(configuration: configuration)
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         self.startedUnixSeconds = Int64(now.tv_sec)
@@ -237,24 +270,34 @@ public final class SettledService: @unchecked Sendable {
             answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
             return
         }
-        let accepted = writer.submit({ (write: WriteContext) throws -> HTTPResponse in
-            var response: HTTPResponse
+        let accepted = writer.submit({ (write: WriteContext) throws -> WriteAnswer in
+            var written: WriteAnswer
             do {
                 // Nested: a refusal leaves nothing of the request but its audit record.
-                response = try write.nested {
+                written = try write.nested {
                     if let idempotencyKey {
-                        return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
+                        // The answer is kept with its key, so it is made here, in the transaction.
+                        return .response(try Idempotency.apply(key: idempotencyKey, context: context, write: write) {
+                            try operation.apply(write).response
+                        })
                     }
                     return try operation.apply(write)
                 }
             } catch let error as APIError where audited {
-                response = error.response
+                written = .response(error.response)
+            } catch let refusal as Refusal where audited {
+                written = .response(refusal.apiError.response)
             }
-            if audited { try Audit.append(context: context, response: response, write: write) }
-            return response
+            if audited {
+                let response = written.response
+                try Audit.append(context: context, response: response, write: write)
+                written = .response(response)
+            }
+            return written
         }, completion: { [weak self] outcome in
             switch outcome {
-            case .success(let response): answer(response)
+            // Rendered here, after the commit, on the writer's answer queue.
+            case .success(let written): answer(written.response)
             case .failure(let error): answer(self?.problem(for: error, in: context) ?? APIError.writerBusy.response)
             }
         })
@@ -312,6 +355,8 @@ public final class SettledService: @unchecked Sendable {
         switch error {
         case let error as APIError:
             return error.response
+        case let refusal as Refusal:
+            return refusal.apiError.response
         case let error as LedgerError:
             return APIError(422, error.code, error.description).response
         case let error as MoneyError:

@@ -402,7 +402,7 @@ struct PaymentAPITests {
         #expect(granted.status == 200)
         #expect(granted.json?["points"]?.int64 == 500)
         #expect(try daemon.call("POST", "/v1/customers/c-w/points", #"{"points":-200,"reference":"fix-2"}"#).json?["points"]?.int64 == 300)
-        let below = try daemon.call("POST", "/v1/customers/c-w/points", #"{"points":-301,"reference":"fix-2"}"#)
+        let below = try daemon.call("POST", "/v1/customers/c-w/points", #"{"points":-301,"reference":"fix-3"}"#)
         #expect(below.status == 409)
         #expect(below.problemCode == "insufficient_points")
         #expect(try daemon.call("POST", "/v1/customers/c-w/points", #"{"points":0,"reference":"x"}"#).problemCode == "invalid_request")

@@ -1,16 +1,15 @@
 import SettledCore
-import SettledHTTP
 import SettledStore
 
 /// The write-off state of one item that pays a biller.
-enum WriteoffStatus: UInt8, Sendable {
+package enum WriteoffStatus: UInt8, Sendable {
     /// wallet top-ups have no write-off, nor do items refunded before theirs
     case none = 0
     case pending = 1
     case ok = 2
     case failed = 3
 
-    var name: String {
+    package var name: String {
         switch self {
         case .none: return "none"
         case .pending: return "pending"
@@ -21,42 +20,42 @@ enum WriteoffStatus: UInt8, Sendable {
 }
 
 /// A refund as the order keeps it: the core's plan plus why and when.
-struct RefundEntry: Sendable, Equatable {
-    var refund: Refund
-    var reason: String
-    var atUnixMillis: Int64
+package struct RefundEntry: Sendable, Equatable {
+    package var refund: Refund
+    package var reason: String
+    package var atUnixMillis: Int64
 }
 
 /// An order as stored: items, funding, status, and everything that happened to it.
-struct OrderRecord: Sendable, Equatable {
-    var id: String
-    var customer: String?
-    var items: [OrderItem]
-    var funding: Funding
-    var status: OrderStatus
-    var createdUnixMillis: Int64
-    var expiresUnixMillis: Int64
-    var paidAtUnixMillis: Int64?
-    var businessDate: BusinessDate?
-    var channelTxnID: String?
-    var writeoffs: [WriteoffStatus]
-    var writeoffReasons: [String]
-    var refunds: [RefundEntry]
+package struct OrderRecord: Sendable, Equatable {
+    package var id: String
+    package var customer: String?
+    package var items: [OrderItem]
+    package var funding: Funding
+    package var status: OrderStatus
+    package var createdUnixMillis: Int64
+    package var expiresUnixMillis: Int64
+    package var paidAtUnixMillis: Int64?
+    package var businessDate: BusinessDate?
+    package var channelTxnID: String?
+    package var writeoffs: [WriteoffStatus]
+    package var writeoffReasons: [String]
+    package var refunds: [RefundEntry]
     /// Items whose money was already paid out to the biller (set by clearing).
-    var paidOutItemIDs: Set<String>
+    package var paidOutItemIDs: Set<String>
     /// Money a channel took for this order that could not be captured (late or second
     /// payment): booked to suspense, with a refund instruction.
-    var suspenseFen: Int64
+    package var suspenseFen: Int64
 
-    static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 1
 
-    var order: Order { Order(orderId: id, items: items) }
+    package var order: Order { Order(orderId: id, items: items) }
 
-    func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
+    package func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
 
     // MARK: encoding
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256 + items.count * 64)
         writer.u8(Self.formatVersion)
         writer.string(customer ?? "")
@@ -106,7 +105,7 @@ struct OrderRecord: Sendable, Equatable {
         return writer.bytes
     }
 
-    static func encode(_ funding: Funding, _ writer: inout ByteWriter) {
+    package static func encode(_ funding: Funding, _ writer: inout ByteWriter) {
         writer.i64(funding.totalFen)
         writer.u16(UInt16(funding.redPackets.count))
         for use in funding.redPackets {
@@ -123,7 +122,7 @@ struct OrderRecord: Sendable, Equatable {
         writer.i64(funding.channelFen)
     }
 
-    static func decodeFunding(_ reader: inout ByteReader) throws -> Funding {
+    package static func decodeFunding(_ reader: inout ByteReader) throws -> Funding {
         let total = try reader.i64()
         var uses: [RedPacketUse] = []
         for _ in 0..<Int(try reader.u16()) {
@@ -136,7 +135,7 @@ struct OrderRecord: Sendable, Equatable {
                        pointsFen: pointsFen, walletFen: walletFen, channel: channel.isEmpty ? nil : channel, channelFen: try reader.i64())
     }
 
-    static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
+    package static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
         var reader = ByteReader(bytes)
         _ = try reader.version(current: formatVersion, record: "order")
         let customer = try reader.string()
@@ -192,24 +191,24 @@ struct OrderRecord: Sendable, Equatable {
                            refunds: refunds, paidOutItemIDs: paidOut, suspenseFen: suspense)
     }
 
-    static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
+    package static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
         try transaction.withValue(tables.orders, key: id) { try decode(id: id, $0) }
     }
 
-    func store(tables: Tables, in transaction: Transaction) throws {
+    package func store(tables: Tables, in transaction: Transaction) throws {
         try transaction.put(tables.orders, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
-    static func statusCode(_ status: OrderStatus) -> UInt8 {
+    package static func statusCode(_ status: OrderStatus) -> UInt8 {
         UInt8(OrderStatus.allCases.firstIndex(of: status)! + 1)
     }
 
-    static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
+    package static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
         guard code >= 1, Int(code) <= OrderStatus.allCases.count else { throw DecodingError(what: "order status \(code)") }
         return OrderStatus.allCases[Int(code) - 1]
     }
 
-    static func kindCode(_ kind: OrderItemKind) -> UInt8 {
+    package static func kindCode(_ kind: OrderItemKind) -> UInt8 {
         switch kind {
         case .bill: return 1
         case .topup: return 2
@@ -217,7 +216,7 @@ struct OrderRecord: Sendable, Equatable {
         }
     }
 
-    static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
+    package static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
         switch code {
         case 1: return .bill
         case 2: return .topup
@@ -228,7 +227,7 @@ struct OrderRecord: Sendable, Equatable {
 
     // MARK: JSON
 
-    func write(_ json: inout JSONWriter, utcOffsetSeconds: Int) {
+    package func write(_ json: inout JSONWriter, utcOffsetSeconds: Int) {
         json.beginObject()
         json.field("order_id", id)
         json.field("customer_id", customer)
@@ -272,7 +271,7 @@ struct OrderRecord: Sendable, Equatable {
         json.endObject()
     }
 
-    static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
+    package static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
         json.beginObject()
         writeRefundFields(refund, &json)
         json.field("reason", reason)
@@ -280,7 +279,7 @@ struct OrderRecord: Sendable, Equatable {
     }
 
     /// A refund's members: what the refund answer and the order's list of refunds share.
-    static func writeRefundFields(_ refund: Refund, _ json: inout JSONWriter) {
+    package static func writeRefundFields(_ refund: Refund, _ json: inout JSONWriter) {
         json.field("refund_id", refund.refundId)
         json.field("amount_fen", refund.amountFen)
         json.beginArray("item_ids")
