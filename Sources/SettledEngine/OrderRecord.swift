@@ -53,6 +53,25 @@ package struct OrderRecord: Sendable, Equatable {
 
     package func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
 
+    /// The order as its creation left it: what notifications, refunds and write-offs changed
+    /// since, undone. An order needing no channel was captured at once, at its creation.
+    package func asCreated() -> OrderRecord {
+        var created = self
+        let capturedAtOnce = funding.channelFen == 0
+        created.status = capturedAtOnce ? .paid : .pending
+        if !capturedAtOnce {
+            created.paidAtUnixMillis = nil
+            created.businessDate = nil
+        }
+        created.channelTxnID = nil
+        created.writeoffs = items.map { capturedAtOnce && $0.kind.paysBiller ? .pending : .none }
+        created.writeoffReasons = Array(repeating: "", count: items.count)
+        created.refunds = []
+        created.paidOutItemIDs = []
+        created.suspenseFen = 0
+        return created
+    }
+
     // MARK: encoding
 
     package func encoded() -> [UInt8] {

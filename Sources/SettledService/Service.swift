@@ -36,7 +36,7 @@ public struct WriteOperation: Sendable {
         self.apply = { write in .response(try apply(write)) }
     }
 
-    init(answer apply: @escaping @Sendable (WriteContext) throws -> WriteAnswer) { self.apply = apply }
+    package init(answer apply: @escaping @Sendable (WriteContext) throws -> WriteAnswer) { self.apply = apply }
 
     /// Runs an engine command in the transaction; its typed result is rendered after the
     /// commit, off the writer's thread (unless the answer must be kept: see `submit`).
@@ -54,11 +54,14 @@ public struct WriteOperation: Sendable {
 public enum WriteAnswer: Sendable {
     case response(HTTPResponse)
     case rendered(@Sendable () -> HTTPResponse)
+    /// Rendered after the commit; under an Idempotency-Key, kept as `compact` with `status`
+    /// (the rendered answer must be exactly what `compact` renders again).
+    case compact(IdempotencyCompactAnswer, status: Int, @Sendable () -> HTTPResponse)
 
     public var response: HTTPResponse {
         switch self {
         case .response(let response): response
-        case .rendered(let render): render()
+        case .rendered(let render), .compact(_, _, let render): render()
         }
     }
 }
@@ -276,10 +279,9 @@ public final class SettledService: @unchecked Sendable {
                 // Nested: a refusal leaves nothing of the request but its audit record.
                 written = try write.nested {
                     if let idempotencyKey {
-                        // The answer is kept with its key, so it is made here, in the transaction.
-                        return .response(try Idempotency.apply(key: idempotencyKey, context: context, write: write) {
-                            try operation.apply(write).response
-                        })
+                        // An answer kept as bytes with its key is made here, in the transaction;
+                        // one kept in a compact form is still rendered after the commit.
+                        return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
                     }
                     return try operation.apply(write)
                 }

@@ -1,7 +1,7 @@
 import Foundation
 import SettledCore
 import SettledHTTP
-import SettledService
+@testable import SettledService
 import SettledStore
 import Testing
 
@@ -169,5 +169,65 @@ import Testing
         #expect(answer.json?["code"]?.string == "store_full")
         #expect(errors.contains { $0.contains("store is full") }, "\(errors)")
         #expect(metrics.contains("settled_store_full_batches_total 1"), "\(metrics.split(separator: "\n").filter { $0.contains("full") })")
+    }
+}
+
+/// Order answers kept under their Idempotency-Key in a compact form (the order's id), rendered
+/// after the commit, and replayed byte for byte however the order changed since.
+@Suite struct CompactIdempotencyTests {
+    typealias Requests = RequestHandlingTests
+
+    @Test func anOrderAnswerReplaysExactlyAfterTheOrderChanged() throws {
+        let server = try ServiceServer(channels: [Requests.channel])
+        defer { #expect(server.stop().isEmpty) }
+        #expect(try server.send(.operator, "PUT", "/v1/billers/b-1", body: Requests.biller).status == 201)
+        let lines = [Requests.billLine("B1", amountFen: 12_000), Requests.billLine("B2", period: "2025-02", amountFen: 8_000)]
+        #expect(try server.send(.gateway, "POST", "/v1/bills/import", body: Requests.ndjson(lines)).json?["imported"]?.int64 == 2)
+        #expect(try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits", body: #"{"amount_fen":5000,"reference":"r-1"}"#).status == 201)
+
+        // Paid through the channel, then refunded in part.
+        let checkout = #"{"customer_id":"c-1","items":[{"kind":"bill","bill_id":"B1"},{"kind":"bill","bill_id":"B2"}],"funding":{"wallet_fen":1000,"channel":"wechat"}}"#
+        let first = try server.send(.gateway, "POST", "/v1/orders", body: checkout, headers: Requests.key("k-1"))
+        #expect(first.status == 201, "\(first.text)")
+        let order = try #require(first.json?["order_id"]?.string)
+        let channelFen = try #require(first.json?["funding"]?["channel_fen"]?.int64)
+        #expect(try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: channelFen)).status == 200)
+        let refund = #"{"refund_id":"rf-1","reason":"moved out","item_ids":["\#(order).2"]}"#
+        #expect(try server.send(.gateway, "POST", "/v1/orders/\(order)/refunds", body: refund).status == 201)
+        #expect(try server.send(.auditor, "GET", "/v1/orders/\(order)").json?["status"]?.string == "partially_refunded")
+        let replayed = try server.send(.gateway, "POST", "/v1/orders", body: checkout, headers: Requests.key("k-1"))
+        #expect(replayed.status == 201)
+        #expect(replayed.headers["Idempotent-Replayed"] == "true")
+        #expect(replayed.text == first.text)
+        // Kept as the order's id, not as the answer's bytes.
+        let stored = try server.service.writer.perform { write in try Idempotency.stored(Idempotency.storageKey(uid: Caller.uid, key: "k-1"), write: write) }
+        #expect(stored?.compact == .orderAsCreated(orderID: order, utcOffsetSeconds: 8 * 3600))
+        #expect(stored?.body.isEmpty == true)
+
+        // Paid at once from the wallet, then refunded whole.
+        let internalOnly = #"{"customer_id":"c-1","items":[{"kind":"topup","biller_id":"b-1","account_no":"88003","amount_fen":1500}],"funding":{"wallet_fen":1500}}"#
+        let paid = try server.send(.gateway, "POST", "/v1/orders", body: internalOnly, headers: Requests.key("k-2"))
+        #expect(paid.json?["status"]?.string == "paid", "\(paid.text)")
+        let paidID = try #require(paid.json?["order_id"]?.string)
+        #expect(try server.send(.gateway, "POST", "/v1/orders/\(paidID)/refunds", body: #"{"refund_id":"rf-2","reason":"typo"}"#).status == 201)
+        let again = try server.send(.gateway, "POST", "/v1/orders", body: internalOnly, headers: Requests.key("k-2"))
+        #expect(again.headers["Idempotent-Replayed"] == "true")
+        #expect(again.text == paid.text)
+    }
+
+    @Test func anAnswerKeptAsBytesByAnEarlierVersionStillReplays() throws {
+        let server = try ServiceServer(channels: [Requests.channel])
+        defer { #expect(server.stop().isEmpty) }
+        let body = #"{"items":[{"kind":"bill","bill_id":"B1"}],"funding":{"channel":"wechat"}}"#
+        let request = try #require(HTTPRequest(method: "POST", target: "/v1/orders", body: Array(body.utf8)))
+        let kept = Array(#"{"order_id":"o-77","kept":"as bytes"}"#.utf8)
+        _ = try server.service.writer.perform { write in
+            try Idempotency.put(Idempotency.storageKey(uid: Caller.uid, key: "old"), fingerprint: Idempotency.fingerprint(request),
+                                status: 201, contentType: "application/json", body: kept, write: write)
+        }
+        let replayed = try server.send(.gateway, "POST", "/v1/orders", body: body, headers: Requests.key("old"))
+        #expect(replayed.status == 201)
+        #expect(replayed.headers["Idempotent-Replayed"] == "true")
+        #expect(replayed.body == kept)
     }
 }

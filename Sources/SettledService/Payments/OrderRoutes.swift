@@ -75,8 +75,13 @@ extension SettledService {
                 }
                 let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax,
                                                      redPacketsMax: self.configuration.redPacketsPerOrderMax)
-                return .command({ write in try self.engine.createOrder(request, write: write) },
-                                render: { order in self.orderAnswer(order, status: 201) })
+                return WriteOperation(answer: { write in
+                    let order = try self.engine.createOrder(request, write: write)
+                    let offset = self.configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000)
+                    return .compact(.orderAsCreated(orderID: order.id, utcOffsetSeconds: Int32(offset)), status: 201) {
+                        HTTPResponse.json(status: 201, Self.orderJSON(order, utcOffsetSeconds: offset))
+                    }
+                })
             }),
             Route("GET", "/v1/orders/{order_id}", .gatewayAndReaders, .read { context, transaction in
                 guard let order = try OrderRecord.load(context.parameters[0], tables: self.store.tables, in: transaction) else {
@@ -98,9 +103,13 @@ extension SettledService {
     }
 
     func orderAnswer(_ order: OrderRecord, status: Int) -> HTTPResponse {
+        HTTPResponse.json(status: status, Self.orderJSON(order, utcOffsetSeconds: configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000)))
+    }
+
+    static func orderJSON(_ order: OrderRecord, utcOffsetSeconds: Int) -> [UInt8] {
         var json = JSONWriter(capacity: 512 + order.items.count * 160)
-        order.write(&json, utcOffsetSeconds: configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000))
-        return HTTPResponse.json(status: status, json.bytes)
+        order.write(&json, utcOffsetSeconds: utcOffsetSeconds)
+        return json.bytes
     }
 
     /// How often pending orders past their deadline are expired: no order holds its bills and
