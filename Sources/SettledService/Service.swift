@@ -274,28 +274,27 @@ public final class SettledService: @unchecked Sendable {
             return
         }
         let accepted = writer.submit({ (write: WriteContext) throws -> WriteAnswer in
-            var written: WriteAnswer
-            do {
-                // Nested: a refusal leaves nothing of the request but its audit record.
-                written = try write.nested {
-                    if let idempotencyKey {
-                        // An answer kept as bytes with its key is made here, in the transaction;
-                        // one kept in a compact form is still rendered after the commit.
-                        return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
-                    }
-                    return try operation.apply(write)
+            // The writer runs each request in a nested transaction of its own.
+            let apply = { () throws -> WriteAnswer in
+                if let idempotencyKey {
+                    // An answer kept as bytes with its key is made here, in the transaction; one
+                    // kept in a compact form is still rendered after the commit.
+                    return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
                 }
-            } catch let error as APIError where audited {
-                written = .response(error.response)
-            } catch let refusal as Refusal where audited {
-                written = .response(refusal.apiError.response)
+                return try operation.apply(write)
             }
-            if audited {
-                let response = written.response
-                try Audit.append(context: context, response: response, write: write)
-                written = .response(response)
+            guard audited else { return try apply() }
+            // Nested again: a refusal leaves nothing of the request but its audit record.
+            let response: HTTPResponse
+            do {
+                response = try write.nested(apply).response
+            } catch let error as APIError {
+                response = error.response
+            } catch let refusal as Refusal {
+                response = refusal.apiError.response
             }
-            return written
+            try Audit.append(context: context, response: response, write: write)
+            return .response(response)
         }, completion: { [weak self] outcome in
             switch outcome {
             // Rendered here, after the commit, on the writer's answer queue.
