@@ -272,6 +272,10 @@ package enum BillImport {
                     try write.transaction.delete(tables.accountBills, key: existing.accountKey)
                     try write.transaction.put(tables.accountBills, key: bill.accountKey, value: [], options: .overwrite)
                 }
+                // The line withdraws or reopens the bill: a change of its status like any other.
+                let wanted = bill.status
+                bill.status = existing.status
+                if wanted != existing.status { bill.transition(to: wanted) }
                 try bill.store(tables: tables, in: write.transaction)
                 tally.updated += 1
             } else {
