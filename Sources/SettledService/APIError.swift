@@ -1,5 +1,4 @@
 import SettledCore
-import SettledEngine
 import SettledHTTP
 
 /// An answer other than success, as RFC 9457 problem details with a stable `code`.

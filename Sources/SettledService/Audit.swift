@@ -1,5 +1,4 @@
 import SettledCore
-import SettledEngine
 import SettledHTTP
 import SettledStore
 
