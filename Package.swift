@@ -8,7 +8,9 @@ import PackageDescription
 //   SettledStore    LMDB environment, tables, value encoding, the group-commit writer
 //   SettledHTTP     HTTP/1.1 over Unix domain sockets: parser, server, client, peer credentials
 //   SettledConfig   the INI configuration (libinih) and the business calendar
-//   SettledService  the API: routes, roles, handlers over the store
+//   SettledEngine   the commands of the payment center over the store: typed inputs, results
+//                   and refusals, one transition function per state machine
+//   SettledService  the API: routes, roles; parses a request, calls a command, renders
 //   settled         the daemon: systemd integration, signals, timers
 //   settlectl       the command-line client of the daemon's socket
 let package = Package(
@@ -31,8 +33,9 @@ let package = Package(
         .target(name: "SettledStore", dependencies: ["CLMDB", "SettledCore"]),
         .target(name: "SettledHTTP", dependencies: ["CShims", "SettledCore"]),
         .target(name: "SettledConfig", dependencies: ["CInih", "SettledCore"]),
+        .target(name: "SettledEngine", dependencies: ["SettledCore", "SettledStore", "SettledConfig"]),
         .target(name: "SettledService",
-                dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig"]),
+                dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine"]),
         .executableTarget(name: "settled",
                           dependencies: ["SettledService", "SettledConfig", "SettledHTTP", "CSystemd"]),
         .executableTarget(name: "settlectl",
@@ -48,7 +51,7 @@ let package = Package(
         .testTarget(name: "SettledHTTPTests", dependencies: ["SettledHTTP"]),
         .testTarget(name: "SettledConfigTests", dependencies: ["SettledConfig", "SettledCore"]),
         .testTarget(name: "SettledServiceTests",
-                    dependencies: ["SettledService", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP",
+                    dependencies: ["SettledService", "SettledEngine", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP",
                                    "SettledTestSupport"]),
         .testTarget(name: "SettledIntegrationTests",
                     dependencies: ["SettledHTTP", "SettledCore", "SettledTestSupport"]),

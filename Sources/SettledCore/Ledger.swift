@@ -99,6 +99,22 @@ public struct JournalTransaction: Hashable, Sendable {
         return nil
     }
 
+    /// The net amount of each account named, in the order first named: what the transaction
+    /// does to the account, however its entries split it. In Int128: no sum of entries overflows.
+    public func netFenByAccount() -> [(account: String, netFen: Int128)] {
+        var positions: [String: Int] = [:]
+        var nets: [(account: String, netFen: Int128)] = []
+        for entry in entries {
+            if let position = positions[entry.account] {
+                nets[position].netFen += Int128(entry.amountFen)
+            } else {
+                positions[entry.account] = nets.count
+                nets.append((account: entry.account, netFen: Int128(entry.amountFen)))
+            }
+        }
+        return nets
+    }
+
     /// True when the debits and the credits each fit in Int64 fen and cancel exactly.
     public var isBalanced: Bool {
         guard entries.count >= Self.entriesMin, let totals = totalsFen else { return false }

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 
@@ -84,24 +85,13 @@ extension SettledService {
             }),
             Route("POST", "/v1/ledger/adjustments", .operatorOnly, .write { context in
                 let journal = try parseAdjustment(context.request.body)
-                return WriteOperation { write in
-                    // A wallet may not be taken below what pending orders hold of it.
-                    let walletPrefix = AccountName.customerWallet("")
-                    for entry in journal.entries where entry.account.hasPrefix(walletPrefix) && entry.amountFen > 0 {
-                        let customer = String(entry.account.dropFirst(walletPrefix.count))
-                        let reserved = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction).walletReservedFen
-                        let available = try Wallet.balanceFen(customer, write: write) - reserved
-                        guard entry.amountFen <= available else {
-                            throw APIError(409, "insufficient_wallet",
-                                           "\(entry.account) has \(available) fen not held by pending orders; the adjustment takes \(entry.amountFen)")
-                        }
-                    }
-                    let id = try write.post(journal)
-                    return .json(201) { json in
+                return .command({ write in (try service.engine.adjustLedger(journal, write: write), write.nowUnixMillis) },
+                                render: { id, postedUnixMillis in
+                    .json(201) { json in
                         json.field("transaction_id", id)
-                        json.field("posted_at", RFC3339.format(unixMillis: write.nowUnixMillis))
+                        json.field("posted_at", RFC3339.format(unixMillis: postedUnixMillis))
                     }
-                }
+                })
             }),
             Route("POST", "/v1/admin/backup", .operatorOnly, .custom { context, answer in
                 service.backup(context, answer)

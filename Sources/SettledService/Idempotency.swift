@@ -1,5 +1,6 @@
 import Glibc
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 
@@ -7,7 +8,11 @@ import SettledStore
 /// different request it is `409 idempotency_conflict`. Keys are scoped by the caller's uid
 /// and kept for the configured retention (at least 7 days), then collected.
 enum Idempotency {
+    /// Version 1: the answer's bytes. Version 2: a compact form the answer is rendered again
+    /// from, exactly (`IdempotencyCompactAnswer`). Both are read; bytes are still written as
+    /// version 1.
     static let formatVersion: UInt8 = 1
+    static let compactFormatVersion: UInt8 = 2
     static let keyBytesMax = Limits.idempotencyKeyBytesMax
     /// How many expired keys one collection pass removes (one write transaction).
     static let collectBatchMax = Limits.idempotencyCollectPerRequestMax
@@ -49,6 +54,8 @@ enum Idempotency {
         var status: Int
         var contentType: String
         var body: [UInt8]
+        /// Set (and `body` empty) for a version 2 record.
+        var compact: IdempotencyCompactAnswer?
 
         var isMarker: Bool { status == Idempotency.markerStatus }
     }
@@ -63,24 +70,33 @@ enum Idempotency {
         guard let bytes = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }
         return try bytes.withUnsafeBytes { buffer in
             var reader = ByteReader(buffer)
-            _ = try reader.version(current: formatVersion, record: "idempotency")
+            let version = try reader.version(current: compactFormatVersion, record: "idempotency")
             let created = try reader.i64()
             let high = try reader.u64(), low = try reader.u64()
-            return Stored(createdUnixMillis: created, fingerprint: UInt128(high) << 64 | UInt128(low), status: Int(try reader.u16()),
-                          contentType: try reader.string(), body: try reader.blob())
+            let status = Int(try reader.u16()), contentType = try reader.string()
+            if version == compactFormatVersion {
+                return Stored(createdUnixMillis: created, fingerprint: UInt128(high) << 64 | UInt128(low), status: status,
+                              contentType: contentType, body: [], compact: try IdempotencyCompactAnswer.decode(&reader))
+            }
+            return Stored(createdUnixMillis: created, fingerprint: UInt128(high) << 64 | UInt128(low), status: status,
+                          contentType: contentType, body: try reader.blob(), compact: nil)
         }
     }
 
     static func put(_ storage: [UInt8], fingerprint print: UInt128, status: Int, contentType: String, body: [UInt8],
-                    write: WriteContext) throws {
+                    compact: IdempotencyCompactAnswer? = nil, write: WriteContext) throws {
         var value = ByteWriter(capacity: 64 + body.count)
-        value.u8(formatVersion)
+        value.u8(compact == nil ? formatVersion : compactFormatVersion)
         value.i64(write.nowUnixMillis)
         value.u64(UInt64(truncatingIfNeeded: print >> 64))
         value.u64(UInt64(truncatingIfNeeded: print))
         value.u16(UInt16(clamping: status))
         value.string(contentType)
-        value.blob(body)
+        if let compact {
+            compact.encode(&value)
+        } else {
+            value.blob(body)
+        }
         try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .overwrite)
         try write.transaction.put(write.tables.idempotencyAge, key: ageKey(write.nowUnixMillis, storage), value: [], options: .overwrite)
     }
@@ -117,7 +133,8 @@ enum Idempotency {
             }
             return nil
         }
-        var response = HTTPResponse(status: stored.status, contentType: stored.contentType, body: stored.body)
+        var response = HTTPResponse(status: stored.status, contentType: stored.contentType,
+                                    body: try stored.compact?.render(write: write) ?? stored.body)
         response.headers.append((name: "Idempotent-Replayed", value: "true"))
         return response
     }
@@ -136,24 +153,37 @@ enum Idempotency {
     /// Keeps `response` as the answer to `key`, in place of a marker. Answers of refused
     /// requests are not kept: they changed nothing, and a retry is judged anew (a marker goes).
     static func remember(key: String, context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
+        try remember(key: key, context: context, status: response.status,
+                     contentType: response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json",
+                     body: response.body, compact: nil, write: write)
+    }
+
+    static func remember(key: String, context: RequestContext, status: Int, contentType: String, body: [UInt8], compact: IdempotencyCompactAnswer?,
+                         write: WriteContext) throws {
         let storage = storageKey(uid: context.peer.uid, key: key)
         if let existing = try stored(storage, write: write) {
             guard existing.isMarker else { return }
             try remove(existing, storage, write: write)
         }
-        guard response.status < 400 else { return }
-        try put(storage, fingerprint: fingerprint(context.request), status: response.status,
-                contentType: response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json",
-                body: response.body, write: write)
+        guard status < 400 else { return }
+        try put(storage, fingerprint: fingerprint(context.request), status: status, contentType: contentType, body: body,
+                compact: compact, write: write)
     }
 
-    /// Runs `body` unless `key` already has an answer, and keeps its answer.
+    /// Runs `body` unless `key` already has an answer, and keeps its answer: in its compact
+    /// form when it has one (then it is still rendered after the commit), else its bytes.
     static func apply(key: String, context: RequestContext, write: WriteContext,
-                      _ body: () throws -> HTTPResponse) throws -> HTTPResponse {
-        if let replayed = try replay(key: key, context: context, write: write) { return replayed }
-        let response = try body()
+                      _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
+        if let replayed = try replay(key: key, context: context, write: write) { return .response(replayed) }
+        let answer = try body()
+        if case .compact(let compact, let status, let render) = answer {
+            try remember(key: key, context: context, status: status, contentType: "application/json", body: [], compact: compact,
+                         write: write)
+            return .rendered(render)
+        }
+        let response = answer.response
         try remember(key: key, context: context, response: response, write: write)
-        return response
+        return .response(response)
     }
 
     /// Removes keys older than the retention, at most `collectBatchMax`; returns how many.
@@ -170,5 +200,45 @@ enum Idempotency {
             try write.transaction.delete(write.tables.idempotency, key: Array(ageKey[8...]))
         }
         return expired.count
+    }
+}
+
+/// An answer kept as what renders it again, byte for byte, instead of its bytes.
+public enum IdempotencyCompactAnswer: Sendable, Equatable {
+    /// The answer to the order's creation: the order as it was created (its later changes
+    /// undone, `OrderRecord.asCreated`), its times at this UTC offset.
+    case orderAsCreated(orderID: String, utcOffsetSeconds: Int32)
+
+    /// Stored codes: fixed, never reused.
+    static let orderAsCreatedCode: UInt8 = 1
+
+    func encode(_ writer: inout ByteWriter) {
+        switch self {
+        case .orderAsCreated(let orderID, let utcOffsetSeconds):
+            writer.u8(Self.orderAsCreatedCode)
+            writer.string(orderID)
+            writer.u32(UInt32(bitPattern: utcOffsetSeconds))
+        }
+    }
+
+    static func decode(_ reader: inout ByteReader) throws -> IdempotencyCompactAnswer {
+        let code = try reader.u8()
+        switch code {
+        case orderAsCreatedCode:
+            return .orderAsCreated(orderID: try reader.string(), utcOffsetSeconds: Int32(bitPattern: try reader.u32()))
+        default:
+            throw DecodingError(what: "idempotency compact form \(code)")
+        }
+    }
+
+    /// The answer again, rendered from the store as it is now.
+    func render(write: WriteContext) throws -> [UInt8] {
+        switch self {
+        case .orderAsCreated(let orderID, let utcOffsetSeconds):
+            guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction) else {
+                throw DecodingError(what: "idempotency record of order \(orderID), which does not exist")
+            }
+            return SettledService.orderJSON(order.asCreated(), utcOffsetSeconds: Int(utcOffsetSeconds))
+        }
     }
 }

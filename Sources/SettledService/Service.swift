@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
 
@@ -28,9 +29,41 @@ public enum RouteAction: Sendable {
 
 /// The part of a mutating request that runs inside the writer's transaction.
 public struct WriteOperation: Sendable {
-    public let apply: @Sendable (WriteContext) throws -> HTTPResponse
+    public let apply: @Sendable (WriteContext) throws -> WriteAnswer
 
-    public init(_ apply: @escaping @Sendable (WriteContext) throws -> HTTPResponse) { self.apply = apply }
+    /// A route that answers from inside the transaction.
+    public init(_ apply: @escaping @Sendable (WriteContext) throws -> HTTPResponse) {
+        self.apply = { write in .response(try apply(write)) }
+    }
+
+    package init(answer apply: @escaping @Sendable (WriteContext) throws -> WriteAnswer) { self.apply = apply }
+
+    /// Runs an engine command in the transaction; its typed result is rendered after the
+    /// commit, off the writer's thread (unless the answer must be kept: see `submit`).
+    package static func command<Result: Sendable>(_ run: @escaping @Sendable (WriteContext) throws -> Result,
+                                                  render: @escaping @Sendable (Result) -> HTTPResponse) -> WriteOperation {
+        WriteOperation(answer: { write in
+            let result = try run(write)
+            return .rendered { render(result) }
+        })
+    }
+}
+
+/// What a write answers: an answer made in the transaction, or one rendered from a typed
+/// result once the transaction has committed.
+public enum WriteAnswer: Sendable {
+    case response(HTTPResponse)
+    case rendered(@Sendable () -> HTTPResponse)
+    /// Rendered after the commit; under an Idempotency-Key, kept as `compact` with `status`
+    /// (the rendered answer must be exactly what `compact` renders again).
+    case compact(IdempotencyCompactAnswer, status: Int, @Sendable () -> HTTPResponse)
+
+    public var response: HTTPResponse {
+        switch self {
+        case .response(let response): response
+        case .rendered(let render), .compact(_, _, let render): render()
+        }
+    }
 }
 
 public struct Route: Sendable {
@@ -74,6 +107,8 @@ public final class SettledService: @unchecked Sendable {
     public let access: AccessPolicy
     public let metrics = Metrics()
     public let timers: TimerSchedule
+    /// The commands the write routes call.
+    package let engine: Engine
     public let startedUnixSeconds: Int64
     let log: @Sendable (Int32, String) -> Void
     public private(set) var routes: [Route] = []
@@ -93,6 +128,7 @@ public final class SettledService: @unchecked Sendable {
         self.access = access
         self.log = log
         self.timers = TimerSchedule(clock: writer.clock, log: log)
+        self.engine = Engine(configuration: configuration)
         self.startedUnixSeconds = writer.clock.wallUnixSeconds()
         routes = Self.foundationRoutes(self)
     }
@@ -250,23 +286,32 @@ public final class SettledService: @unchecked Sendable {
             answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
             return
         }
-        let accepted = writer.submit({ (write: WriteContext) throws -> HTTPResponse in
-            let writesBefore = write.transaction.writesCount
-            var response: HTTPResponse
-            do {
+        let accepted = writer.submit({ (write: WriteContext) throws -> WriteAnswer in
+            // The writer runs each request in a nested transaction of its own.
+            let apply = { () throws -> WriteAnswer in
                 if let idempotencyKey {
-                    response = try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
-                } else {
-                    response = try operation.apply(write)
+                    // An answer kept as bytes with its key is made here, in the transaction; one
+                    // kept in a compact form is still rendered after the commit.
+                    return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
                 }
-            } catch let error as APIError where audited && write.transaction.writesCount == writesBefore {
-                response = error.response
+                return try operation.apply(write)
             }
-            if audited { try Audit.append(context: context, response: response, write: write) }
-            return response
+            guard audited else { return try apply() }
+            // Nested again: a refusal leaves nothing of the request but its audit record.
+            let response: HTTPResponse
+            do {
+                response = try write.nested(apply).response
+            } catch let error as APIError {
+                response = error.response
+            } catch let refusal as Refusal {
+                response = refusal.apiError.response
+            }
+            try Audit.append(context: context, response: response, write: write)
+            return .response(response)
         }, completion: { [weak self] outcome in
             switch outcome {
-            case .success(let response): answer(response)
+            // Rendered here, after the commit, on the writer's answer queue.
+            case .success(let written): answer(written.response)
             case .failure(let error): answer(self?.problem(for: error, in: context) ?? APIError.writerBusy.response)
             }
         })
@@ -324,12 +369,17 @@ public final class SettledService: @unchecked Sendable {
         switch error {
         case let error as APIError:
             return error.response
+        case let refusal as Refusal:
+            return refusal.apiError.response
         case let error as LedgerError:
             return APIError(422, error.code, error.description).response
         case let error as MoneyError:
             return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)").response
         case is WriterError:
             return APIError.writerBusy.response
+        case let error as StoreFull:
+            log(3, "\(context.routeName) refused: \(error)")
+            return APIError(507, "store_full", "the store is full (map_size_max); nothing of the request was applied").response
         default:
             log(3, "\(context.routeName) failed: \(error)")
             return APIError(500, "internal_error", "the request failed inside the daemon; it was not applied").response

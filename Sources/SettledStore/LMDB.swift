@@ -177,13 +177,13 @@ public final class Transaction {
     unowned let environment: Environment
     public let isWrite: Bool
     private var open = true
-    /// How many puts and deletes this transaction made: lets the writer see whether a request
-    /// that failed its checks wrote anything before it failed.
-    public private(set) var writesCount = 0
+    /// A nested write transaction holds no lock of its own: its parent holds the map.
+    private let isNested: Bool
 
     init(environment: Environment, write: Bool) throws(LMDBError) {
         self.environment = environment
         self.isWrite = write
+        self.isNested = false
         environment.lockShared()
         var transaction: OpaquePointer?
         let code = mdb_txn_begin(environment.pointer, nil, write ? 0 : UInt32(MDB_RDONLY), &transaction)
@@ -191,6 +191,20 @@ public final class Transaction {
             environment.unlockShared()
             throw LMDBError(code: code, operation: "mdb_txn_begin")
         }
+        self.pointer = transaction
+    }
+
+    /// A write transaction nested in `parent` (the environment does not use `MDB_WRITEMAP`):
+    /// its writes join the parent's at `commit`, and vanish at `abort`. The parent must not be
+    /// used while the child is open.
+    init(nestedIn parent: Transaction) throws(LMDBError) {
+        precondition(parent.isWrite && parent.open, "a nested transaction needs an open write transaction")
+        self.environment = parent.environment
+        self.isWrite = true
+        self.isNested = true
+        var transaction: OpaquePointer?
+        let code = mdb_txn_begin(parent.environment.pointer, parent.pointer, 0, &transaction)
+        guard code == 0, let transaction else { throw LMDBError(code: code, operation: "nested mdb_txn_begin") }
         self.pointer = transaction
     }
 
@@ -202,15 +216,15 @@ public final class Transaction {
         precondition(open)
         open = false
         let code = mdb_txn_commit(pointer)
-        environment.unlockShared()
-        try check(code, "mdb_txn_commit")
+        if !isNested { environment.unlockShared() }
+        try check(code, isNested ? "nested mdb_txn_commit" : "mdb_txn_commit")
     }
 
     public func abort() {
         guard open else { return }
         open = false
         mdb_txn_abort(pointer)
-        environment.unlockShared()
+        if !isNested { environment.unlockShared() }
     }
 
     // MARK: reads
@@ -322,7 +336,6 @@ public final class Transaction {
         precondition(isWrite)
         var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
         var dataValue = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
-        writesCount += 1
         try check(mdb_put(pointer, database.handle, &keyValue, &dataValue, options.rawValue), "mdb_put \(database.name)")
     }
 
@@ -344,7 +357,6 @@ public final class Transaction {
     @discardableResult
     public func delete(_ database: Database, key: [UInt8]) throws(LMDBError) -> Bool {
         precondition(isWrite)
-        writesCount += 1
         let code: Int32 = key.withUnsafeBytes { keyBytes in
             var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
             return mdb_del(pointer, database.handle, &keyValue, nil)

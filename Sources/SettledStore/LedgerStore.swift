@@ -26,6 +26,18 @@ public struct LedgerWriter {
     /// Numbers each post, so that an account's slot can tell whether it was seen in this post.
     private var postSerial: UInt64 = 0
     private var scratch = ByteWriter(capacity: 256)
+    /// Undo log of the open checkpoints (see `checkpoint`): an account's state before the
+    /// innermost checkpoint first changed it, oldest first.
+    private var undo: [(slot: Int, state: AccountState)] = []
+    /// Numbers checkpoints, so that an account's slot can tell whether the current one saved it.
+    private var checkpointSerial: UInt64 = 0
+    private var checkpointsOpen = 0
+
+    /// Where `rollBack(to:)` returns the balances to.
+    public struct Checkpoint {
+        let undoCount: Int
+        let dirtyCount: Int
+    }
 
     struct AccountState {
         /// The account's id, or `unassigned` while it exists only in this batch's memory: it gets
@@ -37,6 +49,8 @@ public struct LedgerWriter {
         /// `postSerial` of the last post that used this account, and the account's net amount in it.
         var postSerial: UInt64 = 0
         var netFen: Int64 = 0
+        /// `checkpointSerial` of the checkpoint that last saved this state in the undo log.
+        var savedSerial: UInt64 = 0
 
         static let unassigned: UInt64 = 0
     }
@@ -52,6 +66,40 @@ public struct LedgerWriter {
     static let journalFormatVersion: UInt8 = 1
 
     init(tables: Tables) { self.tables = tables }
+
+    /// Opens a checkpoint: what is posted from here on can be taken back by `rollBack(to:)`
+    /// (a request whose nested transaction aborts), or kept by `keep(_:)`.
+    public mutating func checkpoint() -> Checkpoint {
+        checkpointsOpen += 1
+        checkpointSerial += 1
+        return Checkpoint(undoCount: undo.count, dirtyCount: dirtySlots.count)
+    }
+
+    /// Keeps what was posted since `checkpoint` (it joins the enclosing checkpoint, if any).
+    public mutating func keep(_ checkpoint: Checkpoint) {
+        precondition(checkpointsOpen > 0)
+        checkpointsOpen -= 1
+        checkpointSerial += 1
+        if checkpointsOpen == 0 { undo.removeAll(keepingCapacity: true) }
+    }
+
+    /// Returns every balance to what it was at `checkpoint`.
+    public mutating func rollBack(to checkpoint: Checkpoint) {
+        precondition(checkpointsOpen > 0 && undo.count >= checkpoint.undoCount && dirtySlots.count >= checkpoint.dirtyCount)
+        for saved in undo[checkpoint.undoCount...].reversed() { accounts[saved.slot] = saved.state }
+        undo.removeSubrange(checkpoint.undoCount...)
+        dirtySlots.removeSubrange(checkpoint.dirtyCount...)
+        checkpointsOpen -= 1
+        checkpointSerial += 1
+        if checkpointsOpen == 0 { undo.removeAll(keepingCapacity: true) }
+    }
+
+    /// Saves an account's state in the undo log before the open checkpoint first changes it.
+    private mutating func save(_ slot: Int) {
+        guard checkpointsOpen > 0, accounts[slot].savedSerial != checkpointSerial else { return }
+        undo.append((slot: slot, state: accounts[slot]))
+        accounts[slot].savedSerial = checkpointSerial
+    }
 
     /// Posts one balanced journal transaction and returns its id.
     ///
@@ -78,6 +126,7 @@ public struct LedgerWriter {
             resolved.append(ResolvedEntry(slot: try slot(of: entry.account, in: transaction),
                                           amountFen: entry.amountFen, previousFen: 0))
         }
+        for entry in resolved { save(entry.slot) }
         // Apply the entries to the balances in memory, checking they stay within Int64; undo
         // them if one does not. Nothing is written until every check has passed.
         var applied = 0

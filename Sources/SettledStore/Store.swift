@@ -26,12 +26,15 @@ import Glibc
 /// - order_expiry:       expiry millis u64 ++ order id -> empty (pending orders only)
 /// - notifications:      channel 0 channel txn id -> v1 first notification;
 ///                       channel 0 channel txn id 0 amount u64 -> empty: another amount named
-///                       for a captured transaction, recorded as a discrepancy once
+///                       for a captured transaction, recorded as a discrepancy once; or ->
+///                       discrepancy id u64: an amount refused before any capture (binds nothing)
 /// - order_items:        item id -> order id
 /// - writeoffs_pending:  biller id 0 item id -> empty
 /// - refunds:            refund id -> order id
 /// - discrepancies:      discrepancy id u64 -> v1 discrepancy
 /// - refund_instructions: instruction id u64 -> v1 refund instruction
+/// - customer_references: kind u8 ++ customer id 0 reference -> v1 created millis i64: the
+///                       references of points grants (kind 1) and wallet credits (kind 2) used
 public struct Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
@@ -57,6 +60,7 @@ public struct Tables: Sendable {
     public let refunds: Database
     public let discrepancies: Database
     public let refundInstructions: Database
+    public let customerReferences: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -83,6 +87,7 @@ public struct Tables: Sendable {
         refunds = try environment.openDatabase(named: "refunds")
         discrepancies = try environment.openDatabase(named: "discrepancies")
         refundInstructions = try environment.openDatabase(named: "refund_instructions")
+        customerReferences = try environment.openDatabase(named: "customer_references")
     }
 }
 

@@ -2,11 +2,12 @@ import Foundation
 import Glibc
 import SettledCore
 
-/// What a request sees while the writer applies it: the batch's write transaction, the
-/// ledger, the counters and the batch's clock.
+/// What a request sees while the writer applies it: its transaction (nested in the batch's),
+/// the ledger, the counters and the batch's clock.
 public final class WriteContext {
     public let store: Store
-    public let transaction: Transaction
+    /// The innermost open transaction: a request's own, nested in the batch's.
+    public private(set) var transaction: Transaction
     public var ledger: LedgerWriter
     public var counters: Counters
     /// The time of the batch, in Unix milliseconds; every request in a batch sees the same.
@@ -32,6 +33,32 @@ public final class WriteContext {
         try ledger.balanceFen(of: account, in: transaction)
     }
 
+    /// Runs `body` in a transaction nested in the current one: when it throws, nothing it
+    /// wrote remains, and the ledger's balances and the counters are as they were before it.
+    /// The writer runs each request so; a request may nest again (to keep a record of a
+    /// refusal while dropping what the refused work wrote).
+    public func nested<Result>(_ body: () throws -> Result) throws -> Result {
+        let parent = transaction
+        let child = try Transaction(nestedIn: parent)
+        let checkpoint = ledger.checkpoint()
+        let savedCounters = counters
+        transaction = child
+        let result: Result
+        do {
+            result = try body()
+            transaction = parent
+            try child.commit()
+        } catch {
+            child.abort()
+            transaction = parent
+            ledger.rollBack(to: checkpoint)
+            counters = savedCounters
+            throw error
+        }
+        ledger.keep(checkpoint)
+        return result
+    }
+
     func finish() throws {
         try ledger.flush(in: transaction)
         try counters.flush(tables: store.tables, in: transaction)
@@ -44,10 +71,11 @@ public final class WriteContext {
 /// answers 503). The writer thread takes every request waiting, up to `batchMax`, applies
 /// them in one write transaction, commits once (one sync) and then answers each.
 ///
-/// A request that fails its own checks throws before it writes anything, and only it fails.
-/// If one throws after writing, or fails with a fault of the store, the batch is rolled
-/// back and applied again without it, so one bad request never spoils the others.
-/// `MDB_MAP_FULL` grows the map and applies the batch again.
+/// Each request runs in a transaction of its own nested in the batch's: a request that fails
+/// (before or after writing) aborts its child, nothing it wrote remains, and only it fails.
+/// A fault of the store rolls the batch back and applies it again without the request that
+/// met it. `MDB_MAP_FULL` grows the map and applies the batch again; at `map_size_max` every
+/// request of the batch fails with `StoreFull`.
 public final class StoreWriter: @unchecked Sendable {
     public let store: Store
     public let queueMax: Int
@@ -212,7 +240,9 @@ public final class StoreWriter: @unchecked Sendable {
                     try store.environment.growMap()
                     statistics.grew()
                 } catch {
-                    for work in batch { work.fail(error) }
+                    statistics.full()
+                    let full = StoreFull(mapSizeBytes: store.environment.mapSizeMaxBytes, cause: "\(error)")
+                    for work in batch { work.fail(full) }
                     return
                 }
             case .poisoned(let index, let error):
@@ -257,11 +287,11 @@ public final class StoreWriter: @unchecked Sendable {
     }
 
     private enum AttemptOutcome {
-        /// Committed; the requests that failed their own checks (without writing) have their error.
+        /// Committed; the requests that failed (their nested transaction aborted) have their error.
         /// `storeCommitNanoseconds`: the store's commit alone (writing and syncing the pages).
         case committed(failures: [(any Error)?], storeCommitNanoseconds: UInt64)
         case mapFull
-        /// The request at `index` failed after writing, or with a store fault: roll back, leave it out.
+        /// The request at `index` met a fault of the store: roll back, leave it out.
         case poisoned(index: Int, error: any Error)
         /// The commit itself failed.
         case failed(any Error)
@@ -278,18 +308,13 @@ public final class StoreWriter: @unchecked Sendable {
         }
         var failures = [(any Error)?](repeating: nil, count: batch.count)
         for (index, work) in batch.enumerated() where excluded[index] == nil {
-            let writesBefore = transaction.writesCount
             do {
-                try work.apply(context)
+                try context.nested { try work.apply(context) }
             } catch let error as LMDBError {
                 transaction.abort()
                 if error.isMapFull { return .mapFull }
                 return .poisoned(index: index, error: error)
             } catch {
-                if transaction.writesCount != writesBefore {
-                    transaction.abort()
-                    return .poisoned(index: index, error: error)
-                }
                 failures[index] = error
             }
         }
@@ -360,6 +385,14 @@ final class WriteRequest<Value: Sendable>: QueuedRequest {
     func fail(_ error: any Error) { completion(.failure(error)) }
 }
 
+/// The store is at `map_size_max` and the batch does not fit: nothing of it was written.
+public struct StoreFull: Error, Sendable, CustomStringConvertible {
+    public let mapSizeBytes: Int
+    public let cause: String
+
+    public var description: String { "the store is full at its maximum map size of \(mapSizeBytes) bytes (\(cause))" }
+}
+
 public enum WriterError: Error, Sendable, CustomStringConvertible {
     /// The queue is full or the writer is stopping.
     case unavailable
@@ -396,6 +429,8 @@ public final class WriterStatistics: @unchecked Sendable {
         public var requests: UInt64 = 0
         public var refusedRequests: UInt64 = 0
         public var mapGrowths: UInt64 = 0
+        /// Batches refused because the store is at `map_size_max`.
+        public var storeFullBatches: UInt64 = 0
         public var batchSizeCounts = [UInt64](repeating: 0, count: WriterStatistics.batchSizeBounds.count + 1)
         public var commitSecondsCounts = [UInt64](repeating: 0, count: WriterStatistics.commitSecondsBounds.count + 1)
         public var commitSecondsSum: Double = 0
@@ -432,6 +467,12 @@ public final class WriterStatistics: @unchecked Sendable {
     func grew() {
         lock.lock()
         state.mapGrowths += 1
+        lock.unlock()
+    }
+
+    func full() {
+        lock.lock()
+        state.storeFullBatches += 1
         lock.unlock()
     }
 

@@ -153,7 +153,7 @@ final class PaymentDaemon: @unchecked Sendable {
     }
 
     func creditWallet(_ customer: String, _ amountFen: Int64) throws {
-        let response = try call("POST", "/v1/customers/\(customer)/wallet/credits", #"{"amount_fen":\#(amountFen),"reference":"credit-\#(customer)"}"#)
+        let response = try call("POST", "/v1/customers/\(customer)/wallet/credits", #"{"amount_fen":\#(amountFen),"reference":"credit-\#(UUID().uuidString)"}"#)
         guard response.status == 201 else { throw HarnessError.setup("wallet credit: \(response.status) \(response.text)") }
     }
 

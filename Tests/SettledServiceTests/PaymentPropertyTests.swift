@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledHTTP
 @testable import SettledService
 import SettledStore

@@ -87,15 +87,16 @@ final class ServiceFixture: Sendable {
     let logs = LogRecorder()
 
     /// `channels`: payment channels to configure (each named by its statement format).
-    init(channels: [String] = []) throws {
+    init(channels: [String] = [], mapSizeBytes: Int = ServiceFixture.mapSizeBytes,
+         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes) throws {
         directory = try TemporaryDirectory()
         var configuration = SettledConfiguration.defaults(path: directory.path + "/settled.conf")
         configuration.stateDirectory = directory.path + "/state"
         configuration.socketPath = directory.path + "/settled.sock"
         configuration.sync = .off
         configuration.channels = channels.map { ChannelConfiguration(id: $0, format: $0) }
-        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: Self.mapSizeBytes,
-                              mapSizeMaxBytes: Self.mapSizeMaxBytes, sync: false)
+        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: mapSizeBytes,
+                              mapSizeMaxBytes: mapSizeMaxBytes, sync: false)
         let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
         writer.start()
         let access = AccessPolicy(gatewayGroupIDs: [Caller.gatewayGroupID], operatorGroupIDs: [Caller.operatorGroupID],
@@ -135,8 +136,9 @@ final class ServiceServer: Sendable {
 
     var service: SettledService { fixture.service }
 
-    init(channels: [String] = []) throws {
-        fixture = try ServiceFixture(channels: channels)
+    init(channels: [String] = [], mapSizeBytes: Int = ServiceFixture.mapSizeBytes,
+         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes) throws {
+        fixture = try ServiceFixture(channels: channels, mapSizeBytes: mapSizeBytes, mapSizeMaxBytes: mapSizeMaxBytes)
         let service = fixture.service
         let descriptor = try HTTPServer.listen(path: service.configuration.socketPath)
         let caller = self.caller

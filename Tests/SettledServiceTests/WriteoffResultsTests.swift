@@ -1,4 +1,5 @@
 import SettledCore
+import SettledEngine
 import Testing
 
 /// Write-off results through the service's socket: whose items a file may answer for, the line

@@ -127,4 +127,97 @@ import Testing
         #expect(try writer.perform { try $0.balanceFen(of: "customer_wallet:c-1") } == 30)
         #expect(try writer.perform { try $0.balanceFen(of: "customer_wallet:never") } == 0)
     }
+
+    struct Refused: Error {}
+
+    /// Runs `body` with a started writer over a fresh store.
+    func withWriter(mapSizeMaxBytes: Int = testMapSizeMaxBytes, _ body: (Store, StoreWriter) throws -> Void) throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path, mapSizeBytes: min(testMapSizeBytes, mapSizeMaxBytes), mapSizeMaxBytes: mapSizeMaxBytes)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 64)
+        writer.start()
+        defer { writer.stop() }
+        try body(store, writer)
+    }
+
+    @Test func aRequestRefusedAfterWritingLeavesNothingAndItsNeighboursCommit() throws {
+        try withWriter { store, writer in
+            let gate = Gate()
+            #expect(gate.close(writer))
+            let outcomes = Outcomes<UInt64>()
+            // One batch: a post, a request that posts (to a new account and a known one), writes a
+            // record, takes a counter and then is refused, and a post after it.
+            #expect(writer.submit({ try $0.post(transfer("escrow_bank", "customer_wallet:c-1", 10)) }, completion: outcomes.completion(0)))
+            #expect(writer.submit({ context in
+                try context.post(transfer("escrow_bank", "customer_wallet:c-1", 1000))
+                try context.post(transfer("escrow_bank", "customer_wallet:c-refused", 7))
+                try context.transaction.put(store.tables.meta, key: Array("refused-marker".utf8), value: [1], options: .overwrite)
+                _ = context.counters.take(.order)
+                throw Refused()
+            }, completion: outcomes.completion(1)))
+            #expect(writer.submit({ context in
+                try context.post(transfer("escrow_bank", "customer_wallet:c-1", 20))
+                return context.counters.take(.order)
+            }, completion: outcomes.completion(2)))
+            gate.open()
+            #expect(outcomes.wait(count: 3))
+            #expect(outcomes.all[0].map { (try? $0.get()) != nil } == true)
+            #expect(outcomes.all[1].map { if case .failure(let error) = $0 { error is Refused } else { false } } == true)
+            // The refused request's counter was given back: the neighbour took the first order number.
+            #expect(outcomes.all[2].flatMap { try? $0.get() } == 1)
+            #expect(writer.snapshot().batches == 2)
+            try read(store) { (transaction: Transaction) throws -> Void in
+                #expect(try transaction.get(store.tables.meta, key: Array("refused-marker".utf8)) == nil)
+                #expect(try LedgerReader.balanceFen(of: "customer_wallet:c-1", tables: store.tables, in: transaction) == 30)
+                #expect(try LedgerReader.balanceFen(of: "customer_wallet:c-refused", tables: store.tables, in: transaction) == 0)
+                #expect(try LedgerReader.balanceFen(of: "escrow_bank", tables: store.tables, in: transaction) == -30)
+                #expect(try LedgerReader.verify(tables: store.tables, in: transaction).ok)
+            }
+            // The next batch sees the same: the refused request left nothing in the writer's caches.
+            #expect(try writer.perform { try $0.balanceFen(of: "customer_wallet:c-1") } == 30)
+            #expect(try writer.perform { $0.counters.take(.order) } == 2)
+        }
+    }
+
+    @Test func aNestedRefusalInsideARequestKeepsTheRestOfIt() throws {
+        try withWriter { store, writer in
+            let balance = try writer.perform { context -> Int64 in
+                try context.post(transfer("escrow_bank", "customer_wallet:c-1", 10))
+                #expect(throws: Refused.self) {
+                    try context.nested {
+                        try context.post(transfer("escrow_bank", "customer_wallet:c-1", 5))
+                        throw Refused()
+                    }
+                }
+                return try context.balanceFen(of: "customer_wallet:c-1")
+            }
+            #expect(balance == 10)
+            try read(store) { (transaction: Transaction) throws -> Void in
+                #expect(try LedgerReader.balanceFen(of: "customer_wallet:c-1", tables: store.tables, in: transaction) == 10)
+                #expect(try LedgerReader.verify(tables: store.tables, in: transaction).ok)
+            }
+        }
+    }
+
+    @Test func aStoreAtItsMaximumMapRefusesWithStoreFull() throws {
+        try withWriter(mapSizeMaxBytes: 1 << 20) { store, writer in
+            let value = [UInt8](repeating: 7, count: 3000)
+            var full: StoreFull?
+            for index in 0..<2000 {
+                do {
+                    try writer.perform { context in
+                        try context.transaction.put(store.tables.meta, key: Array("filler-\(index)".utf8), value: value, options: .overwrite)
+                    }
+                } catch let error as StoreFull {
+                    full = error
+                    break
+                }
+            }
+            #expect(full != nil)
+            #expect(writer.snapshot().storeFullBatches >= 1)
+            // Nothing of the refused batch was written: the store still reads and verifies.
+            #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.ok)
+        }
+    }
 }

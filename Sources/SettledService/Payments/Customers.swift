@@ -1,41 +1,7 @@
 import SettledCore
+import SettledEngine
 import SettledHTTP
 import SettledStore
-
-/// Household accounts bound to customers, and arrears queries.
-enum Bindings {
-    /// Household accounts one customer may bind (an enterprise paying for a group).
-    static let accountsPerCustomerMax = Limits.accountsPerCustomerMax
-    /// Open bills one arrears answer lists at most.
-    static let arrearsBillsMax = Limits.arrearsBillsMax
-    static let formatVersion: UInt8 = 1
-
-    static func key(customer: String, biller: String, account: String) -> [UInt8] {
-        var writer = ByteWriter(capacity: customer.utf8.count + biller.utf8.count + account.utf8.count + 2)
-        writer.raw(customer)
-        writer.u8(0)
-        writer.raw(biller)
-        writer.u8(0)
-        writer.raw(account)
-        return writer.bytes
-    }
-
-    static func prefix(customer: String) -> [UInt8] { Array(customer.utf8) + [0] }
-
-    /// The (biller, account) pairs bound to a customer, in key order.
-    static func accounts(of customer: String, tables: Tables, in transaction: Transaction) throws -> [(biller: String, account: String)] {
-        var result: [(String, String)] = []
-        let prefix = prefix(customer: customer)
-        try transaction.scan(tables.bindings, prefix: prefix) { key, _ in
-            let rest = key[prefix.count...]
-            guard let separator = rest.firstIndex(of: 0) else { throw DecodingError(what: "binding key") }
-            result.append((String(decoding: key[prefix.count..<separator], as: UTF8.self),
-                           String(decoding: key[(separator + 1)...], as: UTF8.self)))
-            return true
-        }
-        return result
-    }
-}
 
 /// One household account's open bills, for an arrears answer.
 struct AccountArrears {
@@ -89,39 +55,13 @@ extension SettledService {
         [
             Route("PUT", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
                 let (customer, biller, account) = try Self.bindingParameters(context)
-                return WriteOperation { write in
-                    let key = Bindings.key(customer: customer, biller: biller, account: account)
-                    if try write.transaction.contains(write.tables.bindings, key: key) {
-                        return Self.bindingAnswer(200, customer, biller, account)
-                    }
-                    guard try write.transaction.contains(write.tables.billers, key: Key.string(biller)) else {
-                        throw APIError(422, "unknown_biller", "biller \(biller) does not exist")
-                    }
-                    var count = 0
-                    try write.transaction.scan(write.tables.bindings, prefix: Bindings.prefix(customer: customer)) { _, _ in
-                        count += 1
-                        return count < Bindings.accountsPerCustomerMax
-                    }
-                    guard count < Bindings.accountsPerCustomerMax else {
-                        throw APIError(422, "too_many_accounts", "a customer binds at most \(Bindings.accountsPerCustomerMax) household accounts")
-                    }
-                    var value = ByteWriter(capacity: 9)
-                    value.u8(Bindings.formatVersion)
-                    value.i64(write.nowUnixMillis)
-                    try write.transaction.put(write.tables.bindings, key: key, value: value.bytes, options: .noOverwrite)
-                    return Self.bindingAnswer(201, customer, biller, account)
-                }
+                return .command({ write in try self.engine.bind(customer: customer, biller: biller, account: account, write: write) },
+                                render: { created in Self.bindingAnswer(created ? 201 : 200, customer, biller, account) })
             }),
             Route("DELETE", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
                 let (customer, biller, account) = try Self.bindingParameters(context)
-                return WriteOperation { write in
-                    let key = Bindings.key(customer: customer, biller: biller, account: account)
-                    guard try write.transaction.contains(write.tables.bindings, key: key) else {
-                        throw APIError.notFound("binding of \(biller)/\(account) to \(customer)")
-                    }
-                    try write.transaction.delete(write.tables.bindings, key: key)
-                    return HTTPResponse(status: 204, body: [])
-                }
+                return .command({ write in try self.engine.unbind(customer: customer, biller: biller, account: account, write: write) },
+                                render: { HTTPResponse(status: 204, body: []) })
             }),
             Route("GET", "/v1/customers/{customer_id}/accounts", .gatewayAndReaders, .read { context, transaction in
                 let customer = context.parameters[0]

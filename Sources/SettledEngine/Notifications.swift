@@ -1,25 +1,24 @@
 import SettledConfig
 import SettledCore
-import SettledHTTP
 import SettledStore
 
 /// A discrepancy found while taking payments in (reconciliation adds its own kinds).
-struct Discrepancy: Sendable {
-    var id: UInt64
-    var kind: String
-    var channel: String
-    var businessDate: BusinessDate?
-    var orderID: String?
-    var channelTxnID: String?
-    var internalFen: Int64?
-    var channelFen: Int64?
-    var status: String
-    var detail: String
-    var createdUnixMillis: Int64
+package struct Discrepancy: Sendable {
+    package var id: UInt64
+    package var kind: String
+    package var channel: String
+    package var businessDate: BusinessDate?
+    package var orderID: String?
+    package var channelTxnID: String?
+    package var internalFen: Int64?
+    package var channelFen: Int64?
+    package var status: String
+    package var detail: String
+    package var createdUnixMillis: Int64
 
-    static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 1
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.u8(Self.formatVersion)
         writer.string(kind)
@@ -37,7 +36,7 @@ struct Discrepancy: Sendable {
         return writer.bytes
     }
 
-    static func decode(id: UInt64, _ bytes: UnsafeRawBufferPointer) throws -> Discrepancy {
+    package static func decode(id: UInt64, _ bytes: UnsafeRawBufferPointer) throws -> Discrepancy {
         var reader = ByteReader(bytes)
         _ = try reader.version(current: formatVersion, record: "discrepancy")
         let kind = try reader.string(), channel = try reader.string()
@@ -53,14 +52,24 @@ struct Discrepancy: Sendable {
                            status: try reader.string(), detail: try reader.string(), createdUnixMillis: try reader.i64())
     }
 
-    static func record(_ discrepancy: Discrepancy, write: WriteContext) throws -> UInt64 {
+    package static func load(id: UInt64, write: WriteContext) throws -> Discrepancy? {
+        try Key.u64(id).withUnsafeBytes { key in
+            try write.transaction.withValue(write.tables.discrepancies, key: key) { try decode(id: id, $0) }
+        }
+    }
+
+    package func store(write: WriteContext) throws {
+        try write.transaction.put(write.tables.discrepancies, key: Key.u64(id), value: encoded(), options: .overwrite)
+    }
+
+    package static func record(_ discrepancy: Discrepancy, write: WriteContext) throws -> UInt64 {
         var stored = discrepancy
         stored.id = write.counters.take(.discrepancy)
         try write.transaction.put(write.tables.discrepancies, key: Key.u64(stored.id), value: stored.encoded(), options: .append)
         return stored.id
     }
 
-    func write(_ json: inout JSONWriter) {
+    package func write(_ json: inout JSONWriter) {
         json.beginObject()
         json.field("discrepancy_id", "d-\(id)")
         json.field("kind", kind)
@@ -80,10 +89,10 @@ struct Discrepancy: Sendable {
 /// An instruction to give money back to the payer through its channel: money the center
 /// took but could not attribute (a success after the order could no longer be captured, or a
 /// second payment of the same order). The money sits in `suspense:<channel>` meanwhile.
-enum RefundInstruction {
-    static let formatVersion: UInt8 = 1
+package enum RefundInstruction {
+    package static let formatVersion: UInt8 = 1
 
-    static func raise(channel: String, orderID: String, channelTxnID: String, amountFen: Int64, reason: String,
+    package static func raise(channel: String, orderID: String, channelTxnID: String, amountFen: Int64, reason: String,
                       write: WriteContext) throws -> UInt64 {
         let id = write.counters.take(.refundInstruction)
         var value = ByteWriter(capacity: 128)
@@ -99,7 +108,7 @@ enum RefundInstruction {
         return id
     }
 
-    static func write(id: UInt64, _ bytes: UnsafeRawBufferPointer, _ json: inout JSONWriter) throws {
+    package static func write(id: UInt64, _ bytes: UnsafeRawBufferPointer, _ json: inout JSONWriter) throws {
         var reader = ByteReader(bytes)
         _ = try reader.version(current: formatVersion, record: "refund instruction")
         json.beginObject()
@@ -116,53 +125,62 @@ enum RefundInstruction {
 }
 
 /// POST /v1/notifications: a channel's result for an order, relayed by the gateway.
-struct Notification: Sendable {
-    var channel: String
-    var orderID: String
-    var channelTxnID: String
-    var amountFen: Int64
-    var success: Bool
-    var paidAtUnixMillis: Int64
+package struct Notification: Sendable {
+    package var channel: String
+    package var orderID: String
+    package var channelTxnID: String
+    package var amountFen: Int64
+    package var success: Bool
+    package var paidAtUnixMillis: Int64
 
-    static let formatVersion: UInt8 = 1
-    /// 2000-01-01T00:00:00Z.
-    static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
-    /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
-    static let paidAtAheadMillisMax = Limits.paidAtAheadMillisMax
-
-    static func parse(_ body: [UInt8], nowUnixMillis: Int64) throws -> Notification {
-        let fields = try Fields(body: body)
-        let status = try fields.requiredString("status", bytesMax: 16)
-        guard status == "success" || status == "failed" else { throw APIError.invalid("status", "must be \"success\" or \"failed\"") }
-        let paidAtText = try fields.string("paid_at", bytesMax: 40, required: status == "success")
-        var paidAt: Int64 = 0
-        if let paidAtText {
-            guard let parsed = RFC3339.parse(paidAtText) else { throw APIError.invalid("paid_at", "must be an RFC 3339 time with offset") }
-            // A payment's time decides its business date and clearing: one before this system
-            // or far ahead of its clock is the channel's error, not a date to clear on. (A
-            // failure's time decides nothing: a placeholder there is no reason to refuse it.)
-            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) else {
-                throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
-            }
-            paidAt = parsed
-        }
-        return Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
-                            channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
-                            amountFen: try fields.int64("amount_fen", range: 0...Limits.notifiedAmountFenMax)!,
-                            success: status == "success", paidAtUnixMillis: paidAt)
+    package init(channel: String, orderID: String, channelTxnID: String, amountFen: Int64, success: Bool, paidAtUnixMillis: Int64) {
+        self.channel = channel
+        self.orderID = orderID
+        self.channelTxnID = channelTxnID
+        self.amountFen = amountFen
+        self.success = success
+        self.paidAtUnixMillis = paidAtUnixMillis
     }
 
-    var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
+    package static let formatVersion: UInt8 = 1
+    /// 2000-01-01T00:00:00Z.
+    package static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
+    /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
+    package static let paidAtAheadMillisMax = Limits.paidAtAheadMillisMax
+
+    package var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
+
+    /// The mark of another amount named for this channel transaction: recorded as a
+    /// discrepancy once per amount. Its value is the discrepancy's id (u64) when the amount was
+    /// refused before anything was captured, empty when it came after a capture.
+    package func markKey(amountFen: Int64) -> [UInt8] { key + [0] + Key.u64(UInt64(bitPattern: amountFen)) }
+
+    /// After a capture: the discrepancies of amounts this channel transaction named before
+    /// (refused, binding nothing) stay on record, marked as followed by this capture.
+    package func markRefusedAmountsCaptured(orderID: String, write: WriteContext) throws {
+        var ids: [UInt64] = []
+        try write.transaction.scan(write.tables.notifications, prefix: key + [0]) { _, value in
+            if value.count == 8 { ids.append(Key.decodeU64(value)) }
+            return true
+        }
+        for id in ids {
+            guard var discrepancy = try Discrepancy.load(id: id, write: write) else {
+                preconditionFailure("the mark of a refused amount names discrepancy d-\(id), which does not exist")
+            }
+            discrepancy.detail += "; followed by a capture of \(amountFen) fen for order \(orderID) by the same channel transaction"
+            try discrepancy.store(write: write)
+        }
+    }
 
     /// What the first notification of a channel transaction was and what came of it.
-    struct Seen {
-        var orderID: String
-        var success: Bool
-        var amountFen: Int64
-        var outcome: String
+    package struct Seen {
+        package var orderID: String
+        package var success: Bool
+        package var amountFen: Int64
+        package var outcome: String
     }
 
-    static func seen(_ key: [UInt8], write: WriteContext) throws -> Seen? {
+    package static func seen(_ key: [UInt8], write: WriteContext) throws -> Seen? {
         try key.withUnsafeBytes { keyBytes in
             try write.transaction.withValue(write.tables.notifications, key: keyBytes) { value in
                 var reader = ByteReader(value)
@@ -172,7 +190,7 @@ struct Notification: Sendable {
         }
     }
 
-    func remember(outcome: String, write: WriteContext) throws {
+    package func remember(outcome: String, write: WriteContext) throws {
         var value = ByteWriter(capacity: 64)
         value.u8(Self.formatVersion)
         value.string(orderID)
@@ -187,83 +205,52 @@ struct Notification: Sendable {
     }
 }
 
-extension SettledService {
-    func notificationRoutes() -> [Route] {
-        [
-            Route("POST", "/v1/notifications", .gatewayAndOperator, .write { context in
-                let notification = try Notification.parse(context.request.body, nowUnixMillis: self.writer.clock.wallUnixMillis())
-                guard self.channelIDs.contains(notification.channel) else {
-                    throw APIError(422, "unknown_channel", "channel \(notification.channel) is not configured")
-                }
-                return WriteOperation { write in try self.apply(notification, write: write) }
-            }),
-            Route("GET", "/v1/discrepancies", .readers, .read { context, transaction in
-                let query = context.request.query
-                let limit = try Self.listLimit(context)
-                var found: [Discrepancy] = []
-                try transaction.scan(self.store.tables.discrepancies, direction: .backward) { key, value in
-                    let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
-                    if let status = query["status"], status != discrepancy.status { return true }
-                    if let channel = query["channel"], channel != discrepancy.channel { return true }
-                    if let date = query["business_date"], date != discrepancy.businessDate?.description { return true }
-                    found.append(discrepancy)
-                    return found.count < limit
-                }
-                return .json { json in
-                    json.beginArray("discrepancies")
-                    for discrepancy in found { discrepancy.write(&json) }
-                    json.endArray()
-                }
-            }),
-            Route("GET", "/v1/refund-instructions", .readers, .read { context, transaction in
-                let limit = try Self.listLimit(context)
-                var json = JSONWriter(capacity: 1024)
-                json.beginObject()
-                json.beginArray("instructions")
-                var count = 0
-                try transaction.scan(self.store.tables.refundInstructions, direction: .backward) { key, value in
-                    try RefundInstruction.write(id: Key.decodeU64(key), value, &json)
-                    count += 1
-                    return count < limit
-                }
-                json.endArray()
-                json.endObject()
-                return HTTPResponse.json(status: 200, json.bytes)
-            }),
-        ]
-    }
+/// What a notification did. The amount mismatches are answers, not refusals: their
+/// discrepancy is kept.
+package enum NotifyOutcome: Sendable {
+    /// Captured, or released as failed, or a failure of an order no longer pending.
+    case applied(OrderRecord)
+    /// The same channel transaction told again: nothing changed.
+    case duplicate(OrderRecord)
+    /// A success after the order expired or failed, its reservations taken again.
+    case capturedLate(OrderRecord)
+    /// Money no order can take: booked to suspense, with a refund instruction.
+    case toSuspense(OrderRecord, refundInstructionID: UInt64)
+    /// A success naming another amount than the order asks of the channel: refused, nothing
+    /// captured or bound, recorded as a discrepancy (once per amount).
+    case amountDiffersFromOrder(OrderRecord, notification: Notification)
+    /// A success naming another amount for a channel transaction already captured: the
+    /// capture stands, recorded as a discrepancy (once per amount).
+    case amountDiffersFromCapture(capturedFen: Int64, notification: Notification)
+}
 
-    func notificationAnswer(_ order: OrderRecord, duplicate: Bool, extra: ((inout JSONWriter) -> Void)? = nil) -> HTTPResponse {
-        .json(200) { json in
-            json.field("order_id", order.id)
-            json.field("status", order.status.rawValue)
-            json.field("duplicate", duplicate)
-            extra?(&json)
-        }
-    }
-
+extension Engine {
     /// Records that `notification` names another amount than the `internalFen` expected of it.
-    func recordAmountMismatch(_ notification: Notification, orderID: String, internalFen: Int64, detail: String,
-                              write: WriteContext) throws {
+    @discardableResult
+    package func recordAmountMismatch(_ notification: Notification, orderID: String, internalFen: Int64, detail: String,
+                              write: WriteContext) throws -> UInt64 {
         let date = configuration.businessDate(atUnixSeconds: notification.paidAtUnixMillis / 1000)
-        _ = try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
+        return try Discrepancy.record(Discrepancy(id: 0, kind: "amount_mismatch", channel: notification.channel, businessDate: date,
                                                orderID: orderID, channelTxnID: notification.channelTxnID,
                                                internalFen: internalFen, channelFen: notification.amountFen,
                                                status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis), write: write)
     }
 
     /// Applies one notification. Retries of the same channel transaction change nothing.
-    func apply(_ notification: Notification, write: WriteContext) throws -> HTTPResponse {
+    package func notify(_ notification: Notification, write: WriteContext) throws -> NotifyOutcome {
         let tables = write.tables
-        if let seen = try Notification.seen(notification.key, write: write) {
+        var seen = try Notification.seen(notification.key, write: write)
+        if seen?.outcome == "amount_mismatch" {
+            // Kept by earlier versions for a refused amount; a refusal binds nothing.
+            try write.transaction.delete(tables.notifications, key: notification.key)
+            seen = nil
+        }
+        if let seen {
             guard seen.orderID == notification.orderID else {
-                throw APIError(409, "channel_txn_reused", "channel transaction \(notification.channelTxnID) belongs to order \(seen.orderID)")
+                throw Refusal.channelTxnReused(channelTxnID: notification.channelTxnID, orderID: seen.orderID)
             }
             guard let order = try OrderRecord.load(seen.orderID, tables: tables, in: write.transaction) else {
-                throw APIError.notFound("order \(seen.orderID)")
-            }
-            if seen.outcome == "amount_mismatch" {
-                throw APIError(409, "amount_mismatch", "the notified amount differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy")
+                throw Refusal.orderNotFound(orderID: seen.orderID)
             }
             // The channel first said this transaction failed and now says it succeeded: the
             // money was taken, so it is judged as a success (captured, late, or to suspense).
@@ -272,65 +259,65 @@ extension SettledService {
                 if seen.success && notification.success && seen.amountFen != notification.amountFen {
                     // The channel names another amount for money it already reported: recorded
                     // for reconciliation, once per amount however often it is retried.
-                    let markKey = notification.key + [0] + Key.u64(UInt64(bitPattern: notification.amountFen))
+                    let markKey = notification.markKey(amountFen: notification.amountFen)
                     if try !write.transaction.contains(write.tables.notifications, key: markKey) {
                         try write.transaction.put(write.tables.notifications, key: markKey, value: [], options: .noOverwrite)
                         try recordAmountMismatch(notification, orderID: order.id, internalFen: seen.amountFen,
                                                  detail: "a retry of a channel transaction names another amount than its first success", write: write)
                     }
-                    return APIError(409, "amount_mismatch",
-                                    "channel transaction \(notification.channelTxnID) was notified with \(seen.amountFen) fen, not \(notification.amountFen); recorded as a discrepancy").response
+                    return .amountDiffersFromCapture(capturedFen: seen.amountFen, notification: notification)
                 }
-                return notificationAnswer(order, duplicate: true)
+                return .duplicate(order)
             }
         }
         guard var order = try OrderRecord.load(notification.orderID, tables: tables, in: write.transaction) else {
-            throw APIError.notFound("order \(notification.orderID)")
+            throw Refusal.orderNotFound(orderID: notification.orderID)
         }
         guard order.funding.channel == notification.channel else {
-            throw APIError(409, "channel_mismatch", "order \(order.id) is paid through \(order.funding.channel ?? "no channel"), not \(notification.channel)")
+            throw Refusal.channelMismatch(orderID: order.id, orderChannel: order.funding.channel, channel: notification.channel)
         }
         // Only a success moves money: a failure's amount, if the channel sends one, decides nothing.
+        // The refusal binds nothing: the same channel transaction with the right amount captures.
         if notification.success && notification.amountFen != order.funding.channelFen {
-            try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
-                                     detail: "notification amount differs from the order's channel amount", write: write)
-            try notification.remember(outcome: "amount_mismatch", write: write)
-            return APIError(409, "amount_mismatch",
-                            "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel; recorded as a discrepancy").response
+            let markKey = notification.markKey(amountFen: notification.amountFen)
+            if try !write.transaction.contains(tables.notifications, key: markKey) {
+                let id = try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
+                                                  detail: "notification amount differs from the order's channel amount; refused, nothing captured", write: write)
+                try write.transaction.put(tables.notifications, key: markKey, value: Key.u64(id), options: .noOverwrite)
+            }
+            return .amountDiffersFromOrder(order, notification: notification)
         }
         guard notification.success else {
             if order.status == .pending {
                 try OrderBook.release(&order, to: .failed, write: write)
             }
             try notification.remember(outcome: "failed", write: write)
-            return notificationAnswer(order, duplicate: false)
+            return .applied(order)
         }
         switch order.status {
         case .pending:
             try OrderBook.capture(&order, paidAtUnixMillis: notification.paidAtUnixMillis, channelTxnID: notification.channelTxnID,
                                   configuration: configuration, write: write)
             try notification.remember(outcome: "captured", write: write)
-            return notificationAnswer(order, duplicate: false)
+            try notification.markRefusedAmountsCaptured(orderID: order.id, write: write)
+            return .applied(order)
         case .cancelled:
             // The customer gave up: a cancelled order is final (`OrderStatus.canTransition`), so
             // the money the channel took anyway is given back.
             return try toSuspense(&order, notification, reason: "success after the order was cancelled", write: write)
         case .expired, .failed:
-            // A success after the order stopped waiting: capture if every reservation can be taken again.
-            precondition(order.status.canTransition(to: .paid))
-            let previous = order.status
-            order.status = .pending
-            let writesBefore = write.transaction.writesCount
+            // A success after the order stopped waiting: capture if every reservation can be
+            // taken again (the order goes from expired or failed to paid directly).
             do {
-                try OrderBook.reserve(order, write: write)
-            } catch is APIError where write.transaction.writesCount == writesBefore {
-                order.status = previous
-                return try toSuspense(&order, notification, reason: "success after the order was \(previous.rawValue); its reservations could not be taken again", write: write)
+                try write.nested { try OrderBook.reserve(order, write: write) }
+            } catch is Refusal {
+                return try toSuspense(&order, notification, reason: "success after the order was \(order.status.rawValue); its reservations could not be taken again", write: write)
             }
             try OrderBook.capture(&order, paidAtUnixMillis: notification.paidAtUnixMillis, channelTxnID: notification.channelTxnID,
                                   configuration: configuration, write: write)
             try notification.remember(outcome: "captured_late", write: write)
-            return notificationAnswer(order, duplicate: false) { json in json.field("late", true) }
+            try notification.markRefusedAmountsCaptured(orderID: order.id, write: write)
+            return .capturedLate(order)
         case .paid, .partiallyRefunded, .refunded:
             return try toSuspense(&order, notification, reason: "a second payment of an order already paid by \(order.channelTxnID ?? "the channel")", write: write)
         }
@@ -338,7 +325,7 @@ extension SettledService {
 
     /// Books money the channel took but that no order can take to `suspense:<channel>`, and
     /// raises a refund instruction for it.
-    func toSuspense(_ order: inout OrderRecord, _ notification: Notification, reason: String, write: WriteContext) throws -> HTTPResponse {
+    package func toSuspense(_ order: inout OrderRecord, _ notification: Notification, reason: String, write: WriteContext) throws -> NotifyOutcome {
         try write.post(JournalTransaction(kind: "suspense", reference: order.id, entries: [
             JournalEntry(account: AccountName.channelReceivable(notification.channel), amountFen: notification.amountFen),
             JournalEntry(account: AccountName.suspense(notification.channel), amountFen: -notification.amountFen),
@@ -348,9 +335,6 @@ extension SettledService {
         order.suspenseFen = try order.suspenseFen.addingFen(notification.amountFen)
         try order.store(tables: write.tables, in: write.transaction)
         try notification.remember(outcome: "suspense", write: write)
-        return notificationAnswer(order, duplicate: false) { json in
-            json.field("suspense", true)
-            json.field("refund_instruction_id", "ri-\(instruction)")
-        }
+        return .toSuspense(order, refundInstructionID: instruction)
     }
 }

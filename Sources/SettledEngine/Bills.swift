@@ -1,5 +1,4 @@
 import SettledCore
-import SettledHTTP
 import SettledStore
 
 /// A bill: an amount due on a household account for a period.
@@ -39,11 +38,11 @@ public struct Bill: Sendable, Equatable {
     public var orderID: String?
     public var updatedUnixMillis: Int64
 
-    static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 1
     /// The largest bill: 100 million yuan.
     public static let amountFenMax = Limits.amountFenMax
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
         writer.u8(Self.formatVersion)
         writer.string(billerID)
@@ -57,7 +56,7 @@ public struct Bill: Sendable, Equatable {
         return writer.bytes
     }
 
-    static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> Bill {
+    package static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> Bill {
         var reader = ByteReader(bytes)
         _ = try reader.version(current: formatVersion, record: "bill")
         let billerID = try reader.string(), accountNo = try reader.string(), period = try reader.string()
@@ -70,35 +69,35 @@ public struct Bill: Sendable, Equatable {
                     status: status, orderID: order.isEmpty ? nil : order, updatedUnixMillis: try reader.i64())
     }
 
-    static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> Bill? {
+    package static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> Bill? {
         try transaction.withValue(tables.bills, key: id) { try decode(id: id, $0) }
     }
 
-    func store(tables: Tables, in transaction: Transaction) throws {
+    package func store(tables: Tables, in transaction: Transaction) throws {
         try transaction.put(tables.bills, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
     /// The status readers see: a bill held by a captured order is paid.
-    func visibleStatus(tables: Tables, in transaction: Transaction) throws -> Status {
+    package func visibleStatus(tables: Tables, in transaction: Transaction) throws -> Status {
         guard status == .reserved else { return status }
         return try OrderBook.holderHasCaptured(orderID, tables: tables, in: transaction) ? .paid : .reserved
     }
 
     /// Throws unless the bill can be taken by an order: `bill_reserved` while a pending order
     /// holds it, `bill_not_open` once it is paid or cancelled.
-    func requireOpen(tables: Tables, in transaction: Transaction) throws {
+    package func requireOpen(tables: Tables, in transaction: Transaction) throws {
         let visible = try visibleStatus(tables: tables, in: transaction)
         switch visible {
         case .open: return
-        case .reserved: throw APIError(409, "bill_reserved", "bill \(id) is held by another pending order")
-        case .paid, .cancelled: throw APIError(409, "bill_not_open", "bill \(id) is \(visible.name)")
+        case .reserved: throw Refusal.billReserved(billID: id)
+        case .paid, .cancelled: throw Refusal.billNotOpen(billID: id, status: visible.name)
         }
     }
 
     /// The key of this bill in the index by household account.
-    var accountKey: [UInt8] { Bill.accountPrefix(billerID: billerID, accountNo: accountNo) + Array(id.utf8) }
+    package var accountKey: [UInt8] { Bill.accountPrefix(billerID: billerID, accountNo: accountNo) + Array(id.utf8) }
 
-    static func accountPrefix(billerID: String, accountNo: String) -> [UInt8] {
+    package static func accountPrefix(billerID: String, accountNo: String) -> [UInt8] {
         var writer = ByteWriter(capacity: billerID.utf8.count + accountNo.utf8.count + 2)
         writer.raw(billerID)
         writer.u8(0)
@@ -108,12 +107,12 @@ public struct Bill: Sendable, Equatable {
     }
 
     /// Does the same bill, with the same content a biller can set.
-    func sameContent(as other: Bill) -> Bool {
+    package func sameContent(as other: Bill) -> Bool {
         billerID == other.billerID && accountNo == other.accountNo && period == other.period
             && amountFen == other.amountFen && dueDate == other.dueDate && status == other.status
     }
 
-    func write(_ json: inout JSONWriter, visibleStatus: Status) {
+    package func write(_ json: inout JSONWriter, visibleStatus: Status) {
         json.beginObject()
         json.field("bill_id", id)
         json.field("biller_id", billerID)
@@ -127,42 +126,67 @@ public struct Bill: Sendable, Equatable {
     }
 
     /// Checks "YYYY-MM" with a month 01-12.
-    static func isValidPeriod(_ text: String) -> Bool {
+    package static func isValidPeriod(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
         guard bytes.count == 7, bytes[4] == UInt8(ascii: "-") else { return false }
         for index in [0, 1, 2, 3, 5, 6] where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) { return false }
         let month = Int(bytes[5] - UInt8(ascii: "0")) * 10 + Int(bytes[6] - UInt8(ascii: "0"))
         return (1...12).contains(month)
     }
+
+    package init(id: String, billerID: String, accountNo: String, period: String, amountFen: Int64, dueDate: BusinessDate, status: Status, orderID: String?, updatedUnixMillis: Int64) {
+        self.id = id
+        self.billerID = billerID
+        self.accountNo = accountNo
+        self.period = period
+        self.amountFen = amountFen
+        self.dueDate = dueDate
+        self.status = status
+        self.orderID = orderID
+        self.updatedUnixMillis = updatedUnixMillis
+    }
 }
 
 /// Bill import: NDJSON lines, upsert. Good lines land even when others are refused.
-enum BillImport {
+package enum BillImport {
     /// Lines of one file, and lines applied in one writer request.
-    static let linesMax = Limits.billImportLinesMax
-    static let chunkLinesMax = Limits.billImportLinesPerRequestMax
+    package static let linesMax = Limits.billImportLinesMax
+    package static let chunkLinesMax = Limits.billImportLinesPerRequestMax
     /// Refused lines listed in the answer (all are counted).
-    static let rejectedListedMax = Limits.rejectedLinesListedMax
-    static let lineBytesMax = Limits.uploadLineBytesMax
+    package static let rejectedListedMax = Limits.rejectedLinesListedMax
+    package static let lineBytesMax = Limits.uploadLineBytesMax
 
-    struct Line: Sendable {
-        var number: Int
-        var bill: Bill
+    package struct Line: Sendable {
+        package var number: Int
+        package var bill: Bill
+
+        package init(number: Int, bill: Bill) {
+            self.number = number
+            self.bill = bill
+        }
     }
 
-    struct Rejection: Sendable {
-        var line: Int
-        var code: String
-        var detail: String
+    package struct Rejection: Sendable {
+        package var line: Int
+        package var code: String
+        package var detail: String
+
+        package init(line: Int, code: String, detail: String) {
+            self.line = line
+            self.code = code
+            self.detail = detail
+        }
     }
 
     /// Refused lines: every one counted, those of the first `rejectedListedMax` lines kept,
     /// whatever the order they come in (the parse's refusals of a file before the writer's).
-    struct Rejections: Sendable {
-        private(set) var listed: [Rejection] = []
-        private(set) var count = 0
+    package struct Rejections: Sendable {
+        package private(set) var listed: [Rejection] = []
+        package private(set) var count = 0
 
-        mutating func add(_ rejection: Rejection) {
+        package init() {}
+
+        package mutating func add(_ rejection: Rejection) {
             count += 1
             listed.append(rejection)
             if listed.count >= 2 * BillImport.rejectedListedMax {
@@ -171,14 +195,14 @@ enum BillImport {
             }
         }
 
-        mutating func merge(_ other: Rejections) {
+        package mutating func merge(_ other: Rejections) {
             for rejection in other.listed { add(rejection) }
             count += other.count - other.listed.count
         }
 
         /// The answer's `"rejected_count"` and `"rejected"` members: by line, at most
         /// `rejectedListedMax` of them.
-        func write(_ json: inout JSONWriter) {
+        package func write(_ json: inout JSONWriter) {
             json.field("rejected_count", count)
             json.beginArray("rejected")
             for rejection in listed.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
@@ -192,78 +216,26 @@ enum BillImport {
         }
     }
 
-    struct Tally: Sendable {
-        var imported = 0
-        var updated = 0
-        var unchanged = 0
-        var rejections = Rejections()
+    package struct Tally: Sendable {
+        package var imported = 0
+        package var updated = 0
+        package var unchanged = 0
+        package var rejections = Rejections()
 
-        mutating func reject(_ rejection: Rejection) { rejections.add(rejection) }
+        package mutating func reject(_ rejection: Rejection) { rejections.add(rejection) }
 
-        mutating func merge(_ other: Tally) {
+        package mutating func merge(_ other: Tally) {
             imported += other.imported
             updated += other.updated
             unchanged += other.unchanged
             rejections.merge(other.rejections)
         }
-    }
 
-    /// Parses the body into bills and refusals; nothing is looked up in the store yet.
-    static func parse(_ body: [UInt8]) throws(APIError) -> (lines: [Line], tally: Tally) {
-        var lines: [Line] = []
-        var tally = Tally()
-        try NDJSONLines.forEach(in: body, linesMax: linesMax, lineBytesMax: lineBytesMax) { number, line in
-            guard case .text(let text) = line else {
-                tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(lineBytesMax) bytes"))
-                return
-            }
-            switch parseLine(text) {
-            case .success(let bill): lines.append(Line(number: number, bill: bill))
-            case .failure(let rejection): tally.reject(Rejection(line: number, code: rejection.code, detail: rejection.detail))
-            }
-        }
-        return (lines, tally)
-    }
-
-    struct LineProblem: Error {
-        var code: String
-        var detail: String
-    }
-
-    static func parseLine(_ line: UnsafeRawBufferPointer) -> Result<Bill, LineProblem> {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(line)
-        } catch {
-            return .failure(LineProblem(code: "malformed_json", detail: error.description))
-        }
-        guard let object = value.object else { return .failure(LineProblem(code: "malformed_json", detail: "a line must be a JSON object")) }
-        let fields = Fields(object: object)
-        do throws(APIError) {
-            let id = try fields.requiredIdentifier("bill_id")
-            let biller = try fields.requiredIdentifier("biller_id")
-            let account = try fields.requiredIdentifier("account_no")
-            let period = try fields.requiredString("period", bytesMax: 7)
-            guard Bill.isValidPeriod(period) else { throw APIError.invalid("period", "must be YYYY-MM") }
-            let amount = try fields.int64("amount_fen", range: 1...Bill.amountFenMax)!
-            let dueText = try fields.requiredString("due_date", bytesMax: 10)
-            guard let due = BusinessDate(dueText) else { throw APIError.invalid("due_date", "must be a date YYYY-MM-DD") }
-            let statusText = try fields.string("status", bytesMax: 16, required: false) ?? "open"
-            let status: Bill.Status
-            switch statusText {
-            case "open": status = .open
-            case "cancelled": status = .cancelled
-            default: throw APIError.invalid("status", "must be \"open\" or \"cancelled\"")
-            }
-            return .success(Bill(id: id, billerID: biller, accountNo: account, period: period, amountFen: amount,
-                                 dueDate: due, status: status, orderID: nil, updatedUnixMillis: 0))
-        } catch {
-            return .failure(LineProblem(code: "invalid_field", detail: error.detail))
-        }
+        package init() {}
     }
 
     /// Applies parsed lines inside the writer: inserts, updates, or refuses each.
-    static func apply(_ lines: ArraySlice<Line>, write: WriteContext) throws -> Tally {
+    package static func apply(_ lines: ArraySlice<Line>, write: WriteContext) throws -> Tally {
         var tally = Tally()
         var billers: [String: Bool] = [:]
         let tables = write.tables
@@ -309,6 +281,10 @@ enum BillImport {
                     try write.transaction.delete(tables.accountBills, key: existing.accountKey)
                     try write.transaction.put(tables.accountBills, key: bill.accountKey, value: [], options: .overwrite)
                 }
+                // The line withdraws or reopens the bill: a change of its status like any other.
+                let wanted = bill.status
+                bill.status = existing.status
+                if wanted != existing.status { bill.transition(to: wanted) }
                 try bill.store(tables: tables, in: write.transaction)
                 tally.updated += 1
             } else {
@@ -318,73 +294,5 @@ enum BillImport {
             }
         }
         return tally
-    }
-}
-
-extension SettledService {
-    func billRoutes() -> [Route] {
-        [
-            Route("POST", "/v1/bills/import", .gatewayAndOperator, upload: true, .custom { context, answer in
-                self.importBills(context, answer)
-            }),
-            Route("GET", "/v1/bills/{bill_id}", .gatewayAndReaders, .read { context, transaction in
-                guard let bill = try Bill.load(context.parameters[0], tables: self.store.tables, in: transaction) else {
-                    throw APIError.notFound("bill \(context.parameters[0])")
-                }
-                var json = JSONWriter()
-                bill.write(&json, visibleStatus: try bill.visibleStatus(tables: self.store.tables, in: transaction))
-                return HTTPResponse.json(status: 200, json.bytes)
-            }),
-        ]
-    }
-
-    /// Parses the whole file, then applies it in chunks, one writer request each, one after the
-    /// other: other requests go on between chunks, and no write transaction grows unbounded.
-    func importBills(_ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
-        let parsed: (lines: [BillImport.Line], tally: BillImport.Tally)
-        do {
-            parsed = try BillImport.parse(context.request.body)
-        } catch {
-            answer(error.response)
-            return
-        }
-        let lines = parsed.lines
-        let chunkCount = (lines.count + BillImport.chunkLinesMax - 1) / BillImport.chunkLinesMax
-        let finish: @Sendable (BillImport.Tally) -> Void = { tally in
-            answer(.json(200) { json in
-                json.field("imported", tally.imported)
-                json.field("updated", tally.updated)
-                json.field("unchanged", tally.unchanged)
-                tally.rejections.write(&json)
-            })
-        }
-        @Sendable func applyChunk(_ index: Int, _ tally: BillImport.Tally) {
-            guard index < chunkCount else {
-                finish(tally)
-                return
-            }
-            let lower = index * BillImport.chunkLinesMax
-            let chunk = lines[lower..<min(lines.count, lower + BillImport.chunkLinesMax)]
-            let accepted = writer.submit({ write in try BillImport.apply(chunk, write: write) }, completion: { outcome in
-                switch outcome {
-                case .success(let applied):
-                    var next = tally
-                    next.merge(applied)
-                    applyChunk(index + 1, next)
-                case .failure(let error):
-                    var failed = self.problem(for: error, in: context)
-                    if index > 0 {
-                        failed = APIError(503, "import_interrupted",
-                                          "lines before \(chunk.first!.number) were imported; the rest were not (\(error)); importing the file again is safe").response
-                    }
-                    answer(failed)
-                }
-            })
-            if !accepted {
-                answer(APIError(503, "writer_busy", index == 0 ? "the writer queue is full; retry shortly"
-                                : "lines before \(chunk.first!.number) were imported; the writer queue filled; importing the file again is safe").response)
-            }
-        }
-        applyChunk(0, parsed.tally)
     }
 }

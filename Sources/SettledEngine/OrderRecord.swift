@@ -1,5 +1,4 @@
 import SettledCore
-import SettledHTTP
 import SettledStore
 
 /// The write-off state of one item that pays a biller.
@@ -12,14 +11,14 @@ import SettledStore
 /// | `pending` | 1    |
 /// | `ok`      | 2    |
 /// | `failed`  | 3    |
-enum WriteoffStatus: UInt8, Sendable {
+package enum WriteoffStatus: UInt8, Sendable {
     /// wallet top-ups have no write-off, nor do items refunded before theirs
     case none = 0
     case pending = 1
     case ok = 2
     case failed = 3
 
-    var name: String {
+    package var name: String {
         switch self {
         case .none: return "none"
         case .pending: return "pending"
@@ -30,44 +29,62 @@ enum WriteoffStatus: UInt8, Sendable {
 }
 
 /// A refund as the order keeps it: the core's plan plus why and when.
-struct RefundEntry: Sendable, Equatable {
-    var refund: Refund
-    var reason: String
-    var atUnixMillis: Int64
+package struct RefundEntry: Sendable, Equatable {
+    package var refund: Refund
+    package var reason: String
+    package var atUnixMillis: Int64
 }
 
 /// An order as stored: items, funding, status, and everything that happened to it.
-struct OrderRecord: Sendable, Equatable {
-    var id: String
-    var customer: String?
-    var items: [OrderItem]
-    var funding: Funding
-    var status: OrderStatus
-    var createdUnixMillis: Int64
-    var expiresUnixMillis: Int64
-    var paidAtUnixMillis: Int64?
-    var businessDate: BusinessDate?
-    var channelTxnID: String?
-    var writeoffs: [WriteoffStatus]
-    var writeoffReasons: [String]
-    var refunds: [RefundEntry]
+package struct OrderRecord: Sendable, Equatable {
+    package var id: String
+    package var customer: String?
+    package var items: [OrderItem]
+    package var funding: Funding
+    package var status: OrderStatus
+    package var createdUnixMillis: Int64
+    package var expiresUnixMillis: Int64
+    package var paidAtUnixMillis: Int64?
+    package var businessDate: BusinessDate?
+    package var channelTxnID: String?
+    package var writeoffs: [WriteoffStatus]
+    package var writeoffReasons: [String]
+    package var refunds: [RefundEntry]
     /// Money a channel took for this order that could not be captured (late or second
     /// payment): booked to suspense, with a refund instruction.
-    var suspenseFen: Int64
+    package var suspenseFen: Int64
 
     /// 1: the first layout. 2: each refund ends with `pointsWalletFen` (i64); a version 1
     /// refund has none (0: earlier versions returned no point as money). An order is written
     /// in version 1 while none of its refunds returned points as money, so that a store stays
     /// readable by the version before as long as nothing needs the new field.
-    static let formatVersion: UInt8 = 2
+    package static let formatVersion: UInt8 = 2
 
-    var order: Order { Order(orderId: id, items: items) }
+    package var order: Order { Order(orderId: id, items: items) }
 
-    func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
+    package func itemIndex(_ itemID: String) -> Int? { items.firstIndex { $0.itemId == itemID } }
+
+    /// The order as its creation left it: what notifications, refunds and write-offs changed
+    /// since, undone. An order needing no channel was captured at once, at its creation.
+    package func asCreated() -> OrderRecord {
+        var created = self
+        let capturedAtOnce = funding.channelFen == 0
+        created.status = capturedAtOnce ? .paid : .pending
+        if !capturedAtOnce {
+            created.paidAtUnixMillis = nil
+            created.businessDate = nil
+        }
+        created.channelTxnID = nil
+        created.writeoffs = items.map { capturedAtOnce && $0.kind.paysBiller ? .pending : .none }
+        created.writeoffReasons = Array(repeating: "", count: items.count)
+        created.refunds = []
+        created.suspenseFen = 0
+        return created
+    }
 
     // MARK: encoding
 
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 256 + items.count * 64)
         let version: UInt8 = refunds.contains { $0.refund.pointsWalletFen != 0 } ? 2 : 1
         writer.u8(version)
@@ -121,7 +138,7 @@ struct OrderRecord: Sendable, Equatable {
         return writer.bytes
     }
 
-    static func encode(_ funding: Funding, _ writer: inout ByteWriter) {
+    package static func encode(_ funding: Funding, _ writer: inout ByteWriter) {
         writer.i64(funding.totalFen)
         writer.u16(UInt16(funding.redPackets.count))
         for use in funding.redPackets {
@@ -138,7 +155,7 @@ struct OrderRecord: Sendable, Equatable {
         writer.i64(funding.channelFen)
     }
 
-    static func decodeFunding(_ reader: inout ByteReader) throws -> Funding {
+    package static func decodeFunding(_ reader: inout ByteReader) throws -> Funding {
         let total = try reader.i64()
         var uses: [RedPacketUse] = []
         for _ in 0..<Int(try reader.u16()) {
@@ -151,7 +168,7 @@ struct OrderRecord: Sendable, Equatable {
                        pointsFen: pointsFen, walletFen: walletFen, channel: channel.isEmpty ? nil : channel, channelFen: try reader.i64())
     }
 
-    static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
+    package static func decode(id: String, _ bytes: UnsafeRawBufferPointer) throws -> OrderRecord {
         var reader = ByteReader(bytes)
         let version = try reader.version(current: formatVersion, record: "order")
         let customer = try reader.string()
@@ -209,31 +226,31 @@ struct OrderRecord: Sendable, Equatable {
                            refunds: refunds, suspenseFen: suspense)
     }
 
-    static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
+    package static func load(_ id: String, tables: Tables, in transaction: Transaction) throws -> OrderRecord? {
         try transaction.withValue(tables.orders, key: id) { try decode(id: id, $0) }
     }
 
-    func store(tables: Tables, in transaction: Transaction) throws {
+    package func store(tables: Tables, in transaction: Transaction) throws {
         try transaction.put(tables.orders, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
-    static func statusCode(_ status: OrderStatus) -> UInt8 { status.storageCode }
+    package static func statusCode(_ status: OrderStatus) -> UInt8 { status.storageCode }
 
-    static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
+    package static func statusFromCode(_ code: UInt8) throws -> OrderStatus {
         guard let status = OrderStatus(storageCode: code) else { throw DecodingError(what: "order status \(code)") }
         return status
     }
 
-    static func kindCode(_ kind: OrderItemKind) -> UInt8 { kind.storageCode }
+    package static func kindCode(_ kind: OrderItemKind) -> UInt8 { kind.storageCode }
 
-    static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
+    package static func kindFromCode(_ code: UInt8) throws -> OrderItemKind {
         guard let kind = OrderItemKind(storageCode: code) else { throw DecodingError(what: "item kind \(code)") }
         return kind
     }
 
     // MARK: JSON
 
-    func write(_ json: inout JSONWriter, utcOffsetSeconds: Int) {
+    package func write(_ json: inout JSONWriter, utcOffsetSeconds: Int) {
         json.beginObject()
         json.field("order_id", id)
         json.field("customer_id", customer)
@@ -277,7 +294,7 @@ struct OrderRecord: Sendable, Equatable {
         json.endObject()
     }
 
-    static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
+    package static func writeRefund(_ refund: Refund, reason: String?, _ json: inout JSONWriter) {
         json.beginObject()
         writeRefundFields(refund, &json)
         json.field("reason", reason)
@@ -285,7 +302,7 @@ struct OrderRecord: Sendable, Equatable {
     }
 
     /// A refund's members: what the refund answer and the order's list of refunds share.
-    static func writeRefundFields(_ refund: Refund, _ json: inout JSONWriter) {
+    package static func writeRefundFields(_ refund: Refund, _ json: inout JSONWriter) {
         json.field("refund_id", refund.refundId)
         json.field("amount_fen", refund.amountFen)
         json.beginArray("item_ids")

@@ -1,58 +1,59 @@
 import SettledConfig
 import SettledCore
-import SettledHTTP
 import SettledStore
 
 /// The rules of orders inside the writer: reserve, capture, release.
 ///
 /// Every function here runs in the writer's transaction and either throws before writing
 /// (a refused request) or writes everything it changes.
-enum OrderBook {
+package enum OrderBook {
     /// Pending orders expired by one writer request of the expiry timer.
-    static let expiryBatchMax = Limits.expiryOrdersPerRequestMax
+    package static let expiryBatchMax = Limits.expiryOrdersPerRequestMax
     /// Items released by one writer request of the expiry timer (at least one order is).
-    static let expiryItemsMax = Limits.expiryItemsPerRequestMax
+    package static let expiryItemsMax = Limits.expiryItemsPerRequestMax
 
-    static func expiryKey(_ order: OrderRecord) -> [UInt8] {
+    package static func expiryKey(_ order: OrderRecord) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + order.id.utf8.count)
         writer.u64(UInt64(max(0, order.expiresUnixMillis)))
         writer.raw(order.id)
         return writer.bytes
     }
 
-    static func writeoffKey(biller: String, item: String) -> [UInt8] { Array(biller.utf8) + [0] + Array(item.utf8) }
+    package static func writeoffKey(biller: String, item: String) -> [UInt8] { Array(biller.utf8) + [0] + Array(item.utf8) }
 
     /// What an order would take, as loaded in the writer's transaction.
-    struct Reservable {
+    package struct Reservable {
         /// The bills of the order's bill items, in item order.
-        var bills: [Bill] = []
+        package var bills: [Bill] = []
         /// The red packets the funding uses (others loaded alongside are ignored).
-        var packets: [StoredRedPacket] = []
-        var customer = CustomerRecord()
-        /// The customer's wallet balance less what pending orders hold.
-        var walletAvailableFen: Int64 = 0
+        package var packets: [StoredRedPacket] = []
+        package var customer = CustomerRecord()
+        /// The customer's wallet balance less what pending orders hold, never below zero: the
+        /// planner and the reservation judge the same value, so a wallet below its
+        /// reservations means no wallet money, not an order refused whatever it asks.
+        package var walletAvailableFen: Int64 = 0
 
         /// Loads the customer's record and what their wallet has free.
-        mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
+        package mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
             self.customer = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
-            walletAvailableFen = try Wallet.balanceFen(customer, write: write) - self.customer.walletReservedFen
+            walletAvailableFen = max(0, try Wallet.availableFen(customer, write: write))
         }
     }
 
     /// Takes the bills and instruments of `order` for it. Throws (before writing) when one is
     /// not free: `bill_reserved`, `bill_not_open`, `red_packet_unusable`, `insufficient_*`.
-    static func reserve(_ order: OrderRecord, write: WriteContext) throws {
+    package static func reserve(_ order: OrderRecord, write: WriteContext) throws {
         let tables = write.tables
         var reservable = Reservable()
         for item in order.items where item.kind == .bill {
             guard let bill = try Bill.load(item.billId!, tables: tables, in: write.transaction) else {
-                throw APIError(422, "unknown_bill", "bill \(item.billId!) does not exist")
+                throw Refusal.unknownBill(billID: item.billId!)
             }
             reservable.bills.append(bill)
         }
         for use in order.funding.redPackets {
             guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction) else {
-                throw APIError(422, "red_packet_unusable", "red packet \(use.redPacketId) is no longer available")
+                throw Refusal.redPacketUnusable(redPacketID: use.redPacketId)
             }
             reservable.packets.append(packet)
         }
@@ -62,7 +63,7 @@ enum OrderBook {
 
     /// Checks that everything in `reservable` is free for `order`, then writes the
     /// reservations. Throws before writing when something is not free.
-    static func take(_ order: OrderRecord, _ reservable: Reservable, write: WriteContext) throws {
+    package static func take(_ order: OrderRecord, _ reservable: Reservable, write: WriteContext) throws {
         let tables = write.tables
         var billIndex = 0
         for item in order.items where item.kind == .bill {
@@ -74,7 +75,7 @@ enum OrderBook {
             // A bill an import changed while no order held it is not the bill the order paid
             // for: its money would go to the order's biller and account, not the bill's.
             guard bill.amountFen == item.amountFen, bill.billerID == item.billerId, bill.accountNo == item.accountNo else {
-                throw APIError(409, "bill_not_open", "bill \(bill.id) changed its amount, biller or account since the order was made")
+                throw Refusal.billChanged(billID: bill.id)
             }
         }
         precondition(billIndex == reservable.bills.count, "the bills loaded for order \(order.id) follow its items")
@@ -82,17 +83,17 @@ enum OrderBook {
         for use in order.funding.redPackets {
             guard let packet = reservable.packets.first(where: { $0.packet.redPacketId == use.redPacketId }),
                   packet.packet.status == .available, !packet.packet.isExpired(atUnixMillis: write.nowUnixMillis) else {
-                throw APIError(422, "red_packet_unusable", "red packet \(use.redPacketId) is no longer available")
+                throw Refusal.redPacketUnusable(redPacketID: use.redPacketId)
             }
             packets.append(packet)
         }
         var record = reservable.customer
         if let customer = order.customer {
             guard record.pointsAvailable >= order.funding.points else {
-                throw APIError(422, "insufficient_points", "customer \(customer) has \(record.pointsAvailable) points available")
+                throw Refusal.insufficientPoints(customer: customer, availablePoints: record.pointsAvailable)
             }
             guard reservable.walletAvailableFen >= order.funding.walletFen else {
-                throw APIError(422, "insufficient_wallet", "customer \(customer) has \(reservable.walletAvailableFen) fen available in the wallet")
+                throw Refusal.insufficientWallet(customer: customer, availableFen: reservable.walletAvailableFen)
             }
         } else {
             precondition(order.funding.points == 0 && order.funding.walletFen == 0 && order.funding.redPackets.isEmpty,
@@ -100,13 +101,13 @@ enum OrderBook {
         }
         // Everything is free: write.
         for var bill in reservable.bills {
-            bill.status = .reserved
+            bill.transition(to: .reserved)
             bill.orderID = order.id
             bill.updatedUnixMillis = write.nowUnixMillis
             try bill.store(tables: tables, in: write.transaction)
         }
         for var packet in packets {
-            packet.packet.status = .reserved
+            packet.transition(to: .reserved)
             packet.orderID = order.id
             try packet.store(tables: tables, in: write.transaction)
         }
@@ -121,7 +122,7 @@ enum OrderBook {
     /// A capture does not rewrite what its order holds: a held bill is paid, and a held red
     /// packet used, exactly when the holding order is captured (or refunded, for a red packet
     /// too expired to be given back). Every reader of their status goes through here.
-    static func holderHasCaptured(_ orderID: String?, tables: Tables, in transaction: Transaction) throws -> Bool {
+    package static func holderHasCaptured(_ orderID: String?, tables: Tables, in transaction: Transaction) throws -> Bool {
         guard let orderID, let holder = try OrderRecord.load(orderID, tables: tables, in: transaction) else {
             preconditionFailure("a reserved bill or red packet names no order, or one that does not exist: \(orderID ?? "none")")
         }
@@ -133,10 +134,11 @@ enum OrderBook {
         }
     }
 
-    /// Posts the capture of a pending (reserved) order and takes the points it used.
-    static func capture(_ order: inout OrderRecord, paidAtUnixMillis: Int64, channelTxnID: String?,
+    /// Posts the capture of an order whose reservations are held (pending, or an expired or
+    /// failed order whose reservations were just taken again) and takes the points it used.
+    package static func capture(_ order: inout OrderRecord, paidAtUnixMillis: Int64, channelTxnID: String?,
                         configuration: SettledConfiguration, write: WriteContext) throws {
-        precondition(order.status == .pending, "only a pending order is captured")
+        precondition(order.status.canTransition(to: .paid), "order \(order.id) is \(order.status.rawValue): it cannot be captured")
         let tables = write.tables
         try write.post(PaymentJournal.capture(order: order.order, funding: order.funding, customer: order.customer))
         // The bills and red packets stay as reservation left them, held by the order: from now
@@ -163,12 +165,12 @@ enum OrderBook {
             try record.store(customer, tables: tables, in: write.transaction)
         }
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
-            order.writeoffs[index] = .pending
+            order.transitionWriteoff(index, to: .pending)
             try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
                                       value: [], options: .overwrite)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
-        order.status = .paid
+        order.transition(to: .paid)
         order.paidAtUnixMillis = paidAtUnixMillis
         order.channelTxnID = channelTxnID
         order.businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
@@ -176,13 +178,13 @@ enum OrderBook {
     }
 
     /// Releases every reservation of a pending order and gives it its final status.
-    static func release(_ order: inout OrderRecord, to status: OrderStatus, write: WriteContext) throws {
-        precondition(order.status == .pending && [.cancelled, .expired, .failed].contains(status))
+    package static func release(_ order: inout OrderRecord, to status: OrderStatus, write: WriteContext) throws {
+        precondition(order.status == .pending && [.cancelled, .expired, .failed].contains(status), "only a pending order is released")
         let tables = write.tables
         for item in order.items where item.kind == .bill {
             if var bill = try Bill.load(item.billId!, tables: tables, in: write.transaction), bill.orderID == order.id,
                bill.status == .reserved {
-                bill.status = .open
+                bill.transition(to: .open)
                 bill.orderID = nil
                 bill.updatedUnixMillis = write.nowUnixMillis
                 try bill.store(tables: tables, in: write.transaction)
@@ -191,7 +193,7 @@ enum OrderBook {
         for use in order.funding.redPackets {
             if var packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
                packet.orderID == order.id, packet.packet.status == .reserved {
-                packet.packet.status = .available
+                packet.transition(to: .available)
                 packet.orderID = nil
                 try packet.store(tables: tables, in: write.transaction)
             }
@@ -204,13 +206,13 @@ enum OrderBook {
             try record.store(customer, tables: tables, in: write.transaction)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
-        order.status = status
+        order.transition(to: status)
         try order.store(tables: tables, in: write.transaction)
     }
 
     /// Whether a pending order is past its deadline at `nowUnixMillis`: a read, so that the
     /// sweep writes only when there is something to expire.
-    static func anyDue(atUnixMillis nowUnixMillis: Int64, tables: Tables, in transaction: Transaction) throws -> Bool {
+    package static func anyDue(atUnixMillis nowUnixMillis: Int64, tables: Tables, in transaction: Transaction) throws -> Bool {
         var due = false
         try transaction.scan(tables.orderExpiry) { key, _ in
             due = Int64(Key.decodeU64(key)) <= nowUnixMillis
@@ -221,7 +223,7 @@ enum OrderBook {
 
     /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
     /// given), at most `expiryBatchMax`; returns how many.
-    static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
+    package static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
         let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
         try write.transaction.scan(write.tables.orderExpiry) { key, _ in
@@ -246,131 +248,32 @@ enum OrderBook {
 }
 
 /// A parsed POST /v1/orders.
-struct OrderRequest: Sendable {
-    enum Item: Sendable {
+package struct OrderRequest: Sendable {
+    package enum Item: Sendable {
         case bill(billID: String)
         case topup(billerID: String, accountNo: String, amountFen: Int64)
         case walletTopup(amountFen: Int64)
     }
 
-    var customer: String?
-    var items: [Item]
-    var funding: FundingRequest
+    package var customer: String?
+    package var items: [Item]
+    package var funding: FundingRequest
 
-    static let amountFenMax = Limits.amountFenMax
-
-    /// `itemsMax` and `redPacketsMax` are the configured limits of one order.
-    static func parse(_ body: [UInt8], itemsMax: Int, redPacketsMax: Int) throws -> OrderRequest {
-        let fields = try Fields(body: body)
-        let customer = try fields.identifier("customer_id", required: false)
-        guard let elements = try? fields.array("items", countMax: Int.max) else {
-            throw APIError(422, "invalid_request", "items: is required and must be an array")
-        }
-        guard !elements.isEmpty else { throw APIError(422, "invalid_request", "items: an order has at least one item") }
-        guard elements.count <= itemsMax else { throw APIError(422, "too_many_items", "an order has at most \(itemsMax) items") }
-        var items: [Item] = []
-        items.reserveCapacity(elements.count)
-        for (index, element) in elements.enumerated() {
-            guard let object = element.object else { throw APIError(422, "invalid_request", "items[\(index)]: must be an object") }
-            let item = Fields(object: object)
-            do {
-                switch try item.requiredString("kind", bytesMax: 16) {
-                case "bill":
-                    items.append(.bill(billID: try item.requiredIdentifier("bill_id")))
-                case "topup":
-                    items.append(.topup(billerID: try item.requiredIdentifier("biller_id"),
-                                        accountNo: try item.requiredIdentifier("account_no"),
-                                        amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
-                case "wallet_topup":
-                    guard customer != nil else {
-                        throw APIError(422, "invalid_request", "a wallet_topup needs a customer_id")
-                    }
-                    items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
-                default:
-                    throw APIError.invalid("kind", "must be bill, topup or wallet_topup")
-                }
-            } catch let error as APIError {
-                throw APIError(422, "invalid_request", "items[\(index)].\(error.detail)")
-            }
-        }
-        var funding = FundingRequest()
-        if let source = try fields.object("funding", required: false) {
-            let packetsMax = min(redPacketsMax, FundingRequest.redPacketIdsMax)
-            if let ids = try source.array("red_packet_ids", required: false, countMax: Int.max) {
-                guard ids.count <= packetsMax else {
-                    throw APIError(422, "invalid_request", "funding.red_packet_ids: an order uses at most \(packetsMax) red packets")
-                }
-                funding.redPacketIds = try ids.enumerated().map { index, value in
-                    guard let id = value.string, Identifier.isValid(id) else {
-                        throw APIError(422, "invalid_request", "funding.red_packet_ids[\(index)]: must be an identifier")
-                    }
-                    return id
-                }
-            }
-            funding.points = try source.int64("points", required: false, range: 0...CustomerRecord.pointsMax) ?? 0
-            funding.walletFen = try source.int64("wallet_fen", required: false, range: 0...amountFenMax) ?? 0
-            funding.channel = try source.identifier("channel", required: false)
-        }
-        if customer == nil && (!funding.redPacketIds.isEmpty || funding.points > 0 || funding.walletFen > 0) {
-            throw APIError(422, "invalid_request", "red packets, points and wallet need a customer_id")
-        }
-        return OrderRequest(customer: customer, items: items, funding: funding)
+    package init(customer: String?, items: [Item], funding: FundingRequest) {
+        self.customer = customer
+        self.items = items
+        self.funding = funding
     }
+
+    package static let amountFenMax = Limits.amountFenMax
 }
 
-extension FundingError {
-    var apiError: APIError { APIError(422, code, description) }
-}
-
-extension SettledService {
-    var channelIDs: Set<String> { Set(configuration.channels.map(\.id)) }
-
-    func orderRoutes() -> [Route] {
-        [
-            Route("POST", "/v1/orders", .gatewayAndOperator, .write { context in
-                guard context.request.headers["Idempotency-Key"] != nil else {
-                    throw APIError(422, "idempotency_key_required", "POST /v1/orders needs an Idempotency-Key header")
-                }
-                let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax,
-                                                     redPacketsMax: self.configuration.redPacketsPerOrderMax)
-                return WriteOperation { write in try self.createOrder(request, write: write) }
-            }),
-            Route("GET", "/v1/orders/{order_id}", .gatewayAndReaders, .read { context, transaction in
-                guard let order = try OrderRecord.load(context.parameters[0], tables: self.store.tables, in: transaction) else {
-                    throw APIError.notFound("order \(context.parameters[0])")
-                }
-                return self.orderAnswer(order, status: 200)
-            }),
-            Route("POST", "/v1/orders/{order_id}/cancel", .gatewayAndOperator, .write { context in
-                let id = context.parameters[0]
-                return WriteOperation { write in
-                    guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction) else {
-                        throw APIError.notFound("order \(id)")
-                    }
-                    guard order.status == .pending else {
-                        throw APIError(409, "order_not_pending", "order \(id) is \(order.status.rawValue)")
-                    }
-                    // Past its deadline the order has expired, whether or not the sweep has run.
-                    if write.nowUnixMillis >= order.expiresUnixMillis {
-                        try OrderBook.release(&order, to: .expired, write: write)
-                        return APIError(409, "order_not_pending", "order \(id) is \(order.status.rawValue)").response
-                    }
-                    try OrderBook.release(&order, to: .cancelled, write: write)
-                    return self.orderAnswer(order, status: 200)
-                }
-            }),
-        ]
-    }
-
-    func orderAnswer(_ order: OrderRecord, status: Int) -> HTTPResponse {
-        var json = JSONWriter(capacity: 512 + order.items.count * 160)
-        order.write(&json, utcOffsetSeconds: configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000))
-        return HTTPResponse.json(status: status, json.bytes)
-    }
-
+/// The commands of orders: create, cancel, expire. Each runs in the request's nested
+/// transaction: a thrown `Refusal` leaves nothing written.
+extension Engine {
     /// Resolves the items, plans the funding, reserves, and captures at once when nothing is
     /// left for a channel.
-    func createOrder(_ request: OrderRequest, write: WriteContext) throws -> HTTPResponse {
+    package func createOrder(_ request: OrderRequest, write: WriteContext) throws -> OrderRecord {
         let tables = write.tables
         let number = write.counters.take(.order)
         let orderID = "o-\(number)"
@@ -382,7 +285,7 @@ extension SettledService {
         func biller(_ id: String) throws -> Biller {
             if let known = billers[id] { return known }
             guard let loaded = try Biller.load(id, tables: tables, in: write.transaction) else {
-                throw APIError(422, "unknown_biller", "biller \(id) does not exist")
+                throw Refusal.unknownBiller(billerID: id)
             }
             billers[id] = loaded
             return loaded
@@ -392,10 +295,10 @@ extension SettledService {
             switch item {
             case .bill(let billID):
                 guard billsSeen.insert(billID).inserted else {
-                    throw APIError(422, "invalid_request", "bill \(billID) is listed twice")
+                    throw Refusal.billListedTwice(billID: billID)
                 }
                 guard let bill = try Bill.load(billID, tables: tables, in: write.transaction) else {
-                    throw APIError(422, "unknown_bill", "bill \(billID) does not exist")
+                    throw Refusal.unknownBill(billID: billID)
                 }
                 try bill.requireOpen(tables: tables, in: write.transaction)
                 let owner = try biller(bill.billerID)
@@ -418,12 +321,12 @@ extension SettledService {
         switch FundingPlanner.plan(customer: request.customer, items: items, request: request.funding,
                                    redPackets: reservable.packets.map(\.packet),
                                    pointsBalance: reservable.customer.pointsAvailable,
-                                   walletAvailableFen: max(0, reservable.walletAvailableFen),
+                                   walletAvailableFen: reservable.walletAvailableFen,
                                    pointValueFen: Int64(configuration.pointValueFen),
                                    pointsMaxSharePercent: Int64(configuration.pointsMaxSharePercent),
                                    channels: channelIDs, nowUnixMillis: write.nowUnixMillis) {
         case .success(let planned): funding = planned
-        case .failure(let error): throw error.apiError
+        case .failure(let error): throw Refusal.funding(error)
         }
         var order = OrderRecord(id: orderID, customer: request.customer, items: items, funding: funding, status: .pending,
                                 createdUnixMillis: write.nowUnixMillis,
@@ -444,31 +347,32 @@ extension SettledService {
             try order.store(tables: tables, in: write.transaction)
             try write.transaction.put(tables.orderExpiry, key: OrderBook.expiryKey(order), value: [], options: .overwrite)
         }
-        return orderAnswer(order, status: 201)
+        return order
     }
 
-    /// How often pending orders past their deadline are expired: no order holds its bills and
-    /// instruments much more than this beyond its deadline.
-    public static let orderExpirySweepSeconds = 1
-
-    /// Timers of orders: pending orders expire.
-    public func startOrderTimers() {
-        timers.every("order_expiry", intervalSeconds: Self.orderExpirySweepSeconds) { [self] in try self.expireDueOrders() }
+    /// What a cancel did: cancelled the order, or found it past its deadline and expired it
+    /// (written: the deadline decides, whether or not the sweep has run).
+    package enum CancelOutcome: Sendable {
+        case cancelled(OrderRecord)
+        case expiredAtDeadline(OrderRecord)
     }
 
-    /// One run of the expiry sweep: expires the pending orders past their deadline by the
-    /// writer's clock; returns the outcome for status.
-    public func expireDueOrders() throws -> String {
-        let due = try store.environment.read { transaction in
-            try OrderBook.anyDue(atUnixMillis: writer.clock.wallUnixMillis(), tables: store.tables, in: transaction)
+    /// Cancels a pending order: `order_not_pending` when it is not.
+    package func cancelOrder(_ id: String, write: WriteContext) throws -> CancelOutcome {
+        guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction) else {
+            throw Refusal.orderNotFound(orderID: id)
         }
-        guard due else { return "none due" }
-        var total = 0
-        while true {
-            let expired = try writer.perform { write in try OrderBook.expireDue(write: write) }
-            total += expired
-            if expired == 0 { break }
+        guard order.status == .pending else { throw Refusal.orderNotPending(orderID: id, status: order.status) }
+        if write.nowUnixMillis >= order.expiresUnixMillis {
+            try OrderBook.release(&order, to: .expired, write: write)
+            return .expiredAtDeadline(order)
         }
-        return "expired \(total) orders"
+        try OrderBook.release(&order, to: .cancelled, write: write)
+        return .cancelled(order)
+    }
+
+    /// Expires pending orders past their deadline (at most `OrderBook.expiryBatchMax`); answers how many.
+    package func expireDueOrders(write: WriteContext) throws -> Int {
+        try OrderBook.expireDue(write: write)
     }
 }

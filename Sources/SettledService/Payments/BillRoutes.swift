@@ -1,0 +1,128 @@
+import SettledCore
+import SettledEngine
+import SettledHTTP
+import SettledStore
+
+extension BillImport {
+    /// Parses the body into bills and refusals; nothing is looked up in the store yet.
+    static func parse(_ body: [UInt8]) throws(APIError) -> (lines: [Line], tally: Tally) {
+        var lines: [Line] = []
+        var tally = Tally()
+        try NDJSONLines.forEach(in: body, linesMax: linesMax, lineBytesMax: lineBytesMax) { number, line in
+            guard case .text(let text) = line else {
+                tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(lineBytesMax) bytes"))
+                return
+            }
+            switch parseLine(text) {
+            case .success(let bill): lines.append(Line(number: number, bill: bill))
+            case .failure(let rejection): tally.reject(Rejection(line: number, code: rejection.code, detail: rejection.detail))
+            }
+        }
+        return (lines, tally)
+    }
+
+    struct LineProblem: Error {
+        var code: String
+        var detail: String
+    }
+
+    static func parseLine(_ line: UnsafeRawBufferPointer) -> Result<Bill, LineProblem> {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            return .failure(LineProblem(code: "malformed_json", detail: error.description))
+        }
+        guard let object = value.object else { return .failure(LineProblem(code: "malformed_json", detail: "a line must be a JSON object")) }
+        let fields = Fields(object: object)
+        do throws(APIError) {
+            let id = try fields.requiredIdentifier("bill_id")
+            let biller = try fields.requiredIdentifier("biller_id")
+            let account = try fields.requiredIdentifier("account_no")
+            let period = try fields.requiredString("period", bytesMax: 7)
+            guard Bill.isValidPeriod(period) else { throw APIError.invalid("period", "must be YYYY-MM") }
+            let amount = try fields.int64("amount_fen", range: 1...Bill.amountFenMax)!
+            let dueText = try fields.requiredString("due_date", bytesMax: 10)
+            guard let due = BusinessDate(dueText) else { throw APIError.invalid("due_date", "must be a date YYYY-MM-DD") }
+            let statusText = try fields.string("status", bytesMax: 16, required: false) ?? "open"
+            let status: Bill.Status
+            switch statusText {
+            case "open": status = .open
+            case "cancelled": status = .cancelled
+            default: throw APIError.invalid("status", "must be \"open\" or \"cancelled\"")
+            }
+            return .success(Bill(id: id, billerID: biller, accountNo: account, period: period, amountFen: amount,
+                                 dueDate: due, status: status, orderID: nil, updatedUnixMillis: 0))
+        } catch {
+            return .failure(LineProblem(code: "invalid_field", detail: error.detail))
+        }
+    }
+}
+
+extension SettledService {
+    func billRoutes() -> [Route] {
+        [
+            Route("POST", "/v1/bills/import", .gatewayAndOperator, upload: true, .custom { context, answer in
+                self.importBills(context, answer)
+            }),
+            Route("GET", "/v1/bills/{bill_id}", .gatewayAndReaders, .read { context, transaction in
+                guard let bill = try Bill.load(context.parameters[0], tables: self.store.tables, in: transaction) else {
+                    throw APIError.notFound("bill \(context.parameters[0])")
+                }
+                var json = JSONWriter()
+                bill.write(&json, visibleStatus: try bill.visibleStatus(tables: self.store.tables, in: transaction))
+                return HTTPResponse.json(status: 200, json.bytes)
+            }),
+        ]
+    }
+
+    /// Parses the whole file, then applies it in chunks, one writer request each, one after the
+    /// other: other requests go on between chunks, and no write transaction grows unbounded.
+    func importBills(_ context: RequestContext, _ answer: @escaping @Sendable (HTTPResponse) -> Void) {
+        let parsed: (lines: [BillImport.Line], tally: BillImport.Tally)
+        do {
+            parsed = try BillImport.parse(context.request.body)
+        } catch {
+            answer(error.response)
+            return
+        }
+        let lines = parsed.lines
+        let chunkCount = (lines.count + BillImport.chunkLinesMax - 1) / BillImport.chunkLinesMax
+        let finish: @Sendable (BillImport.Tally) -> Void = { tally in
+            answer(.json(200) { json in
+                json.field("imported", tally.imported)
+                json.field("updated", tally.updated)
+                json.field("unchanged", tally.unchanged)
+                tally.rejections.write(&json)
+            })
+        }
+        @Sendable func applyChunk(_ index: Int, _ tally: BillImport.Tally) {
+            guard index < chunkCount else {
+                finish(tally)
+                return
+            }
+            let lower = index * BillImport.chunkLinesMax
+            let chunk = lines[lower..<min(lines.count, lower + BillImport.chunkLinesMax)]
+            let accepted = writer.submit({ write in try BillImport.apply(chunk, write: write) }, completion: { outcome in
+                switch outcome {
+                case .success(let applied):
+                    var next = tally
+                    next.merge(applied)
+                    applyChunk(index + 1, next)
+                case .failure(let error):
+                    var failed = self.problem(for: error, in: context)
+                    if index > 0 {
+                        failed = APIError(503, "import_interrupted",
+                                          "lines before \(chunk.first!.number) were imported; the rest were not (\(error)); importing the file again is safe").response
+                    }
+                    answer(failed)
+                }
+            })
+            if !accepted {
+                answer(APIError(503, "writer_busy", index == 0 ? "the writer queue is full; retry shortly"
+                                : "lines before \(chunk.first!.number) were imported; the writer queue filled; importing the file again is safe").response)
+            }
+        }
+        applyChunk(0, parsed.tally)
+    }
+}

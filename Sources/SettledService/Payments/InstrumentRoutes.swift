@@ -1,0 +1,95 @@
+import SettledCore
+import SettledEngine
+import SettledHTTP
+import SettledStore
+
+extension SettledService {
+    /// Points a single grant may move, and the references' length.
+    static let pointsGrantMax = Limits.pointsGrantMax
+    static let walletCreditFenMax = Limits.walletCreditFenMax
+
+    func instrumentRoutes() -> [Route] {
+        [
+            Route("GET", "/v1/customers/{customer_id}/wallet", .gatewayAndReaders, .read { context, transaction in
+                let customer = context.parameters[0]
+                guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
+                let tables = self.store.tables
+                let record = try CustomerRecord.load(customer, tables: tables, in: transaction)
+                let walletFen = try Wallet.balanceFen(customer, tables: tables, in: transaction)
+                var packets: [StoredRedPacket] = []
+                try transaction.scan(tables.customerRedPackets, prefix: Array(customer.utf8) + [0]) { key, _ in
+                    let id = String(decoding: key[(customer.utf8.count + 1)...], as: UTF8.self)
+                    if let packet = try StoredRedPacket.load(id, tables: tables, in: transaction) { packets.append(packet) }
+                    return packets.count < Self.listLimitMax
+                }
+                let now = self.writer.clock.wallUnixMillis()
+                let statuses = try packets.map { try $0.visibleStatus(atUnixMillis: now, tables: tables, in: transaction) }
+                return .json { json in
+                    json.field("customer_id", customer)
+                    json.field("wallet_fen", walletFen)
+                    json.field("wallet_reserved_fen", record.walletReservedFen)
+                    json.field("wallet_available_fen", walletFen - record.walletReservedFen)
+                    json.field("points", record.points)
+                    json.field("points_reserved", record.pointsReserved)
+                    json.beginArray("red_packets")
+                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status) }
+                    json.endArray()
+                }
+            }),
+            Route("POST", "/v1/customers/{customer_id}/points", .operatorOnly, .write { context in
+                let customer = context.parameters[0]
+                guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
+                let fields = try Fields(body: context.request.body)
+                let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
+                guard points != 0 else { throw APIError.invalid("points", "must not be zero") }
+                let reference = try fields.requiredString("reference", bytesMax: 128)
+                return .command({ write in try self.engine.grantPoints(points, to: customer, reference: reference, write: write) },
+                                render: { record in
+                    .json(200) { json in
+                        json.field("customer_id", customer)
+                        json.field("points", record.points)
+                        json.field("points_reserved", record.pointsReserved)
+                    }
+                })
+            }),
+            Route("POST", "/v1/customers/{customer_id}/wallet/credits", .operatorOnly, .write { context in
+                let customer = context.parameters[0]
+                guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
+                let fields = try Fields(body: context.request.body)
+                let amount = try fields.int64("amount_fen", range: 1...Self.walletCreditFenMax)!
+                let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
+                return .command({ write in try self.engine.creditWallet(amount, to: customer, reference: reference, write: write) },
+                                render: { balance in
+                    .json(201) { json in
+                        json.field("customer_id", customer)
+                        json.field("wallet_fen", balance)
+                    }
+                })
+            }),
+            Route("POST", "/v1/red-packets", .operatorOnly, .write { context in
+                let fields = try Fields(body: context.request.body)
+                let id = try fields.requiredIdentifier("red_packet_id")
+                let customer = try fields.requiredIdentifier("customer_id")
+                let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
+                let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
+                let expiresText = try fields.requiredString("expires_at", bytesMax: 40)
+                guard let expires = RFC3339.parse(expiresText) else { throw APIError.invalid("expires_at", "must be an RFC 3339 time") }
+                var utilities: [String] = []
+                for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
+                    guard let utility = element.string, Identifier.isValid(utility) else {
+                        throw APIError.invalid("utilities[\(index)]", "must be a utility name")
+                    }
+                    utilities.append(utility)
+                }
+                let packet = RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
+                                       expiresAtUnixMillis: expires, utilities: utilities, status: .available)
+                return .command({ write in try self.engine.issueRedPacket(packet, write: write) }, render: { issued in
+                    var json = JSONWriter()
+                    issued.packet.write(&json, visibleStatus: issued.visibleStatus)
+                    return HTTPResponse.json(status: issued.created ? 201 : 200, json.bytes)
+                })
+            }),
+        ]
+    }
+}
+

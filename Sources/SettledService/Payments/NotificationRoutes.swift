@@ -1,0 +1,107 @@
+import SettledConfig
+import SettledCore
+import SettledEngine
+import SettledHTTP
+import SettledStore
+
+extension Notification {
+    static func parse(_ body: [UInt8], nowUnixMillis: Int64) throws -> Notification {
+        let fields = try Fields(body: body)
+        let status = try fields.requiredString("status", bytesMax: 16)
+        guard status == "success" || status == "failed" else { throw APIError.invalid("status", "must be \"success\" or \"failed\"") }
+        let paidAtText = try fields.string("paid_at", bytesMax: 40, required: status == "success")
+        var paidAt: Int64 = 0
+        if let paidAtText {
+            guard let parsed = RFC3339.parse(paidAtText) else { throw APIError.invalid("paid_at", "must be an RFC 3339 time with offset") }
+            // A payment's time decides its business date and clearing: one before this system
+            // or far ahead of its clock is the channel's error, not a date to clear on. (A
+            // failure's time decides nothing: a placeholder there is no reason to refuse it.)
+            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) else {
+                throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
+            }
+            paidAt = parsed
+        }
+        return Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
+                            channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
+                            amountFen: try fields.int64("amount_fen", range: 0...Limits.notifiedAmountFenMax)!,
+                            success: status == "success", paidAtUnixMillis: paidAt)
+    }
+}
+
+extension SettledService {
+    func notificationRoutes() -> [Route] {
+        [
+            Route("POST", "/v1/notifications", .gatewayAndOperator, .write { context in
+                let notification = try Notification.parse(context.request.body, nowUnixMillis: self.writer.clock.wallUnixMillis())
+                guard self.channelIDs.contains(notification.channel) else {
+                    throw APIError(422, "unknown_channel", "channel \(notification.channel) is not configured")
+                }
+                return .command({ write in try self.engine.notify(notification, write: write) }, render: self.notificationAnswer)
+            }),
+            Route("GET", "/v1/discrepancies", .readers, .read { context, transaction in
+                let query = context.request.query
+                let limit = try Self.listLimit(context)
+                var found: [Discrepancy] = []
+                try transaction.scan(self.store.tables.discrepancies, direction: .backward) { key, value in
+                    let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
+                    if let status = query["status"], status != discrepancy.status { return true }
+                    if let channel = query["channel"], channel != discrepancy.channel { return true }
+                    if let date = query["business_date"], date != discrepancy.businessDate?.description { return true }
+                    found.append(discrepancy)
+                    return found.count < limit
+                }
+                return .json { json in
+                    json.beginArray("discrepancies")
+                    for discrepancy in found { discrepancy.write(&json) }
+                    json.endArray()
+                }
+            }),
+            Route("GET", "/v1/refund-instructions", .readers, .read { context, transaction in
+                let limit = try Self.listLimit(context)
+                var json = JSONWriter(capacity: 1024)
+                json.beginObject()
+                json.beginArray("instructions")
+                var count = 0
+                try transaction.scan(self.store.tables.refundInstructions, direction: .backward) { key, value in
+                    try RefundInstruction.write(id: Key.decodeU64(key), value, &json)
+                    count += 1
+                    return count < limit
+                }
+                json.endArray()
+                json.endObject()
+                return HTTPResponse.json(status: 200, json.bytes)
+            }),
+        ]
+    }
+
+    func notificationAnswer(_ outcome: NotifyOutcome) -> HTTPResponse {
+        switch outcome {
+        case .applied(let order):
+            return notificationAnswer(order, duplicate: false)
+        case .duplicate(let order):
+            return notificationAnswer(order, duplicate: true)
+        case .capturedLate(let order):
+            return notificationAnswer(order, duplicate: false) { json in json.field("late", true) }
+        case .toSuspense(let order, let instruction):
+            return notificationAnswer(order, duplicate: false) { json in
+                json.field("suspense", true)
+                json.field("refund_instruction_id", "ri-\(instruction)")
+            }
+        case .amountDiffersFromOrder(let order, let notification):
+            return APIError(409, "amount_mismatch",
+                            "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel: nothing was captured; recorded as a discrepancy").response
+        case .amountDiffersFromCapture(let capturedFen, let notification):
+            return APIError(409, "amount_mismatch",
+                            "channel transaction \(notification.channelTxnID) was captured with \(capturedFen) fen; this notification names \(notification.amountFen) fen: the capture stands, nothing changed, recorded as a discrepancy").response
+        }
+    }
+
+    func notificationAnswer(_ order: OrderRecord, duplicate: Bool, extra: ((inout JSONWriter) -> Void)? = nil) -> HTTPResponse {
+        .json(200) { json in
+            json.field("order_id", order.id)
+            json.field("status", order.status.rawValue)
+            json.field("duplicate", duplicate)
+            extra?(&json)
+        }
+    }
+}
