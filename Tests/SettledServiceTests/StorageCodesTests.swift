@@ -1,5 +1,6 @@
 import Foundation
 import SettledCore
+@testable import SettledEngine
 @testable import SettledService
 import SettledStore
 import Testing
