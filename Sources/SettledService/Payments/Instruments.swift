@@ -102,13 +102,13 @@ struct StoredRedPacket: Sendable, Equatable {
         }
     }
 
-    func write(_ json: inout JSONWriter, visibleStatus: RedPacketStatus) {
+    func write(_ json: inout JSONWriter, visibleStatus: RedPacketStatus, _ time: LocalTime) {
         json.beginObject()
         json.field("red_packet_id", packet.redPacketId)
         json.field("customer_id", packet.customerId)
         json.field("value_fen", packet.valueFen)
         json.field("min_order_fen", packet.minOrderFen)
-        json.field("expires_at", RFC3339.format(unixMillis: packet.expiresAtUnixMillis))
+        json.field("expires_at", time.text(packet.expiresAtUnixMillis))
         json.beginArray("utilities")
         for utility in packet.utilities { json.value(utility) }
         json.endArray()
@@ -149,7 +149,7 @@ extension SettledService {
                     json.field("points", record.points)
                     json.field("points_reserved", record.pointsReserved)
                     json.beginArray("red_packets")
-                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status) }
+                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status, self.localTime) }
                     json.endArray()
                 }
             }),
@@ -158,8 +158,9 @@ extension SettledService {
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let fields = try Fields(body: context.request.body)
                 let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
-                guard points != 0 else { throw APIError.invalid("points", "must not be zero") }
+                if fields.object["points"]?.int64 == 0 { try fields.fail("points", "must not be zero") }
                 _ = try fields.requiredString("reference", bytesMax: 128)
+                try fields.finish()
                 return WriteOperation { write in
                     var record = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
                     if points < 0 && record.pointsAvailable + points < 0 {
@@ -184,6 +185,7 @@ extension SettledService {
                 let fields = try Fields(body: context.request.body)
                 let amount = try fields.int64("amount_fen", range: 1...Self.walletCreditFenMax)!
                 let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
+                try fields.finish()
                 return WriteOperation { write in
                     // A compensation credit is the platform's cost, like red packets and points.
                     try write.post(JournalTransaction(kind: "wallet_credit", reference: reference, entries: [
@@ -204,14 +206,17 @@ extension SettledService {
                 let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
                 let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
                 let expiresText = try fields.requiredString("expires_at", bytesMax: 40)
-                guard let expires = RFC3339.parse(expiresText) else { throw APIError.invalid("expires_at", "must be an RFC 3339 time") }
+                let expires = RFC3339.parse(expiresText) ?? 0
+                if !expiresText.isEmpty && RFC3339.parse(expiresText) == nil { try fields.fail("expires_at", "must be an RFC 3339 time") }
                 var utilities: [String] = []
                 for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
                     guard let utility = element.string, Identifier.isValid(utility) else {
-                        throw APIError.invalid("utilities[\(index)]", "must be a utility name")
+                        try fields.fail("utilities[\(index)]", "must be a utility name")
+                        continue
                     }
                     utilities.append(utility)
                 }
+                try fields.finish()
                 let packet = RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
                                        expiresAtUnixMillis: expires, utilities: utilities, status: .available)
                 return WriteOperation { write in
@@ -223,16 +228,16 @@ extension SettledService {
                         }
                         var json = JSONWriter()
                         existing.write(&json, visibleStatus: try existing.visibleStatus(atUnixMillis: write.nowUnixMillis,
-                                                                                        tables: write.tables, in: write.transaction))
+                                                                                        tables: write.tables, in: write.transaction), self.localTime)
                         return HTTPResponse.json(status: 200, json.bytes)
                     }
-                    guard expires > write.nowUnixMillis else { throw APIError.invalid("expires_at", "is in the past") }
+                    guard expires > write.nowUnixMillis else { throw APIError.refused("expires_at", "is in the past") }
                     let stored = StoredRedPacket(packet: packet, orderID: nil)
                     try stored.store(tables: write.tables, in: write.transaction)
                     try write.transaction.put(write.tables.customerRedPackets, key: StoredRedPacket.customerKey(customer, id),
                                               value: [], options: .overwrite)
                     var json = JSONWriter()
-                    stored.write(&json, visibleStatus: .available)
+                    stored.write(&json, visibleStatus: .available, self.localTime)
                     return HTTPResponse.json(status: 201, json.bytes)
                 }
             }),
