@@ -168,6 +168,29 @@ import Testing
         }
     }
 
+    /// JSON Schema counts `100.0` and `1e2` integers: so does the daemon, exactly (never through
+    /// a Double); a number with a fraction, or past Int64, is refused.
+    @Test func wholeNumbersMayBeWrittenWithAFractionOrAnExponent() throws {
+        try withServer { server, document in
+            var balance: Int64 = 0
+            for text in ["150.0", "1.5e2", "15E1", "1500e-1", "0.0015e5", "150"] {
+                let credited = try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits",
+                                               body: #"{"amount_fen":\#(text),"reference":"r"}"#)
+                #expect(credited.status == 201, "\(text): \(credited.text)")
+                balance += 150
+                #expect(credited.json?["wallet_fen"]?.int64 == balance, "\(text)")
+                expectDocumented(credited, document, "POST", "/v1/customers/{customer_id}/wallet/credits")
+            }
+            for text in ["150.5", "1.555e2", "1e-1", "1e19", "9223372036854775808.0", "1e99999", "-0.5"] {
+                let refused = try server.send(.operator, "POST", "/v1/customers/c-1/wallet/credits", body: #"{"amount_fen":\#(text),"reference":"r"}"#)
+                #expect(refused.status == 422, "\(text): \(refused.text)")
+                #expect(Self.fields(refused) == ["amount_fen"], "\(text)")
+            }
+            let points = try server.send(.operator, "POST", "/v1/customers/c-1/points", body: #"{"points":-0.0e3,"reference":"r"}"#)
+            #expect(points.status == 422, "zero points, however written: \(points.text)")
+        }
+    }
+
     /// Every time in an answer is in the configured zone with its offset, never `Z`
     /// (the fixture's zone is the default, Asia/Shanghai).
     @Test func timesAreInTheConfiguredZone() throws {

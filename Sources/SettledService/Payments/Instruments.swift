@@ -158,7 +158,7 @@ extension SettledService {
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let fields = try Fields(body: context.request.body)
                 let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
-                if fields.object["points"]?.int64 == 0 { try fields.fail("points", "must not be zero") }
+                if let raw = fields.object["points"], (raw.int64 ?? Fields.integral(raw)) == 0 { try fields.fail("points", "must not be zero") }
                 _ = try fields.requiredString("reference", bytesMax: 128)
                 try fields.finish()
                 return WriteOperation { write in
