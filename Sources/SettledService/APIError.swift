@@ -151,8 +151,9 @@ public final class Fields {
     public var error: APIError? {
         guard let first = list.problems.first else { return nil }
         let listed = list.problems.prefix(ProblemList.problemsMax)
-        return APIError(422, first.requestCode, listed.map { "\($0.field): \($0.detail)" }.joined(separator: "; "),
-                        errors: listed.map { ["field": $0.field, "code": $0.code, "detail": $0.detail] })
+        var detail = listed.map { "\($0.field): \($0.detail)" }.joined(separator: "; ")
+        if list.problems.count > listed.count { detail += "; and \(list.problems.count - listed.count) more, not listed" }
+        return APIError(422, first.requestCode, detail, errors: listed.map { ["field": $0.field, "code": $0.code, "detail": $0.detail] })
     }
 
     private func allNested() -> [Fields] { nested.flatMap { [$0] + $0.allNested() } }
