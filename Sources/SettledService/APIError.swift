@@ -119,9 +119,6 @@ public final class Fields {
     /// The full name of a field of this object.
     public func name(_ field: String) -> String { path.isEmpty ? field : path + "." + field }
 
-    /// Whether a problem was found so far (in this object or any other of the request).
-    public var hasProblems: Bool { !list.problems.isEmpty }
-
     /// Records a problem of `field` (a field of this object, or a name like `items[1]` given
     /// with `absolute`); throws only when too many problems were found to list.
     public func fail(_ field: String, _ detail: String, code: String = "invalid", requestCode: String = "invalid_request",

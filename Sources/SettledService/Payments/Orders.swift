@@ -272,7 +272,8 @@ struct OrderRequest: Sendable {
         items.reserveCapacity(min(elements.count, itemsMax))
         for (index, element) in elements.prefix(itemsMax).enumerated() {
             guard let item = try fields.element(element, at: "items[\(index)]") else { continue }
-            switch try item.requiredString("kind", bytesMax: 16) {
+            let kind = try item.requiredString("kind", bytesMax: 16)
+            switch kind {
             case "bill":
                 items.append(.bill(billID: try item.requiredIdentifier("bill_id")))
             case "topup":
@@ -282,10 +283,10 @@ struct OrderRequest: Sendable {
             case "wallet_topup":
                 if customer == nil { try item.fail("kind", "a wallet_topup needs a customer_id", code: "refused") }
                 items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
-            case "": item.allow("bill_id", "biller_id", "account_no", "amount_fen")
             default:
+                // Without a known kind, no other field of the item can be judged.
                 item.allow("bill_id", "biller_id", "account_no", "amount_fen")
-                try item.fail("kind", "must be bill, topup or wallet_topup")
+                if !kind.isEmpty { try item.fail("kind", "must be bill, topup or wallet_topup") }
             }
         }
         var funding = FundingRequest()
