@@ -206,8 +206,8 @@ extension SettledService {
                 let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
                 let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
                 let expiresText = try fields.requiredString("expires_at", bytesMax: 40)
-                let expires = RFC3339.parse(expiresText) ?? 0
-                if !expiresText.isEmpty && RFC3339.parse(expiresText) == nil { try fields.fail("expires_at", "must be an RFC 3339 time") }
+                let parsedExpiry = RFC3339.parse(expiresText)
+                if !expiresText.isEmpty && parsedExpiry == nil { try fields.fail("expires_at", "must be an RFC 3339 time") }
                 var utilities: [String] = []
                 for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
                     guard let utility = element.string, Identifier.isValid(utility) else {
@@ -217,6 +217,7 @@ extension SettledService {
                     utilities.append(utility)
                 }
                 try fields.finish()
+                guard let expires = parsedExpiry else { preconditionFailure("finish() refuses an expires_at that does not parse") }
                 let packet = RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
                                        expiresAtUnixMillis: expires, utilities: utilities, status: .available)
                 return WriteOperation { write in
