@@ -193,6 +193,19 @@ public final class Fields {
         try identifier(name, required: true) ?? ""
     }
 
+    /// An RFC 3339 time with offset, in Unix milliseconds: a malformed one is `invalid`, a
+    /// well-formed one outside the instants the daemon keeps (`RFC3339.parse`) `refused`.
+    public func time(_ name: String, required: Bool = true) throws(APIError) -> Int64? {
+        guard let text = try string(name, bytesMax: 40, required: required) else { return nil }
+        if let parsed = RFC3339.parse(text) { return parsed }
+        if RFC3339.parseAnyInstant(text) != nil {
+            try fail(name, "must be from 0001-01-03 to 9999-12-29 UTC", code: "refused")
+        } else {
+            try fail(name, "must be an RFC 3339 time with offset")
+        }
+        return nil
+    }
+
     /// The integer; when `required`, never nil: a value in `range` stands for one with a
     /// problem (recorded).
     public func int64(_ name: String, required: Bool = true, range: ClosedRange<Int64> = Int64.min...Int64.max) throws(APIError) -> Int64? {

@@ -88,6 +88,14 @@ import Testing
                                            "funding.points", "funding.channel"], "\(items.text)")
             #expect(Self.codes(items) == ["required", "required", "invalid", "invalid", "invalid", "invalid"])
 
+            // A time out of the daemon's range is refused for a rule, a malformed one as invalid.
+            let times = try server.send(.operator, "POST", "/v1/red-packets",
+                                        body: #"{"red_packet_id":"rp-9","customer_id":"c-1","value_fen":1,"expires_at":"0001-01-01T00:00:00Z"}"#)
+            #expect(Self.codes(times) == ["refused"], "\(times.text)")
+            let notice = try server.send(.gateway, "POST", "/v1/notifications",
+                                         body: #"{"channel":"wechat","order_id":"o-1","channel_txn_id":"t-1","amount_fen":1,"status":"success","paid_at":"2026-02-30T00:00:00Z"}"#)
+            #expect(Self.fields(notice) == ["paid_at"] && Self.codes(notice) == ["invalid"], "\(notice.text)")
+
             let biller = try server.send(.operator, "PUT", "/v1/billers/b-1", body: #"{"utility":"Water","settlement_account":{"bank":""},"fee_bearer":"x"}"#)
             #expect(Self.fields(biller) == ["name", "utility", "province", "settlement_account.bank", "settlement_account.account_no",
                                             "settlement_account.account_name", "fee_bearer"], "\(biller.text)")

@@ -205,9 +205,7 @@ extension SettledService {
                 let customer = try fields.requiredIdentifier("customer_id")
                 let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
                 let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
-                let expiresText = try fields.requiredString("expires_at", bytesMax: 40)
-                let parsedExpiry = RFC3339.parse(expiresText)
-                if !expiresText.isEmpty && parsedExpiry == nil { try fields.fail("expires_at", "must be an RFC 3339 time") }
+                let parsedExpiry = try fields.time("expires_at")
                 var utilities: [String] = []
                 for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
                     guard let utility = element.string, Identifier.isValid(utility) else {

@@ -137,20 +137,15 @@ struct Notification: Sendable {
         let fields = try Fields(body: body)
         let status = try fields.requiredString("status", bytesMax: 16)
         if !status.isEmpty && status != "success" && status != "failed" { try fields.fail("status", "must be \"success\" or \"failed\"") }
-        let paidAtText = try fields.string("paid_at", bytesMax: 40, required: status == "success")
         var paidAt: Int64 = 0
-        if let paidAtText {
-            if let parsed = RFC3339.parse(paidAtText) {
-                // A payment's time decides its business date and clearing: one before this system
-                // or far ahead of its clock is the channel's error, not a date to clear on. (A
-                // failure's time decides nothing: a placeholder there is no reason to refuse it.)
-                if status == "success" && !(parsed >= paidAtEarliestUnixMillis && parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax) {
-                    try fields.fail("paid_at", "must be from 2000-01-01 to a day after the daemon's clock", code: "refused")
-                }
-                paidAt = parsed
-            } else {
-                try fields.fail("paid_at", "must be an RFC 3339 time with offset")
+        if let parsed = try fields.time("paid_at", required: status == "success") {
+            // A payment's time decides its business date and clearing: one before this system
+            // or far ahead of its clock is the channel's error, not a date to clear on. (A
+            // failure's time decides nothing: a placeholder there is no reason to refuse it.)
+            if status == "success" && !(parsed >= paidAtEarliestUnixMillis && parsed <= StoreWriterClock.nowUnixMillis() + paidAtAheadMillisMax) {
+                try fields.fail("paid_at", "must be from 2000-01-01 to a day after the daemon's clock", code: "refused")
             }
+            paidAt = parsed
         }
         let notification = Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
                                         channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
