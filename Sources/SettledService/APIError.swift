@@ -48,8 +48,8 @@ final class ProblemList {
 
     struct Problem {
         var field: String
-        /// The problem of the field: `required`, `invalid`, `unknown_field`, or one of the
-        /// request's own codes (`too_many_items`).
+        /// The problem of the field: `required`, `invalid`, `unknown_field`, `refused` (a
+        /// well-formed value against a rule), or one of the request's own codes (`too_many_items`).
         var code: String
         var detail: String
         /// The answer's top-level `code` when this problem is the first.
