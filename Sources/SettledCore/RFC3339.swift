@@ -58,6 +58,13 @@ public enum RFC3339 {
     /// Parses "YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)" (a space for "T" and "z" accepted) into
     /// Unix milliseconds; nil when malformed or out of range.
     public static func parse(_ text: some StringProtocol) -> Int64? {
+        guard let unixMillis = parseAnyInstant(text), unixMillis >= unixMillisMin && unixMillis <= unixMillisMax else { return nil }
+        return unixMillis
+    }
+
+    /// Parses like `parse`, without its range: a well-formed time of years 0001 to 9999 (so
+    /// that a caller can tell a time out of range from a malformed one).
+    public static func parseAnyInstant(_ text: some StringProtocol) -> Int64? {
         let bytes = Array(text.utf8)
         guard bytes.count >= 20, bytes.count <= 40 else { return nil }
         func number(_ start: Int, _ count: Int) -> Int64? {
@@ -103,9 +110,7 @@ public enum RFC3339 {
         guard index == bytes.count else { return nil }
         let days = Int64(BusinessDate(year: Int(year), month: Int(month), day: Int(day)).daysSinceEpoch)
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
-        let unixMillis = seconds * 1000 + millis
-        guard unixMillis >= unixMillisMin && unixMillis <= unixMillisMax else { return nil }
-        return unixMillis
+        return seconds * 1000 + millis
     }
 
     /// The instants `parse` takes: 0001-01-03T00:00:00Z to 9999-12-29T23:59:59.999Z. Two days

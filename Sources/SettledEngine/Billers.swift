@@ -76,7 +76,7 @@ public struct Biller: Sendable, Equatable {
         try transaction.withValue(tables.billers, key: id) { try decode(id: id, $0) }
     }
 
-    package func write(_ json: inout JSONWriter) {
+    package func write(_ json: inout JSONWriter, _ time: LocalTime) {
         json.beginObject()
         json.field("biller_id", id)
         json.field("name", name)
@@ -88,8 +88,8 @@ public struct Biller: Sendable, Equatable {
         json.field("account_name", accountName)
         json.endObject()
         json.field("fee_bearer", feeBearer.rawValue)
-        json.field("created_at", RFC3339.format(unixMillis: createdUnixMillis))
-        json.field("updated_at", RFC3339.format(unixMillis: updatedUnixMillis))
+        json.field("created_at", time.text(createdUnixMillis))
+        json.field("updated_at", time.text(updatedUnixMillis))
         json.endObject()
     }
 

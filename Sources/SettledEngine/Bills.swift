@@ -169,11 +169,13 @@ package enum BillImport {
     package struct Rejection: Sendable {
         package var line: Int
         package var code: String
+        package var field: String?
         package var detail: String
 
-        package init(line: Int, code: String, detail: String) {
+        package init(line: Int, code: String, field: String? = nil, detail: String) {
             self.line = line
             self.code = code
+            self.field = field
             self.detail = detail
         }
     }
@@ -208,6 +210,7 @@ package enum BillImport {
             for rejection in listed.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
                 json.beginObject()
                 json.field("line", rejection.line)
+                if let field = rejection.field { json.field("field", field) }
                 json.field("code", rejection.code)
                 json.field("detail", rejection.detail)
                 json.endObject()

@@ -147,13 +147,13 @@ package struct StoredRedPacket: Sendable, Equatable {
         }
     }
 
-    package func write(_ json: inout JSONWriter, visibleStatus: RedPacketStatus) {
+    package func write(_ json: inout JSONWriter, visibleStatus: RedPacketStatus, _ time: LocalTime) {
         json.beginObject()
         json.field("red_packet_id", packet.redPacketId)
         json.field("customer_id", packet.customerId)
         json.field("value_fen", packet.valueFen)
         json.field("min_order_fen", packet.minOrderFen)
-        json.field("expires_at", RFC3339.format(unixMillis: packet.expiresAtUnixMillis))
+        json.field("expires_at", time.text(packet.expiresAtUnixMillis))
         json.beginArray("utilities")
         for utility in packet.utilities { json.value(utility) }
         json.endArray()

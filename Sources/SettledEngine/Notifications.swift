@@ -16,6 +16,9 @@ package struct Discrepancy: Sendable {
     package var detail: String
     package var createdUnixMillis: Int64
 
+    /// The statuses a discrepancy can have (contract.md), and a listing filters by.
+    package static let statuses = ["open", "carried", "auto_resolved", "resolved"]
+
     package static let formatVersion: UInt8 = 1
 
     package func encoded() -> [UInt8] {
@@ -69,7 +72,7 @@ package struct Discrepancy: Sendable {
         return stored.id
     }
 
-    package func write(_ json: inout JSONWriter) {
+    package func write(_ json: inout JSONWriter, _ time: LocalTime) {
         json.beginObject()
         json.field("discrepancy_id", "d-\(id)")
         json.field("kind", kind)
@@ -81,7 +84,7 @@ package struct Discrepancy: Sendable {
         if let channelFen { json.field("channel_fen", channelFen) }
         json.field("status", status)
         json.field("detail", detail)
-        json.field("created_at", RFC3339.format(unixMillis: createdUnixMillis))
+        json.field("created_at", time.text(createdUnixMillis))
         json.endObject()
     }
 }
@@ -108,7 +111,7 @@ package enum RefundInstruction {
         return id
     }
 
-    package static func write(id: UInt64, _ bytes: UnsafeRawBufferPointer, _ json: inout JSONWriter) throws {
+    package static func write(id: UInt64, _ bytes: UnsafeRawBufferPointer, _ json: inout JSONWriter, _ time: LocalTime) throws {
         var reader = ByteReader(bytes)
         _ = try reader.version(current: formatVersion, record: "refund instruction")
         json.beginObject()
@@ -119,7 +122,7 @@ package enum RefundInstruction {
         json.field("amount_fen", try reader.i64())
         json.field("reason", try reader.string())
         json.field("status", try reader.string())
-        json.field("created_at", RFC3339.format(unixMillis: try reader.i64()))
+        json.field("created_at", time.text(try reader.i64()))
         json.endObject()
     }
 }

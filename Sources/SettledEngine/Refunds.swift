@@ -32,8 +32,8 @@ extension Engine {
         /// Lines whose failed write-off could not be refunded, and why (the service words them).
         package var refusedRefunds: [(line: Int, itemID: String, refusal: Refusal)] = []
 
-        package mutating func reject(_ line: Int, _ code: String, _ detail: String) {
-            rejections.add(.init(line: line, code: code, detail: detail))
+        package mutating func reject(_ line: Int, _ code: String, _ detail: String, field: String? = nil) {
+            rejections.add(.init(line: line, code: code, field: field, detail: detail))
         }
 
         package init() {}

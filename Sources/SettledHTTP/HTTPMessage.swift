@@ -94,8 +94,9 @@ public struct HTTPResponse: Sendable {
     public static let problemTypePrefix = "https://settled.invalid/problems/"
 
     /// An RFC 9457 `application/problem+json` response:
-    /// `{"type","title","status","detail","code"}` and `"errors":[...]` when `errors` is not
-    /// empty. `title` is the status's reason phrase, `type` is `problemTypePrefix` + `code`.
+    /// `{"type","title","status","detail","code"}` and `"errors":[...]`: those given, or
+    /// without any, one entry of the `code` and `detail`.
+    /// `title` is the status's reason phrase, `type` is `problemTypePrefix` + `code`.
     /// In each entry of `errors` the keys `line`, `field`, `code`, `detail` come first in that
     /// order, the rest sorted; a `line` value of decimal digits is written as a JSON number.
     public static func problem(status: Int, code: String, detail: String,
@@ -107,6 +108,8 @@ public struct HTTPResponse: Sendable {
         json.key("status"); json.integer(status)
         json.key("detail"); json.string(detail)
         json.key("code"); json.string(code)
+        // Every problem answer lists its problems the same way: one at least.
+        let errors = errors.isEmpty ? [["code": code, "detail": detail]] : errors
         if !errors.isEmpty {
             json.key("errors")
             json.beginArray()

@@ -7,26 +7,21 @@ extension Biller {
     /// Parses a PUT body; the time fields are set by the writer.
     static func parse(id: String, body: [UInt8]) throws(APIError) -> Biller {
         let fields = try Fields(body: body)
+        let name = try fields.requiredString("name", bytesMax: nameBytesMax)
         let utility = try fields.requiredString("utility", bytesMax: utilityBytesMax)
-        guard utility.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "_") }) else {
-            throw APIError.invalid("utility", "must be lowercase letters and '_' (electricity, water, gas, heat, cable_tv, ev_charging...)")
+        if !utility.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "_") }) {
+            try fields.fail("utility", "must be lowercase letters and '_' (electricity, water, gas, heat, cable_tv, ev_charging...)")
         }
-        guard let account = try fields.object("settlement_account") else { throw APIError.invalid("settlement_account", "is required") }
+        let province = try fields.requiredString("province", bytesMax: provinceBytesMax)
+        let account = try fields.object("settlement_account")
+        let bank = try account?.requiredString("bank", bytesMax: 64) ?? ""
+        let accountNumber = try account?.requiredString("account_no", bytesMax: accountNumberBytesMax) ?? ""
+        let accountName = try account?.requiredString("account_name", bytesMax: nameBytesMax) ?? ""
         let feeBearerText = try fields.string("fee_bearer", bytesMax: 16, required: false) ?? "platform"
-        guard let feeBearer = FeeBearer(rawValue: feeBearerText) else {
-            throw APIError.invalid("fee_bearer", "must be \"platform\" or \"biller\"")
-        }
-        let bank: String, accountNumber: String, accountName: String
-        do {
-            bank = try account.requiredString("bank", bytesMax: 64)
-            accountNumber = try account.requiredString("account_no", bytesMax: accountNumberBytesMax)
-            accountName = try account.requiredString("account_name", bytesMax: nameBytesMax)
-        } catch {
-            throw APIError(error.status, error.code, "settlement_account." + error.detail,
-                           errors: error.errors.map { var item = $0; item["field"] = "settlement_account." + (item["field"] ?? ""); return item })
-        }
-        return Biller(id: id, name: try fields.requiredString("name", bytesMax: nameBytesMax), utility: utility,
-                      province: try fields.requiredString("province", bytesMax: provinceBytesMax), bank: bank,
+        let feeBearer = FeeBearer(rawValue: feeBearerText) ?? .platform
+        if FeeBearer(rawValue: feeBearerText) == nil { try fields.fail("fee_bearer", "must be \"platform\" or \"biller\"") }
+        try fields.finish()
+        return Biller(id: id, name: name, utility: utility, province: province, bank: bank,
                       accountNumber: accountNumber, accountName: accountName, feeBearer: feeBearer,
                       createdUnixMillis: 0, updatedUnixMillis: 0)
     }
@@ -41,7 +36,7 @@ extension SettledService {
                 let parsed = try Biller.parse(id: id, body: context.request.body)
                 return .command({ write in try self.engine.putBiller(parsed, write: write) }, render: { biller, created in
                     var json = JSONWriter()
-                    biller.write(&json)
+                    biller.write(&json, self.localTime)
                     return HTTPResponse.json(status: created ? 201 : 200, json.bytes)
                 })
             }),
@@ -51,7 +46,7 @@ extension SettledService {
                 json.beginObject()
                 json.beginArray("billers")
                 try transaction.scan(store.tables.billers) { key, value in
-                    try Biller.decode(id: String(decoding: key, as: UTF8.self), value).write(&json)
+                    try Biller.decode(id: String(decoding: key, as: UTF8.self), value).write(&json, self.localTime)
                     return true
                 }
                 json.endArray()
@@ -63,7 +58,7 @@ extension SettledService {
                     throw APIError.notFound("biller \(context.parameters[0])")
                 }
                 var json = JSONWriter()
-                biller.write(&json)
+                biller.write(&json, self.localTime)
                 return HTTPResponse.json(status: 200, json.bytes)
             }),
         ]

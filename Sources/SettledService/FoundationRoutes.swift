@@ -79,7 +79,7 @@ extension SettledService {
                     json.field("account", account)
                     json.field("balance_fen", try! LedgerReader.balanceFen(of: account, tables: service.store.tables, in: transaction))
                     json.beginArray("transactions")
-                    for stored in history { writeJournal(stored, into: &json) }
+                    for stored in history { writeJournal(stored, into: &json, service.localTime) }
                     json.endArray()
                 }
             }),
@@ -89,7 +89,7 @@ extension SettledService {
                                 render: { id, postedUnixMillis in
                     .json(201) { json in
                         json.field("transaction_id", id)
-                        json.field("posted_at", RFC3339.format(unixMillis: postedUnixMillis))
+                        json.field("posted_at", service.localTime.text(postedUnixMillis))
                     }
                 })
             }),
@@ -100,7 +100,9 @@ extension SettledService {
                 let limit = try listLimit(context)
                 var before: UInt64?
                 if let text = context.request.query["before"] {
-                    guard let value = UInt64(text) else { throw APIError.invalid("before", "must be an audit id") }
+                    guard let value = UInt64(text), value <= UInt64(Int64.max) else {
+                        throw APIError.invalid("before", "must be an audit id (0...\(Int64.max))")
+                    }
                     before = value
                 }
                 let records = try Audit.records(limit: limit, beforeID: before, tables: service.store.tables, in: transaction)
@@ -109,7 +111,7 @@ extension SettledService {
                     for record in records {
                         json.beginObject()
                         json.field("audit_id", record.id)
-                        json.field("at", RFC3339.format(unixMillis: record.unixMillis))
+                        json.field("at", service.localTime.text(record.unixMillis))
                         json.field("uid", Int64(record.uid))
                         json.field("pid", Int64(record.pid))
                         json.field("role", record.role)
@@ -134,10 +136,10 @@ extension SettledService {
         return limit
     }
 
-    static func writeJournal(_ stored: StoredJournalTransaction, into json: inout JSONWriter) {
+    static func writeJournal(_ stored: StoredJournalTransaction, into json: inout JSONWriter, _ time: LocalTime) {
         json.beginObject()
         json.field("transaction_id", stored.id)
-        json.field("posted_at", RFC3339.format(unixMillis: stored.postedUnixMillis))
+        json.field("posted_at", time.text(stored.postedUnixMillis))
         json.field("kind", stored.transaction.kind)
         json.field("reference", stored.transaction.reference)
         json.beginArray("entries")
@@ -157,17 +159,16 @@ extension SettledService {
         let fields = try Fields(body: body)
         let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
         _ = try fields.requiredString("note", bytesMax: 1024)
-        guard let elements = try fields.array("entries", countMax: adjustmentEntriesMax) else { throw APIError.invalid("entries", "is required") }
         var entries: [JournalEntry] = []
-        for (index, element) in elements.enumerated() {
-            guard let object = element.object else { throw APIError.invalid("entries[\(index)]", "must be an object") }
-            let entry = Fields(object: object)
+        for (index, element) in (try fields.array("entries", countMax: adjustmentEntriesMax) ?? []).enumerated() {
+            guard let entry = try fields.element(element, at: "entries[\(index)]") else { continue }
             let account = try entry.requiredString("account", bytesMax: AccountName.bytesMax)
-            guard AccountName.isValid(account) else {
-                throw APIError.invalid("entries[\(index)].account", "'\(account)' is not an account name (kind or kind:id)")
+            if !account.isEmpty && !AccountName.isValid(account) {
+                try entry.fail("account", "'\(account)' is not an account name (kind or kind:id)")
             }
             entries.append(JournalEntry(account: account, amountFen: try entry.int64("amount_fen")!))
         }
+        try fields.finish()
         let journal = JournalTransaction(kind: "adjustment", reference: reference, entries: entries)
         if let problem = journal.validate() { throw APIError(422, problem.code, problem.description) }
         return journal
@@ -183,7 +184,7 @@ extension SettledService {
         return .json { json in
             json.field("version", Self.version)
             json.field("pid", Int64(getpid()))
-            json.field("started_at", RFC3339.format(unixMillis: startedUnixSeconds * 1000))
+            json.field("started_at", localTime.text(startedUnixSeconds * 1000))
             json.field("now", RFC3339.format(unixMillis: now * 1000, utcOffsetSeconds: offset))
             json.field("timezone", configuration.timezone)
             json.field("business_date", businessDate.description)
@@ -239,6 +240,7 @@ extension SettledService {
         do {
             let fields = try Fields(body: context.request.body)
             let requested = try fields.requiredString("path", bytesMax: 1024)
+            try fields.finish()
             if requested.hasPrefix("/") {
                 path = requested
             } else {

@@ -36,13 +36,13 @@ extension Refusal {
         case .pointsDeductionTooLarge(let customer, let available, let deducted):
             return APIError(409, "insufficient_points", "customer \(customer) has \(available) points not held by orders; cannot deduct \(deducted)")
         case .pointsBalanceOverMax(let pointsMax):
-            return .invalid("points", "the balance would exceed \(pointsMax)")
+            return .refused("points", "the balance would exceed \(pointsMax)")
         case .referenceUsed(let kind, let customer, let reference):
             return APIError(409, "reference_used", "a \(kind) of customer \(customer) with reference '\(reference)' was already applied; nothing was applied again")
         case .redPacketExists(let packet):
             return APIError(409, "red_packet_exists", "red packet \(packet) exists with other terms")
         case .redPacketExpired:
-            return .invalid("expires_at", "is in the past")
+            return .refused("expires_at", "is in the past")
         case .tooManyAccounts(let accountsMax):
             return APIError(422, "too_many_accounts", "a customer binds at most \(accountsMax) household accounts")
         case .bindingNotFound(let customer, let biller, let account):

@@ -69,6 +69,9 @@ public enum WriteAnswer: Sendable {
 public struct Route: Sendable {
     public let method: String
     public let segments: [String]  // "{}" marks a parameter
+    /// The segments that are not parameters: the path of a request is the matching route's with
+    /// the most of them.
+    public var literalCount: Int { segments.count { $0 != "{}" } }
     public let roles: Roles
     public let action: RouteAction
     public let name: String
@@ -152,7 +155,10 @@ public final class SettledService: @unchecked Sendable {
         let roles = access.roles(of: peer)
         var matchedPath = false
         var allowed: [String] = []
-        for route in routes {
+        // A path matches the templates with the most literal segments only, as OpenAPI reads
+        // them: `/v1/bills/import` is that path, never the bill `import` of `/v1/bills/{bill_id}`.
+        let literalsMax = routes.lazy.filter { $0.match(request.pathSegments) != nil }.map(\.literalCount).max() ?? 0
+        for route in routes where route.literalCount == literalsMax {
             guard let parameters = route.match(request.pathSegments) else { continue }
             matchedPath = true
             guard route.method == request.method else {
@@ -395,4 +401,9 @@ extension HTTPResponse {
         writer.endObject()
         return HTTPResponse.json(status: status, writer.bytes)
     }
+}
+
+extension SettledService {
+    /// How answers and exports show instants: the configured zone, with its offset.
+    var localTime: LocalTime { LocalTime(configuration) }
 }

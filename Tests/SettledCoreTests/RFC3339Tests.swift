@@ -30,6 +30,12 @@ import SettledTestSupport
         #expect(RFC3339.parse("9999-12-30T00:00:00Z") == nil)
         #expect(RFC3339.parse("9999-12-29T23:59:59.999Z") == RFC3339.unixMillisMax)
         #expect(RFC3339.parse("0001-01-03T00:00:00Z") == RFC3339.unixMillisMin)
+        // Well-formed, so read without the range: a caller tells them from malformed times.
+        #expect(RFC3339.parseAnyInstant("0001-01-02T23:59:59.999Z") == RFC3339.unixMillisMin - 1)
+        #expect(RFC3339.parseAnyInstant("9999-12-30T00:00:00Z") == RFC3339.unixMillisMax + 1)
+        #expect(RFC3339.parseAnyInstant("0001-01-01T00:00:00+23:59") != nil)
+        #expect(RFC3339.parseAnyInstant("0001-02-29T00:00:00Z") == nil)
+        #expect(RFC3339.parseAnyInstant("0000-01-01T00:00:00Z") == nil)
         // Whatever parses has a business date at any offset and cut-off, and formats at any offset.
         for unixMillis in [RFC3339.unixMillisMin, RFC3339.unixMillisMax] {
             for offsetSeconds in [-BusinessDate.utcOffsetSecondsMax, 0, BusinessDate.utcOffsetSecondsMax] {

@@ -226,7 +226,10 @@ struct MessageTests {
         #expect(text.contains(#"{"line":3,"code":"bad_amount","detail":"amount_fen is negative"}"#))
 
         let plain = HTTPResponse.problem(status: 404, code: "unknown_bill", detail: "no bill")
-        let keys = try #require(try JSONSerialization.jsonObject(with: Data(plain.body)) as? [String: Any]).keys
-        #expect(Set(keys) == ["type", "title", "status", "detail", "code"])
+        let plainObject = try #require(try JSONSerialization.jsonObject(with: Data(plain.body)) as? [String: Any])
+        #expect(Set(plainObject.keys) == ["type", "title", "status", "detail", "code", "errors"])
+        // Without errors of its own, a problem lists itself.
+        let own = try #require(plainObject["errors"] as? [[String: Any]])
+        #expect(own.count == 1 && own[0]["code"] as? String == "unknown_bill" && own[0]["detail"] as? String == "no bill")
     }
 }

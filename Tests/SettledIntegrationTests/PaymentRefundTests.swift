@@ -261,7 +261,7 @@ struct PaymentRefundTests {
         let refundID = try #require(refunds.first?["refund_id"]?.string)
         let rejected = answer.json?["rejected"]?.array ?? []
         #expect(rejected.map { $0["line"]?.int64 } == [3, 4, 5, 7])
-        #expect(rejected.map { $0["code"]?.string } == ["malformed_json", "unknown_item", "invalid_line", "item_other_biller"])
+        #expect(rejected.map { $0["code"]?.string } == ["malformed_json", "unknown_item", "invalid_field", "item_other_biller"])
 
         let stored = try daemon.getOrder(orderID)
         let items = stored["items"]?.array ?? []

@@ -298,7 +298,7 @@ struct SettlectlPaymentTests {
             customer    c-1
             value       5.00 (500 fen)
             min order   20.00 (2000 fen)
-            expires at  2098-12-31T16:00:00Z
+            expires at  2099-01-01T00:00:00+08:00
             utilities   electricity, water
             status      available
 
@@ -315,7 +315,7 @@ struct SettlectlPaymentTests {
         #expect(past.exitCode == exitRefused)
         #expect(past.standardError == "settlectl: invalid_request: expires_at: is in the past\n")
         let any = try daemon.settlectl(["redpackets", "issue", "--id", "rp-2", "--customer", "c-1", "--value-fen", "300",
-                                        "--expires-at", "2098-06-01T00:00:00Z", "--json"])
+                                        "--expires-at", "2098-06-01T08:00:00+08:00", "--json"])
         #expect(try JSONParser.parse(Array(any.standardOutput.utf8))["utilities"]?.array == [])
 
         let wallet = try daemon.settlectl(["wallet", "c-1"])
@@ -333,8 +333,8 @@ struct SettlectlPaymentTests {
             """))
         let packets = table(in: wallet.standardOutput, header: "RED_PACKET ")
         #expect(packets.count == 3)
-        #expect(words(packets[1]) == ["rp-1", "500", "5.00", "2000", "20.00", "2098-12-31T16:00:00Z", "electricity,", "water", "available", "-"])
-        #expect(words(packets[2]) == ["rp-2", "300", "3.00", "0", "0.00", "2098-06-01T00:00:00Z", "any", "available", "-"])
+        #expect(words(packets[1]) == ["rp-1", "500", "5.00", "2000", "20.00", "2099-01-01T00:00:00+08:00", "electricity,", "water", "available", "-"])
+        #expect(words(packets[2]) == ["rp-2", "300", "3.00", "0", "0.00", "2098-06-01T08:00:00+08:00", "any", "available", "-"])
         expectAligned(packets, left: ["RED_PACKET", "EXPIRES_AT", "UTILITIES", "STATUS", "ORDER"],
                       right: ["VALUE_FEN", "VALUE_YUAN", "MIN_ORDER_FEN", "MIN_ORDER_YUAN"])
         let walletJSON = try daemon.settlectl(["wallet", "c-1", "--json"])

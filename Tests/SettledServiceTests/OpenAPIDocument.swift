@@ -147,6 +147,13 @@ struct OpenAPIDocument {
         for part in schema["allOf"]?.array ?? [] {
             problems += validate(instance, against: part, at: location)
         }
+        if let branches = schema["oneOf"]?.array {
+            let fitting = branches.filter { validate(instance, against: $0, at: location).isEmpty }.count
+            if fitting != 1 { problems.append("\(location): fits \(fitting) of the \(branches.count) schemas of oneOf, not one") }
+        }
+        if let constant = schema["const"], constant != instance {
+            problems.append("\(location): \(describe(instance)) is not \(describe(constant))")
+        }
         if let allowed = schema["enum"]?.array, !allowed.contains(instance) {
             problems.append("\(location): \(describe(instance)) is not one of \(allowed.map(describe).joined(separator: ", "))")
         }

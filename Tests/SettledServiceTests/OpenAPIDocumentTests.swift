@@ -182,4 +182,30 @@ import Testing
             }
         }
     }
+    /// Requests are strict: every object a request body or an upload's line may hold names its
+    /// fields and allows no other (`additionalProperties: false`), so that a generic client
+    /// knows a misspelt field is refused; and problems always list themselves (`errors`).
+    @Test func requestObjectsAreClosedAndProblemsListTheirErrors() throws {
+        let document = try OpenAPIDocument.load()
+        var seen = 0
+        func expectClosed(_ value: JSONValue, _ at: String) throws {
+            let schema = try document.resolve(value)
+            for branch in schema["oneOf"]?.array ?? [] { try expectClosed(branch, at + " (a oneOf branch)") }
+            for part in schema["allOf"]?.array ?? [] { try expectClosed(part, at) }
+            if let items = schema["items"] { try expectClosed(items, at + "[]") }
+            guard let properties = schema["properties"]?.object, schema["type"]?.string == "object" else { return }
+            seen += 1
+            #expect(schema["additionalProperties"] == .bool(false), "\(at) allows fields it does not name")
+            for (name, property) in properties.members { try expectClosed(property, at + "." + name) }
+        }
+        for operation in document.operations {
+            for (media, content) in operation.object["requestBody"]?["content"]?.object?.members ?? [] {
+                try expectClosed(content["x-item-schema"] ?? content["schema"] ?? .null, "\(operation.name) \(media)")
+            }
+        }
+        #expect(seen >= 12)
+        let problem = try document.resolve(document.pointer("#/components/schemas/Problem") ?? .null)
+        #expect(problem["required"]?.array?.contains(.string("errors")) == true)
+        #expect(problem["properties"]?["errors"]?["minItems"]?.int64 == 1)
+    }
 }

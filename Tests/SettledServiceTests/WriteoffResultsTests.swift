@@ -57,7 +57,7 @@ struct WriteoffResultsTests {
         // A line naming a biller other than its upload's is refused as a line.
         let mixed = try server.send(.gateway, "POST", "/v1/writeoffs/results?biller_id=b-2",
                                     body: #"{"item_id":"\#(order).2","biller_id":"b-1","result":"ok"}"# + "\n")
-        #expect(mixed.json?["rejected"]?.array?.first?["code"]?.string == "invalid_line")
+        #expect(mixed.json?["rejected"]?.array?.first?["code"]?.string == "invalid_field")
         #expect(try server.send(.gateway, "POST", "/v1/writeoffs/results?biller_id=b%201", body: failed).status == 422)
 
         // The item's own biller: applied, the item refunded.

@@ -15,46 +15,42 @@ extension BillImport {
             }
             switch parseLine(text) {
             case .success(let bill): lines.append(Line(number: number, bill: bill))
-            case .failure(let rejection): tally.reject(Rejection(line: number, code: rejection.code, detail: rejection.detail))
+            case .failure(let problem): tally.reject(Rejection(line: number, code: problem.code, field: problem.field, detail: problem.detail))
             }
         }
         return (lines, tally)
     }
 
-    struct LineProblem: Error {
-        var code: String
-        var detail: String
-    }
-
-    static func parseLine(_ line: UnsafeRawBufferPointer) -> Result<Bill, LineProblem> {
-        let value: JSONValue
-        do {
-            value = try JSONParser.parse(line)
-        } catch {
-            return .failure(LineProblem(code: "malformed_json", detail: error.description))
+    static func parseLine(_ line: UnsafeRawBufferPointer) -> Result<Bill, NDJSONLines.Problem> {
+        let object: JSONObject
+        switch NDJSONLines.object(line) {
+        case .success(let parsed): object = parsed
+        case .failure(let problem): return .failure(problem)
         }
-        guard let object = value.object else { return .failure(LineProblem(code: "malformed_json", detail: "a line must be a JSON object")) }
         let fields = Fields(object: object)
         do throws(APIError) {
             let id = try fields.requiredIdentifier("bill_id")
+            if id == "import" { try fields.fail("bill_id", "import is the import's path, not a bill id") }
             let biller = try fields.requiredIdentifier("biller_id")
             let account = try fields.requiredIdentifier("account_no")
             let period = try fields.requiredString("period", bytesMax: 7)
-            guard Bill.isValidPeriod(period) else { throw APIError.invalid("period", "must be YYYY-MM") }
+            if !period.isEmpty && !Bill.isValidPeriod(period) { try fields.fail("period", "must be YYYY-MM") }
             let amount = try fields.int64("amount_fen", range: 1...Bill.amountFenMax)!
             let dueText = try fields.requiredString("due_date", bytesMax: 10)
-            guard let due = BusinessDate(dueText) else { throw APIError.invalid("due_date", "must be a date YYYY-MM-DD") }
+            let due = BusinessDate(dueText)
+            if !dueText.isEmpty && due == nil { try fields.fail("due_date", "must be a date YYYY-MM-DD") }
             let statusText = try fields.string("status", bytesMax: 16, required: false) ?? "open"
-            let status: Bill.Status
+            var status = Bill.Status.open
             switch statusText {
             case "open": status = .open
             case "cancelled": status = .cancelled
-            default: throw APIError.invalid("status", "must be \"open\" or \"cancelled\"")
+            default: try fields.fail("status", "must be \"open\" or \"cancelled\"")
             }
+            try fields.finish()
             return .success(Bill(id: id, billerID: biller, accountNo: account, period: period, amountFen: amount,
-                                 dueDate: due, status: status, orderID: nil, updatedUnixMillis: 0))
+                                 dueDate: due!, status: status, orderID: nil, updatedUnixMillis: 0))
         } catch {
-            return .failure(LineProblem(code: "invalid_field", detail: error.detail))
+            return .failure(NDJSONLines.Problem(error))
         }
     }
 }

@@ -32,7 +32,7 @@ extension SettledService {
                     json.field("points", record.points)
                     json.field("points_reserved", record.pointsReserved)
                     json.beginArray("red_packets")
-                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status) }
+                    for (packet, status) in zip(packets, statuses) { packet.write(&json, visibleStatus: status, self.localTime) }
                     json.endArray()
                 }
             }),
@@ -41,8 +41,9 @@ extension SettledService {
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let fields = try Fields(body: context.request.body)
                 let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
-                guard points != 0 else { throw APIError.invalid("points", "must not be zero") }
+                if let raw = fields.object["points"], (raw.int64 ?? Fields.integral(raw)) == 0 { try fields.fail("points", "must not be zero") }
                 let reference = try fields.requiredString("reference", bytesMax: 128)
+                try fields.finish()
                 return .command({ write in try self.engine.grantPoints(points, to: customer, reference: reference, write: write) },
                                 render: { record in
                     .json(200) { json in
@@ -58,6 +59,7 @@ extension SettledService {
                 let fields = try Fields(body: context.request.body)
                 let amount = try fields.int64("amount_fen", range: 1...Self.walletCreditFenMax)!
                 let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
+                try fields.finish()
                 return .command({ write in try self.engine.creditWallet(amount, to: customer, reference: reference, write: write) },
                                 render: { balance in
                     .json(201) { json in
@@ -72,20 +74,22 @@ extension SettledService {
                 let customer = try fields.requiredIdentifier("customer_id")
                 let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
                 let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
-                let expiresText = try fields.requiredString("expires_at", bytesMax: 40)
-                guard let expires = RFC3339.parse(expiresText) else { throw APIError.invalid("expires_at", "must be an RFC 3339 time") }
+                let parsedExpiry = try fields.time("expires_at")
                 var utilities: [String] = []
                 for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
                     guard let utility = element.string, Identifier.isValid(utility) else {
-                        throw APIError.invalid("utilities[\(index)]", "must be a utility name")
+                        try fields.fail("utilities[\(index)]", "must be a utility name")
+                        continue
                     }
                     utilities.append(utility)
                 }
+                try fields.finish()
+                guard let expires = parsedExpiry else { preconditionFailure("finish() refuses an expires_at that does not parse") }
                 let packet = RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
                                        expiresAtUnixMillis: expires, utilities: utilities, status: .available)
                 return .command({ write in try self.engine.issueRedPacket(packet, write: write) }, render: { issued in
                     var json = JSONWriter()
-                    issued.packet.write(&json, visibleStatus: issued.visibleStatus)
+                    issued.packet.write(&json, visibleStatus: issued.visibleStatus, self.localTime)
                     return HTTPResponse.json(status: issued.created ? 201 : 200, json.bytes)
                 })
             }),

@@ -1,6 +1,45 @@
+import SettledCore
+
 /// The lines of an NDJSON upload, read in place: numbered from 1 as an editor shows them, a
 /// carriage return before the newline dropped, blank lines skipped, nothing copied.
 enum NDJSONLines {
+    /// Why a line is refused, in one vocabulary for every upload: `line_too_long`,
+    /// `malformed_json` (not JSON, or not an object), `invalid_field` (a field missing or with a
+    /// bad value), `unknown_field` (a field the line does not take); an upload's own refusals
+    /// (`unknown_biller`, `unknown_item`...) are judged against the store.
+    struct Problem: Error {
+        var code: String
+        /// The first field at fault, when one is.
+        var field: String? = nil
+        var detail: String
+
+        /// A line's field problems: the code of the first, every one in the detail.
+        init(_ error: APIError) {
+            let first = error.errors.first
+            code = first?["code"] == "unknown_field" ? "unknown_field" : "invalid_field"
+            field = first?["field"]
+            detail = error.detail
+        }
+
+        init(code: String, field: String? = nil, detail: String) {
+            self.code = code
+            self.field = field
+            self.detail = detail
+        }
+
+        static let notAnObject = Problem(code: "malformed_json", detail: "a line must be a JSON object")
+    }
+
+    /// The object of a line, or its problem.
+    static func object(_ line: UnsafeRawBufferPointer) -> Result<JSONObject, Problem> {
+        do {
+            guard let object = try JSONParser.parse(line).object else { return .failure(.notAnObject) }
+            return .success(object)
+        } catch {
+            return .failure(Problem(code: "malformed_json", detail: error.description))
+        }
+    }
+
     enum Line {
         case text(UnsafeRawBufferPointer)
         /// Longer than the caller's `lineBytesMax`: refused on its own, the rest read on.

@@ -8,23 +8,23 @@ extension Notification {
     static func parse(_ body: [UInt8], nowUnixMillis: Int64) throws -> Notification {
         let fields = try Fields(body: body)
         let status = try fields.requiredString("status", bytesMax: 16)
-        guard status == "success" || status == "failed" else { throw APIError.invalid("status", "must be \"success\" or \"failed\"") }
-        let paidAtText = try fields.string("paid_at", bytesMax: 40, required: status == "success")
+        if !status.isEmpty && status != "success" && status != "failed" { try fields.fail("status", "must be \"success\" or \"failed\"") }
         var paidAt: Int64 = 0
-        if let paidAtText {
-            guard let parsed = RFC3339.parse(paidAtText) else { throw APIError.invalid("paid_at", "must be an RFC 3339 time with offset") }
+        if let parsed = try fields.time("paid_at", required: status == "success") {
             // A payment's time decides its business date and clearing: one before this system
             // or far ahead of its clock is the channel's error, not a date to clear on. (A
             // failure's time decides nothing: a placeholder there is no reason to refuse it.)
-            guard status != "success" || (parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) else {
-                throw APIError.invalid("paid_at", "must be from 2000-01-01 to a day after the daemon's clock")
+            if status == "success" && !(parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) {
+                try fields.fail("paid_at", "must be from 2000-01-01 to a day after the daemon's clock", code: "refused")
             }
             paidAt = parsed
         }
-        return Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
-                            channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
-                            amountFen: try fields.int64("amount_fen", range: 0...Limits.notifiedAmountFenMax)!,
-                            success: status == "success", paidAtUnixMillis: paidAt)
+        let notification = Notification(channel: try fields.requiredIdentifier("channel"), orderID: try fields.requiredIdentifier("order_id"),
+                                        channelTxnID: try fields.requiredIdentifier("channel_txn_id"),
+                                        amountFen: try fields.int64("amount_fen", range: 0...Limits.notifiedAmountFenMax)!,
+                                        success: status == "success", paidAtUnixMillis: paidAt)
+        try fields.finish()
+        return notification
     }
 }
 
@@ -39,20 +39,29 @@ extension SettledService {
                 return .command({ write in try self.engine.notify(notification, write: write) }, render: self.notificationAnswer)
             }),
             Route("GET", "/v1/discrepancies", .readers, .read { context, transaction in
-                let query = context.request.query
+                let query = Fields(query: context.request.query)
+                let status = try query.string("status", bytesMax: 16, required: false)
+                if let status, !Discrepancy.statuses.contains(status) {
+                    try query.fail("status", "must be one of \(Discrepancy.statuses.joined(separator: ", "))")
+                }
+                let channel = try query.identifier("channel", required: false)
+                let dateText = try query.string("business_date", bytesMax: 10, required: false)
+                let date = dateText.flatMap(BusinessDate.init)
+                if dateText != nil && date == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
+                try query.finishQuery()
                 let limit = try Self.listLimit(context)
                 var found: [Discrepancy] = []
                 try transaction.scan(self.store.tables.discrepancies, direction: .backward) { key, value in
                     let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
-                    if let status = query["status"], status != discrepancy.status { return true }
-                    if let channel = query["channel"], channel != discrepancy.channel { return true }
-                    if let date = query["business_date"], date != discrepancy.businessDate?.description { return true }
+                    if let status, status != discrepancy.status { return true }
+                    if let channel, channel != discrepancy.channel { return true }
+                    if let date, date != discrepancy.businessDate { return true }
                     found.append(discrepancy)
                     return found.count < limit
                 }
                 return .json { json in
                     json.beginArray("discrepancies")
-                    for discrepancy in found { discrepancy.write(&json) }
+                    for discrepancy in found { discrepancy.write(&json, self.localTime) }
                     json.endArray()
                 }
             }),
@@ -63,7 +72,7 @@ extension SettledService {
                 json.beginArray("instructions")
                 var count = 0
                 try transaction.scan(self.store.tables.refundInstructions, direction: .backward) { key, value in
-                    try RefundInstruction.write(id: Key.decodeU64(key), value, &json)
+                    try RefundInstruction.write(id: Key.decodeU64(key), value, &json, self.localTime)
                     count += 1
                     return count < limit
                 }

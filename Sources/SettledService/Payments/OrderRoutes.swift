@@ -9,48 +9,47 @@ extension OrderRequest {
     static func parse(_ body: [UInt8], itemsMax: Int, redPacketsMax: Int) throws -> OrderRequest {
         let fields = try Fields(body: body)
         let customer = try fields.identifier("customer_id", required: false)
-        guard let elements = try? fields.array("items", countMax: Int.max) else {
-            throw APIError(422, "invalid_request", "items: is required and must be an array")
+        let elements = try fields.array("items", countMax: Int.max) ?? []
+        if fields.object["items"]?.array?.isEmpty == true { try fields.fail("items", "an order has at least one item") }
+        if elements.count > itemsMax {
+            try fields.fail("items", "an order has at most \(itemsMax) items", code: "too_many_items", requestCode: "too_many_items")
         }
-        guard !elements.isEmpty else { throw APIError(422, "invalid_request", "items: an order has at least one item") }
-        guard elements.count <= itemsMax else { throw APIError(422, "too_many_items", "an order has at most \(itemsMax) items") }
         var items: [Item] = []
-        items.reserveCapacity(elements.count)
-        for (index, element) in elements.enumerated() {
-            guard let object = element.object else { throw APIError(422, "invalid_request", "items[\(index)]: must be an object") }
-            let item = Fields(object: object)
-            do {
-                switch try item.requiredString("kind", bytesMax: 16) {
-                case "bill":
-                    items.append(.bill(billID: try item.requiredIdentifier("bill_id")))
-                case "topup":
-                    items.append(.topup(billerID: try item.requiredIdentifier("biller_id"),
-                                        accountNo: try item.requiredIdentifier("account_no"),
-                                        amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
-                case "wallet_topup":
-                    guard customer != nil else {
-                        throw APIError(422, "invalid_request", "a wallet_topup needs a customer_id")
-                    }
-                    items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
-                default:
-                    throw APIError.invalid("kind", "must be bill, topup or wallet_topup")
-                }
-            } catch let error as APIError {
-                throw APIError(422, "invalid_request", "items[\(index)].\(error.detail)")
+        items.reserveCapacity(min(elements.count, itemsMax))
+        for (index, element) in elements.prefix(itemsMax).enumerated() {
+            guard let item = try fields.element(element, at: "items[\(index)]") else { continue }
+            let kind = try item.requiredString("kind", bytesMax: 16)
+            switch kind {
+            case "bill":
+                items.append(.bill(billID: try item.requiredIdentifier("bill_id")))
+            case "topup":
+                items.append(.topup(billerID: try item.requiredIdentifier("biller_id"),
+                                    accountNo: try item.requiredIdentifier("account_no"),
+                                    amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+            case "wallet_topup":
+                if customer == nil { try item.fail("kind", "a wallet_topup needs a customer_id", code: "refused") }
+                items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+            default:
+                // Without a known kind, no other field of the item can be judged.
+                item.allow("bill_id", "biller_id", "account_no", "amount_fen")
+                if !kind.isEmpty { try item.fail("kind", "must be bill, topup or wallet_topup") }
             }
         }
         var funding = FundingRequest()
         if let source = try fields.object("funding", required: false) {
             let packetsMax = min(redPacketsMax, FundingRequest.redPacketIdsMax)
             if let ids = try source.array("red_packet_ids", required: false, countMax: Int.max) {
-                guard ids.count <= packetsMax else {
-                    throw APIError(422, "invalid_request", "funding.red_packet_ids: an order uses at most \(packetsMax) red packets")
+                if ids.count > packetsMax {
+                    // Past the document's bound the value is invalid; below it, past the configured one, refused.
+                    try source.fail("red_packet_ids", "an order uses at most \(packetsMax) red packets",
+                                    code: ids.count > FundingRequest.redPacketIdsMax ? "invalid" : "refused")
                 }
-                funding.redPacketIds = try ids.enumerated().map { index, value in
+                for (index, value) in ids.prefix(packetsMax).enumerated() {
                     guard let id = value.string, Identifier.isValid(id) else {
-                        throw APIError(422, "invalid_request", "funding.red_packet_ids[\(index)]: must be an identifier")
+                        try source.fail("red_packet_ids[\(index)]", "must be an identifier")
+                        continue
                     }
-                    return id
+                    funding.redPacketIds.append(id)
                 }
             }
             funding.points = try source.int64("points", required: false, range: 0...CustomerRecord.pointsMax) ?? 0
@@ -58,8 +57,9 @@ extension OrderRequest {
             funding.channel = try source.identifier("channel", required: false)
         }
         if customer == nil && (!funding.redPacketIds.isEmpty || funding.points > 0 || funding.walletFen > 0) {
-            throw APIError(422, "invalid_request", "red packets, points and wallet need a customer_id")
+            try fields.fail("customer_id", "red packets, points and wallet need a customer_id", code: "refused")
         }
+        try fields.finish()
         return OrderRequest(customer: customer, items: items, funding: funding)
     }
 }

@@ -20,20 +20,22 @@ extension SettledService {
                 let orderID = context.parameters[0]
                 let fields = try Fields(body: context.request.body)
                 let refundID = try fields.requiredIdentifier("refund_id")
-                guard !refundID.hasPrefix(Engine.writeoffRefundPrefix) else {
-                    throw APIError.invalid("refund_id",
-                                           "ids starting with \(Engine.writeoffRefundPrefix) are the daemon's own, for failed write-offs")
+                if refundID.hasPrefix(Engine.writeoffRefundPrefix) {
+                    try fields.fail("refund_id", "ids starting with \(Engine.writeoffRefundPrefix) are the daemon's own, for failed write-offs")
                 }
                 let reason = try fields.requiredString("reason", bytesMax: Self.refundReasonBytesMax)
                 var itemIDs: [String]?
                 if let elements = try fields.array("item_ids", required: false, countMax: Order.itemsMax) {
-                    itemIDs = try elements.enumerated().map { index, value in
+                    itemIDs = []
+                    for (index, value) in elements.enumerated() {
                         guard let id = value.string, Identifier.isValid(id) else {
-                            throw APIError(422, "invalid_request", "item_ids[\(index)]: must be an item id")
+                            try fields.fail("item_ids[\(index)]", "must be an item id")
+                            continue
                         }
-                        return id
+                        itemIDs?.append(id)
                     }
                 }
+                try fields.finish()
                 let requestedItemIDs = itemIDs
                 return .command({ write in
                     try self.engine.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
@@ -48,18 +50,20 @@ extension SettledService {
                 })
             }),
             Route("GET", "/v1/writeoffs", .gatewayAndReaders, .read { context, transaction in
-                guard let biller = context.request.query["biller_id"], Identifier.isValid(biller) else {
-                    throw APIError.invalid("biller_id", "the biller whose write-offs to export is required")
-                }
-                let status = context.request.query["status"] ?? "pending"
-                guard status == "pending" else { throw APIError.invalid("status", "only pending write-offs are exported") }
+                let query = context.request.query
+                let problems = Fields(query: query)
+                let biller = query["biller_id"] ?? ""
+                if !Identifier.isValid(biller) { try problems.fail("biller_id", "the biller whose write-offs to export is required") }
+                if (query["status"] ?? "pending") != "pending" { try problems.fail("status", "only pending write-offs are exported") }
                 var limit = Self.writeoffExportLinesDefault
-                if let text = context.request.query["limit"] {
-                    guard let value = Int(text), (1...Self.writeoffExportLinesMax).contains(value) else {
-                        throw APIError.invalid("limit", "must be an integer in 1...\(Self.writeoffExportLinesMax)")
+                if let text = query["limit"] {
+                    if let value = Int(text), (1...Self.writeoffExportLinesMax).contains(value) {
+                        limit = value
+                    } else {
+                        try problems.fail("limit", "must be an integer in 1...\(Self.writeoffExportLinesMax)")
                     }
-                    limit = value
                 }
+                try problems.finishQuery()
                 return try self.exportWriteoffs(biller: biller, limit: limit, transaction: transaction)
             }),
             Route("POST", "/v1/writeoffs/results", .gatewayAndOperator, upload: true, .custom { context, answer in
@@ -92,7 +96,7 @@ extension SettledService {
             json.field("biller_id", biller)
             json.field("account_no", item.accountNo)
             json.field("amount_fen", item.amountFen)
-            if let paidAt = order.paidAtUnixMillis { json.field("paid_at", RFC3339.format(unixMillis: paidAt)) }
+            if let paidAt = order.paidAtUnixMillis { json.field("paid_at", self.localTime.text(paidAt)) }
             json.field("business_date", order.businessDate?.description)
             json.endObject()
             json.newline()
@@ -118,27 +122,30 @@ extension SettledService {
                     tally.reject(number, "line_too_long", "a line holds at most \(Self.writeoffResultLineBytesMax) bytes")
                     return
                 }
-                do {
-                    guard let object = try JSONParser.parse(text).object else {
-                        throw APIError.invalid("line", "must be a JSON object")
-                    }
-                    let fields = Fields(object: object)
+                let fields: Fields
+                switch NDJSONLines.object(text) {
+                case .success(let object): fields = Fields(object: object)
+                case .failure(let problem):
+                    tally.reject(number, problem.code, problem.detail)
+                    return
+                }
+                do throws(APIError) {
                     let item = try fields.requiredIdentifier("item_id")
                     let result = try fields.requiredString("result", bytesMax: 8)
-                    guard result == "ok" || result == "failed" else { throw APIError.invalid("result", "must be \"ok\" or \"failed\"") }
+                    if !result.isEmpty && result != "ok" && result != "failed" { try fields.fail("result", "must be \"ok\" or \"failed\"") }
                     let reason = try fields.string("reason", bytesMax: Self.refundReasonBytesMax, required: false) ?? ""
                     var biller = uploadBiller
                     if let lineBiller = try fields.identifier("biller_id", required: false) {
-                        guard uploadBiller == nil || lineBiller == uploadBiller else {
-                            throw APIError.invalid("biller_id", "is \(lineBiller) in a file of biller \(uploadBiller!)")
+                        if let uploadBiller, lineBiller != uploadBiller {
+                            try fields.fail("biller_id", "is \(lineBiller) in a file of biller \(uploadBiller)")
                         }
                         biller = lineBiller
                     }
+                    try fields.finish()
                     results.append(Engine.WriteoffResult(line: number, itemID: item, billerID: biller, ok: result == "ok", reason: reason))
-                } catch let error as APIError {
-                    tally.reject(number, "invalid_line", error.detail)
                 } catch {
-                    tally.reject(number, "malformed_json", "\(error)")
+                    let problem = NDJSONLines.Problem(error)
+                    tally.reject(number, problem.code, problem.detail, field: problem.field)
                 }
             }
         } catch {
