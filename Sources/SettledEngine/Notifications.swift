@@ -46,7 +46,7 @@ package struct Discrepancy: Sendable {
         let internalFen = try reader.i64()
         let hasChannel = try reader.u8() == 1
         let channelFen = try reader.i64()
-        return Discrepancy(id: id, kind: kind, channel: channel, businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
+        return Discrepancy(id: id, kind: kind, channel: channel, businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "discrepancy"),
                            orderID: order.isEmpty ? nil : order, channelTxnID: txn.isEmpty ? nil : txn,
                            internalFen: hasInternal ? internalFen : nil, channelFen: hasChannel ? channelFen : nil,
                            status: try reader.string(), detail: try reader.string(), createdUnixMillis: try reader.i64())
