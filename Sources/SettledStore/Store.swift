@@ -26,8 +26,11 @@ import Glibc
 /// - order_expiry:       expiry millis u64 ++ order id -> empty (pending orders only)
 /// - notifications:      channel 0 channel txn id -> v1 first notification;
 ///                       channel 0 channel txn id 0 amount u64 -> empty: another amount named
-///                       for a captured transaction, recorded as a discrepancy once; or ->
-///                       discrepancy id u64: an amount refused before any capture (binds nothing)
+///                       for a captured transaction, recorded as a discrepancy once; (written
+///                       by schema 1 only) -> discrepancy id u64: an amount refused before any
+///                       capture;
+///                       channel 0 channel txn id 0 amount u64 0 order id -> discrepancy id
+///                       u64: an amount refused for that order before any capture (binds nothing)
 /// - order_items:        item id -> order id
 /// - writeoffs_pending:  biller id 0 item id -> empty
 /// - refunds:            refund id -> order id

@@ -150,6 +150,29 @@ import Testing
         }
     }
 
+    @Test func aRefusedAmountIsRecordedForEachOrderItNames() throws {
+        try withServer { server in
+            try setUpBill(server)
+            let second = try server.send(.gateway, "POST", "/v1/bills/import",
+                                         body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
+            #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
+            var orders: [String] = []
+            for bill in ["B1", "B2"] {
+                let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
+                                              headers: Requests.key("o-\(bill)"))
+                orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
+            }
+            // One channel transaction names the same wrong amount for both orders, each twice.
+            for order in orders + orders {
+                let refused = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: 11_000))
+                #expect(refused.status == 409 && refused.json?["code"]?.string == "amount_mismatch", "\(refused.text)")
+                #expect(refused.json?["detail"]?.string?.contains("recorded as a discrepancy") == true, "\(refused.text)")
+            }
+            let discrepancies = try server.send(.auditor, "GET", "/v1/discrepancies").json?["discrepancies"]?.array ?? []
+            #expect(discrepancies.compactMap { $0["order_id"]?.string }.sorted() == orders.sorted(), "\(discrepancies)")
+        }
+    }
+
     @Test func aWriteAtTheMaximumMapIsRefusedWithStoreFull() throws {
         let server = try ServiceServer(mapSizeBytes: 1 << 20, mapSizeMaxBytes: 1 << 20)
         var full: HTTPClientResponse?
