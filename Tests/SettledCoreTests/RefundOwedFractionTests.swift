@@ -26,6 +26,12 @@ import Testing
         }
         // Every item is refunded: the customer must have had back the 7 fen the point paid.
         let returnedFen = refunds.reduce(Int64(0)) { $0 + $1.points * 7 + $1.walletFen + $1.channelFen }
+        // Each refund balances, and marketing:points has had back exactly the whole points
+        // returned (none here: the 7 fen came back as money, the platform's cost).
+        for refund in refunds {
+            #expect(refund.amountFen == refund.channelFen + refund.walletFen + refund.pointsFen + refund.redPacketsFen)
+        }
+        #expect(refunds.reduce(Int64(0)) { $0 + $1.pointsFen } == refunds.reduce(Int64(0)) { $0 + $1.points * 7 })
         #expect(returnedFen == 7, "the customer got back \(returnedFen) fen of the 7 the point paid: \(refunds.map { ($0.points, $0.walletFen, $0.pointsWalletFen) })")
     }
 }
