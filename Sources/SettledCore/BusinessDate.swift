@@ -23,6 +23,13 @@ public struct BusinessDate: Hashable, Comparable, Sendable, CustomStringConverti
         self.daysSinceEpoch = daysSinceEpoch
     }
 
+    /// The date `daysSinceEpoch` days from 1970-01-01, or nil outside 0001-01-01...9999-12-31
+    /// (for a count read from somewhere, such as a stored record, that may hold any value).
+    public init?(checkedDaysSinceEpoch days: Int32) {
+        guard days >= Self.daysMin && days <= Self.daysMax else { return nil }
+        self.init(daysSinceEpoch: days)
+    }
+
     public init(year: Int, month: Int, day: Int) {
         precondition(Self.isValid(year: year, month: month, day: day), "invalid date \(year)-\(month)-\(day)")
         self.init(daysSinceEpoch: Int32(Self.days(year: year, month: month, day: day)))

@@ -61,7 +61,7 @@ public struct Bill: Sendable, Equatable {
         _ = try reader.version(current: formatVersion, record: "bill")
         let billerID = try reader.string(), accountNo = try reader.string(), period = try reader.string()
         let amount = try reader.i64()
-        let due = BusinessDate(daysSinceEpoch: Int32(bitPattern: try reader.u32()))
+        let due = try BusinessDate(storedDaysSinceEpoch: Int32(bitPattern: try reader.u32()), record: "bill")
         let statusCode = try reader.u8()
         guard let status = Status(rawValue: statusCode) else { throw DecodingError(what: "bill status \(statusCode)") }
         let order = try reader.string()

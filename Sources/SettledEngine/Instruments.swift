@@ -60,7 +60,7 @@ package enum Wallet {
 /// The references of points grants and wallet credits: each used once per customer, so that a
 /// grant or credit sent twice (without an Idempotency-Key) is not applied twice.
 package enum CustomerReference {
-    /// Stored codes: fixed, never reused.
+    /// Stored codes: fixed, never reused; the same as `CustomerReferenceRecord`'s.
     package enum Kind: UInt8 {
         case pointsGrant = 1
         case walletCredit = 2
@@ -73,10 +73,10 @@ package enum CustomerReference {
         }
     }
 
-    package static let formatVersion: UInt8 = 1
+    package static let formatVersion = CustomerReferenceRecord.formatVersion
 
     package static func key(_ kind: Kind, customer: String, reference: String) -> [UInt8] {
-        [kind.rawValue] + Array(customer.utf8) + [0] + Array(reference.utf8)
+        CustomerReferenceRecord.key(kindCode: kind.rawValue, customer: customer, reference: reference)
     }
 
     /// Takes `reference` for one grant or credit of `customer`; `409 reference_used` when an
@@ -86,10 +86,8 @@ package enum CustomerReference {
         guard try !write.transaction.contains(write.tables.customerReferences, key: key) else {
             throw Refusal.referenceUsed(kind: kind.name, customer: customer, reference: reference)
         }
-        var value = ByteWriter(capacity: 9)
-        value.u8(formatVersion)
-        value.i64(write.nowUnixMillis)
-        try write.transaction.put(write.tables.customerReferences, key: key, value: value.bytes, options: .noOverwrite)
+        try write.transaction.put(write.tables.customerReferences, key: key,
+                                  value: CustomerReferenceRecord.value(createdUnixMillis: write.nowUnixMillis), options: .noOverwrite)
     }
 }
 

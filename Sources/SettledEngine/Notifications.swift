@@ -49,7 +49,7 @@ package struct Discrepancy: Sendable {
         let internalFen = try reader.i64()
         let hasChannel = try reader.u8() == 1
         let channelFen = try reader.i64()
-        return Discrepancy(id: id, kind: kind, channel: channel, businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
+        return Discrepancy(id: id, kind: kind, channel: channel, businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "discrepancy"),
                            orderID: order.isEmpty ? nil : order, channelTxnID: txn.isEmpty ? nil : txn,
                            internalFen: hasInternal ? internalFen : nil, channelFen: hasChannel ? channelFen : nil,
                            status: try reader.string(), detail: try reader.string(), createdUnixMillis: try reader.i64())
@@ -153,10 +153,29 @@ package struct Notification: Sendable {
 
     package var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
 
-    /// The mark of another amount named for this channel transaction: recorded as a
-    /// discrepancy once per amount. Its value is the discrepancy's id (u64) when the amount was
-    /// refused before anything was captured, empty when it came after a capture.
+    /// The mark of another amount named for this channel transaction after its capture:
+    /// recorded as a discrepancy once per amount (empty value). Versions before the mark of
+    /// refused amounts named the order also used this key for an amount refused before any
+    /// capture, its value then the discrepancy's id (u64).
     package func markKey(amountFen: Int64) -> [UInt8] { key + [0] + Key.u64(UInt64(bitPattern: amountFen)) }
+
+    /// The mark of an amount refused before any capture, for one order: recorded as a
+    /// discrepancy once per amount and order. Its value is the discrepancy's id (u64).
+    package func refusedMarkKey(amountFen: Int64, orderID: String) -> [UInt8] {
+        markKey(amountFen: amountFen) + [0] + Array(orderID.utf8)
+    }
+
+    /// Whether this amount was already refused and recorded for `orderID`: by its own mark, or
+    /// by a mark of an earlier version (without the order) whose discrepancy names the order.
+    package func refusedAmountRecorded(orderID: String, write: WriteContext) throws -> Bool {
+        let tables = write.tables
+        if try write.transaction.contains(tables.notifications, key: refusedMarkKey(amountFen: amountFen, orderID: orderID)) { return true }
+        let id = try markKey(amountFen: amountFen).withUnsafeBytes { key in
+            try write.transaction.withValue(tables.notifications, key: key) { $0.count == 8 ? Key.decodeU64($0) : nil }
+        }
+        guard let id = id ?? nil else { return false }
+        return try Discrepancy.load(id: id, write: write)?.orderID == orderID
+    }
 
     /// After a capture: the discrepancies of amounts this channel transaction named before
     /// (refused, binding nothing) stay on record, marked as followed by this capture.
@@ -220,7 +239,7 @@ package enum NotifyOutcome: Sendable {
     /// Money no order can take: booked to suspense, with a refund instruction.
     case toSuspense(OrderRecord, refundInstructionID: UInt64)
     /// A success naming another amount than the order asks of the channel: refused, nothing
-    /// captured or bound, recorded as a discrepancy (once per amount).
+    /// captured or bound, recorded as a discrepancy (once per amount and order).
     case amountDiffersFromOrder(OrderRecord, notification: Notification)
     /// A success naming another amount for a channel transaction already captured: the
     /// capture stands, recorded as a discrepancy (once per amount).
@@ -282,11 +301,11 @@ extension Engine {
         // Only a success moves money: a failure's amount, if the channel sends one, decides nothing.
         // The refusal binds nothing: the same channel transaction with the right amount captures.
         if notification.success && notification.amountFen != order.funding.channelFen {
-            let markKey = notification.markKey(amountFen: notification.amountFen)
-            if try !write.transaction.contains(tables.notifications, key: markKey) {
+            if try !notification.refusedAmountRecorded(orderID: order.id, write: write) {
                 let id = try recordAmountMismatch(notification, orderID: order.id, internalFen: order.funding.channelFen,
                                                   detail: "notification amount differs from the order's channel amount; refused, nothing captured", write: write)
-                try write.transaction.put(tables.notifications, key: markKey, value: Key.u64(id), options: .noOverwrite)
+                try write.transaction.put(tables.notifications, key: notification.refusedMarkKey(amountFen: notification.amountFen, orderID: order.id),
+                                          value: Key.u64(id), options: .noOverwrite)
             }
             return .amountDiffersFromOrder(order, notification: notification)
         }

@@ -221,7 +221,7 @@ package struct OrderRecord: Sendable, Equatable {
         }
         return OrderRecord(id: id, customer: customer.isEmpty ? nil : customer, items: items, funding: funding, status: status,
                            createdUnixMillis: created, expiresUnixMillis: expires, paidAtUnixMillis: paidAt < 0 ? nil : paidAt,
-                           businessDate: days == Int32.min ? nil : BusinessDate(daysSinceEpoch: days),
+                           businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "order"),
                            channelTxnID: txn.isEmpty ? nil : txn, writeoffs: writeoffs, writeoffReasons: reasons,
                            refunds: refunds, suspenseFen: suspense)
     }

@@ -75,9 +75,10 @@ extension SettledService {
                 let account = context.parameters[0]
                 guard AccountName.isValid(account) else { throw APIError.invalid("account", "is not a valid account name") }
                 let history = try LedgerReader.history(of: account, limit: try listLimit(context), tables: service.store.tables, in: transaction)
+                let balanceFen = try LedgerReader.balanceFen(of: account, tables: service.store.tables, in: transaction)
                 return .json { json in
                     json.field("account", account)
-                    json.field("balance_fen", try! LedgerReader.balanceFen(of: account, tables: service.store.tables, in: transaction))
+                    json.field("balance_fen", balanceFen)
                     json.beginArray("transactions")
                     for stored in history { writeJournal(stored, into: &json, service.localTime) }
                     json.endArray()

@@ -78,7 +78,7 @@ public final class Metrics: @unchecked Sendable {
         text += single("settled_store_map_size_bytes", "gauge", "Size of the LMDB memory map.", "\(usage.mapSizeBytes)")
         text += single("settled_store_used_bytes", "gauge", "Bytes of the map in use.", "\(usage.usedBytes)")
         text += single("settled_store_map_growths_total", "counter", "Times the map was grown after MDB_MAP_FULL.", "\(writer.mapGrowths)")
-        text += single("settled_store_full_batches_total", "counter", "Write batches refused because the store is at map_size_max (answered 507 store_full).", "\(writer.storeFullBatches)")
+        text += single("settled_store_full_batches_total", "counter", "Writes refused because the store is at map_size_max (a request that does not fit, or a batch whose commit does not; answered 507 store_full).", "\(writer.storeFullBatches)")
         text += single("settled_store_readers", "gauge", "Reader slots in use.", "\(usage.readersUsed)")
         return text
     }

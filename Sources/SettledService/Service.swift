@@ -304,13 +304,14 @@ public final class SettledService: @unchecked Sendable {
             }
             guard audited else { return try apply() }
             // Nested again: a refusal leaves nothing of the request but its audit record.
+            // Every refusal (the errors `problem(for:in:)` answers with a 4xx) is audited; a
+            // fault of the store or the daemon goes on to the writer.
             let response: HTTPResponse
             do {
                 response = try write.nested(apply).response
-            } catch let error as APIError {
-                response = error.response
-            } catch let refusal as Refusal {
-                response = refusal.apiError.response
+            } catch {
+                guard let refused = Self.refusal(for: error) else { throw error }
+                response = refused
             }
             try Audit.append(context: context, response: response, write: write)
             return .response(response)
@@ -372,6 +373,25 @@ public final class SettledService: @unchecked Sendable {
     }
 
     func problem(for error: any Error, in context: RequestContext) -> HTTPResponse {
+        if let refused = Self.refusal(for: error) { return refused }
+        switch error {
+        case is WriterError:
+            return APIError.writerBusy.response
+        case let error as StoreFull:
+            log(3, "\(context.routeName) refused: \(error)")
+            return APIError(507, "store_full", "the store is full (map_size_max); nothing of the request was applied").response
+        default:
+            log(3, "\(context.routeName) failed: \(error)")
+            return APIError(500, "internal_error", "the request failed inside the daemon; it was not applied").response
+        }
+    }
+}
+
+extension SettledService {
+    /// The answer to a request refused for what it asks (its own error, a refusal of the
+    /// engine, a ledger rule, an amount out of range): nil for a fault of the store or the
+    /// daemon. `problem(for:in:)` answers these first; an audited write keeps a record of them.
+    static func refusal(for error: any Error) -> HTTPResponse? {
         switch error {
         case let error as APIError:
             return error.response
@@ -381,14 +401,8 @@ public final class SettledService: @unchecked Sendable {
             return APIError(422, error.code, error.description).response
         case let error as MoneyError:
             return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)").response
-        case is WriterError:
-            return APIError.writerBusy.response
-        case let error as StoreFull:
-            log(3, "\(context.routeName) refused: \(error)")
-            return APIError(507, "store_full", "the store is full (map_size_max); nothing of the request was applied").response
         default:
-            log(3, "\(context.routeName) failed: \(error)")
-            return APIError(500, "internal_error", "the request failed inside the daemon; it was not applied").response
+            return nil
         }
     }
 }

@@ -1,3 +1,5 @@
+import SettledCore
+
 /// Byte encodings of keys and values.
 ///
 /// Keys that are scanned in order are fixed-width big-endian integers (or such integers
@@ -115,6 +117,17 @@ public struct DecodingError: Error, Sendable, CustomStringConvertible {
     public let what: String
     public init(what: String) { self.what = what }
     public var description: String { "stored record does not decode: \(what)" }
+}
+
+extension BusinessDate {
+    /// A stored date (days since 1970-01-01): a count outside the dates BusinessDate holds is
+    /// a DecodingError, never a trap. Every decoder of a stored date reads it so.
+    public init(storedDaysSinceEpoch days: Int32, record: String) throws(DecodingError) {
+        guard let date = BusinessDate(checkedDaysSinceEpoch: days) else {
+            throw DecodingError(what: "\(record) date \(days) days from 1970-01-01 is out of 0001-01-01...9999-12-31")
+        }
+        self = date
+    }
 }
 
 public struct ByteReader {

@@ -26,8 +26,11 @@ import Glibc
 /// - order_expiry:       expiry millis u64 ++ order id -> empty (pending orders only)
 /// - notifications:      channel 0 channel txn id -> v1 first notification;
 ///                       channel 0 channel txn id 0 amount u64 -> empty: another amount named
-///                       for a captured transaction, recorded as a discrepancy once; or ->
-///                       discrepancy id u64: an amount refused before any capture (binds nothing)
+///                       for a captured transaction, recorded as a discrepancy once; (written
+///                       by schema 1 only) -> discrepancy id u64: an amount refused before any
+///                       capture;
+///                       channel 0 channel txn id 0 amount u64 0 order id -> discrepancy id
+///                       u64: an amount refused for that order before any capture (binds nothing)
 /// - order_items:        item id -> order id
 /// - writeoffs_pending:  biller id 0 item id -> empty
 /// - refunds:            refund id -> order id
@@ -151,9 +154,12 @@ public final class Store: @unchecked Sendable {
 
     public static let lockFileName = "store.lock"
 
-    /// The schema this program writes. Version 1 is the first; a store with a newer version is
-    /// refused, an older one would be migrated here.
-    public static let schemaVersion: UInt32 = 1
+    /// The schema this program writes. A store with a newer version is refused; an older one
+    /// is migrated when it opens, in one transaction with its new version record.
+    ///
+    /// 1: the first. 2: `customer_references` holds the references of every points grant and
+    /// wallet credit, those schema 1 used included (`StoreMigrations.fillCustomerReferences`).
+    public static let schemaVersion: UInt32 = 2
     static let schemaKey = Key.string("schema_version")
 
     /// Opens the store in `directory` (created with mode 0700 when missing).
@@ -222,6 +228,14 @@ public final class Store: @unchecked Sendable {
                 guard version <= Self.schemaVersion else {
                     throw StoreError.schemaTooNew(found: version, supported: Self.schemaVersion)
                 }
+                guard version < Self.schemaVersion else { return }
+                if version < 2 {
+                    try StoreMigrations.fillCustomerReferences(tables: tables, in: transaction)
+                }
+                var writer = ByteWriter(capacity: 4)
+                writer.u32(Self.schemaVersion)
+                try transaction.put(tables.meta, key: Self.schemaKey, value: writer.bytes, options: .overwrite)
+                try transaction.commit()
                 return
             }
             // A store without a version record must be empty: anything else is not ours.
@@ -235,6 +249,8 @@ public final class Store: @unchecked Sendable {
             throw error
         } catch let error as LMDBError {
             throw .lmdb(error)
+        } catch let error as DecodingError {
+            throw .decoding(error)
         } catch {
             preconditionFailure("unexpected \(error)")
         }

@@ -74,8 +74,9 @@ public final class WriteContext {
 /// Each request runs in a transaction of its own nested in the batch's: a request that fails
 /// (before or after writing) aborts its child, nothing it wrote remains, and only it fails.
 /// A fault of the store rolls the batch back and applies it again without the request that
-/// met it. `MDB_MAP_FULL` grows the map and applies the batch again; at `map_size_max` every
-/// request of the batch fails with `StoreFull`.
+/// met it. `MDB_MAP_FULL` grows the map and applies the batch again; at `map_size_max` the
+/// request that met it fails with `StoreFull` and the batch is applied again without it (every
+/// request fails with `StoreFull` only when the batch's final flush or commit does not fit).
 public final class StoreWriter: @unchecked Sendable {
     public let store: Store
     public let queueMax: Int
@@ -235,15 +236,21 @@ public final class StoreWriter: @unchecked Sendable {
                     answers.async { answered.answer() }
                 }
                 return
-            case .mapFull:
+            case .mapFull(let index):
                 do {
                     try store.environment.growMap()
                     statistics.grew()
                 } catch {
                     statistics.full()
                     let full = StoreFull(mapSizeBytes: store.environment.mapSizeMaxBytes, cause: "\(error)")
-                    for work in batch { work.fail(full) }
-                    return
+                    // The map cannot grow: the request that did not fit is refused alone and
+                    // the rest is applied again without it. Only a batch whose own flush or
+                    // commit does not fit (no one request to blame) fails whole.
+                    guard let index else {
+                        for work in batch { work.fail(full) }
+                        return
+                    }
+                    excluded[index] = full
                 }
             case .poisoned(let index, let error):
                 excluded[index] = error
@@ -290,7 +297,8 @@ public final class StoreWriter: @unchecked Sendable {
         /// Committed; the requests that failed (their nested transaction aborted) have their error.
         /// `storeCommitNanoseconds`: the store's commit alone (writing and syncing the pages).
         case committed(failures: [(any Error)?], storeCommitNanoseconds: UInt64)
-        case mapFull
+        /// `MDB_MAP_FULL`, met by the request at `index`, or (nil) by the batch's flush or commit.
+        case mapFull(index: Int?)
         /// The request at `index` met a fault of the store: roll back, leave it out.
         case poisoned(index: Int, error: any Error)
         /// The commit itself failed.
@@ -312,7 +320,7 @@ public final class StoreWriter: @unchecked Sendable {
                 try context.nested { try work.apply(context) }
             } catch let error as LMDBError {
                 transaction.abort()
-                if error.isMapFull { return .mapFull }
+                if error.isMapFull { return .mapFull(index: index) }
                 return .poisoned(index: index, error: error)
             } catch {
                 failures[index] = error
@@ -324,7 +332,7 @@ public final class StoreWriter: @unchecked Sendable {
             try transaction.commit()
         } catch let error as LMDBError {
             transaction.abort()
-            return error.isMapFull ? .mapFull : .failed(error)
+            return error.isMapFull ? .mapFull(index: nil) : .failed(error)
         } catch {
             transaction.abort()
             return .failed(error)
@@ -429,7 +437,7 @@ public final class WriterStatistics: @unchecked Sendable {
         public var requests: UInt64 = 0
         public var refusedRequests: UInt64 = 0
         public var mapGrowths: UInt64 = 0
-        /// Batches refused because the store is at `map_size_max`.
+        /// Refusals because the store is at `map_size_max`: a request that does not fit, or a batch whose commit does not.
         public var storeFullBatches: UInt64 = 0
         public var batchSizeCounts = [UInt64](repeating: 0, count: WriterStatistics.batchSizeBounds.count + 1)
         public var commitSecondsCounts = [UInt64](repeating: 0, count: WriterStatistics.commitSecondsBounds.count + 1)

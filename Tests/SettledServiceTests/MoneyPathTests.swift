@@ -1,6 +1,7 @@
 import Foundation
 import SettledCore
 import SettledHTTP
+@testable import SettledEngine
 @testable import SettledService
 import SettledStore
 import Testing
@@ -147,6 +148,65 @@ import Testing
             let late = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: 11_000))
             #expect(late.status == 409)
             #expect(late.json?["detail"]?.string?.contains("the capture stands") == true, "\(late.text)")
+        }
+    }
+
+    @Test func aRefusedAmountIsRecordedForEachOrderItNames() throws {
+        try withServer { server in
+            try setUpBill(server)
+            let second = try server.send(.gateway, "POST", "/v1/bills/import",
+                                         body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
+            #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
+            var orders: [String] = []
+            for bill in ["B1", "B2"] {
+                let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
+                                              headers: Requests.key("o-\(bill)"))
+                orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
+            }
+            // One channel transaction names the same wrong amount for both orders, each twice.
+            for order in orders + orders {
+                let refused = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: 11_000))
+                #expect(refused.status == 409 && refused.json?["code"]?.string == "amount_mismatch", "\(refused.text)")
+                #expect(refused.json?["detail"]?.string?.contains("recorded as a discrepancy") == true, "\(refused.text)")
+            }
+            let discrepancies = try server.send(.auditor, "GET", "/v1/discrepancies").json?["discrepancies"]?.array ?? []
+            #expect(discrepancies.compactMap { $0["order_id"]?.string }.sorted() == orders.sorted(), "\(discrepancies)")
+        }
+    }
+
+    /// A refused amount marked by an earlier version (per channel transaction and amount,
+    /// without the order) still counts for the order its discrepancy names, and only for it.
+    @Test func aRefusedAmountMarkedByAnEarlierVersionCountsForItsOwnOrder() throws {
+        try withServer { server in
+            try setUpBill(server)
+            let second = try server.send(.gateway, "POST", "/v1/bills/import",
+                                         body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
+            #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
+            var orders: [String] = []
+            for bill in ["B1", "B2"] {
+                let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
+                                              headers: Requests.key("o-\(bill)"))
+                orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
+            }
+            // The mark and discrepancy an earlier version left for the first order.
+            let old = Notification(channel: "wechat", orderID: orders[0], channelTxnID: "wx-1", amountFen: 11_000, success: true,
+                                   paidAtUnixMillis: RFC3339.parse("2025-03-01T10:00:00+08:00")!)
+            let engine = server.service.engine
+            try server.service.writer.perform { write in
+                let id = try engine.recordAmountMismatch(old, orderID: orders[0], internalFen: 12_000, detail: "refused", write: write)
+                try write.transaction.put(write.tables.notifications, key: old.markKey(amountFen: 11_000), value: Key.u64(id), options: .noOverwrite)
+            }
+            for order in orders {
+                let refused = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: 11_000))
+                #expect(refused.status == 409 && refused.json?["code"]?.string == "amount_mismatch", "\(refused.text)")
+            }
+            let discrepancies = try server.send(.auditor, "GET", "/v1/discrepancies").json?["discrepancies"]?.array ?? []
+            #expect(discrepancies.compactMap { $0["order_id"]?.string }.sorted() == orders.sorted(), "\(discrepancies)")
+            // The right amount captures the first order; both discrepancies say what followed.
+            let right = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(orders[0], txn: "wx-1", amountFen: 12_000))
+            #expect(right.status == 200, "\(right.text)")
+            let after = try server.send(.auditor, "GET", "/v1/discrepancies").json?["discrepancies"]?.array ?? []
+            #expect(after.count == 2 && after.allSatisfy { $0["detail"]?.string?.contains("followed by a capture of 12000 fen") == true }, "\(after)")
         }
     }
 

@@ -26,7 +26,9 @@
 /// hand out a point for a fraction of one; rounding down, as versions before this one did,
 /// left the customer without the fraction until a later refund completed the point.) The fen
 /// booked back to `marketing:points` are those returned as whole points. A fraction that such
-/// an earlier version left owed is returned by the next refund that takes from the points pool.
+/// an earlier version left owed (booked back to `marketing:points` without being returned) is
+/// returned in full by the next refund, as points or money, and booked to `marketing:points`
+/// again.
 ///
 /// A red packet is consumed whole, so it can only be restored whole: it is restored to the
 /// customer (available again) by the refund that completes the return of its covered amount,
@@ -67,11 +69,13 @@ public struct Refund: Sendable, Equatable, Hashable {
     public var channelFen: Int64
     /// Returned to the customer's wallet, `pointsWalletFen` included.
     public var walletFen: Int64
-    /// Fen returned to points, and the whole points they give back to the customer.
+    /// Fen booked back to `marketing:points`, and the whole points given back to the customer.
+    /// `pointsFen` is `points × pointValueFen`, less a fraction an earlier version left owed
+    /// (booked back then): negative when that fraction comes back as money.
     public var pointsFen: Int64
     public var points: Int64
-    /// Of `walletFen`, the fen taken from the points pool that could not come back as a whole
-    /// point: less than one point's value.
+    /// Of `walletFen`, the fen of the points pool (this refund's and any an earlier version
+    /// left owed) that could not come back as a whole point: less than one point's value.
     public var pointsWalletFen: Int64
     /// In the order they were returned: the last applied packet first.
     public var redPackets: [RedPacketReturn]
@@ -227,11 +231,18 @@ public enum RefundPlanner {
         }
         precondition(dueFen == 0, "the instruments hold less than the items they paid")
 
-        // Whole points for the pool's fen (and a fraction left owed by an earlier version); the
-        // rest, less than a point, as money to the wallet.
+        // Whole points for the pool's fen and for what an earlier version left owed; the rest,
+        // less than a point, as money to the wallet. The owed fen are returned in full here,
+        // whatever this refund takes from the pool: that version booked them back to
+        // `marketing:points` (as `pointsFen`) and gave the customer nothing for them, so this
+        // refund books them to `marketing:points` again. `pointsFen`, the fen booked back to
+        // `marketing:points`, is therefore `points × pointValueFen − owedFen`: negative (a
+        // debit) when the owed fen come back as money. The refund still balances (`pointsFen +
+        // pointsWalletFen` is the pool's fen it takes), and once it is made `marketing:points`
+        // has had back exactly the value of the whole points returned, as without that version.
         let points = (owedFen + poolFen) / pointValueFen
         precondition(returnedPoints + points <= funding.points, "points returned beyond those used")
-        let pointsWalletFen = min(owedFen + poolFen - points * pointValueFen, poolFen)
+        let pointsWalletFen = owedFen + poolFen - points * pointValueFen
         let pointsFen = poolFen - pointsWalletFen
         walletFen += pointsWalletFen
         let channelTotalFen = channelFen + walletTopupFen
