@@ -49,7 +49,10 @@ package enum Wallet {
     /// against this one value, so such a wallet pays nothing until it is made good.
     package static func availableFen(_ customer: String, write: WriteContext) throws -> Int64 {
         let reserved = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction).walletReservedFen
-        return try balanceFen(customer, write: write) - reserved
+        // Only a wallet an operator drove near Int64.min can overflow here (reservations are
+        // never negative): it has nothing available, and no request may trap on it.
+        let (available, overflow) = try balanceFen(customer, write: write).subtractingReportingOverflow(reserved)
+        return overflow ? Int64.min : available
     }
 
     package static func balanceFen(_ customer: String, tables: Tables, in transaction: Transaction) throws -> Int64 {

@@ -28,7 +28,7 @@ extension SettledService {
                     json.field("customer_id", customer)
                     json.field("wallet_fen", walletFen)
                     json.field("wallet_reserved_fen", record.walletReservedFen)
-                    json.field("wallet_available_fen", walletFen - record.walletReservedFen)
+                    json.field("wallet_available_fen", Int128(walletFen) - Int128(record.walletReservedFen))  // never traps, whatever an operator booked
                     json.field("points", record.points)
                     json.field("points_reserved", record.pointsReserved)
                     json.beginArray("red_packets")
