@@ -40,10 +40,6 @@ public struct Biller: Sendable, Equatable {
     public var updatedUnixMillis: Int64
 
     package static let formatVersion: UInt8 = 1
-    public static let nameBytesMax = Limits.billerNameBytesMax
-    public static let utilityBytesMax = Limits.billerUtilityBytesMax
-    public static let provinceBytesMax = Limits.billerProvinceBytesMax
-    public static let accountNumberBytesMax = Limits.accountNumberBytesMax
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 192)

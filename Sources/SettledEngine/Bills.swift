@@ -39,8 +39,6 @@ public struct Bill: Sendable, Equatable {
     public var updatedUnixMillis: Int64
 
     package static let formatVersion: UInt8 = 1
-    /// The largest bill: 100 million yuan.
-    public static let amountFenMax = Limits.amountFenMax
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -149,13 +147,6 @@ public struct Bill: Sendable, Equatable {
 
 /// Bill import: NDJSON lines, upsert. Good lines land even when others are refused.
 package enum BillImport {
-    /// Lines of one file, and lines applied in one writer request.
-    package static let linesMax = Limits.billImportLinesMax
-    package static let chunkLinesMax = Limits.billImportLinesPerRequestMax
-    /// Refused lines listed in the answer (all are counted).
-    package static let rejectedListedMax = Limits.rejectedLinesListedMax
-    package static let lineBytesMax = Limits.uploadLineBytesMax
-
     package struct Line: Sendable {
         package var number: Int
         package var bill: Bill
@@ -180,7 +171,7 @@ package enum BillImport {
         }
     }
 
-    /// Refused lines: every one counted, those of the first `rejectedListedMax` lines kept,
+    /// Refused lines: every one counted, those of the first `Limits.rejectedLinesListedMax` lines kept,
     /// whatever the order they come in (the parse's refusals of a file before the writer's).
     package struct Rejections: Sendable {
         package private(set) var listed: [Rejection] = []
@@ -191,9 +182,9 @@ package enum BillImport {
         package mutating func add(_ rejection: Rejection) {
             count += 1
             listed.append(rejection)
-            if listed.count >= 2 * BillImport.rejectedListedMax {
+            if listed.count >= 2 * Limits.rejectedLinesListedMax {
                 listed.sort { $0.line < $1.line }
-                listed.removeLast(listed.count - BillImport.rejectedListedMax)
+                listed.removeLast(listed.count - Limits.rejectedLinesListedMax)
             }
         }
 
@@ -203,11 +194,11 @@ package enum BillImport {
         }
 
         /// The answer's `"rejected_count"` and `"rejected"` members: by line, at most
-        /// `rejectedListedMax` of them.
+        /// `Limits.rejectedLinesListedMax` of them.
         package func write(_ json: inout JSONWriter) {
             json.field("rejected_count", count)
             json.beginArray("rejected")
-            for rejection in listed.sorted(by: { $0.line < $1.line }).prefix(BillImport.rejectedListedMax) {
+            for rejection in listed.sorted(by: { $0.line < $1.line }).prefix(Limits.rejectedLinesListedMax) {
                 json.beginObject()
                 json.field("line", rejection.line)
                 if let field = rejection.field { json.field("field", field) }

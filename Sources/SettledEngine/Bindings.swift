@@ -3,10 +3,6 @@ import SettledStore
 
 /// Household accounts bound to customers, and arrears queries.
 package enum Bindings {
-    /// Household accounts one customer may bind (an enterprise paying for a group).
-    package static let accountsPerCustomerMax = Limits.accountsPerCustomerMax
-    /// Open bills one arrears answer lists at most.
-    package static let arrearsBillsMax = Limits.arrearsBillsMax
     package static let formatVersion: UInt8 = 1
 
     package static func key(customer: String, biller: String, account: String) -> [UInt8] {
@@ -49,9 +45,9 @@ extension Engine {
         var count = 0
         try write.transaction.scan(write.tables.bindings, prefix: Bindings.prefix(customer: customer)) { _, _ in
             count += 1
-            return count < Bindings.accountsPerCustomerMax
+            return count < Limits.accountsPerCustomerMax
         }
-        guard count < Bindings.accountsPerCustomerMax else { throw Refusal.tooManyAccounts(accountsMax: Bindings.accountsPerCustomerMax) }
+        guard count < Limits.accountsPerCustomerMax else { throw Refusal.tooManyAccounts(accountsMax: Limits.accountsPerCustomerMax) }
         var value = ByteWriter(capacity: 9)
         value.u8(Bindings.formatVersion)
         value.i64(write.nowUnixMillis)

@@ -12,8 +12,6 @@ package struct CustomerRecord: Sendable, Equatable {
     package var walletReservedFen: Int64 = 0
 
     package static let formatVersion: UInt8 = 1
-    /// The most points one customer may hold.
-    package static let pointsMax = Limits.customerPointsMax
 
     package static func load(_ customer: String, tables: Tables, in transaction: Transaction) throws -> CustomerRecord {
         try transaction.withValue(tables.customers, key: customer) { value in
@@ -100,8 +98,6 @@ package struct StoredRedPacket: Sendable, Equatable {
     package var orderID: String?
 
     package static let formatVersion: UInt8 = 1
-    package static let utilitiesMax = Limits.redPacketUtilitiesMax
-    package static let valueFenMax = Limits.redPacketValueFenMax
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -176,7 +172,7 @@ extension Engine {
         if points < 0 && record.pointsAvailable + points < 0 {
             throw Refusal.pointsDeductionTooLarge(customer: customer, availablePoints: record.pointsAvailable, deductedPoints: -points)
         }
-        guard record.points + points <= CustomerRecord.pointsMax else { throw Refusal.pointsBalanceOverMax(pointsMax: CustomerRecord.pointsMax) }
+        guard record.points + points <= Limits.customerPointsMax else { throw Refusal.pointsBalanceOverMax(pointsMax: Limits.customerPointsMax) }
         record.points += points
         try record.store(customer, tables: write.tables, in: write.transaction)
         return record

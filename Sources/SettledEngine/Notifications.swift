@@ -148,8 +148,6 @@ package struct Notification: Sendable {
     package static let formatVersion: UInt8 = 1
     /// 2000-01-01T00:00:00Z.
     package static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
-    /// How far ahead of the daemon's clock a channel's `paid_at` may be (clocks drift).
-    package static let paidAtAheadMillisMax = Limits.paidAtAheadMillisMax
 
     package var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
 

@@ -7,11 +7,6 @@ import SettledStore
 /// Every function here runs in the writer's transaction and either throws before writing
 /// (a refused request) or writes everything it changes.
 package enum OrderBook {
-    /// Pending orders expired by one writer request of the expiry timer.
-    package static let expiryBatchMax = Limits.expiryOrdersPerRequestMax
-    /// Items released by one writer request of the expiry timer (at least one order is).
-    package static let expiryItemsMax = Limits.expiryItemsPerRequestMax
-
     package static func expiryKey(_ order: OrderRecord) -> [UInt8] {
         var writer = ByteWriter(capacity: 8 + order.id.utf8.count)
         writer.u64(UInt64(max(0, order.expiresUnixMillis)))
@@ -222,12 +217,12 @@ package enum OrderBook {
     }
 
     /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
-    /// given), at most `expiryBatchMax`; returns how many.
+    /// given), at most `Limits.expiryOrdersPerRequestMax`; returns how many.
     package static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
         let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
         try write.transaction.scan(write.tables.orderExpiry) { key, _ in
-            guard Int64(Key.decodeU64(key)) <= now, due.count < expiryBatchMax else { return false }
+            guard Int64(Key.decodeU64(key)) <= now, due.count < Limits.expiryOrdersPerRequestMax else { return false }
             due.append(String(decoding: key[8...], as: UTF8.self))
             return true
         }
@@ -241,7 +236,7 @@ package enum OrderBook {
             expired += 1
             // Group orders hold up to a thousand items each: bound the work of one transaction.
             items += order.items.count
-            if items >= expiryItemsMax { break }
+            if items >= Limits.expiryItemsPerRequestMax { break }
         }
         return expired
     }
@@ -265,7 +260,6 @@ package struct OrderRequest: Sendable {
         self.funding = funding
     }
 
-    package static let amountFenMax = Limits.amountFenMax
 }
 
 /// The commands of orders: create, cancel, expire. Each runs in the request's nested
@@ -371,7 +365,7 @@ extension Engine {
         return .cancelled(order)
     }
 
-    /// Expires pending orders past their deadline (at most `OrderBook.expiryBatchMax`); answers how many.
+    /// Expires pending orders past their deadline (at most `Limits.expiryOrdersPerRequestMax`); answers how many.
     package func expireDueOrders(write: WriteContext) throws -> Int {
         try OrderBook.expireDue(write: write)
     }

@@ -6,8 +6,6 @@ import SettledStore
 /// Written in the same write transaction as the action it records.
 public enum Audit {
     static let formatVersion: UInt8 = 1
-    /// How much of a request body an audit record keeps.
-    public static let bodyExcerptBytesMax = Limits.auditBodyExcerptBytesMax
 
     public struct Record: Sendable, Equatable {
         public var id: UInt64
@@ -32,7 +30,7 @@ public enum Audit {
         value.string(context.roles.name)
         value.string(context.request.method)
         value.string(String(context.request.target.prefix(1024)))
-        let excerpt = context.request.body.prefix(bodyExcerptBytesMax)
+        let excerpt = context.request.body.prefix(Limits.auditBodyExcerptBytesMax)
         value.string(String(decoding: excerpt, as: UTF8.self))
         value.u16(UInt16(clamping: response.status))
         value.string(response.status < 300 ? "ok" : problemCode(response))

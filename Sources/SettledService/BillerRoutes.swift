@@ -7,16 +7,16 @@ extension Biller {
     /// Parses a PUT body; the time fields are set by the writer.
     static func parse(id: String, body: [UInt8]) throws(APIError) -> Biller {
         let fields = try Fields(body: body)
-        let name = try fields.requiredString("name", bytesMax: nameBytesMax)
-        let utility = try fields.requiredString("utility", bytesMax: utilityBytesMax)
+        let name = try fields.requiredString("name", bytesMax: Limits.billerNameBytesMax)
+        let utility = try fields.requiredString("utility", bytesMax: Limits.billerUtilityBytesMax)
         if !utility.utf8.allSatisfy({ ($0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "_") }) {
             try fields.fail("utility", "must be lowercase letters and '_' (electricity, water, gas, heat, cable_tv, ev_charging...)")
         }
-        let province = try fields.requiredString("province", bytesMax: provinceBytesMax)
+        let province = try fields.requiredString("province", bytesMax: Limits.billerProvinceBytesMax)
         let account = try fields.object("settlement_account")
         let bank = try account?.requiredString("bank", bytesMax: 64) ?? ""
-        let accountNumber = try account?.requiredString("account_no", bytesMax: accountNumberBytesMax) ?? ""
-        let accountName = try account?.requiredString("account_name", bytesMax: nameBytesMax) ?? ""
+        let accountNumber = try account?.requiredString("account_no", bytesMax: Limits.accountNumberBytesMax) ?? ""
+        let accountName = try account?.requiredString("account_name", bytesMax: Limits.billerNameBytesMax) ?? ""
         let feeBearerText = try fields.string("fee_bearer", bytesMax: 16, required: false) ?? "platform"
         let feeBearer = FeeBearer(rawValue: feeBearerText) ?? .platform
         if FeeBearer(rawValue: feeBearerText) == nil { try fields.fail("fee_bearer", "must be \"platform\" or \"biller\"") }

@@ -6,11 +6,7 @@ import SettledHTTP
 import SettledStore
 
 extension SettledService {
-    /// How many records one listing answers at most.
-    public static let listLimitMax = Limits.listLimitMax
     public static let listLimitDefault = 1_000
-    /// Entries of an operator's journal adjustment.
-    public static let adjustmentEntriesMax = Limits.adjustmentEntriesMax
 
     static func foundationRoutes(_ service: SettledService) -> [Route] {
         [
@@ -131,8 +127,8 @@ extension SettledService {
 
     static func listLimit(_ context: RequestContext) throws -> Int {
         guard let text = context.request.query["limit"] else { return listLimitDefault }
-        guard let limit = Int(text), limit >= 1, limit <= listLimitMax else {
-            throw APIError.invalid("limit", "must be an integer in 1...\(listLimitMax)")
+        guard let limit = Int(text), limit >= 1, limit <= Limits.listLimitMax else {
+            throw APIError.invalid("limit", "must be an integer in 1...\(Limits.listLimitMax)")
         }
         return limit
     }
@@ -161,7 +157,7 @@ extension SettledService {
         let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
         _ = try fields.requiredString("note", bytesMax: 1024)
         var entries: [JournalEntry] = []
-        for (index, element) in (try fields.array("entries", countMax: adjustmentEntriesMax) ?? []).enumerated() {
+        for (index, element) in (try fields.array("entries", countMax: Limits.adjustmentEntriesMax) ?? []).enumerated() {
             guard let entry = try fields.element(element, at: "entries[\(index)]") else { continue }
             let account = try entry.requiredString("account", bytesMax: AccountName.bytesMax)
             if !account.isEmpty && !AccountName.isValid(account) {

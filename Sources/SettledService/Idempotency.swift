@@ -13,13 +13,10 @@ enum Idempotency {
     /// version 1.
     static let formatVersion: UInt8 = 1
     static let compactFormatVersion: UInt8 = 2
-    static let keyBytesMax = Limits.idempotencyKeyBytesMax
-    /// How many expired keys one collection pass removes (one write transaction).
-    static let collectBatchMax = Limits.idempotencyCollectPerRequestMax
 
     static func isValidKey(_ key: String) -> Bool {
         let utf8 = key.utf8
-        return !utf8.isEmpty && utf8.count <= keyBytesMax && utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
+        return !utf8.isEmpty && utf8.count <= Limits.idempotencyKeyBytesMax && utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
     /// A 128-bit FNV-1a digest of method, target (path and query) and body: what "the same
@@ -186,12 +183,12 @@ enum Idempotency {
         return .response(response)
     }
 
-    /// Removes keys older than the retention, at most `collectBatchMax`; returns how many.
+    /// Removes keys older than the retention, at most `Limits.idempotencyCollectPerRequestMax`; returns how many.
     static func collect(retentionMillis: Int64, write: WriteContext) throws -> Int {
         let cutoff = UInt64(max(0, write.nowUnixMillis - retentionMillis))
         var expired: [[UInt8]] = []
         try write.transaction.scan(write.tables.idempotencyAge) { key, _ in
-            guard Key.decodeU64(key) < cutoff, expired.count < collectBatchMax else { return false }
+            guard Key.decodeU64(key) < cutoff, expired.count < Limits.idempotencyCollectPerRequestMax else { return false }
             expired.append(Array(key))
             return true
         }

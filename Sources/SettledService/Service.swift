@@ -289,7 +289,7 @@ public final class SettledService: @unchecked Sendable {
                 answer: @escaping @Sendable (HTTPResponse) -> Void) {
         let idempotencyKey = context.request.headers["Idempotency-Key"]
         if let idempotencyKey, !Idempotency.isValidKey(idempotencyKey) {
-            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
+            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Limits.idempotencyKeyBytesMax) visible ASCII characters").response)
             return
         }
         let accepted = writer.submit({ (write: WriteContext) throws -> WriteAnswer in
@@ -334,7 +334,7 @@ public final class SettledService: @unchecked Sendable {
     func runIdempotent(_ handler: @escaping @Sendable (RequestContext, @escaping @Sendable (HTTPResponse) -> Void) -> Void,
                        key: String, context: RequestContext, answer: @escaping @Sendable (HTTPResponse) -> Void) {
         guard Idempotency.isValidKey(key) else {
-            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Idempotency.keyBytesMax) visible ASCII characters").response)
+            answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Limits.idempotencyKeyBytesMax) visible ASCII characters").response)
             return
         }
         let accepted = writer.submit({ write in try Idempotency.begin(key: key, context: context, write: write) },

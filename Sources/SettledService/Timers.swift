@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import SettledCore
 import SettledStore
 
 /// The daemon's timers: named Dispatch timers whose next fire time and last run show in status.
@@ -110,7 +111,7 @@ extension SettledService {
             while true {
                 let pass = try writer.perform { write in try Idempotency.collect(retentionMillis: retentionMillis, write: write) }
                 removed += pass
-                if pass < Idempotency.collectBatchMax { break }
+                if pass < Limits.idempotencyCollectPerRequestMax { break }
             }
             return "removed \(removed) expired keys"
         }

@@ -739,7 +739,7 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         let account = AccountName.channelReceivable(Self.channel)
         // Newest first: enough for the round's captures and refunds and a margin, so that the
         // fetch reaches back past the last round's mark unless something posted more.
-        let limit = min(Self.listLimitMax, orders.count * 4 + 16)
+        let limit = min(Limits.listLimitMax, orders.count * 4 + 16)
         let history = try connection.get("/v1/ledger/accounts/\(account)/transactions?limit=\(limit)")
         guard let transactions = history["transactions"]?.array else { throw HarnessError.setup("history of \(account): \(history)") }
         let mark = books.current.channelTransactionMark
@@ -886,7 +886,7 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
     func checkBalances(_ books: Books, _ connection: CheckConnection) throws -> [String] {
         var problems: [String] = []
         func balances(_ prefix: String) throws -> [String: Int64] {
-            let json = try connection.get("/v1/ledger/balances?prefix=\(prefix)&limit=\(Self.listLimitMax)")
+            let json = try connection.get("/v1/ledger/balances?prefix=\(prefix)&limit=\(Limits.listLimitMax)")
             var result: [String: Int64] = [:]
             for account in json["accounts"]?.array ?? [] {
                 if let name = account["account"]?.string, let fen = account["balance_fen"]?.int64 { result[name] = fen }
@@ -915,7 +915,7 @@ final class PaymentCrashScenario: CrashScenario, @unchecked Sendable {
         if suspense != (books.suspenseFen == 0 ? [:] : [AccountName.suspense(Self.channel): books.suspenseFen]) {
             problems.append("suspense balances \(suspense), expected \(books.suspenseFen) fen of late successes")
         }
-        let instructions = try connection.get("/v1/refund-instructions?limit=\(Self.listLimitMax)")["instructions"]?.array?.count
+        let instructions = try connection.get("/v1/refund-instructions?limit=\(Limits.listLimitMax)")["instructions"]?.array?.count
         if instructions != books.suspenseOrders {
             problems.append("\(instructions ?? -1) refund instructions, expected one per late success in suspense: \(books.suspenseOrders)")
         }

@@ -20,7 +20,7 @@ enum ArrearsBench {
             OptionSpec(name: "account-reads", placeholder: "N", help: "accounts answered per row (answers = this / accounts)", defaultValue: "400000"),
         ],
         run: { options in
-            let accountCounts = try options.ints("accounts", in: 1...Self.accountsPerCustomerMax, countMax: 8)
+            let accountCounts = try options.ints("accounts", in: 1...Limits.accountsPerCustomerMax, countMax: 8)
             let storeSizes = try options.ints("store-bills", in: 1...10_000_000, countMax: 4)
             let openBills = try options.int("open-bills", in: 1...20)
             let closedBills = try options.int("closed-bills", in: 0...100)

@@ -88,9 +88,6 @@ public enum RedPacketStatus: String, Sendable, Equatable, Hashable, CaseIterable
 /// What the customer asks to pay with. Everything not covered by red packets, points and the
 /// wallet comes from `channel`.
 public struct FundingRequest: Sendable, Equatable, Hashable {
-    /// The most red packets one order may use.
-    public static let redPacketIdsMax = Limits.redPacketsPerOrderMax
-
     public var redPacketIds: [String]
     /// Points the customer offers; fewer are used when the order does not need them all.
     public var points: Int64
@@ -205,7 +202,7 @@ public enum FundingError: Error, Sendable, Equatable, Hashable, CustomStringConv
     public var description: String {
         switch self {
         case .noItems: return "an order needs at least \(Order.itemsMin) item"
-        case .tooManyItems: return "an order has at most \(Order.itemsMax) items"
+        case .tooManyItems: return "an order has at most \(Limits.orderItemsMax) items"
         case .invalidItem(let itemId, let detail): return "item '\(itemId)': \(detail)"
         case .duplicateItemId(let itemId): return "item id '\(itemId)' appears twice"
         case .invalidRequest(let detail): return detail
@@ -266,7 +263,7 @@ public enum FundingPlanner {
     /// - `channels`: the configured channel ids.
     ///
     /// Rules, applied in this order, each error naming what failed:
-    /// 1. items: `Order.itemsMin...Order.itemsMax` of them, each of valid shape, ids unique;
+    /// 1. items: `Order.itemsMin...Limits.orderItemsMax` of them, each of valid shape, ids unique;
     ///    a `wallet_topup` needs a customer.
     /// 2. red packets, in request order: each must be known, owned by `customer`, `available`,
     ///    unexpired at `nowUnixMillis`, listed once, its scope's items must total at least its
@@ -300,7 +297,7 @@ public enum FundingPlanner {
     /// The problem with an order's items, or nil when they may form an order.
     public static func checkItems(_ items: [OrderItem], customer: String?) -> FundingError? {
         guard items.count >= Order.itemsMin else { return .noItems }
-        guard items.count <= Order.itemsMax else { return .tooManyItems }
+        guard items.count <= Limits.orderItemsMax else { return .tooManyItems }
         var seen = Set<String>(minimumCapacity: items.count)
         for item in items {
             if let problem = item.problem { return .invalidItem(itemId: item.itemId, detail: problem) }
@@ -319,8 +316,8 @@ public enum FundingPlanner {
                                     nowUnixMillis: Int64) throws(FundingError) -> Funding {
         if let customer, !Identifier.isValid(customer) { throw .invalidRequest("customer_id must be an identifier") }
         if let problem = checkItems(items, customer: customer) { throw problem }
-        guard request.redPacketIds.count <= FundingRequest.redPacketIdsMax else {
-            throw .invalidRequest("an order uses at most \(FundingRequest.redPacketIdsMax) red packets")
+        guard request.redPacketIds.count <= Limits.redPacketsPerOrderMax else {
+            throw .invalidRequest("an order uses at most \(Limits.redPacketsPerOrderMax) red packets")
         }
         guard request.points >= 0 else { throw .invalidRequest("points must not be negative") }
         guard request.walletFen >= 0 else { throw .invalidRequest("wallet_fen must not be negative") }

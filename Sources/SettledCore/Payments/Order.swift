@@ -100,8 +100,6 @@ public struct OrderItem: Sendable, Equatable, Hashable {
 public struct Order: Sendable, Equatable, Hashable {
     /// An order has at least one item.
     public static let itemsMin = 1
-    /// An order has at most this many items (an enterprise group payment of many accounts).
-    public static let itemsMax = Limits.orderItemsMax
 
     public var orderId: String
     public var items: [OrderItem]

@@ -8,9 +8,9 @@ extension BillImport {
     static func parse(_ body: [UInt8]) throws(APIError) -> (lines: [Line], tally: Tally) {
         var lines: [Line] = []
         var tally = Tally()
-        try NDJSONLines.forEach(in: body, linesMax: linesMax, lineBytesMax: lineBytesMax) { number, line in
+        try NDJSONLines.forEach(in: body, linesMax: Limits.billImportLinesMax, lineBytesMax: Limits.uploadLineBytesMax) { number, line in
             guard case .text(let text) = line else {
-                tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(lineBytesMax) bytes"))
+                tally.reject(Rejection(line: number, code: "line_too_long", detail: "a line holds at most \(Limits.uploadLineBytesMax) bytes"))
                 return
             }
             switch parseLine(text) {
@@ -35,7 +35,7 @@ extension BillImport {
             let account = try fields.requiredIdentifier("account_no")
             let period = try fields.requiredString("period", bytesMax: 7)
             if !period.isEmpty && !Bill.isValidPeriod(period) { try fields.fail("period", "must be YYYY-MM") }
-            let amount = try fields.int64("amount_fen", range: 1...Bill.amountFenMax)!
+            let amount = try fields.int64("amount_fen", range: 1...Limits.amountFenMax)!
             let dueText = try fields.requiredString("due_date", bytesMax: 10)
             let due = BusinessDate(dueText)
             if !dueText.isEmpty && due == nil { try fields.fail("due_date", "must be a date YYYY-MM-DD") }
@@ -83,7 +83,7 @@ extension SettledService {
             return
         }
         let lines = parsed.lines
-        let chunkCount = (lines.count + BillImport.chunkLinesMax - 1) / BillImport.chunkLinesMax
+        let chunkCount = (lines.count + Limits.billImportLinesPerRequestMax - 1) / Limits.billImportLinesPerRequestMax
         let finish: @Sendable (BillImport.Tally) -> Void = { tally in
             answer(.json(200) { json in
                 json.field("imported", tally.imported)
@@ -97,8 +97,8 @@ extension SettledService {
                 finish(tally)
                 return
             }
-            let lower = index * BillImport.chunkLinesMax
-            let chunk = lines[lower..<min(lines.count, lower + BillImport.chunkLinesMax)]
+            let lower = index * Limits.billImportLinesPerRequestMax
+            let chunk = lines[lower..<min(lines.count, lower + Limits.billImportLinesPerRequestMax)]
             let accepted = writer.submit({ write in try BillImport.apply(chunk, write: write) }, completion: { outcome in
                 switch outcome {
                 case .success(let applied):

@@ -19,7 +19,7 @@ struct AccountArrears {
             let id = String(decoding: key[prefixCount...], as: UTF8.self)
             if let bill = try Bill.load(id, tables: tables, in: transaction), bill.status == .open {
                 guard budget > 0 else {
-                    throw APIError(413, "too_many_bills", "more than \(Bindings.arrearsBillsMax) open bills; query accounts one by one")
+                    throw APIError(413, "too_many_bills", "more than \(Limits.arrearsBillsMax) open bills; query accounts one by one")
                 }
                 budget -= 1
                 bills.append(bill)
@@ -84,7 +84,7 @@ extension SettledService {
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let tables = self.store.tables
                 var billers: [String: Biller?] = [:]
-                var budget = Bindings.arrearsBillsMax
+                var budget = Limits.arrearsBillsMax
                 var accounts: [AccountArrears] = []
                 for (biller, account) in try Bindings.accounts(of: customer, tables: tables, in: transaction) {
                     accounts.append(try AccountArrears.load(biller: biller, account: account, billers: &billers,
@@ -102,7 +102,7 @@ extension SettledService {
                     throw APIError.notFound("biller \(biller)")
                 }
                 var billers: [String: Biller?] = [:]
-                var budget = Bindings.arrearsBillsMax
+                var budget = Limits.arrearsBillsMax
                 let arrears = try AccountArrears.load(biller: biller, account: account, billers: &billers,
                                                       tables: tables, in: transaction, budget: &budget)
                 return try Self.arrearsAnswer(customer: nil, [arrears])

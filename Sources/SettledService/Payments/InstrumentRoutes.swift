@@ -4,10 +4,6 @@ import SettledHTTP
 import SettledStore
 
 extension SettledService {
-    /// Points a single grant may move, and the references' length.
-    static let pointsGrantMax = Limits.pointsGrantMax
-    static let walletCreditFenMax = Limits.walletCreditFenMax
-
     func instrumentRoutes() -> [Route] {
         [
             Route("GET", "/v1/customers/{customer_id}/wallet", .gatewayAndReaders, .read { context, transaction in
@@ -20,7 +16,7 @@ extension SettledService {
                 try transaction.scan(tables.customerRedPackets, prefix: Array(customer.utf8) + [0]) { key, _ in
                     let id = String(decoding: key[(customer.utf8.count + 1)...], as: UTF8.self)
                     if let packet = try StoredRedPacket.load(id, tables: tables, in: transaction) { packets.append(packet) }
-                    return packets.count < Self.listLimitMax
+                    return packets.count < Limits.listLimitMax
                 }
                 let now = self.writer.clock.wallUnixMillis()
                 let statuses = try packets.map { try $0.visibleStatus(atUnixMillis: now, tables: tables, in: transaction) }
@@ -40,7 +36,7 @@ extension SettledService {
                 let customer = context.parameters[0]
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let fields = try Fields(body: context.request.body)
-                let points = try fields.int64("points", range: -Self.pointsGrantMax...Self.pointsGrantMax)!
+                let points = try fields.int64("points", range: -Limits.pointsGrantMax...Limits.pointsGrantMax)!
                 if let raw = fields.object["points"], (raw.int64 ?? Fields.integral(raw)) == 0 { try fields.fail("points", "must not be zero") }
                 let reference = try fields.requiredString("reference", bytesMax: 128)
                 try fields.finish()
@@ -57,7 +53,7 @@ extension SettledService {
                 let customer = context.parameters[0]
                 guard Identifier.isValid(customer) else { throw APIError.invalid("customer_id", "is not an identifier") }
                 let fields = try Fields(body: context.request.body)
-                let amount = try fields.int64("amount_fen", range: 1...Self.walletCreditFenMax)!
+                let amount = try fields.int64("amount_fen", range: 1...Limits.walletCreditFenMax)!
                 let reference = try fields.requiredString("reference", bytesMax: JournalTransaction.referenceBytesMax)
                 try fields.finish()
                 return .command({ write in try self.engine.creditWallet(amount, to: customer, reference: reference, write: write) },
@@ -72,11 +68,11 @@ extension SettledService {
                 let fields = try Fields(body: context.request.body)
                 let id = try fields.requiredIdentifier("red_packet_id")
                 let customer = try fields.requiredIdentifier("customer_id")
-                let value = try fields.int64("value_fen", range: 1...StoredRedPacket.valueFenMax)!
-                let minimum = try fields.int64("min_order_fen", required: false, range: 0...Bill.amountFenMax) ?? 0
+                let value = try fields.int64("value_fen", range: 1...Limits.redPacketValueFenMax)!
+                let minimum = try fields.int64("min_order_fen", required: false, range: 0...Limits.amountFenMax) ?? 0
                 let parsedExpiry = try fields.time("expires_at")
                 var utilities: [String] = []
-                for (index, element) in (try fields.array("utilities", required: false, countMax: StoredRedPacket.utilitiesMax) ?? []).enumerated() {
+                for (index, element) in (try fields.array("utilities", required: false, countMax: Limits.redPacketUtilitiesMax) ?? []).enumerated() {
                     guard let utility = element.string, Identifier.isValid(utility) else {
                         try fields.fail("utilities[\(index)]", "must be a utility name")
                         continue

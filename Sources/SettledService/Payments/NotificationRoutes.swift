@@ -14,7 +14,7 @@ extension Notification {
             // A payment's time decides its business date and clearing: one before this system
             // or far ahead of its clock is the channel's error, not a date to clear on. (A
             // failure's time decides nothing: a placeholder there is no reason to refuse it.)
-            if status == "success" && !(parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + paidAtAheadMillisMax) {
+            if status == "success" && !(parsed >= paidAtEarliestUnixMillis && parsed <= nowUnixMillis + Limits.paidAtAheadMillisMax) {
                 try fields.fail("paid_at", "must be from 2000-01-01 to a day after the daemon's clock", code: "refused")
             }
             paidAt = parsed

@@ -25,10 +25,10 @@ extension OrderRequest {
             case "topup":
                 items.append(.topup(billerID: try item.requiredIdentifier("biller_id"),
                                     accountNo: try item.requiredIdentifier("account_no"),
-                                    amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+                                    amountFen: try item.int64("amount_fen", range: 1...Limits.amountFenMax)!))
             case "wallet_topup":
                 if customer == nil { try item.fail("kind", "a wallet_topup needs a customer_id", code: "refused") }
-                items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...amountFenMax)!))
+                items.append(.walletTopup(amountFen: try item.int64("amount_fen", range: 1...Limits.amountFenMax)!))
             default:
                 // Without a known kind, no other field of the item can be judged.
                 item.allow("bill_id", "biller_id", "account_no", "amount_fen")
@@ -37,12 +37,12 @@ extension OrderRequest {
         }
         var funding = FundingRequest()
         if let source = try fields.object("funding", required: false) {
-            let packetsMax = min(redPacketsMax, FundingRequest.redPacketIdsMax)
+            let packetsMax = min(redPacketsMax, Limits.redPacketsPerOrderMax)
             if let ids = try source.array("red_packet_ids", required: false, countMax: Int.max) {
                 if ids.count > packetsMax {
                     // Past the document's bound the value is invalid; below it, past the configured one, refused.
                     try source.fail("red_packet_ids", "an order uses at most \(packetsMax) red packets",
-                                    code: ids.count > FundingRequest.redPacketIdsMax ? "invalid" : "refused")
+                                    code: ids.count > Limits.redPacketsPerOrderMax ? "invalid" : "refused")
                 }
                 for (index, value) in ids.prefix(packetsMax).enumerated() {
                     guard let id = value.string, Identifier.isValid(id) else {
@@ -52,8 +52,8 @@ extension OrderRequest {
                     funding.redPacketIds.append(id)
                 }
             }
-            funding.points = try source.int64("points", required: false, range: 0...CustomerRecord.pointsMax) ?? 0
-            funding.walletFen = try source.int64("wallet_fen", required: false, range: 0...amountFenMax) ?? 0
+            funding.points = try source.int64("points", required: false, range: 0...Limits.customerPointsMax) ?? 0
+            funding.walletFen = try source.int64("wallet_fen", required: false, range: 0...Limits.amountFenMax) ?? 0
             funding.channel = try source.identifier("channel", required: false)
         }
         if customer == nil && (!funding.redPacketIds.isEmpty || funding.points > 0 || funding.walletFen > 0) {

@@ -4,15 +4,8 @@ import SettledHTTP
 import SettledStore
 
 extension SettledService {
-    static let refundReasonBytesMax = Limits.refundReasonBytesMax
-    /// Write-off results applied in one writer request.
-    static let writeoffResultsChunkMax = Limits.writeoffResultLinesPerRequestMax
-    static let writeoffResultLinesMax = Limits.writeoffResultLinesMax
-    /// A result line: an item id, the result, a reason of at most `refundReasonBytesMax`.
-    static let writeoffResultLineBytesMax = Limits.uploadLineBytesMax
     /// Lines of one write-off export: by default, and at most.
     static let writeoffExportLinesDefault = 100_000
-    static let writeoffExportLinesMax = Limits.writeoffExportLinesMax
 
     func refundRoutes() -> [Route] {
         [
@@ -23,9 +16,9 @@ extension SettledService {
                 if refundID.hasPrefix(Engine.writeoffRefundPrefix) {
                     try fields.fail("refund_id", "ids starting with \(Engine.writeoffRefundPrefix) are the daemon's own, for failed write-offs")
                 }
-                let reason = try fields.requiredString("reason", bytesMax: Self.refundReasonBytesMax)
+                let reason = try fields.requiredString("reason", bytesMax: Limits.refundReasonBytesMax)
                 var itemIDs: [String]?
-                if let elements = try fields.array("item_ids", required: false, countMax: Order.itemsMax) {
+                if let elements = try fields.array("item_ids", required: false, countMax: Limits.orderItemsMax) {
                     itemIDs = []
                     for (index, value) in elements.enumerated() {
                         guard let id = value.string, Identifier.isValid(id) else {
@@ -57,10 +50,10 @@ extension SettledService {
                 if (query["status"] ?? "pending") != "pending" { try problems.fail("status", "only pending write-offs are exported") }
                 var limit = Self.writeoffExportLinesDefault
                 if let text = query["limit"] {
-                    if let value = Int(text), (1...Self.writeoffExportLinesMax).contains(value) {
+                    if let value = Int(text), (1...Limits.writeoffExportLinesMax).contains(value) {
                         limit = value
                     } else {
-                        try problems.fail("limit", "must be an integer in 1...\(Self.writeoffExportLinesMax)")
+                        try problems.fail("limit", "must be an integer in 1...\(Limits.writeoffExportLinesMax)")
                     }
                 }
                 try problems.finishQuery()
@@ -116,10 +109,10 @@ extension SettledService {
             return
         }
         do {
-            try NDJSONLines.forEach(in: context.request.body, linesMax: Self.writeoffResultLinesMax,
-                                    lineBytesMax: Self.writeoffResultLineBytesMax) { number, line in
+            try NDJSONLines.forEach(in: context.request.body, linesMax: Limits.writeoffResultLinesMax,
+                                    lineBytesMax: Limits.uploadLineBytesMax) { number, line in
                 guard case .text(let text) = line else {
-                    tally.reject(number, "line_too_long", "a line holds at most \(Self.writeoffResultLineBytesMax) bytes")
+                    tally.reject(number, "line_too_long", "a line holds at most \(Limits.uploadLineBytesMax) bytes")
                     return
                 }
                 let fields: Fields
@@ -133,7 +126,7 @@ extension SettledService {
                     let item = try fields.requiredIdentifier("item_id")
                     let result = try fields.requiredString("result", bytesMax: 8)
                     if !result.isEmpty && result != "ok" && result != "failed" { try fields.fail("result", "must be \"ok\" or \"failed\"") }
-                    let reason = try fields.string("reason", bytesMax: Self.refundReasonBytesMax, required: false) ?? ""
+                    let reason = try fields.string("reason", bytesMax: Limits.refundReasonBytesMax, required: false) ?? ""
                     var biller = uploadBiller
                     if let lineBiller = try fields.identifier("biller_id", required: false) {
                         if let uploadBiller, lineBiller != uploadBiller {
@@ -168,8 +161,8 @@ extension SettledService {
                 tally.rejections.write(&json)
             })
         }
-        let chunks = stride(from: 0, to: results.count, by: Self.writeoffResultsChunkMax).map {
-            Array(results[$0..<min(results.count, $0 + Self.writeoffResultsChunkMax)])
+        let chunks = stride(from: 0, to: results.count, by: Limits.writeoffResultLinesPerRequestMax).map {
+            Array(results[$0..<min(results.count, $0 + Limits.writeoffResultLinesPerRequestMax)])
         }
         @Sendable func applyChunk(_ index: Int, _ tally: Engine.WriteoffTally) {
             guard index < chunks.count else {
