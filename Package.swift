@@ -8,6 +8,7 @@ import PackageDescription
 //   SettledStore    LMDB environment, tables, value encoding, the group-commit writer
 //   SettledHTTP     HTTP/1.1 over Unix domain sockets: parser, server, client, peer credentials
 //   SettledConfig   the INI configuration (libinih) and the business calendar
+//   SettledFormats  statement files of channels and banks: streaming parsers, bytes in, records out
 //   SettledService  the API: routes, roles, handlers over the store
 //   settled         the daemon: systemd integration, signals, timers
 //   settlectl       the command-line client of the daemon's socket
@@ -26,11 +27,14 @@ let package = Package(
         .systemLibrary(name: "CInih", pkgConfig: "inih",
                        providers: [.apt(["libinih-dev"])]),
         .target(name: "CShims"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "SettledCore"),
         .target(name: "SettledStore", dependencies: ["CLMDB", "SettledCore"]),
         .target(name: "SettledHTTP", dependencies: ["CShims", "SettledCore"]),
         .target(name: "SettledConfig", dependencies: ["CInih", "SettledCore"]),
+        .target(name: "SettledFormats", dependencies: ["CZlib", "SettledCore"]),
         .target(name: "SettledService",
                 dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig"]),
         .executableTarget(name: "settled",
@@ -47,6 +51,8 @@ let package = Package(
         .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore", "SettledTestSupport"]),
         .testTarget(name: "SettledHTTPTests", dependencies: ["SettledHTTP"]),
         .testTarget(name: "SettledConfigTests", dependencies: ["SettledConfig", "SettledCore"]),
+        .testTarget(name: "SettledFormatsTests", dependencies: ["SettledFormats", "SettledCore", "CZlib", "SettledTestSupport"],
+                    exclude: ["Samples"]),
         .testTarget(name: "SettledServiceTests",
                     dependencies: ["SettledService", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP",
                                    "SettledTestSupport"]),
