@@ -130,8 +130,8 @@ public enum StatementLimits {
     public static let lineBytesMax = 16 * 1024
     /// The most fields of a CSV line.
     public static let fieldsPerLineMax = 256
-    /// The longest text field kept in a record (ids, status): longer is a line error.
-    public static let idBytesMax = 128
+    /// The longest id kept in a record (bank exports carry free text there): longer is a line error.
+    public static let idBytesMax = 256
     /// The longest preamble before a header line is given up on.
     public static let headerSearchLinesMax = 64
     /// Lines of a file that may be refused before the whole file is refused as not this format.
