@@ -348,9 +348,13 @@ struct BankCSVReader: LineFormat {
             try figure(amountIndex, credit, creditFen)
             try figure(debitIndex, debit, debitFen)
         case .signed(let column):
-            try figure(amountIndex, column, creditFen - debitFen)
+            let (net, overflow) = creditFen.subtractingReportingOverflow(debitFen)
+            guard !overflow else { throw StatementRefusal(code: "overflow", message: "line \(number): the lines' net amount is beyond Int64 fen") }
+            try figure(amountIndex, column, net)
         case .direction(let column, _, _, _):
-            try figure(amountIndex, column, creditFen + debitFen)
+            let (sum, overflow) = creditFen.addingReportingOverflow(debitFen)
+            guard !overflow else { throw StatementRefusal(code: "overflow", message: "line \(number): the lines' amounts add up beyond Int64 fen") }
+            try figure(amountIndex, column, sum)
         }
     }
 

@@ -1,8 +1,9 @@
 import SettledCore
 
-/// The statement format of a channel, as `[channel.*] format =` names it; a bank CSV carries its
+/// The statement format of a channel, as `[channel.*] format =` names it (SettledConfig's
+/// `StatementFormat`; mt940 and camt053 are not read here); a bank CSV carries its
 /// column-mapping profile.
-public enum StatementFormat: Sendable, Hashable {
+public enum StatementFileFormat: Sendable, Hashable {
     case wechat
     case alipay
     case unionpay
@@ -58,7 +59,7 @@ protocol LineFormat {
 /// Once a feed or finish has thrown, the file is refused whole and every later call throws the
 /// same refusal.
 public final class StatementParser {
-    public let format: StatementFormat
+    public let format: StatementFileFormat
     private var reader: any LineFormat
     private var head: [UInt8] = []
     private var zip: ZipReader?
@@ -71,7 +72,7 @@ public final class StatementParser {
 
     /// `businessDate` is the date the file is for: UnionPay's and some banks' dates carry no
     /// year, taken from it.
-    public init(format: StatementFormat, businessDate: BusinessDate? = nil) throws(StatementRefusal) {
+    public init(format: StatementFileFormat, businessDate: BusinessDate? = nil) throws(StatementRefusal) {
         self.format = format
         switch format {
         case .wechat: reader = WeChatBillReader()
@@ -154,7 +155,7 @@ public final class StatementParser {
     }
 
     /// Parses a whole file held in memory, fed in chunks of `chunkBytes` (tests, small files).
-    public static func parse(_ bytes: [UInt8], format: StatementFormat, businessDate: BusinessDate? = nil,
+    public static func parse(_ bytes: [UInt8], format: StatementFileFormat, businessDate: BusinessDate? = nil,
                              chunkBytes: Int = 64 * 1024) throws(StatementRefusal) -> ParsedStatement {
         let parser = try StatementParser(format: format, businessDate: businessDate)
         var result = ParsedStatement()

@@ -3,7 +3,7 @@ import SettledCore
 
 /// Parses `data` whole and again in chunks whose sizes come from the data's first byte; any
 /// trap is a crash, and the two runs must agree (records, errors, totals, or the refusal).
-func fuzzStatement(_ data: UnsafePointer<UInt8>?, _ size: Int, _ format: StatementFormat, date: BusinessDate? = nil) {
+func fuzzStatement(_ data: UnsafePointer<UInt8>?, _ size: Int, _ format: StatementFileFormat, date: BusinessDate? = nil) {
     guard let data, size > 0 else { return }
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     let chunk = 1 + Int(bytes[0] % 64)

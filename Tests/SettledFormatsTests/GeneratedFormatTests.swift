@@ -162,7 +162,7 @@ import Testing
 
 @Suite struct ChunkSplittingTests {
     /// Every file gives the same records, errors and totals whatever the chunk boundaries.
-    static func files() -> [(String, [UInt8], StatementFormat, BusinessDate?)] {
+    static func files() -> [(String, [UInt8], StatementFileFormat, BusinessDate?)] {
         let alipay = Generate.gbk(Generate.alipayDetail(Generate.alipayLines(count: 30, seed: 3)))
         return [
             ("wechat", WeChatBillTests.bill, .wechat, nil),

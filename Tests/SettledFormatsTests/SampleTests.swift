@@ -3,11 +3,11 @@ import SettledCore
 import SettledTestSupport
 import Testing
 
-func parse(_ bytes: [UInt8], _ format: StatementFormat, date: BusinessDate? = nil, chunk: Int = 65536) throws(StatementRefusal) -> ParsedStatement {
+func parse(_ bytes: [UInt8], _ format: StatementFileFormat, date: BusinessDate? = nil, chunk: Int = 65536) throws(StatementRefusal) -> ParsedStatement {
     try StatementParser.parse(bytes, format: format, businessDate: date, chunkBytes: chunk)
 }
 
-func refusal(_ bytes: [UInt8], _ format: StatementFormat, date: BusinessDate? = nil) -> StatementRefusal? {
+func refusal(_ bytes: [UInt8], _ format: StatementFileFormat, date: BusinessDate? = nil) -> StatementRefusal? {
     do {
         _ = try parse(bytes, format, date: date)
         return nil
@@ -165,7 +165,7 @@ extension String {
     }
 
     @Test func bankCSVAsWeChatOrAlipay() {
-        for format in [StatementFormat.wechat, .alipay] {
+        for format in [StatementFileFormat.wechat, .alipay] {
             let refused = refusal(Self.icbc, format)
             #expect(refused?.code == "wrong_file")
             #expect(refused?.message.contains("bank account export") == true, "\(String(describing: refused))")
