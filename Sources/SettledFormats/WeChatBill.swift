@@ -102,8 +102,13 @@ struct WeChatBillReader: LineFormat {
         amountColumn = amount
         refundIdColumn = index("商户退款单号")
         refundAmountColumn = index("退款金额", "申请退款金额")
-        for detailName in Set(Self.summaryOf.values) {
-            if let found = names.firstIndex(of: detailName) { summedColumns.append((detailName, found, 0)) }
+        // In the header's order (not a Set's, which differs between runs): the first bad
+        // amount of a line is the one reported.
+        let summed = Set(Self.summaryOf.values)
+        var taken = Set<String>()
+        for (position, name) in names.enumerated() where summed.contains(name) && !taken.contains(name) {
+            taken.insert(name)
+            summedColumns.append((name, position, 0))
         }
         stage = .details
     }
