@@ -122,6 +122,15 @@ extension String {
         #expect(wrongFee?.code == "totals_mismatch" && wrongFee?.message.contains("6.81") == true)
     }
 
+    /// A day without trades: the header, the summary of zeros.
+    @Test func emptyBill() throws {
+        let text = "\u{FEFF}交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注\r\n总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额\r\n`0,`0.00,`0.00,`0.00,`0.00000,`0.00,`0.00\r\n"
+        let parsed = try parse(Array(text.utf8), .wechat)
+        #expect(parsed.records.isEmpty && parsed.errors.isEmpty && parsed.totals == StatementTotals())
+        let claimed = text.replacingFirst("`0,`0.00", with: "`1,`0.00")
+        #expect(refusal(Array(claimed.utf8), .wechat)?.code == "count_mismatch")
+    }
+
     @Test func overlongLineIsALineError() throws {
         let text = String(decoding: Self.bill, as: UTF8.self)
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
