@@ -56,7 +56,8 @@ final class TextDecoder {
             guard sniffed.count >= Self.sniffBytes || final else { return }
             let head = sniffed
             sniffed = []
-            mode = Self.isUTF8Text(head) ? .utf8 : .gb18030
+            // Judged on exactly the first `sniffBytes`, whatever the chunks were.
+            mode = Self.isUTF8Text(Array(head.prefix(Self.sniffBytes))) ? .utf8 : .gb18030
             try head.withUnsafeBufferPointer { (buffer) throws(StatementRefusal) in
                 try decode(buffer, final: final, emit)
             }

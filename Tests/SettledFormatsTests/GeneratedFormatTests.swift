@@ -201,6 +201,32 @@ import Testing
         }
     }
 
+    /// A file said to be GBK whose first 4096 bytes are UTF-8 is read as UTF-8, judged on those
+    /// bytes only: the same text whatever the chunks.
+    @Test func encodingJudgedOnTheSameBytesWhateverTheChunks() throws {
+        let utf8Head = Array(String(repeating: "中", count: 1365).utf8) + Array("a\n".utf8)  // 4097 bytes
+        let bytes = utf8Head + Generate.gbk("乙\n")
+        var outputs: [[UInt8]] = []
+        for chunk in [1, 4000, 4100, bytes.count] {
+            let decoder = try TextDecoder(.gb18030)
+            var out: [UInt8] = []
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + chunk)
+                try bytes[start..<end].withUnsafeBufferPointer { buffer throws(StatementRefusal) in
+                    try decoder.decode(buffer, final: false) { out += $0 }
+                }
+                start = end
+            }
+            try [UInt8]().withUnsafeBufferPointer { buffer throws(StatementRefusal) in
+                try decoder.decode(buffer, final: true) { out += $0 }
+            }
+            outputs.append(out)
+        }
+        #expect(outputs.allSatisfy { $0 == outputs[0] })
+        #expect(String(decoding: outputs[0], as: UTF8.self).hasPrefix("中中中"))
+    }
+
     /// GBK split in the middle of a two-byte character, UTF-8 in the middle of a three-byte one,
     /// the BOM split: each byte fed alone.
     @Test func oneByteAtATime() throws {
