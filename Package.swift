@@ -8,6 +8,7 @@ import PackageDescription
 //   SettledStore    LMDB environment, tables, value encoding, the group-commit writer
 //   SettledHTTP     HTTP/1.1 over Unix domain sockets: parser, server, client, peer credentials
 //   SettledConfig   the INI configuration (libinih) and the business calendar
+//   SettledFormats  statement files of channels and banks: streaming parsers, bytes in, records out
 //   SettledEngine   the commands of the payment center over the store: typed inputs, results
 //                   and refusals, one transition function per state machine
 //   SettledService  the API: routes, roles; parses a request, calls a command, renders
@@ -28,11 +29,14 @@ let package = Package(
         .systemLibrary(name: "CInih", pkgConfig: "inih",
                        providers: [.apt(["libinih-dev"])]),
         .target(name: "CShims"),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "SettledCore"),
         .target(name: "SettledStore", dependencies: ["CLMDB", "SettledCore"]),
         .target(name: "SettledHTTP", dependencies: ["CShims", "SettledCore"]),
         .target(name: "SettledConfig", dependencies: ["CInih", "SettledCore"]),
+        .target(name: "SettledFormats", dependencies: ["CZlib", "SettledCore"]),
         .target(name: "SettledEngine", dependencies: ["SettledCore", "SettledStore", "SettledConfig"]),
         .target(name: "SettledService",
                 dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine"]),
@@ -50,6 +54,8 @@ let package = Package(
         .testTarget(name: "SettledStoreTests", dependencies: ["SettledStore", "SettledCore", "SettledTestSupport"]),
         .testTarget(name: "SettledHTTPTests", dependencies: ["SettledHTTP"]),
         .testTarget(name: "SettledConfigTests", dependencies: ["SettledConfig", "SettledCore"]),
+        .testTarget(name: "SettledFormatsTests", dependencies: ["SettledFormats", "SettledCore", "CZlib", "SettledTestSupport"],
+                    exclude: ["Samples"]),
         .testTarget(name: "SettledServiceTests",
                     dependencies: ["SettledService", "SettledEngine", "SettledStore", "SettledCore", "SettledConfig", "SettledHTTP",
                                    "SettledTestSupport"]),

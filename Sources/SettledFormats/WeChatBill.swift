@@ -1,0 +1,258 @@
+/// WeChat Pay merchant trade bill (交易账单, bill_type ALL/SUCCESS/REFUND): UTF-8 (a BOM
+/// perhaps), CRLF or LF, a header line of column names, detail lines whose every field starts
+/// with a backtick, then `总交易单数,...` and one summary line. Columns are found by name, so
+/// the 27-column layout and the older ones (总金额 instead of 应结订单金额 and 订单金额) read alike.
+struct WeChatBillReader: LineFormat {
+    var encoding: StatementEncoding { .utf8 }
+
+    func selectsZipEntry(_ name: String) -> Bool {
+        let lower = name.lowercased()
+        return lower.hasSuffix(".csv") || lower.hasSuffix(".txt")
+    }
+
+    private enum Stage { case header, details, summary, done }
+    private var stage = Stage.header
+    private var sniffer = FileSniffer()
+    private var linesBeforeHeader = 0
+    private var sawOtherLine = false
+    private var fields: [[UInt8]] = []
+
+    // Column indexes of the detail lines.
+    private var columnCount = 0
+    private var timeColumn = 0, txnColumn = 0, orderColumn = 0, statusColumn = 0, feeColumn = 0
+    private var amountColumn = 0
+    private var refundIdColumn: Int?, refundAmountColumn: Int?
+    /// Detail column -> running sum in fen, for the summary's checks (by the detail column's name).
+    private var summedColumns: [(name: String, index: Int, fen: Int64)] = []
+    private var feeUnits: Int64 = 0   // fees in 10^-5 yuan, exact
+    private var detailLines = 0
+    private var summaryNames: [String] = []
+    private var summaryLine = 0
+
+    static let feeScale = 5
+    /// Summary column -> the detail column it sums.
+    static let summaryOf: [String: String] = [
+        "应结订单总金额": "应结订单金额", "订单总金额": "订单金额", "总交易额": "总金额",
+        "退款总金额": "退款金额", "总退款金额": "退款金额", "申请退款总金额": "申请退款金额",
+        "充值券退款总金额": "充值券退款金额", "企业红包退款总金额": "企业红包退款金额",
+        "总企业红包退款金额": "企业红包退款金额", "总代金券或立减优惠金额": "代金券或立减优惠金额",
+        "代金券总金额": "代金券金额",
+    ]
+
+    mutating func take(_ number: Int, _ line: ArraySlice<UInt8>?, _ sink: inout LineSink) throws(StatementRefusal) {
+        guard let line else {
+            if stage == .header { throw refuseWrong("line \(number) is longer than \(StatementLimits.lineBytesMax) bytes before any header") }
+            if stage == .details { detailLines += 1 }
+            return try sink.error(number, "line_too_long", "longer than \(StatementLimits.lineBytesMax) bytes")
+        }
+        if TextFields.isBlank(line) { return }
+        switch stage {
+        case .header:
+            try header(number, line)
+        case .details:
+            if line.first == UInt8(ascii: "`") {
+                try detail(number, line, &sink)
+            } else if TextFields.string(line.prefix(32)).hasPrefix("总交易单数") {
+                _ = TextFields.splitCSV(line, into: &fields)
+                summaryNames = fields.map { TextFields.string(TextFields.trim($0)) }
+                stage = .summary
+            } else {
+                try sink.error(number, "not_detail", "neither a detail line (fields start with `) nor the summary header")
+            }
+        case .summary:
+            try summary(number, line, &sink)
+            stage = .done
+        case .done:
+            try sink.error(number, "after_summary", "a line after the summary line")
+        }
+    }
+
+    private func refuseWrong(_ detail: String) -> StatementRefusal {
+        if let guess = sniffer.guess {
+            return StatementRefusal(code: "wrong_file", message: "not a WeChat Pay merchant trade bill: this looks like \(guess)")
+        }
+        return StatementRefusal(code: "wrong_file", message: "not a WeChat Pay merchant trade bill: \(detail)")
+    }
+
+    private mutating func header(_ number: Int, _ line: ArraySlice<UInt8>) throws(StatementRefusal) {
+        sniffer.look(line)
+        linesBeforeHeader += 1
+        if !TextFields.splitCSV(line, into: &fields) { fields = [] }
+        let names = fields.map { TextFields.string(TextFields.trim($0)) }
+        func index(_ candidates: String...) -> Int? {
+            for candidate in candidates { if let found = names.firstIndex(of: candidate) { return found } }
+            return nil
+        }
+        guard let time = index("交易时间"), let txn = index("微信订单号"), let order = index("商户订单号"),
+              let status = index("交易状态"), let fee = index("手续费"),
+              let amount = index("订单金额", "总金额", "应结订单金额") else {
+            // The bill's header is its first line; a few more lines are looked at only to say
+            // better what the file is.
+            if sniffer.guess != nil && !sniffer.guess!.hasPrefix("a WeChat Pay merchant") || linesBeforeHeader >= StatementLimits.headerSearchLinesMax {
+                throw refuseWrong("line \(number) is not the header (交易时间, 微信订单号, 商户订单号, 交易状态, 手续费, 订单金额)")
+            }
+            sawOtherLine = true
+            return
+        }
+        if sawOtherLine {
+            throw refuseWrong("the header is not the first line")
+        }
+        columnCount = names.count
+        timeColumn = time; txnColumn = txn; orderColumn = order; statusColumn = status; feeColumn = fee
+        amountColumn = amount
+        refundIdColumn = index("商户退款单号")
+        refundAmountColumn = index("退款金额", "申请退款金额")
+        // In the header's order (not a Set's, which differs between runs): the first bad
+        // amount of a line is the one reported.
+        let summed = Set(Self.summaryOf.values)
+        var taken = Set<String>()
+        for (position, name) in names.enumerated() where summed.contains(name) && !taken.contains(name) {
+            taken.insert(name)
+            summedColumns.append((name, position, 0))
+        }
+        stage = .details
+    }
+
+    /// Fields of a detail line: split on ",`" so that commas inside a value stay in it.
+    private static func splitBackticked(_ line: ArraySlice<UInt8>, into fields: inout [[UInt8]]) -> Bool {
+        fields.removeAll(keepingCapacity: true)
+        var start = line.startIndex + 1  // after the first backtick
+        var index = start
+        while index < line.endIndex {
+            if line[index] == UInt8(ascii: ",") {
+                let next = index + 1
+                if next == line.endIndex || line[next] == UInt8(ascii: "`") {
+                    guard fields.count < StatementLimits.fieldsPerLineMax else { return false }
+                    fields.append(Array(line[start..<index]))
+                    start = next + 1
+                    index = start
+                    if next == line.endIndex { fields.append([]); return true }
+                    continue
+                }
+            }
+            index += 1
+        }
+        fields.append(Array(line[min(start, line.endIndex)..<line.endIndex]))
+        return true
+    }
+
+    private mutating func detail(_ number: Int, _ line: ArraySlice<UInt8>, _ sink: inout LineSink) throws(StatementRefusal) {
+        detailLines += 1
+        guard Self.splitBackticked(line, into: &fields) else {
+            return try sink.error(number, "field_count", "more than \(StatementLimits.fieldsPerLineMax) fields")
+        }
+        // A trailing empty field after the last backtick is the 费率备注 of some layouts.
+        if fields.count == columnCount + 1, fields.last?.isEmpty == true { fields.removeLast() }
+        guard fields.count == columnCount else {
+            return try sink.error(number, "field_count", "\(fields.count) fields, the header has \(columnCount)")
+        }
+        let timeText = TextFields.string(TextFields.trim(fields[timeColumn]))
+        guard let time = StatementTime.parse(timeText.utf8, layout: "yyyy-MM-dd HH:mm:ss", reference: nil) else {
+            return try sink.error(number, "time", "交易时间 \(timeText) is not yyyy-MM-dd HH:mm:ss")
+        }
+        let status = TextFields.string(TextFields.trim(fields[statusColumn]))
+        let isRefund = status == "REFUND"
+        let txn = TextFields.trim(fields[txnColumn]), order = TextFields.trim(fields[orderColumn])
+        guard !txn.isEmpty, txn.count <= StatementLimits.idBytesMax, order.count <= StatementLimits.idBytesMax else {
+            return try sink.error(number, "missing_field", "微信订单号 empty, or an id longer than \(StatementLimits.idBytesMax) bytes")
+        }
+        var refundId: ArraySlice<UInt8> = []
+        if isRefund, let refundIdColumn {
+            refundId = TextFields.trim(fields[refundIdColumn])
+            guard !refundId.isEmpty, refundId.count <= StatementLimits.idBytesMax else {
+                return try sink.error(number, "missing_field", "a REFUND line without 商户退款单号")
+            }
+        }
+        let amountText = TextFields.trim(fields[isRefund ? (refundAmountColumn ?? amountColumn) : amountColumn])
+        guard let amount = TextFields.fen(amountText), amount >= 0 else {
+            return try sink.error(number, "amount", "amount \(TextFields.string(amountText)) is not yuan with 2 decimals")
+        }
+        let feeText = TextFields.trim(fields[feeColumn])
+        guard let fee = TextFields.decimalUnits(feeText, scale: Self.feeScale) else {
+            return try sink.error(number, "fee", "手续费 \(TextFields.string(feeText)) is not yuan with up to 5 decimals")
+        }
+        var sums = summedColumns
+        for position in sums.indices {
+            guard let value = TextFields.fen(TextFields.trim(fields[sums[position].index])),
+                  let sum = try? sums[position].fen.addingFen(value) else {
+                return try sink.error(number, "amount", "\(sums[position].name) \(TextFields.string(TextFields.trim(fields[sums[position].index]))) is not an amount")
+            }
+            sums[position].fen = sum
+        }
+        guard let feeSum = try? feeUnits.addingFen(fee) else {
+            throw StatementRefusal(code: "overflow", message: "fees add up beyond Int64 at line \(number)")
+        }
+        summedColumns = sums
+        feeUnits = feeSum
+        try sink.record(StatementRecord(
+            line: number, channelTxnId: TextFields.string(txn), orderId: TextFields.string(order),
+            refundId: TextFields.string(refundId), kind: isRefund ? .refund : .payment, amountFen: amount,
+            feeFen: TextFields.roundToFen(fee, extraDigits: Self.feeScale - 2), status: status,
+            timeUnixMs: time.unixMs(), timeText: timeText))
+    }
+
+    private mutating func summary(_ number: Int, _ line: ArraySlice<UInt8>, _ sink: inout LineSink) throws(StatementRefusal) {
+        guard line.first == UInt8(ascii: "`"), Self.splitBackticked(line, into: &fields) else {
+            throw StatementRefusal(code: "totals_mismatch", message: "line \(number): the summary line is not backticked values")
+        }
+        if fields.count == summaryNames.count + 1, fields.last?.isEmpty == true { fields.removeLast() }
+        guard fields.count == summaryNames.count else {
+            throw StatementRefusal(code: "totals_mismatch", message: "line \(number): the summary line has \(fields.count) fields, its header \(summaryNames.count)")
+        }
+        summaryLine = number
+        let linesRefused = sink.totals.errorLines
+        for (position, name) in summaryNames.enumerated() {
+            let text = TextFields.string(TextFields.trim(fields[position]))
+            if name == "总交易单数" {
+                guard let units = TextFields.decimalUnits(text.utf8, scale: 2), units % 100 == 0 else {
+                    throw StatementRefusal(code: "totals_mismatch", message: "总交易单数 \(text) is not a count")
+                }
+                // Every detail line counts, refused ones too: a line lost or added shows here.
+                if units / 100 != Int64(detailLines) {
+                    throw StatementRefusal(code: "count_mismatch",
+                                           message: "the summary says 总交易单数 \(text), the file has \(detailLines) detail lines")
+                }
+                continue
+            }
+            // Amounts are checked when every line was taken (a refused line's amount is unknown).
+            guard linesRefused == 0 else { continue }
+            if name == "手续费总金额" {
+                guard let printed = TextFields.fen(text.utf8) else {
+                    throw StatementRefusal(code: "totals_mismatch", message: "手续费总金额 \(text) is not an amount")
+                }
+                let exact = TextFields.roundToFen(feeUnits, extraDigits: Self.feeScale - 2)
+                if printed != exact && printed != sink.totals.feesFen {
+                    throw StatementRefusal(code: "totals_mismatch", message:
+                        "the summary says 手续费总金额 \(text), the lines' fees add up to \(Self.yuan(exact))")
+                }
+                continue
+            }
+            guard let detailName = Self.summaryOf[name],
+                  let column = summedColumns.first(where: { $0.name == detailName }) else { continue }
+            guard let printed = TextFields.fen(text.utf8) else {
+                throw StatementRefusal(code: "totals_mismatch", message: "\(name) \(text) is not an amount")
+            }
+            if printed != column.fen {
+                throw StatementRefusal(code: "totals_mismatch", message:
+                    "the summary says \(name) \(text), the lines' \(detailName) add up to \(Self.yuan(column.fen))")
+            }
+        }
+    }
+
+    static func yuan(_ fen: Int64) -> String {
+        SettledCoreMoney.yuan(fen)
+    }
+
+    mutating func finish(_ sink: inout LineSink) throws(StatementRefusal) {
+        switch stage {
+        case .header where sawOtherLine:
+            throw refuseWrong("no header line (交易时间, 微信订单号, 商户订单号, ...)")
+        case .header:
+            throw refuseWrong("no header line (交易时间, 微信订单号, 商户订单号, ...)")
+        case .details, .summary:
+            throw StatementRefusal(code: "truncated", message: "the bill ends without its summary line (总交易单数 ...): cut short?")
+        case .done:
+            return
+        }
+    }
+}

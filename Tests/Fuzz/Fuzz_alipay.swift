@@ -1,0 +1,7 @@
+import SettledCore
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    fuzzStatement(data, size, .alipay)
+    return 0
+}
