@@ -9,7 +9,7 @@ import Testing
     /// past the balance claims its reference first), some refused before: whatever batches they
     /// share, the ledger verifies and the wallet is what the successful answers add up to.
     @Test func refusedRequestsLeaveNothingForTheirNeighbours() throws {
-        let harness = try OperatorHarness()
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
         try harness.biller()
         #expect(try harness.call("POST", "/v1/customers/c-1/wallet/credits", #"{"amount_fen":1000,"reference":"w0"}"#).status == 201)

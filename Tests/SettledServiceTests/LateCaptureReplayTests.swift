@@ -13,7 +13,7 @@ import Testing
 
     @Test func anOrderReplaysByteForByteAfterALateCaptureAndARefund() throws {
         let clock = ManualClock(wallUnixMillis: RFC3339.parse("2026-11-24T10:00:00+08:00")!)
-        let harness = try OperatorHarness(clock: .manual(clock))
+        let harness = try PaymentServiceHarness(pointValueFen: 1, clock: .manual(clock))
         defer { harness.close() }
         try harness.biller()
         #expect(try harness.call("POST", "/v1/customers/c-1/wallet/credits", #"{"amount_fen":300,"reference":"w"}"#).status == 201)

@@ -70,13 +70,27 @@ final class PaymentServiceHarness {
         var json: JSONValue?
         var body: [UInt8]
         var code: String? { json?["code"]?.string }
+        var text: String { String(decoding: body, as: UTF8.self) }
     }
 
+    @discardableResult
     func call(_ method: String, _ path: String, _ body: String? = nil, key: String? = nil) throws -> Answer {
         var headers: [(name: String, value: String)] = []
         if let key { headers.append((name: "Idempotency-Key", value: key)) }
         let response = try client.send(method: method, path: path, headers: headers, body: body.map { Array($0.utf8) })
         return Answer(status: response.status, json: try? JSONParser.parse(response.body), body: response.body)
+    }
+
+    /// Creates biller `id` (as the operator every call here is made as).
+    func biller(_ id: String = "b-1", utility: String = "water") throws {
+        let body = #"{"name":"\#(id)","utility":"\#(utility)","province":"JS","settlement_account":{"bank":"icbc","account_no":"1","account_name":"x"}}"#
+        let answer = try call("PUT", "/v1/billers/\(id)", body)
+        #expect(answer.status == 201 || answer.status == 200, "\(answer.text)")
+    }
+
+    func verified() throws -> Bool {
+        let verify = try call("GET", "/v1/ledger/verify")
+        return verify.json?["ok"]?.bool == true
     }
 
     /// Everything the invariants look at, read in one transaction. Bills and red packets carry
