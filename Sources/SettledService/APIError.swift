@@ -72,8 +72,10 @@ public final class Fields {
     /// The name of this object in the request (`items[2]`), empty at the top.
     let path: String
     let list: ProblemList
-    private var read: Set<String> = []
-    private var allowed: Set<String> = []
+    /// The fields read and allowed: a request object has a few, so a list beats a hashed set
+    /// (no hashing, one allocation).
+    private var read: [String] = []
+    private var allowed: [String] = []
     private var nested: [Fields] = []
 
     public init(body: [UInt8]) throws(APIError) {
@@ -128,7 +130,7 @@ public final class Fields {
     }
 
     /// Fields that this object may carry although the parse does not read them.
-    public func allow(_ names: String...) { allowed.formUnion(names) }
+    public func allow(_ names: String...) { allowed.append(contentsOf: names) }
 
     /// The problems found, and every field of the request that was not read or allowed, as one
     /// `422`; nothing when the request is sound.
@@ -157,7 +159,7 @@ public final class Fields {
 
     /// The value of `name`, or nil after recording that it is missing when required.
     private func value(_ field: String, required: Bool) throws(APIError) -> JSONValue? {
-        read.insert(field)
+        read.append(field)
         guard let value = object[field], value != .null else {
             if required { try fail(field, "is required", code: "required") }
             return nil

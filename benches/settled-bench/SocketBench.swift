@@ -99,6 +99,17 @@ final class BenchDaemon {
         return nil
     }
 
+    /// CPU time the daemon has used so far (user and system, all its threads), in seconds:
+    /// less moved by other work on the machine than throughput is.
+    func cpuSeconds() -> Double? {
+        guard let text = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        // After the command's closing parenthesis: fields 3 on; utime and stime are 14 and 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     /// Write requests of the block device holding the daemon's store (the whole device: other
     /// writers on it count too), from /sys/dev/block/MAJOR:MINOR/stat.
     func deviceWrites() -> DeviceWrites? {
@@ -375,6 +386,7 @@ enum PaidOrdersBench {
         try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
         let before = try WriterFigures(daemon)
         let bytesBefore = daemon.bytesWritten()
+        let cpuBefore = daemon.cpuSeconds()
         let deviceBefore = daemon.deviceWrites()
         let result = try runClients(socketPath: daemon.socketPath, clients: clients, operationsPerClient: perClient) { client, c, i in
             let bills = (0..<3).map { "\"b-\(c)-\(i)-\($0)\"" }
@@ -390,6 +402,9 @@ enum PaidOrdersBench {
         var writer = "         " + (try WriterFigures(daemon)).summary(since: before)
         if let bytesBefore, let bytesAfter = daemon.bytesWritten(), result.operations > 0 {
             writer += String(format: ", %.1f KiB written per order", Double(bytesAfter - bytesBefore) / 1024 / Double(result.operations))
+        }
+        if let cpuBefore, let cpuAfter = daemon.cpuSeconds(), result.operations > 0 {
+            writer += String(format: ", daemon CPU %.0f µs per order", (cpuAfter - cpuBefore) * 1e6 / Double(result.operations))
         }
         let device = daemon.deviceWrites().flatMap { after in deviceBefore.map { after.summary(since: $0, orders: result.operations) } }
         // As for the peer: every order paid, and the ledger balanced after them.
