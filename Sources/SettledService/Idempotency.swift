@@ -169,18 +169,35 @@ enum Idempotency {
 
     /// Runs `body` unless `key` already has an answer, and keeps its answer: in its compact
     /// form when it has one (then it is still rendered after the commit), else its bytes.
+    ///
+    /// Bytes are made here, in the transaction that applies the request, so that a replay is
+    /// exactly once with its effect. They stay for the answers that show state a later request
+    /// changes and the store does not keep as it was: a notification's order status, a points
+    /// or wallet balance, a red packet's or a biller's current terms; the rest (an adjustment,
+    /// a binding, an unbinding) are a few hundred bytes at most, less than a compact form and
+    /// its re-reading would save. Order creation is kept compact.
     static func apply(key: String, context: RequestContext, write: WriteContext,
                       _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
         if let replayed = try replay(key: key, context: context, write: write) { return .response(replayed) }
-        let answer = try body()
-        if case .compact(let compact, let status, let render) = answer {
-            try remember(key: key, context: context, status: status, contentType: "application/json", body: [], compact: compact,
+        let written = try body()
+        switch written {
+        case .compact(let compact, let answer):
+            try remember(key: key, context: context, status: answer.status, contentType: "application/json", body: [],
+                         compact: compact, write: write)
+            return .rendered(answer)
+        case .rendered(let answer) where answer.status >= 400:
+            // A refusal is not kept (a retry is judged anew): its body is built after the commit.
+            try remember(key: key, context: context, status: answer.status, contentType: "", body: [], compact: nil,
                          write: write)
-            return .rendered(render)
+            return written
+        case .rendered(let answer):
+            let response = answer.response
+            try remember(key: key, context: context, response: response, write: write)
+            return .rendered(.made(response, as: answer))
+        case .response(let response):
+            try remember(key: key, context: context, response: response, write: write)
+            return written
         }
-        let response = answer.response
-        try remember(key: key, context: context, response: response, write: write)
-        return .response(response)
     }
 
     /// Removes keys older than the retention, at most `Limits.idempotencyCollectPerRequestMax`; returns how many.

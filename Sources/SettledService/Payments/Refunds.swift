@@ -33,13 +33,15 @@ extension SettledService {
                 return .command({ write in
                     try self.engine.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
                 }, render: { refund, replay in
-                    // The same refund id again answers exactly as the first time.
-                    var answer = HTTPResponse.json(201) { json in
-                        OrderRecord.writeRefundFields(refund, &json)
-                        json.field("order_id", orderID)
+                    .success(201) {
+                        // The same refund id again answers exactly as the first time.
+                        var answer = HTTPResponse.json(201) { json in
+                            OrderRecord.writeRefundFields(refund, &json)
+                            json.field("order_id", orderID)
+                        }
+                        if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
+                        return answer
                     }
-                    if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
-                    return answer
                 })
             }),
             Route("GET", "/v1/writeoffs", .gatewayAndReaders, .read { context, transaction in
