@@ -175,7 +175,7 @@ enum Idempotency {
     /// changes and the store does not keep as it was: a notification's order status, a points
     /// or wallet balance, a red packet's or a biller's current terms; the rest (an adjustment,
     /// a binding, an unbinding) are a few hundred bytes at most, less than a compact form and
-    /// its re-reading would save. Order creation is kept compact.
+    /// its re-reading would save. Order creation and refunds are kept compact.
     static func apply(key: String, context: RequestContext, write: WriteContext,
                       _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
         if let replayed = try replay(key: key, context: context, write: write) { return .response(replayed) }
@@ -222,9 +222,13 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
     /// The answer to the order's creation: the order as it was created (its later changes
     /// undone, `OrderRecord.asCreated`), its times at this UTC offset.
     case orderAsCreated(orderID: String, utcOffsetSeconds: Int32)
+    /// The answer to a refund: the refund as its order keeps it (a refund, once made, never
+    /// changes), with the order's id.
+    case refund(orderID: String, refundID: String)
 
     /// Stored codes: fixed, never reused.
     static let orderAsCreatedCode: UInt8 = 1
+    static let refundCode: UInt8 = 2
 
     func encode(_ writer: inout ByteWriter) {
         switch self {
@@ -232,6 +236,10 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
             writer.u8(Self.orderAsCreatedCode)
             writer.string(orderID)
             writer.u32(UInt32(bitPattern: utcOffsetSeconds))
+        case .refund(let orderID, let refundID):
+            writer.u8(Self.refundCode)
+            writer.string(orderID)
+            writer.string(refundID)
         }
     }
 
@@ -240,6 +248,8 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
         switch code {
         case orderAsCreatedCode:
             return .orderAsCreated(orderID: try reader.string(), utcOffsetSeconds: Int32(bitPattern: try reader.u32()))
+        case refundCode:
+            return .refund(orderID: try reader.string(), refundID: try reader.string())
         default:
             throw DecodingError(what: "idempotency compact form \(code)")
         }
@@ -253,6 +263,12 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
                 throw DecodingError(what: "idempotency record of order \(orderID), which does not exist")
             }
             return SettledService.orderJSON(order.asCreated(), utcOffsetSeconds: Int(utcOffsetSeconds))
+        case .refund(let orderID, let refundID):
+            guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction),
+                  let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
+                throw DecodingError(what: "idempotency record of refund \(refundID) of order \(orderID), which does not exist")
+            }
+            return SettledService.refundJSON(entry.refund, orderID: orderID)
         }
     }
 }

@@ -7,7 +7,8 @@ import Synchronization
 import Testing
 
 /// Answers are built after the commit, from the commands' results: an operator action's audit
-/// record takes the answer's status and code without its body.
+/// record takes the answer's status and code without its body, and a refund kept under an
+/// Idempotency-Key is rendered again from the order.
 @Suite struct AnswerRenderingTests {
     typealias Requests = RequestHandlingTests
 
@@ -100,5 +101,45 @@ import Testing
         #expect(String(decoding: response.body, as: UTF8.self) == #"{"committed":true}"#)
         let record = try Self.newestAudit(service)
         #expect(record?.status == 201 && record?.code == "ok", "\(String(describing: record))")
+    }
+
+    @Test func aRefundAnswerReplaysExactlyAfterTheOrderChanged() throws {
+        let server = try ServiceServer(channels: [Requests.channel])
+        defer { #expect(server.stop().isEmpty) }
+        let order = try Self.paidOrder(server)
+        let refund = #"{"refund_id":"rf-1","reason":"moved out","item_ids":["\#(order).2"]}"#
+        let first = try server.send(.gateway, "POST", "/v1/orders/\(order)/refunds", body: refund, headers: Requests.key("k-1"))
+        #expect(first.status == 201, "\(first.text)")
+        #expect(first.json?["refund_id"]?.string == "rf-1" && first.json?["order_id"]?.string == order)
+        // Kept as the refund's id, not as the answer's bytes.
+        let stored = try server.service.writer.perform { write in try Idempotency.stored(Idempotency.storageKey(uid: Caller.uid, key: "k-1"), write: write) }
+        #expect(stored?.compact == .refund(orderID: order, refundID: "rf-1"))
+        #expect(stored?.body.isEmpty == true)
+        #expect(stored?.status == 201)
+
+        // The order changes after it: the rest refunded, the order refunded whole.
+        let rest = try server.send(.gateway, "POST", "/v1/orders/\(order)/refunds", body: #"{"refund_id":"rf-2","reason":"closed"}"#)
+        #expect(rest.status == 201, "\(rest.text)")
+        #expect(try server.send(.auditor, "GET", "/v1/orders/\(order)").json?["status"]?.string == "refunded")
+        let replayed = try server.send(.gateway, "POST", "/v1/orders/\(order)/refunds", body: refund, headers: Requests.key("k-1"))
+        #expect(replayed.status == 201)
+        #expect(replayed.headers["Idempotent-Replayed"] == "true")
+        #expect(replayed.body == first.body, "\(replayed.text) != \(first.text)")
+        #expect(replayed.headers["Content-Type"] == first.headers["Content-Type"])
+        // The same key with another request is still a conflict.
+        let other = try server.send(.gateway, "POST", "/v1/orders/\(order)/refunds", body: #"{"refund_id":"rf-3","reason":"x"}"#,
+                                    headers: Requests.key("k-1"))
+        #expect(other.status == 409 && other.json?["code"]?.string == "idempotency_conflict")
+    }
+
+    @Test func aCompactRefundFormHasAFixedCode() throws {
+        var writer = ByteWriter(capacity: 32)
+        IdempotencyCompactAnswer.refund(orderID: "o-1", refundID: "rf-1").encode(&writer)
+        #expect(writer.bytes == [2, 0, 3] + Array("o-1".utf8) + [0, 4] + Array("rf-1".utf8), "\(writer.bytes)")
+        let decoded = try writer.bytes.withUnsafeBytes { buffer throws -> IdempotencyCompactAnswer in
+            var reader = ByteReader(buffer)
+            return try IdempotencyCompactAnswer.decode(&reader)
+        }
+        #expect(decoded == .refund(orderID: "o-1", refundID: "rf-1"))
     }
 }
