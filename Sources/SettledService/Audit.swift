@@ -20,11 +20,6 @@ public enum Audit {
         public var code: String
     }
 
-    /// Records an answer already made (a request refused before the writer, an upload).
-    static func append(context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
-        try append(context: context, status: response.status, code: code(of: response), write: write)
-    }
-
     /// Records the outcome of `context`: its answer's status and `code` (`ok` for a success).
     static func append(context: RequestContext, status: Int, code: String, write: WriteContext) throws {
         let id = write.counters.take(.audit)

@@ -417,7 +417,9 @@ public final class SettledService: @unchecked Sendable {
     /// Writes an audit record for a request answered without the writer (refused early, or
     /// custom), then runs `then` (which sends the answer): the record is committed first.
     func recordAudit(_ context: RequestContext, _ response: HTTPResponse, then: @escaping @Sendable () -> Void) {
-        let accepted = writer.submit({ write in try Audit.append(context: context, response: response, write: write) },
+        // Read from the answer here, not in the writer's transaction.
+        let status = response.status, code = Audit.code(of: response)
+        let accepted = writer.submit({ write in try Audit.append(context: context, status: status, code: code, write: write) },
                                      completion: { [log] outcome in
             if case .failure(let error) = outcome { log(3, "audit record for \(context.routeName) not written: \(error)") }
             then()

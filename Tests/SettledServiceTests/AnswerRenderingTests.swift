@@ -54,6 +54,11 @@ import Testing
         try expectAudit(try server.send(.operator, "POST", credits, body: #"{"amount_fen":500,"reference":"r-9"}"#),
                         409, "reference_used", credits)
         #expect(try server.send(.auditor, "GET", "/v1/customers/c-9/wallet").json?["wallet_fen"]?.int64 == 500)
+        // Refused as it is read, before the writer, with and without a key.
+        try expectAudit(try server.send(.operator, "POST", credits, body: #"{"amount_fen":0,"reference":"r-0"}"#),
+                        422, "invalid_request", credits)
+        try expectAudit(try server.send(.operator, "POST", credits, body: #"{"amount_fen":0,"reference":"r-0"}"#, headers: Requests.key("c-0")),
+                        422, "invalid_request", credits)
         let cancel = "/v1/orders/o-none/cancel"
         try expectAudit(try server.send(.operator, "POST", cancel), 404, "not_found", cancel)
         // A refusal rendered from a result that wrote (the discrepancy is kept), under a key
