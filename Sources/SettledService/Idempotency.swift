@@ -116,7 +116,10 @@ enum Idempotency {
     /// `idempotency_conflict` when the key was used with another request, and
     /// `idempotency_in_progress` while the same request is still under way here; nil when the
     /// key is unused (or only a stale marker of a stopped process holds it).
-    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
+    ///
+    /// A compact answer is read here, in the transaction, and its body built when the answer
+    /// is sent, after the commit.
+    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> Answer? {
         guard let stored = try stored(storageKey(uid: context.peer.uid, key: key), write: write) else { return nil }
         guard stored.fingerprint == fingerprint(context.request) else {
             throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
@@ -130,16 +133,29 @@ enum Idempotency {
             }
             return nil
         }
-        var response = HTTPResponse(status: stored.status, contentType: stored.contentType,
-                                    body: try stored.compact?.render(write: write) ?? stored.body)
-        response.headers.append((name: "Idempotent-Replayed", value: "true"))
-        return response
+        let status = stored.status, contentType = stored.contentType
+        let body: @Sendable () -> [UInt8]
+        let code: String
+        if let compact = stored.compact {
+            body = try compact.load(write: write)
+            code = status < 300 ? "ok" : "error"
+        } else {
+            let bytes = stored.body
+            body = { bytes }
+            code = Audit.code(of: HTTPResponse(status: status, contentType: contentType, body: bytes))
+        }
+        return .kept(status: status, code: code) {
+            var response = HTTPResponse(status: status, contentType: contentType, body: body())
+            response.headers.append((name: "Idempotent-Replayed", value: "true"))
+            return response
+        }
     }
 
     /// For an upload applied over several writer requests: replays a kept answer, or marks the
     /// key as under way in this process so that a concurrent duplicate is refused.
     static func begin(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
-        if let replayed = try replay(key: key, context: context, write: write) { return replayed }
+        // Uploads keep their answers as bytes: nothing is rendered here.
+        if let replayed = try replay(key: key, context: context, write: write) { return replayed.response }
         let storage = storageKey(uid: context.peer.uid, key: key)
         if let stale = try stored(storage, write: write) { try remove(stale, storage, write: write) }
         try put(storage, fingerprint: fingerprint(context.request), status: markerStatus, contentType: processMark, body: [],
@@ -178,7 +194,7 @@ enum Idempotency {
     /// its re-reading would save. Order creation and refunds are kept compact.
     static func apply(key: String, context: RequestContext, write: WriteContext,
                       _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
-        if let replayed = try replay(key: key, context: context, write: write) { return .response(replayed) }
+        if let replayed = try replay(key: key, context: context, write: write) { return .rendered(replayed) }
         let written = try body()
         switch written {
         case .compact(let compact, let answer):
@@ -255,20 +271,23 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
         }
     }
 
-    /// The answer again, rendered from the store as it is now.
-    func render(write: WriteContext) throws -> [UInt8] {
+    /// What renders the answer again, read from the store as it is now; the body is built
+    /// when the returned function is called (after the commit).
+    func load(write: WriteContext) throws -> @Sendable () -> [UInt8] {
         switch self {
         case .orderAsCreated(let orderID, let utcOffsetSeconds):
             guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction) else {
                 throw DecodingError(what: "idempotency record of order \(orderID), which does not exist")
             }
-            return SettledService.orderJSON(order.asCreated(), utcOffsetSeconds: Int(utcOffsetSeconds))
+            let created = order.asCreated()
+            return { SettledService.orderJSON(created, utcOffsetSeconds: Int(utcOffsetSeconds)) }
         case .refund(let orderID, let refundID):
             guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction),
                   let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
                 throw DecodingError(what: "idempotency record of refund \(refundID) of order \(orderID), which does not exist")
             }
-            return SettledService.refundJSON(entry.refund, orderID: orderID)
+            let refund = entry.refund
+            return { SettledService.refundJSON(refund, orderID: orderID) }
         }
     }
 }

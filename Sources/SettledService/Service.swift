@@ -72,6 +72,11 @@ public struct Answer: Sendable {
         Answer(status: error.status, code: error.code, build: { error.response })
     }
 
+    /// An answer kept with its Idempotency-Key, replayed.
+    static func kept(status: Int, code: String, _ build: @escaping @Sendable () -> HTTPResponse) -> Answer {
+        Answer(status: status, code: code, build: build)
+    }
+
     /// An answer already made (kept with its Idempotency-Key), with the status and code it was
     /// made for.
     static func made(_ response: HTTPResponse, as answer: Answer) -> Answer {
@@ -95,7 +100,8 @@ public struct Answer: Sendable {
 /// What a write answers: an answer made in the transaction, or one rendered from a typed
 /// result once the transaction has committed.
 public enum WriteAnswer: Sendable {
-    /// Made in the transaction (a replayed answer, or a route that answers from inside it).
+    /// Made before the transaction (a refusal found as the request was read), or in it by a
+    /// route that answers from inside it.
     case response(HTTPResponse)
     case rendered(Answer)
     /// Rendered after the commit; under an Idempotency-Key, kept as `compact` (the rendered
