@@ -20,7 +20,8 @@ public enum Audit {
         public var code: String
     }
 
-    static func append(context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
+    /// Records the outcome of `context`: its answer's status and `code` (`ok` for a success).
+    static func append(context: RequestContext, status: Int, code: String, write: WriteContext) throws {
         let id = write.counters.take(.audit)
         var value = ByteWriter(capacity: 256)
         value.u8(formatVersion)
@@ -32,9 +33,14 @@ public enum Audit {
         value.string(String(context.request.target.prefix(1024)))
         let excerpt = context.request.body.prefix(Limits.auditBodyExcerptBytesMax)
         value.string(String(decoding: excerpt, as: UTF8.self))
-        value.u16(UInt16(clamping: response.status))
-        value.string(response.status < 300 ? "ok" : problemCode(response))
+        value.u16(UInt16(clamping: status))
+        value.string(code)
         try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
+    }
+
+    /// What the audit records as an answer's code: `ok` below 300, else its problem `code`.
+    static func code(of response: HTTPResponse) -> String {
+        response.status < 300 ? "ok" : problemCode(response)
     }
 
     static func problemCode(_ response: HTTPResponse) -> String {

@@ -35,9 +35,12 @@ extension SettledService {
                 guard Identifier.isValid(id) else { throw APIError.invalid("biller_id", "must be 1-64 characters of [A-Za-z0-9._:-]") }
                 let parsed = try Biller.parse(id: id, body: context.request.body)
                 return .command({ write in try self.engine.putBiller(parsed, write: write) }, render: { biller, created in
-                    var json = JSONWriter()
-                    biller.write(&json, self.localTime)
-                    return HTTPResponse.json(status: created ? 201 : 200, json.bytes)
+                    let status = created ? 201 : 200
+                    return .success(status) {
+                        var json = JSONWriter()
+                        biller.write(&json, self.localTime)
+                        return HTTPResponse.json(status: status, json.bytes)
+                    }
                 })
             }),
             Route("GET", "/v1/billers", .readers, .read { context, transaction in

@@ -116,7 +116,10 @@ enum Idempotency {
     /// `idempotency_conflict` when the key was used with another request, and
     /// `idempotency_in_progress` while the same request is still under way here; nil when the
     /// key is unused (or only a stale marker of a stopped process holds it).
-    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
+    ///
+    /// A compact answer is read here, in the transaction, and its body built when the answer
+    /// is sent, after the commit.
+    static func replay(key: String, context: RequestContext, write: WriteContext) throws -> Answer? {
         guard let stored = try stored(storageKey(uid: context.peer.uid, key: key), write: write) else { return nil }
         guard stored.fingerprint == fingerprint(context.request) else {
             throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
@@ -130,16 +133,29 @@ enum Idempotency {
             }
             return nil
         }
-        var response = HTTPResponse(status: stored.status, contentType: stored.contentType,
-                                    body: try stored.compact?.render(write: write) ?? stored.body)
-        response.headers.append((name: "Idempotent-Replayed", value: "true"))
-        return response
+        let status = stored.status, contentType = stored.contentType
+        let body: @Sendable () -> [UInt8]
+        let code: String
+        if let compact = stored.compact {
+            body = try compact.load(write: write)
+            code = status < 300 ? "ok" : "error"
+        } else {
+            let bytes = stored.body
+            body = { bytes }
+            code = Audit.code(of: HTTPResponse(status: status, contentType: contentType, body: bytes))
+        }
+        return .kept(status: status, code: code) {
+            var response = HTTPResponse(status: status, contentType: contentType, body: body())
+            response.headers.append((name: "Idempotent-Replayed", value: "true"))
+            return response
+        }
     }
 
     /// For an upload applied over several writer requests: replays a kept answer, or marks the
     /// key as under way in this process so that a concurrent duplicate is refused.
     static func begin(key: String, context: RequestContext, write: WriteContext) throws -> HTTPResponse? {
-        if let replayed = try replay(key: key, context: context, write: write) { return replayed }
+        // Uploads keep their answers as bytes: nothing is rendered here.
+        if let replayed = try replay(key: key, context: context, write: write) { return replayed.response }
         let storage = storageKey(uid: context.peer.uid, key: key)
         if let stale = try stored(storage, write: write) { try remove(stale, storage, write: write) }
         try put(storage, fingerprint: fingerprint(context.request), status: markerStatus, contentType: processMark, body: [],
@@ -169,18 +185,35 @@ enum Idempotency {
 
     /// Runs `body` unless `key` already has an answer, and keeps its answer: in its compact
     /// form when it has one (then it is still rendered after the commit), else its bytes.
+    ///
+    /// Bytes are made here, in the transaction that applies the request, so that a replay is
+    /// exactly once with its effect. They stay for the answers that show state a later request
+    /// changes and the store does not keep as it was: a notification's order status, a points
+    /// or wallet balance, a red packet's or a biller's current terms; the rest (an adjustment,
+    /// a binding, an unbinding) are a few hundred bytes at most, less than a compact form and
+    /// its re-reading would save. Order creation and refunds are kept compact.
     static func apply(key: String, context: RequestContext, write: WriteContext,
                       _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
-        if let replayed = try replay(key: key, context: context, write: write) { return .response(replayed) }
-        let answer = try body()
-        if case .compact(let compact, let status, let render) = answer {
-            try remember(key: key, context: context, status: status, contentType: "application/json", body: [], compact: compact,
+        if let replayed = try replay(key: key, context: context, write: write) { return .rendered(replayed) }
+        let written = try body()
+        switch written {
+        case .compact(let compact, let answer):
+            try remember(key: key, context: context, status: answer.status, contentType: "application/json", body: [],
+                         compact: compact, write: write)
+            return .rendered(answer)
+        case .rendered(let answer) where answer.status >= 400:
+            // A refusal is not kept (a retry is judged anew): its body is built after the commit.
+            try remember(key: key, context: context, status: answer.status, contentType: "", body: [], compact: nil,
                          write: write)
-            return .rendered(render)
+            return written
+        case .rendered(let answer):
+            let response = answer.response
+            try remember(key: key, context: context, response: response, write: write)
+            return .rendered(.made(response, as: answer))
+        case .response(let response):
+            try remember(key: key, context: context, response: response, write: write)
+            return written
         }
-        let response = answer.response
-        try remember(key: key, context: context, response: response, write: write)
-        return .response(response)
     }
 
     /// Removes keys older than the retention, at most `Limits.idempotencyCollectPerRequestMax`; returns how many.
@@ -205,9 +238,13 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
     /// The answer to the order's creation: the order as it was created (its later changes
     /// undone, `OrderRecord.asCreated`), its times at this UTC offset.
     case orderAsCreated(orderID: String, utcOffsetSeconds: Int32)
+    /// The answer to a refund: the refund as its order keeps it (a refund, once made, never
+    /// changes), with the order's id.
+    case refund(orderID: String, refundID: String)
 
     /// Stored codes: fixed, never reused.
     static let orderAsCreatedCode: UInt8 = 1
+    static let refundCode: UInt8 = 2
 
     func encode(_ writer: inout ByteWriter) {
         switch self {
@@ -215,6 +252,10 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
             writer.u8(Self.orderAsCreatedCode)
             writer.string(orderID)
             writer.u32(UInt32(bitPattern: utcOffsetSeconds))
+        case .refund(let orderID, let refundID):
+            writer.u8(Self.refundCode)
+            writer.string(orderID)
+            writer.string(refundID)
         }
     }
 
@@ -223,19 +264,30 @@ public enum IdempotencyCompactAnswer: Sendable, Equatable {
         switch code {
         case orderAsCreatedCode:
             return .orderAsCreated(orderID: try reader.string(), utcOffsetSeconds: Int32(bitPattern: try reader.u32()))
+        case refundCode:
+            return .refund(orderID: try reader.string(), refundID: try reader.string())
         default:
             throw DecodingError(what: "idempotency compact form \(code)")
         }
     }
 
-    /// The answer again, rendered from the store as it is now.
-    func render(write: WriteContext) throws -> [UInt8] {
+    /// What renders the answer again, read from the store as it is now; the body is built
+    /// when the returned function is called (after the commit).
+    func load(write: WriteContext) throws -> @Sendable () -> [UInt8] {
         switch self {
         case .orderAsCreated(let orderID, let utcOffsetSeconds):
             guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction) else {
                 throw DecodingError(what: "idempotency record of order \(orderID), which does not exist")
             }
-            return SettledService.orderJSON(order.asCreated(), utcOffsetSeconds: Int(utcOffsetSeconds))
+            let created = order.asCreated()
+            return { SettledService.orderJSON(created, utcOffsetSeconds: Int(utcOffsetSeconds)) }
+        case .refund(let orderID, let refundID):
+            guard let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction),
+                  let entry = order.refunds.first(where: { $0.refund.refundId == refundID }) else {
+                throw DecodingError(what: "idempotency record of refund \(refundID) of order \(orderID), which does not exist")
+            }
+            let refund = entry.refund
+            return { SettledService.refundJSON(refund, orderID: orderID) }
         }
     }
 }

@@ -39,29 +39,88 @@ public struct WriteOperation: Sendable {
     package init(answer apply: @escaping @Sendable (WriteContext) throws -> WriteAnswer) { self.apply = apply }
 
     /// Runs an engine command in the transaction; its typed result is rendered after the
-    /// commit, off the writer's thread (unless the answer must be kept: see `submit`).
+    /// commit, off the writer's thread (unless the answer must be kept as bytes: see `submit`).
+    /// `render` names the answer's status and problem code first and builds its body later.
     package static func command<Result: Sendable>(_ run: @escaping @Sendable (WriteContext) throws -> Result,
-                                                  render: @escaping @Sendable (Result) -> HTTPResponse) -> WriteOperation {
-        WriteOperation(answer: { write in
-            let result = try run(write)
-            return .rendered { render(result) }
-        })
+                                                  render: @escaping @Sendable (Result) -> Answer) -> WriteOperation {
+        WriteOperation(answer: { write in .rendered(render(try run(write))) })
+    }
+}
+
+/// An answer whose status and problem `code` are known before its body is built: what the
+/// audit record of an operator action needs is taken in the write transaction, and the body
+/// is built after the commit.
+public struct Answer: Sendable {
+    public let status: Int
+    /// `ok` for a success, else the problem's `code`: what the audit records.
+    public let code: String
+    private let build: @Sendable () -> HTTPResponse
+
+    /// A success (2xx) whose body `build` makes; it must answer with `status`.
+    static func success(_ status: Int, _ build: @escaping @Sendable () -> HTTPResponse) -> Answer {
+        precondition(status >= 200 && status < 300, "a success answers 2xx, not \(status)")
+        return Answer(status: status, code: "ok", build: build)
+    }
+
+    /// A success with a JSON object body.
+    static func json(_ status: Int, _ write: @escaping @Sendable (inout JSONWriter) -> Void) -> Answer {
+        .success(status) { .json(status, write) }
+    }
+
+    /// A refusal: status and code are the error's; its problem body is built later.
+    static func problem(_ error: APIError) -> Answer {
+        Answer(status: error.status, code: error.code, build: { error.response })
+    }
+
+    /// An answer kept with its Idempotency-Key, replayed.
+    static func kept(status: Int, code: String, _ build: @escaping @Sendable () -> HTTPResponse) -> Answer {
+        Answer(status: status, code: code, build: build)
+    }
+
+    /// An answer already made (kept with its Idempotency-Key), with the status and code it was
+    /// made for.
+    static func made(_ response: HTTPResponse, as answer: Answer) -> Answer {
+        Answer(status: answer.status, code: answer.code, build: { response })
+    }
+
+    private init(status: Int, code: String, build: @escaping @Sendable () -> HTTPResponse) {
+        self.status = status
+        self.code = code
+        self.build = build
+    }
+
+    /// The answer, with its body.
+    public var response: HTTPResponse {
+        let response = build()
+        precondition(response.status == status, "an answer named \(status) rendered \(response.status)")
+        return response
     }
 }
 
 /// What a write answers: an answer made in the transaction, or one rendered from a typed
 /// result once the transaction has committed.
 public enum WriteAnswer: Sendable {
+    /// Made before the transaction (a refusal found as the request was read), or in it by a
+    /// route that answers from inside it.
     case response(HTTPResponse)
-    case rendered(@Sendable () -> HTTPResponse)
-    /// Rendered after the commit; under an Idempotency-Key, kept as `compact` with `status`
-    /// (the rendered answer must be exactly what `compact` renders again).
-    case compact(IdempotencyCompactAnswer, status: Int, @Sendable () -> HTTPResponse)
+    case rendered(Answer)
+    /// Rendered after the commit; under an Idempotency-Key, kept as `compact` (the rendered
+    /// answer must be exactly what `compact` renders again).
+    case compact(IdempotencyCompactAnswer, Answer)
 
     public var response: HTTPResponse {
         switch self {
         case .response(let response): response
-        case .rendered(let render), .compact(_, _, let render): render()
+        case .rendered(let answer), .compact(_, let answer): answer.response
+        }
+    }
+
+    /// The status and problem code the audit records, known without building a body that is
+    /// not built yet.
+    var auditOutcome: (status: Int, code: String) {
+        switch self {
+        case .response(let response): (response.status, Audit.code(of: response))
+        case .rendered(let answer), .compact(_, let answer): (answer.status, answer.code)
         }
     }
 }
@@ -306,15 +365,18 @@ public final class SettledService: @unchecked Sendable {
             // Nested again: a refusal leaves nothing of the request but its audit record.
             // Every refusal (the errors `problem(for:in:)` answers with a 4xx) is audited; a
             // fault of the store or the daemon goes on to the writer.
-            let response: HTTPResponse
+            // The record takes the answer's status and code; its body is still built after the
+            // commit.
+            let written: WriteAnswer
             do {
-                response = try write.nested(apply).response
+                written = try write.nested(apply)
             } catch {
-                guard let refused = Self.refusal(for: error) else { throw error }
-                response = refused
+                guard let refused = Self.refusalError(for: error) else { throw error }
+                written = .rendered(.problem(refused))
             }
-            try Audit.append(context: context, response: response, write: write)
-            return .response(response)
+            let outcome = written.auditOutcome
+            try Audit.append(context: context, status: outcome.status, code: outcome.code, write: write)
+            return written
         }, completion: { [weak self] outcome in
             switch outcome {
             // Rendered here, after the commit, on the writer's answer queue.
@@ -361,7 +423,9 @@ public final class SettledService: @unchecked Sendable {
     /// Writes an audit record for a request answered without the writer (refused early, or
     /// custom), then runs `then` (which sends the answer): the record is committed first.
     func recordAudit(_ context: RequestContext, _ response: HTTPResponse, then: @escaping @Sendable () -> Void) {
-        let accepted = writer.submit({ write in try Audit.append(context: context, response: response, write: write) },
+        // Read from the answer here, not in the writer's transaction.
+        let status = response.status, code = Audit.code(of: response)
+        let accepted = writer.submit({ write in try Audit.append(context: context, status: status, code: code, write: write) },
                                      completion: { [log] outcome in
             if case .failure(let error) = outcome { log(3, "audit record for \(context.routeName) not written: \(error)") }
             then()
@@ -391,16 +455,19 @@ extension SettledService {
     /// The answer to a request refused for what it asks (its own error, a refusal of the
     /// engine, a ledger rule, an amount out of range): nil for a fault of the store or the
     /// daemon. `problem(for:in:)` answers these first; an audited write keeps a record of them.
-    static func refusal(for error: any Error) -> HTTPResponse? {
+    static func refusal(for error: any Error) -> HTTPResponse? { refusalError(for: error)?.response }
+
+    /// The refusal as an error, its status and code known without building its body.
+    static func refusalError(for error: any Error) -> APIError? {
         switch error {
         case let error as APIError:
-            return error.response
+            return error
         case let refusal as Refusal:
-            return refusal.apiError.response
+            return refusal.apiError
         case let error as LedgerError:
-            return APIError(422, error.code, error.description).response
+            return APIError(422, error.code, error.description)
         case let error as MoneyError:
-            return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)").response
+            return APIError(422, "amount_overflow", "amount arithmetic overflows: \(error)")
         default:
             return nil
         }

@@ -56,12 +56,15 @@ extension SettledService {
             Route("PUT", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
                 let (customer, biller, account) = try Self.bindingParameters(context)
                 return .command({ write in try self.engine.bind(customer: customer, biller: biller, account: account, write: write) },
-                                render: { created in Self.bindingAnswer(created ? 201 : 200, customer, biller, account) })
+                                render: { created in
+                    let status = created ? 201 : 200
+                    return .success(status) { Self.bindingAnswer(status, customer, biller, account) }
+                })
             }),
             Route("DELETE", "/v1/customers/{customer_id}/accounts/{biller_id}/{account_no}", .gatewayAndOperator, .write { context in
                 let (customer, biller, account) = try Self.bindingParameters(context)
                 return .command({ write in try self.engine.unbind(customer: customer, biller: biller, account: account, write: write) },
-                                render: { HTTPResponse(status: 204, body: []) })
+                                render: { .success(204) { HTTPResponse(status: 204, body: []) } })
             }),
             Route("GET", "/v1/customers/{customer_id}/accounts", .gatewayAndReaders, .read { context, transaction in
                 let customer = context.parameters[0]

@@ -84,9 +84,12 @@ extension SettledService {
                 let packet = RedPacket(redPacketId: id, customerId: customer, valueFen: value, minOrderFen: minimum,
                                        expiresAtUnixMillis: expires, utilities: utilities, status: .available)
                 return .command({ write in try self.engine.issueRedPacket(packet, write: write) }, render: { issued in
-                    var json = JSONWriter()
-                    issued.packet.write(&json, visibleStatus: issued.visibleStatus, self.localTime)
-                    return HTTPResponse.json(status: issued.created ? 201 : 200, json.bytes)
+                    let status = issued.created ? 201 : 200
+                    return .success(status) {
+                        var json = JSONWriter()
+                        issued.packet.write(&json, visibleStatus: issued.visibleStatus, self.localTime)
+                        return HTTPResponse.json(status: status, json.bytes)
+                    }
                 })
             }),
         ]

@@ -83,25 +83,27 @@ extension SettledService {
         ]
     }
 
-    func notificationAnswer(_ outcome: NotifyOutcome) -> HTTPResponse {
+    func notificationAnswer(_ outcome: NotifyOutcome) -> Answer {
         switch outcome {
         case .applied(let order):
-            return notificationAnswer(order, duplicate: false)
+            return .success(200) { self.notificationAnswer(order, duplicate: false) }
         case .duplicate(let order):
-            return notificationAnswer(order, duplicate: true)
+            return .success(200) { self.notificationAnswer(order, duplicate: true) }
         case .capturedLate(let order):
-            return notificationAnswer(order, duplicate: false) { json in json.field("late", true) }
+            return .success(200) { self.notificationAnswer(order, duplicate: false) { json in json.field("late", true) } }
         case .toSuspense(let order, let instruction):
-            return notificationAnswer(order, duplicate: false) { json in
-                json.field("suspense", true)
-                json.field("refund_instruction_id", "ri-\(instruction)")
+            return .success(200) {
+                self.notificationAnswer(order, duplicate: false) { json in
+                    json.field("suspense", true)
+                    json.field("refund_instruction_id", "ri-\(instruction)")
+                }
             }
         case .amountDiffersFromOrder(let order, let notification):
-            return APIError(409, "amount_mismatch",
-                            "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel: nothing was captured; recorded as a discrepancy").response
+            return .problem(APIError(409, "amount_mismatch",
+                                     "the notified \(notification.amountFen) fen differs from the \(order.funding.channelFen) fen asked of the channel: nothing was captured; recorded as a discrepancy"))
         case .amountDiffersFromCapture(let capturedFen, let notification):
-            return APIError(409, "amount_mismatch",
-                            "channel transaction \(notification.channelTxnID) was captured with \(capturedFen) fen; this notification names \(notification.amountFen) fen: the capture stands, nothing changed, recorded as a discrepancy").response
+            return .problem(APIError(409, "amount_mismatch",
+                                     "channel transaction \(notification.channelTxnID) was captured with \(capturedFen) fen; this notification names \(notification.amountFen) fen: the capture stands, nothing changed, recorded as a discrepancy"))
         }
     }
 

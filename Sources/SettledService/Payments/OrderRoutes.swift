@@ -78,9 +78,9 @@ extension SettledService {
                 return WriteOperation(answer: { write in
                     let order = try self.engine.createOrder(request, write: write)
                     let offset = self.configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000)
-                    return .compact(.orderAsCreated(orderID: order.id, utcOffsetSeconds: Int32(offset)), status: 201) {
+                    return .compact(.orderAsCreated(orderID: order.id, utcOffsetSeconds: Int32(offset)), .success(201) {
                         HTTPResponse.json(status: 201, Self.orderJSON(order, utcOffsetSeconds: offset))
-                    }
+                    })
                 })
             }),
             Route("GET", "/v1/orders/{order_id}", .gatewayAndReaders, .read { context, transaction in
@@ -93,9 +93,9 @@ extension SettledService {
                 let id = context.parameters[0]
                 return .command({ write in try self.engine.cancelOrder(id, write: write) }, render: { outcome in
                     switch outcome {
-                    case .cancelled(let order): self.orderAnswer(order, status: 200)
+                    case .cancelled(let order): .success(200) { self.orderAnswer(order, status: 200) }
                     // Past its deadline the order has expired, whether or not the sweep had run.
-                    case .expiredAtDeadline(let order): Refusal.orderNotPending(orderID: order.id, status: order.status).apiError.response
+                    case .expiredAtDeadline(let order): .problem(Refusal.orderNotPending(orderID: order.id, status: order.status).apiError)
                     }
                 })
             }),

@@ -7,6 +7,16 @@ extension SettledService {
     /// Lines of one write-off export: by default, and at most.
     static let writeoffExportLinesDefault = 100_000
 
+    /// The answer to a refund: the refund as the order keeps it, and the order's id.
+    static func refundJSON(_ refund: Refund, orderID: String) -> [UInt8] {
+        var json = JSONWriter()
+        json.beginObject()
+        OrderRecord.writeRefundFields(refund, &json)
+        json.field("order_id", orderID)
+        json.endObject()
+        return json.bytes
+    }
+
     func refundRoutes() -> [Route] {
         [
             Route("POST", "/v1/orders/{order_id}/refunds", .gatewayAndOperator, .write { context in
@@ -30,16 +40,17 @@ extension SettledService {
                 }
                 try fields.finish()
                 let requestedItemIDs = itemIDs
-                return .command({ write in
-                    try self.engine.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs, reason: reason, write: write)
-                }, render: { refund, replay in
-                    // The same refund id again answers exactly as the first time.
-                    var answer = HTTPResponse.json(201) { json in
-                        OrderRecord.writeRefundFields(refund, &json)
-                        json.field("order_id", orderID)
-                    }
-                    if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
-                    return answer
+                return WriteOperation(answer: { write in
+                    let (refund, replay) = try self.engine.refund(orderID: orderID, refundID: refundID, itemIDs: requestedItemIDs,
+                                                                  reason: reason, write: write)
+                    // Kept under an Idempotency-Key as the refund's id: the order keeps the
+                    // refund as it was made, and its answer is rendered from it again.
+                    return .compact(.refund(orderID: orderID, refundID: refund.refundId), .success(201) {
+                        // The same refund id again answers exactly as the first time.
+                        var answer = HTTPResponse.json(status: 201, Self.refundJSON(refund, orderID: orderID))
+                        if replay { answer.headers.append((name: "Idempotent-Replayed", value: "true")) }
+                        return answer
+                    })
                 })
             }),
             Route("GET", "/v1/writeoffs", .gatewayAndReaders, .read { context, transaction in
