@@ -151,18 +151,24 @@ import Testing
         }
     }
 
+    /// Bills B1 and B2, and a pending order through WeChat for each: their ids.
+    func twoPendingOrders(_ server: ServiceServer) throws -> [String] {
+        try setUpBill(server)
+        let second = try server.send(.gateway, "POST", "/v1/bills/import",
+                                     body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
+        #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
+        var orders: [String] = []
+        for bill in ["B1", "B2"] {
+            let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
+                                          headers: Requests.key("o-\(bill)"))
+            orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
+        }
+        return orders
+    }
+
     @Test func aRefusedAmountIsRecordedForEachOrderItNames() throws {
         try withServer { server in
-            try setUpBill(server)
-            let second = try server.send(.gateway, "POST", "/v1/bills/import",
-                                         body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
-            #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
-            var orders: [String] = []
-            for bill in ["B1", "B2"] {
-                let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
-                                              headers: Requests.key("o-\(bill)"))
-                orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
-            }
+            let orders = try twoPendingOrders(server)
             // One channel transaction names the same wrong amount for both orders, each twice.
             for order in orders + orders {
                 let refused = try server.send(.gateway, "POST", "/v1/notifications", body: Requests.notification(order, txn: "wx-1", amountFen: 11_000))
@@ -178,16 +184,7 @@ import Testing
     /// without the order) still counts for the order its discrepancy names, and only for it.
     @Test func aRefusedAmountMarkedByAnEarlierVersionCountsForItsOwnOrder() throws {
         try withServer { server in
-            try setUpBill(server)
-            let second = try server.send(.gateway, "POST", "/v1/bills/import",
-                                         body: Requests.ndjson([Requests.billLine("B2", account: "88002", amountFen: 13_000)]))
-            #expect(second.json?["imported"]?.int64 == 1, "\(second.text)")
-            var orders: [String] = []
-            for bill in ["B1", "B2"] {
-                let created = try server.send(.gateway, "POST", "/v1/orders", body: #"{"items":[{"kind":"bill","bill_id":"\#(bill)"}],"funding":{"channel":"wechat"}}"#,
-                                              headers: Requests.key("o-\(bill)"))
-                orders.append(try #require(created.json?["order_id"]?.string, "\(created.text)"))
-            }
+            let orders = try twoPendingOrders(server)
             // The mark and discrepancy an earlier version left for the first order.
             let old = Notification(channel: "wechat", orderID: orders[0], channelTxnID: "wx-1", amountFen: 11_000, success: true,
                                    paidAtUnixMillis: RFC3339.parse("2025-03-01T10:00:00+08:00")!)
