@@ -77,11 +77,10 @@ extension SettledService {
     }
 
     func statementDryRun(_ context: RequestContext) throws(APIError) -> HTTPResponse {
-        let query = Fields(query: context.request.query)
-        let dryRun = try query.string("dry_run", bytesMax: 8, required: false)
-        guard dryRun != nil else {
+        guard let dryRun = context.request.query["dry_run"] else {
             throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
         }
+        let query = Fields(query: context.request.query)
         if dryRun != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
         let channelID = try query.identifier("channel")
         let dateText = try query.string("business_date", bytesMax: 10)
