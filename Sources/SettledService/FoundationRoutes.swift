@@ -122,7 +122,7 @@ extension SettledService {
                     json.endArray()
                 }
             }),
-        ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes()
+        ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes() + service.statementRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

@@ -1,0 +1,114 @@
+import SettledConfig
+import SettledCore
+import SettledFormats
+import SettledHTTP
+
+/// A channel's statement file parsed and checked without booking anything: its lines, the
+/// lines refused, the totals. The import itself (`POST /v1/statements` without `dry_run=1`)
+/// is not built yet.
+enum StatementDryRun {
+    /// The bytes handed to the parser at a time: a slice of the body, not a copy of it.
+    static let feedChunkBytes = 64 * 1024
+
+    struct Outcome: Sendable {
+        /// Statement lines read: records and lines refused one by one.
+        var lines = 0
+        var errors: [StatementLineError] = []
+        var totals = StatementTotals()
+    }
+
+    /// The channel's statement format as the parser reads it.
+    static func format(of channel: ChannelConfiguration) throws(APIError) -> StatementFileFormat {
+        switch StatementFormat(rawValue: channel.format) {
+        case .wechat: return .wechat
+        case .alipay: return .alipay
+        case .unionpay: return .unionpay
+        case .csv:
+            do {
+                return .csv(try BankCSVProfile(keys: channel.csvProfile))
+            } catch {
+                throw APIError(500, "channel_misconfigured", "[channel.\(channel.id)]: \(error)")
+            }
+        case .mt940, .camt053, nil:
+            throw APIError(422, "unsupported_format",
+                           "channel \(channel.id) delivers \(channel.format) statements, read by POST /v1/bank-statements")
+        }
+    }
+
+    /// Feeds the body to the parser in slices; records are counted, not kept. A file refused
+    /// whole throws the parser's refusal as a 422 with its code.
+    static func run(_ body: [UInt8], format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> Outcome {
+        var outcome = Outcome()
+        do throws(StatementRefusal) {
+            let parser = try StatementParser(format: format, businessDate: businessDate)
+            var start = body.startIndex
+            repeat {
+                let end = min(body.endIndex, start + feedChunkBytes)
+                let batch = try parser.feed(body[start..<end])
+                outcome.lines += batch.records.count + batch.errors.count
+                outcome.errors += batch.errors
+                start = end
+            } while start < body.endIndex
+            let (batch, totals) = try parser.finish()
+            outcome.lines += batch.records.count + batch.errors.count
+            outcome.errors += batch.errors
+            outcome.totals = totals
+        } catch {
+            throw APIError(422, error.code, error.message)
+        }
+        return outcome
+    }
+}
+
+extension SettledService {
+    func statementRoutes() -> [Route] {
+        [
+            // An upload: operator actions, audited by `run`; answered off the event loop.
+            Route("POST", "/v1/statements", .operatorOnly, upload: true, .custom { context, answer in
+                let response: HTTPResponse
+                do throws(APIError) {
+                    response = try self.statementDryRun(context)
+                } catch {
+                    response = error.response
+                }
+                answer(response)
+            }),
+        ]
+    }
+
+    func statementDryRun(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        guard let dryRun = context.request.query["dry_run"] else {
+            throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
+        }
+        let query = Fields(query: context.request.query)
+        if dryRun != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
+        let channelID = try query.identifier("channel")
+        let dateText = try query.string("business_date", bytesMax: 10)
+        if let dateText, BusinessDate(dateText) == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
+        try query.finishQuery()
+        guard let channel = configuration.channel(id: channelID!) else {
+            throw APIError(422, "unknown_channel", "channel \(channelID!) is not configured")
+        }
+        let outcome = try StatementDryRun.run(context.request.body, format: try StatementDryRun.format(of: channel),
+                                              businessDate: BusinessDate(dateText!)!)
+        return .json { json in
+            json.field("lines", outcome.lines)
+            json.beginArray("parse_errors")
+            for error in outcome.errors {
+                json.beginObject()
+                json.field("line", error.line)
+                json.field("code", error.code)
+                json.field("detail", error.reason)
+                json.endObject()
+            }
+            json.endArray()
+            json.beginObject("totals")
+            json.field("payments_count", outcome.totals.paymentsCount)
+            json.field("payments_fen", outcome.totals.paymentsFen)
+            json.field("refunds_count", outcome.totals.refundsCount)
+            json.field("refunds_fen", outcome.totals.refundsFen)
+            json.field("fees_fen", outcome.totals.feesFen)
+            json.endObject()
+        }
+    }
+}
