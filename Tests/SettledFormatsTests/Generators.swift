@@ -10,16 +10,7 @@ enum Generate {
     /// The samples copied next to the tests (see Samples/PROVENANCE.md).
     static func sample(_ path: String) -> [UInt8] {
         let directory = String(#filePath.dropLast("Generators.swift".count)) + "Samples/"
-        guard let file = fopen(directory + path, "rb") else { fatalError("no sample \(path)") }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return bytes
+        return TestFiles.bytes(atPath: directory + path)
     }
 
     /// UTF-8 text to GB18030 bytes through iconv.

@@ -1,6 +1,7 @@
 import Glibc
 import SettledCore
 import SettledHTTP
+import SettledTestSupport
 import Testing
 
 /// `POST /v1/statements?dry_run=1`: a channel's file parsed and checked, nothing booked.
@@ -10,16 +11,7 @@ import Testing
     static let bill: [UInt8] = {
         let path = String(#filePath.dropLast("SettledServiceTests/StatementDryRunTests.swift".count))
             + "SettledFormatsTests/Samples/wechatpay/wechatpay-axios-plugin/bill.ALL.csv"
-        guard let file = fopen(path, "rb") else { fatalError("no sample at \(path)") }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, file)
-            if count <= 0 { break }
-            bytes += buffer[0..<count]
-        }
-        return bytes
+        return TestFiles.bytes(atPath: path)
     }()
 
     static let target = "/v1/statements?channel=wechat&business_date=2019-02-19&dry_run=1"
