@@ -222,40 +222,26 @@ struct StorageCodesTests {
         let tables = fixture.store.tables
         var counts: [String: Int] = [:]
         try fixture.store.environment.read { transaction in
-            try transaction.scan(tables.orders) { key, value in
-                let id = String(decoding: key, as: UTF8.self)
-                let order = try OrderRecord.decode(id: id, value)
+            /// Each record of `table` decodes, and encodes again to the bytes it was read from.
+            func roundTrip(_ name: String, _ table: Database, _ reencode: (_ key: [UInt8], _ value: UnsafeRawBufferPointer) throws -> [UInt8]) throws {
+                try transaction.scan(table) { key, value in
+                    let encoded = try reencode(Array(key), value)
+                    #expect(encoded == Array(value), "\(name) \(String(decoding: key, as: UTF8.self))")
+                    counts[name, default: 0] += 1
+                    return true
+                }
+            }
+            try roundTrip("orders", tables.orders) { key, value in
                 #expect(value.first == 1)
-                #expect(order.encoded() == Array(value), "\(id)")
-                counts["orders", default: 0] += 1
-                return true
+                return try OrderRecord.decode(id: String(decoding: key, as: UTF8.self), value).encoded()
             }
-            try transaction.scan(tables.bills) { key, value in
-                let id = String(decoding: key, as: UTF8.self)
-                let bill = try Bill.decode(id: id, value)
-                #expect(bill.encoded() == Array(value), "\(id)")
-                counts["bills", default: 0] += 1
-                return true
+            try roundTrip("bills", tables.bills) { key, value in try Bill.decode(id: String(decoding: key, as: UTF8.self), value).encoded() }
+            try roundTrip("billers", tables.billers) { key, value in try Biller.decode(id: String(decoding: key, as: UTF8.self), value).encoded() }
+            try roundTrip("red packets", tables.redPackets) { key, _ in
+                try #require(try StoredRedPacket.load(String(decoding: key, as: UTF8.self), tables: tables, in: transaction)).encoded()
             }
-            try transaction.scan(tables.billers) { key, value in
-                let id = String(decoding: key, as: UTF8.self)
-                let biller = try Biller.decode(id: id, value)
-                #expect(biller.encoded() == Array(value), "\(id)")
-                counts["billers", default: 0] += 1
-                return true
-            }
-            try transaction.scan(tables.redPackets) { key, value in
-                let id = String(decoding: key, as: UTF8.self)
-                let packet = try #require(try StoredRedPacket.load(id, tables: tables, in: transaction))
-                #expect(packet.encoded() == Array(value), "\(id)")
-                counts["red packets", default: 0] += 1
-                return true
-            }
-            try transaction.scan(tables.discrepancies) { key, value in
-                let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
-                #expect(discrepancy.encoded() == Array(value))
-                counts["discrepancies", default: 0] += 1
-                return true
+            try roundTrip("discrepancies", tables.discrepancies) { key, value in
+                try Discrepancy.decode(id: key.withUnsafeBytes { Key.decodeU64($0) }, value).encoded()
             }
             let customer = try CustomerRecord.load("c-1", tables: tables, in: transaction)
             #expect(customer == CustomerRecord(points: 2000, pointsReserved: 0, walletReservedFen: 1000))
