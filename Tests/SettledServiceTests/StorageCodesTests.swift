@@ -80,7 +80,7 @@ struct StorageCodesTests {
         suspenseFen: 42)
 
     /// The order above as the first version stored it.
-    static let orderV1 = 
+    static let orderV1 =
         "010003632d31070000019e704488000000019e705243a00000019e704572600000507a0005616c692d39000000000000002a" +
         "000300056f2d392e31010003622d310007736763632d6a730003612d31000b656c6563747269636974790000000000002710" +
         "03000c6d6574657220636c6f7365640000056f2d392e3202000000066761732d626a0003672d310003676173000000000000" +
@@ -92,7 +92,7 @@ struct StorageCodesTests {
 
     /// The same order in version 2: each refund ends with its points returned as money (0 here;
     /// written so only when a refund returned some).
-    static let orderV2 = 
+    static let orderV2 =
         "020003632d31070000019e704488000000019e705243a00000019e704572600000507a0005616c692d39000000000000002a" +
         "000300056f2d392e31010003622d310007736763632d6a730003612d31000b656c6563747269636974790000000000002710" +
         "03000c6d6574657220636c6f7365640000056f2d392e3202000000066761732d626a0003672d310003676173000000000000" +
@@ -148,7 +148,7 @@ struct StorageCodesTests {
     static let biller = Biller(id: "sgcc-js", name: "State Grid Jiangsu", utility: "electricity", province: "JS", bank: "icbc",
                                accountNumber: "6222", accountName: "SGCC JS", feeBearer: .biller,
                                createdUnixMillis: 1_780_000_000_000, updatedUnixMillis: 1_780_000_001_000)
-    static let billerV1 = 
+    static let billerV1 =
         "01001253746174652047726964204a69616e677375000b656c65637472696369747900024a53000469636263000436323232" +
         "000753474343204a53000662696c6c65720000019e704488000000019e70448be8"
 
@@ -161,7 +161,7 @@ struct StorageCodesTests {
                                                           expiresAtUnixMillis: 1_900_000_000_000, utilities: ["electricity", "gas"],
                                                           status: .reserved),
                                         orderID: "o-9")
-    static let packetV1 = 
+    static let packetV1 =
         "010003632d3100000000000001f400000000000003e8000001ba60d338000002000b656c6563747269636974790003676173" +
         "0008726573657276656400036f2d39"
 
@@ -183,7 +183,7 @@ struct StorageCodesTests {
     static let discrepancy = Discrepancy(id: 3, kind: "amount_mismatch", channel: "wechat", businessDate: nil, orderID: "o-2",
                                          channelTxnID: "wx-2", internalFen: 11_503, channelFen: nil, status: "open",
                                          detail: "differs", createdUnixMillis: 1_780_000_000_000)
-    static let discrepancyV1 = 
+    static let discrepancyV1 =
         "01000f616d6f756e745f6d69736d6174636800067765636861748000000000036f2d32000477782d32010000000000002cef" +
         "00000000000000000000046f70656e0007646966666572730000019e70448800"
 
