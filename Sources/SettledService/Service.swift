@@ -172,6 +172,9 @@ public final class SettledService: @unchecked Sendable {
     /// The commands the write routes call.
     package let engine: Engine
     public let startedUnixSeconds: Int64
+    /// How answers and exports show instants: the configured zone, with its offset (the zone
+    /// looked up once, not per record written).
+    let localTime: LocalTime
     let log: @Sendable (Int32, String) -> Void
     public private(set) var routes: [Route] = []
     let backupQueue = DispatchQueue(label: "settled.backup")
@@ -191,6 +194,7 @@ public final class SettledService: @unchecked Sendable {
         self.log = log
         self.timers = TimerSchedule(clock: writer.clock, log: log)
         self.engine = Engine(configuration: configuration)
+        self.localTime = LocalTime(configuration)
         self.startedUnixSeconds = writer.clock.wallUnixSeconds()
         routes = Self.foundationRoutes(self)
     }
@@ -437,7 +441,7 @@ public final class SettledService: @unchecked Sendable {
     }
 
     func problem(for error: any Error, in context: RequestContext) -> HTTPResponse {
-        if let refused = Self.refusal(for: error) { return refused }
+        if let refused = Self.refusalError(for: error) { return refused.response }
         switch error {
         case is WriterError:
             return APIError.writerBusy.response
@@ -452,12 +456,9 @@ public final class SettledService: @unchecked Sendable {
 }
 
 extension SettledService {
-    /// The answer to a request refused for what it asks (its own error, a refusal of the
-    /// engine, a ledger rule, an amount out of range): nil for a fault of the store or the
-    /// daemon. `problem(for:in:)` answers these first; an audited write keeps a record of them.
-    static func refusal(for error: any Error) -> HTTPResponse? { refusalError(for: error)?.response }
-
-    /// The refusal as an error, its status and code known without building its body.
+    /// The one mapping from the errors a request can be refused with (bad input, the engine's
+    /// refusals, ledger and money errors) to their 4xx: status and code known without building
+    /// the body. Nil for faults of the daemon (store, writer), which `problem(for:in:)` answers.
     static func refusalError(for error: any Error) -> APIError? {
         switch error {
         case let error as APIError:
@@ -484,7 +485,3 @@ extension HTTPResponse {
     }
 }
 
-extension SettledService {
-    /// How answers and exports show instants: the configured zone, with its offset.
-    var localTime: LocalTime { LocalTime(configuration) }
-}
