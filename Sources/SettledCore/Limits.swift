@@ -77,6 +77,9 @@ public enum Limits {
     public static let adjustmentEntriesMax = 64
     /// Records one listing answers at most.
     public static let listLimitMax = 10_000
+    /// The open and carried items one reconciliation day lists (the report, the recon answer):
+    /// the figures count every item; the listing stops here so a bad day stays readable.
+    public static let reconciliationItemsMax = 2_000
 
     // MARK: idempotency and audit
 
