@@ -132,6 +132,13 @@ struct MorningReportTests {
         let badDate = try harness.settlectl(["report", "2026-02-30"])
         #expect(badDate.exitCode == 2 && badDate.standardError.contains("DATE must be a date YYYY-MM-DD"))
 
+        // Two Accept fields are one list.
+        let split = try harness.request("GET", "/v1/reports/\(Self.date)",
+                                        headers: [(name: "Accept", value: "application/json"), (name: "Accept", value: "text/csv")])
+        #expect(split.status == 200 && split.headers["Content-Type"] == "text/csv; charset=utf-8; header=present")
+        let none = try harness.request("GET", "/v1/reports/\(Self.date)")
+        #expect(none.status == 200 && none.headers["Content-Type"] == "text/html; charset=utf-8")
+
         for accept in ["application/json", "image/png", "text/html;q=0, text/csv;q=0", "text/plain"] {
             let refused = try harness.request("GET", "/v1/reports/\(Self.date)", headers: [(name: "Accept", value: accept)])
             #expect(refused.status == 406, "\(accept)")

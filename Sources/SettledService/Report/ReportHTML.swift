@@ -77,7 +77,7 @@ package enum ReportHTML {
                  + "<th scope=\"col\" class=\"num\">Lines</th><th scope=\"col\" class=\"num\">Payments</th>"
                  + "<th scope=\"col\" class=\"num\">Refunds</th><th scope=\"col\" class=\"num\">Fees</th>")
         for (_, label) in MorningReport.figureNames { page.raw("<th scope=\"col\" class=\"num\">\(label)</th>") }
-        page.raw("<th scope=\"col\" class=\"num\">In suspense now</th></tr></thead>\n<tbody>\n")
+        page.raw("<th scope=\"col\" class=\"num\">Suspense now</th></tr></thead>\n<tbody>\n")
         for channel in report.day.channels {
             page.raw("<tr id=\"")
             page.text("channel-" + channel.channel)
@@ -259,14 +259,15 @@ package enum ReportHTML {
     }
 
     static let style = """
-        body{font:15px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#1d2330;background:#fff}
+        body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:20px;color:#1d2330;background:#fff}
         h1{font-size:24px;margin:0 0 6px}h2{font-size:18px;margin:28px 0 8px}
         .headline{font-size:17px;font-weight:600;padding:8px 12px;border-radius:6px;margin:8px 0}
         .headline.good{background:#e5f5e8;color:#14532d}.headline.bad{background:#fdecec;color:#7f1d1d}
         .made{color:#5b6472;font-size:13px;margin:4px 0}
         table{border-collapse:collapse;margin:4px 0}
-        th,td{padding:4px 10px;border-bottom:1px solid #e2e5ea;text-align:left;vertical-align:top}
-        thead th{font-size:12px;text-transform:uppercase;letter-spacing:.03em;color:#5b6472;border-bottom:2px solid #c9ced6}
+        th,td{padding:4px 8px;border-bottom:1px solid #e2e5ea;text-align:left;vertical-align:top}
+        tbody th,tfoot th{white-space:nowrap}.statement{max-width:170px}
+        thead th{font-size:11px;text-transform:uppercase;letter-spacing:.03em;color:#5b6472;border-bottom:2px solid #c9ced6}
         tfoot th,tfoot td{border-top:2px solid #c9ced6;font-weight:600}
         .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
         .fig .count{display:block;font-weight:600}.fig .amount{display:block;color:#5b6472;font-size:13px}

@@ -85,6 +85,9 @@ extension Substring {
 }
 
 extension SettledService {
+    /// The most characters of a refused `Accept` repeated in the 406's detail.
+    static let acceptEchoedMax = 200
+
     func reportRoutes() -> [Route] {
         [
             // Read in one read transaction, rendered after it ends, off the event loop.
@@ -99,10 +102,12 @@ extension SettledService {
             guard let date = BusinessDate(context.parameters[0]) else {
                 throw APIError.invalid("business_date", "must be a date YYYY-MM-DD")
             }
-            guard let type = ReportMediaType.negotiate(context.request.headers["Accept"]) else {
-                throw APIError(406, "not_acceptable",
-                               "the report is served as text/html or text/csv; Accept allows neither: "
-                               + String((context.request.headers["Accept"] ?? "").prefix(200)))
+            // Several Accept fields are one list (RFC 9110 §5.3).
+            let accepts = context.request.headers.values("Accept")
+            let accept = accepts.isEmpty ? nil : accepts.joined(separator: ", ")
+            guard let type = ReportMediaType.negotiate(accept) else {
+                throw APIError(406, "not_acceptable", "the report is served as text/html or text/csv; Accept allows neither: "
+                               + String((accept ?? "").prefix(Self.acceptEchoedMax)))
             }
             let report = try loadMorningReport(date)
             let body: String
