@@ -246,6 +246,11 @@ struct MorningReportRenderingTests {
         #expect(ReportYuan.text(Int64.min, grouped: false) == "-92233720368547758.08")
         #expect(ReportYuan.text(Int128.min, grouped: false) == "-1701411834604692317316873037158841057.28")
         #expect(ReportYuan.text(Int128(100_000), grouped: true) == "1,000.00")
+        #expect(ReportYuan.count(0) == "0")
+        #expect(ReportYuan.count(999) == "999")
+        #expect(ReportYuan.count(1_000) == "1,000")
+        #expect(ReportYuan.count(-1_234_567) == "-1,234,567")
+        #expect(ReportYuan.count(Int64.min) == "-9,223,372,036,854,775,808")
     }
 
     @Test("Accept: the page or the CSV by q, the page on a tie and without Accept, nothing else")

@@ -89,18 +89,26 @@ package enum ReportYuan {
     package static func text(_ fen: Int128, grouped: Bool) -> String {
         let magnitude = fen.magnitude
         let yuan = magnitude / 100, cents = magnitude % 100
-        var digits = String(yuan)
-        if grouped && digits.utf8.count > 3 {
-            var result = ""
-            result.reserveCapacity(digits.utf8.count + digits.utf8.count / 3)
-            let count = digits.utf8.count
-            for (index, character) in digits.enumerated() {
-                if index > 0 && (count - index) % 3 == 0 { result.append(",") }
-                result.append(character)
-            }
-            digits = result
-        }
+        let digits = grouped ? thousands(String(yuan)) : String(yuan)
         return (fen < 0 ? "-" : "") + digits + "." + (cents < 10 ? "0" : "") + String(cents)
+    }
+
+    /// A count with thousands separators: "1,234,567", "-1,000".
+    package static func count(_ value: Int64) -> String {
+        (value < 0 ? "-" : "") + thousands(String(value.magnitude))
+    }
+
+    /// Decimal digits grouped in threes from the right.
+    static func thousands(_ digits: String) -> String {
+        let count = digits.utf8.count
+        guard count > 3 else { return digits }
+        var result = ""
+        result.reserveCapacity(count + count / 3)
+        for (index, character) in digits.enumerated() {
+            if index > 0 && (count - index) % 3 == 0 { result.append(",") }
+            result.append(character)
+        }
+        return result
     }
 
     package static func text(_ fen: Int64, grouped: Bool) -> String { text(Int128(fen), grouped: grouped) }

@@ -253,10 +253,7 @@ package enum ReportHTML {
     }
 
     /// 1234567 as "1,234,567".
-    static func grouped(_ count: Int64) -> String {
-        let text = ReportYuan.text(Int128(count) * 100, grouped: true)
-        return String(text.dropLast(3))
-    }
+    static func grouped(_ count: Int64) -> String { ReportYuan.count(count) }
 
     static let style = """
         body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:20px;color:#1d2330;background:#fff}
