@@ -233,6 +233,16 @@ enum Commands {
                     """,
                 timeoutSecondsDefault: DaemonCommands.backupTimeoutSecondsDefault,
                 run: DaemonCommands.backup),
+        Command("report", synopses: ["DATE [--html FILE | --csv FILE]"], summary: "the morning report of a business date",
+                description: """
+                    Fetches the morning report of the business date DATE (GET /v1/reports/DATE): per channel
+                    the statement and the matched, auto-repaired, open, carried and resolved figures, the
+                    open discrepancies and the carried items. --html FILE writes the self-contained HTML
+                    page (charts included; open it in any browser, nothing is loaded from elsewhere), --csv
+                    FILE the CSV; without either the CSV goes to standard output. A FILE is replaced whole.
+                    """,
+                options: ReportCommands.options,
+                run: ReportCommands.report),
         Command("help", synopses: ["[COMMAND]"], summary: "the usage of settlectl or of one command",
                 description: "Prints the usage of settlectl, or of COMMAND.",
                 run: DaemonCommands.help),
