@@ -296,6 +296,72 @@ struct SettlectlReconTests {
             #expect(request.body == bytes)
         }
     }
+
+    @Test("on a terminal, statement import shows the bytes sent on standard error, rewritten in place")
+    func progressOnATerminal() throws {
+        let server = try StandInServer { _ in
+            HTTPResponse.json(status: 200, Array(#"{"lines":1,"parse_errors":[],"totals":{}}"#.utf8))
+        }
+        defer { server.stop() }
+        let path = server.directory + "/bill.csv"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(repeating: 0x41, count: 2 << 20)))
+        // script(1) runs settlectl on a pseudo-terminal; what it wrote there comes back here.
+        let command = "\(DaemonHarness.settlectlPath) --socket \(server.socketPath) statement import --channel wechat --date 2026-11-24 \(path) --dry-run"
+        let result = try DaemonHarness.run("/usr/bin/script", ["-q", "-e", "-c", command, "/dev/null"], environment: [:])
+        #expect(result.exitCode == exitSuccess, "\(result.standardOutput)")
+        #expect(result.standardOutput.contains("\rsent 2.0 MiB of 2.0 MiB (100%)"), "\(result.standardOutput)")
+        #expect(result.standardOutput.contains(" of 2.0 MiB (3%)"), "\(result.standardOutput)")
+        #expect(server.requests.first?.body.count == 2 << 20)
+    }
+}
+
+@Suite("settlectl's reconciliation commands: usage, before any connection")
+struct SettlectlReconUsageTests {
+    static let commands = ["statement import", "recon show", "discrepancies", "resolve", "refund-instructions", "refund-instructions done"]
+
+    func settlectl(_ arguments: [String]) throws -> DaemonHarness.CommandResult {
+        try DaemonHarness.run(DaemonHarness.settlectlPath, ["--socket", "/nonexistent/settled.sock"] + arguments, environment: [:])
+    }
+
+    @Test("--help describes each command and the route it calls")
+    func help() throws {
+        let top = try settlectl(["--help"])
+        for command in Self.commands {
+            #expect(top.standardOutput.contains("\n  \(command)  "), "\(command) missing from --help")
+            let result = try settlectl(command.split(separator: " ").map(String.init) + ["--help"])
+            #expect(result.exitCode == exitSuccess && result.standardError.isEmpty, "\(command)")
+            #expect(result.standardOutput.hasPrefix("usage: settlectl \(command) ") && result.standardOutput.contains("/v1/"), "\(result.standardOutput)")
+        }
+        // "refund-instructions" is a command and the start of "refund-instructions done".
+        #expect(try settlectl(["refund-instructions", "-h"]).standardOutput.hasPrefix("usage: settlectl refund-instructions [--open | --done]"))
+    }
+
+    @Test("bad usage exits 2 with the message and the usage on stderr")
+    func usage() throws {
+        let cases: [([String], String, String)] = [
+            (["resolve", "d-1", "--note", "n"], "--action is required", "usage: settlectl resolve ID"),
+            (["resolve", "--action", "accept", "--note", "n"], "missing ID", "usage: settlectl resolve ID"),
+            (["resolve", "d-1", "--action", "accept", "--note", ""], "--note must not be empty: say why", "usage: settlectl resolve ID"),
+            (["discrepancies", "--open", "--status", "resolved"], "--open and --status resolved contradict each other", "usage: settlectl discrepancies"),
+            (["discrepancies", "--date", "2024-02-30"], "--date must be a date YYYY-MM-DD, not '2024-02-30'", "usage: settlectl discrepancies"),
+            (["refund-instructions", "--open", "--done"], "give --open or --done, not both", "usage: settlectl refund-instructions"),
+            (["refund-instructions", "done", "ri-1"], "--reference is required", "usage: settlectl refund-instructions done ID"),
+            (["recon", "show"], "missing DATE", "usage: settlectl recon show DATE"),
+            (["recon", "show", "2024-13-01"], "DATE must be a date YYYY-MM-DD, not '2024-13-01'", "usage: settlectl recon show DATE"),
+            (["statement", "import", "--channel", "wechat", "f.csv"], "--date is required", "usage: settlectl statement import"),
+            (["statement", "import", "--date", "2024-06-01", "f.csv"], "--channel is required", "usage: settlectl statement import"),
+            (["statement", "import", "--channel", "wechat", "--date", "2024-06-01"], "missing FILE", "usage: settlectl statement import"),
+        ]
+        for (arguments, message, usage) in cases {
+            let result = try settlectl(arguments)
+            #expect(result.exitCode == exitUsage, "\(arguments)")
+            #expect(result.standardOutput.isEmpty, "\(arguments)")
+            #expect(result.standardError.hasPrefix("settlectl: \(message)\n\n\(usage)"), "\(arguments): \(result.standardError)")
+        }
+        // Not a regular file: its size is not known, so it cannot be streamed with a length.
+        let directory = try settlectl(["statement", "import", "--channel", "wechat", "--date", "2024-06-01", "/tmp"])
+        #expect(directory.exitCode == exitUsage && directory.standardError == "settlectl: /tmp is not a regular file (its size must be known)\n")
+    }
 }
 
 private struct SplitMix64 {
