@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledCore
 @testable import SettledEngine
+import SettledHTTP
 @testable import SettledService
 import SettledStore
 import SettledTestSupport
@@ -302,6 +303,37 @@ import Testing
         let again = try Self.resolve(harness, open, "accept", key: "r-1")
         #expect(first.status == 200 && again.status == 200 && again.text == first.text)
         try Self.expectBalanced(harness)
+    }
+
+    /// The answers of the routes, success and refusal, are what openapi.json says.
+    @Test func answersAreAsDocumented() throws {
+        let (harness, _) = try Self.harness()
+        defer { harness.close() }
+        let document = try OpenAPIDocument.load()
+        func send(_ method: String, _ path: String, _ body: String?, template: String, status: Int,
+                  sourceLocation: SourceLocation = #_sourceLocation) throws -> HTTPClientResponse {
+            let response = try harness.client.send(method: method, path: path, body: body.map { Array($0.utf8) })
+            #expect(response.status == status, "\(String(decoding: response.body, as: UTF8.self))", sourceLocation: sourceLocation)
+            let problems = document.problems(of: response, method: method, path: template)
+            #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))", sourceLocation: sourceLocation)
+            return response
+        }
+        let resolveTemplate = "/v1/discrepancies/{discrepancy_id}/resolve"
+        let order = try Self.order(harness)
+        let id = try Self.record(harness, kind: "missing_internal", order: order.id, txn: "W1", internalFen: nil, channelFen: order.channelFen + 1)
+        _ = try send("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"capture","note":"n"}"#, template: resolveTemplate, status: 409)
+        _ = try send("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"capture"}"#, template: resolveTemplate, status: 422)
+        _ = try send("POST", "/v1/discrepancies/d-77/resolve", #"{"action":"accept","note":"n"}"#, template: resolveTemplate, status: 404)
+        let refunded = try send("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"n"}"#, template: resolveTemplate, status: 200)
+        _ = try send("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"n"}"#, template: resolveTemplate, status: 409)
+        _ = try send("GET", "/v1/discrepancies?status=resolved", nil, template: "/v1/discrepancies", status: 200)
+        let instruction = try #require(refunded.json?["resolution"]?["refund_instruction_id"]?.string)
+        let doneTemplate = "/v1/refund-instructions/{instruction_id}/done"
+        _ = try send("POST", "/v1/refund-instructions/\(instruction)/done", #"{"reference":"R-1"}"#, template: doneTemplate, status: 200)
+        _ = try send("POST", "/v1/refund-instructions/\(instruction)/done", #"{"reference":"R-1"}"#, template: doneTemplate, status: 409)
+        _ = try send("POST", "/v1/refund-instructions/\(instruction)/done", #"{"reference":"R 1"}"#, template: doneTemplate, status: 422)
+        _ = try send("GET", "/v1/refund-instructions?status=done", nil, template: "/v1/refund-instructions", status: 200)
+        _ = try send("GET", "/v1/refund-instructions?status=late", nil, template: "/v1/refund-instructions", status: 422)
     }
 
     @Test func aLateSuccessesRefundInstructionIsDoneOnceWithTheChannelsReference() throws {
