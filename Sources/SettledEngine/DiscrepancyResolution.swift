@@ -129,8 +129,8 @@ extension Engine {
             default:
                 throw notApplicable("channel transaction \(txn) was notified already")
             }
-            precondition(write.counters.peek(.transaction) == transactionID + 1, "a capture posts one journal transaction")
-            resolution.transactionID = transactionID
+            // The capture's journal transaction: the first the notification's path posted.
+            resolution.transactionID = write.counters.peek(.transaction) > transactionID ? transactionID : nil
         case .refund:
             let amountFen: Int64
             switch standing {
