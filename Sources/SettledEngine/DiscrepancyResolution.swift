@@ -77,7 +77,9 @@ extension Engine {
     /// notification books it (`channel_receivable:<ch>` debited, `suspense:<ch>` credited).
     /// Once capture, refund or write_off settles money the channel took for a channel
     /// transaction nothing had booked, that transaction is remembered as notified: the lost
-    /// notification arriving later is a duplicate, never a second booking. A discrepancy that
+    /// notification arriving later is a duplicate, never a second booking. A channel
+    /// transaction whose success the daemon booked without a capture (a late notification to
+    /// suspense, an earlier resolution) is booked: as the captured rows, with B its amount. A discrepancy that
     /// is `carried` waits for the channel's next statements and is refused; one `resolved` or
     /// `auto_resolved` is refused as resolved.
     package func resolve(_ input: ResolveDiscrepancy, write: WriteContext) throws -> Discrepancy {
@@ -93,7 +95,10 @@ extension Engine {
         default: throw Refusal.discrepancyResolved(discrepancyID: discrepancy.id, status: discrepancy.status)
         }
         let order = try discrepancy.orderID.flatMap { try OrderRecord.load($0, tables: write.tables, in: write.transaction) }
-        let standing = try Self.standing(of: discrepancy, order: order)
+        let seen = try discrepancy.channelTxnID.flatMap { txn in
+            try Notification.seen(Array(discrepancy.channel.utf8) + [0] + Array(txn.utf8), write: write)
+        }
+        let standing = Self.standing(of: discrepancy, order: order, seen: seen)
         var resolution = Discrepancy.Resolution(action: input.action, note: input.note, operatorUID: input.operatorUID,
                                                 resolvedUnixMillis: write.nowUnixMillis)
         let channel = discrepancy.channel
@@ -186,8 +191,11 @@ extension Engine {
         return discrepancy
     }
 
-    /// Where the discrepancy's money stands (see `resolve`).
-    static func standing(of discrepancy: Discrepancy, order: OrderRecord?) throws -> Standing {
+    /// Where the discrepancy's money stands (see `resolve`). `seen`: what the daemon recorded
+    /// of the channel transaction's notifications; a success it booked without a capture (to
+    /// suspense, or settled by an earlier resolution) counts as booked, so nothing books the
+    /// same money twice.
+    static func standing(of discrepancy: Discrepancy, order: OrderRecord?, seen: Notification.Seen?) -> Standing {
         let captured: Bool
         if let order, let txn = discrepancy.channelTxnID, order.channelTxnID == txn {
             switch order.status {
@@ -199,6 +207,11 @@ extension Engine {
         }
         let takenFen = discrepancy.channelFen ?? 0
         let bookedFen = discrepancy.internalFen ?? order?.funding.channelFen ?? 0
+        if !captured, discrepancy.kind != "duplicate", discrepancy.kind != "fee_mismatch", let seen, seen.success {
+            // The channel's figure, unless the channel says the payment did not happen.
+            let channelSaysNone = discrepancy.kind == "missing_channel" || discrepancy.kind == "status_mismatch"
+            return .booked(bookedFen: seen.amountFen, takenFen: channelSaysNone ? 0 : takenFen)
+        }
         switch discrepancy.kind {
         case "fee_mismatch":
             return .fee

@@ -210,6 +210,28 @@ import Testing
         try Self.expectBalanced(harness)
     }
 
+    @Test func moneyALateNotificationAlreadyPutInSuspenseIsNotBookedAgain() throws {
+        let (harness, _) = try Self.harness()
+        defer { harness.close() }
+        let order = try Self.order(harness)
+        #expect(try harness.call("POST", "/v1/orders/\(order.id)/cancel").status == 200)
+        let late = try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "L1", amountFen: order.channelFen))
+        #expect(late.json?["suspense"]?.bool == true, "\(late.text)")
+        let receivable = try Self.balance(harness, "channel_receivable:alipay")
+        // The statement shows the payment, which no capture books: it is in suspense already.
+        let id = try Self.record(harness, kind: "missing_internal", order: order.id, txn: "L1", internalFen: nil, channelFen: order.channelFen)
+        for action in ["capture", "refund", "write_off"] {
+            Self.expectRefused(try Self.resolve(harness, id, action), 409, "action_not_applicable")
+        }
+        #expect(try Self.resolve(harness, id, "accept").status == 200)
+        // A statement naming more than suspense holds: only the difference is given back.
+        let more = try Self.record(harness, kind: "missing_internal", order: order.id, txn: "L1", internalFen: nil, channelFen: order.channelFen + 40)
+        #expect(try Self.resolve(harness, more, "refund").status == 200)
+        #expect(try Self.balance(harness, "suspense:alipay") == -(order.channelFen + 40))
+        #expect(try Self.balance(harness, "channel_receivable:alipay") == receivable + 40)
+        try Self.expectBalanced(harness)
+    }
+
     @Test func aCaptureTheChannelDoesNotShowIsWrittenOffAsALossOrAccepted() throws {
         let (harness, _) = try Self.harness()
         defer { harness.close() }
