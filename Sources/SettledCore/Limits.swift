@@ -80,6 +80,9 @@ public enum Limits {
     /// The open and carried items one reconciliation day lists (the report, the recon answer):
     /// the figures count every item; the listing stops here so a bad day stays readable.
     public static let reconciliationItemsMax = 2_000
+    /// The bytes of an operator's note on a resolved discrepancy or a refund instruction done:
+    /// well below `auditBodyExcerptBytesMax`, so the audit record keeps the whole request.
+    public static let resolutionNoteBytesMax = 1_024
 
     // MARK: idempotency and audit
 

@@ -64,6 +64,14 @@ package enum Refusal: Error, Sendable {
     case walletTopupSpent(availableFen: Int64, takenBackFen: Int64)
     // Ledger
     case walletBelowReservations(account: String, availableFen: Int64, takenFen: Int128)
+    // Discrepancies and refund instructions
+    case discrepancyNotFound(discrepancyID: UInt64)
+    /// Resolved already (`status`: resolved or auto_resolved).
+    case discrepancyResolved(discrepancyID: UInt64, status: String)
+    /// The action does not apply to this discrepancy's kind or state (`reason` says why).
+    case resolutionNotApplicable(discrepancyID: UInt64, kind: String, action: String, reason: String)
+    case refundInstructionNotFound(instructionID: UInt64)
+    case refundInstructionDone(instructionID: UInt64, reference: String?)
 }
 
 // MARK: the state machines: one transition function each

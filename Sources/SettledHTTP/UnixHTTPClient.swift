@@ -77,6 +77,55 @@ public final class UnixHTTPClient {
         }
     }
 
+    /// Sends one request whose body is the next `length` bytes of the file `file`, read and
+    /// sent a chunk at a time (never held whole), with `Content-Length: length`. `progress`
+    /// is told the bytes sent so far after each chunk. A streamed body is always sent on a
+    /// fresh connection (it cannot be sent twice). A server that answers before taking the
+    /// whole body (a 413) is read as its answer.
+    public func send(method: String, path: String, headers: [(name: String, value: String)] = [],
+                     bodyFile file: Int32, length: Int64,
+                     progress: ((Int64) -> Void)? = nil) throws(UnixHTTPClientError) -> HTTPClientResponse {
+        precondition(length >= 0)
+        if requestsOnConnection > 0 { closeSocket() }
+        if descriptor < 0 { try connect() }
+        let head = Self.encodeHead(method: method, path: path, headers: headers, contentLength: Int(length))
+        receivedThisExchange = false
+        requestsOnConnection += 1
+        do throws(UnixHTTPClientError) {
+            do throws(UnixHTTPClientError) {
+                try write(head)
+                var sent: Int64 = 0
+                var chunk = [UInt8](repeating: 0, count: Self.readChunkBytes)
+                while sent < length {
+                    let wanted = Int(min(Int64(chunk.count), length - sent))
+                    let count = chunk.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress, wanted) }
+                    if count < 0 {
+                        let error = errno
+                        if error == EINTR { continue }
+                        throw UnixHTTPClientError.system(HTTPSocketError(operation: "read of the body's file", errno: error))
+                    }
+                    if count == 0 {
+                        throw UnixHTTPClientError.system(HTTPSocketError(operation: "read of the body's file (it ended before its size)", errno: EIO))
+                    }
+                    try write(Array(chunk[0..<count]))
+                    sent += Int64(count)
+                    progress?(sent)
+                }
+            } catch .connectionClosed {
+                // The server may have answered and closed before taking the whole body.
+            }
+            while true {
+                let (response, keepAlive) = try readResponse(isHead: false)
+                if response.status < 200 { continue }
+                if !keepAlive { closeSocket() }
+                return response
+            }
+        } catch {
+            closeSocket()
+            throw error
+        }
+    }
+
     public func close() {
         closeSocket()
     }
@@ -122,8 +171,18 @@ public final class UnixHTTPClient {
 
     static func encodeRequest(method: String, path: String, headers: [(name: String, value: String)],
                               body: [UInt8]?) -> [UInt8] {
+        let sendsLength = body != nil || method == "POST" || method == "PUT" || method == "PATCH"
+        var bytes = encodeHead(method: method, path: path, headers: headers, contentLength: sendsLength ? body?.count ?? 0 : nil,
+                               capacity: 128 + (body?.count ?? 0))
+        if let body { bytes.append(contentsOf: body) }
+        return bytes
+    }
+
+    /// The request line and header section, with `Content-Length` when given.
+    static func encodeHead(method: String, path: String, headers: [(name: String, value: String)],
+                           contentLength: Int?, capacity: Int = 256) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(128 + (body?.count ?? 0))
+        bytes.reserveCapacity(capacity)
         bytes.append(contentsOf: method.utf8)
         bytes.append(ASCII.space)
         bytes.append(contentsOf: path.utf8)
@@ -137,13 +196,12 @@ public final class UnixHTTPClient {
             ResponseEncoder.appendField(field.value, to: &bytes)
             bytes.append(contentsOf: "\r\n".utf8)
         }
-        if body != nil || method == "POST" || method == "PUT" || method == "PATCH" {
+        if let contentLength {
             bytes.append(contentsOf: "Content-Length: ".utf8)
-            ResponseEncoder.appendDecimal(body?.count ?? 0, to: &bytes)
+            ResponseEncoder.appendDecimal(contentLength, to: &bytes)
             bytes.append(contentsOf: "\r\n".utf8)
         }
         bytes.append(contentsOf: "\r\n".utf8)
-        if let body { bytes.append(contentsOf: body) }
         return bytes
     }
 

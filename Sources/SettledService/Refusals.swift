@@ -66,6 +66,16 @@ extension Refusal {
             return APIError(409, "insufficient_wallet", "the wallet topped up by this order holds \(available) fen available; \(takenBack) fen would be taken back")
         case .walletBelowReservations(let account, let available, let taken):
             return APIError(409, "insufficient_wallet", "\(account) has \(available) fen not held by pending orders; the adjustment takes \(taken) from it in all")
+        case .discrepancyNotFound(let id):
+            return .notFound("discrepancy d-\(id)")
+        case .discrepancyResolved(let id, let status):
+            return APIError(409, "discrepancy_resolved", "discrepancy d-\(id) is \(status) already")
+        case .resolutionNotApplicable(let id, let kind, let action, let reason):
+            return APIError(409, "action_not_applicable", "\(action) does not apply to discrepancy d-\(id) (\(kind)): \(reason)")
+        case .refundInstructionNotFound(let id):
+            return .notFound("refund instruction ri-\(id)")
+        case .refundInstructionDone(let id, let reference):
+            return APIError(409, "refund_instruction_done", "refund instruction ri-\(id) is done already" + (reference.map { " (channel reference \($0))" } ?? ""))
         }
     }
 }

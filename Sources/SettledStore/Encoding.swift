@@ -24,17 +24,20 @@ import SettledCore
 /// | `Biller.FeeBearer` (Billers.swift)          | text | "platform", "biller" |
 /// | `Counter` (Store.swift)                     | meta key text | next_transaction_id, next_account_id, next_audit_id, next_order_id, next_discrepancy_id, next_refund_instruction_id |
 ///
-/// Texts that are stored as written, not enums: a discrepancy's kind and status, a refund
-/// instruction's status, a notification's outcome, an audit record's role and code.
+/// Texts that are stored as written, not enums: a discrepancy's kind, status and resolution
+/// action, a refund instruction's status, a notification's outcome, an audit record's role and
+/// code.
 /// Booleans are one byte, 0 or 1. An absent optional is stored as a sentinel the field cannot
 /// otherwise hold: "" for a string, -1 for a time, `Int32.min` for a business date, or a
-/// presence byte before the value (a discrepancy's amounts).
+/// presence byte before the value (a discrepancy's amounts, a resolution's journal transaction
+/// and refund instruction).
 ///
 /// # Records and their versions
 ///
-/// Every record below is format version 1 (`formatVersion` by its encoder) but the order,
-/// up to version 2 (each refund ends with `pointsWalletFen`; written only when a refund needs
-/// it, version 1 otherwise, and both are read); strings are
+/// Every record below is format version 1 (`formatVersion` by its encoder) but three that go
+/// up to version 2, written only when needed (version 1 otherwise, and both are read): the
+/// order (each refund ends with `pointsWalletFen`), the discrepancy (its resolution) and the
+/// refund instruction (how it was done); strings are
 /// u16-length-prefixed UTF-8, integers big-endian. The golden-bytes tests
 /// (SettledStoreTests/GoldenBytesTests, SettledServiceTests/StorageCodesTests) pin each
 /// layout, and Tests/Fixtures/store-v1 is a whole store written by the first version.
@@ -52,8 +55,8 @@ import SettledCore
 /// | red packet (red_packets)  | customer, value i64, min order i64, expires i64, count u16, utilities..., status text, order id |
 /// | order (orders)            | see `OrderRecord.encoded` (status u8, items with kind u8 and write-off u8, funding, refunds) |
 /// | notification (notifications) | order id, success u8, amount i64, outcome, millis i64 |
-/// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64 |
-/// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64 |
+/// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64; version 2 (resolved) then: action, note, operator uid u32, resolved i64, has u8 + transaction u64, has u8 + refund instruction u64 |
+/// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64; version 2 (done) then: reference, note, operator uid u32, done i64, transaction u64 |
 ///
 /// Index entries (account_names, account_ids, account_entries, account_bills,
 /// customer_red_packets, order_expiry, order_items, writeoffs_pending, refunds,

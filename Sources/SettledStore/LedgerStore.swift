@@ -285,6 +285,9 @@ public struct Counters {
         return value
     }
 
+    /// The value `take` would answer next.
+    public func peek(_ counter: Counter) -> UInt64 { next[counter.index] }
+
     mutating func flush(tables: Tables, in transaction: Transaction) throws {
         for (index, counter) in Counter.allCases.enumerated() where changed[index] {
             try transaction.put(tables.meta, key: Key.string(counter.rawValue), value: Key.u64(next[index]), options: .overwrite)

@@ -34,8 +34,8 @@ import Glibc
 /// - order_items:        item id -> order id
 /// - writeoffs_pending:  biller id 0 item id -> empty
 /// - refunds:            refund id -> order id
-/// - discrepancies:      discrepancy id u64 -> v1 discrepancy
-/// - refund_instructions: instruction id u64 -> v1 refund instruction
+/// - discrepancies:      discrepancy id u64 -> discrepancy (v1, or v2 once resolved)
+/// - refund_instructions: instruction id u64 -> refund instruction (v1, or v2 once done)
 /// - customer_references: kind u8 ++ customer id 0 reference -> v1 created millis i64: the
 ///                       references of points grants (kind 1) and wallet credits (kind 2) used
 public struct Tables: Sendable {

@@ -168,16 +168,86 @@ enum Commands {
                 ],
                 timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
                 run: OrderCommands.importWriteoffs),
-        Command("discrepancies", synopses: ["[--status S] [--channel C] [--business-date D] [--limit N]"],
+        Command("statement import", synopses: ["--channel C --date D FILE [--dry-run]"],
+                summary: "send a channel's statement file for a business date",
+                description: """
+                    Sends FILE, a channel's statement as the channel delivered it, for channel C and business
+                    date D (POST /v1/statements?channel=C&business_date=D). The file is streamed as it is read,
+                    never held in memory whole; on a terminal a progress line on standard error shows the bytes
+                    sent. With --dry-run the daemon parses and checks the file and books nothing
+                    (dry_run=1): prints its lines, totals and the lines it refused. Without, prints the
+                    statement's id and its reconciliation. A refusal (a file refused whole, an import the
+                    daemon does not offer) exits 1.
+                    """,
+                options: [
+                    .value("channel", "C", "the channel whose statement it is (wechat, alipay...)"),
+                    .value("date", "D", "the business date it covers (YYYY-MM-DD)"),
+                    .flag("dry-run", "check the file only: nothing is booked"),
+                ],
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: ReconCommands.importStatement),
+        Command("recon show", synopses: ["DATE"], summary: "a business date's reconciliation, per channel",
+                description: """
+                    Shows the reconciliation of business date DATE (GET /v1/reconciliation/DATE): per channel
+                    the statement imported, the items matched, auto-repaired, carried forward and open (count
+                    and yuan), the open ones by kind; then the open and carried items.
+                    """,
+                run: ReconCommands.show),
+        Command("discrepancies", synopses: ["[--open | --status S] [--channel C] [--date D] [--limit N]"],
                 summary: "differences found between orders and the channels",
                 description: "Lists discrepancies, newest first (GET /v1/discrepancies), those matching every filter given.",
                 options: [
-                    .value("status", "S", OrderCommands.discrepancyStatuses.joined(separator: ", ")),
+                    .flag("open", "only those still open (--status open)"),
+                    .value("status", "S", ReconCommands.discrepancyStatuses.joined(separator: ", ")),
                     .value("channel", "C", "only this channel's (alipay, wechat...)"),
-                    .value("business-date", "D", "only those of the business date D (YYYY-MM-DD)"),
+                    .value("date", "D", "only those of the business date D (YYYY-MM-DD)"),
+                    .value("business-date", "D", "the same as --date"),
                     .value("limit", "N", "at most N discrepancies (the daemon's default when absent)"),
                 ],
-                run: OrderCommands.discrepancies),
+                run: ReconCommands.discrepancies),
+        Command("resolve", synopses: ["ID --action capture|refund|write_off|accept --note N [--idempotency-key K]"],
+                summary: "resolve an open discrepancy",
+                description: """
+                    Resolves the open discrepancy ID (d-12) with an action (POST /v1/discrepancies/ID/resolve):
+                    capture the order the channel took money for, refund money that is not the center's
+                    (through suspense, with a refund instruction), write the difference off to
+                    recon_loss:<channel> or recon_gain:<channel>, or accept the records as they stand. The
+                    note says why; it is kept with the resolution and in the audit log. An action that does
+                    not apply to the discrepancy's kind or state is refused (exit 1).
+                    """,
+                options: [
+                    .value("action", "A", ReconCommands.resolutionActions.joined(separator: ", ")),
+                    .value("note", "N", "why: kept with the resolution and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: ReconCommands.resolve),
+        Command("refund-instructions", synopses: ["[--open | --done] [--channel C] [--limit N]"],
+                summary: "money to give back to payers through their channels",
+                description: """
+                    Lists refund instructions, newest first (GET /v1/refund-instructions): money a channel
+                    took that no order could take, held in suspense:<channel> until the channel gives it back.
+                    """,
+                options: [
+                    .flag("open", "only those pending"),
+                    .flag("done", "only those done"),
+                    .value("channel", "C", "only this channel's"),
+                    .value("limit", "N", "at most N instructions (the daemon's default when absent)"),
+                ],
+                run: ReconCommands.refundInstructions),
+        Command("refund-instructions done", synopses: ["ID --reference R [--note N] [--idempotency-key K]"],
+                summary: "mark a refund instruction done with the channel's refund reference",
+                description: """
+                    Marks the pending refund instruction ID (ri-3) done (POST /v1/refund-instructions/ID/done):
+                    the channel gave the money back, so it leaves suspense:<channel> against
+                    channel_receivable:<channel>. R is the channel's reference of its refund. Marking it
+                    done twice is refused (exit 1), unless the same --idempotency-key replays the first answer.
+                    """,
+                options: [
+                    .value("reference", "R", "the channel's reference of the refund it made"),
+                    .value("note", "N", "a note kept with the instruction and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: ReconCommands.refundInstructionDone),
         Command("balances", synopses: ["[--prefix P] [--limit N]"], summary: "account balances, debit-positive",
                 description: "Lists ledger account balances, debit-positive (GET /v1/ledger/balances).",
                 options: [

@@ -84,6 +84,28 @@ final class Context {
         return answer
     }
 
+    /// Sends one request whose body is streamed from the open file `file` (`length` bytes,
+    /// never read whole); answers and refusals as `request`.
+    func request(_ method: String, _ path: String, bodyFile file: Int32, length: Int64, contentType: String,
+                 progress: ((Int64) -> Void)? = nil) throws(Failure) -> Answer {
+        let socket = try socketPath()
+        let response: HTTPClientResponse
+        do {
+            if client == nil { client = try UnixHTTPClient(socketPath: socket, timeoutSeconds: timeoutSeconds) }
+            response = try client!.send(method: method, path: path, headers: [(name: "Content-Type", value: contentType)],
+                                        bodyFile: file, length: length, progress: progress)
+        } catch {
+            client = nil
+            throw Self.failure(error, socket: socket, timeoutSeconds: timeoutSeconds)
+        }
+        let answer = Answer(status: response.status, headers: response.headers, body: response.body)
+        guard answer.status < 400 else {
+            if json { printRaw(answer) }
+            throw Self.refusal(answer)
+        }
+        return answer
+    }
+
     /// With `--json` the answer's body as it came; else `render` of its JSON document.
     func emit(_ answer: Answer, _ render: (JSONValue) throws(Failure) -> Void) throws(Failure) {
         if json {
@@ -138,6 +160,8 @@ enum ContentType {
     static let json = "application/json"
     /// Bulk bodies: one JSON object a line.
     static let ndjson = "application/x-ndjson"
+    /// A file sent as it is (a channel's statement).
+    static let octetStream = "application/octet-stream"
 }
 
 /// Builds request targets with each piece percent-encoded.

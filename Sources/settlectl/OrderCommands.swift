@@ -1,9 +1,8 @@
 import Glibc
 import SettledCore
 
-/// Orders, refunds, write-offs with the billers' systems, and channel discrepancies.
+/// Orders, refunds and write-offs with the billers' systems.
 enum OrderCommands {
-    static let discrepancyStatuses = ["open", "carried", "auto_resolved", "resolved"]
     /// Write-offs one export holds unless `--limit` (the daemon's own default), and at most.
     static let writeoffsExportLimitDefault = 100_000
     static let writeoffsExportLimitMax = 1_000_000
@@ -193,42 +192,6 @@ enum OrderCommands {
             }
             Output.out(text)
             Bulk.report(rejections)
-        }
-    }
-
-    // MARK: discrepancies
-
-    static func discrepancies(_ context: Context) throws(Failure) {
-        try context.arguments.positionals(named: [])
-        let status = context.arguments.value("status")
-        if let status, !discrepancyStatuses.contains(status) {
-            throw .usage("--status must be one of \(discrepancyStatuses.joined(separator: ", ")), not '\(status)'")
-        }
-        let date = context.arguments.value("business-date")
-        if let date, BusinessDate(date) == nil { throw .usage("--business-date must be a date YYYY-MM-DD, not '\(date)'") }
-        let channel = context.arguments.value("channel")
-        if let channel, channel.isEmpty { throw .usage("--channel must not be empty") }
-        let limit = try context.arguments.positiveInteger("limit")
-        let target = Target.make(["v1", "discrepancies"], query: [("status", status), ("channel", channel),
-                                                                  ("business_date", date), ("limit", limit.map(String.init))])
-        let answer = try context.request("GET", target)
-        try context.emit(answer) { document in
-            let found = document["discrepancies"]?.array ?? []
-            guard !found.isEmpty else {
-                Output.out("no discrepancies\n")
-                return
-            }
-            var table = Table([("ID", .left), ("KIND", .left), ("CHANNEL", .left), ("BUSINESS_DATE", .left), ("ORDER", .left),
-                               ("CHANNEL_TXN", .left), ("INTERNAL_FEN", .right), ("INTERNAL_YUAN", .right),
-                               ("CHANNEL_FEN", .right), ("CHANNEL_YUAN", .right), ("STATUS", .left), ("DETAIL", .left)])
-            for discrepancy in found {
-                table.add([discrepancy["discrepancy_id"].display, discrepancy["kind"].display, discrepancy["channel"].display,
-                           discrepancy["business_date"].display, discrepancy["order_id"].display,
-                           discrepancy["channel_txn_id"].display, discrepancy["internal_fen"].display,
-                           discrepancy["internal_fen"].yuan, discrepancy["channel_fen"].display, discrepancy["channel_fen"].yuan,
-                           discrepancy["status"].display, discrepancy["detail"].display])
-            }
-            Output.out(table.rendered)
         }
     }
 }

@@ -194,6 +194,44 @@ struct StorageCodesTests {
                 && decoded.businessDate == nil && decoded.detail == "differs" && decoded.createdUnixMillis == 1_780_000_000_000)
     }
 
+    /// Version 2: the fields of version 1, then the resolution: action text, note, operator uid
+    /// u32, resolved millis i64, has u8 + journal transaction u64, has u8 + refund instruction u64.
+    static let discrepancyV2 = "02" + discrepancyV1.dropFirst(2) + "0009" + "77726974655f6f6666" + "0004" + "6e6f7465"
+        + "000003e8" + "0000019e70448800" + "01" + "0000000000000007" + "00" + "0000000000000000"
+
+    @Test func resolvedDiscrepancyBytes() throws {
+        var resolved = Self.discrepancy
+        resolved.status = "open"
+        resolved.resolution = Discrepancy.Resolution(action: .writeOff, note: "note", operatorUID: 1000,
+                                                     resolvedUnixMillis: 1_780_000_000_000, transactionID: 7)
+        #expect(Self.hex(resolved.encoded()) == Self.discrepancyV2)
+        let decoded = try Self.bytes(Self.discrepancyV2).withUnsafeBytes { try Discrepancy.decode(id: 3, $0) }
+        #expect(decoded.resolution == resolved.resolution && decoded.kind == "amount_mismatch" && decoded.internalFen == 11_503)
+        // Without a resolution a discrepancy is still written as version 1.
+        let v1 = try Self.bytes(Self.discrepancyV1).withUnsafeBytes { try Discrepancy.decode(id: 3, $0) }
+        #expect(v1.resolution == nil && Self.hex(v1.encoded()) == Self.discrepancyV1)
+    }
+
+    /// A refund instruction done, version 2: the fields of version 1, then the channel's
+    /// reference, the note, operator uid u32, done millis i64, journal transaction u64.
+    @Test func refundInstructionDoneBytes() throws {
+        let record = RefundInstruction.Record(id: 4, channel: "alipay", orderID: "o-1", channelTxnID: "ali-1b", amountFen: 18_503,
+                                              reason: "second payment", status: "done", createdUnixMillis: 1_780_000_000_000,
+                                              done: RefundInstruction.Done(reference: "R-1", note: "", operatorUID: 1000,
+                                                                           doneUnixMillis: 1_780_000_000_000, transactionID: 9))
+        let v2 = "02" + "0006616c69706179" + "00036f2d31" + "0006616c692d3162" + "0000000000004847"
+            + "000e7365636f6e64207061796d656e74" + "0004646f6e65" + "0000019e70448800"
+            + "0003522d31" + "0000" + "000003e8" + "0000019e70448800" + "0000000000000009"
+        #expect(Self.hex(record.encoded()) == v2)
+        let decoded = try Self.bytes(v2).withUnsafeBytes { try RefundInstruction.Record.decode(id: 4, $0) }
+        #expect(decoded == record)
+        // A pending one (as raised) is version 1 and reads with no completion.
+        let v1 = "01" + "0006616c69706179" + "00036f2d31" + "0006616c692d3162" + "0000000000004847"
+            + "000e7365636f6e64207061796d656e74" + "000770656e64696e67" + "0000019e70448800"
+        let pending = try Self.bytes(v1).withUnsafeBytes { try RefundInstruction.Record.decode(id: 4, $0) }
+        #expect(pending.status == "pending" && pending.done == nil && Self.hex(pending.encoded()) == v1)
+    }
+
     // MARK: the store written by the first version
 
     /// A copy of Tests/Fixtures/store-v1, opened in this process.

@@ -65,20 +65,68 @@ extension SettledService {
                     json.endArray()
                 }
             }),
+            Route("POST", "/v1/discrepancies/{discrepancy_id}/resolve", .operatorOnly, .write { context in
+                guard let id = Discrepancy.id(context.parameters[0]) else {
+                    throw APIError.notFound("discrepancy \(context.parameters[0])")
+                }
+                let fields = try Fields(body: context.request.body)
+                let actionText = try fields.requiredString("action", bytesMax: 16)
+                let action = ResolutionAction(rawValue: actionText)
+                if !actionText.isEmpty && action == nil {
+                    try fields.fail("action", "must be one of \(ResolutionAction.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                let note = try fields.requiredString("note", bytesMax: Limits.resolutionNoteBytesMax)
+                try fields.finish()
+                let input = ResolveDiscrepancy(discrepancyID: id, action: action!, note: note, operatorUID: context.peer.uid)
+                return .command({ write in try self.engine.resolve(input, write: write) }, render: { discrepancy in
+                    .success(200) {
+                        var json = JSONWriter(capacity: 512)
+                        discrepancy.write(&json, self.localTime)
+                        return HTTPResponse.json(status: 200, json.bytes)
+                    }
+                })
+            }),
             Route("GET", "/v1/refund-instructions", .readers, .read { context, transaction in
+                let query = Fields(query: context.request.query)
+                let status = try query.string("status", bytesMax: 16, required: false)
+                if let status, !RefundInstruction.statuses.contains(status) {
+                    try query.fail("status", "must be one of \(RefundInstruction.statuses.joined(separator: ", "))")
+                }
+                let channel = try query.identifier("channel", required: false)
+                try query.finishQuery()
                 let limit = try Self.listLimit(context)
                 var json = JSONWriter(capacity: 1024)
                 json.beginObject()
                 json.beginArray("instructions")
                 var count = 0
                 try transaction.scan(self.store.tables.refundInstructions, direction: .backward) { key, value in
-                    try RefundInstruction.write(id: Key.decodeU64(key), value, &json, self.localTime)
+                    let record = try RefundInstruction.Record.decode(id: Key.decodeU64(key), value)
+                    if let status, status != record.status { return true }
+                    if let channel, channel != record.channel { return true }
+                    record.write(&json, self.localTime)
                     count += 1
                     return count < limit
                 }
                 json.endArray()
                 json.endObject()
                 return HTTPResponse.json(status: 200, json.bytes)
+            }),
+            Route("POST", "/v1/refund-instructions/{instruction_id}/done", .operatorOnly, .write { context in
+                guard let id = RefundInstruction.id(context.parameters[0]) else {
+                    throw APIError.notFound("refund instruction \(context.parameters[0])")
+                }
+                let fields = try Fields(body: context.request.body)
+                let reference = try fields.requiredIdentifier("reference")
+                let note = try fields.string("note", bytesMax: Limits.resolutionNoteBytesMax, required: false) ?? ""
+                try fields.finish()
+                let input = CompleteRefundInstruction(instructionID: id, reference: reference, note: note, operatorUID: context.peer.uid)
+                return .command({ write in try self.engine.completeRefundInstruction(input, write: write) }, render: { record in
+                    .success(200) {
+                        var json = JSONWriter(capacity: 512)
+                        record.write(&json, self.localTime)
+                        return HTTPResponse.json(status: 200, json.bytes)
+                    }
+                })
             }),
         ]
     }
