@@ -96,3 +96,26 @@ import Testing
         #expect(status.json?["inbox"]?["next_run_at"]?.string?.hasSuffix("09:00:00+08:00") == true)
     }
 }
+
+extension StatementSpoolTests {
+    @Test func anIdempotencyKeyKnowsASpooledBodyByItsContent() throws {
+        let server = try ServiceServer(channels: ["wechat"])
+        defer { server.stop() }
+        func post(_ body: [UInt8]) throws -> HTTPClientResponse {
+            server.caller.value = .operator
+            let client = try UnixHTTPClient(socketPath: server.service.configuration.socketPath, timeoutSeconds: 10)
+            defer { client.close() }
+            return try client.send(method: "POST", path: Self.target, headers: [(name: "Idempotency-Key", value: "bill-1")], body: body)
+        }
+        let first = try post(StatementDryRunTests.bill)
+        #expect(first.status == 200)
+        let again = try post(StatementDryRunTests.bill)
+        #expect(again.status == 200 && again.body == first.body)
+        var other = StatementDryRunTests.bill
+        other[other.count - 1] ^= 1
+        let conflict = try post(other)
+        #expect(conflict.status == 409)
+        #expect(conflict.json?["code"]?.string == "idempotency_conflict")
+        #expect(spoolFiles(server).isEmpty)
+    }
+}
