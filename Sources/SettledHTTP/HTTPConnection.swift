@@ -3,7 +3,8 @@ import Glibc
 
 /// One accepted connection. Every field is touched only on its event loop's thread.
 ///
-/// Reading: bytes land in `input` (or straight into the body being read) and are parsed
+/// Reading: bytes land in `input` (or straight into the body being read, or its spool file
+/// for a route whose bodies are spooled: see `HTTPSpoolFile`) and are parsed
 /// into `pending`, at most `requestsInFlightPerConnectionMax` ahead. The oldest pending
 /// request goes to the handler when no other is in flight and the output buffer is below
 /// its limit; its response is encoded into `output` and written at once, the rest when the
