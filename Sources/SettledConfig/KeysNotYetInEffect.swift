@@ -6,10 +6,8 @@ extension SettledConfiguration {
     /// the channel's existence (orders name the configured channels).
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
         ("business", "clearing_time"),
-        ("business", "reconciliation_time"),
         ("business", "calendar"),
         ("business", "clear_unreconciled"),
-        ("limits", "statement_body_bytes_max"),
         ("channel.", "*"),
         ("risk", "*"),
         ("autodebit", "*"),

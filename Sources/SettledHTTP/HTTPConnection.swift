@@ -3,7 +3,8 @@ import Glibc
 
 /// One accepted connection. Every field is touched only on its event loop's thread.
 ///
-/// Reading: bytes land in `input` (or straight into the body being read) and are parsed
+/// Reading: bytes land in `input` (or straight into the body being read, or its spool file
+/// for a route whose bodies are spooled: see `HTTPSpoolFile`) and are parsed
 /// into `pending`, at most `requestsInFlightPerConnectionMax` ahead. The oldest pending
 /// request goes to the handler when no other is in flight and the output buffer is below
 /// its limit; its response is encoded into `output` and written at once, the rest when the
@@ -26,8 +27,8 @@ final class HTTPConnection: @unchecked Sendable {
     let loop: HTTPEventLoop
 
     private enum PendingItem {
-        /// `large`: its body is over `limits.bodyBytesMax` and holds one of the server's
-        /// places of large bodies until it is answered or dropped.
+        /// `large`: its body is over `limits.bodyBytesMax` (or spooled) and holds one of the
+        /// server's places of large bodies until it is answered or dropped.
         case request(HTTPRequest, keepAlive: Bool, isHead: Bool, large: Bool)
         case refusal(RequestRefusal)
     }
@@ -48,8 +49,11 @@ final class HTTPConnection: @unchecked Sendable {
     private var bodyRemaining = 0
     private var body: [UInt8] = []
     private var continueOwed = false
-    /// The body being read is over `limits.bodyBytesMax`: it holds a place of large bodies.
+    /// The body being read is over `limits.bodyBytesMax`, or spooled: it holds a place of
+    /// large bodies.
     private var readingLargeBody = false
+    /// The file the body being read is written to, for a route whose bodies are spooled.
+    private var spoolFile: HTTPSpoolFile?
 
     private var pending: [PendingItem?] = []
     private var pendingStart = 0
@@ -173,13 +177,13 @@ final class HTTPConnection: @unchecked Sendable {
     private func consume(_ bytes: UnsafeRawBufferPointer) {
         var bytes = bytes[...]
         if bodyHead != nil && inputStart == input.count {
-            // The common case of a large body: straight from the read buffer into the body.
+            // The common case of a large body: straight from the read buffer into the body
+            // (or its spool file).
             let take = min(bodyRemaining, bytes.count)
-            body.append(contentsOf: bytes.prefix(take))
-            // Body bytes came without the 100: none is owed any more (RFC 9110 section 10.1.1).
-            continueOwed = false
-            bodyRemaining -= take
-            lastActivity = Monotonic.nanoseconds()
+            if let refusal = appendBody(UnsafeRawBufferPointer(rebasing: bytes.prefix(take))) {
+                refuse(refusal)
+                return
+            }
             bytes = bytes.dropFirst(take)
             if bodyRemaining == 0 { finishBody() }
         }
@@ -195,11 +199,13 @@ final class HTTPConnection: @unchecked Sendable {
                 let available = input.count - inputStart
                 guard available > 0 else { break }
                 let take = min(bodyRemaining, available)
-                body.append(contentsOf: input[inputStart..<(inputStart + take)])
-                continueOwed = false
+                let start = inputStart
+                let refusal = input.withUnsafeBytes { appendBody(UnsafeRawBufferPointer(rebasing: $0[start..<(start + take)])) }
+                if let refusal {
+                    refuse(refusal)
+                    break
+                }
                 inputStart += take
-                bodyRemaining -= take
-                lastActivity = Monotonic.nanoseconds()
                 guard bodyRemaining == 0 else { break }
                 finishBody()
                 continue
@@ -213,6 +219,21 @@ final class HTTPConnection: @unchecked Sendable {
         } else if requestStartedAt == 0 {
             requestStartedAt = Monotonic.nanoseconds()
         }
+    }
+
+    /// Adds bytes of the body being read: to the body, or written to its spool file. The
+    /// refusal when the spool file could not take them (the caller refuses the request).
+    private func appendBody(_ bytes: UnsafeRawBufferPointer) -> RequestRefusal? {
+        if let spoolFile {
+            if let refusal = spoolFile.write(bytes) { return refusal }
+        } else {
+            body.append(contentsOf: bytes)
+        }
+        // Body bytes came without the 100: none is owed any more (RFC 9110 section 10.1.1).
+        continueOwed = false
+        bodyRemaining -= bytes.count
+        lastActivity = Monotonic.nanoseconds()
+        return nil
     }
 
     /// Parses one head from `input`; false when more bytes are needed or parsing stopped.
@@ -268,14 +289,16 @@ final class HTTPConnection: @unchecked Sendable {
             return false
         case .success(let head):
             let length = head.contentLength ?? 0
-            let lengthMax = length <= limits.bodyBytesMax ? limits.bodyBytesMax
-                : server.bodyBytesMax(method: head.method, pathSegments: head.parts.segments, peer: credentials)
+            let spoolTarget = server.spoolTarget(method: head.method, pathSegments: head.parts.segments, peer: credentials)
+            let lengthMax = if let spoolTarget { spoolTarget.bytesMax }
+                else if length <= limits.bodyBytesMax { limits.bodyBytesMax }
+                else { server.bodyBytesMax(method: head.method, pathSegments: head.parts.segments, peer: credentials) }
             if length > lengthMax {
                 refuse(RequestRefusal(status: 413, code: HTTPProblemCode.bodyTooLarge,
                                       detail: "The body of \(length) bytes exceeds the limit of \(lengthMax) bytes for \(head.method) \(head.parts.path)."))
                 return false
             }
-            if length > limits.bodyBytesMax {
+            if length > limits.bodyBytesMax || spoolTarget != nil {
                 guard server.acquireLargeBody() else {
                     refuse(RequestRefusal(status: 503, code: HTTPProblemCode.largeBodiesBusy,
                                           detail: "\(limits.largeBodiesMax) uploads are under way; retry when one has finished.",
@@ -283,6 +306,24 @@ final class HTTPConnection: @unchecked Sendable {
                     return false
                 }
                 readingLargeBody = true
+            }
+            if let spoolTarget {
+                switch HTTPSpoolFile.create(in: spoolTarget.directory) {
+                case .success(let file):
+                    spoolFile = file
+                case .failure(let refusal):
+                    refuse(refusal)
+                    return false
+                }
+                bodyHead = head
+                bodyRemaining = length
+                body = []
+                if length == 0 {
+                    finishBody()
+                    return true
+                }
+                continueOwed = head.expectsContinue && input.count == inputStart
+                return true
             }
             if length == 0 {
                 enqueue(head, body: [])
@@ -307,13 +348,16 @@ final class HTTPConnection: @unchecked Sendable {
         continueOwed = false
         let large = readingLargeBody
         readingLargeBody = false
-        enqueue(head, body: complete, large: large)
+        let spooled = spoolFile?.finish()
+        spoolFile = nil
+        enqueue(head, body: complete, spooled: spooled, large: large)
     }
 
-    private func enqueue(_ head: RequestHead, body: [UInt8], large: Bool = false) {
-        let request = HTTPRequest(method: head.method, target: head.target, parts: head.parts,
+    private func enqueue(_ head: RequestHead, body: [UInt8], spooled: HTTPSpooledBody? = nil, large: Bool = false) {
+        var request = HTTPRequest(method: head.method, target: head.target, parts: head.parts,
                                   headers: HTTPHeaders(head.fields), body: body,
                                   versionMinor: head.versionMinor)
+        request.spooledBody = spooled
         pending.append(.request(request, keepAlive: head.keepAlive, isHead: head.isHead, large: large))
         pendingBodyBytes += body.count
         lastActivity = Monotonic.nanoseconds()
@@ -338,10 +382,12 @@ final class HTTPConnection: @unchecked Sendable {
         headScanFrom = 0
     }
 
-    /// Drops the body being read, and its place of large bodies.
+    /// Drops the body being read (removing its spool file), and its place of large bodies.
     private func dropBodyBeingRead() {
         bodyHead = nil
         body = []
+        spoolFile?.abandon()
+        spoolFile = nil
         if readingLargeBody {
             readingLargeBody = false
             server.releaseLargeBodies(1)
@@ -356,11 +402,14 @@ final class HTTPConnection: @unchecked Sendable {
         }
     }
 
-    /// Drops the requests read ahead, and their places of large bodies.
+    /// Drops the requests read ahead, their places of large bodies and their spool files (not
+    /// yet the handler's).
     private func dropPending() {
         var large = 0
         for item in pending[pendingStart...] {
-            if case .request(_, _, _, true) = item { large += 1 }
+            guard case .request(let request, _, _, let isLarge) = item else { continue }
+            if isLarge { large += 1 }
+            if let spooled = request.spooledBody { unlink(spooled.path) }
         }
         pending.removeAll()
         pendingStart = 0
@@ -423,7 +472,7 @@ final class HTTPConnection: @unchecked Sendable {
             }
         }
         if closed { return }
-        if continueOwed && !inFlight && pendingCount == 0 && bodyHead != nil && body.isEmpty {
+        if continueOwed && !inFlight && pendingCount == 0 && bodyHead != nil && body.isEmpty && (spoolFile?.written ?? 0) == 0 {
             continueOwed = false
             // The body is the peer's to send from now on.
             requestStartedAt = Monotonic.nanoseconds()

@@ -37,6 +37,8 @@ public struct HTTPRequest: Sendable {
     public var query: [String: String]
     public var headers: HTTPHeaders
     public var body: [UInt8]
+    /// The body as a file, for a route whose bodies are spooled (`body` is empty then).
+    public var spooledBody: HTTPSpooledBody?
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
     public var versionMinor: Int
 
@@ -160,6 +162,10 @@ public enum HTTPProblemCode {
     public static let tooManyConnections = "too_many_connections"
     public static let requestTimeout = "request_timeout"
     public static let largeBodiesBusy = "uploads_busy"
+    /// 507: the spool directory's filesystem is full; the partial upload was removed.
+    public static let spoolFull = "spool_full"
+    /// 500: the spool file could not be made or written for another reason.
+    public static let spoolFailed = "spool_failed"
 }
 
 public enum HTTPStatus {

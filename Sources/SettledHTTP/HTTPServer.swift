@@ -129,6 +129,7 @@ public final class HTTPServer: @unchecked Sendable {
     let listeningDescriptor: Int32
     let limits: HTTPServerLimits
     let bodyLimit: (@Sendable (String, [String], PeerCredentials) -> Int)?
+    let spoolBody: (@Sendable (String, [String], PeerCredentials) -> HTTPSpoolTarget?)?
     let log: @Sendable (Int32, String) -> Void
     let handler: @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void
     let acceptQueue = DispatchQueue(label: "settled.http.accept")
@@ -168,15 +169,20 @@ public final class HTTPServer: @unchecked Sendable {
     /// - bodyLimit: the body limit for a request of this method and path (its percent-decoded
     ///   segments) from this peer, asked only for a body over `limits.bodyBytesMax` (uploads
     ///   may take more); `limits.bodyBytesMax` when nil.
+    /// - spoolBody: asked for every request (with a body or none) before its body is read: a target, and the body is written to a new file there as it arrives (its own
+    ///   limit; each such body holds one of `limits.largeBodiesMax` places until answered) and
+    ///   handed over as `HTTPRequest.spooledBody`; nil, and it is read into memory.
     /// - log: syslog priority (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG) and a message.
     public init(listeningDescriptor: Int32, limits: HTTPServerLimits,
                 bodyLimit: (@Sendable (_ method: String, _ pathSegments: [String], _ peer: PeerCredentials) -> Int)? = nil,
+                spoolBody: (@Sendable (_ method: String, _ pathSegments: [String], _ peer: PeerCredentials) -> HTTPSpoolTarget?)? = nil,
                 log: @escaping @Sendable (_ priority: Int32, _ message: String) -> Void,
                 handler: @escaping @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void) {
         precondition(listeningDescriptor >= 0)
         self.listeningDescriptor = listeningDescriptor
         self.limits = limits
         self.bodyLimit = bodyLimit
+        self.spoolBody = spoolBody
         self.log = log
         self.handler = handler
     }
@@ -286,6 +292,11 @@ public final class HTTPServer: @unchecked Sendable {
     /// The body limit for a request whose body is over `limits.bodyBytesMax`.
     func bodyBytesMax(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
         bodyLimit?(method, pathSegments, peer) ?? limits.bodyBytesMax
+    }
+
+    /// Where the body of this request is spooled, if it is.
+    func spoolTarget(method: String, pathSegments: [String], peer: PeerCredentials) -> HTTPSpoolTarget? {
+        spoolBody?(method, pathSegments, peer)
     }
 
     /// Takes one of the `limits.largeBodiesMax` places of large bodies; false when none is free.

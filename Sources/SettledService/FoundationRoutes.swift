@@ -179,6 +179,8 @@ extension SettledService {
         let offset = configuration.utcOffsetSeconds(atUnixSeconds: now)
         let businessDate = BusinessDate.of(unixSeconds: now, utcOffsetSeconds: offset, cutoffMinutes: configuration.cutoffMinutes)
         let tables = store.tables
+        let spoolUsage = spool.usage()
+        let reconciliationNext = reconciliationNextRunUnixSeconds()
         return .json { json in
             json.field("version", Self.version)
             json.field("pid", Int64(getpid()))
@@ -216,6 +218,17 @@ extension SettledService {
                 json.endObject()
             }
             json.endArray()
+            json.beginObject("spool")
+            json.field("path", spool.path)
+            json.field("files", spoolUsage.files)
+            json.field("bytes", spoolUsage.bytes)
+            json.endObject()
+            json.beginObject("inbox")
+            json.field("path", inbox.path)
+            if let reconciliationNext {
+                json.field("next_run_at", RFC3339.format(unixMillis: reconciliationNext * 1000, utcOffsetSeconds: offset))
+            }
+            json.endObject()
             json.beginObject("counts")
             json.field("connections", connectionCount())
             json.field("requests", metrics.requestsTotal)

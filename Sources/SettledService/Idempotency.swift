@@ -19,8 +19,8 @@ enum Idempotency {
         return !utf8.isEmpty && utf8.count <= Limits.idempotencyKeyBytesMax && utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }
 
-    /// A 128-bit FNV-1a digest of method, target (path and query) and body: what "the same
-    /// request" means.
+    /// A 128-bit FNV-1a digest of method, target (path and query) and body (a spooled body by
+    /// its SHA-256): what "the same request" means.
     static func fingerprint(_ request: HTTPRequest) -> UInt128 {
         var hash: UInt128 = 0x6c62272e07bb014262b821756295c58d
         let prime: UInt128 = 0x0000000001000000000000000000013B
@@ -33,6 +33,10 @@ enum Idempotency {
         for byte in request.target.utf8 { mix(byte) }
         mix(0)
         for byte in request.body { mix(byte) }
+        if let spooled = request.spooledBody {
+            mix(0)
+            for byte in spooled.sha256Hex.utf8 { mix(byte) }
+        }
         return hash
     }
 

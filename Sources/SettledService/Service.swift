@@ -5,6 +5,7 @@ import SettledCore
 import SettledEngine
 import SettledHTTP
 import SettledStore
+import Synchronization
 
 /// One request as a handler sees it.
 public struct RequestContext: Sendable {
@@ -136,14 +137,19 @@ public struct Route: Sendable {
     public let name: String
     /// Takes an upload: a body up to `[limits] import_body_bytes_max` instead of `body_bytes_max`.
     public let isUpload: Bool
+    /// Takes a statement file: the body is written to the spool as it arrives, up to `[limits]
+    /// statement_body_bytes_max`, and comes as `HTTPRequest.spooledBody` (an upload too).
+    public let isSpooled: Bool
 
-    public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, _ action: RouteAction) {
+    public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, spooled: Bool = false,
+                _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
         self.roles = roles
         self.action = action
         self.name = method + " " + pattern
-        self.isUpload = upload
+        self.isUpload = upload || spooled
+        self.isSpooled = spooled
     }
 
     func match(_ path: [String]) -> [String]? {
@@ -178,6 +184,12 @@ public final class SettledService: @unchecked Sendable {
     let log: @Sendable (Int32, String) -> Void
     public private(set) var routes: [Route] = []
     let backupQueue = DispatchQueue(label: "settled.backup")
+    /// `<state_dir>/spool/`: statement files as they are uploaded or picked up from the inbox.
+    let spool: SpoolDirectory
+    /// `<state_dir>/inbox/`: a directory per channel where banks drop statement files.
+    let inbox: InboxPickup
+    /// The reconciliation timer's last run (Unix seconds), once read from its marker file.
+    let reconciliationLastRunLock = Mutex<Int64?>(nil)
     /// How many connections the server holds, for status and metrics (set by the daemon).
     public var connectionCount: @Sendable () -> Int = { 0 }
     /// The server's counts since it started, for metrics (set by the daemon).
@@ -196,7 +208,17 @@ public final class SettledService: @unchecked Sendable {
         self.engine = Engine(configuration: configuration)
         self.localTime = LocalTime(configuration)
         self.startedUnixSeconds = writer.clock.wallUnixSeconds()
+        self.spool = SpoolDirectory(path: configuration.stateDirectory + "/spool")
+        self.inbox = InboxPickup(path: configuration.stateDirectory + "/inbox", spool: spool,
+                                 channels: configuration.channels.map(\.id), log: log)
         routes = Self.foundationRoutes(self)
+        do throws(SpoolError) {
+            try spool.prepare()
+            try inbox.prepare()
+        } catch {
+            // Uploads and the inbox answer the same error as they come; the rest serves.
+            log(3, "statement spool and inbox: \(error)")
+        }
     }
 
     /// Adds routes (the order and payment API registers itself here).
@@ -208,12 +230,28 @@ public final class SettledService: @unchecked Sendable {
     /// 403, 404 or 405.
     public func bodyLimit(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
         for route in routes where route.isUpload && route.method == method && route.match(pathSegments) != nil {
-            return access.roles(of: peer).isDisjoint(with: route.roles) ? configuration.bodyBytesMax : configuration.importBodyBytesMax
+            guard !access.roles(of: peer).isDisjoint(with: route.roles) else { return configuration.bodyBytesMax }
+            return route.isSpooled ? configuration.statementBodyBytesMax : configuration.importBodyBytesMax
         }
         return configuration.bodyBytesMax
     }
 
+    /// Where a request's body is spooled: for a spooled route's own method and path, and only
+    /// for a peer whose roles may call it (anyone else's body is read into memory under
+    /// `body_bytes_max` on its way to a 403).
+    public func spoolTarget(method: String, pathSegments: [String], peer: PeerCredentials) -> HTTPSpoolTarget? {
+        for route in routes where route.isSpooled && route.method == method && route.match(pathSegments) != nil {
+            guard !access.roles(of: peer).isDisjoint(with: route.roles) else { return nil }
+            return HTTPSpoolTarget(directory: spool.path, bytesMax: configuration.statementBodyBytesMax)
+        }
+        return nil
+    }
+
     public func handle(_ request: HTTPRequest, peer: PeerCredentials, responder: HTTPResponder) {
+        // A spooled body not kept by its route (refused before it ran, or an answer replayed
+        // under an Idempotency-Key) leaves the spool with the answer.
+        let spooledPath = request.spooledBody?.path
+        let responder = SpoolReleasingResponder(responder: responder, spooledPath: spooledPath)
         let started = DispatchTime.now().uptimeNanoseconds
         let roles = access.roles(of: peer)
         var matchedPath = false
@@ -472,6 +510,17 @@ extension SettledService {
         default:
             return nil
         }
+    }
+}
+
+/// Sends an answer after removing the request's spool file, if any is left.
+struct SpoolReleasingResponder: Sendable {
+    let responder: HTTPResponder
+    let spooledPath: String?
+
+    func send(_ response: HTTPResponse) {
+        if let spooledPath { unlink(spooledPath) }
+        responder.send(response)
     }
 }
 

@@ -1,3 +1,4 @@
+import Glibc
 import SettledConfig
 import SettledCore
 import SettledFormats
@@ -5,7 +6,7 @@ import SettledHTTP
 
 /// A channel's statement file parsed and checked without booking anything: its lines, the
 /// lines refused, the totals. The import itself (`POST /v1/statements` without `dry_run=1`)
-/// is not built yet.
+/// plugs in at `importSpooledStatement`.
 enum StatementDryRun {
     /// The bytes handed to the parser at a time: a slice of the body, not a copy of it.
     static let feedChunkBytes = 64 * 1024
@@ -38,17 +39,49 @@ enum StatementDryRun {
     /// Feeds the body to the parser in slices; records are counted, not kept. A file refused
     /// whole throws the parser's refusal as a 422 with its code.
     static func run(_ body: [UInt8], format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> Outcome {
-        var outcome = Outcome()
-        do throws(StatementRefusal) {
-            let parser = try StatementParser(format: format, businessDate: businessDate)
+        try run(format: format, businessDate: businessDate) { feed throws(StatementRefusal) in
             var start = body.startIndex
             repeat {
                 let end = min(body.endIndex, start + feedChunkBytes)
-                let batch = try parser.feed(body[start..<end])
-                outcome.lines += batch.records.count + batch.errors.count
-                outcome.errors += batch.errors
+                try feed(body[start..<end])
                 start = end
             } while start < body.endIndex
+        }
+    }
+
+    /// Feeds a file to the parser in slices read from it (memory flat in the file's size).
+    static func run(file path: String, format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> Outcome {
+        var readFailure: SpoolError?
+        let outcome = try run(format: format, businessDate: businessDate) { feed throws(StatementRefusal) in
+            var refusal: StatementRefusal?
+            do {
+                try SliceReader.read(path) { slice in
+                    do throws(StatementRefusal) { try feed(slice) } catch {
+                        refusal = error
+                        throw error
+                    }
+                }
+            } catch {
+                if let refusal { throw refusal }
+                readFailure = error as? SpoolError ?? SpoolError("read \(path)", EIO)
+            }
+        }
+        if let readFailure { throw readFailure.apiError }
+        return outcome
+    }
+
+    /// The parser fed by `source` (which calls its argument with each slice in order), then
+    /// finished.
+    private static func run(format: StatementFileFormat, businessDate: BusinessDate,
+                            source: ((ArraySlice<UInt8>) throws(StatementRefusal) -> Void) throws(StatementRefusal) -> Void) throws(APIError) -> Outcome {
+        var outcome = Outcome()
+        do throws(StatementRefusal) {
+            let parser = try StatementParser(format: format, businessDate: businessDate)
+            try source { slice throws(StatementRefusal) in
+                let batch = try parser.feed(slice)
+                outcome.lines += batch.records.count + batch.errors.count
+                outcome.errors += batch.errors
+            }
             let (batch, totals) = try parser.finish()
             outcome.lines += batch.records.count + batch.errors.count
             outcome.errors += batch.errors
@@ -63,11 +96,13 @@ enum StatementDryRun {
 extension SettledService {
     func statementRoutes() -> [Route] {
         [
-            // An upload: operator actions, audited by `run`; answered off the event loop.
-            Route("POST", "/v1/statements", .operatorOnly, upload: true, .custom { context, answer in
+            // An upload, its body spooled to a file as it arrives (`[limits]
+            // statement_body_bytes_max`): operator actions, audited by `run`; answered off the
+            // event loop. The spool file is removed once answered, whatever the answer.
+            Route("POST", "/v1/statements", .operatorOnly, spooled: true, .custom { context, answer in
                 let response: HTTPResponse
                 do throws(APIError) {
-                    response = try self.statementDryRun(context)
+                    response = try self.statementUpload(context)
                 } catch {
                     response = error.response
                 }
@@ -76,12 +111,15 @@ extension SettledService {
         ]
     }
 
-    func statementDryRun(_ context: RequestContext) throws(APIError) -> HTTPResponse {
-        guard let dryRun = context.request.query["dry_run"] else {
-            throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
+    func statementUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        // A body in memory comes only from a server made without the spool (`spoolTarget`).
+        guard let body = context.request.spooledBody else {
+            throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
         }
+        defer { spool.remove(body.path) }
         let query = Fields(query: context.request.query)
-        if dryRun != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
+        let dryRun = context.request.query["dry_run"] != nil
+        if let value = context.request.query["dry_run"], value != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
         let channelID = try query.identifier("channel")
         let dateText = try query.string("business_date", bytesMax: 10)
         if let dateText, BusinessDate(dateText) == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
@@ -89,8 +127,19 @@ extension SettledService {
         guard let channel = configuration.channel(id: channelID!) else {
             throw APIError(422, "unknown_channel", "channel \(channelID!) is not configured")
         }
-        let outcome = try StatementDryRun.run(context.request.body, format: try StatementDryRun.format(of: channel),
-                                              businessDate: BusinessDate(dateText!)!)
+        let businessDate = BusinessDate(dateText!)!
+        let statement: SpooledStatement
+        do throws(SpoolError) {
+            statement = try spool.statement(body, source: .upload(uid: context.peer.uid), durable: !dryRun)
+        } catch {
+            throw error.apiError
+        }
+        defer { spool.remove(statement.path) }
+        guard dryRun else {
+            return try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: statement)
+        }
+        let outcome = try StatementDryRun.run(file: statement.path, format: try StatementDryRun.format(of: channel),
+                                              businessDate: businessDate)
         return .json { json in
             json.field("lines", outcome.lines)
             json.beginArray("parse_errors")
@@ -110,5 +159,17 @@ extension SettledService {
             json.field("fees_fen", outcome.totals.feesFen)
             json.endObject()
         }
+    }
+}
+
+extension SettledService {
+    /// Where the import plugs in: applies a statement file kept whole in the spool to a
+    /// channel's business date, and answers what `POST /v1/statements` (without `dry_run`)
+    /// answers. Called by the upload route and by the inbox pickup (`InboxPickup`), off the
+    /// event loops; the caller removes the spool file once this returns (the import committed)
+    /// or throws (refused: an inbox file goes to `inbox/<channel>/failed/` with the reason).
+    func importSpooledStatement(channel: ChannelConfiguration, businessDate: BusinessDate,
+                                spooled: SpooledStatement) throws(APIError) -> HTTPResponse {
+        throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
     }
 }

@@ -57,6 +57,41 @@ public final class TimerSchedule: @unchecked Sendable {
         source.resume()
     }
 
+    /// Checks every `checkSeconds`, the first time at once, whether `work` is due: `work` runs
+    /// what is due and returns its outcome, or nil when nothing was. `next` is the time shown as
+    /// the timer's next fire (the check itself runs on Dispatch's clock; what is due is decided
+    /// by `work` on the daemon's clock).
+    public func scheduled(_ name: String, checkSeconds: Int, next: @escaping @Sendable () -> Int64?,
+                          _ work: @escaping @Sendable () throws -> String?) {
+        precondition(checkSeconds > 0)
+        let source = DispatchSource.makeTimerSource(queue: queue(name))
+        source.schedule(deadline: .now(), repeating: .seconds(checkSeconds), leeway: .seconds(1))
+        source.setEventHandler { [weak self] in
+            guard let self else { return }
+            do {
+                if let outcome = try work() {
+                    self.update(name) {
+                        $0.lastRunUnixSeconds = self.nowSeconds()
+                        $0.lastOutcome = outcome
+                    }
+                }
+            } catch {
+                self.log(3, "timer \(name) failed: \(error)")
+                self.update(name) {
+                    $0.lastRunUnixSeconds = self.nowSeconds()
+                    $0.lastOutcome = "failed: \(error)"
+                }
+            }
+            let upcoming = next()
+            self.update(name) { $0.nextFireUnixSeconds = upcoming }
+        }
+        lock.lock()
+        entries[name] = Entry(name: name, nextFireUnixSeconds: next())
+        sources[name] = source
+        lock.unlock()
+        source.resume()
+    }
+
     private func run(_ name: String, _ work: () throws -> String) {
         let outcome: String
         do {
@@ -115,5 +150,93 @@ extension SettledService {
             }
             return "removed \(removed) expired keys"
         }
+    }
+}
+
+extension SettledService {
+    /// How often the reconciliation timer looks at the clock.
+    public static let reconciliationCheckSeconds = 30
+    static let reconciliationTimerName = "reconciliation"
+
+    /// `<state_dir>/reconciliation.last-run`: the Unix seconds of the last run, so that a start
+    /// after the scheduled time catches up.
+    var reconciliationMarkerPath: String { configuration.stateDirectory + "/reconciliation.last-run" }
+
+    var reconciliationSchedule: ReconciliationSchedule {
+        let configuration = self.configuration
+        return ReconciliationSchedule(minutesOfDay: configuration.reconciliationTimeMinutes,
+                                      utcOffsetSeconds: { configuration.utcOffsetSeconds(atUnixSeconds: $0) })
+    }
+
+    /// The reconciliation timer: the inbox pickup daily at `[business] reconciliation_time`,
+    /// and at start when that time passed while the daemon was down.
+    public func startReconciliationTimer() {
+        timers.scheduled(Self.reconciliationTimerName, checkSeconds: Self.reconciliationCheckSeconds,
+                         next: { [self] in reconciliationNextRunUnixSeconds() }) { [self] in try reconciliationTick() }
+    }
+
+    /// The last run, read from its marker; a state directory without one (a first start) counts
+    /// as run now, so that a new daemon does not catch up on a day it never saw.
+    func reconciliationLastRun() throws -> Int64 {
+        try reconciliationLastRunLock.withLock { cached in
+            if let cached { return cached }
+            var text = ""
+            do {
+                try SliceReader.read(reconciliationMarkerPath) { text += String(decoding: $0, as: UTF8.self) }
+            } catch let error as SpoolError where error.errorNumber == ENOENT {
+                let now = writer.clock.wallUnixSeconds()
+                try writeReconciliationMarker(now)
+                cached = now
+                return now
+            }
+            guard let seconds = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw SpoolError("\(reconciliationMarkerPath) holds no Unix time", EINVAL)
+            }
+            cached = seconds
+            return seconds
+        }
+    }
+
+    private func writeReconciliationMarker(_ seconds: Int64) throws {
+        let temporary = reconciliationMarkerPath + ".new"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw SpoolError("open \(temporary)", errno) }
+        let bytes = Array("\(seconds)\n".utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        let synced = fsync(descriptor) == 0
+        close(descriptor)
+        guard written == bytes.count, synced else { throw SpoolError("write \(temporary)", errno) }
+        guard rename(temporary, reconciliationMarkerPath) == 0 else { throw SpoolError("rename \(temporary)", errno) }
+        try StateDirectories.sync(configuration.stateDirectory)
+    }
+
+    /// When the timer runs next: now when a run is due, else the next scheduled time.
+    public func reconciliationNextRunUnixSeconds() -> Int64? {
+        let now = writer.clock.wallUnixSeconds()
+        guard let lastRun = try? reconciliationLastRun() else { return nil }
+        return reconciliationSchedule.due(lastRun: lastRun, now: now) != nil ? now : reconciliationSchedule.next(after: now)
+    }
+
+    /// One look at the clock: when a scheduled run is due, runs the inbox pickup (handing each
+    /// file to `handoff`, the import by default) and records the run. Nil when nothing was due.
+    @discardableResult
+    func reconciliationTick(handoff: InboxPickup.Handoff? = nil) throws -> String? {
+        let nowMillis = writer.clock.wallUnixMillis()
+        let now = writer.clock.wallUnixSeconds()
+        guard let due = reconciliationSchedule.due(lastRun: try reconciliationLastRun(), now: now) else { return nil }
+        let importing: InboxPickup.Handoff = { [self] channelID, businessDate, spooled throws(APIError) in
+            guard let channel = configuration.channel(id: channelID) else {
+                throw APIError(422, "unknown_channel", "channel \(channelID) is not configured")
+            }
+            _ = try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: spooled)
+        }
+        let pickups = inbox.run(nowUnixMillis: nowMillis, undatedBusinessDate: due.date.adding(days: -1),
+                                handoff: handoff ?? importing)
+        try reconciliationLastRunLock.withLock { cached in
+            try writeReconciliationMarker(now)
+            cached = now
+        }
+        let failed = pickups.count { $0.failure != nil }
+        return "run of \(due.date): \(pickups.count - failed) files imported, \(failed) set aside"
     }
 }

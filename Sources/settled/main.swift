@@ -117,6 +117,9 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     // MARK: signals (registered first, kept alive for the life of the process)
 
     signal(SIGPIPE, SIG_IGN)
+    // A file past RLIMIT_FSIZE fails with EFBIG (a spooled upload answers 507) instead of
+    // killing the daemon.
+    signal(SIGXFSZ, SIG_IGN)
     let termination = Termination()
 
     // MARK: store and writer
@@ -185,6 +188,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     limits.largeBodiesMax = configuration.uploadsInFlightMax
     let server = HTTPServer(listeningDescriptor: listeningDescriptor, limits: limits,
                             bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
+                            spoolBody: { method, pathSegments, peer in service.spoolTarget(method: method, pathSegments: pathSegments, peer: peer) },
                             log: log,
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
     service.connectionCount = { server.connectionCount }
@@ -203,6 +207,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     }
     service.startMaintenanceTimers()
     service.startOrderTimers()
+    service.startReconciliationTimer()
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?

@@ -115,12 +115,13 @@ final class TestServer: Sendable {
 
     init(limits: HTTPServerLimits = testLimits(),
          bodyLimit: (@Sendable (String, [String], PeerCredentials) -> Int)? = nil,
+         spoolBody: (@Sendable (String, [String], PeerCredentials) -> HTTPSpoolTarget?)? = nil,
          handler: @escaping @Sendable (HTTPRequest, PeerCredentials, HTTPResponder) -> Void = echoHandler) throws {
         directory = try TemporaryDirectory()
         socketPath = directory.path + "/settled.sock"
         let descriptor = try HTTPServer.listen(path: socketPath)
         let logs = self.logs
-        server = HTTPServer(listeningDescriptor: descriptor, limits: limits, bodyLimit: bodyLimit,
+        server = HTTPServer(listeningDescriptor: descriptor, limits: limits, bodyLimit: bodyLimit, spoolBody: spoolBody,
                             log: { logs.record($0, $1) }, handler: handler)
         try server.start()
     }

@@ -87,17 +87,22 @@ final class ServiceFixture: Sendable {
     let logs = LogRecorder()
 
     /// `channels`: payment channels to configure (each named by its statement format).
+    /// `configure`: changes to the configuration before the service is made; `clock`: the
+    /// writer's (and so the service's) clock.
     init(channels: [String] = [], mapSizeBytes: Int = ServiceFixture.mapSizeBytes,
-         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes) throws {
+         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes, clock: Clock = .system,
+         configure: (inout SettledConfiguration) -> Void = { _ in }) throws {
         directory = try TemporaryDirectory()
         var configuration = SettledConfiguration.defaults(path: directory.path + "/settled.conf")
         configuration.stateDirectory = directory.path + "/state"
         configuration.socketPath = directory.path + "/settled.sock"
         configuration.sync = .off
         configuration.channels = channels.map { ChannelConfiguration(id: $0, format: $0) }
+        configure(&configuration)
         let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: mapSizeBytes,
                               mapSizeMaxBytes: mapSizeMaxBytes, sync: false)
-        let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
+        let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax,
+                                 clock: clock)
         writer.start()
         let access = AccessPolicy(gatewayGroupIDs: [Caller.gatewayGroupID], operatorGroupIDs: [Caller.operatorGroupID],
                                   auditorGroupIDs: [Caller.auditorGroupID], operatorUIDs: [])
@@ -137,14 +142,19 @@ final class ServiceServer: Sendable {
     var service: SettledService { fixture.service }
 
     init(channels: [String] = [], mapSizeBytes: Int = ServiceFixture.mapSizeBytes,
-         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes) throws {
-        fixture = try ServiceFixture(channels: channels, mapSizeBytes: mapSizeBytes, mapSizeMaxBytes: mapSizeMaxBytes)
+         mapSizeMaxBytes: Int = ServiceFixture.mapSizeMaxBytes,
+         configure: (inout SettledConfiguration) -> Void = { _ in }) throws {
+        fixture = try ServiceFixture(channels: channels, mapSizeBytes: mapSizeBytes, mapSizeMaxBytes: mapSizeMaxBytes,
+                                     configure: configure)
         let service = fixture.service
         let descriptor = try HTTPServer.listen(path: service.configuration.socketPath)
         let caller = self.caller
         let logs = fixture.logs
         server = HTTPServer(listeningDescriptor: descriptor, limits: HTTPServerLimits(),
                             bodyLimit: { method, pathSegments, peer in service.bodyLimit(method: method, pathSegments: pathSegments, peer: peer) },
+                            spoolBody: { method, pathSegments, _ in
+                                service.spoolTarget(method: method, pathSegments: pathSegments, peer: caller.value.credentials)
+                            },
                             log: { logs.record($0, $1) },
                             handler: { request, _, responder in
                                 service.handle(request, peer: caller.value.credentials, responder: responder)

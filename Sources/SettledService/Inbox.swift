@@ -1,0 +1,202 @@
+import Glibc
+import SettledCore
+
+/// `<state_dir>/inbox/<channel>/`: where banks and channels drop statement files (by SFTP), one
+/// directory per configured channel, made at start (0770, so that a delivery account in the
+/// daemon's group may write there).
+///
+/// The reconciliation timer picks the files up (`run`). A file is taken when it is complete:
+/// a regular file whose name does not begin with `.` and does not end in `.part`, `.tmp` or
+/// `.filepart` (the names SFTP clients write under before they rename), and whose last change
+/// is at least `quietSeconds` old by the daemon's clock (a client that writes in place). Each
+/// one is moved (a rename: the inbox must be on the state directory's filesystem) into the
+/// spool, hashed there, and handed to the import for its channel and business date: the date
+/// its name begins with (`YYYY-MM-DD…`), else the day before the local date of the scheduled
+/// run. Imported, it is removed from the spool; refused, it goes to `<channel>/failed/` under
+/// its own name (`.1`, `.2`, … added if taken) with a `<name>.reason` file beside it.
+struct InboxPickup: Sendable {
+    /// A file changed more recently than this (by the daemon's clock) may still be written.
+    static let quietSeconds: Int64 = 10
+    static let failedDirectory = "failed"
+    /// Name endings of files still being written.
+    static let partialSuffixes = [".part", ".tmp", ".filepart"]
+    /// Names tried in `failed/` before one is free.
+    static let failedNamesMax = 1000
+
+    let path: String
+    let spool: SpoolDirectory
+    let channels: [String]
+    let log: @Sendable (Int32, String) -> Void
+
+    /// One file taken by a run.
+    struct Pickup: Sendable, Equatable {
+        var channel: String
+        var fileName: String
+        var businessDate: BusinessDate
+        /// Nil when the import took it; else why it was set aside in `failed/`.
+        var failure: String?
+    }
+
+    /// The handoff of a spooled file to the import: returns once the import has committed,
+    /// throws its refusal.
+    typealias Handoff = (_ channel: String, _ businessDate: BusinessDate, _ spooled: SpooledStatement) throws(APIError) -> Void
+
+    func channelPath(_ channel: String) -> String { path + "/" + channel }
+
+    /// Makes the inbox, a directory per channel and its `failed/` (0770).
+    func prepare() throws(SpoolError) {
+        try StateDirectories.make(path, mode: 0o770)
+        for channel in channels {
+            try StateDirectories.make(channelPath(channel), mode: 0o770)
+            try StateDirectories.make(channelPath(channel) + "/" + Self.failedDirectory, mode: 0o770)
+        }
+    }
+
+    /// The business date of a file: the date its name begins with, else `fallback`.
+    static func businessDate(ofFileName name: String, fallback: BusinessDate) -> BusinessDate {
+        BusinessDate(name.prefix(10)) ?? fallback
+    }
+
+    /// Whether a name is one a client writes under before the file is complete.
+    static func isPartialName(_ name: String) -> Bool {
+        name.hasPrefix(".") || partialSuffixes.contains { name.hasSuffix($0) }
+    }
+
+    /// The complete files of a channel's inbox now, by name.
+    func completeFiles(channel: String, nowUnixMillis: Int64) -> [String] {
+        let directory = channelPath(channel)
+        return StateDirectories.names(in: directory).filter { name in
+            guard !Self.isPartialName(name) else { return false }
+            var info = stat()
+            guard lstat(directory + "/" + name, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return false }
+            let changedMillis = max(Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000,
+                                    Int64(info.st_ctim.tv_sec) * 1000 + Int64(info.st_ctim.tv_nsec) / 1_000_000)
+            return changedMillis <= nowUnixMillis - Self.quietSeconds * 1000
+        }
+    }
+
+    /// Takes every complete file of every channel's inbox, in name order, and hands each to
+    /// `handoff`. `undatedBusinessDate`: the date of files whose names carry none.
+    func run(nowUnixMillis: Int64, undatedBusinessDate: BusinessDate, handoff: Handoff) -> [Pickup] {
+        var pickups: [Pickup] = []
+        for channel in channels {
+            for name in completeFiles(channel: channel, nowUnixMillis: nowUnixMillis) {
+                let date = Self.businessDate(ofFileName: name, fallback: undatedBusinessDate)
+                if let pickup = take(channel: channel, name: name, businessDate: date, handoff: handoff) {
+                    pickups.append(pickup)
+                }
+            }
+        }
+        return pickups
+    }
+
+    /// Moves one file into the spool, hashes it, hands it over; nil when it could not even be
+    /// moved (it stays in the inbox, and the next run tries again).
+    private func take(channel: String, name: String, businessDate: BusinessDate, handoff: Handoff) -> Pickup? {
+        let source = channelPath(channel) + "/" + name
+        let spooledPath = spool.newPath(prefix: "inbox-\(channel)-")
+        guard rename(source, spooledPath) == 0 else {
+            log(3, "inbox: cannot move \(source) into the spool: \(String(cString: strerror(errno)))")
+            return nil
+        }
+        var pickup = Pickup(channel: channel, fileName: name, businessDate: businessDate, failure: nil)
+        let failure: String?
+        do {
+            var hash = SHA256()
+            var bytes: Int64 = 0
+            try SliceReader.read(spooledPath) { slice in
+                hash.update(slice)
+                bytes += Int64(slice.count)
+            }
+            try StateDirectories.sync(spooledPath)
+            try StateDirectories.sync(spool.path)
+            try StateDirectories.sync(channelPath(channel))
+            let statement = SpooledStatement(path: spooledPath, bytes: bytes, sha256Hex: SHA256.hex(hash.finish()),
+                                             source: .inbox(fileName: name))
+            do throws(APIError) {
+                try handoff(channel, businessDate, statement)
+                failure = nil
+            } catch {
+                failure = error.description
+            }
+        } catch {
+            failure = "\(error)"
+        }
+        if let failure {
+            pickup.failure = failure
+            setAside(spooledPath, channel: channel, name: name, reason: failure, businessDate: businessDate)
+        } else {
+            spool.remove(spooledPath)
+        }
+        return pickup
+    }
+
+    /// Moves a refused file from the spool to `<channel>/failed/` with a `.reason` file.
+    private func setAside(_ spooledPath: String, channel: String, name: String, reason: String, businessDate: BusinessDate) {
+        let failed = channelPath(channel) + "/" + Self.failedDirectory
+        var target = failed + "/" + name
+        var suffix = 0
+        while access(target, F_OK) == 0 || access(target + ".reason", F_OK) == 0 {
+            suffix += 1
+            guard suffix < Self.failedNamesMax else { break }
+            target = failed + "/" + name + "." + String(suffix)
+        }
+        guard rename(spooledPath, target) == 0 else {
+            log(3, "inbox: \(name) of \(channel) was refused (\(reason)) and stays in the spool as \(spooledPath): \(String(cString: strerror(errno)))")
+            return
+        }
+        let text = "file: \(name)\nchannel: \(channel)\nbusiness_date: \(businessDate)\nreason: \(reason)\n"
+        let descriptor = open(target + ".reason", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o660)
+        if descriptor >= 0 {
+            let bytes = Array(text.utf8)
+            _ = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+            close(descriptor)
+        }
+        log(4, "inbox: \(name) of \(channel) set aside in \(failed): \(reason)")
+    }
+}
+
+/// When the reconciliation run is due: daily at `[business] reconciliation_time`, local time in
+/// the configured zone. A run is due once the latest scheduled time at or before now is later
+/// than the last run: a daemon that was down at that time runs once when it starts again (one
+/// run, however many were missed).
+struct ReconciliationSchedule: Sendable {
+    static let secondsPerDay: Int64 = 86_400
+
+    let minutesOfDay: Int
+    /// The zone's UTC offset at an instant, seconds.
+    let utcOffsetSeconds: @Sendable (Int64) -> Int
+
+    /// The local date of an instant.
+    func localDate(_ unixSeconds: Int64) -> BusinessDate {
+        BusinessDate.of(unixSeconds: unixSeconds, utcOffsetSeconds: utcOffsetSeconds(unixSeconds), cutoffMinutes: 0)
+    }
+
+    /// The scheduled instant on a local date.
+    func instant(on date: BusinessDate) -> Int64 {
+        let local = Int64(date.daysSinceEpoch) * Self.secondsPerDay + Int64(minutesOfDay) * 60
+        return local - Int64(utcOffsetSeconds(local))
+    }
+
+    /// The latest scheduled run at or before `now`: its local date and instant.
+    func latest(atOrBefore now: Int64) -> (date: BusinessDate, unixSeconds: Int64) {
+        let today = localDate(now)
+        let todays = instant(on: today)
+        if todays <= now { return (today, todays) }
+        let yesterday = today.adding(days: -1)
+        return (yesterday, instant(on: yesterday))
+    }
+
+    /// The first scheduled run after `now`.
+    func next(after now: Int64) -> Int64 {
+        let today = localDate(now)
+        let todays = instant(on: today)
+        return todays > now ? todays : instant(on: today.adding(days: 1))
+    }
+
+    /// The scheduled run now due after a last run at `lastRun`, or nil.
+    func due(lastRun: Int64, now: Int64) -> (date: BusinessDate, unixSeconds: Int64)? {
+        let latest = latest(atOrBefore: now)
+        return latest.unixSeconds > lastRun ? latest : nil
+    }
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Glibc
+import SettledConfig
+import SettledCore
+@testable import SettledService
+import SettledStore
+import Synchronization
+import Testing
+
+/// The inbox per channel, picked up by the reconciliation timer at `[business]
+/// reconciliation_time`, driven by a manual clock.
+@Suite struct InboxPickupTests {
+    /// A day after the files' real change times, so that every file is old by the manual clock
+    /// unless a test dates it later.
+    static let morning = RFC3339.parse("2027-01-05T08:00:00+08:00")!
+
+    /// One handoff as the import would receive it, with the file's content at that moment.
+    struct Handed: Equatable {
+        var channel: String
+        var businessDate: String
+        var fileName: String
+        var content: String
+        var sha256Hex: String
+        var bytes: Int64
+        var inSpool: Bool
+    }
+
+    final class Recorder: Sendable {
+        let handed = Mutex<[Handed]>([])
+        /// File names whose import is refused.
+        let refuse: Set<String>
+
+        init(refuse: Set<String> = []) { self.refuse = refuse }
+
+        func handoff(spool: String) -> InboxPickup.Handoff {
+            { channel, date, spooled throws(APIError) in
+                guard case .inbox(let name) = spooled.source else { throw APIError(500, "test", "not from the inbox") }
+                let content = FileManager.default.contents(atPath: spooled.path).map { String(decoding: $0, as: UTF8.self) } ?? "<missing>"
+                self.handed.withLock {
+                    $0.append(Handed(channel: channel, businessDate: date.description, fileName: name, content: content,
+                                     sha256Hex: spooled.sha256Hex, bytes: spooled.bytes,
+                                     inSpool: spooled.path.hasPrefix(spool + "/inbox-\(channel)-")))
+                }
+                if self.refuse.contains(name) { throw APIError(422, "totals_mismatch", "the summary says 0.48, the lines 0.47") }
+            }
+        }
+
+        var all: [Handed] { handed.withLock { $0 } }
+    }
+
+    func fixture(_ clock: ManualClock) throws -> ServiceFixture {
+        try ServiceFixture(channels: ["wechat", "alipay"], clock: .manual(clock)) { configuration in
+            configuration.timezone = "Asia/Shanghai"
+            configuration.reconciliationTimeMinutes = 9 * 60
+        }
+    }
+
+    /// Writes a file into a channel's inbox; `changedAt` sets its modification time.
+    func drop(_ service: SettledService, _ channel: String, _ name: String, _ content: String, changedAt: Int64? = nil) throws {
+        let path = service.inbox.channelPath(channel) + "/" + name
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(content.utf8)))
+        if let changedAt {
+            let time = timespec(tv_sec: Int(changedAt / 1000), tv_nsec: Int(changedAt % 1000) * 1_000_000)
+            var times = [time, time]
+            #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        }
+    }
+
+    func names(_ path: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+
+    @Test func inboxDirectoriesAreMadeForEveryChannel() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        for channel in ["wechat", "alipay"] {
+            for path in [fixture.service.inbox.channelPath(channel), fixture.service.inbox.channelPath(channel) + "/failed"] {
+                var info = stat()
+                #expect(stat(path, &info) == 0)
+                #expect(info.st_mode & 0o777 == 0o770, "\(path)")
+            }
+        }
+    }
+
+    @Test func theRunAtTheTimeTakesCompleteFilesDatesThemAndSetsTheRefusedAside() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        let recorder = Recorder(refuse: ["bad.csv"])
+        let handoff = recorder.handoff(spool: service.spool.path)
+
+        // First start: nothing to catch up on.
+        #expect(try service.reconciliationTick(handoff: handoff) == nil)
+        try drop(service, "wechat", "2027-01-03-trade.csv", "dated")
+        try drop(service, "wechat", "bill.csv", "undated")
+        try drop(service, "wechat", "upload.csv.part", "being written")
+        try drop(service, "wechat", ".bill.csv.tmp", "being written")
+        try drop(service, "alipay", "bad.csv", "refused")
+        // Changed 5 s before the run: may still be written.
+        try drop(service, "alipay", "late.csv", "late", changedAt: Self.morning + 3600_000 - 5_000)
+
+        clock.advance(millis: 3600_000 - 1000)
+        #expect(try service.reconciliationTick(handoff: handoff) == nil)
+        #expect(recorder.all.isEmpty)
+        #expect(service.reconciliationNextRunUnixSeconds() == (Self.morning + 3600_000) / 1000)
+
+        clock.advance(millis: 1000)
+        let outcome = try service.reconciliationTick(handoff: handoff)
+        #expect(outcome == "run of 2027-01-05: 2 files imported, 1 set aside")
+        let sha = { (text: String) in SHA256.hex(of: Array(text.utf8)) }
+        #expect(recorder.all == [
+            Handed(channel: "wechat", businessDate: "2027-01-03", fileName: "2027-01-03-trade.csv", content: "dated",
+                   sha256Hex: sha("dated"), bytes: 5, inSpool: true),
+            Handed(channel: "wechat", businessDate: "2027-01-04", fileName: "bill.csv", content: "undated",
+                   sha256Hex: sha("undated"), bytes: 7, inSpool: true),
+            Handed(channel: "alipay", businessDate: "2027-01-04", fileName: "bad.csv", content: "refused",
+                   sha256Hex: sha("refused"), bytes: 7, inSpool: true),
+        ])
+        #expect(names(service.inbox.channelPath("wechat")) == [".bill.csv.tmp", "failed", "upload.csv.part"])
+        #expect(names(service.inbox.channelPath("alipay")) == ["failed", "late.csv"])
+        #expect(names(service.inbox.channelPath("alipay") + "/failed") == ["bad.csv", "bad.csv.reason"])
+        let reason = try String(contentsOfFile: service.inbox.channelPath("alipay") + "/failed/bad.csv.reason", encoding: .utf8)
+        #expect(reason.contains("business_date: 2027-01-04"))
+        #expect(reason.contains("422 totals_mismatch: the summary says 0.48, the lines 0.47"))
+        #expect(try String(contentsOfFile: service.inbox.channelPath("alipay") + "/failed/bad.csv", encoding: .utf8) == "refused")
+        // Imported files leave the spool; so do refused ones (to failed/).
+        #expect(names(service.spool.path).isEmpty)
+
+        // Once a day: not again until the next day's time.
+        clock.advance(millis: 60_000)
+        #expect(try service.reconciliationTick(handoff: handoff) == nil)
+        #expect(service.reconciliationNextRunUnixSeconds() == (Self.morning + 3600_000 + 86_400_000) / 1000)
+        // A second refused file of the same name is set aside beside the first.
+        try drop(service, "alipay", "bad.csv", "refused again")
+        clock.advance(millis: 86_400_000 - 60_000)
+        #expect(try service.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 1 set aside")
+        #expect(recorder.all.dropLast().last?.fileName == "bad.csv")
+        #expect(recorder.all.last == Handed(channel: "alipay", businessDate: "2027-01-05", fileName: "late.csv",
+                                                       content: "late", sha256Hex: sha("late"), bytes: 4, inSpool: true))
+        #expect(names(service.inbox.channelPath("alipay") + "/failed") == ["bad.csv", "bad.csv.1", "bad.csv.1.reason", "bad.csv.reason"])
+    }
+
+    @Test func aStartAfterTheTimeCatchesUpOnce() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let recorder = Recorder()
+        let first = fixture.service
+        #expect(try first.reconciliationTick(handoff: recorder.handoff(spool: first.spool.path)) == nil)
+
+        // Down from before 09:00 on the 5th until 08:00 on the 7th: two runs missed.
+        clock.advance(millis: 2 * 86_400_000)
+        let restarted = SettledService(configuration: first.configuration, store: first.store, writer: first.writer,
+                                       access: first.access, log: { _, _ in })
+        try drop(restarted, "wechat", "bill.csv", "undated")
+        #expect(restarted.reconciliationNextRunUnixSeconds() == clock.wallUnixMillis / 1000)
+        let handoff = recorder.handoff(spool: restarted.spool.path)
+        // One run for what was missed; undated files take the day before the missed run's date.
+        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 0 set aside")
+        #expect(recorder.all.map(\.businessDate) == ["2027-01-05"])
+        #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
+        clock.advance(millis: 3600_000 - 1)
+        #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
+        clock.advance(millis: 1)
+        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-07: 0 files imported, 0 set aside")
+    }
+
+    @Test func theScheduleIsLocalTime() {
+        let schedule = ReconciliationSchedule(minutesOfDay: 9 * 60 + 30, utcOffsetSeconds: { _ in 8 * 3600 })
+        let at = { (text: String) in RFC3339.parse(text)! / 1000 }
+        #expect(schedule.next(after: at("2027-01-05T09:29:59+08:00")) == at("2027-01-05T09:30:00+08:00"))
+        #expect(schedule.next(after: at("2027-01-05T09:30:00+08:00")) == at("2027-01-06T09:30:00+08:00"))
+        // 01:00 local is the previous UTC day.
+        #expect(schedule.next(after: at("2027-01-05T01:00:00+08:00")) == at("2027-01-05T09:30:00+08:00"))
+        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:29:59+08:00")) == nil)
+        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:30:00+08:00"))?.date.description == "2027-01-05")
+        #expect(schedule.due(lastRun: at("2027-01-02T12:00:00+08:00"), now: at("2027-01-05T08:00:00+08:00"))?.date.description == "2027-01-04")
+    }
+
+    @Test func fileNamesDateTheirStatements() {
+        let fallback = BusinessDate("2027-01-04")!
+        #expect(InboxPickup.businessDate(ofFileName: "2026-12-31_wechat.csv", fallback: fallback).description == "2026-12-31")
+        #expect(InboxPickup.businessDate(ofFileName: "2026-02-30.csv", fallback: fallback) == fallback)
+        #expect(InboxPickup.businessDate(ofFileName: "20261231.csv", fallback: fallback) == fallback)
+        #expect(InboxPickup.businessDate(ofFileName: "x", fallback: fallback) == fallback)
+        #expect(InboxPickup.isPartialName("a.filepart") && InboxPickup.isPartialName(".a") && !InboxPickup.isPartialName("a.csv"))
+    }
+}
