@@ -212,6 +212,23 @@ enum WeChatBillFile {
         #expect(try harness.call("GET", "/v1/discrepancies?status=carried").json?["discrepancies"]?.array?.isEmpty == true)
     }
 
+    /// The reconciliation timer's work for a date: carried items whose days are over open.
+    @Test func theTimersRunOpensCarriedItemsWhoseDaysAreOver() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let day = try plantDay(harness)
+        #expect(try Self.importBill(harness, plantedBill(day)).status == 200)
+        // Still within its day: nothing opens.
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.date)!) == 0)
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 2)
+        #expect(try harness.call("GET", "/v1/discrepancies?status=carried").json?["discrepancies"]?.array?.isEmpty == true)
+        let open = try harness.call("GET", "/v1/discrepancies?status=open&business_date=\(Self.date)")
+        let kinds = (open.json?["discrepancies"]?.array ?? []).compactMap { $0["kind"]?.string }
+        #expect(kinds.contains("missing_channel") && kinds.contains("missing_internal"), "\(open.text)")
+        // Run again: nothing more.
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 0)
+    }
+
     @Test func withoutCarryForwardAnUnmatchedItemIsOpenAtOnce() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1, carryForwardDays: 0)
         defer { harness.close() }
