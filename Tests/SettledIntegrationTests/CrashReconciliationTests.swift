@@ -12,13 +12,13 @@ import Testing
 // finishes an import a crash left half done from its spool file; the same file uploaded again
 // answers the one statement, and the statement's effect is there exactly once: the counts of
 // one import, each lost notification captured once, the fees booked once, the ledger whole.
-// 1 round by default; SETTLED_CRASH_ROUNDS for more, SETTLED_CRASH_SEED to replay.
+// 2 rounds by default; SETTLED_CRASH_ROUNDS for more, SETTLED_CRASH_SEED to replay.
 
 @Suite("Crash safety: reconciliation")
 struct CrashReconciliationTests {
     @Test("reconciliation: an import killed midway ends whole, exactly once")
     func reconciliation() throws {
-        let settings = CrashHarness.Settings.fromEnvironment(rounds: 1, clients: 1, seed: 0x5E77_1ED0_2EC0_0001,
+        let settings = CrashHarness.Settings.fromEnvironment(rounds: 2, clients: 1, seed: 0x5E77_1ED0_2EC0_0001,
                                                              killAfterMilliseconds: 1_500...4_500)
         let scenario = ReconciliationCrashScenario(rounds: settings.rounds)
         let harness = try CrashHarness(settings: settings, extraConfiguration: ReconciliationCrashScenario.configuration)

@@ -229,6 +229,62 @@ enum WeChatBillFile {
         #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 0)
     }
 
+    /// An import cut short after its first slice (as by a crash: the statement left
+    /// `importing` with its progress) is finished from its spool file at start, or by the same
+    /// file uploaded again: either way its effect is exactly that of one import.
+    @Test(arguments: [false, true])
+    func anImportCutShortIsFinishedExactlyOnce(resumedAtStart: Bool) throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let day = try plantDay(harness)
+        let bill = plantedBill(day)
+        let service = harness.service
+        let spooled = try UploadSpool.spool(bill, stateDirectory: service.configuration.stateDirectory, uid: 0)
+        let channel = try #require(service.configuration.channel(id: "wechat"))
+        let format = try StatementDryRun.format(of: channel)
+        var records: [StatementLine] = []
+        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: BusinessDate(Self.date)!) { batch in
+            records += batch.records.map(StatementImporter.line)
+        }
+        var figures = StatementFigures()
+        figures.lines = Int64(records.count)
+        figures.feesFen = totals.feesFen
+        let engine = service.engine
+        let begun = try service.writer.perform { write in
+            try engine.beginStatement(channel: "wechat", businessDate: BusinessDate(Self.date)!, sha256Hex: spooled.sha256Hex,
+                                      spoolPath: spooled.path, figures: figures, write: write)
+        }
+        guard case .toApply(let statement) = begun else { throw TestFailure("the statement was not begun") }
+        // The first slice applied (the lost notification among it), then nothing more.
+        let slice = Array(records.prefix(4))
+        _ = try service.writer.perform { write in
+            try engine.applyStatementLines(statementID: statement.id, lines: slice, firstIndex: 0, audit: { _, _ in }, write: write)
+        }
+        #expect(try harness.call("GET", "/v1/orders/\(day.orders[4])").json?["status"]?.string == "paid")
+        if resumedAtStart {
+            service.resumeStatementImports()
+            service.statementQueue.sync {}
+            #expect(try harness.call("GET", "/v1/reconciliation/\(Self.date)").json?["channels"]?.array?
+                .first { $0["channel"]?.string == "wechat" }?["statement"]?["statement_id"]?.string == "s-1")
+        }
+        let answer = try Self.importBill(harness, bill)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(answer.json?["statement_id"]?.string == "s-1")
+        #expect(Self.counts(answer) == Self.expected(matched: 3, carried: 2, repaired: 1, amount: 1, status: 1, duplicate: 1, fee: 1),
+                "\(answer.text)")
+        let fees = WeChatBillFile.fee(10_000) + WeChatBillFile.fee(20_001) + WeChatBillFile.fee(30_000) + 50 + WeChatBillFile.fee(50_000)
+            + WeChatBillFile.fee(777)
+        #expect(try balance(harness, "channel_fees:wechat") == fees)
+        // One capture of the repaired order, one fee booking: nothing applied twice.
+        let journal = try harness.service.store.environment.read { transaction in
+            try LedgerReader.balances(prefix: "suspense:", limit: 10, tables: harness.service.store.tables, in: transaction)
+        }
+        #expect(journal.isEmpty)
+        let discrepancies = try harness.call("GET", "/v1/discrepancies?channel=wechat&business_date=\(Self.date)")
+        #expect(discrepancies.json?["discrepancies"]?.array?.count == 7, "\(discrepancies.text)")
+        #expect(try harness.verified())
+    }
+
     @Test func withoutCarryForwardAnUnmatchedItemIsOpenAtOnce() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1, carryForwardDays: 0)
         defer { harness.close() }
