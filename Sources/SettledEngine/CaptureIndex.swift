@@ -16,12 +16,6 @@ package enum CaptureIndex {
         return [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
     }
 
-    package static func date(fromBytes bytes: some Collection<UInt8>) -> BusinessDate {
-        precondition(bytes.count == 4)
-        let value = bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) } ^ 0x8000_0000
-        return BusinessDate(daysSinceEpoch: Int32(bitPattern: value))
-    }
-
     /// channel 0 date: every entry of a channel's date.
     package static func prefix(channel: String, date: BusinessDate) -> [UInt8] {
         Array(channel.utf8) + [0] + dateBytes(date)

@@ -158,7 +158,8 @@ package struct StoredStatement: Sendable, Equatable {
         writer.i64(figures.parseErrors)
         for value in [figures.payments, figures.refunds, matched, autoRepaired] {
             writer.i64(value.count)
-            writer.i64(Int64(value.amountFen))
+            // Sums of a file's amounts, each file total within Int64 (the parsers check theirs).
+            writer.i64(Int64(clamping: value.amountFen))
         }
         writer.i64(figures.feesFen)
         writer.i64(carriedForward)
@@ -466,7 +467,11 @@ extension Engine {
         var opened = 0
         for item in due {
             _ = try write.transaction.delete(tables.statementKeys, key: item.key)
-            _ = try write.transaction.delete(tables.statementKeys, key: item.carriedKey)
+            // The carried key, unless a later finding of the same item took it since.
+            if let carried = try write.transaction.get(tables.statementKeys, key: item.carriedKey), carried.count > 8,
+               carried.withUnsafeBytes({ Key.decodeU64($0) }) == item.discrepancy {
+                _ = try write.transaction.delete(tables.statementKeys, key: item.carriedKey)
+            }
             guard var discrepancy = try Discrepancy.load(id: item.discrepancy, write: write), discrepancy.status == "carried" else { continue }
             discrepancy.status = "open"
             discrepancy.detail += "; carried forward until \(date), no statement showed it"
@@ -634,8 +639,10 @@ struct StatementMatcher {
     }
 
     mutating func checkFee(_ line: StatementLine, write: WriteContext) throws {
+        // In Int128: a line's fee is whatever the file says, however far from the amount.
         let expected = Int64((Int128(line.amountFen) * Int128(feeBps) + 5_000) / 10_000)
-        guard (line.feeFen - expected).magnitude > 1 else { return }
+        let difference = Int128(line.feeFen) - Int128(expected)
+        guard difference > 1 || difference < -1 else { return }
         try raise("fee_mismatch", reference: line.channelTxnID, orderID: line.orderID.isEmpty ? nil : line.orderID,
                   txn: line.channelTxnID, internalFen: expected, channelFen: line.feeFen,
                   detail: "line \(line.line): fee \(line.feeFen) fen on \(line.amountFen) fen, \(feeBps) basis points make \(expected) fen",

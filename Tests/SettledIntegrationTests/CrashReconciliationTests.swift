@@ -18,13 +18,18 @@ import Testing
 struct CrashReconciliationTests {
     @Test("reconciliation: an import killed midway ends whole, exactly once")
     func reconciliation() throws {
+        // The kill must land while the daemon imports: the window is taken from how long one
+        // import of a file of the same size takes on this machine now (debug builds on a busy
+        // machine take seconds, release builds far less).
+        let importMilliseconds = try ReconciliationCrashScenario.probeImportMilliseconds()
+        let window = max(20, importMilliseconds * 4 / 10)...max(40, importMilliseconds * 75 / 100)
         let settings = CrashHarness.Settings.fromEnvironment(rounds: 2, clients: 1, seed: 0x5E77_1ED0_2EC0_0001,
-                                                             killAfterMilliseconds: 1_500...4_500)
+                                                             killAfterMilliseconds: window)
         let scenario = ReconciliationCrashScenario(rounds: settings.rounds)
         let harness = try CrashHarness(settings: settings, extraConfiguration: ReconciliationCrashScenario.configuration)
         let report = try harness.run(scenario)
         let resumed = harness.daemon.log().components(separatedBy: "import resumed and finished").count - 1
-        print("crash safety: \(report); imports answered before the kill: \(scenario.answeredBeforeKill.current), "
+        print("crash safety: \(report); one import took \(importMilliseconds) ms, kills after \(window) ms; imports answered before the kill: \(scenario.answeredBeforeKill.current), "
               + "finished from the spool at a restart: \(resumed), "
               + "imports after the restarts took \(scenario.importMilliseconds.current) ms")
         #expect(report.problems.isEmpty, "\(report)\ndaemon log:\n\(harness.daemon.log().suffix(4000))")
@@ -62,6 +67,24 @@ final class ReconciliationCrashScenario: CrashScenario, @unchecked Sendable {
     }
 
     static func amountFen(_ number: Int) -> Int64 { 1_000 + Int64((number &* 7_919) % 50_000) }
+
+    /// The milliseconds one import of a bill of `strayLines` lines takes, on a daemon of its own.
+    static func probeImportMilliseconds() throws -> Int {
+        let probe = try DaemonHarness(sync: true, extraConfiguration: configuration)
+        try probe.start()
+        var rows: [WeChatTestBill.Row] = []
+        for number in 0..<strayLines {
+            let amount = 100 + Int64(number % 900)
+            rows.append(.init(txn: "probe-\(number)", order: "ext-\(number)", amountFen: amount, feeFen: WeChatTestBill.fee(amount)))
+        }
+        let text = WeChatTestBill.text(date: "2026-10-01", rows)
+        let started = Date()
+        let answer = try probe.request("POST", "/v1/statements?channel=wechat&business_date=2026-10-01", body: text)
+        let milliseconds = Int(Date().timeIntervalSince(started) * 1000)
+        guard answer.status == 200 else { throw HarnessError.setup("probe import: \(answer.status) \(answer.text.prefix(500))") }
+        _ = try probe.stop()
+        return milliseconds
+    }
 
     func setUp(_ daemon: DaemonHarness) throws {
         let biller = #"{"name":"power","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"1","account_name":"p"},"fee_bearer":"platform"}"#
