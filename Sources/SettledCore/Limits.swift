@@ -83,6 +83,12 @@ public enum Limits {
     /// The bytes of an operator's note on a resolved discrepancy or a refund instruction done:
     /// well below `auditBodyExcerptBytesMax`, so the audit record keeps the whole request.
     public static let resolutionNoteBytesMax = 1_024
+    /// Statement lines applied in one write transaction of an import: the writer takes other
+    /// requests between two slices, so order intake goes on while a large file is reconciled.
+    public static let statementApplyLinesMax = 2_000
+    /// Entries of the capture index (one date's captures and refunds of a channel) read for
+    /// the statement's absent items in one write transaction of an import.
+    public static let statementScanEntriesMax = 5_000
 
     // MARK: idempotency and audit
 

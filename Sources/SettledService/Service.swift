@@ -190,6 +190,8 @@ public final class SettledService: @unchecked Sendable {
     let inbox: InboxPickup
     /// The reconciliation timer's last run (Unix seconds), once read from its marker file.
     let reconciliationLastRunLock = Mutex<Int64?>(nil)
+    /// Statement imports, one at a time.
+    let statementQueue = DispatchQueue(label: "settled.statements")
     /// How many connections the server holds, for status and metrics (set by the daemon).
     public var connectionCount: @Sendable () -> Int = { 0 }
     /// The server's counts since it started, for metrics (set by the daemon).
@@ -218,6 +220,11 @@ public final class SettledService: @unchecked Sendable {
         } catch {
             // Uploads and the inbox answer the same error as they come; the rest serves.
             log(3, "statement spool and inbox: \(error)")
+        }
+        do {
+            try CaptureIndex.fillIfPending(writer: writer, configuration: configuration)
+        } catch {
+            log(3, "captures of an older store not indexed by date: \(error)")
         }
     }
 

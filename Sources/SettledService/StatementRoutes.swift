@@ -1,12 +1,14 @@
 import Glibc
 import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledFormats
 import SettledHTTP
+import SettledStore
 
 /// A channel's statement file parsed and checked without booking anything: its lines, the
-/// lines refused, the totals. The import itself (`POST /v1/statements` without `dry_run=1`)
-/// plugs in at `importSpooledStatement`.
+/// lines refused, the totals. The import itself is `StatementImporter` (StatementImport.swift),
+/// reached through `importSpooledStatement`.
 enum StatementDryRun {
     /// The bytes handed to the parser at a time: a slice of the body, not a copy of it.
     static let feedChunkBytes = 64 * 1024
@@ -96,6 +98,9 @@ enum StatementDryRun {
 extension SettledService {
     func statementRoutes() -> [Route] {
         [
+            Route("GET", "/v1/reconciliation/{business_date}", .readers, .read { context, transaction in
+                try self.reconciliationDay(context, transaction)
+            }),
             // An upload, its body spooled to a file as it arrives (`[limits]
             // statement_body_bytes_max`): operator actions, audited by `run`; answered off the
             // event loop. The spool file is removed once answered, whatever the answer.
@@ -134,10 +139,12 @@ extension SettledService {
         } catch {
             throw error.apiError
         }
-        defer { spool.remove(statement.path) }
         guard dryRun else {
-            return try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: statement)
+            let audit = repairAudit(uid: context.peer.uid, pid: context.peer.pid, role: context.roles.name,
+                                    target: context.request.target)
+            return try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: statement, audit: audit)
         }
+        defer { spool.remove(statement.path) }
         let outcome = try StatementDryRun.run(file: statement.path, format: try StatementDryRun.format(of: channel),
                                               businessDate: businessDate)
         return .json { json in
@@ -163,13 +170,54 @@ extension SettledService {
 }
 
 extension SettledService {
-    /// Where the import plugs in: applies a statement file kept whole in the spool to a
-    /// channel's business date, and answers what `POST /v1/statements` (without `dry_run`)
-    /// answers. Called by the upload route and by the inbox pickup (`InboxPickup`), off the
-    /// event loops; the caller removes the spool file once this returns (the import committed)
-    /// or throws (refused: an inbox file goes to `inbox/<channel>/failed/` with the reason).
-    func importSpooledStatement(channel: ChannelConfiguration, businessDate: BusinessDate,
-                                spooled: SpooledStatement) throws(APIError) -> HTTPResponse {
-        throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
+    /// GET /v1/reconciliation/{business_date}: the date's reconciliation per channel.
+    func reconciliationDay(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
+        guard let date = BusinessDate(context.parameters[0]) else {
+            throw APIError(422, "invalid_request", "business_date: must be a date YYYY-MM-DD")
+        }
+        let day = try ReconciliationDay.load(businessDate: date, channelIDs: configuration.channels.map(\.id),
+                                             transaction: transaction, tables: store.tables)
+        let time = localTime
+        return .json { json in
+            json.field("business_date", day.businessDate.description)
+            json.beginArray("channels")
+            for channel in day.channels {
+                json.beginObject()
+                json.field("channel", channel.channel)
+                if let statement = channel.statement {
+                    json.beginObject("statement")
+                    json.field("statement_id", statement.statementID)
+                    json.field("lines", statement.lines)
+                    json.field("parse_errors", statement.parseErrors)
+                    json.field("imported_at", time.text(statement.importedUnixMillis))
+                    Self.writeFigures("payments", statement.payments, &json)
+                    Self.writeFigures("refunds", statement.refunds, &json)
+                    json.field("fees_fen", statement.feesFen)
+                    json.endObject()
+                } else {
+                    json.fieldNull("statement")
+                }
+                Self.writeFigures("matched", channel.matched, &json)
+                Self.writeFigures("auto_repaired", channel.autoRepaired, &json)
+                Self.writeFigures("carried", channel.carried, &json)
+                Self.writeFigures("open", channel.open, &json)
+                json.beginObject("open_by_kind")
+                for kind in channel.openByKind.keys.sorted() { Self.writeFigures(kind, channel.openByKind[kind]!, &json) }
+                json.endObject()
+                json.endObject()
+            }
+            json.endArray()
+            json.beginArray("items")
+            for item in day.items { item.write(&json, time) }
+            json.endArray()
+            json.field("items_truncated", day.itemsTruncated)
+        }
+    }
+
+    static func writeFigures(_ name: String, _ figures: ReconciliationDay.Figures, _ json: inout JSONWriter) {
+        json.beginObject(dynamic: name)
+        json.field("count", figures.count)
+        json.field("amount_fen", figures.amountFen)
+        json.endObject()
     }
 }

@@ -218,7 +218,8 @@ extension SettledService {
     }
 
     /// One look at the clock: when a scheduled run is due, runs the inbox pickup (handing each
-    /// file to `handoff`, the import by default) and records the run. Nil when nothing was due.
+    /// file to `handoff`, the import by default), opens the items carried until the day before,
+    /// and records the run. Nil when nothing was due.
     @discardableResult
     func reconciliationTick(handoff: InboxPickup.Handoff? = nil) throws -> String? {
         let nowMillis = writer.clock.wallUnixMillis()
@@ -237,6 +238,9 @@ extension SettledService {
             cached = now
         }
         let failed = pickups.count { $0.failure != nil }
-        return "run of \(due.date): \(pickups.count - failed) files imported, \(failed) set aside"
+        // The statements of the day before are in: items carried until then without a
+        // statement showing them become open discrepancies.
+        let opened = try openCarriedItems(through: due.date.adding(days: -1))
+        return "run of \(due.date): \(pickups.count - failed) files imported, \(failed) set aside, \(opened) carried items opened"
     }
 }

@@ -207,6 +207,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     }
     service.startMaintenanceTimers()
     service.startOrderTimers()
+    service.resumeStatementImports()
     service.startReconciliationTimer()
 
     var watchdogMicroseconds: UInt64 = 0

@@ -108,7 +108,7 @@ import Testing
 
         clock.advance(millis: 1000)
         let outcome = try service.reconciliationTick(handoff: handoff)
-        #expect(outcome == "run of 2027-01-05: 2 files imported, 1 set aside")
+        #expect(outcome == "run of 2027-01-05: 2 files imported, 1 set aside, 0 carried items opened")
         let sha = { (text: String) in SHA256.hex(of: Array(text.utf8)) }
         #expect(recorder.all == [
             Handed(channel: "wechat", businessDate: "2027-01-03", fileName: "2027-01-03-trade.csv", content: "dated",
@@ -135,7 +135,7 @@ import Testing
         // A second refused file of the same name is set aside beside the first.
         try drop(service, "alipay", "bad.csv", "refused again")
         clock.advance(millis: 86_400_000 - 60_000)
-        #expect(try service.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 1 set aside")
+        #expect(try service.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 1 set aside, 0 carried items opened")
         #expect(recorder.all.dropLast().last?.fileName == "bad.csv")
         #expect(recorder.all.last == Handed(channel: "alipay", businessDate: "2027-01-05", fileName: "late.csv",
                                                        content: "late", sha256Hex: sha("late"), bytes: 4, inSpool: true))
@@ -158,13 +158,13 @@ import Testing
         #expect(restarted.reconciliationNextRunUnixSeconds() == clock.wallUnixMillis / 1000)
         let handoff = recorder.handoff(spool: restarted.spool.path)
         // One run for what was missed; undated files take the day before the missed run's date.
-        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 0 set aside")
+        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 0 set aside, 0 carried items opened")
         #expect(recorder.all.map(\.businessDate) == ["2027-01-05"])
         #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
         clock.advance(millis: 3600_000 - 1)
         #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
         clock.advance(millis: 1)
-        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-07: 0 files imported, 0 set aside")
+        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-07: 0 files imported, 0 set aside, 0 carried items opened")
     }
 
     @Test func theScheduleIsLocalTime() {
