@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import SettledConfig
 import SettledCore
+import SettledEngine
 @testable import SettledService
 import SettledStore
 import Synchronization
@@ -68,6 +69,36 @@ import Testing
 
     func names(_ path: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+    }
+
+    /// The whole way: a channel's file dropped in its inbox is imported by the timer's run for
+    /// the date its name gives, and leaves the inbox and the spool.
+    @Test func aFileFromTheInboxIsImportedForTheDateOfItsName() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.reconciliationTick() == nil)
+        let path = service.inbox.channelPath("wechat") + "/2019-02-19-trade.csv"
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(StatementDryRunTests.bill)))
+        clock.advance(millis: 3600_000)
+        // The sample's lines name orders this store never had: carried a day, then, the run
+        // being years later, opened by the same run.
+        let outcome = try #require(try service.reconciliationTick(), "\(fixture.logs.errors)")
+        #expect(outcome.hasPrefix("run of 2027-01-05: 1 files imported, 0 set aside, "), "\(outcome)")
+        let opened = Int64(outcome.split(separator: " ").dropLast(3).last ?? "")
+        let day = try service.store.environment.read { transaction in
+            try ReconciliationDay.load(businessDate: BusinessDate("2019-02-19")!, channelIDs: ["wechat", "alipay"],
+                                       transaction: transaction, tables: service.store.tables)
+        }
+        let statement = try #require(day.channels.first { $0.channel == "wechat" }?.statement)
+        #expect(statement.statementID == "s-1")
+        #expect(statement.lines == 45)
+        #expect(statement.payments == ReconciliationDay.Figures(count: 31, amountFen: 47))
+        let wechat = try #require(day.channels.first { $0.channel == "wechat" })
+        #expect(wechat.carried.count == 0 && (opened ?? 0) > 0 && wechat.open.count >= opened ?? .max, "\(wechat)")
+        #expect(names(service.inbox.channelPath("wechat")) == ["failed"])
+        #expect(names(service.spool.path).isEmpty)
     }
 
     @Test func inboxDirectoriesAreMadeForEveryChannel() throws {
