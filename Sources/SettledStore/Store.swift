@@ -38,6 +38,11 @@ import Glibc
 /// - refund_instructions: instruction id u64 -> v1 refund instruction
 /// - customer_references: kind u8 ++ customer id 0 reference -> v1 created millis i64: the
 ///                       references of points grants (kind 1) and wallet credits (kind 2) used
+/// - biller_items:       biller id 0 business date u32 ++ item id -> order id: the captured
+///                       items that pay a biller, by business date (`BillerItemIndex`)
+/// - biller_statements:  biller id 0 business date u32 ++ sequence u32 -> v1 biller write-off
+///                       statement (its content hash, counts and findings), 1 the first file
+///                       of the date, each different file after it a correction
 public struct Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
@@ -64,6 +69,8 @@ public struct Tables: Sendable {
     public let discrepancies: Database
     public let refundInstructions: Database
     public let customerReferences: Database
+    public let billerItems: Database
+    public let billerStatements: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -91,6 +98,8 @@ public struct Tables: Sendable {
         discrepancies = try environment.openDatabase(named: "discrepancies")
         refundInstructions = try environment.openDatabase(named: "refund_instructions")
         customerReferences = try environment.openDatabase(named: "customer_references")
+        billerItems = try environment.openDatabase(named: "biller_items")
+        billerStatements = try environment.openDatabase(named: "biller_statements")
     }
 }
 
@@ -159,7 +168,10 @@ public final class Store: @unchecked Sendable {
     ///
     /// 1: the first. 2: `customer_references` holds the references of every points grant and
     /// wallet credit, those schema 1 used included (`StoreMigrations.fillCustomerReferences`).
-    public static let schemaVersion: UInt32 = 2
+    /// 3: `biller_items` indexes every captured item that pays a biller by biller and business
+    /// date, those captured before included (`StoreMigrations.fillBillerItems`);
+    /// `biller_statements` holds the billers' write-off statements.
+    public static let schemaVersion: UInt32 = 3
     static let schemaKey = Key.string("schema_version")
 
     /// Opens the store in `directory` (created with mode 0700 when missing).
@@ -231,6 +243,9 @@ public final class Store: @unchecked Sendable {
                 guard version < Self.schemaVersion else { return }
                 if version < 2 {
                     try StoreMigrations.fillCustomerReferences(tables: tables, in: transaction)
+                }
+                if version < 3 {
+                    try StoreMigrations.fillBillerItems(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)
