@@ -15,6 +15,16 @@ package struct Discrepancy: Sendable {
     package var status: String
     package var detail: String
     package var createdUnixMillis: Int64
+    /// The biller of a biller reconciliation's finding (`Discrepancy.billerKinds`); nil for the
+    /// others. Stored after every other field, and only when set: a record without it is as
+    /// the first layout wrote it, and a reader of that layout ignores the bytes after it.
+    package var billerID: String? = nil
+
+    /// The kinds a biller's write-off statement finds (`Engine.reconcileBillerWriteoffs`):
+    /// written off by the biller, not paid by us; paid by us, not written off; written off for
+    /// another amount; written off and refunded by us, so the biller must reverse it.
+    package static let billerKinds = ["biller_writeoff_unpaid", "biller_writeoff_missing", "biller_amount_mismatch",
+                                      "biller_reversal_needed"]
 
     /// The statuses a discrepancy can have (contract.md), and a listing filters by.
     package static let statuses = ["open", "carried", "auto_resolved", "resolved"]
@@ -36,6 +46,7 @@ package struct Discrepancy: Sendable {
         writer.string(status)
         writer.string(detail)
         writer.i64(createdUnixMillis)
+        if let billerID { writer.string(billerID) }
         return writer.bytes
     }
 
@@ -49,10 +60,12 @@ package struct Discrepancy: Sendable {
         let internalFen = try reader.i64()
         let hasChannel = try reader.u8() == 1
         let channelFen = try reader.i64()
+        let status = try reader.string(), detail = try reader.string(), created = try reader.i64()
+        let biller = reader.isAtEnd ? nil : try reader.string()
         return Discrepancy(id: id, kind: kind, channel: channel, businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "discrepancy"),
                            orderID: order.isEmpty ? nil : order, channelTxnID: txn.isEmpty ? nil : txn,
                            internalFen: hasInternal ? internalFen : nil, channelFen: hasChannel ? channelFen : nil,
-                           status: try reader.string(), detail: try reader.string(), createdUnixMillis: try reader.i64())
+                           status: status, detail: detail, createdUnixMillis: created, billerID: biller)
     }
 
     package static func load(id: UInt64, write: WriteContext) throws -> Discrepancy? {
@@ -85,6 +98,7 @@ package struct Discrepancy: Sendable {
         json.field("status", status)
         json.field("detail", detail)
         json.field("created_at", time.text(createdUnixMillis))
+        if let billerID { json.field("biller_id", billerID) }
         json.endObject()
     }
 }

@@ -123,6 +123,7 @@ extension SettledService {
                 }
             }),
         ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes() + service.statementRoutes()
+            + service.billerWriteoffRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {
