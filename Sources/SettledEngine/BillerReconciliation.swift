@@ -306,7 +306,7 @@ extension Engine {
         var earlier: [String: UInt64] = [:]
         for finding in previous?.findings ?? [] { earlier[finding.key] = finding.discrepancyID }
 
-        func finding(_ item: BillerReconItem, key: String, channel: String, orderChannelTxn: String?, detail: String) throws {
+        func finding(_ item: BillerReconItem, key: String, orderChannelTxn: String?, detail: String) throws {
             var item = item
             if let kind = item.finding.discrepancyKind {
                 let findingKey = kind + "\u{0}" + key
@@ -314,7 +314,7 @@ extension Engine {
                     item.discrepancyID = id
                 } else {
                     item.discrepancyID = try Discrepancy.record(
-                        Discrepancy(id: 0, kind: kind, channel: channel, businessDate: date, orderID: item.orderID,
+                        Discrepancy(id: 0, kind: kind, channel: Discrepancy.billerChannel(biller), businessDate: date, orderID: item.orderID,
                                     channelTxnID: orderChannelTxn, internalFen: item.internalFen, channelFen: item.billerFen,
                                     status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis, billerID: biller),
                         write: write)
@@ -339,7 +339,7 @@ extension Engine {
                 try finding(BillerReconItem(finding: .writeoffUnpaid, line: line.line, itemID: line.itemID, billID: line.billID,
                                             orderID: nil, accountNo: line.accountNo, internalFen: nil, billerFen: line.amountFen,
                                             discrepancyID: 0),
-                            key: key, channel: "", orderChannelTxn: nil,
+                            key: key, orderChannelTxn: nil,
                             detail: "biller \(biller) wrote off \(Self.named(line)) for \(line.amountFen) fen; no such item of the biller was captured on \(date)")
                 continue
             }
@@ -362,7 +362,7 @@ extension Engine {
                 item.finding = .amountMismatch
                 detail = "biller \(biller) wrote off item \(mine.item.itemId) for \(line.amountFen) fen; we captured \(mine.item.amountFen) fen"
             }
-            try finding(item, key: "item:" + mine.item.itemId, channel: mine.order.funding.channel ?? "",
+            try finding(item, key: "item:" + mine.item.itemId,
                         orderChannelTxn: mine.order.channelTxnID, detail: detail)
         }
 
@@ -372,7 +372,7 @@ extension Engine {
             try finding(BillerReconItem(finding: refunded ? .refunded : .writeoffMissing, line: 0, itemID: mine.item.itemId,
                                         billID: mine.item.billId, orderID: mine.order.id, accountNo: mine.item.accountNo,
                                         internalFen: mine.item.amountFen, billerFen: nil, discrepancyID: 0),
-                        key: "item:" + mine.item.itemId, channel: mine.order.funding.channel ?? "", orderChannelTxn: mine.order.channelTxnID,
+                        key: "item:" + mine.item.itemId, orderChannelTxn: mine.order.channelTxnID,
                         detail: "item \(mine.item.itemId) (\(mine.item.amountFen) fen) was captured on \(date); biller \(biller) did not write it off")
         }
 

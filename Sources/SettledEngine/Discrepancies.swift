@@ -26,6 +26,11 @@ package struct Discrepancy: Sendable {
     package static let billerKinds = ["biller_writeoff_unpaid", "biller_writeoff_missing", "biller_amount_mismatch",
                                       "biller_reversal_needed"]
 
+    /// The `channel` of a biller reconciliation's finding: `biller:<biller id>`, so that the
+    /// figures of a date per channel (`ReconciliationDay`) keep the billers' findings apart
+    /// from the channels' and show one line per biller.
+    package static func billerChannel(_ biller: String) -> String { "biller:" + biller }
+
     /// The statuses a discrepancy can have (contract.md), and a listing filters by.
     package static let statuses = ["open", "carried", "auto_resolved", "resolved"]
 

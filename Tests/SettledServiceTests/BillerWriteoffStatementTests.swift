@@ -1,4 +1,5 @@
 import SettledCore
+import SettledEngine
 import SettledTestSupport
 import Testing
 
@@ -100,14 +101,23 @@ struct BillerWriteoffStatementTests {
         for discrepancy in listed {
             kinds[discrepancy["kind"]?.string ?? "", default: 0] += 1
             #expect(discrepancy["biller_id"]?.string == "b-1" && discrepancy["status"]?.string == "open")
-            #expect(discrepancy["business_date"]?.string == Self.date)
+            #expect(discrepancy["business_date"]?.string == Self.date && discrepancy["channel"]?.string == "biller:b-1")
         }
         #expect(kinds == ["biller_writeoff_unpaid": expected.writeoffUnpaid, "biller_writeoff_missing": expected.writeoffMissing,
                           "biller_amount_mismatch": expected.amountMismatch, "biller_reversal_needed": expected.reversalNeeded])
         #expect(try Self.discrepancies(server, "biller_id=b-2").isEmpty)
+        #expect(try Self.discrepancies(server, "channel=biller:b-1").count == expected.discrepancies)
+        #expect(try Self.discrepancies(server, "channel=wechat").isEmpty)
         // Items of another biller (X1) are not this statement's: b-1 lists only its own.
         let all = (json?["items"]?.object?.members ?? []).flatMap { $0.value.array ?? [] }
         #expect(!all.contains { $0["bill_id"]?.string == "X1" })
+        // The date's figures keep the biller's findings apart from the channel's.
+        let day = try server.service.store.environment.read { transaction in
+            try ReconciliationDay.load(businessDate: BusinessDate(Self.date)!, channelIDs: ["wechat"], transaction: transaction,
+                                       tables: server.service.store.tables)
+        }
+        #expect(day.channels.first { $0.channel == "wechat" }?.open.count == 0)
+        #expect(day.channels.first { $0.channel == "biller:b-1" }?.open.count == Int64(expected.discrepancies))
         // No money moved.
         #expect(try Self.ledger(server) == before)
     }
@@ -186,7 +196,8 @@ struct BillerWriteoffStatementTests {
         let reversal = try #require(answer.json?["items"]?["reversal_needed"]?.array?.first)
         #expect(reversal["item_id"]?.string == items[1].itemID && reversal["order_id"]?.string == order)
         let discrepancy = try #require(try Self.discrepancies(server).first { $0["kind"]?.string == "biller_reversal_needed" })
-        #expect(discrepancy["order_id"]?.string == order && discrepancy["channel"]?.string == "wechat")
+        #expect(discrepancy["order_id"]?.string == order && discrepancy["channel"]?.string == "biller:b-1")
+        #expect(discrepancy["channel_txn_id"]?.string == "t-\(order)")
         #expect((discrepancy["detail"]?.string ?? "").contains("r-late"))
         #expect(try Self.ledger(server) == before)
     }
