@@ -2,7 +2,7 @@
 
 NDJSON bodies are sent as the text the document says they are (a string), and no body of an
 NDJSON upload can break its `type: string`: the daemon reads any bytes as lines and lists a
-line that is not a bill or a result in `rejected`, so the generator's "not a string" bodies
+line that is not a bill, a result or a write-off in `rejected`, so the generator's "not a string" bodies
 (`{}`, `439`) are text on the wire like any other. The built-in check that such requests are
 refused is kept for every other operation.
 
@@ -16,7 +16,7 @@ document refused as malformed (400), or with a field `required`, `invalid` or `u
 import schemathesis
 from schemathesis.specs.openapi.checks import negative_data_rejection
 
-NDJSON_UPLOADS = {"/v1/bills/import", "/v1/writeoffs/results"}
+NDJSON_UPLOADS = {"/v1/bills/import", "/v1/writeoffs/results", "/v1/billers/{biller_id}/writeoff-statements"}
 
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
 

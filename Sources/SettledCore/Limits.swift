@@ -70,6 +70,11 @@ public enum Limits {
     public static let rejectedLinesListedMax = 1000
     /// Lines of one write-off export.
     public static let writeoffExportLinesMax = 1_000_000
+    /// Lines of one biller write-off statement (a biller's day): checked in one write
+    /// transaction, so that the same file twice or a correction is whole or absent.
+    public static let billerWriteoffLinesMax = 500_000
+    /// Findings a biller write-off statement's answer lists per class (all are counted).
+    public static let billerReconItemsListedMax = 1000
 
     // MARK: ledger and listings
 

@@ -188,6 +188,9 @@ package enum BillImport {
             }
         }
 
+        /// Counts refusals whose lines are not listed (a stored outcome read back).
+        package mutating func countUnlisted(_ unlisted: Int) { count += unlisted }
+
         package mutating func merge(_ other: Rejections) {
             for rejection in other.listed { add(rejection) }
             count += other.count - other.listed.count

@@ -18,6 +18,21 @@ package struct Discrepancy: Sendable {
     package var createdUnixMillis: Int64
     /// How an operator resolved it (status `resolved`); nil before.
     package var resolution: Resolution? = nil
+    /// The biller of a biller reconciliation's finding (`Discrepancy.billerKinds`); nil for the
+    /// others. Stored after every other field, and only when set: a record without it is as
+    /// the first layout wrote it, and a reader of that layout ignores the bytes after it.
+    package var billerID: String? = nil
+
+    /// The kinds a biller's write-off statement finds (`Engine.reconcileBillerWriteoffs`):
+    /// written off by the biller, not paid by us; paid by us, not written off; written off for
+    /// another amount; written off and refunded by us, so the biller must reverse it.
+    package static let billerKinds = ["biller_writeoff_unpaid", "biller_writeoff_missing", "biller_amount_mismatch",
+                                      "biller_reversal_needed"]
+
+    /// The `channel` of a biller reconciliation's finding: `biller:<biller id>`, so that the
+    /// figures of a date per channel (`ReconciliationDay`) keep the billers' findings apart
+    /// from the channels' and show one line per biller.
+    package static func billerChannel(_ biller: String) -> String { "biller:" + biller }
 
     /// The statuses a discrepancy can have (contract.md), and a listing filters by.
     package static let statuses = ["open", "carried", "auto_resolved", "resolved"]
@@ -45,7 +60,8 @@ package struct Discrepancy: Sendable {
     }
 
     /// Version 1 is written while a discrepancy has no resolution; version 2 adds the
-    /// resolution after the fields of version 1. Both are read.
+    /// resolution after the fields of version 1. Both are read. In either, a biller
+    /// reconciliation's finding ends with its biller id.
     package static let formatVersion: UInt8 = 2
 
     package func encoded() -> [UInt8] {
@@ -73,6 +89,9 @@ package struct Discrepancy: Sendable {
             writer.u8(resolution.refundInstructionID == nil ? 0 : 1)
             writer.u64(resolution.refundInstructionID ?? 0)
         }
+        // The biller after everything else, only when set (a reader that does not know it
+        // stops before it).
+        if let billerID { writer.string(billerID) }
         return writer.bytes
     }
 
@@ -104,6 +123,7 @@ package struct Discrepancy: Sendable {
                                                 transactionID: hasTransaction ? transaction : nil,
                                                 refundInstructionID: hasInstruction ? instruction : nil)
         }
+        if !reader.isAtEnd { discrepancy.billerID = try reader.string() }
         return discrepancy
     }
 
@@ -153,6 +173,7 @@ package struct Discrepancy: Sendable {
             if let instruction = resolution.refundInstructionID { json.field("refund_instruction_id", "ri-\(instruction)") }
             json.endObject()
         }
+        if let billerID { json.field("biller_id", billerID) }
         json.endObject()
     }
 }

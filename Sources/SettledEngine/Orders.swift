@@ -159,16 +159,20 @@ package enum OrderBook {
             record.walletReservedFen -= order.funding.walletFen
             try record.store(customer, tables: tables, in: write.transaction)
         }
+        let businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
             order.transitionWriteoff(index, to: .pending)
             try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
                                       value: [], options: .overwrite)
+            // The biller's write-offs of the date are checked against these (biller reconciliation).
+            try write.transaction.put(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
+                                      value: Key.string(order.id), options: .overwrite)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
         order.transition(to: .paid)
         order.paidAtUnixMillis = paidAtUnixMillis
         order.channelTxnID = channelTxnID
-        order.businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
+        order.businessDate = businessDate
         try order.store(tables: tables, in: write.transaction)
         try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
     }

@@ -124,6 +124,7 @@ extension SettledService {
             }),
         ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes() + service.statementRoutes()
             + service.reportRoutes()
+            + service.billerWriteoffRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

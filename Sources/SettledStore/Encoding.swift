@@ -22,6 +22,7 @@ import SettledCore
 /// | `Bill.Status` (Bills.swift)                 | u8  | open 1, reserved 2, paid 3, cancelled 4 |
 /// | `RedPacketStatus` (SettledCore, Funding.swift) | text | "available", "reserved", "used", "expired" |
 /// | `Biller.FeeBearer` (Billers.swift)          | text | "platform", "biller" |
+/// | `BillerReconClass` (SettledEngine, BillerReconciliation.swift) | u8 | matched 1, writeoff_unpaid 2, writeoff_missing 3, amount_mismatch 4, reversal_needed 5, refunded 6 |
 /// | `Counter` (Store.swift)                     | meta key text | next_transaction_id, next_account_id, next_audit_id, next_order_id, next_discrepancy_id, next_refund_instruction_id |
 ///
 /// Texts that are stored as written, not enums: a discrepancy's kind, status and resolution
@@ -55,12 +56,13 @@ import SettledCore
 /// | red packet (red_packets)  | customer, value i64, min order i64, expires i64, count u16, utilities..., status text, order id |
 /// | order (orders)            | see `OrderRecord.encoded` (status u8, items with kind u8 and write-off u8, funding, refunds) |
 /// | notification (notifications) | order id, success u8, amount i64, outcome, millis i64 |
-/// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64; version 2 (resolved) then: action, note, operator uid u32, resolved i64, has u8 + transaction u64, has u8 + refund instruction u64 |
+/// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64; version 2 (resolved) then: action, note, operator uid u32, resolved i64, has u8 + transaction u64, has u8 + refund instruction u64; then, in either version, the biller id for a biller reconciliation's finding only (absent for every other kind) |
 /// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64; version 2 (done) then: reference, note, operator uid u32, done i64, transaction u64 |
+/// | biller statement (biller_statements) | see `BillerReconciliation.encoded` (content hash, counts per class, findings listed, refused lines, every finding's discrepancy) |
 ///
 /// Index entries (account_names, account_ids, account_entries, account_bills,
 /// customer_red_packets, order_expiry, order_items, writeoffs_pending, refunds,
-/// idempotency_age) and the counters in meta have fixed layouts (see `Tables`) and no version
+/// idempotency_age, biller_items) and the counters in meta have fixed layouts (see `Tables`) and no version
 /// byte: they are versioned with the whole store by its schema version (`Store.schemaVersion`).
 
 public struct ByteWriter {

@@ -46,6 +46,11 @@ import Glibc
 /// - statement_keys:     the reconciliation's indexes, one prefix byte each (`StatementKeys` in
 ///                       SettledEngine): content hashes, the statement in force per channel
 ///                       and date, lines seen, records matched, findings, carried items
+/// - biller_items:       biller id 0 business date u32 ++ item id -> order id: the captured
+///                       items that pay a biller, by business date (`BillerItemIndex`)
+/// - biller_statements:  biller id 0 business date u32 ++ sequence u32 -> v1 biller write-off
+///                       statement (its content hash, counts and findings), 1 the first file
+///                       of the date, each different file after it a correction
 public struct Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
@@ -75,6 +80,8 @@ public struct Tables: Sendable {
     public let capturesByDate: Database
     public let statements: Database
     public let statementKeys: Database
+    public let billerItems: Database
+    public let billerStatements: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -105,6 +112,8 @@ public struct Tables: Sendable {
         capturesByDate = try environment.openDatabase(named: "captures_by_date")
         statements = try environment.openDatabase(named: "statements")
         statementKeys = try environment.openDatabase(named: "statement_keys")
+        billerItems = try environment.openDatabase(named: "biller_items")
+        billerStatements = try environment.openDatabase(named: "biller_statements")
     }
 }
 
@@ -179,7 +188,10 @@ public final class Store: @unchecked Sendable {
     /// date; a store of schema 1 or 2 is marked (`captureIndexPendingKey`) and its orders are
     /// indexed by the engine, which reads them, before the daemon serves
     /// (`CaptureIndex.fillIfPending` in SettledEngine).
-    public static let schemaVersion: UInt32 = 3
+    /// 4: `biller_items` indexes every captured item that pays a biller by biller and business
+    /// date, those captured before included (`StoreMigrations.fillBillerItems`);
+    /// `biller_statements` holds the billers' write-off statements.
+    public static let schemaVersion: UInt32 = 4
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -256,6 +268,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 3 {
                     try transaction.put(tables.meta, key: Self.captureIndexPendingKey, value: [1], options: .overwrite)
+                }
+                if version < 4 {
+                    try StoreMigrations.fillBillerItems(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

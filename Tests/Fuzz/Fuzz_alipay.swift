@@ -1,7 +1,6 @@
 import SettledCore
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+/// Alipay merchant bills, bare CSV or zip.
+func fuzzAlipay(_ data: UnsafePointer<UInt8>?, _ size: Int) {
     fuzzStatement(data, size, .alipay)
-    return 0
 }

@@ -1,7 +1,6 @@
 import SettledCore
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+/// WeChat Pay trade bills.
+func fuzzWeChat(_ data: UnsafePointer<UInt8>?, _ size: Int) {
     fuzzStatement(data, size, .wechat)
-    return 0
 }

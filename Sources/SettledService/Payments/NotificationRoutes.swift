@@ -45,6 +45,7 @@ extension SettledService {
                     try query.fail("status", "must be one of \(Discrepancy.statuses.joined(separator: ", "))")
                 }
                 let channel = try query.identifier("channel", required: false)
+                let biller = try query.identifier("biller_id", required: false)
                 let dateText = try query.string("business_date", bytesMax: 10, required: false)
                 let date = dateText.flatMap(BusinessDate.init)
                 if dateText != nil && date == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
@@ -55,6 +56,7 @@ extension SettledService {
                     let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
                     if let status, status != discrepancy.status { return true }
                     if let channel, channel != discrepancy.channel { return true }
+                    if let biller, biller != discrepancy.billerID { return true }
                     if let date, date != discrepancy.businessDate { return true }
                     found.append(discrepancy)
                     return found.count < limit
