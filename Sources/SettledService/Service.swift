@@ -130,7 +130,7 @@ public struct Route: Sendable {
     public let segments: [String]  // "{}" marks a parameter
     /// The segments that are not parameters: the path of a request is the matching route's with
     /// the most of them.
-    public var literalCount: Int { segments.count { $0 != "{}" } }
+    public let literalCount: Int
     public let roles: Roles
     public let action: RouteAction
     public let name: String
@@ -140,10 +140,18 @@ public struct Route: Sendable {
     public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
+        self.literalCount = segments.count { $0 != "{}" }
         self.roles = roles
         self.action = action
         self.name = method + " " + pattern
         self.isUpload = upload
+    }
+
+    /// Whether `path` is this route's (without collecting its parameters).
+    func matches(_ path: [String]) -> Bool {
+        guard path.count == segments.count else { return false }
+        for (segment, actual) in zip(segments, path) where segment != "{}" && segment != actual { return false }
+        return true
     }
 
     func match(_ path: [String]) -> [String]? {
@@ -207,8 +215,9 @@ public final class SettledService: @unchecked Sendable {
     /// else gets `body_bytes_max`, so that no larger body is held in memory on its way to a
     /// 403, 404 or 405.
     public func bodyLimit(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
-        for route in routes where route.isUpload && route.method == method && route.match(pathSegments) != nil {
-            return access.roles(of: peer).isDisjoint(with: route.roles) ? configuration.bodyBytesMax : configuration.importBodyBytesMax
+        let routes = self.routes
+        for index in routes.indices where routes[index].isUpload && routes[index].method == method && routes[index].matches(pathSegments) {
+            return access.roles(of: peer).isDisjoint(with: routes[index].roles) ? configuration.bodyBytesMax : configuration.importBodyBytesMax
         }
         return configuration.bodyBytesMax
     }
@@ -220,8 +229,15 @@ public final class SettledService: @unchecked Sendable {
         var allowed: [String] = []
         // A path matches the templates with the most literal segments only, as OpenAPI reads
         // them: `/v1/bills/import` is that path, never the bill `import` of `/v1/bills/{bill_id}`.
-        let literalsMax = routes.lazy.filter { $0.match(request.pathSegments) != nil }.map(\.literalCount).max() ?? 0
-        for route in routes where route.literalCount == literalsMax {
+        // Routes are reached in place: a copy of each route for each request costs more than
+        // matching it.
+        let routes = self.routes
+        var literalsMax = 0
+        for index in routes.indices where routes[index].literalCount > literalsMax && routes[index].matches(request.pathSegments) {
+            literalsMax = routes[index].literalCount
+        }
+        for index in routes.indices where routes[index].literalCount == literalsMax && routes[index].matches(request.pathSegments) {
+            let route = routes[index]
             guard let parameters = route.match(request.pathSegments) else { continue }
             matchedPath = true
             guard route.method == request.method else {

@@ -38,7 +38,10 @@ import Glibc
 /// - refund_instructions: instruction id u64 -> v1 refund instruction
 /// - customer_references: kind u8 ++ customer id 0 reference -> v1 created millis i64: the
 ///                       references of points grants (kind 1) and wallet credits (kind 2) used
-public struct Tables: Sendable {
+///
+/// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
+/// a class is one reference, not one per table.
+public final class Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
     public let accountIDs: Database
