@@ -173,10 +173,7 @@ public struct SettledConfiguration: Sendable {
 
     /// The offset of `timezone` from UTC at an instant, in seconds (Asia/Shanghai: 28800).
     public func utcOffsetSeconds(atUnixSeconds unixSeconds: Int64) -> Int {
-        guard let zone = TimeZone(identifier: timezone) else {
-            preconditionFailure("time zone '\(timezone)' was not checked by load")
-        }
-        return zone.secondsFromGMT(for: Date(timeIntervalSince1970: TimeInterval(unixSeconds)))
+        ZoneOffsets.offsetSeconds(zone: timezone, atUnixSeconds: unixSeconds)
     }
 
     /// The business date of an instant, by `timezone` and `cutoffMinutes`.

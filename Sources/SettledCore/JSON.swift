@@ -180,16 +180,20 @@ public struct JSONParser {
         index += 1
         let start = index
         // Fast path: no escapes.
+        var ascii = true
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start..<index])
+                // ASCII is UTF-8 as it is: decoded without the generic validating initializer.
+                let text: String? = ascii ? String(decoding: slice, as: UTF8.self) : String(validating: slice, as: UTF8.self)
                 guard let text else { throw error("string is not UTF-8") }
                 index += 1
                 return text
             }
             if byte == UInt8(ascii: "\\") { break }
             if byte < 0x20 { throw error("control character in string") }
+            ascii = ascii && byte < 0x80
             index += 1
         }
         var scalars: [UInt8] = Array(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))

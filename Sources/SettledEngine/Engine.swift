@@ -11,13 +11,13 @@ import SettledStore
 /// they were. A timer or a reconciliation calls the same commands the routes call.
 package struct Engine: Sendable {
     package let configuration: SettledConfiguration
+    /// The configured payment channels (made once: every order and notification asks).
+    package let channelIDs: Set<String>
 
     package init(configuration: SettledConfiguration) {
         self.configuration = configuration
+        self.channelIDs = Set(configuration.channels.map(\.id))
     }
-
-    /// The configured payment channels.
-    package var channelIDs: Set<String> { Set(configuration.channels.map(\.id)) }
 }
 
 /// Why a command refused. Nothing of the command was written. The service maps each case to

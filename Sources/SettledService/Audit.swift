@@ -35,7 +35,8 @@ public enum Audit {
         value.string(String(decoding: excerpt, as: UTF8.self))
         value.u16(UInt16(clamping: status))
         value.string(code)
-        try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
+        // Read only outside the writer: written at the end of the batch, after the requests.
+        write.appendAtEnd(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
     }
 
     /// Records a repair made by a statement import (a capture or a booking to suspense), as

@@ -99,7 +99,10 @@ enum Idempotency {
             value.blob(body)
         }
         try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .overwrite)
-        try write.transaction.put(write.tables.idempotencyAge, key: ageKey(write.nowUnixMillis, storage), value: [], options: .overwrite)
+        // The collection order is read in the writer only for keys older than the retention,
+        // and a key is removed only once a later batch has found it: written at the end of the
+        // batch, after the requests.
+        write.appendAtEnd(write.tables.idempotencyAge, key: ageKey(write.nowUnixMillis, storage), value: [], options: .overwrite)
     }
 
     static func ageKey(_ createdUnixMillis: Int64, _ storage: [UInt8]) -> [UInt8] {

@@ -131,7 +131,7 @@ public struct Route: Sendable {
     public let segments: [String]  // "{}" marks a parameter
     /// The segments that are not parameters: the path of a request is the matching route's with
     /// the most of them.
-    public var literalCount: Int { segments.count { $0 != "{}" } }
+    public let literalCount: Int
     public let roles: Roles
     public let action: RouteAction
     public let name: String
@@ -145,11 +145,19 @@ public struct Route: Sendable {
                 _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
+        self.literalCount = segments.count { $0 != "{}" }
         self.roles = roles
         self.action = action
         self.name = method + " " + pattern
         self.isUpload = upload || spooled
         self.isSpooled = spooled
+    }
+
+    /// Whether `path` is this route's (without collecting its parameters).
+    func matches(_ path: [String]) -> Bool {
+        guard path.count == segments.count else { return false }
+        for (segment, actual) in zip(segments, path) where segment != "{}" && segment != actual { return false }
+        return true
     }
 
     func match(_ path: [String]) -> [String]? {
@@ -236,9 +244,10 @@ public final class SettledService: @unchecked Sendable {
     /// else gets `body_bytes_max`, so that no larger body is held in memory on its way to a
     /// 403, 404 or 405.
     public func bodyLimit(method: String, pathSegments: [String], peer: PeerCredentials) -> Int {
-        for route in routes where route.isUpload && route.method == method && route.match(pathSegments) != nil {
-            guard !access.roles(of: peer).isDisjoint(with: route.roles) else { return configuration.bodyBytesMax }
-            return route.isSpooled ? configuration.statementBodyBytesMax : configuration.importBodyBytesMax
+        let routes = self.routes
+        for index in routes.indices where routes[index].isUpload && routes[index].method == method && routes[index].matches(pathSegments) {
+            guard !access.roles(of: peer).isDisjoint(with: routes[index].roles) else { return configuration.bodyBytesMax }
+            return routes[index].isSpooled ? configuration.statementBodyBytesMax : configuration.importBodyBytesMax
         }
         return configuration.bodyBytesMax
     }
@@ -247,8 +256,9 @@ public final class SettledService: @unchecked Sendable {
     /// for a peer whose roles may call it (anyone else's body is read into memory under
     /// `body_bytes_max` on its way to a 403).
     public func spoolTarget(method: String, pathSegments: [String], peer: PeerCredentials) -> HTTPSpoolTarget? {
-        for route in routes where route.isSpooled && route.method == method && route.match(pathSegments) != nil {
-            guard !access.roles(of: peer).isDisjoint(with: route.roles) else { return nil }
+        let routes = self.routes
+        for index in routes.indices where routes[index].isSpooled && routes[index].method == method && routes[index].matches(pathSegments) {
+            guard !access.roles(of: peer).isDisjoint(with: routes[index].roles) else { return nil }
             return HTTPSpoolTarget(directory: spool.path, bytesMax: configuration.statementBodyBytesMax)
         }
         return nil
@@ -265,8 +275,15 @@ public final class SettledService: @unchecked Sendable {
         var allowed: [String] = []
         // A path matches the templates with the most literal segments only, as OpenAPI reads
         // them: `/v1/bills/import` is that path, never the bill `import` of `/v1/bills/{bill_id}`.
-        let literalsMax = routes.lazy.filter { $0.match(request.pathSegments) != nil }.map(\.literalCount).max() ?? 0
-        for route in routes where route.literalCount == literalsMax {
+        // Routes are reached in place: a copy of each route for each request costs more than
+        // matching it.
+        let routes = self.routes
+        var literalsMax = 0
+        for index in routes.indices where routes[index].literalCount > literalsMax && routes[index].matches(request.pathSegments) {
+            literalsMax = routes[index].literalCount
+        }
+        for index in routes.indices where routes[index].literalCount == literalsMax && routes[index].matches(request.pathSegments) {
+            let route = routes[index]
             guard let parameters = route.match(request.pathSegments) else { continue }
             matchedPath = true
             guard route.method == request.method else {

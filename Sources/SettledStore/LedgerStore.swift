@@ -14,6 +14,12 @@ public struct StoredJournalTransaction: Sendable, Equatable {
 /// account costs one put per batch rather than one per transaction. Each account of the batch
 /// has a slot in `accounts`; a post finds its accounts' slots by name with one lookup each and
 /// touches no other table in memory.
+///
+/// The journal and its index by account are written at `flush` too, by the batch's own
+/// transaction after every request's nested one: a request's transaction then touches neither
+/// (a nested transaction copies each page it touches that its batch already changed, and the
+/// journal's last page and each busy account's index page are changed by every post). Nothing
+/// in the writer reads them back: they are read by the API's read transactions, after the commit.
 public struct LedgerWriter {
     let tables: Tables
     /// The accounts of this batch: name -> index in `accounts`.
@@ -26,6 +32,13 @@ public struct LedgerWriter {
     /// Numbers each post, so that an account's slot can tell whether it was seen in this post.
     private var postSerial: UInt64 = 0
     private var scratch = ByteWriter(capacity: 256)
+    /// The journal records posted in this batch, written by `flush`: their values one after the
+    /// other in `pendingJournalBytes`, each with its transaction id and where its value ends.
+    private var pendingJournal: [(transactionID: UInt64, valueEnd: Int)] = []
+    private var pendingJournalBytes: [UInt8] = []
+    /// The index records posted in this batch (one per account and transaction, holding the
+    /// account's net amount in it), written by `flush` in key order.
+    private var pendingIndex: [IndexRecord] = []
     /// Undo log of the open checkpoints (see `checkpoint`): an account's state before the
     /// innermost checkpoint first changed it, oldest first.
     private var undo: [(slot: Int, state: AccountState)] = []
@@ -37,6 +50,15 @@ public struct LedgerWriter {
     public struct Checkpoint {
         let undoCount: Int
         let dirtyCount: Int
+        let journalCount: Int
+        let journalBytesCount: Int
+        let indexCount: Int
+    }
+
+    struct IndexRecord {
+        var accountID: UInt64
+        var transactionID: UInt64
+        var netFen: Int64
     }
 
     struct AccountState {
@@ -72,7 +94,8 @@ public struct LedgerWriter {
     public mutating func checkpoint() -> Checkpoint {
         checkpointsOpen += 1
         checkpointSerial += 1
-        return Checkpoint(undoCount: undo.count, dirtyCount: dirtySlots.count)
+        return Checkpoint(undoCount: undo.count, dirtyCount: dirtySlots.count, journalCount: pendingJournal.count,
+                          journalBytesCount: pendingJournalBytes.count, indexCount: pendingIndex.count)
     }
 
     /// Keeps what was posted since `checkpoint` (it joins the enclosing checkpoint, if any).
@@ -89,6 +112,9 @@ public struct LedgerWriter {
         for saved in undo[checkpoint.undoCount...].reversed() { accounts[saved.slot] = saved.state }
         undo.removeSubrange(checkpoint.undoCount...)
         dirtySlots.removeSubrange(checkpoint.dirtyCount...)
+        pendingJournal.removeSubrange(checkpoint.journalCount...)
+        pendingJournalBytes.removeSubrange(checkpoint.journalBytesCount...)
+        pendingIndex.removeSubrange(checkpoint.indexCount...)
         checkpointsOpen -= 1
         checkpointSerial += 1
         if checkpointsOpen == 0 { undo.removeAll(keepingCapacity: true) }
@@ -181,11 +207,8 @@ public struct LedgerWriter {
             scratch.u64(accounts[entry.slot].id)
             scratch.i64(entry.amountFen)
         }
-        try withUnsafeBytes(of: transactionID.bigEndian) { key in
-            try scratch.bytes.withUnsafeBytes { value in
-                try transaction.put(tables.journal, key: key, value: value, options: .append)
-            }
-        }
+        pendingJournalBytes.append(contentsOf: scratch.bytes)
+        pendingJournal.append((transactionID: transactionID, valueEnd: pendingJournalBytes.count))
         for entry in resolved {
             let slot = entry.slot
             accounts[slot].entriesCount += 1
@@ -193,14 +216,10 @@ public struct LedgerWriter {
                 accounts[slot].dirty = true
                 dirtySlots.append(slot)
             }
-            // One index record per account and transaction: written at the account's first entry.
+            // One index record per account and transaction: kept at the account's first entry.
             guard accounts[slot].postSerial == postSerial else { continue }
             accounts[slot].postSerial = 0
-            try withUnsafeBytes(of: (accounts[slot].id.bigEndian, transactionID.bigEndian)) { key in
-                try withUnsafeBytes(of: accounts[slot].netFen.bigEndian) { value in
-                    try transaction.put(tables.accountEntries, key: key, value: value, options: .noOverwrite)
-                }
-            }
+            pendingIndex.append(IndexRecord(accountID: accounts[slot].id, transactionID: transactionID, netFen: accounts[slot].netFen))
         }
         return transactionID
     }
@@ -212,8 +231,32 @@ public struct LedgerWriter {
         return accounts[try load(account, id: id, in: transaction)].balanceFen
     }
 
-    /// Writes the balances changed in this batch. Called once, before the commit.
+    /// Writes the journal records, index records and balances of this batch. Called once, in
+    /// the batch's transaction, after every request's nested one, before the commit.
     public mutating func flush(in transaction: Transaction) throws {
+        precondition(checkpointsOpen == 0, "the ledger is flushed with a request's checkpoint open")
+        var valueStart = 0
+        try pendingJournalBytes.withUnsafeBytes { bytes in
+            for record in pendingJournal {
+                try withUnsafeBytes(of: record.transactionID.bigEndian) { key in
+                    try transaction.put(tables.journal, key: key, value: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<record.valueEnd]),
+                                        options: .append)
+                }
+                valueStart = record.valueEnd
+            }
+        }
+        pendingJournal.removeAll(keepingCapacity: true)
+        pendingJournalBytes.removeAll(keepingCapacity: true)
+        // In key order: each account's index page is reached once, its records one after another.
+        pendingIndex.sort { ($0.accountID, $0.transactionID) < ($1.accountID, $1.transactionID) }
+        for record in pendingIndex {
+            try withUnsafeBytes(of: (record.accountID.bigEndian, record.transactionID.bigEndian)) { key in
+                try withUnsafeBytes(of: record.netFen.bigEndian) { value in
+                    try transaction.put(tables.accountEntries, key: key, value: value, options: .noOverwrite)
+                }
+            }
+        }
+        pendingIndex.removeAll(keepingCapacity: true)
         for slot in dirtySlots {
             let account = accounts[slot]
             scratch.reset()

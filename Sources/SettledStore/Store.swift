@@ -51,7 +51,10 @@ import Glibc
 /// - biller_statements:  biller id 0 business date u32 ++ sequence u32 -> v1 biller write-off
 ///                       statement (its content hash, counts and findings), 1 the first file
 ///                       of the date, each different file after it a correction
-public struct Tables: Sendable {
+///
+/// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
+/// a class is one reference, not one per table.
+public final class Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
     public let accountIDs: Database

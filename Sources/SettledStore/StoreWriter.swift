@@ -12,6 +12,11 @@ public final class WriteContext {
     public var counters: Counters
     /// The time of the batch, in Unix milliseconds; every request in a batch sees the same.
     public let nowUnixMillis: Int64
+    /// Records appended by the batch's requests to tables nothing in the writer reads back,
+    /// written by the batch's transaction at its end (`appendAtEnd`): their tables, keys and
+    /// options, and their keys and values one after the other in `appendedBytes`.
+    private var appended: [(database: Database, keyEnd: Int, valueEnd: Int, options: Transaction.PutOptions)] = []
+    private var appendedBytes: [UInt8] = []
 
     init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
         self.store = store
@@ -33,6 +38,18 @@ public final class WriteContext {
         try ledger.balanceFen(of: account, in: transaction)
     }
 
+    /// Puts a record that no request of the batch reads, replaces or deletes (an append to a
+    /// log, or to an index read only outside the writer or only for records older than the
+    /// batch): written by the batch's transaction once every request's nested one has ended,
+    /// so that a request's transaction does not copy the table's last pages again. Dropped with
+    /// the request when it fails, like what it wrote.
+    public func appendAtEnd(_ database: Database, key: [UInt8], value: [UInt8], options: Transaction.PutOptions) {
+        appendedBytes.append(contentsOf: key)
+        let keyEnd = appendedBytes.count
+        appendedBytes.append(contentsOf: value)
+        appended.append((database: database, keyEnd: keyEnd, valueEnd: appendedBytes.count, options: options))
+    }
+
     /// Runs `body` in a transaction nested in the current one: when it throws, nothing it
     /// wrote remains, and the ledger's balances and the counters are as they were before it.
     /// The writer runs each request so; a request may nest again (to keep a record of a
@@ -42,6 +59,7 @@ public final class WriteContext {
         let child = try Transaction(nestedIn: parent)
         let checkpoint = ledger.checkpoint()
         let savedCounters = counters
+        let appendedCount = appended.count, appendedBytesCount = appendedBytes.count
         transaction = child
         let result: Result
         do {
@@ -53,6 +71,8 @@ public final class WriteContext {
             transaction = parent
             ledger.rollBack(to: checkpoint)
             counters = savedCounters
+            appended.removeSubrange(appendedCount...)
+            appendedBytes.removeSubrange(appendedBytesCount...)
             throw error
         }
         ledger.keep(checkpoint)
@@ -60,6 +80,16 @@ public final class WriteContext {
     }
 
     func finish() throws {
+        var start = 0
+        try appendedBytes.withUnsafeBytes { bytes in
+            for record in appended {
+                try transaction.put(record.database, key: UnsafeRawBufferPointer(rebasing: bytes[start..<record.keyEnd]),
+                                    value: UnsafeRawBufferPointer(rebasing: bytes[record.keyEnd..<record.valueEnd]), options: record.options)
+                start = record.valueEnd
+            }
+        }
+        appended.removeAll()
+        appendedBytes.removeAll()
         try ledger.flush(in: transaction)
         try counters.flush(tables: store.tables, in: transaction)
     }

@@ -403,6 +403,22 @@ extension PaymentFixture {
         #expect(journal.validate() == nil)
     }
 
+    @Test func aGroupOrderOverManyBillersHasOneEntryPerBillerInFirstOrder() {
+        let f = PaymentFixture.self
+        // 40 items over 20 billers, each biller twice, far apart: past the short list's length.
+        let items = (0..<40).map { index in f.bill("i\(index)", "biller-\(index % 20)", "electricity", Int64(100 + index)) }
+        let total = items.reduce(0) { $0 + $1.amountFen }
+        let journal = PaymentJournal.capture(order: Order(orderId: "o-4", items: items),
+                                             funding: f.funding(items, channel: "icbc", channelFen: total), customer: nil)
+        var expected = [JournalEntry(account: "channel_receivable:icbc", amountFen: total)]
+        for biller in 0..<20 {
+            let first: Int64 = 100 + Int64(biller), second: Int64 = 120 + Int64(biller)
+            expected.append(JournalEntry(account: "biller_payable:biller-\(biller)", amountFen: -(first + second)))
+        }
+        #expect(journal.entries == expected)
+        #expect(journal.validate() == nil)
+    }
+
     @Test func zeroPartsAreLeftOutAndCancellingWalletEntriesVanish() {
         let f = PaymentFixture.self
         let onlyChannel = PaymentJournal.capture(order: Order(orderId: "o-2", items: [f.electricity]),

@@ -93,26 +93,34 @@ public enum PaymentJournal {
 
 /// Entries being gathered for one transaction: merged per account, in first-touch order.
 struct JournalLines {
-    private var accounts: [String] = []
-    private var amountFenByAccount: [String: Int64] = [:]
+    /// Each account once, in the order first posted, with its sum. A journal usually names a
+    /// few accounts, found faster by a look along a short array than by hashing their names;
+    /// past `linesScannedMax` (a group order over many billers) they are found by name.
+    private var lines: [(account: String, amountFen: Int64)] = []
+    private var lineByAccount: [String: Int] = [:]
+    static let linesScannedMax = 16
 
     mutating func post(_ account: String, _ amountFen: Int64) {
         guard amountFen != 0 else { return }
-        if let current = amountFenByAccount[account] {
-            let (sum, overflow) = current.addingReportingOverflow(amountFen)
+        let found = lines.count <= Self.linesScannedMax ? lines.firstIndex { $0.account == account } : lineByAccount[account]
+        if let index = found {
+            let (sum, overflow) = lines[index].amountFen.addingReportingOverflow(amountFen)
             precondition(!overflow, "an account's amount overflows 64-bit fen")
-            amountFenByAccount[account] = sum
-        } else {
-            accounts.append(account)
-            amountFenByAccount[account] = amountFen
+            lines[index].amountFen = sum
+            return
+        }
+        lines.append((account: account, amountFen: amountFen))
+        if lines.count == Self.linesScannedMax + 1 {
+            for (index, line) in lines.enumerated() { lineByAccount[line.account] = index }
+        } else if lines.count > Self.linesScannedMax + 1 {
+            lineByAccount[account] = lines.count - 1
         }
     }
 
     /// The transaction of the gathered entries; it must be valid (and so balanced).
     func transaction(kind: String, reference: String) -> JournalTransaction {
-        let entries = accounts.compactMap { account -> JournalEntry? in
-            let amountFen = amountFenByAccount[account]!
-            return amountFen == 0 ? nil : JournalEntry(account: account, amountFen: amountFen)
+        let entries = lines.compactMap { line -> JournalEntry? in
+            line.amountFen == 0 ? nil : JournalEntry(account: line.account, amountFen: line.amountFen)
         }
         let transaction = JournalTransaction(kind: kind, reference: reference, entries: entries)
         if let error = transaction.validate() { preconditionFailure("a payment journal is invalid: \(error)") }
