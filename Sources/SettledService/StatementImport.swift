@@ -180,15 +180,7 @@ extension SettledService {
         let statement = outcome.statement
         json.field("statement_id", "s-\(statement.id)")
         json.field("lines", outcome.lines)
-        json.beginArray("parse_errors")
-        for error in outcome.errors {
-            json.beginObject()
-            json.field("line", error.line)
-            json.field("code", error.code)
-            json.field("detail", error.reason)
-            json.endObject()
-        }
-        json.endArray()
+        writeParseErrors(outcome.errors, &json)
         json.beginObject("reconciliation")
         json.field("matched", statement.matched.count)
         json.field("carried_forward", statement.carriedForward)

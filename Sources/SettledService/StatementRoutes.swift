@@ -149,15 +149,7 @@ extension SettledService {
                                               businessDate: businessDate)
         return .json { json in
             json.field("lines", outcome.lines)
-            json.beginArray("parse_errors")
-            for error in outcome.errors {
-                json.beginObject()
-                json.field("line", error.line)
-                json.field("code", error.code)
-                json.field("detail", error.reason)
-                json.endObject()
-            }
-            json.endArray()
+            Self.writeParseErrors(outcome.errors, &json)
             json.beginObject("totals")
             json.field("payments_count", outcome.totals.paymentsCount)
             json.field("payments_fen", outcome.totals.paymentsFen)
@@ -170,6 +162,19 @@ extension SettledService {
 }
 
 extension SettledService {
+    /// The lines of a statement refused one by one, as the dry run and the import answer them.
+    static func writeParseErrors(_ errors: [StatementLineError], _ json: inout JSONWriter) {
+        json.beginArray("parse_errors")
+        for error in errors {
+            json.beginObject()
+            json.field("line", error.line)
+            json.field("code", error.code)
+            json.field("detail", error.reason)
+            json.endObject()
+        }
+        json.endArray()
+    }
+
     /// GET /v1/reconciliation/{business_date}: the date's reconciliation per channel.
     func reconciliationDay(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
         guard let date = BusinessDate(context.parameters[0]) else {

@@ -76,6 +76,11 @@ final class Context {
             client = nil
             throw Self.failure(error, socket: socket, timeoutSeconds: timeoutSeconds)
         }
+        return try answer(response)
+    }
+
+    /// The daemon's answer; a refusal (4xx, 5xx) thrown, its body printed first with `--json`.
+    private func answer(_ response: HTTPClientResponse) throws(Failure) -> Answer {
         let answer = Answer(status: response.status, headers: response.headers, body: response.body)
         guard answer.status < 400 else {
             if json { printRaw(answer) }
@@ -98,12 +103,7 @@ final class Context {
             client = nil
             throw Self.failure(error, socket: socket, timeoutSeconds: timeoutSeconds)
         }
-        let answer = Answer(status: response.status, headers: response.headers, body: response.body)
-        guard answer.status < 400 else {
-            if json { printRaw(answer) }
-            throw Self.refusal(answer)
-        }
-        return answer
+        return try answer(response)
     }
 
     /// With `--json` the answer's body as it came; else `render` of its JSON document.

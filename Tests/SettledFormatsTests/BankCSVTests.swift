@@ -1,5 +1,6 @@
 import SettledCore
 @testable import SettledFormats
+import SettledTestSupport
 import Testing
 
 /// Every export in samples/chinese-bank-personal/, each read by a profile only; the figures are
@@ -109,7 +110,7 @@ import Testing
         let text = String(decoding: Self.file("bocom_debit/example-bocom_debit-records.csv"), as: UTF8.self)
         var profile = Self.bocom
         profile.encoding = .gb18030
-        let parsed = try parse(Generate.gbk(text), .csv(profile), chunk: 3)
+        let parsed = try parse(TestFiles.gbk(text), .csv(profile), chunk: 3)
         #expect(parsed.totals == StatementTotals(paymentsCount: 3, paymentsFen: 1_125, refundsCount: 3, refundsFen: 11_400, feesFen: 0))
         #expect(parsed.errors.isEmpty, "\(parsed.errors)")
         #expect(parsed.records[5].orderId.hasPrefix("网上支付 基金理财产品申购"))

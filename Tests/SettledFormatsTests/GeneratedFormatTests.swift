@@ -19,7 +19,7 @@ import Testing
     }
 
     @Test func bareGBKBill() throws {
-        let file = Generate.gbk(Generate.alipayDetail(Self.lines))
+        let file = TestFiles.gbk(Generate.alipayDetail(Self.lines))
         let parsed = try parse(file, .alipay)
         #expect(parsed.errors.isEmpty)
         #expect(parsed.totals == Self.expected)
@@ -40,20 +40,20 @@ import Testing
         ]
         let text = Generate.alipayDetail(lines)
         #expect(text.contains("#交易合计：2笔，商家实收：共100.01元") && text.contains("#退款合计：1笔，商家实收：共-30.00元"))
-        let parsed = try parse(Generate.gbk(text), .alipay)
+        let parsed = try parse(TestFiles.gbk(text), .alipay)
         #expect(parsed.totals == StatementTotals(paymentsCount: 2, paymentsFen: 10_001, refundsCount: 1, refundsFen: 3_000, feesFen: 42))
         #expect(parsed.records.map(\.feeFen) == [60, 0, -18])
         #expect(parsed.records[0].timeUnixMs == 1_795_399_200_000)  // 2026-11-23 10:00:00 +08:00
     }
 
     @Test func zipAsDeliveredWithTheSummaryEntry() throws {
-        let detail = Generate.gbk(Generate.alipayDetail(Self.lines))
-        let summary = Generate.gbk("#支付宝业务汇总查询\r\n门店编号,门店名称,交易订单总笔数\r\n")
+        let detail = TestFiles.gbk(Generate.alipayDetail(Self.lines))
+        let summary = TestFiles.gbk("#支付宝业务汇总查询\r\n门店编号,门店名称,交易订单总笔数\r\n")
         for deflate in [true, false] {
             for descriptor in deflate ? [false, true] : [false] {
                 let zip = Generate.zip([
-                    .init(name: Generate.gbk("20889999999999990156_20261123_业务明细(汇总).csv"), data: summary, deflate: deflate),
-                    .init(name: Generate.gbk("20889999999999990156_20261123_业务明细.csv"), data: detail, deflate: deflate, descriptor: descriptor),
+                    .init(name: TestFiles.gbk("20889999999999990156_20261123_业务明细(汇总).csv"), data: summary, deflate: deflate),
+                    .init(name: TestFiles.gbk("20889999999999990156_20261123_业务明细.csv"), data: detail, deflate: deflate, descriptor: descriptor),
                 ])
                 let parsed = try parse(zip, .alipay, chunk: 13)
                 #expect(parsed.totals == Self.expected, "deflate \(deflate) descriptor \(descriptor)")
@@ -68,7 +68,7 @@ import Testing
     }
 
     @Test func damagedZipIsRefused() {
-        let detail = Generate.gbk(Generate.alipayDetail(Self.lines))
+        let detail = TestFiles.gbk(Generate.alipayDetail(Self.lines))
         var zip = Generate.zip([.init(name: Array("a_业务明细.csv".utf8), data: detail, deflate: false)])
         zip[200] ^= 0x01  // a byte of the stored data: the CRC-32 no longer matches
         #expect(refusal(zip, .alipay)?.message.contains("CRC-32") == true)
@@ -80,18 +80,18 @@ import Testing
         let lines = Array(Self.lines.prefix(5))
         let payments = lines.filter { !$0.refund }
         let sum = payments.reduce(Int64(0)) { $0 + $1.amountFen }
-        let file = Generate.gbk(Generate.alipayDetail(lines, footerPayments: (payments.count, sum + 1)))
+        let file = TestFiles.gbk(Generate.alipayDetail(lines, footerPayments: (payments.count, sum + 1)))
         let refused = refusal(file, .alipay)
         #expect(refused?.code == "totals_mismatch")
         #expect(refused?.message.contains(Generate.yuan(sum + 1)) == true && refused?.message.contains(Generate.yuan(sum)) == true)
-        let counted = Generate.gbk(Generate.alipayDetail(lines, footerPayments: (payments.count + 1, sum)))
+        let counted = TestFiles.gbk(Generate.alipayDetail(lines, footerPayments: (payments.count + 1, sum)))
         #expect(refusal(counted, .alipay)?.code == "count_mismatch")
     }
 
     @Test func billCutBeforeItsFooterIsRefused() {
         let text = Generate.alipayDetail(Self.lines)
         let cut = String(text.split(separator: "#------", omittingEmptySubsequences: false).dropLast().joined(separator: "#------"))
-        #expect(refusal(Generate.gbk(cut), .alipay)?.code == "truncated")
+        #expect(refusal(TestFiles.gbk(cut), .alipay)?.code == "truncated")
     }
 
     @Test func plantedBadLinesAreReported() throws {
@@ -103,7 +103,7 @@ import Testing
         // The footer counts the planted lines (the channel printed them).
         let good = lines.filter { $0.raw == nil }
         let payments = good.filter { !$0.refund }, refunds = good.filter { $0.refund }
-        let file = Generate.gbk(Generate.alipayDetail(lines,
+        let file = TestFiles.gbk(Generate.alipayDetail(lines,
             footerPayments: (payments.count + 2, payments.reduce(0) { $0 + $1.amountFen }),
             footerRefunds: (refunds.count, -refunds.reduce(0) { $0 + $1.amountFen })))
         let parsed = try parse(file, .alipay)
@@ -137,7 +137,7 @@ import Testing
     }
 
     @Test func zipAsDelivered() throws {
-        let data = Generate.gbk(Generate.unionPayFile(Self.records))
+        let data = TestFiles.gbk(Generate.unionPayFile(Self.records))
         let zip = Generate.zip([.init(name: Array("INN27010188ZM_898310048990001".utf8), data: data, deflate: true)])
         let parsed = try parse(zip, .unionpay, date: Self.settlement, chunk: 5)
         #expect(parsed.totals.paymentsFen == 12_445 && parsed.totals.refundsFen == 5_000)
@@ -163,12 +163,12 @@ import Testing
 @Suite struct ChunkSplittingTests {
     /// Every file gives the same records, errors and totals whatever the chunk boundaries.
     static func files() -> [(String, [UInt8], StatementFileFormat, BusinessDate?)] {
-        let alipay = Generate.gbk(Generate.alipayDetail(Generate.alipayLines(count: 30, seed: 3)))
+        let alipay = TestFiles.gbk(Generate.alipayDetail(Generate.alipayLines(count: 30, seed: 3)))
         return [
             ("wechat", WeChatBillTests.bill, .wechat, nil),
             ("alipay", alipay, .alipay, nil),
             ("alipay zip", Generate.zip([.init(name: Array("x_业务明细.csv".utf8), data: alipay, deflate: true)]), .alipay, nil),
-            ("unionpay", Generate.gbk(Generate.unionPayFile(UnionPayFileTests.records)), .unionpay, UnionPayFileTests.settlement),
+            ("unionpay", TestFiles.gbk(Generate.unionPayFile(UnionPayFileTests.records)), .unionpay, UnionPayFileTests.settlement),
             ("icbc", BankCSVTests.file("icbc/debit-v2/example-icbc-debit-v2-records.csv"), .csv(BankCSVTests.icbcDebit), nil),
             ("bocom", BankCSVTests.file("bocom_debit/example-bocom_debit-records.csv"), .csv(BankCSVTests.bocom), nil),
         ]
@@ -205,7 +205,7 @@ import Testing
     /// bytes only: the same text whatever the chunks.
     @Test func encodingJudgedOnTheSameBytesWhateverTheChunks() throws {
         let utf8Head = Array(String(repeating: "中", count: 1365).utf8) + Array("a\n".utf8)  // 4097 bytes
-        let bytes = utf8Head + Generate.gbk("乙\n")
+        let bytes = utf8Head + TestFiles.gbk("乙\n")
         var outputs: [[UInt8]] = []
         for chunk in [1, 4000, 4100, bytes.count] {
             let decoder = try TextDecoder(.gb18030)
@@ -231,7 +231,7 @@ import Testing
     /// the BOM split: each byte fed alone.
     @Test func oneByteAtATime() throws {
         let text = "中文,甲乙\r\n"
-        let gbk = Generate.gbk(text)
+        let gbk = TestFiles.gbk(text)
         let decoder = try TextDecoder(.gb18030)
         var out: [UInt8] = []
         for byte in gbk {

@@ -184,7 +184,7 @@ extension String {
     @Test func merchantBillsSentToTheOtherChannel() {
         let wechat = WeChatBillTests.bill
         #expect(refusal(wechat, .alipay)?.message.contains("WeChat Pay merchant trade bill") == true)
-        let alipay = Generate.gbk(Generate.alipayDetail(Generate.alipayLines(count: 3, seed: 1)))
+        let alipay = TestFiles.gbk(Generate.alipayDetail(Generate.alipayLines(count: 3, seed: 1)))
         #expect(refusal(alipay, .wechat)?.message.contains("Alipay merchant business bill") == true)
         let refused = refusal(wechat, .unionpay, date: BusinessDate(year: 2019, month: 2, day: 20))
         #expect(refused?.code == "wrong_file" && refused?.message.contains("WeChat Pay merchant trade bill") == true)

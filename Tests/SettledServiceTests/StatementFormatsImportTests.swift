@@ -23,24 +23,6 @@ enum ChannelFile {
         return sign + "\(magnitude / 100)." + String(repeating: "0", count: 2 - cents.count) + cents
     }
 
-    /// UTF-8 text to GB18030 bytes through iconv.
-    static func gbk(_ text: String) -> [UInt8] {
-        let converter = iconv_open("GB18030", "UTF-8")!
-        defer { iconv_close(converter) }
-        var input = Array(text.utf8)
-        var output = [UInt8](repeating: 0, count: input.count * 2 + 16)
-        var inLeft = input.count, outLeft = output.count
-        input.withUnsafeMutableBufferPointer { inBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
-                var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(inBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-                var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(outBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-                let result = iconv(converter, &inPointer, &inLeft, &outPointer, &outLeft)
-                precondition(result != -1, "not encodable in GB18030")
-            }
-        }
-        return Array(output[0..<(output.count - outLeft)])
-    }
-
     /// Payments of 2026-11-24 at 10:00, in the channel's format.
     static func file(format: String, _ rows: [Row]) -> [UInt8] {
         switch format {
@@ -65,7 +47,7 @@ enum ChannelFile {
         text += "#交易合计：\(rows.count)笔，商家实收：共\(yuan(paid))元，商家优惠：共0.00元\r\n"
         text += "#退款合计：0笔，商家实收：共0.00元，商家优惠：共0.00元\r\n"
         text += "#导出时间：[2026年11月25日 09:12:52]\r\n"
-        return gbk(text)
+        return TestFiles.gbk(text)
     }
 
     static let unionPayWidths = [3, 11, 11, 6, 10, 19, 12, 4, 2, 21, 2, 32, 2, 6, 10, 13, 13, 4, 15, 2,

@@ -15,4 +15,22 @@ public enum TestFiles {
         }
         return bytes
     }
+
+    /// UTF-8 text to GB18030 bytes through iconv.
+    public static func gbk(_ text: String) -> [UInt8] {
+        let converter = iconv_open("GB18030", "UTF-8")!
+        defer { iconv_close(converter) }
+        var input = Array(text.utf8)
+        var output = [UInt8](repeating: 0, count: input.count * 2 + 16)
+        var inLeft = input.count, outLeft = output.count
+        input.withUnsafeMutableBufferPointer { inBuffer in
+            output.withUnsafeMutableBufferPointer { outBuffer in
+                var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(inBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(outBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                let result = iconv(converter, &inPointer, &inLeft, &outPointer, &outLeft)
+                precondition(result != -1, "not encodable in GB18030")
+            }
+        }
+        return Array(output[0..<(output.count - outLeft)])
+    }
 }
