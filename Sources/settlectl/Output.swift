@@ -11,6 +11,12 @@ enum Output {
 
     /// A closed pipe or a full disk ends the writing quietly: there is no one to tell.
     private static func write(_ descriptor: Int32, _ bytes: [UInt8]) {
+        _ = writeAll(descriptor, bytes)
+    }
+
+    /// Writes every byte, through short writes and interruptions; false (with `errno` set)
+    /// when a write fails.
+    static func writeAll(_ descriptor: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
             let count = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
@@ -19,9 +25,10 @@ enum Output {
             } else if count < 0 && errno == EINTR {
                 continue
             } else {
-                return
+                return false
             }
         }
+        return true
     }
 }
 
