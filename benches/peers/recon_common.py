@@ -1,0 +1,79 @@
+"""What both recon peers share: their arguments, the bill's header, and how they print.
+
+The classification they implement (the same as settled-bench's planted truth, ReconPlan.swift):
+payment lines match a captured order by 微信订单号, then by 商户订单号; refund lines match a refund
+by 商户退款单号. A line whose 微信订单号 (refund line: 商户退款单号) appeared on an earlier line is a
+duplicate; the first one is classified as any other. A matched payment line is a
+status_mismatch when its 交易状态 is not SUCCESS, else an amount_mismatch when its amount
+differs, else a fee_mismatch when its fee is more than one fen from the configured rate
+(half-up to the fen), else matched. A line that matches nothing is missing_internal
+(auto_repairable when its 商户订单号 is an order of ours not captured). A captured order or a
+refund no line names is missing_channel, or carried_forward when it was paid in the last
+--carry-window-minutes before midnight (the cut-off) and --carry-forward-days is above 0.
+"""
+
+import argparse
+import json
+import resource
+import sys
+
+NEEDED = {
+    "time": "交易时间",
+    "txn": "微信订单号",
+    "order_id": "商户订单号",
+    "status": "交易状态",
+    "refund_id": "商户退款单号",
+    "fee": "手续费",
+}
+# Payment amount: the first of these the header has; refund amount likewise.
+AMOUNT_NAMES = ("订单金额", "总金额", "应结订单金额")
+REFUND_AMOUNT_NAMES = ("退款金额", "申请退款金额")
+# Summary column -> the detail column it sums.
+SUMMARY_OF = {
+    "应结订单总金额": "应结订单金额", "订单总金额": "订单金额", "总交易额": "总金额",
+    "退款总金额": "退款金额", "总退款金额": "退款金额", "申请退款总金额": "申请退款金额",
+    "充值券退款总金额": "充值券退款金额",
+}
+COUNT_NAMES = ("matched", "missing_internal", "missing_channel", "amount_mismatch", "status_mismatch",
+               "duplicate", "fee_mismatch", "carried_forward", "auto_repairable")
+
+
+def arguments():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bill", required=True, help="the WeChat Pay trade bill (27-column layout or an older one)")
+    parser.add_argument("--internal", required=True, help="internal.csv: kind,id,order_id,channel_txn_id,amount_fen,status,paid_at")
+    parser.add_argument("--fee-bps", type=int, required=True)
+    parser.add_argument("--carry-forward-days", type=int, required=True)
+    parser.add_argument("--carry-window-minutes", type=int, required=True)
+    return parser.parse_args()
+
+
+def header(path):
+    """The bill's column names (its first line, without the BOM) and their positions."""
+    with open(path, "rb") as file:
+        first = file.readline()
+    text = first.decode("utf-8-sig").rstrip("\r\n")
+    names = [name.strip() for name in text.split(",")]
+    if not all(NEEDED[key] in names for key in NEEDED):
+        sys.exit(f"{path}: the first line is not a WeChat Pay trade bill header")
+    position = {key: names.index(name) for key, name in NEEDED.items()}
+    position["amount"] = next(names.index(n) for n in AMOUNT_NAMES if n in names)
+    position["refund_amount"] = next(names.index(n) for n in REFUND_AMOUNT_NAMES if n in names)
+    return names, position
+
+
+def carry_from_seconds(window_minutes):
+    """Seconds after midnight from which a payment is near the cut-off (00:00)."""
+    return 86_400 - 60 * window_minutes
+
+
+def expected_fee_fen(amount_fen, fee_bps):
+    return (amount_fen * fee_bps + 5_000) // 10_000
+
+
+def finish(counts, seconds):
+    out = {name: int(counts[name]) for name in COUNT_NAMES}
+    out["seconds"] = seconds
+    out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    json.dump(out, sys.stdout)
+    sys.stdout.write("\n")
