@@ -62,6 +62,18 @@ def header(path):
     return names, position
 
 
+def summary_values(path):
+    """The summary line's values: the bill's last line, read from its end."""
+    with open(path, "rb") as file:
+        file.seek(0, 2)
+        file.seek(max(0, file.tell() - 65_536))
+        tail = file.read().decode("utf-8", errors="replace")
+    last = [line for line in tail.replace("\r", "").split("\n") if line.strip()][-1]
+    if not last.startswith("`"):
+        sys.exit("the bill's last line is not a backticked summary line")
+    return [value.rstrip(",").strip() for value in last[1:].split(",`")]
+
+
 def carry_from_seconds(window_minutes):
     """Seconds after midnight from which a payment is near the cut-off (00:00)."""
     return 86_400 - 60 * window_minutes

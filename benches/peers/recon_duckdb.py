@@ -21,8 +21,10 @@ def main():
     # with the comma that ends it (the last field has none). Commas inside values stay in them.
     width = len(names) + 2
     columns = ", ".join(f"'c{k}': 'VARCHAR'" for k in range(width))
+    summed = [names.index(detail) + 1 for detail in set(common.SUMMARY_OF.values()) if detail in names]
+    kept = ", ".join(f"c{k}" for k in sorted({0} | {p + 1 for p in position.values()} | set(summed)))
     db.execute(f"""
-        CREATE TABLE raw AS SELECT * FROM read_csv(?, delim = '`', quote = '', escape = '', header = false, skip = 1,
+        CREATE TABLE raw AS SELECT {kept} FROM read_csv(?, delim = '`', quote = '', escape = '', header = false, skip = 1,
             auto_detect = false, null_padding = true, columns = {{{columns}}})""", [args.bill])
     summary_row = db.execute("SELECT min(rowid), count(*) FROM raw WHERE c0 IS NOT NULL").fetchone()
     if summary_row[1] != 1:
@@ -42,7 +44,7 @@ def main():
             CASE WHEN {field('status')} = 'REFUND' THEN {fen(field('refund_amount'))} ELSE {fen(field('amount'))} END AS amount_fen,
             CAST(round(CAST({field('fee')} AS DECIMAL(18, 5)) * 100) AS BIGINT) AS fee_fen
         FROM raw WHERE rowid < {summary_at}""")
-    check_summary(db, names, summary_at)
+    check_summary(db, names, summary_at, args.bill)
 
     db.execute("""
         CREATE TABLE internal AS SELECT * FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
@@ -109,14 +111,13 @@ def main():
     common.finish(counts, time.perf_counter() - began)
 
 
-def check_summary(db, names, summary_at):
+def check_summary(db, names, summary_at, path):
     """The summary line agrees with the lines: their count, each summed amount column, the fees."""
     summary_names = db.execute(f"SELECT c0 FROM raw WHERE rowid = {summary_at}").fetchone()[0].rstrip("\r").split(",")
     summary_names = [n.strip() for n in summary_names]
-    rows = db.execute(f"SELECT * FROM raw WHERE rowid = {summary_at} + 1").fetchall()
-    if len(rows) != 1 or db.execute(f"SELECT count(*) FROM raw WHERE rowid > {summary_at} + 1").fetchone()[0] != 0:
+    if db.execute(f"SELECT count(*) FROM raw WHERE rowid > {summary_at}").fetchone()[0] != 1:
         raise SystemExit("the bill does not end with one summary line")
-    values = [(v or "").rstrip(",\r").strip() for v in rows[0][1:len(summary_names) + 1]]
+    values = common.summary_values(path)
     detail_count = db.execute("SELECT count(*) FROM lines").fetchone()[0]
     for name, value in zip(summary_names, values):
         if name == "总交易单数":

@@ -100,22 +100,10 @@ def main():
     common.finish(counts, time.perf_counter() - began)
 
 
-def summary_values(path):
-    """The summary line's values: the bill's last line, read from its end."""
-    with open(path, "rb") as file:
-        file.seek(0, 2)
-        file.seek(max(0, file.tell() - 65_536))
-        tail = file.read().decode("utf-8", errors="replace")
-    last = [line for line in tail.replace("\r", "").split("\n") if line.strip()][-1]
-    if not last.startswith("`"):
-        raise SystemExit("the bill's last line is not a backticked summary line")
-    return [value.rstrip(",").strip() for value in last[1:].split(",`")]
-
-
 def check_summary(path, raw, summary_at, names, lines, field):
     """The summary line agrees with the lines: their count, each summed amount column, the fees."""
     summary_names = [n.strip() for n in raw.iloc[summary_at, 0].rstrip("\r").split(",")]
-    values = summary_values(path)
+    values = common.summary_values(path)
     for name, value in zip(summary_names, values):
         if name == "总交易单数":
             if Decimal(value) != len(lines):
