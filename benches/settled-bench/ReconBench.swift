@@ -295,12 +295,40 @@ enum ReconBench {
         say(String(format: "  daemon: %.2f s through the socket (statement %@), %@ of CPU, peak RSS %.0f MiB (anonymous at most %.0f MiB, file-backed %.0f MiB): agrees with the planted counts",
                    seconds, json["statement_id"]?.string ?? "?", result.cpuSeconds.map { String(format: "%.1f s", $0) } ?? "?",
                    Double(hwm) / 1_048_576, Double(peaks.anon) / 1_048_576, Double(peaks.file) / 1_048_576))
+        try checkPersisted(daemon, body: body, statementID: json["statement_id"]?.string, settings, counts: counts)
         if let trickled {
             say(String(format: "  intake meanwhile: %d paid orders at %d/s, p50 %@ ms, p99 %@ ms, max %@ ms (create + notification), %d failed",
                        trickled.operations, settings.trickle, milliseconds(trickled.percentile(0.5)), milliseconds(trickled.percentile(0.99)),
                        milliseconds(trickled.latenciesSeconds.max() ?? 0), trickled.failures))
         }
         return result
+    }
+
+    /// What the import left in the store: the date's discrepancies as `GET /v1/discrepancies`
+    /// lists them, by status and kind, against the answer's counts; and the same file posted
+    /// again answers the same statement id (timed: a file already imported is found by its hash).
+    static func checkPersisted(_ daemon: BenchDaemon, body: [UInt8], statementID: String?, _ settings: Settings,
+                               counts: ReconCounts) throws {
+        let listing = try JSONParser.parse(try daemon.send("GET", "/v1/discrepancies?channel=wechat&business_date=\(settings.date)",
+                                                           timeoutSeconds: 600).body)
+        var byStatusKind: [String: Int] = [:]
+        for item in listing["discrepancies"]?.array ?? [] {
+            byStatusKind["\(item["status"]?.string ?? "?") \(item["kind"]?.string ?? "?")", default: 0] += 1
+        }
+        let listed = byStatusKind.sorted { $0.key < $1.key }.map { "\($0.key) \(grouped($0.value))" }.joined(separator: ", ")
+        let open = { (kind: String) in byStatusKind["open \(kind)"] ?? 0 }
+        let agrees = open("missing_channel") == counts.missingChannel && open("amount_mismatch") == counts.amountMismatch
+            && open("status_mismatch") == counts.statusMismatch && open("duplicate") == counts.duplicate
+            && open("fee_mismatch") == counts.feeMismatch
+            && byStatusKind.filter({ $0.key.hasPrefix("carried ") }).values.reduce(0, +) == counts.carriedForward
+        say("  persisted: GET /v1/discrepancies lists \(listed)" + (agrees ? ": as the answer counted" : ": NOT as the answer counted"))
+        let began = nowNanoseconds()
+        let again = try JSONParser.parse(try daemon.send("POST", "/v1/statements?channel=wechat&business_date=\(settings.date)", body: body,
+                                                         contentType: "text/csv", timeoutSeconds: 3600).body)
+        let seconds = Double(nowNanoseconds() - began) / 1e9
+        let same = again["statement_id"]?.string == statementID && (try? daemonCounts(again)) == counts
+        say(String(format: "  the same file again: %.2f s, %@", seconds,
+                   same ? "the same statement_id and counts" : "a DIFFERENT answer: \(again)"))
     }
 
     /// The answer's `reconciliation` as counts (contract.md: matched, carried_forward,
