@@ -1,15 +1,17 @@
 """What both recon peers share: their arguments, the bill's header, and how they print.
 
-The classification they implement (the same as settled-bench's planted truth, ReconPlan.swift):
-payment lines match a captured order by 微信订单号, then by 商户订单号; refund lines match a refund
-by 商户退款单号. A line whose 微信订单号 (refund line: 商户退款单号) appeared on an earlier line is a
-duplicate; the first one is classified as any other. A matched payment line is a
-status_mismatch when its 交易状态 is not SUCCESS, else an amount_mismatch when its amount
-differs, else a fee_mismatch when its fee is more than one fen from the configured rate
-(half-up to the fen), else matched. A line that matches nothing is missing_internal
-(auto_repairable when its 商户订单号 is an order of ours not captured). A captured order or a
-refund no line names is missing_channel, or carried_forward when it was paid in the last
---carry-window-minutes before midnight (the cut-off) and --carry-forward-days is above 0.
+The classification they implement (the daemon's, and settled-bench's planted truth,
+ReconPlan.swift): payment lines (every line but REFUND ones) match a capture by 微信订单号, then
+by 商户订单号; refund lines match a refund of ours by 商户退款单号. A line whose 微信订单号 (refund
+line: 商户退款单号) appeared on an earlier line is a duplicate; the first one is classified as
+any other. A payment line's fee more than one fen from the configured rate (half-up to the fen)
+is a fee_mismatch, whatever else the line is. A matched line is matched, or an amount_mismatch
+when its amount differs. A payment line whose order exists but is not captured is captured by
+the daemon's auto-repair (auto_repaired); one whose order we never issued is missing_internal.
+A refund line whose 商户订单号 is an order of ours without that refund is a status_mismatch;
+one naming no order of ours is missing_internal. A capture or a refund no line names is
+missing_channel. With --carry-forward-days above 0, missing_internal and missing_channel
+findings are carried forward (carried_forward) instead.
 """
 
 import argparse
@@ -35,7 +37,7 @@ SUMMARY_OF = {
     "充值券退款总金额": "充值券退款金额",
 }
 COUNT_NAMES = ("matched", "missing_internal", "missing_channel", "amount_mismatch", "status_mismatch",
-               "duplicate", "fee_mismatch", "carried_forward", "auto_repairable")
+               "duplicate", "fee_mismatch", "carried_forward", "auto_repaired")
 
 
 def arguments():
@@ -44,7 +46,6 @@ def arguments():
     parser.add_argument("--internal", required=True, help="internal.csv: kind,id,order_id,channel_txn_id,amount_fen,status,paid_at")
     parser.add_argument("--fee-bps", type=int, required=True)
     parser.add_argument("--carry-forward-days", type=int, required=True)
-    parser.add_argument("--carry-window-minutes", type=int, required=True)
     return parser.parse_args()
 
 
@@ -74,16 +75,15 @@ def summary_values(path):
     return [value.rstrip(",").strip() for value in last[1:].split(",`")]
 
 
-def carry_from_seconds(window_minutes):
-    """Seconds after midnight from which a payment is near the cut-off (00:00)."""
-    return 86_400 - 60 * window_minutes
-
-
 def expected_fee_fen(amount_fen, fee_bps):
     return (amount_fen * fee_bps + 5_000) // 10_000
 
 
-def finish(counts, seconds):
+def finish(counts, seconds, carry_forward_days):
+    """Prints the counts; with carry-forward, the missing ones are carried instead."""
+    if carry_forward_days > 0:
+        counts["carried_forward"] += counts["missing_internal"] + counts["missing_channel"]
+        counts["missing_internal"] = counts["missing_channel"] = 0
     out = {name: int(counts[name]) for name in COUNT_NAMES}
     out["seconds"] = seconds
     out["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -50,11 +50,13 @@ def main():
         CREATE TABLE internal AS SELECT * FROM read_csv(?, header = true, auto_detect = false, delim = ',', quote = '"',
             columns = {'kind': 'VARCHAR', 'id': 'VARCHAR', 'order_id': 'VARCHAR', 'channel_txn_id': 'VARCHAR',
                        'amount_fen': 'BIGINT', 'status': 'VARCHAR', 'paid_at': 'VARCHAR'})""", [args.internal])
-    db.execute("""CREATE TABLE captured AS SELECT id, channel_txn_id, amount_fen, paid_at FROM internal
+    db.execute("""CREATE TABLE captured AS SELECT id, channel_txn_id, amount_fen FROM internal
                   WHERE kind = 'payment' AND status IN ('paid', 'refunded')""")
     db.execute("CREATE TABLE refunds AS SELECT id, amount_fen FROM internal WHERE kind = 'refund'")
+    db.execute("CREATE TABLE orders AS SELECT id FROM internal WHERE kind = 'payment'")
 
-    # Payment lines: the first of each 微信订单号 classified, the others duplicates.
+    # Payment lines: the first of each 微信订单号 classified, the others duplicates; the fee of
+    # every first one checked.
     db.execute(f"""
         CREATE TABLE payments AS
         WITH numbered AS (
@@ -66,49 +68,39 @@ def main():
             LEFT JOIN captured by_txn ON by_txn.channel_txn_id = n.txn
             LEFT JOIN captured by_order ON by_txn.id IS NULL AND by_order.id = n.order_id
             WHERE n.nth = 1)
-        SELECT line, txn, order_id, matched_id,
-            CASE WHEN matched_id IS NULL THEN 'missing_internal'
-                 WHEN status <> 'SUCCESS' THEN 'status_mismatch'
-                 WHEN amount_fen <> internal_fen THEN 'amount_mismatch'
-                 WHEN abs(fee_fen - (amount_fen * {args.fee_bps} + 5000) // 10000) > 1 THEN 'fee_mismatch'
-                 ELSE 'matched' END AS class
-        FROM firsts
+        SELECT f.line, f.txn, f.order_id,
+            CASE WHEN f.matched_id IS NOT NULL THEN (CASE WHEN f.amount_fen = f.internal_fen THEN 'matched' ELSE 'amount_mismatch' END)
+                 WHEN o.id IS NOT NULL THEN 'auto_repaired'
+                 ELSE 'missing_internal' END AS class,
+            abs(f.fee_fen - (f.amount_fen * {args.fee_bps} + 5000) // 10000) > 1 AS fee_differs
+        FROM firsts f LEFT JOIN orders o ON o.id = f.order_id
         UNION ALL
-        SELECT line, txn, order_id, NULL, 'duplicate' FROM numbered WHERE nth > 1""")
+        SELECT line, txn, order_id, 'duplicate', false FROM numbered WHERE nth > 1""")
     db.execute("""
         CREATE TABLE refund_lines AS
         WITH numbered AS (
             SELECT *, row_number() OVER (PARTITION BY refund_id ORDER BY line) AS nth FROM lines WHERE status = 'REFUND')
         SELECT n.refund_id,
             CASE WHEN n.nth > 1 THEN 'duplicate'
-                 WHEN r.id IS NULL THEN 'missing_internal'
-                 WHEN r.amount_fen <> n.amount_fen THEN 'amount_mismatch'
-                 ELSE 'matched' END AS class
-        FROM numbered n LEFT JOIN refunds r ON r.id = n.refund_id""")
+                 WHEN r.id IS NOT NULL THEN (CASE WHEN r.amount_fen = n.amount_fen THEN 'matched' ELSE 'amount_mismatch' END)
+                 WHEN o.id IS NOT NULL THEN 'status_mismatch'
+                 ELSE 'missing_internal' END AS class
+        FROM numbered n LEFT JOIN refunds r ON r.id = n.refund_id LEFT JOIN orders o ON o.id = n.order_id""")
 
     counts = {name: 0 for name in common.COUNT_NAMES}
     for kind, number in db.execute("""SELECT class, count(*) FROM (SELECT class FROM payments UNION ALL SELECT class FROM refund_lines)
                                       GROUP BY class""").fetchall():
         counts[kind] += number
-    counts["auto_repairable"] = db.execute("""
-        SELECT count(*) FROM payments p JOIN internal i ON i.kind = 'payment' AND i.id = p.order_id
-        WHERE p.class = 'missing_internal' AND i.status NOT IN ('paid', 'refunded')""").fetchone()[0]
+    counts["fee_mismatch"] = db.execute("SELECT count(*) FROM payments WHERE fee_differs").fetchone()[0]
 
     # Captures and refunds no line names.
-    carry_from = common.carry_from_seconds(args.carry_window_minutes)
-    unmatched = db.execute(f"""
-        SELECT count(*) FILTER (WHERE NOT near), count(*) FILTER (WHERE near) FROM (
-            SELECT {args.carry_forward_days} > 0 AND
-                   hour(CAST(paid_at AS TIMESTAMP)) * 3600 + minute(CAST(paid_at AS TIMESTAMP)) * 60
-                   + second(CAST(paid_at AS TIMESTAMP)) >= {carry_from} AS near
-            FROM captured c
-            WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.status <> 'REFUND' AND l.txn = c.channel_txn_id)
-              AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.status <> 'REFUND' AND l.order_id = c.id))""").fetchone()
-    counts["missing_channel"] += unmatched[0]
-    counts["carried_forward"] += unmatched[1]
+    counts["missing_channel"] += db.execute("""
+        SELECT count(*) FROM captured c
+        WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.status <> 'REFUND' AND l.txn = c.channel_txn_id)
+          AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.status <> 'REFUND' AND l.order_id = c.id)""").fetchone()[0]
     counts["missing_channel"] += db.execute("""
         SELECT count(*) FROM refunds r WHERE NOT EXISTS (SELECT 1 FROM lines l WHERE l.status = 'REFUND' AND l.refund_id = r.id)""").fetchone()[0]
-    common.finish(counts, time.perf_counter() - began)
+    common.finish(counts, time.perf_counter() - began, args.carry_forward_days)
 
 
 def check_summary(db, names, summary_at, path):

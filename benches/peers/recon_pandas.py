@@ -64,9 +64,11 @@ def main():
     payments_internal = internal[internal["kind"] == "payment"]
     captured = payments_internal[payments_internal["status"].isin(["paid", "refunded"])]
     refunds = internal[internal["kind"] == "refund"]
+    orders = payments_internal
     counts = {name: 0 for name in common.COUNT_NAMES}
 
-    # Payment lines: the first of each 微信订单号 classified, the others duplicates.
+    # Payment lines: the first of each 微信订单号 classified, the others duplicates; the fee of
+    # every first one checked.
     pay = lines[~is_refund]
     nth = pay.groupby("txn", sort=False).cumcount().to_numpy()
     counts["duplicate"] += int((nth > 0).sum())
@@ -75,15 +77,14 @@ def main():
     by_id = captured.set_index("id", drop=False)
     matched_id = firsts["txn"].map(by_txn["id"]).fillna(firsts["order_id"].map(by_id["id"]))
     internal_fen = firsts["txn"].map(by_txn["amount_fen"]).fillna(firsts["order_id"].map(by_id["amount_fen"]))
-    expected_fee = (firsts["amount_fen"] * args.fee_bps + 5_000) // 10_000
+    ours = among(firsts["order_id"], orders["id"])
     kind = np.select(
-        [matched_id.isna(), firsts["status"] != "SUCCESS", firsts["amount_fen"] != internal_fen,
-         (firsts["fee_fen"] - expected_fee).abs() > 1],
-        ["missing_internal", "status_mismatch", "amount_mismatch", "fee_mismatch"], default="matched")
+        [matched_id.notna().to_numpy() & (firsts["amount_fen"] == internal_fen).to_numpy(), matched_id.notna().to_numpy(), ours],
+        ["matched", "amount_mismatch", "auto_repaired"], default="missing_internal")
     for name, number in zip(*np.unique(kind, return_counts=True)):
         counts[str(name)] += int(number)
-    not_captured = set(payments_internal.loc[~payments_internal["status"].isin(["paid", "refunded"]), "id"])
-    counts["auto_repairable"] = int(among(firsts.loc[kind == "missing_internal", "order_id"], list(not_captured)).sum())
+    expected_fee = (firsts["amount_fen"] * args.fee_bps + 5_000) // 10_000
+    counts["fee_mismatch"] += int(((firsts["fee_fen"] - expected_fee).abs() > 1).sum())
 
     # Refund lines, by 商户退款单号.
     back = lines[is_refund]
@@ -91,19 +92,17 @@ def main():
     counts["duplicate"] += int((nth > 0).sum())
     firsts = back[nth == 0]
     refund_fen = firsts["refund_id"].map(refunds.set_index("id")["amount_fen"])
-    kind = np.select([refund_fen.isna(), firsts["amount_fen"] != refund_fen], ["missing_internal", "amount_mismatch"], default="matched")
+    kind = np.select([refund_fen.notna().to_numpy() & (firsts["amount_fen"] == refund_fen).to_numpy(), refund_fen.notna().to_numpy(),
+                      among(firsts["order_id"], orders["id"])],
+                     ["matched", "amount_mismatch", "status_mismatch"], default="missing_internal")
     for name, number in zip(*np.unique(kind, return_counts=True)):
         counts[str(name)] += int(number)
 
     # Captures and refunds no line names.
-    unnamed = captured[~among(captured["channel_txn_id"], pay["txn"]) & ~among(captured["id"], pay["order_id"])]
-    paid = pd.to_datetime(unnamed["paid_at"], format="%Y-%m-%d %H:%M:%S")
-    seconds = paid.dt.hour * 3600 + paid.dt.minute * 60 + paid.dt.second
-    near = (seconds >= common.carry_from_seconds(args.carry_window_minutes)) & (args.carry_forward_days > 0)
-    counts["carried_forward"] += int(near.sum())
-    counts["missing_channel"] += int((~near).sum())
+    unnamed = ~among(captured["channel_txn_id"], pay["txn"]) & ~among(captured["id"], pay["order_id"])
+    counts["missing_channel"] += int(unnamed.sum())
     counts["missing_channel"] += int((~among(refunds["id"], back["refund_id"])).sum())
-    common.finish(counts, time.perf_counter() - began)
+    common.finish(counts, time.perf_counter() - began, args.carry_forward_days)
 
 
 def check_summary(path, raw, summary_at, names, lines, field):

@@ -18,7 +18,6 @@ enum ReconBench {
             OptionSpec(name: "date", placeholder: "YYYY-MM-DD", help: "the bill's business date (empty: yesterday in Asia/Shanghai)", defaultValue: ""),
             OptionSpec(name: "fee-bps", placeholder: "N", help: "the channel's fee rate, basis points", defaultValue: "60"),
             OptionSpec(name: "carry-forward-days", placeholder: "N", help: "the channel's carry_forward_days", defaultValue: "1"),
-            OptionSpec(name: "carry-window-minutes", placeholder: "N", help: "minutes before the cut-off in which a captured order without a line is carried (the peers' rule)", defaultValue: "10"),
             OptionSpec(name: "trickle", placeholder: "ORDERS/S", help: "paid orders a second through the socket while the bill is imported (0: none)", defaultValue: "50"),
             OptionSpec(name: "peers", placeholder: "LIST", help: "duckdb, pandas, or none", defaultValue: "duckdb,pandas"),
             OptionSpec(name: "python", placeholder: "PATH", help: "a Python with duckdb and pandas (empty: the venv benches/peers/make-venv makes)", defaultValue: ""),
@@ -34,7 +33,6 @@ enum ReconBench {
         var clients: Int
         var feeBps: Int
         var carryForwardDays: Int
-        var carryWindowMinutes: Int
         var trickle: Int
         var peers: [String]
         var python: String
@@ -66,7 +64,6 @@ enum ReconBench {
             date: date, nextDate: parsed.adding(days: 1).description,
             clients: try options.int("clients", in: 1...512), feeBps: try options.int("fee-bps", in: 0...10_000),
             carryForwardDays: try options.int("carry-forward-days", in: 0...30),
-            carryWindowMinutes: try options.int("carry-window-minutes", in: 1...60),
             trickle: try options.int("trickle", in: 0...1000), peers: peers,
             python: peers.isEmpty ? "" : try Self.python(options.string("python")),
             measureImport: options.string("import") != "no", seed: UInt64(try options.int("seed", in: 0...Int.max)),
@@ -350,20 +347,12 @@ enum ReconBench {
             duplicate: try count(kinds["duplicate"], "duplicate"),
             feeMismatch: try count(kinds["fee_mismatch"], "fee_mismatch"),
             carriedForward: try count(recon["carried_forward"], "carried_forward"),
-            autoRepairable: try count(recon["auto_repaired"], "auto_repaired"))
+            autoRepaired: try count(recon["auto_repaired"], "auto_repaired"))
     }
 
-    /// The daemon's counts against the planted ones. A missing_internal line whose order is
-    /// captured by the auto-repair counts in `auto_repaired`; whether it also still counts among
-    /// the missing_internal discrepancies is the daemon's convention: both are taken, and said.
     static func compareDaemon(_ counts: ReconCounts, truth: ReconCounts) throws {
-        var repairedApart = truth
-        repairedApart.missingInternal -= truth.autoRepairable
-        guard counts == truth || counts == repairedApart else {
+        guard counts == truth else {
             throw BenchError("the daemon disagrees with the planted counts:\n    daemon:  \(counts.summary)\n    planted: \(truth.summary)")
-        }
-        if counts == repairedApart {
-            say("  (the daemon counts the \(grouped(truth.autoRepairable)) auto-repaired lines in auto_repaired only, not among missing_internal)")
         }
     }
 
@@ -383,7 +372,7 @@ enum ReconBench {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: settings.python)
         process.arguments = [script, "--bill", bill, "--internal", records, "--fee-bps", "\(settings.feeBps)",
-                             "--carry-forward-days", "\(settings.carryForwardDays)", "--carry-window-minutes", "\(settings.carryWindowMinutes)"]
+                             "--carry-forward-days", "\(settings.carryForwardDays)"]
         let output = Pipe()
         process.standardOutput = output
         let began = nowNanoseconds()

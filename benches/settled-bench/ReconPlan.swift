@@ -4,16 +4,17 @@ import Foundation
 /// reconciliation of it must find. Every internal order of the day has one `Case`; lines of
 /// orders never created (`unknownLines`) are added on top.
 ///
-/// Classification (the daemon's and the peers'): payment lines match a captured order by
-/// 微信订单号, then by 商户订单号; refund lines match a refund by 商户退款单号. A line whose
-/// 微信订单号 (refund line: 商户退款单号) appeared on an earlier line is a `duplicate`, the first
-/// one is classified as any other. A matched payment line is a `status_mismatch` when its
-/// 交易状态 is not SUCCESS, else an `amount_mismatch` when its amount differs, else a
-/// `fee_mismatch` when its fee is more than one fen from the configured rate, else `matched`.
-/// A line that matches no capture is `missing_internal` (auto-repairable when its order exists
-/// and is not captured). A captured order no line names is `missing_channel`, or
-/// `carried_forward` when it was paid in the minutes before the cut-off and the channel
-/// carries items forward.
+/// Classification (the daemon's, benches/peers/recon_common.py says it for the peers): payment
+/// lines match a capture by 微信订单号, then by 商户订单号; refund lines match a refund of ours by
+/// 商户退款单号. A line whose 微信订单号 (refund line: 商户退款单号) appeared on an earlier line is a
+/// `duplicate`; the first one is classified as any other. A payment line's fee more than one
+/// fen from the configured rate is a `fee_mismatch`, whatever else the line is. A matched line
+/// is `matched`, or an `amount_mismatch` when its amount differs. A payment line whose order
+/// exists but is not captured is captured by the auto-repair (`auto_repaired`); one whose
+/// order we never issued is `missing_internal`. A refund line for an order of ours that has no
+/// such refund is a `status_mismatch`. A capture or a refund of the date no line names is
+/// `missing_channel`. With `carry_forward_days` above 0, `missing_internal` and
+/// `missing_channel` findings are carried forward (`carried_forward`) instead.
 struct ReconPlan {
     enum Case: UInt8, CaseIterable {
         /// Captured; its line agrees.
@@ -22,7 +23,7 @@ struct ReconPlan {
         case refunded
         /// Captured; its line carries another amount.
         case amountMismatch
-        /// Captured; its line says REVOKED.
+        /// Captured; its payment line agrees, and a refund line names a refund we never made.
         case statusMismatch
         /// Captured; its line twice (the first matches, the second is the duplicate).
         case duplicated
@@ -72,8 +73,8 @@ struct ReconPlan {
     /// Bill lines an order of this case has.
     static func linesOf(_ kind: Case) -> Int {
         switch kind {
-        case .matched, .amountMismatch, .statusMismatch, .feeMismatch, .pending: return 1
-        case .refunded, .duplicated: return 2
+        case .matched, .amountMismatch, .feeMismatch, .pending: return 1
+        case .refunded, .duplicated, .statusMismatch: return 2
         case .missingChannel, .carried: return 0
         }
     }
@@ -87,9 +88,9 @@ struct ReconPlan {
         100 + Int64((UInt64(index) &* 2_654_435_761) % 99_901)
     }
 
-    /// Seconds after local midnight at which order `index` was paid: the carried ones in the
-    /// last minute before the cut-off, the others before 23:00 (outside any carry window up to
-    /// an hour).
+    /// Seconds after local midnight at which order `index` was paid: the `carried` ones in the
+    /// last minute before the cut-off, the others before 23:00 (so that a refund line an hour
+    /// later stays on the date).
     func paidSecondOfDay(_ index: Int) -> Int {
         cases[index] == .carried ? 86_340 + index % 60 : (index &* 37) % 82_800
     }
@@ -102,18 +103,19 @@ struct ReconPlan {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The counts a correct reconciliation finds, by the names of contract.md (plus
-    /// `carried_forward` and `auto_repairable`, the missing_internal lines whose order exists).
+    /// The counts a correct reconciliation finds, by the names of contract.md's answer.
     func truth(carryForwardDays: Int) -> ReconCounts {
-        let carried = countOf[.carried]!
+        let carries = carryForwardDays > 0
+        let absent = countOf[.missingChannel]! + countOf[.carried]!
         return ReconCounts(
-            matched: countOf[.matched]! + 2 * countOf[.refunded]! + countOf[.duplicated]!,
-            missingInternal: countOf[.pending]! + unknownLines,
-            missingChannel: countOf[.missingChannel]! + (carryForwardDays > 0 ? 0 : carried),
+            matched: countOf[.matched]! + 2 * countOf[.refunded]! + countOf[.duplicated]! + countOf[.feeMismatch]!
+                + countOf[.statusMismatch]!,
+            missingInternal: carries ? 0 : unknownLines,
+            missingChannel: carries ? 0 : absent,
             amountMismatch: countOf[.amountMismatch]!, statusMismatch: countOf[.statusMismatch]!,
             duplicate: countOf[.duplicated]!, feeMismatch: countOf[.feeMismatch]!,
-            carriedForward: carryForwardDays > 0 ? carried : 0,
-            autoRepairable: countOf[.pending]!)
+            carriedForward: carries ? absent + unknownLines : 0,
+            autoRepaired: countOf[.pending]!)
     }
 }
 
@@ -127,14 +129,14 @@ struct ReconCounts: Equatable {
     var duplicate = 0
     var feeMismatch = 0
     var carriedForward = 0
-    var autoRepairable = 0
+    var autoRepaired = 0
 
     static let names = ["matched", "missing_internal", "missing_channel", "amount_mismatch", "status_mismatch",
-                        "duplicate", "fee_mismatch", "carried_forward", "auto_repairable"]
+                        "duplicate", "fee_mismatch", "carried_forward", "auto_repaired"]
 
     var values: [Int] {
         [matched, missingInternal, missingChannel, amountMismatch, statusMismatch, duplicate, feeMismatch,
-         carriedForward, autoRepairable]
+         carriedForward, autoRepaired]
     }
 
     /// From a JSON object with the keys of `names` (a peer's answer).
@@ -143,14 +145,14 @@ struct ReconCounts: Equatable {
         matched = json["matched"]!; missingInternal = json["missing_internal"]!; missingChannel = json["missing_channel"]!
         amountMismatch = json["amount_mismatch"]!; statusMismatch = json["status_mismatch"]!
         duplicate = json["duplicate"]!; feeMismatch = json["fee_mismatch"]!
-        carriedForward = json["carried_forward"]!; autoRepairable = json["auto_repairable"]!
+        carriedForward = json["carried_forward"]!; autoRepaired = json["auto_repaired"]!
     }
 
     init(matched: Int, missingInternal: Int, missingChannel: Int, amountMismatch: Int, statusMismatch: Int,
-         duplicate: Int, feeMismatch: Int, carriedForward: Int, autoRepairable: Int) {
+         duplicate: Int, feeMismatch: Int, carriedForward: Int, autoRepaired: Int) {
         self.matched = matched; self.missingInternal = missingInternal; self.missingChannel = missingChannel
         self.amountMismatch = amountMismatch; self.statusMismatch = statusMismatch; self.duplicate = duplicate
-        self.feeMismatch = feeMismatch; self.carriedForward = carriedForward; self.autoRepairable = autoRepairable
+        self.feeMismatch = feeMismatch; self.carriedForward = carriedForward; self.autoRepaired = autoRepaired
     }
 
     /// "matched 990,000, missing_internal 1,000, ..." with the names of `names`.

@@ -126,7 +126,8 @@ struct WeChatBillWriter {
                 try payment(second: second, txn: txn, order: order, status: "SUCCESS", amountFen: other,
                             feeUnits: Self.feeUnits(other, bps: feeBps))
             case .statusMismatch:
-                try payment(second: second, txn: txn, order: order, status: "REVOKED", amountFen: amount, feeUnits: fee)
+                try payment(second: second, txn: txn, order: order, status: "SUCCESS", amountFen: amount, feeUnits: fee)
+                try refund(second: second + 3600, txn: txn, order: order, refundID: "rx-\(index)", amountFen: amount)
             case .duplicated:
                 try payment(second: second, txn: txn, order: order, status: "SUCCESS", amountFen: amount, feeUnits: fee)
                 try payment(second: second, txn: txn, order: order, status: "SUCCESS", amountFen: amount, feeUnits: fee)
