@@ -46,16 +46,3 @@ def schema_violating_request_is_refused(ctx, response, case):
     if case.operation.path in NDJSON_UPLOADS:
         return None
     return negative_data_rejection(ctx, response, case)
-
-
-@schemathesis.hook
-def filter_failure(ctx, failure, case, response):
-    """POST /v1/statements without `dry_run` is the import, documented as not served yet
-    (`501 not_implemented`): that answer is not a server error. Any other 5xx still is."""
-    if case.operation.path == "/v1/statements" and response.status_code == 501:
-        try:
-            code = response.json().get("code")
-        except ValueError:
-            return True
-        return not (code == "not_implemented" and "dry_run" not in (case.query or {}))
-    return True

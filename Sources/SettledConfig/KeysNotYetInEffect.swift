@@ -2,15 +2,15 @@ extension SettledConfiguration {
     /// Keys accepted and checked, but of features this version does not have yet (T+1
     /// clearing, reconciliation, statement uploads, risk limits, auto-debit): deployment tools write them (some are
     /// fixed keys of the contract), so they are not refused; setting them changes nothing yet.
-    /// Section and key; "*" stands for every key of the `channel.<id>` sections other than
-    /// the channel's existence (orders name the configured channels).
+    /// Section and key; "*" stands for every key of the section. The `channel.<id>` sections
+    /// are in effect: statements are read in `format`, reconciled with `fee_bps` and
+    /// `carry_forward_days`.
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
         ("business", "clearing_time"),
         ("business", "reconciliation_time"),
         ("business", "calendar"),
         ("business", "clear_unreconciled"),
         ("limits", "statement_body_bytes_max"),
-        ("channel.", "*"),
         ("risk", "*"),
         ("autodebit", "*"),
     ]

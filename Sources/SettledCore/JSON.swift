@@ -329,6 +329,13 @@ public struct JSONWriter {
         needsComma.append(false)
     }
 
+    /// An object member whose name is only known at run time.
+    public mutating func beginObject(dynamic name: String) {
+        key(dynamic: name)
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
     public mutating func endObject() {
         needsComma.removeLast()
         bytes.append(UInt8(ascii: "}"))

@@ -80,6 +80,12 @@ public enum Limits {
     /// The open and carried items one reconciliation day lists (the report, the recon answer):
     /// the figures count every item; the listing stops here so a bad day stays readable.
     public static let reconciliationItemsMax = 2_000
+    /// Statement lines applied in one write transaction of an import: the writer takes other
+    /// requests between two slices, so order intake goes on while a large file is reconciled.
+    public static let statementApplyLinesMax = 2_000
+    /// Entries of the capture index (one date's captures and refunds of a channel) read for
+    /// the statement's absent items in one write transaction of an import.
+    public static let statementScanEntriesMax = 5_000
 
     // MARK: idempotency and audit
 

@@ -170,6 +170,7 @@ package enum OrderBook {
         order.channelTxnID = channelTxnID
         order.businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         try order.store(tables: tables, in: write.transaction)
+        try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
     }
 
     /// Releases every reservation of a pending order and gives it its final status.

@@ -105,6 +105,8 @@ package struct ReconciliationDay: Sendable {
             case "carried":
                 channel.carried.add(amountFen)
             case "auto_resolved":
+                // Repairs, carried items shown later, findings a correction closed: the
+                // statement's own count of repairs replaces this one where a statement exists.
                 channel.autoRepaired.add(amountFen)
             default:
                 channel.resolved.add(amountFen)
@@ -114,6 +116,20 @@ package struct ReconciliationDay: Sendable {
                 if items.count < Limits.reconciliationItemsMax { items.append(discrepancy) } else { truncated = true }
             }
             return true
+        }
+        // The statement in force per channel: its figures, and what its reconciliation matched
+        // and repaired (a correction's figures replace those of the file it replaced).
+        for id in Array(byChannel.keys) {
+            let key = StatementKeys.current(channel: id, date: businessDate)
+            guard let idBytes = try transaction.get(tables.statementKeys, key: key),
+                  let stored = try StoredStatement.load(id: idBytes.withUnsafeBytes { Key.decodeU64($0) }, in: transaction, tables: tables)
+            else { continue }
+            byChannel[id]?.statement = Statement(statementID: "s-\(stored.id)", lines: stored.figures.lines,
+                                                 parseErrors: stored.figures.parseErrors, importedUnixMillis: stored.importedUnixMillis,
+                                                 payments: stored.figures.payments, refunds: stored.figures.refunds,
+                                                 feesFen: Int128(stored.figures.feesFen))
+            byChannel[id]?.matched = stored.matched
+            byChannel[id]?.autoRepaired = stored.autoRepaired
         }
         let channels = byChannel.values.sorted { $0.channel < $1.channel }
         return ReconciliationDay(businessDate: businessDate, channels: channels, items: items, itemsTruncated: truncated)

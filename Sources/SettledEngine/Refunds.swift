@@ -121,6 +121,8 @@ extension Engine {
         order.transition(to: RefundPlanner.status(items: order.items, refunds: order.refunds.map(\.refund)))
         try order.store(tables: tables, in: write.transaction)
         try write.transaction.put(tables.refunds, key: Key.string(refundID), value: Key.string(orderID), options: .noOverwrite)
+        try CaptureIndex.recordRefund(refund, orderID: orderID, atUnixMillis: write.nowUnixMillis, configuration: configuration,
+                                      in: write.transaction, tables: tables)
         return (refund, false)
     }
 

@@ -38,6 +38,24 @@ public enum Audit {
         try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
     }
 
+    /// Records a repair made by a statement import (a capture or a booking to suspense), as
+    /// the import's caller: the target names the import, the excerpt says what was done.
+    static func appendRepair(uid: UInt32, pid: Int32, role: String, target: String, note: String, write: WriteContext) throws {
+        let id = write.counters.take(.audit)
+        var value = ByteWriter(capacity: 256)
+        value.u8(formatVersion)
+        value.i64(write.nowUnixMillis)
+        value.u32(uid)
+        value.u32(UInt32(bitPattern: pid))
+        value.string(role)
+        value.string("POST")
+        value.string(String(target.prefix(1024)))
+        value.string(String(decoding: Array(note.utf8).prefix(Limits.auditBodyExcerptBytesMax), as: UTF8.self))
+        value.u16(200)
+        value.string("auto_repaired")
+        try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
+    }
+
     /// What the audit records as an answer's code: `ok` below 300, else its problem `code`.
     static func code(of response: HTTPResponse) -> String {
         response.status < 300 ? "ok" : problemCode(response)

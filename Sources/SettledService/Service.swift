@@ -178,6 +178,8 @@ public final class SettledService: @unchecked Sendable {
     let log: @Sendable (Int32, String) -> Void
     public private(set) var routes: [Route] = []
     let backupQueue = DispatchQueue(label: "settled.backup")
+    /// Statement imports, one at a time.
+    let statementQueue = DispatchQueue(label: "settled.statements")
     /// How many connections the server holds, for status and metrics (set by the daemon).
     public var connectionCount: @Sendable () -> Int = { 0 }
     /// The server's counts since it started, for metrics (set by the daemon).
@@ -197,6 +199,11 @@ public final class SettledService: @unchecked Sendable {
         self.localTime = LocalTime(configuration)
         self.startedUnixSeconds = writer.clock.wallUnixSeconds()
         routes = Self.foundationRoutes(self)
+        do {
+            try CaptureIndex.fillIfPending(writer: writer, configuration: configuration)
+        } catch {
+            log(3, "captures of an older store not indexed by date: \(error)")
+        }
     }
 
     /// Adds routes (the order and payment API registers itself here).

@@ -1,11 +1,12 @@
 import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledFormats
 import SettledHTTP
+import SettledStore
 
 /// A channel's statement file parsed and checked without booking anything: its lines, the
-/// lines refused, the totals. The import itself (`POST /v1/statements` without `dry_run=1`)
-/// is not built yet.
+/// lines refused, the totals. The import itself is `StatementImporter` (StatementImport.swift).
 enum StatementDryRun {
     /// The bytes handed to the parser at a time: a slice of the body, not a copy of it.
     static let feedChunkBytes = 64 * 1024
@@ -64,6 +65,9 @@ extension SettledService {
     func statementRoutes() -> [Route] {
         [
             // An upload: operator actions, audited by `run`; answered off the event loop.
+            Route("GET", "/v1/reconciliation/{business_date}", .readers, .read { context, transaction in
+                try self.reconciliationDay(context, transaction)
+            }),
             Route("POST", "/v1/statements", .operatorOnly, upload: true, .custom { context, answer in
                 let response: HTTPResponse
                 do throws(APIError) {
@@ -78,7 +82,7 @@ extension SettledService {
 
     func statementDryRun(_ context: RequestContext) throws(APIError) -> HTTPResponse {
         guard let dryRun = context.request.query["dry_run"] else {
-            throw APIError(501, "not_implemented", "statement import is not available yet: only dry runs (dry_run=1) exist so far")
+            return try statementImport(context)
         }
         let query = Fields(query: context.request.query)
         if dryRun != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
@@ -110,5 +114,58 @@ extension SettledService {
             json.field("fees_fen", outcome.totals.feesFen)
             json.endObject()
         }
+    }
+}
+
+extension SettledService {
+    /// GET /v1/reconciliation/{business_date}: the date's reconciliation per channel.
+    func reconciliationDay(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
+        guard let date = BusinessDate(context.parameters[0]) else {
+            throw APIError(422, "invalid_request", "business_date: must be a date YYYY-MM-DD")
+        }
+        let day = try ReconciliationDay.load(businessDate: date, channelIDs: configuration.channels.map(\.id),
+                                             transaction: transaction, tables: store.tables)
+        let time = localTime
+        return .json { json in
+            json.field("business_date", day.businessDate.description)
+            json.beginArray("channels")
+            for channel in day.channels {
+                json.beginObject()
+                json.field("channel", channel.channel)
+                if let statement = channel.statement {
+                    json.beginObject("statement")
+                    json.field("statement_id", statement.statementID)
+                    json.field("lines", statement.lines)
+                    json.field("parse_errors", statement.parseErrors)
+                    json.field("imported_at", time.text(statement.importedUnixMillis))
+                    Self.writeFigures("payments", statement.payments, &json)
+                    Self.writeFigures("refunds", statement.refunds, &json)
+                    json.field("fees_fen", statement.feesFen)
+                    json.endObject()
+                } else {
+                    json.fieldNull("statement")
+                }
+                Self.writeFigures("matched", channel.matched, &json)
+                Self.writeFigures("auto_repaired", channel.autoRepaired, &json)
+                Self.writeFigures("carried", channel.carried, &json)
+                Self.writeFigures("open", channel.open, &json)
+                json.beginObject("open_by_kind")
+                for kind in channel.openByKind.keys.sorted() { Self.writeFigures(kind, channel.openByKind[kind]!, &json) }
+                json.endObject()
+                json.endObject()
+            }
+            json.endArray()
+            json.beginArray("items")
+            for item in day.items { item.write(&json, time) }
+            json.endArray()
+            json.field("items_truncated", day.itemsTruncated)
+        }
+    }
+
+    static func writeFigures(_ name: String, _ figures: ReconciliationDay.Figures, _ json: inout JSONWriter) {
+        json.beginObject(dynamic: name)
+        json.field("count", figures.count)
+        json.field("amount_fen", figures.amountFen)
+        json.endObject()
     }
 }

@@ -38,6 +38,14 @@ import Glibc
 /// - refund_instructions: instruction id u64 -> v1 refund instruction
 /// - customer_references: kind u8 ++ customer id 0 reference -> v1 created millis i64: the
 ///                       references of points grants (kind 1) and wallet credits (kind 2) used
+/// - captures_by_date:   channel 0 business date u32 (days since 1970-01-01, sign bit flipped)
+///                       ++ kind u8 (`p` capture, `r` refund) ++ order or refund id -> v1
+///                       channel amount i64 ++ order id: what a channel statement of the date
+///                       should show (`CaptureIndex` in SettledEngine)
+/// - statements:         statement id u64 -> v1 statement (channel, date, hash, progress, figures)
+/// - statement_keys:     the reconciliation's indexes, one prefix byte each (`StatementKeys` in
+///                       SettledEngine): content hashes, the statement in force per channel
+///                       and date, lines seen, records matched, findings, carried items
 public struct Tables: Sendable {
     public let meta: Database
     public let accountNames: Database
@@ -64,6 +72,9 @@ public struct Tables: Sendable {
     public let discrepancies: Database
     public let refundInstructions: Database
     public let customerReferences: Database
+    public let capturesByDate: Database
+    public let statements: Database
+    public let statementKeys: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -91,6 +102,9 @@ public struct Tables: Sendable {
         discrepancies = try environment.openDatabase(named: "discrepancies")
         refundInstructions = try environment.openDatabase(named: "refund_instructions")
         customerReferences = try environment.openDatabase(named: "customer_references")
+        capturesByDate = try environment.openDatabase(named: "captures_by_date")
+        statements = try environment.openDatabase(named: "statements")
+        statementKeys = try environment.openDatabase(named: "statement_keys")
     }
 }
 
@@ -102,6 +116,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case order = "next_order_id"
     case discrepancy = "next_discrepancy_id"
     case refundInstruction = "next_refund_instruction_id"
+    case statement = "next_statement_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -112,6 +127,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .order: return 3
         case .discrepancy: return 4
         case .refundInstruction: return 5
+        case .statement: return 6
         }
     }
 }
@@ -159,7 +175,13 @@ public final class Store: @unchecked Sendable {
     ///
     /// 1: the first. 2: `customer_references` holds the references of every points grant and
     /// wallet credit, those schema 1 used included (`StoreMigrations.fillCustomerReferences`).
-    public static let schemaVersion: UInt32 = 2
+    /// 3: `captures_by_date` indexes every channel capture and refund by channel and business
+    /// date; a store of schema 1 or 2 is marked (`captureIndexPendingKey`) and its orders are
+    /// indexed by the engine, which reads them, before the daemon serves
+    /// (`CaptureIndex.fillIfPending` in SettledEngine).
+    public static let schemaVersion: UInt32 = 3
+    /// Present in meta while the orders of an older store are still to be indexed by date.
+    public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
 
     /// Opens the store in `directory` (created with mode 0700 when missing).
@@ -231,6 +253,9 @@ public final class Store: @unchecked Sendable {
                 guard version < Self.schemaVersion else { return }
                 if version < 2 {
                     try StoreMigrations.fillCustomerReferences(tables: tables, in: transaction)
+                }
+                if version < 3 {
+                    try transaction.put(tables.meta, key: Self.captureIndexPendingKey, value: [1], options: .overwrite)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

@@ -203,6 +203,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     }
     service.startMaintenanceTimers()
     service.startOrderTimers()
+    service.resumeStatementImports()
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?

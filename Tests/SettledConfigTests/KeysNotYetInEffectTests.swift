@@ -53,7 +53,6 @@ import Testing
             "[business] clearing_time", "[business] calendar", "[business] clear_unreconciled",
             "[risk] order_max_fen", "[risk] customer_daily_max_fen", "[risk] account_daily_max_fen",
             "[autodebit] delay_seconds",
-            "[channel.wechat] format", "[channel.wechat] fee_bps", "[channel.wechat] carry_forward_days",
         ])
     }
 

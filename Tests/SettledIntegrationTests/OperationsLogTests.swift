@@ -89,8 +89,7 @@ struct OperationsLogTests {
         let lines = daemon.log().split(separator: "\n").filter { $0.contains("not yet in effect") }
         #expect(lines.count == 1, "\(daemon.log())")
         #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for clearing, reconciliation and statements, which this version does not have): "
-            + "[business] clearing_time, [business] reconciliation_time, [business] clear_unreconciled, "
-            + "[channel.wechat] format, [channel.wechat] fee_bps, [channel.wechat] carry_forward_days")
+            + "[business] clearing_time, [business] reconciliation_time, [business] clear_unreconciled")
 
         // A file without such keys: no line.
         let plain = try Self.harness(logLevel: "info")

@@ -146,4 +146,21 @@ struct StoreFixtureTests {
         #expect(verify["ok"]?.bool == true, "\(verify)")
         #expect(try daemon.stop() == 0)
     }
+
+    /// Schema 3 indexes captures and channel refunds by channel and date: the WeChat capture of
+    /// o-4 and its two refunds, made before the index existed, are what a WeChat statement of
+    /// their date must show; an empty one carries all three forward.
+    @Test("the captures and refunds of the older store are indexed for reconciliation")
+    func capturesAreIndexedByDate() throws {
+        let daemon = try Self.daemon()
+        let date = try #require(try Self.answer("o-4")["business_date"]?.string)
+        let imported = try daemon.request("POST", "/v1/statements?channel=wechat&business_date=\(date)",
+                                          body: WeChatTestBill.text(date: date, []))
+        #expect(imported.status == 200, "\(imported.text)")
+        #expect(imported.json?["reconciliation"]?["carried_forward"]?.int64 == 3, "\(imported.text)")
+        let carried = try get(daemon, "/v1/discrepancies?status=carried&channel=wechat")["discrepancies"]?.array ?? []
+        #expect(carried.compactMap { $0["order_id"]?.string } == ["o-4", "o-4", "o-4"])
+        #expect(Set(carried.compactMap { $0["internal_fen"]?.int64 }) == [20511, 10005, 10506])
+        #expect(try daemon.stop() == 0)
+    }
 }

@@ -138,18 +138,12 @@ import Testing
         }
     }
 
-    @Test func gatewayIsForbiddenAndTheImportIsNotServedYet() throws {
+    @Test func gatewayIsForbiddenAndADryRunValueOtherThanOneIsRefused() throws {
         try withServer { server, document in
             let gateway = try post(server, .gateway, Self.target, body: Self.bill)
             #expect(gateway.status == 403)
             #expect(gateway.json?["code"]?.string == "forbidden")
             expectDocumented(gateway, document)
-
-            let imported = try post(server, .operator, "/v1/statements?channel=wechat&business_date=2019-02-19", body: Self.bill)
-            #expect(imported.status == 501)
-            #expect(imported.json?["code"]?.string == "not_implemented")
-            #expect(imported.json?["detail"]?.string?.contains("only dry runs") == true)
-            expectDocumented(imported, document)
 
             let other = try post(server, .operator, "/v1/statements?channel=wechat&business_date=2019-02-19&dry_run=0", body: Self.bill)
             #expect(other.status == 422)

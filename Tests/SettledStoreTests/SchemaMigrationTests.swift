@@ -11,7 +11,8 @@ import Testing
         .appendingPathComponent("Fixtures/store-v1/data.mdb").path
 
     /// The references its wallet credit `credit-1` (from the journal) and points grant
-    /// `grant-1` (from the audit) used are taken, and the store records schema 2.
+    /// `grant-1` (from the audit) used are taken, and the store records schema 3, marked for its
+    /// orders to be indexed by date (by the engine, which reads orders).
     @Test func referencesUsedBySchemaOneAreFilledOnce() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
@@ -25,11 +26,12 @@ import Testing
                     references[Array(key)] = Array(value)
                     return true
                 }
+                #expect(try transaction.contains(store.tables.meta, key: Store.captureIndexPendingKey))
                 return (references, try transaction.get(store.tables.meta, key: Key.string("schema_version")))
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 2])
+        #expect(first.schema == [0, 0, 0, 3])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])

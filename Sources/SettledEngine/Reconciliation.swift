@@ -1,0 +1,758 @@
+import SettledConfig
+import SettledCore
+import SettledStore
+
+/// One record of a channel's statement as the import hands it to the engine (the formats'
+/// common record, without the text the matching does not read).
+package struct StatementLine: Sendable, Equatable {
+    package enum Kind: Sendable, Equatable { case payment, refund }
+
+    package var line: Int
+    package var kind: Kind
+    package var channelTxnID: String
+    /// Our order id as the channel echoes it; empty when the line has none.
+    package var orderID: String
+    /// Our refund id; empty for payments and where the format has none.
+    package var refundID: String
+    /// For a refund, the channel's id of the payment it gives back, where the line names it.
+    package var originalChannelTxnID: String
+    /// Never negative.
+    package var amountFen: Int64
+    /// Positive when charged to us.
+    package var feeFen: Int64
+    package var timeUnixMillis: Int64
+
+    package init(line: Int, kind: Kind, channelTxnID: String, orderID: String, refundID: String, originalChannelTxnID: String,
+                 amountFen: Int64, feeFen: Int64, timeUnixMillis: Int64) {
+        self.line = line
+        self.kind = kind
+        self.channelTxnID = channelTxnID
+        self.orderID = orderID
+        self.refundID = refundID
+        self.originalChannelTxnID = originalChannelTxnID
+        self.amountFen = amountFen
+        self.feeFen = feeFen
+        self.timeUnixMillis = timeUnixMillis
+    }
+}
+
+/// What a statement file says of itself, read before anything of it is applied.
+package struct StatementFigures: Sendable, Equatable {
+    package var lines: Int64 = 0
+    package var parseErrors: Int64 = 0
+    package var payments = ReconciliationDay.Figures.zero
+    /// Refunds, amounts positive.
+    package var refunds = ReconciliationDay.Figures.zero
+    package var feesFen: Int64 = 0
+
+    package init() {}
+}
+
+/// An imported statement as stored (`statements`, Store.swift): what it is, how far its
+/// import got, and what its reconciliation found. The progress is saved in the transaction
+/// of each slice applied, so that a crash leaves a statement whose import resumes exactly
+/// where its last committed slice ended.
+package struct StoredStatement: Sendable, Equatable {
+    /// Stored as one byte, fixed: importing 0, done 1, replaced 2 (by a correction).
+    package enum Status: UInt8, Sendable {
+        case importing = 0
+        case done = 1
+        case replaced = 2
+
+        package var name: String {
+            switch self {
+            case .importing: "importing"
+            case .done: "done"
+            case .replaced: "replaced"
+            }
+        }
+    }
+
+    /// Where an import is, stored as one byte, fixed: the file's lines 0, our records the
+    /// file did not name 1, finished 2.
+    package enum Stage: UInt8, Sendable {
+        case lines = 0
+        case absentInternal = 1
+        case finished = 2
+    }
+
+    /// The classes of findings in the order the answer names them (contract.md).
+    package static let kinds = ["missing_internal", "missing_channel", "amount_mismatch", "status_mismatch", "duplicate", "fee_mismatch"]
+
+    package var id: UInt64
+    package var channel: String
+    package var businessDate: BusinessDate
+    package var sha256Hex: String
+    package var status: Status
+    package var stage: Stage
+    package var spoolPath: String
+    /// The statement in force before this one for the channel and date (0: none): a correction.
+    package var replacesID: UInt64
+    package var createdUnixMillis: Int64
+    /// When the import finished (0 until then).
+    package var importedUnixMillis: Int64
+    /// The file's records applied so far, in file order.
+    package var recordsApplied: Int64
+    /// Where the scan of our records of the date resumes (empty: at the start).
+    package var resumeKey: [UInt8]
+    package var figures: StatementFigures
+    package var matched: ReconciliationDay.Figures
+    package var autoRepaired: ReconciliationDay.Figures
+    /// Findings carried forward (not yet discrepancies).
+    package var carriedForward: Int64
+    /// Open findings by class, in the order of `kinds`.
+    package var kindCounts: [Int64]
+    /// The fees booked for the channel and date once this statement finished.
+    package var feesBookedFen: Int64
+    /// A correction: findings of the replaced statement no longer present, closed; findings
+    /// present in both, kept (the same discrepancy).
+    package var closedCount: Int64
+    package var keptCount: Int64
+
+    package static let formatVersion: UInt8 = 1
+
+    package init(id: UInt64, channel: String, businessDate: BusinessDate, sha256Hex: String, spoolPath: String,
+                 figures: StatementFigures, replacesID: UInt64, createdUnixMillis: Int64) {
+        self.id = id
+        self.channel = channel
+        self.businessDate = businessDate
+        self.sha256Hex = sha256Hex
+        self.status = .importing
+        self.stage = .lines
+        self.spoolPath = spoolPath
+        self.replacesID = replacesID
+        self.createdUnixMillis = createdUnixMillis
+        self.importedUnixMillis = 0
+        self.recordsApplied = 0
+        self.resumeKey = []
+        self.figures = figures
+        self.matched = .zero
+        self.autoRepaired = .zero
+        self.carriedForward = 0
+        self.kindCounts = Array(repeating: 0, count: Self.kinds.count)
+        self.feesBookedFen = 0
+        self.closedCount = 0
+        self.keptCount = 0
+    }
+
+    package func count(_ kind: String) -> Int64 {
+        guard let index = Self.kinds.firstIndex(of: kind) else { preconditionFailure("no class of finding \(kind)") }
+        return kindCounts[index]
+    }
+
+    package func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 256)
+        writer.u8(Self.formatVersion)
+        writer.string(channel)
+        writer.u32(UInt32(bitPattern: businessDate.daysSinceEpoch))
+        writer.string(sha256Hex)
+        writer.u8(status.rawValue)
+        writer.u8(stage.rawValue)
+        writer.string(spoolPath)
+        writer.u64(replacesID)
+        writer.i64(createdUnixMillis)
+        writer.i64(importedUnixMillis)
+        writer.i64(recordsApplied)
+        writer.blob(resumeKey)
+        writer.i64(figures.lines)
+        writer.i64(figures.parseErrors)
+        for value in [figures.payments, figures.refunds, matched, autoRepaired] {
+            writer.i64(value.count)
+            writer.i64(Int64(value.amountFen))
+        }
+        writer.i64(figures.feesFen)
+        writer.i64(carriedForward)
+        for count in kindCounts { writer.i64(count) }
+        writer.i64(feesBookedFen)
+        writer.i64(closedCount)
+        writer.i64(keptCount)
+        return writer.bytes
+    }
+
+    package static func decode(id: UInt64, _ bytes: UnsafeRawBufferPointer) throws -> StoredStatement {
+        var reader = ByteReader(bytes)
+        _ = try reader.version(current: formatVersion, record: "statement")
+        let channel = try reader.string()
+        let date = try BusinessDate(storedDaysSinceEpoch: Int32(bitPattern: try reader.u32()), record: "statement")
+        let sha = try reader.string()
+        guard let status = Status(rawValue: try reader.u8()), let stage = Stage(rawValue: try reader.u8()) else {
+            throw DecodingError(what: "statement \(id): status or stage")
+        }
+        let spool = try reader.string()
+        var statement = StoredStatement(id: id, channel: channel, businessDate: date, sha256Hex: sha, spoolPath: spool,
+                                        figures: StatementFigures(), replacesID: try reader.u64(), createdUnixMillis: try reader.i64())
+        statement.status = status
+        statement.stage = stage
+        statement.importedUnixMillis = try reader.i64()
+        statement.recordsApplied = try reader.i64()
+        statement.resumeKey = try reader.blob()
+        statement.figures.lines = try reader.i64()
+        statement.figures.parseErrors = try reader.i64()
+        var figures: [ReconciliationDay.Figures] = []
+        for _ in 0..<4 {
+            figures.append(ReconciliationDay.Figures(count: try reader.i64(), amountFen: Int128(try reader.i64())))
+        }
+        statement.figures.payments = figures[0]
+        statement.figures.refunds = figures[1]
+        statement.matched = figures[2]
+        statement.autoRepaired = figures[3]
+        statement.figures.feesFen = try reader.i64()
+        statement.carriedForward = try reader.i64()
+        statement.kindCounts = try kinds.map { _ in try reader.i64() }
+        statement.feesBookedFen = try reader.i64()
+        statement.closedCount = try reader.i64()
+        statement.keptCount = try reader.i64()
+        return statement
+    }
+
+    package static func load(id: UInt64, in transaction: Transaction, tables: Tables) throws -> StoredStatement? {
+        try Key.u64(id).withUnsafeBytes { key in
+            try transaction.withValue(tables.statements, key: key) { try decode(id: id, $0) }
+        }
+    }
+
+    package func store(write: WriteContext) throws {
+        try write.transaction.put(write.tables.statements, key: Key.u64(id), value: encoded(), options: .overwrite)
+    }
+
+    /// Statements whose import did not finish (a crash mid-import), oldest first.
+    package static func unfinished(in transaction: Transaction, tables: Tables) throws -> [StoredStatement] {
+        var found: [StoredStatement] = []
+        try transaction.scan(tables.statements) { key, value in
+            let statement = try decode(id: Key.decodeU64(key), value)
+            if statement.status == .importing { found.append(statement) }
+            return true
+        }
+        return found
+    }
+}
+
+/// The keys of `statement_keys` (Store.swift), one prefix byte each. Strings are separated by
+/// a 0 byte; ids are u64 and dates 4 bytes, big-endian.
+package enum StatementKeys {
+    /// `h` channel 0 date sha256-hex -> statement id: the same file is one statement.
+    package static func hash(channel: String, date: BusinessDate, sha256Hex: String) -> [UInt8] {
+        [UInt8(ascii: "h")] + CaptureIndex.prefix(channel: channel, date: date) + Array(sha256Hex.utf8)
+    }
+
+    /// `c` channel 0 date -> statement id: the statement in force for the channel and date.
+    package static func current(channel: String, date: BusinessDate) -> [UInt8] {
+        [UInt8(ascii: "c")] + CaptureIndex.prefix(channel: channel, date: date)
+    }
+
+    /// `l` statement id code reference -> empty: a line of the statement seen (duplicates).
+    package static func lineSeen(statement: UInt64, code: UInt8, reference: String) -> [UInt8] {
+        [UInt8(ascii: "l")] + Key.u64(statement) + [code] + Array(reference.utf8)
+    }
+
+    /// `m` channel 0 code id -> statement id: a capture (code `p`, order id) or refund (`r`,
+    /// refund id) of ours that a statement of the channel showed.
+    package static func matched(channel: String, code: UInt8, id: String) -> [UInt8] {
+        [UInt8(ascii: "m")] + Array(channel.utf8) + [0, code] + Array(id.utf8)
+    }
+
+    /// `f` statement id kind 0 reference -> discrepancy id: the findings of a statement.
+    package static func findingPrefix(statement: UInt64) -> [UInt8] { [UInt8(ascii: "f")] + Key.u64(statement) }
+
+    package static func finding(statement: UInt64, kind: String, reference: String) -> [UInt8] {
+        findingPrefix(statement: statement) + Array(kind.utf8) + [0] + Array(reference.utf8)
+    }
+
+    /// `k` channel 0 code reference -> discrepancy id ++ its expiry key: an item carried
+    /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
+    /// `t` a channel transaction).
+    package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
+        [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
+    }
+
+    /// `e` channel 0 date discrepancy id -> its carried key: when a carried item becomes open.
+    package static func expiryPrefix(channel: String) -> [UInt8] { [UInt8(ascii: "e")] + Array(channel.utf8) + [0] }
+
+    package static func expiry(channel: String, opensOn date: BusinessDate, discrepancy: UInt64) -> [UInt8] {
+        expiryPrefix(channel: channel) + CaptureIndex.dateBytes(date) + Key.u64(discrepancy)
+    }
+}
+
+/// What the import of a statement began with.
+package enum StatementBegin: Sendable {
+    /// Created now, or left unfinished by an earlier import of the same file: to be applied.
+    case toApply(StoredStatement)
+    /// The same file was imported already: nothing to do, the same answer.
+    case done(StoredStatement)
+}
+
+/// A repair made by the reconciliation, for the audit log.
+package typealias RepairAudit = (_ write: WriteContext, _ what: String) throws -> Void
+
+extension Engine {
+    /// Finds the statement of this file, or creates it (status importing) as the one that
+    /// replaces the channel's statement in force for the date, if any.
+    package func beginStatement(channel: String, businessDate: BusinessDate, sha256Hex: String, spoolPath: String,
+                                figures: StatementFigures, write: WriteContext) throws -> StatementBegin {
+        let tables = write.tables
+        let hashKey = StatementKeys.hash(channel: channel, date: businessDate, sha256Hex: sha256Hex)
+        if let idBytes = try write.transaction.get(tables.statementKeys, key: hashKey) {
+            let id = idBytes.withUnsafeBytes { Key.decodeU64($0) }
+            guard var statement = try StoredStatement.load(id: id, in: write.transaction, tables: tables) else {
+                preconditionFailure("the hash of a statement names s-\(id), which does not exist")
+            }
+            guard statement.status == .importing else { return .done(statement) }
+            if statement.spoolPath != spoolPath {
+                // Finished from the file just uploaded: the same content.
+                statement.spoolPath = spoolPath
+                try statement.store(write: write)
+            }
+            return .toApply(statement)
+        }
+        let currentKey = StatementKeys.current(channel: channel, date: businessDate)
+        let replaces = try write.transaction.get(tables.statementKeys, key: currentKey).map { bytes in
+            bytes.withUnsafeBytes { Key.decodeU64($0) }
+        } ?? 0
+        let statement = StoredStatement(id: write.counters.take(.statement), channel: channel, businessDate: businessDate,
+                                        sha256Hex: sha256Hex, spoolPath: spoolPath, figures: figures, replacesID: replaces,
+                                        createdUnixMillis: write.nowUnixMillis)
+        try write.transaction.put(tables.statements, key: Key.u64(statement.id), value: statement.encoded(), options: .append)
+        try write.transaction.put(tables.statementKeys, key: hashKey, value: Key.u64(statement.id), options: .noOverwrite)
+        return .toApply(statement)
+    }
+
+    /// Applies a slice of the statement's records, `firstIndex` the position in the file's
+    /// records of the first: records already applied (by a slice committed before a crash)
+    /// are skipped. The progress is saved with the slice.
+    package func applyStatementLines(statementID: UInt64, lines: [StatementLine], firstIndex: Int64, audit: @escaping RepairAudit,
+                                     write: WriteContext) throws -> StoredStatement {
+        guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: write.tables) else {
+            preconditionFailure("statement s-\(statementID) does not exist")
+        }
+        precondition(statement.status == .importing && statement.stage == .lines, "s-\(statementID) is not taking lines")
+        var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
+        for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
+            switch line.kind {
+            case .payment: try matcher.payment(line, write: write)
+            case .refund: try matcher.refund(line, write: write)
+            }
+        }
+        statement = matcher.statement
+        statement.recordsApplied = max(statement.recordsApplied, firstIndex + Int64(lines.count))
+        try statement.store(write: write)
+        return statement
+    }
+
+    /// The file's lines are all applied: the scan of our records of the date begins.
+    package func endStatementLines(statementID: UInt64, write: WriteContext) throws -> StoredStatement {
+        guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: write.tables) else {
+            preconditionFailure("statement s-\(statementID) does not exist")
+        }
+        if statement.stage == .lines {
+            statement.stage = .absentInternal
+            statement.resumeKey = []
+            try statement.store(write: write)
+        }
+        return statement
+    }
+
+    /// Reads up to `Limits.statementScanEntriesMax` of our captures and refunds of the date that
+    /// no statement of the channel showed: each is `missing_channel` (carried forward first).
+    /// Returns the statement; its stage is `finished` once the scan is through.
+    package func scanAbsentInternal(statementID: UInt64, audit: @escaping RepairAudit, write: WriteContext) throws -> StoredStatement {
+        guard let statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: write.tables) else {
+            preconditionFailure("statement s-\(statementID) does not exist")
+        }
+        guard statement.stage == .absentInternal else { return statement }
+        let tables = write.tables
+        let prefix = CaptureIndex.prefix(channel: statement.channel, date: statement.businessDate)
+        var entries: [CaptureIndex.Entry] = []
+        var lastKey: [UInt8]? = nil
+        var more = false
+        let start = statement.resumeKey.isEmpty ? prefix : statement.resumeKey
+        try write.transaction.scan(tables.capturesByDate, from: start) { key, value in
+            guard key.count > prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
+            let bytes = Array(key)
+            if bytes == statement.resumeKey { return true }
+            guard entries.count < Limits.statementScanEntriesMax else {
+                more = true
+                return false
+            }
+            entries.append(try CaptureIndex.decode(prefixCount: prefix.count, key: key, value: value))
+            lastKey = bytes
+            return true
+        }
+        var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
+        for entry in entries {
+            let shownBy = try write.transaction.get(tables.statementKeys,
+                                                    key: StatementKeys.matched(channel: statement.channel, code: entry.code, id: entry.id))
+                .map { bytes in bytes.withUnsafeBytes { Key.decodeU64($0) } }
+            if let shownBy, shownBy != statement.replacesID { continue }
+            try matcher.absentFromStatement(entry, write: write)
+        }
+        var updated = matcher.statement
+        if more, let lastKey {
+            updated.resumeKey = lastKey
+        } else {
+            updated.stage = .finished
+            updated.resumeKey = []
+        }
+        try updated.store(write: write)
+        return updated
+    }
+
+    /// Ends the import: books the statement's fees (a correction, the difference), closes the
+    /// replaced statement's findings the correction no longer has, makes the statement the one
+    /// in force, and opens the channel's carried items whose days are over.
+    package func finishStatement(statementID: UInt64, write: WriteContext) throws -> StoredStatement {
+        let tables = write.tables
+        guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: tables) else {
+            preconditionFailure("statement s-\(statementID) does not exist")
+        }
+        guard statement.status == .importing else { return statement }
+        precondition(statement.stage == .finished, "s-\(statementID) is finished before its scan")
+        var bookedBeforeFen: Int64 = 0
+        if statement.replacesID != 0, var replaced = try StoredStatement.load(id: statement.replacesID, in: write.transaction, tables: tables) {
+            bookedBeforeFen = replaced.feesBookedFen
+            var leftover: [(key: [UInt8], discrepancy: UInt64)] = []
+            try write.transaction.scan(tables.statementKeys, prefix: StatementKeys.findingPrefix(statement: replaced.id)) { key, value in
+                leftover.append((Array(key), Key.decodeU64(value)))
+                return true
+            }
+            for (key, id) in leftover {
+                _ = try write.transaction.delete(tables.statementKeys, key: key)
+                guard var discrepancy = try Discrepancy.load(id: id, write: write) else { continue }
+                guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
+                if discrepancy.status == "carried" {
+                    let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
+                    try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
+                }
+                discrepancy.status = "auto_resolved"
+                discrepancy.detail += "; closed: not found again by the correction s-\(statement.id) of s-\(replaced.id)"
+                try discrepancy.store(write: write)
+                statement.closedCount += 1
+            }
+            replaced.status = .replaced
+            try replaced.store(write: write)
+        }
+        let (feesDeltaFen, overflow) = statement.figures.feesFen.subtractingReportingOverflow(bookedBeforeFen)
+        if overflow { throw MoneyError.overflow }
+        if feesDeltaFen != 0 {
+            try write.post(JournalTransaction(kind: "channel_fees", reference: "s-\(statement.id)", entries: [
+                JournalEntry(account: AccountName.channelFees(statement.channel), amountFen: feesDeltaFen),
+                JournalEntry(account: AccountName.channelReceivable(statement.channel), amountFen: -feesDeltaFen),
+            ]))
+        }
+        statement.feesBookedFen = statement.figures.feesFen
+        statement.status = .done
+        statement.importedUnixMillis = write.nowUnixMillis
+        try statement.store(write: write)
+        try write.transaction.put(tables.statementKeys, key: StatementKeys.current(channel: statement.channel, date: statement.businessDate),
+                                  value: Key.u64(statement.id), options: .overwrite)
+        _ = try openCarriedItems(channel: statement.channel, through: statement.businessDate, write: write)
+        return statement
+    }
+
+    /// Carried items of `channel` whose days are over on `date` become open discrepancies.
+    /// Run at each import for the channel and by the reconciliation timer. Returns how many.
+    @discardableResult
+    package func openCarriedItems(channel: String, through date: BusinessDate, write: WriteContext) throws -> Int {
+        let tables = write.tables
+        let prefix = StatementKeys.expiryPrefix(channel: channel)
+        let endDate = CaptureIndex.dateBytes(date)
+        var due: [(key: [UInt8], carriedKey: [UInt8], discrepancy: UInt64)] = []
+        try write.transaction.scan(tables.statementKeys, prefix: prefix) { key, value in
+            guard key.count == prefix.count + 12 else { throw DecodingError(what: "carried item expiry key") }
+            let opensOn = Array(key[prefix.count..<(prefix.count + 4)])
+            if endDate.lexicographicallyPrecedes(opensOn) { return false }
+            due.append((Array(key), Array(value), Key.decodeU64(key, at: prefix.count + 4)))
+            return true
+        }
+        var opened = 0
+        for item in due {
+            _ = try write.transaction.delete(tables.statementKeys, key: item.key)
+            _ = try write.transaction.delete(tables.statementKeys, key: item.carriedKey)
+            guard var discrepancy = try Discrepancy.load(id: item.discrepancy, write: write), discrepancy.status == "carried" else { continue }
+            discrepancy.status = "open"
+            discrepancy.detail += "; carried forward until \(date), no statement showed it"
+            try discrepancy.store(write: write)
+            opened += 1
+        }
+        return opened
+    }
+
+    /// Drops the carried keys of a carried discrepancy (it was shown, or closed).
+    func forgetCarried(_ discrepancy: Discrepancy, findingReference: String, write: WriteContext) throws {
+        guard let code = StatementMatcher.carriedCode(of: discrepancy, findingReference: findingReference) else { return }
+        let key = StatementKeys.carried(channel: discrepancy.channel, code: code.code, reference: code.reference)
+        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count > 8,
+              value.withUnsafeBytes({ Key.decodeU64($0) }) == discrepancy.id else { return }
+        _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...]))
+        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
+    }
+}
+
+/// The matching of one statement's lines against our records, in a write transaction.
+struct StatementMatcher {
+    let engine: Engine
+    var statement: StoredStatement
+    let audit: RepairAudit
+    let carryDays: Int
+    let feeBps: Int
+
+    init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
+        self.engine = engine
+        self.statement = statement
+        self.audit = audit
+        let channel = engine.configuration.channel(id: statement.channel)
+        carryDays = channel?.carryForwardDays ?? ChannelConfiguration.carryForwardDaysDefault
+        feeBps = channel?.feeBps ?? ChannelConfiguration.feeBpsDefault
+    }
+
+    static let paymentCode = CaptureIndex.paymentCode
+    static let refundCode = CaptureIndex.refundCode
+    static let transactionCode = UInt8(ascii: "t")
+
+    /// The carried key of a carried discrepancy: `missing_channel` by its finding's reference
+    /// (`p` order id, `r` refund id), `missing_internal` by its channel transaction.
+    static func carriedCode(of discrepancy: Discrepancy, findingReference: String) -> (code: UInt8, reference: String)? {
+        switch discrepancy.kind {
+        case "missing_channel":
+            guard let first = findingReference.utf8.first else { return nil }
+            return (first, String(findingReference.dropFirst()))
+        case "missing_internal":
+            return discrepancy.channelTxnID.map { (transactionCode, $0) }
+        default:
+            return nil
+        }
+    }
+
+    var id: UInt64 { statement.id }
+
+    // MARK: payments
+
+    mutating func payment(_ line: StatementLine, write: WriteContext) throws {
+        let tables = write.tables
+        let seenKey = StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID)
+        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+            try raise("duplicate", reference: "\(line.channelTxnID)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
+                      txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      detail: "line \(line.line) names channel transaction \(line.channelTxnID) a second time", carried: nil, write: write)
+            return
+        }
+        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
+        try checkFee(line, write: write)
+        var notification = Notification(channel: statement.channel, orderID: "", channelTxnID: line.channelTxnID, amountFen: line.amountFen,
+                                        success: true, paidAtUnixMillis: line.timeUnixMillis)
+        let seen = try Notification.seen(notification.key, write: write)
+        let orderID = seen?.orderID ?? (line.orderID.isEmpty ? nil : line.orderID)
+        guard let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
+              order.funding.channel == statement.channel, order.funding.channelFen > 0 else {
+            try raise("missing_internal", reference: line.channelTxnID, orderID: line.orderID.isEmpty ? nil : line.orderID,
+                      txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      detail: "the channel took \(line.amountFen) fen (line \(line.line)) for a transaction no order of ours names",
+                      carried: (Self.transactionCode, line.channelTxnID), write: write)
+            return
+        }
+        notification.orderID = order.id
+        if let seen {
+            switch seen.outcome {
+            case "captured", "captured_late":
+                try matchCapture(order, line, write: write)
+                return
+            case "suspense":
+                // Booked to suspense with a refund instruction when its notification came.
+                statement.matched.add(line.amountFen)
+                return
+            case "failed":
+                try repair(order, notification, kind: "status_mismatch", line: line,
+                           why: "we were told channel transaction \(line.channelTxnID) failed; the statement shows it paid", write: write)
+                return
+            default:
+                break
+            }
+        }
+        if order.channelTxnID == line.channelTxnID, [.paid, .partiallyRefunded, .refunded].contains(order.status) {
+            try matchCapture(order, line, write: write)
+            return
+        }
+        try repair(order, notification, kind: "missing_internal", line: line,
+                   why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
+    }
+
+    mutating func matchCapture(_ order: OrderRecord, _ line: StatementLine, write: WriteContext) throws {
+        try write.transaction.put(write.tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.paymentCode, id: order.id),
+                                  value: Key.u64(id), options: .overwrite)
+        if order.businessDate != statement.businessDate {
+            try resolveCarried(code: Self.paymentCode, reference: order.id, write: write)
+        }
+        guard line.amountFen == order.funding.channelFen else {
+            try raise("amount_mismatch", reference: line.channelTxnID, orderID: order.id, txn: line.channelTxnID,
+                      internalFen: order.funding.channelFen, channelFen: line.amountFen,
+                      detail: "line \(line.line): the channel took \(line.amountFen) fen, we captured \(order.funding.channelFen) fen",
+                      carried: nil, write: write)
+            return
+        }
+        statement.matched.add(line.amountFen)
+    }
+
+    /// Money the channel took that we did not capture: captured as if the lost notification
+    /// had come (the notification command itself), or, where the order cannot take it, booked
+    /// to `suspense:<channel>` with a refund instruction.
+    mutating func repair(_ order: OrderRecord, _ notification: Notification, kind: String, line: StatementLine, why: String,
+                         write: WriteContext) throws {
+        var order = order
+        let outcome: NotifyOutcome
+        if notification.amountFen == order.funding.channelFen {
+            do {
+                outcome = try write.nested { try engine.notify(notification, write: write) }
+            } catch is Refusal {
+                outcome = try engine.toSuspense(&order, notification, reason: "statement s-\(id): \(why)", write: write)
+            }
+        } else {
+            outcome = try engine.toSuspense(&order, notification,
+                                            reason: "statement s-\(id): the channel took \(notification.amountFen) fen for order \(order.id), which asks \(order.funding.channelFen) fen",
+                                            write: write)
+        }
+        let what: String
+        switch outcome {
+        case .applied(let captured), .capturedLate(let captured):
+            precondition([.paid, .partiallyRefunded, .refunded].contains(captured.status), "a repair left order \(captured.id) \(captured.status.rawValue)")
+            try write.transaction.put(write.tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.paymentCode, id: order.id),
+                                      value: Key.u64(id), options: .overwrite)
+            what = "captured order \(order.id) by channel transaction \(notification.channelTxnID) (\(notification.amountFen) fen) as its lost notification"
+        case .toSuspense(_, let instruction):
+            what = "booked \(notification.amountFen) fen of channel transaction \(notification.channelTxnID) to suspense:\(statement.channel), refund instruction ri-\(instruction)"
+        case .duplicate, .amountDiffersFromOrder, .amountDiffersFromCapture:
+            preconditionFailure("the repair of \(notification.channelTxnID) was not applied: \(outcome)")
+        }
+        let text = "statement s-\(id) line \(line.line): \(why); \(what)"
+        let discrepancy = try Discrepancy.record(Discrepancy(id: 0, kind: kind, channel: statement.channel, businessDate: statement.businessDate,
+                                                             orderID: order.id, channelTxnID: notification.channelTxnID,
+                                                             internalFen: nil, channelFen: notification.amountFen,
+                                                             status: "auto_resolved", detail: text,
+                                                             createdUnixMillis: write.nowUnixMillis), write: write)
+        try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: notification.channelTxnID),
+                                  value: Key.u64(discrepancy), options: .overwrite)
+        statement.autoRepaired.add(notification.amountFen)
+        try audit(write, "auto_repair d-\(discrepancy): " + text)
+    }
+
+    mutating func checkFee(_ line: StatementLine, write: WriteContext) throws {
+        let expected = Int64((Int128(line.amountFen) * Int128(feeBps) + 5_000) / 10_000)
+        guard (line.feeFen - expected).magnitude > 1 else { return }
+        try raise("fee_mismatch", reference: line.channelTxnID, orderID: line.orderID.isEmpty ? nil : line.orderID,
+                  txn: line.channelTxnID, internalFen: expected, channelFen: line.feeFen,
+                  detail: "line \(line.line): fee \(line.feeFen) fen on \(line.amountFen) fen, \(feeBps) basis points make \(expected) fen",
+                  carried: nil, write: write)
+    }
+
+    // MARK: refunds
+
+    mutating func refund(_ line: StatementLine, write: WriteContext) throws {
+        let tables = write.tables
+        let reference = line.refundID.isEmpty ? line.channelTxnID : line.refundID
+        let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
+        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+            try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
+                      txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      detail: "line \(line.line) names refund \(reference) a second time", carried: nil, write: write)
+            return
+        }
+        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
+        if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
+           let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
+           let entry = order.refunds.first(where: { $0.refund.refundId == line.refundID }) {
+            try write.transaction.put(tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.refundCode, id: line.refundID),
+                                      value: Key.u64(id), options: .overwrite)
+            try resolveCarried(code: Self.refundCode, reference: line.refundID, write: write)
+            guard entry.refund.channelFen == line.amountFen else {
+                try raise("amount_mismatch", reference: line.refundID, orderID: order.id, txn: line.channelTxnID,
+                          internalFen: entry.refund.channelFen, channelFen: line.amountFen,
+                          detail: "line \(line.line): the channel gave back \(line.amountFen) fen for refund \(line.refundID), we refunded \(entry.refund.channelFen) fen",
+                          carried: nil, write: write)
+                return
+            }
+            statement.matched.add(line.amountFen)
+            return
+        }
+        // A refund we did not make: whose order is it?
+        var orderID: String? = line.orderID.isEmpty ? nil : line.orderID
+        for txn in [line.originalChannelTxnID, line.channelTxnID] where orderID == nil && !txn.isEmpty {
+            let key = Notification(channel: statement.channel, orderID: "", channelTxnID: txn, amountFen: 0, success: true, paidAtUnixMillis: 0).key
+            orderID = try Notification.seen(key, write: write)?.orderID
+        }
+        if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) {
+            try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      detail: "line \(line.line): the channel refunded \(line.amountFen) fen of order \(order.id) (\(order.status.rawValue)), a refund we did not make",
+                      carried: nil, write: write)
+            return
+        }
+        try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                  detail: "refund line \(line.line): the channel gave back \(line.amountFen) fen for a transaction no order of ours names",
+                  carried: (Self.transactionCode, line.channelTxnID), write: write)
+    }
+
+    // MARK: our records the statement did not show
+
+    mutating func absentFromStatement(_ entry: CaptureIndex.Entry, write: WriteContext) throws {
+        if entry.code == Self.refundCode {
+            try raise("missing_channel", reference: "r\(entry.id)", orderID: entry.orderID, txn: nil, internalFen: entry.amountFen, channelFen: nil,
+                      detail: "refund \(entry.id) of \(entry.amountFen) fen: we gave it back through the channel, the statement does not show it",
+                      carried: (Self.refundCode, entry.id), write: write)
+        } else {
+            let order = try OrderRecord.load(entry.orderID, tables: write.tables, in: write.transaction)
+            try raise("missing_channel", reference: "p\(entry.id)", orderID: entry.orderID, txn: order?.channelTxnID,
+                      internalFen: entry.amountFen, channelFen: nil,
+                      detail: "we captured \(entry.amountFen) fen for order \(entry.orderID), the statement does not show it",
+                      carried: (Self.paymentCode, entry.id), write: write)
+        }
+    }
+
+    // MARK: findings
+
+    /// A carried item shown now by a later statement: auto-resolved.
+    mutating func resolveCarried(code: UInt8, reference: String, write: WriteContext) throws {
+        let key = StatementKeys.carried(channel: statement.channel, code: code, reference: reference)
+        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count > 8 else { return }
+        let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
+        _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...]))
+        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
+        guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write), discrepancy.status == "carried" else { return }
+        discrepancy.status = "auto_resolved"
+        discrepancy.detail += "; shown by statement s-\(id) of \(statement.businessDate)"
+        try discrepancy.store(write: write)
+    }
+
+    /// Records a finding of this statement: a discrepancy (carried forward when `carried`
+    /// names its key and the channel carries items), or, for a correction, the replaced
+    /// statement's same finding kept.
+    mutating func raise(_ kind: String, reference: String, orderID: String?, txn: String?, internalFen: Int64?, channelFen: Int64?,
+                        detail: String, carried: (code: UInt8, reference: String)?, write: WriteContext) throws {
+        let tables = write.tables
+        let findingKey = StatementKeys.finding(statement: id, kind: kind, reference: reference)
+        guard let kindIndex = StoredStatement.kinds.firstIndex(of: kind) else { preconditionFailure("no class of finding \(kind)") }
+        if statement.replacesID != 0 {
+            let oldKey = StatementKeys.finding(statement: statement.replacesID, kind: kind, reference: reference)
+            if let old = try write.transaction.get(tables.statementKeys, key: oldKey) {
+                _ = try write.transaction.delete(tables.statementKeys, key: oldKey)
+                try write.transaction.put(tables.statementKeys, key: findingKey, value: old, options: .overwrite)
+                statement.keptCount += 1
+                let status = try Discrepancy.load(id: old.withUnsafeBytes { Key.decodeU64($0) }, write: write)?.status
+                if status == "carried" { statement.carriedForward += 1 } else if status == "open" { statement.kindCounts[kindIndex] += 1 }
+                return
+            }
+        }
+        if try write.transaction.contains(tables.statementKeys, key: findingKey) { return }
+        let carries = carried != nil && carryDays > 0
+        let id = try Discrepancy.record(Discrepancy(id: 0, kind: kind, channel: statement.channel, businessDate: statement.businessDate,
+                                                    orderID: orderID, channelTxnID: txn, internalFen: internalFen, channelFen: channelFen,
+                                                    status: carries ? "carried" : "open", detail: detail,
+                                                    createdUnixMillis: write.nowUnixMillis), write: write)
+        try write.transaction.put(tables.statementKeys, key: findingKey, value: Key.u64(id), options: .overwrite)
+        if carries, let carried {
+            let expiryKey = StatementKeys.expiry(channel: statement.channel, opensOn: statement.businessDate.adding(days: carryDays), discrepancy: id)
+            let carriedKey = StatementKeys.carried(channel: statement.channel, code: carried.code, reference: carried.reference)
+            try write.transaction.put(tables.statementKeys, key: carriedKey, value: Key.u64(id) + expiryKey, options: .overwrite)
+            try write.transaction.put(tables.statementKeys, key: expiryKey, value: carriedKey, options: .overwrite)
+            statement.carriedForward += 1
+        } else {
+            statement.kindCounts[kindIndex] += 1
+        }
+    }
+}

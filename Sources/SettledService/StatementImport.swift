@@ -1,0 +1,321 @@
+import Dispatch
+import Glibc
+import SettledConfig
+import SettledCore
+import SettledEngine
+import SettledFormats
+import SettledHTTP
+import SettledStore
+
+/// The upload's body written whole to the spool directory, named by its content hash, before
+/// the import reads it; removed once the import has finished. The streamed spooling of
+/// uploads and the inbox replace this.
+enum UploadSpool {
+    static let directoryName = "spool"
+
+    static func spool(_ body: [UInt8], stateDirectory: String, uid: UInt32) throws(APIError) -> SpooledStatement {
+        var hash = SHA256()
+        hash.update(body)
+        let sha = SHA256.hex(hash.finish())
+        let directory = stateDirectory + "/" + directoryName
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw spoolError("mkdir \(directory)") }
+        // One file per upload: two uploads of the same content never share (nor delete) one.
+        let path = directory + "/" + sha + ".\(getpid()).\(UInt64.random(in: 0...UInt64.max)).statement"
+        let partial = path + ".partial"
+        let descriptor = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw spoolError("open \(partial)") }
+        var written = 0
+        let ok = body.withUnsafeBytes { buffer -> Bool in
+            while written < buffer.count {
+                let count = write(descriptor, buffer.baseAddress! + written, buffer.count - written)
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return false }
+                written += count
+            }
+            return true
+        }
+        guard ok, fsync(descriptor) == 0 else {
+            close(descriptor)
+            unlink(partial)
+            throw spoolError("write \(partial)")
+        }
+        close(descriptor)
+        guard rename(partial, path) == 0 else {
+            unlink(partial)
+            throw spoolError("rename \(partial)")
+        }
+        return SpooledStatement(path: path, bytes: Int64(body.count), sha256Hex: sha, source: .upload(uid: uid))
+    }
+
+    private static func spoolError(_ operation: String) -> APIError {
+        APIError(500, "spool_failed", "\(operation): \(String(cString: strerror(errno)))")
+    }
+}
+
+/// Reads a spooled statement file in slices through its parser.
+enum SpoolReader {
+    static let readBytes = 64 * 1024
+
+    /// Feeds the file to a new parser slice by slice; `body` takes each batch. Returns the
+    /// file's totals (the file's own summary checked by the parser).
+    static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate,
+                      _ body: (StatementBatch) throws -> Void) throws -> StatementTotals {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw APIError(500, "spool_missing", "open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        let parser: StatementParser
+        do { parser = try StatementParser(format: format, businessDate: businessDate) } catch { throw APIError(422, error.code, error.message) }
+        var buffer = [UInt8](repeating: 0, count: readBytes)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw APIError(500, "spool_unreadable", "read \(path): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            let batch: StatementBatch
+            do { batch = try parser.feed(buffer[0..<count]) } catch { throw APIError(422, error.code, error.message) }
+            try body(batch)
+        }
+        let (batch, totals): (StatementBatch, StatementTotals)
+        do { (batch, totals) = try parser.finish() } catch { throw APIError(422, error.code, error.message) }
+        try body(batch)
+        return totals
+    }
+}
+
+/// The import of a channel's statement: checked whole first (a file refused whole books
+/// nothing), then applied in slices of `Limits.statementApplyLinesMax` records, each in one
+/// write transaction of the ordinary writer queue with the import's progress, then our records
+/// the file did not name, then the fees and the end. One import at a time per daemon.
+struct StatementImporter {
+    let service: SettledService
+
+    struct Outcome: Sendable {
+        var statement: StoredStatement
+        var lines: Int
+        var errors: [StatementLineError]
+    }
+
+    /// Imports `spooled` for `channel` and `businessDate`; the same file again answers the
+    /// statement it made, and a file left half imported is finished from this one.
+    func run(_ spooled: SpooledStatement, channel: ChannelConfiguration, businessDate: BusinessDate,
+             audit: @escaping RepairAudit) throws -> Outcome {
+        let format = try StatementDryRun.format(of: channel)
+        var lines = 0
+        var errors: [StatementLineError] = []
+        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
+            lines += batch.records.count + batch.errors.count
+            errors += batch.errors
+        }
+        var figures = StatementFigures()
+        figures.lines = Int64(lines)
+        figures.parseErrors = Int64(errors.count)
+        figures.payments = ReconciliationDay.Figures(count: Int64(totals.paymentsCount), amountFen: Int128(totals.paymentsFen))
+        figures.refunds = ReconciliationDay.Figures(count: Int64(totals.refundsCount), amountFen: Int128(totals.refundsFen))
+        figures.feesFen = totals.feesFen
+        let engine = service.engine
+        let begun = try perform { write in
+            try engine.beginStatement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
+                                      spoolPath: spooled.path, figures: figures, write: write)
+        }
+        switch begun {
+        case .done(let statement):
+            unlink(spooled.path)
+            return Outcome(statement: statement, lines: lines, errors: errors)
+        case .toApply(let statement):
+            let finished = try apply(statement, format: format, audit: audit)
+            return Outcome(statement: finished, lines: lines, errors: errors)
+        }
+    }
+
+    /// Applies a statement from its spool file, from where its saved progress says.
+    func apply(_ statement: StoredStatement, format: StatementFileFormat, audit: @escaping RepairAudit) throws -> StoredStatement {
+        let engine = service.engine
+        let id = statement.id
+        var current = statement
+        if current.stage == .lines {
+            var pending: [StatementLine] = []
+            var firstIndex: Int64 = 0
+            var index: Int64 = 0
+            let alreadyApplied = current.recordsApplied
+            func flush() throws {
+                guard !pending.isEmpty else { return }
+                let slice = pending, first = firstIndex
+                current = try perform { write in
+                    try engine.applyStatementLines(statementID: id, lines: slice, firstIndex: first, audit: audit, write: write)
+                }
+                pending.removeAll(keepingCapacity: true)
+            }
+            _ = try SpoolReader.parse(path: current.spoolPath, format: format, businessDate: current.businessDate) { batch in
+                for record in batch.records {
+                    defer { index += 1 }
+                    // Applied before a crash: not even held.
+                    guard index >= alreadyApplied else { continue }
+                    if pending.isEmpty { firstIndex = index }
+                    pending.append(Self.line(record))
+                    if pending.count >= Limits.statementApplyLinesMax { try flush() }
+                }
+            }
+            try flush()
+            current = try perform { write in try engine.endStatementLines(statementID: id, write: write) }
+        }
+        while current.stage == .absentInternal {
+            current = try perform { write in try engine.scanAbsentInternal(statementID: id, audit: audit, write: write) }
+        }
+        let finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
+        // Finished: the file is no longer needed to resume it.
+        unlink(current.spoolPath)
+        return finished
+    }
+
+    static func line(_ record: StatementRecord) -> StatementLine {
+        StatementLine(line: record.line, kind: record.kind == .payment ? .payment : .refund, channelTxnID: record.channelTxnId,
+                      orderID: record.orderId, refundID: record.refundId, originalChannelTxnID: record.originalChannelTxnId,
+                      amountFen: record.amountFen, feeFen: record.feeFen, timeUnixMillis: record.timeUnixMs)
+    }
+
+    /// Through the writer's queue like any request; a full queue is waited out, since the
+    /// import must go on (it yields to the requests queued meanwhile).
+    func perform<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> Result {
+        var attempts = 0
+        while true {
+            do {
+                return try service.writer.perform(apply)
+            } catch WriterError.unavailable {
+                attempts += 1
+                guard attempts < Self.queueFullRetriesMax else { throw WriterError.unavailable }
+                usleep(Self.queueFullRetryMicroseconds)
+            }
+        }
+    }
+
+    static let queueFullRetriesMax = 10_000
+    static let queueFullRetryMicroseconds: UInt32 = 1_000
+}
+
+extension SettledService {
+    /// The import: the body spooled, parsed, checked and applied; the answer of contract.md.
+    func statementImport(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        let query = Fields(query: context.request.query)
+        let channelID = try query.identifier("channel")
+        let dateText = try query.string("business_date", bytesMax: 10)
+        if let dateText, BusinessDate(dateText) == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
+        try query.finishQuery()
+        guard let channel = configuration.channel(id: channelID!) else {
+            throw APIError(422, "unknown_channel", "channel \(channelID!) is not configured")
+        }
+        _ = try StatementDryRun.format(of: channel)
+        let spooled = try UploadSpool.spool(context.request.body, stateDirectory: configuration.stateDirectory, uid: context.peer.uid)
+        let audit = repairAudit(uid: context.peer.uid, pid: context.peer.pid, role: context.roles.name,
+                                target: context.request.target)
+        let outcome: StatementImporter.Outcome
+        do {
+            outcome = try statementQueue.sync {
+                try StatementImporter(service: self).run(spooled, channel: channel, businessDate: BusinessDate(dateText!)!, audit: audit)
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw StatementImportFailure.apiError(error, service: self)
+        }
+        return .json { json in Self.writeImportAnswer(outcome, &json) }
+    }
+
+    static func writeImportAnswer(_ outcome: StatementImporter.Outcome, _ json: inout JSONWriter) {
+        let statement = outcome.statement
+        json.field("statement_id", "s-\(statement.id)")
+        json.field("lines", outcome.lines)
+        json.beginArray("parse_errors")
+        for error in outcome.errors {
+            json.beginObject()
+            json.field("line", error.line)
+            json.field("code", error.code)
+            json.field("detail", error.reason)
+            json.endObject()
+        }
+        json.endArray()
+        json.beginObject("reconciliation")
+        json.field("matched", statement.matched.count)
+        json.field("carried_forward", statement.carriedForward)
+        json.field("auto_repaired", statement.autoRepaired.count)
+        json.beginObject("discrepancies")
+        for (kind, count) in zip(StoredStatement.kinds, statement.kindCounts) { json.field(dynamic: kind, count) }
+        json.endObject()
+        json.endObject()
+        json.field("status", statement.status.name)
+        if statement.replacesID != 0 {
+            json.beginObject("correction")
+            json.field("replaces", "s-\(statement.replacesID)")
+            json.field("findings_kept", statement.keptCount)
+            json.field("findings_closed", statement.closedCount)
+            json.field("fees_booked_fen", statement.feesBookedFen)
+            json.endObject()
+        }
+    }
+
+    /// Each repair of an import is audited in its transaction, as the import's caller (uid 0,
+    /// role `system` for an import resumed at start).
+    func repairAudit(uid: UInt32, pid: Int32, role: String, target: String) -> RepairAudit {
+        { write, what in
+            try Audit.appendRepair(uid: uid, pid: pid, role: role, target: target, note: what, write: write)
+        }
+    }
+
+    /// Finishes the imports a crash left unfinished, from their spool files, one after the
+    /// other, off the caller's thread. Called once at start, once the writer runs.
+    public func resumeStatementImports() {
+        statementQueue.async { [self] in
+            let unfinished: [StoredStatement]
+            do {
+                unfinished = try store.environment.read { try StoredStatement.unfinished(in: $0, tables: store.tables) }
+            } catch {
+                log(3, "statement imports to resume not read: \(error)")
+                return
+            }
+            for statement in unfinished {
+                guard let channel = configuration.channel(id: statement.channel) else {
+                    log(3, "statement s-\(statement.id) of channel \(statement.channel), no longer configured, left unfinished")
+                    continue
+                }
+                do {
+                    let format = try StatementDryRun.format(of: channel)
+                    let audit = repairAudit(uid: 0, pid: getpid(), role: "system", target: "statement s-\(statement.id) resumed")
+                    _ = try StatementImporter(service: self).apply(statement, format: format, audit: audit)
+                    log(6, "statement s-\(statement.id) of \(statement.channel) \(statement.businessDate): import resumed and finished")
+                } catch {
+                    log(3, "statement s-\(statement.id): import not resumed: \(error); importing the same file again finishes it")
+                }
+            }
+        }
+    }
+
+    /// Carried items of every channel whose days are over on `date` become open: the
+    /// reconciliation timer's work for a date. Returns how many.
+    @discardableResult
+    public func openCarriedItems(through date: BusinessDate) throws -> Int {
+        let engine = self.engine
+        let channels = configuration.channels.map(\.id)
+        return try writer.perform { write in
+            try channels.reduce(0) { $0 + (try engine.openCarriedItems(channel: $1, through: date, write: write)) }
+        }
+    }
+}
+
+/// The faults of an import that are not refusals of its file.
+enum StatementImportFailure {
+    static func apiError(_ error: any Error, service: SettledService) -> APIError {
+        if let refused = SettledService.refusalError(for: error) { return refused }
+        switch error {
+        case is WriterError:
+            return APIError.writerBusy
+        case is StoreFull:
+            return APIError(507, "store_full", "the store is full (map_size_max); the import stopped, importing the same file again finishes it")
+        default:
+            service.log(3, "statement import failed: \(error)")
+            return APIError(500, "internal_error", "the import failed inside the daemon; importing the same file again finishes it exactly once")
+        }
+    }
+}
