@@ -88,7 +88,7 @@ enum ReconBench {
         defer {
             if settings.keep { say("  bill and records kept in \(directory)") } else { try? FileManager.default.removeItem(atPath: directory) }
         }
-        let daemon = try BenchDaemon(sync: true, extraLimits: """
+        let daemon = try BenchDaemon(sync: true, importBodyBytesMax: "4 GiB", extraLimits: """
             statement_body_bytes_max = 4 GiB
             """, extraConfiguration: """
             [channel.wechat]

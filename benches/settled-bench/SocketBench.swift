@@ -19,7 +19,8 @@ final class BenchDaemon {
 
     /// Starts `executable` (by default the `settled` next to this binary: `settledPath`).
     /// `extraLimits` are lines added to the `[limits]` section, `extraConfiguration` sections after the others.
-    init(sync: Bool, extraLimits: String = "", extraConfiguration: String = "", executable: String = BenchDaemon.settledPath) throws {
+    init(sync: Bool, importBodyBytesMax: String = "512 MiB", extraLimits: String = "", extraConfiguration: String = "",
+         executable: String = BenchDaemon.settledPath) throws {
         directory = try makeTemporaryDirectory(named: "settled-bench")
         socketPath = directory + "/settled.sock"
         logPath = directory + "/settled.log"
@@ -41,7 +42,7 @@ final class BenchDaemon {
 
             [limits]
             connections_max = 1024
-            import_body_bytes_max = 512 MiB
+            import_body_bytes_max = \(importBodyBytesMax)
             \(extraLimits)
 
             [channel.alipay]
