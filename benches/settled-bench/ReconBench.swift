@@ -301,24 +301,28 @@ enum ReconBench {
         return result
     }
 
-    /// What the import left in the store: the date's discrepancies as `GET /v1/discrepancies`
-    /// lists them, by status and kind, against the answer's counts; and the same file posted
-    /// again answers the same statement id (timed: a file already imported is found by its hash).
+    /// What the import left in the store: the date's reconciliation as `GET /v1/reconciliation/{date}`
+    /// reads it back (the channel's matched, auto-repaired, carried and open items by kind)
+    /// against the answer's counts; and the same file posted again answers the same statement id
+    /// (timed: a file already imported is found by its hash).
     static func checkPersisted(_ daemon: BenchDaemon, body: [UInt8], statementID: String?, _ settings: Settings,
                                counts: ReconCounts) throws {
-        let listing = try JSONParser.parse(try daemon.send("GET", "/v1/discrepancies?channel=wechat&business_date=\(settings.date)",
-                                                           timeoutSeconds: 600).body)
-        var byStatusKind: [String: Int] = [:]
-        for item in listing["discrepancies"]?.array ?? [] {
-            byStatusKind["\(item["status"]?.string ?? "?") \(item["kind"]?.string ?? "?")", default: 0] += 1
+        let day = try JSONParser.parse(try daemon.send("GET", "/v1/reconciliation/\(settings.date)", timeoutSeconds: 600).body)
+        guard let channel = day["channels"]?.array?.first(where: { $0["channel"]?.string == "wechat" }) else {
+            throw BenchError("GET /v1/reconciliation/\(settings.date) has no channel wechat: \(day)")
         }
-        let listed = byStatusKind.sorted { $0.key < $1.key }.map { "\($0.key) \(grouped($0.value))" }.joined(separator: ", ")
-        let open = { (kind: String) in byStatusKind["open \(kind)"] ?? 0 }
-        let agrees = open("missing_channel") == counts.missingChannel && open("amount_mismatch") == counts.amountMismatch
-            && open("status_mismatch") == counts.statusMismatch && open("duplicate") == counts.duplicate
-            && open("fee_mismatch") == counts.feeMismatch
-            && byStatusKind.filter({ $0.key.hasPrefix("carried ") }).values.reduce(0, +) == counts.carriedForward
-        say("  persisted: GET /v1/discrepancies lists \(listed)" + (agrees ? ": as the answer counted" : ": NOT as the answer counted"))
+        func count(_ value: JSONValue?) -> Int { Int(value?["count"]?.int64 ?? 0) }
+        let kinds = channel["open_by_kind"]
+        let stored = ReconCounts(
+            matched: count(channel["matched"]), missingInternal: count(kinds?["missing_internal"]),
+            missingChannel: count(kinds?["missing_channel"]), amountMismatch: count(kinds?["amount_mismatch"]),
+            statusMismatch: count(kinds?["status_mismatch"]), duplicate: count(kinds?["duplicate"]),
+            feeMismatch: count(kinds?["fee_mismatch"]), carriedForward: count(channel["carried"]),
+            autoRepaired: count(channel["auto_repaired"]))
+        guard stored == counts, channel["statement"]?["statement_id"]?.string == statementID else {
+            throw BenchError("GET /v1/reconciliation/\(settings.date) reads back other counts:\n    stored:  \(stored.summary)\n    answer:  \(counts.summary)")
+        }
+        say("  persisted: GET /v1/reconciliation/\(settings.date) reads back the statement and the answer's counts")
         let began = nowNanoseconds()
         let again = try JSONParser.parse(try daemon.send("POST", "/v1/statements?channel=wechat&business_date=\(settings.date)", body: body,
                                                          contentType: "text/csv", timeoutSeconds: 3600).body)
