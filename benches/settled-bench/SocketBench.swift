@@ -18,7 +18,9 @@ final class BenchDaemon {
     }
 
     /// Starts `executable` (by default the `settled` next to this binary: `settledPath`).
-    init(sync: Bool, extraConfiguration: String = "", executable: String = BenchDaemon.settledPath) throws {
+    /// `extraLimits` are lines added to the `[limits]` section, `extraConfiguration` sections after the others.
+    init(sync: Bool, importBodyBytesMax: String = "512 MiB", extraLimits: String = "", extraConfiguration: String = "",
+         executable: String = BenchDaemon.settledPath) throws {
         directory = try makeTemporaryDirectory(named: "settled-bench")
         socketPath = directory + "/settled.sock"
         logPath = directory + "/settled.log"
@@ -40,7 +42,8 @@ final class BenchDaemon {
 
             [limits]
             connections_max = 1024
-            import_body_bytes_max = 512 MiB
+            import_body_bytes_max = \(importBodyBytesMax)
+            \(extraLimits)
 
             [channel.alipay]
             format = alipay
@@ -73,6 +76,9 @@ final class BenchDaemon {
         process.terminate()
         throw BenchError("settled did not start")
     }
+
+    /// The daemon's process id (its /proc/PID files: status, io, stat).
+    var processID: Int32 { process.processIdentifier }
 
     private var stopped = false
 

@@ -15,6 +15,7 @@ let subcommands: [Subcommand] = [
     PaidOrdersBench.subcommand,
     BillImportBench.subcommand,
     ArrearsBench.subcommand,
+    ReconBench.subcommand,
 ]
 
 func printUsage(_ subcommands: [Subcommand]) {
