@@ -286,6 +286,15 @@ package enum StatementBegin: Sendable {
 package typealias RepairAudit = (_ write: WriteContext, _ what: String) throws -> Void
 
 extension Engine {
+    /// The statement this file (by its content hash) already made for the channel and date,
+    /// read without writing: nil when there is none.
+    package static func statement(channel: String, businessDate: BusinessDate, sha256Hex: String,
+                                  in transaction: Transaction, tables: Tables) throws -> StoredStatement? {
+        let hashKey = StatementKeys.hash(channel: channel, date: businessDate, sha256Hex: sha256Hex)
+        guard let idBytes = try transaction.get(tables.statementKeys, key: hashKey) else { return nil }
+        return try StoredStatement.load(id: idBytes.withUnsafeBytes { Key.decodeU64($0) }, in: transaction, tables: tables)
+    }
+
     /// Finds the statement of this file, or creates it (status importing) as the one that
     /// replaces the channel's statement in force for the date, if any.
     package func beginStatement(channel: String, businessDate: BusinessDate, sha256Hex: String, spoolPath: String,

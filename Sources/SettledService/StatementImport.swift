@@ -59,6 +59,17 @@ struct StatementImporter {
     func run(_ spooled: SpooledStatement, channel: ChannelConfiguration, businessDate: BusinessDate,
              audit: @escaping RepairAudit) throws -> Outcome {
         let format = try StatementDryRun.format(of: channel)
+        // The same file again, imported whole and without a refused line: its answer is all in
+        // the statement, so the file is not read again (a refused line's reasons are, so a
+        // file with some is parsed to list them).
+        let tables = service.store.tables
+        if let done = try service.store.environment.read({ transaction in
+            try Engine.statement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
+                                 in: transaction, tables: tables)
+        }), done.status != .importing, done.figures.parseErrors == 0 {
+            unlink(spooled.path)
+            return Outcome(statement: done, lines: Int(done.figures.lines), errors: [])
+        }
         var lines = 0
         var errors: [StatementLineError] = []
         let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
