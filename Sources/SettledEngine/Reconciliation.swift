@@ -560,9 +560,18 @@ struct StatementMatcher {
             case "captured", "captured_late":
                 try matchCapture(order, line, write: write)
                 return
-            case "suspense":
-                // Booked to suspense with a refund instruction when its notification came.
-                statement.matched.add(line.amountFen)
+            case "suspense", "written_off":
+                // Booked without a capture: to suspense with a refund instruction when its
+                // notification came, or by an operator's resolution (suspense, or written off
+                // to `recon_gain`). Booked once: the line matches it, or names another amount.
+                guard line.amountFen != seen.amountFen else {
+                    statement.matched.add(line.amountFen)
+                    return
+                }
+                try raise("amount_mismatch", reference: line.channelTxnID, orderID: order.id, txn: line.channelTxnID,
+                          internalFen: seen.amountFen, channelFen: line.amountFen,
+                          detail: "line \(line.line): the channel took \(line.amountFen) fen, \(seen.amountFen) fen of channel transaction \(line.channelTxnID) were booked (\(seen.outcome))",
+                          carried: nil, write: write)
                 return
             case "failed":
                 try repair(order, notification, kind: "status_mismatch", line: line,
