@@ -71,6 +71,7 @@ extension Engine {
     /// | status_mismatch, not captured (the channel says it succeeded) | as missing_internal | as missing_internal | as missing_internal | refused |
     /// | duplicate (the channel took C a second time) | refused | C to suspense + refund instruction | C to gain | the line is listed twice, one payment |
     /// | fee_mismatch | refused | refused | refused | the statement's fee (booked by the import) stands |
+    /// | biller_* (a biller's write-off statement) | refused | refused | refused | settled with the biller |
     ///
     /// Gain: `channel_receivable:<ch>` debited, `recon_gain:<ch>` credited; loss:
     /// `recon_loss:<ch>` debited, `channel_receivable:<ch>` credited; suspense as a late
@@ -93,6 +94,12 @@ extension Engine {
         case "open": break
         case "carried": throw notApplicable("it is carried forward until the channel's next statements; resolve it once it is open")
         default: throw Refusal.discrepancyResolved(discrepancyID: discrepancy.id, status: discrepancy.status)
+        }
+        // A biller's write-off finding concerns what the biller wrote off, not money of a
+        // channel (its `channel` is `biller:<id>`): nothing here books it.
+        if let biller = discrepancy.billerID ?? (Discrepancy.billerKinds.contains(discrepancy.kind) ? discrepancy.channel : nil),
+           input.action != .accept {
+            throw notApplicable("a finding of biller \(biller)'s write-off statement moves no channel's money: settle it with the biller, then accept it")
         }
         let order = try discrepancy.orderID.flatMap { try OrderRecord.load($0, tables: write.tables, in: write.transaction) }
         let seen = try discrepancy.channelTxnID.flatMap { txn in
