@@ -72,6 +72,10 @@ struct StatementImporter {
         figures.refunds = ReconciliationDay.Figures(count: Int64(totals.refundsCount), amountFen: Int128(totals.refundsFen))
         figures.feesFen = totals.feesFen
         let engine = service.engine
+        // The same file left half imported from another spool file: once this one takes its
+        // place, nothing reads that one again.
+        let earlierPath = try service.unfinishedStatement(channel: channel.id, businessDate: businessDate,
+                                                          sha256Hex: spooled.sha256Hex)?.spoolPath
         let begun = try perform { write in
             try engine.beginStatement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
                                       spoolPath: spooled.path, figures: figures, write: write)
@@ -81,6 +85,7 @@ struct StatementImporter {
             unlink(spooled.path)
             return Outcome(statement: statement, lines: lines, errors: errors)
         case .toApply(let statement):
+            if let earlierPath, earlierPath != spooled.path { unlink(earlierPath) }
             let finished = try apply(statement, format: format, audit: audit)
             return Outcome(statement: finished, lines: lines, errors: errors)
         }
@@ -156,10 +161,13 @@ extension SettledService {
     /// parsed, checked and applied; the answer of contract.md. Called by the upload route and
     /// by the inbox pickup (`InboxPickup`, audited as the system), off the event loops, one
     /// import at a time. The import owns the file: it removes it once the statement is whole.
-    /// A file refused (4xx) is removed here; after a fault mid-import (5xx) the file stays for
-    /// the import's resume at start (the same file uploaded again also finishes it).
+    /// A file that an unfinished statement names (a fault mid-import) stays for the import's
+    /// resume at start (the same file uploaded again also finishes it); any other file the
+    /// import did not finish (refused, or a fault before its statement began) is removed here,
+    /// unless `leaveUnheld` (the inbox, which sets it aside with its reason).
     func importSpooledStatement(channel: ChannelConfiguration, businessDate: BusinessDate,
-                                spooled: SpooledStatement, audit: RepairAudit? = nil) throws(APIError) -> HTTPResponse {
+                                spooled: SpooledStatement, audit: RepairAudit? = nil,
+                                leaveUnheld: Bool = false) throws(APIError) -> HTTPResponse {
         let audit = audit ?? repairAudit(uid: 0, pid: getpid(), role: "system",
                                          target: "inbox \(channel.id) \(businessDate): \(spooled.path)")
         let outcome: StatementImporter.Outcome
@@ -170,10 +178,35 @@ extension SettledService {
             }
         } catch {
             let refusal = (error as? APIError) ?? StatementImportFailure.apiError(error, service: self)
-            if refusal.status < 500 { spool.remove(spooled.path) }
+            if !leaveUnheld, !isHeldForResume(spooled.path) { spool.remove(spooled.path) }
             throw refusal
         }
         return .json { json in Self.writeImportAnswer(outcome, &json) }
+    }
+
+    /// The unfinished statement of this file for the channel and date, if any.
+    func unfinishedStatement(channel: String, businessDate: BusinessDate, sha256Hex: String) throws -> StoredStatement? {
+        let tables = store.tables
+        return try store.environment.read { transaction in
+            let key = StatementKeys.hash(channel: channel, date: businessDate, sha256Hex: sha256Hex)
+            guard let id = try transaction.get(tables.statementKeys, key: key).map({ bytes in bytes.withUnsafeBytes { Key.decodeU64($0) } }),
+                  let statement = try StoredStatement.load(id: id, in: transaction, tables: tables),
+                  statement.status == .importing else { return nil }
+            return statement
+        }
+    }
+
+    /// Whether an unfinished statement reads `path` when it resumes (kept when the store
+    /// cannot tell).
+    func isHeldForResume(_ path: String) -> Bool {
+        do {
+            return try store.environment.read { transaction in
+                try StoredStatement.unfinished(in: transaction, tables: store.tables).contains { $0.spoolPath == path }
+            }
+        } catch {
+            log(3, "spool: whether an unfinished import holds \(path) is not known (\(error)); it is kept")
+            return true
+        }
     }
 
     static func writeImportAnswer(_ outcome: StatementImporter.Outcome, _ json: inout JSONWriter) {
