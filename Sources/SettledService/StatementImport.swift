@@ -61,9 +61,20 @@ struct StatementImporter {
         let format = try StatementDryRun.format(of: channel)
         var lines = 0
         var errors: [StatementLineError] = []
+        var outOfRange: StatementRecord?
         let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
             lines += batch.records.count + batch.errors.count
             errors += batch.errors
+            if outOfRange == nil { outOfRange = batch.records.first { !Self.inRange($0) } }
+        }
+        // Checked whole before anything is applied: a figure that no order and no journal
+        // entry can hold would stop the import midway, at every resume again.
+        if let record = outOfRange {
+            throw APIError(422, "amount_out_of_range",
+                           "line \(record.line): amount \(record.amountFen) fen, fee \(record.feeFen) fen; a line's figures are at most \(Self.lineFenMax) fen")
+        }
+        guard totals.feesFen.magnitude <= UInt64(Self.feesFenMax) else {
+            throw APIError(422, "amount_out_of_range", "the file's fees, \(totals.feesFen) fen, are beyond \(Self.feesFenMax) fen")
         }
         var figures = StatementFigures()
         figures.lines = Int64(lines)
@@ -129,6 +140,16 @@ struct StatementImporter {
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)
         return finished
+    }
+
+    /// The most a statement line may name: what a notification may (`Limits.notifiedAmountFenMax`).
+    static let lineFenMax = Limits.notifiedAmountFenMax
+    /// The most a file's fees may sum to: half a journal entry's bound, so that a correction's
+    /// difference from the fees booked before is one too.
+    static let feesFenMax = JournalEntry.amountFenMax / 2
+
+    static func inRange(_ record: StatementRecord) -> Bool {
+        record.amountFen.magnitude <= UInt64(lineFenMax) && record.feeFen.magnitude <= UInt64(lineFenMax)
     }
 
     static func line(_ record: StatementRecord) -> StatementLine {
