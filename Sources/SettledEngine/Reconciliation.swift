@@ -445,22 +445,30 @@ extension Engine {
         try statement.store(write: write)
         try write.transaction.put(tables.statementKeys, key: StatementKeys.current(channel: statement.channel, date: statement.businessDate),
                                   value: Key.u64(statement.id), options: .overwrite)
+        // The first of them; the import opens the rest in transactions of their own.
         _ = try openCarriedItems(channel: statement.channel, through: statement.businessDate, write: write)
         return statement
     }
 
-    /// Carried items of `channel` whose days are over on `date` become open discrepancies.
-    /// Run at each import for the channel and by the reconciliation timer. Returns how many.
+    /// Up to `limit` carried items of `channel` whose days are over on `date` become open
+    /// discrepancies (`more`: others are due too, for the next transaction). Run at each
+    /// import for the channel and by the reconciliation timer. `opened`: how many.
     @discardableResult
-    package func openCarriedItems(channel: String, through date: BusinessDate, write: WriteContext) throws -> Int {
+    package func openCarriedItems(channel: String, through date: BusinessDate, limit: Int = Limits.statementScanEntriesMax,
+                                  write: WriteContext) throws -> (opened: Int, more: Bool) {
         let tables = write.tables
         let prefix = StatementKeys.expiryPrefix(channel: channel)
         let endDate = CaptureIndex.dateBytes(date)
         var due: [(key: [UInt8], carriedKey: [UInt8], discrepancy: UInt64)] = []
+        var more = false
         try write.transaction.scan(tables.statementKeys, prefix: prefix) { key, value in
             guard key.count == prefix.count + 12 else { throw DecodingError(what: "carried item expiry key") }
             let opensOn = Array(key[prefix.count..<(prefix.count + 4)])
             if endDate.lexicographicallyPrecedes(opensOn) { return false }
+            guard due.count < limit else {
+                more = true
+                return false
+            }
             due.append((Array(key), Array(value), Key.decodeU64(key, at: prefix.count + 4)))
             return true
         }
@@ -478,7 +486,7 @@ extension Engine {
             try discrepancy.store(write: write)
             opened += 1
         }
-        return opened
+        return (opened, more)
     }
 
     /// Drops the carried keys of a carried discrepancy (it was shown, or closed).

@@ -139,6 +139,9 @@ struct StatementImporter {
         let finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)
+        // The carried items due beyond the first slice the finish opened (the timer's next
+        // run opens what a fault here leaves).
+        _ = try service.openCarriedItems(channels: [finished.channel], through: finished.businessDate)
         return finished
     }
 
@@ -302,11 +305,23 @@ extension SettledService {
     /// reconciliation timer's work for a date. Returns how many.
     @discardableResult
     public func openCarriedItems(through date: BusinessDate) throws -> Int {
+        try openCarriedItems(channels: configuration.channels.map(\.id), through: date)
+    }
+
+    /// The same for `channels`, in write transactions of at most
+    /// `Limits.statementScanEntriesMax` items each.
+    func openCarriedItems(channels: [String], through date: BusinessDate) throws -> Int {
         let engine = self.engine
-        let channels = configuration.channels.map(\.id)
-        return try writer.perform { write in
-            try channels.reduce(0) { $0 + (try engine.openCarriedItems(channel: $1, through: date, write: write)) }
+        let importer = StatementImporter(service: self)
+        var opened = 0
+        for channel in channels {
+            while true {
+                let slice = try importer.perform { write in try engine.openCarriedItems(channel: channel, through: date, write: write) }
+                opened += slice.opened
+                guard slice.more else { break }
+            }
         }
+        return opened
     }
 }
 
