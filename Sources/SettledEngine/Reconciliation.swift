@@ -305,6 +305,19 @@ extension Engine {
             }
             return .toApply(statement)
         }
+        // One import at a time per channel and date: a file begun beside another's unfinished
+        // import would replace the same statement, and each would book the date's fees.
+        let filesPrefix = [UInt8(ascii: "h")] + CaptureIndex.prefix(channel: channel, date: businessDate)
+        var begunIDs: [UInt64] = []
+        try write.transaction.scan(tables.statementKeys, prefix: filesPrefix) { _, value in
+            begunIDs.append(Key.decodeU64(value))
+            return true
+        }
+        for id in begunIDs {
+            if let begun = try StoredStatement.load(id: id, in: write.transaction, tables: tables), begun.status == .importing {
+                throw Refusal.statementImporting(statementID: id, channel: channel, businessDate: businessDate.description)
+            }
+        }
         let currentKey = StatementKeys.current(channel: channel, date: businessDate)
         let replaces = try write.transaction.get(tables.statementKeys, key: currentKey).map { bytes in
             bytes.withUnsafeBytes { Key.decodeU64($0) }
