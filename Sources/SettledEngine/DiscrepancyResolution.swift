@@ -68,6 +68,7 @@ extension Engine {
     /// | amount_mismatch, captured (booked B, channel C) | refused | C − B to suspense + refund instruction, when C > B | C − B to gain (C > B) or loss (C < B) | the capture stands |
     /// | amount_mismatch, refused before any capture (channel named C) | refused (C is not the order's amount) | C to suspense + refund instruction | C to gain | the notification was wrong, nothing was taken |
     /// | status_mismatch, captured (the channel says it did not succeed) | refused | refused | B to loss | the capture stands |
+    /// | status_mismatch, captured, a refund the channel made and we did not (R given back) | refused | refused | R to loss | the capture stands |
     /// | status_mismatch, not captured (the channel says it succeeded) | as missing_internal | as missing_internal | as missing_internal | refused |
     /// | duplicate (the channel took C a second time) | refused | C to suspense + refund instruction | C to gain | the line is listed twice, one payment |
     /// | fee_mismatch | refused | refused | refused | the statement's fee (booked by the import) stands |
@@ -227,7 +228,13 @@ extension Engine {
         case "missing_channel":
             return .booked(bookedFen: bookedFen, takenFen: 0)
         case "status_mismatch":
-            return captured ? .booked(bookedFen: bookedFen, takenFen: 0) : .unbooked(takenFen: takenFen)
+            guard captured else { return .unbooked(takenFen: takenFen) }
+            // A statement's refund line naming no refund of ours (the channel's figure only):
+            // the channel gave back that much of the capture, not the whole of it.
+            if discrepancy.internalFen == nil, let givenBackFen = discrepancy.channelFen {
+                return .booked(bookedFen: givenBackFen, takenFen: 0)
+            }
+            return .booked(bookedFen: bookedFen, takenFen: 0)
         default:
             // missing_internal, amount_mismatch, and any kind a later version adds.
             return captured ? .booked(bookedFen: bookedFen, takenFen: takenFen) : .unbooked(takenFen: takenFen)
