@@ -229,10 +229,11 @@ extension Engine {
             return .booked(bookedFen: bookedFen, takenFen: 0)
         case "status_mismatch":
             guard captured else { return .unbooked(takenFen: takenFen) }
-            // A statement's refund line naming no refund of ours (the channel's figure only):
-            // the channel gave back that much of the capture, not the whole of it.
-            if discrepancy.internalFen == nil, let givenBackFen = discrepancy.channelFen {
-                return .booked(bookedFen: givenBackFen, takenFen: 0)
+            // A statement's refund line naming no refund of ours (the channel's figure only,
+            // negative: given back): the channel gave back that much of the capture, not the
+            // whole of it.
+            if discrepancy.internalFen == nil, let givenBackFen = discrepancy.channelFen, givenBackFen < 0 {
+                return .booked(bookedFen: 0, takenFen: givenBackFen)
             }
             return .booked(bookedFen: bookedFen, takenFen: 0)
         default:

@@ -681,13 +681,15 @@ struct StatementMatcher {
 
     // MARK: refunds
 
+    /// A refund line's findings name the money given back negative (the channel's, and ours
+    /// where the line names a refund of ours), as a resolution reads them: what the channel took.
     mutating func refund(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
         let reference = line.refundID.isEmpty ? line.channelTxnID : line.refundID
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
         if try write.transaction.contains(tables.statementKeys, key: seenKey) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
-                      txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line) names refund \(reference) a second time", carried: nil, write: write)
             return
         }
@@ -700,7 +702,7 @@ struct StatementMatcher {
             try resolveCarried(code: Self.refundCode, reference: line.refundID, write: write)
             guard entry.refund.channelFen == line.amountFen else {
                 try raise("amount_mismatch", reference: line.refundID, orderID: order.id, txn: line.channelTxnID,
-                          internalFen: entry.refund.channelFen, channelFen: line.amountFen,
+                          internalFen: -entry.refund.channelFen, channelFen: -line.amountFen,
                           detail: "line \(line.line): the channel gave back \(line.amountFen) fen for refund \(line.refundID), we refunded \(entry.refund.channelFen) fen",
                           carried: nil, write: write)
                 return
@@ -715,12 +717,12 @@ struct StatementMatcher {
             orderID = try Notification.seen(key, write: write)?.orderID
         }
         if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) {
-            try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+            try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line): the channel refunded \(line.amountFen) fen of order \(order.id) (\(order.status.rawValue)), a refund we did not make",
                       carried: nil, write: write)
             return
         }
-        try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+        try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                   detail: "refund line \(line.line): the channel gave back \(line.amountFen) fen for a transaction no order of ours names",
                   carried: (Self.transactionCode, line.channelTxnID), write: write)
     }

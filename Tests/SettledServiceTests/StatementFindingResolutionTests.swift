@@ -40,4 +40,74 @@ import Testing
         #expect(try balance(harness, "channel_receivable:wechat") == receivable - 100)
         #expect(try harness.verified())
     }
+
+    /// A captured order refunded in full by us; its statement shows the payment and the
+    /// refund at `givenBackFen`, and `more` lines after. Answers the order and the import.
+    func refundedDay(_ harness: PaymentServiceHarness, givenBackFen: Int64, more: [WeChatBillFile.Row] = []) throws
+        -> (order: String, answer: PaymentServiceHarness.Answer) {
+        try harness.biller()
+        let order = try StatementImportTests.order(harness, "acc1", 30_000)
+        #expect(try harness.call("POST", "/v1/notifications", StatementImportTests.notification(order, txn: "t-1", amountFen: 30_000)).status == 200)
+        let refunded = try harness.call("POST", "/v1/orders/\(order)/refunds", #"{"refund_id":"r-1","reason":"asked"}"#)
+        #expect(refunded.status == 201, "\(refunded.text)")
+        let bill = WeChatBillFile.bill([
+            .init(txn: "t-1", order: order, amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000)),
+            .init(txn: "t-1", order: order, refund: true, amountFen: givenBackFen, refundID: "r-1"),
+        ] + more)
+        return (order, try StatementImportTests.importBill(harness, bill))
+    }
+
+    func openID(_ harness: PaymentServiceHarness, kind: String) throws -> String {
+        let open = try harness.call("GET", "/v1/discrepancies?status=open")
+        return try #require(open.json?["discrepancies"]?.array?.first { $0["kind"]?.string == kind }?["discrepancy_id"]?.string, "\(open.text)")
+    }
+
+    /// The channel gave back 100 fen more than we refunded: nothing to refund to the payer,
+    /// the 100 fen are a loss.
+    @Test func aRefundTheChannelGaveBackMoreOfIsALossNotARefund() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let day = try refundedDay(harness, givenBackFen: 30_100)
+        #expect(StatementImportTests.counts(day.answer) == StatementImportTests.expected(matched: 1, amount: 1), "\(day.answer.text)")
+        let id = try openID(harness, kind: "amount_mismatch")
+        let refund = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"n"}"#)
+        #expect(refund.status == 409 && refund.code == "action_not_applicable", "\(refund.text)")
+        #expect(try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array?.isEmpty == true)
+        let written = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"n"}"#)
+        #expect(written.status == 200, "\(written.text)")
+        #expect(try balance(harness, "recon_loss:wechat") == 100)
+        #expect(try balance(harness, "recon_gain:wechat") == 0)
+        #expect(try harness.verified())
+    }
+
+    /// The channel gave back 100 fen less than we refunded: the payer is owed them, refunded
+    /// through suspense.
+    @Test func aRefundTheChannelGaveBackLessOfIsRefundedThroughSuspense() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        _ = try refundedDay(harness, givenBackFen: 29_900)
+        let id = try openID(harness, kind: "amount_mismatch")
+        let refund = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"n"}"#)
+        #expect(refund.status == 200, "\(refund.text)")
+        #expect(try balance(harness, "suspense:wechat") == -100)
+        #expect(try harness.verified())
+    }
+
+    /// A refund line listed twice: never refunded to the payer again; written off, a loss.
+    @Test func aRefundLineListedTwiceIsNeverRefundedAgain() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let day = try refundedDay(harness, givenBackFen: 30_000, more: [
+            .init(txn: "t-1", order: "", refund: true, amountFen: 30_000, refundID: "r-1"),
+        ])
+        #expect(StatementImportTests.counts(day.answer) == StatementImportTests.expected(matched: 2, duplicate: 1), "\(day.answer.text)")
+        let id = try openID(harness, kind: "duplicate")
+        let refund = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"n"}"#)
+        #expect(refund.status == 409 && refund.code == "action_not_applicable", "\(refund.text)")
+        let written = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"n"}"#)
+        #expect(written.status == 200, "\(written.text)")
+        #expect(try balance(harness, "recon_loss:wechat") == 30_000)
+        #expect(try balance(harness, "suspense:wechat") == 0)
+        #expect(try harness.verified())
+    }
 }
