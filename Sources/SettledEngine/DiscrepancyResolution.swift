@@ -65,6 +65,7 @@ extension Engine {
     /// |---|---|---|---|---|
     /// | missing_internal (channel took C, no capture) | captures the order as its notification would (C = the order's channel amount; pending, or expired/failed with every reservation taken again) | C to `suspense:<ch>` + refund instruction | C to `recon_gain:<ch>` | refused: money unbooked |
     /// | missing_channel (we captured B, the channel shows nothing) | refused | refused | B to `recon_loss:<ch>` | the capture stands |
+    /// | missing_channel (we refunded R, the channel shows nothing: it still holds R) | refused | R to suspense + refund instruction | R to `recon_gain:<ch>` | the refund stands |
     /// | amount_mismatch, captured (booked B, channel C) | refused | C − B to suspense + refund instruction, when C > B | C − B to gain (C > B) or loss (C < B) | the capture stands |
     /// | amount_mismatch, refused before any capture (channel named C) | refused (C is not the order's amount) | C to suspense + refund instruction | C to gain | the notification was wrong, nothing was taken |
     /// | status_mismatch, captured (the channel says it did not succeed) | refused | refused | B to loss | the capture stands |
@@ -226,6 +227,11 @@ extension Engine {
         case "duplicate":
             return .unbooked(takenFen: takenFen)
         case "missing_channel":
+            // A refund of ours the statement does not show (it names no channel transaction):
+            // booked as given back, the channel still holds it.
+            if discrepancy.channelTxnID == nil, let refundFen = discrepancy.internalFen, refundFen > 0 {
+                return .booked(bookedFen: -refundFen, takenFen: 0)
+            }
             return .booked(bookedFen: bookedFen, takenFen: 0)
         case "status_mismatch":
             guard captured else { return .unbooked(takenFen: takenFen) }

@@ -110,4 +110,36 @@ import Testing
         #expect(try balance(harness, "suspense:wechat") == 0)
         #expect(try harness.verified())
     }
+
+    /// A refund of ours the statement does not show: the channel still holds the money we
+    /// booked as given back. Written off, it is a gain (not a second loss of it); refunded, it
+    /// goes to the payer through suspense.
+    @Test(arguments: ["write_off", "refund"])
+    func aRefundTheChannelDidNotShowIsStillHeldByIt(action: String) throws {
+        // The refund on the capture's date, so that the date's statement should show it.
+        let clock = ManualClock(wallUnixMillis: RFC3339.parse("2026-11-24T10:00:00+08:00")!)
+        let harness = try PaymentServiceHarness(pointValueFen: 1, clock: .manual(clock), carryForwardDays: 0)
+        defer { harness.close() }
+        try harness.biller()
+        let order = try StatementImportTests.order(harness, "acc1", 30_000)
+        #expect(try harness.call("POST", "/v1/notifications", StatementImportTests.notification(order, txn: "t-1", amountFen: 30_000)).status == 200)
+        let refunded = try harness.call("POST", "/v1/orders/\(order)/refunds", #"{"refund_id":"r-1","reason":"asked"}"#)
+        #expect(refunded.status == 201, "\(refunded.text)")
+        let bill = WeChatBillFile.bill([.init(txn: "t-1", order: order, amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000))])
+        let answer = try StatementImportTests.importBill(harness, bill)
+        #expect(StatementImportTests.counts(answer) == StatementImportTests.expected(matched: 1, missingChannel: 1), "\(answer.text)")
+        let id = try openID(harness, kind: "missing_channel")
+        let receivable = try balance(harness, "channel_receivable:wechat")
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"\#(action)","note":"n"}"#)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        #expect(try balance(harness, "channel_receivable:wechat") == receivable + 30_000)
+        #expect(try balance(harness, "recon_loss:wechat") == 0)
+        if action == "write_off" {
+            #expect(try balance(harness, "recon_gain:wechat") == -30_000)
+        } else {
+            #expect(try balance(harness, "suspense:wechat") == -30_000)
+            #expect(try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array?.count == 1)
+        }
+        #expect(try harness.verified())
+    }
 }
