@@ -696,6 +696,7 @@ struct StatementMatcher {
         try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
+           order.funding.channel == statement.channel,
            let entry = order.refunds.first(where: { $0.refund.refundId == line.refundID }) {
             try write.transaction.put(tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.refundCode, id: line.refundID),
                                       value: Key.u64(id), options: .overwrite)
@@ -716,7 +717,9 @@ struct StatementMatcher {
             let key = Notification(channel: statement.channel, orderID: "", channelTxnID: txn, amountFen: 0, success: true, paidAtUnixMillis: 0).key
             orderID = try Notification.seen(key, write: write)?.orderID
         }
-        if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) {
+        // Only an order paid through this channel: the channel gave back nothing of another's.
+        if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
+           order.funding.channel == statement.channel {
             try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line): the channel refunded \(line.amountFen) fen of order \(order.id) (\(order.status.rawValue)), a refund we did not make",
                       carried: nil, write: write)

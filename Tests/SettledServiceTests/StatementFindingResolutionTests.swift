@@ -1,4 +1,5 @@
 import SettledCore
+import SettledConfig
 import SettledEngine
 @testable import SettledService
 import SettledStore
@@ -141,5 +142,26 @@ import Testing
             #expect(try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array?.count == 1)
         }
         #expect(try harness.verified())
+    }
+
+    /// A channel's refund line naming a refund of an order paid through another channel is
+    /// no match: the channel gave back money we never took through it.
+    @Test func aRefundOfAnotherChannelsOrderIsNotMatched() throws {
+        let channels = [ChannelConfiguration(id: "wechat", format: "wechat", feeBps: 60),
+                        ChannelConfiguration(id: "wechat2", format: "wechat", feeBps: 60)]
+        let harness = try PaymentServiceHarness(pointValueFen: 1, channels: channels)
+        defer { harness.close() }
+        try harness.biller()
+        let order = try StatementImportTests.order(harness, "acc1", 30_000)
+        #expect(try harness.call("POST", "/v1/notifications", StatementImportTests.notification(order, txn: "t-1", amountFen: 30_000)).status == 200)
+        let refunded = try harness.call("POST", "/v1/orders/\(order)/refunds", #"{"refund_id":"r-1","reason":"asked"}"#)
+        #expect(refunded.status == 201, "\(refunded.text)")
+        let bill = WeChatBillFile.bill([.init(txn: "t-1", order: order, refund: true, amountFen: 30_000, refundID: "r-1")])
+        let response = try harness.client.send(method: "POST", path: "/v1/statements?channel=wechat2&business_date=\(StatementImportTests.date)",
+                                               headers: [], body: bill)
+        let answer = PaymentServiceHarness.Answer(status: response.status, json: try? JSONParser.parse(response.body), body: response.body)
+        #expect(answer.status == 200, "\(answer.text)")
+        // A refund line no order of this channel names: missing_internal, carried forward first.
+        #expect(StatementImportTests.counts(answer) == StatementImportTests.expected(carried: 1), "\(answer.text)")
     }
 }
