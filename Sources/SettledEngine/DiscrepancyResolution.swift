@@ -65,12 +65,15 @@ extension Engine {
     /// |---|---|---|---|---|
     /// | missing_internal (channel took C, no capture) | captures the order as its notification would (C = the order's channel amount; pending, or expired/failed with every reservation taken again) | C to `suspense:<ch>` + refund instruction | C to `recon_gain:<ch>` | refused: money unbooked |
     /// | missing_channel (we captured B, the channel shows nothing) | refused | refused | B to `recon_loss:<ch>` | the capture stands |
+    /// | missing_channel (we refunded R, the channel shows nothing: it still holds R) | refused | R to suspense + refund instruction | R to `recon_gain:<ch>` | the refund stands |
     /// | amount_mismatch, captured (booked B, channel C) | refused | C − B to suspense + refund instruction, when C > B | C − B to gain (C > B) or loss (C < B) | the capture stands |
     /// | amount_mismatch, refused before any capture (channel named C) | refused (C is not the order's amount) | C to suspense + refund instruction | C to gain | the notification was wrong, nothing was taken |
     /// | status_mismatch, captured (the channel says it did not succeed) | refused | refused | B to loss | the capture stands |
+    /// | status_mismatch, captured, a refund the channel made and we did not (R given back) | refused | refused | R to loss | the capture stands |
     /// | status_mismatch, not captured (the channel says it succeeded) | as missing_internal | as missing_internal | as missing_internal | refused |
     /// | duplicate (the channel took C a second time) | refused | C to suspense + refund instruction | C to gain | the line is listed twice, one payment |
     /// | fee_mismatch | refused | refused | refused | the statement's fee (booked by the import) stands |
+    /// | biller_* (a biller's write-off statement) | refused | refused | refused | settled with the biller |
     ///
     /// Gain: `channel_receivable:<ch>` debited, `recon_gain:<ch>` credited; loss:
     /// `recon_loss:<ch>` debited, `channel_receivable:<ch>` credited; suspense as a late
@@ -93,6 +96,12 @@ extension Engine {
         case "open": break
         case "carried": throw notApplicable("it is carried forward until the channel's next statements; resolve it once it is open")
         default: throw Refusal.discrepancyResolved(discrepancyID: discrepancy.id, status: discrepancy.status)
+        }
+        // A biller's write-off finding concerns what the biller wrote off, not money of a
+        // channel (its `channel` is `biller:<id>`): nothing here books it.
+        if let biller = discrepancy.billerID ?? (Discrepancy.billerKinds.contains(discrepancy.kind) ? discrepancy.channel : nil),
+           input.action != .accept {
+            throw notApplicable("a finding of biller \(biller)'s write-off statement moves no channel's money: settle it with the biller, then accept it")
         }
         let order = try discrepancy.orderID.flatMap { try OrderRecord.load($0, tables: write.tables, in: write.transaction) }
         let seen = try discrepancy.channelTxnID.flatMap { txn in
@@ -218,9 +227,21 @@ extension Engine {
         case "duplicate":
             return .unbooked(takenFen: takenFen)
         case "missing_channel":
+            // A refund of ours the statement does not show (it names no channel transaction):
+            // booked as given back, the channel still holds it.
+            if discrepancy.channelTxnID == nil, let refundFen = discrepancy.internalFen, refundFen > 0 {
+                return .booked(bookedFen: -refundFen, takenFen: 0)
+            }
             return .booked(bookedFen: bookedFen, takenFen: 0)
         case "status_mismatch":
-            return captured ? .booked(bookedFen: bookedFen, takenFen: 0) : .unbooked(takenFen: takenFen)
+            guard captured else { return .unbooked(takenFen: takenFen) }
+            // A statement's refund line naming no refund of ours (the channel's figure only,
+            // negative: given back): the channel gave back that much of the capture, not the
+            // whole of it.
+            if discrepancy.internalFen == nil, let givenBackFen = discrepancy.channelFen, givenBackFen < 0 {
+                return .booked(bookedFen: 0, takenFen: givenBackFen)
+            }
+            return .booked(bookedFen: bookedFen, takenFen: 0)
         default:
             // missing_internal, amount_mismatch, and any kind a later version adds.
             return captured ? .booked(bookedFen: bookedFen, takenFen: takenFen) : .unbooked(takenFen: takenFen)

@@ -72,6 +72,9 @@ package enum Refusal: Error, Sendable {
     case resolutionNotApplicable(discrepancyID: UInt64, kind: String, action: String, reason: String)
     case refundInstructionNotFound(instructionID: UInt64)
     case refundInstructionDone(instructionID: UInt64, reference: String?)
+    // Statements
+    /// Another file's import for the channel and date is unfinished (a crash cut it short).
+    case statementImporting(statementID: UInt64, channel: String, businessDate: String)
 }
 
 // MARK: the state machines: one transition function each

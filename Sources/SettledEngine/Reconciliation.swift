@@ -314,6 +314,19 @@ extension Engine {
             }
             return .toApply(statement)
         }
+        // One import at a time per channel and date: a file begun beside another's unfinished
+        // import would replace the same statement, and each would book the date's fees.
+        let filesPrefix = [UInt8(ascii: "h")] + CaptureIndex.prefix(channel: channel, date: businessDate)
+        var begunIDs: [UInt64] = []
+        try write.transaction.scan(tables.statementKeys, prefix: filesPrefix) { _, value in
+            begunIDs.append(Key.decodeU64(value))
+            return true
+        }
+        for id in begunIDs {
+            if let begun = try StoredStatement.load(id: id, in: write.transaction, tables: tables), begun.status == .importing {
+                throw Refusal.statementImporting(statementID: id, channel: channel, businessDate: businessDate.description)
+            }
+        }
         let currentKey = StatementKeys.current(channel: channel, date: businessDate)
         let replaces = try write.transaction.get(tables.statementKeys, key: currentKey).map { bytes in
             bytes.withUnsafeBytes { Key.decodeU64($0) }
@@ -454,22 +467,30 @@ extension Engine {
         try statement.store(write: write)
         try write.transaction.put(tables.statementKeys, key: StatementKeys.current(channel: statement.channel, date: statement.businessDate),
                                   value: Key.u64(statement.id), options: .overwrite)
+        // The first of them; the import opens the rest in transactions of their own.
         _ = try openCarriedItems(channel: statement.channel, through: statement.businessDate, write: write)
         return statement
     }
 
-    /// Carried items of `channel` whose days are over on `date` become open discrepancies.
-    /// Run at each import for the channel and by the reconciliation timer. Returns how many.
+    /// Up to `limit` carried items of `channel` whose days are over on `date` become open
+    /// discrepancies (`more`: others are due too, for the next transaction). Run at each
+    /// import for the channel and by the reconciliation timer. `opened`: how many.
     @discardableResult
-    package func openCarriedItems(channel: String, through date: BusinessDate, write: WriteContext) throws -> Int {
+    package func openCarriedItems(channel: String, through date: BusinessDate, limit: Int = Limits.statementScanEntriesMax,
+                                  write: WriteContext) throws -> (opened: Int, more: Bool) {
         let tables = write.tables
         let prefix = StatementKeys.expiryPrefix(channel: channel)
         let endDate = CaptureIndex.dateBytes(date)
         var due: [(key: [UInt8], carriedKey: [UInt8], discrepancy: UInt64)] = []
+        var more = false
         try write.transaction.scan(tables.statementKeys, prefix: prefix) { key, value in
             guard key.count == prefix.count + 12 else { throw DecodingError(what: "carried item expiry key") }
             let opensOn = Array(key[prefix.count..<(prefix.count + 4)])
             if endDate.lexicographicallyPrecedes(opensOn) { return false }
+            guard due.count < limit else {
+                more = true
+                return false
+            }
             due.append((Array(key), Array(value), Key.decodeU64(key, at: prefix.count + 4)))
             return true
         }
@@ -487,7 +508,7 @@ extension Engine {
             try discrepancy.store(write: write)
             opened += 1
         }
-        return opened
+        return (opened, more)
     }
 
     /// Drops the carried keys of a carried discrepancy (it was shown, or closed).
@@ -569,9 +590,18 @@ struct StatementMatcher {
             case "captured", "captured_late":
                 try matchCapture(order, line, write: write)
                 return
-            case "suspense":
-                // Booked to suspense with a refund instruction when its notification came.
-                statement.matched.add(line.amountFen)
+            case "suspense", "written_off":
+                // Booked without a capture: to suspense with a refund instruction when its
+                // notification came, or by an operator's resolution (suspense, or written off
+                // to `recon_gain`). Booked once: the line matches it, or names another amount.
+                guard line.amountFen != seen.amountFen else {
+                    statement.matched.add(line.amountFen)
+                    return
+                }
+                try raise("amount_mismatch", reference: line.channelTxnID, orderID: order.id, txn: line.channelTxnID,
+                          internalFen: seen.amountFen, channelFen: line.amountFen,
+                          detail: "line \(line.line): the channel took \(line.amountFen) fen, \(seen.amountFen) fen of channel transaction \(line.channelTxnID) were booked (\(seen.outcome))",
+                          carried: nil, write: write)
                 return
             case "failed":
                 try repair(order, notification, kind: "status_mismatch", line: line,
@@ -660,26 +690,29 @@ struct StatementMatcher {
 
     // MARK: refunds
 
+    /// A refund line's findings name the money given back negative (the channel's, and ours
+    /// where the line names a refund of ours), as a resolution reads them: what the channel took.
     mutating func refund(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
         let reference = line.refundID.isEmpty ? line.channelTxnID : line.refundID
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
         if try write.transaction.contains(tables.statementKeys, key: seenKey) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
-                      txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+                      txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line) names refund \(reference) a second time", carried: nil, write: write)
             return
         }
         try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
+           order.funding.channel == statement.channel,
            let entry = order.refunds.first(where: { $0.refund.refundId == line.refundID }) {
             try write.transaction.put(tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.refundCode, id: line.refundID),
                                       value: Key.u64(id), options: .overwrite)
             try resolveCarried(code: Self.refundCode, reference: line.refundID, write: write)
             guard entry.refund.channelFen == line.amountFen else {
                 try raise("amount_mismatch", reference: line.refundID, orderID: order.id, txn: line.channelTxnID,
-                          internalFen: entry.refund.channelFen, channelFen: line.amountFen,
+                          internalFen: -entry.refund.channelFen, channelFen: -line.amountFen,
                           detail: "line \(line.line): the channel gave back \(line.amountFen) fen for refund \(line.refundID), we refunded \(entry.refund.channelFen) fen",
                           carried: nil, write: write)
                 return
@@ -693,13 +726,15 @@ struct StatementMatcher {
             let key = Notification(channel: statement.channel, orderID: "", channelTxnID: txn, amountFen: 0, success: true, paidAtUnixMillis: 0).key
             orderID = try Notification.seen(key, write: write)?.orderID
         }
-        if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction) {
-            try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+        // Only an order paid through this channel: the channel gave back nothing of another's.
+        if let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
+           order.funding.channel == statement.channel {
+            try raise("status_mismatch", reference: reference, orderID: order.id, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line): the channel refunded \(line.amountFen) fen of order \(order.id) (\(order.status.rawValue)), a refund we did not make",
                       carried: nil, write: write)
             return
         }
-        try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
+        try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                   detail: "refund line \(line.line): the channel gave back \(line.amountFen) fen for a transaction no order of ours names",
                   carried: (Self.transactionCode, line.channelTxnID), write: write)
     }

@@ -80,9 +80,10 @@ package struct ReconciliationDay: Sendable {
     /// More open or carried items exist than `items` holds.
     package var itemsTruncated: Bool
 
-    /// The amount a discrepancy is about: the channel's where the channel named one, else ours.
+    /// The amount a discrepancy is about: the channel's where the channel named one, else ours;
+    /// positive (a refund's findings name the money given back negative).
     package static func amountFen(of discrepancy: Discrepancy) -> Int64 {
-        discrepancy.channelFen ?? discrepancy.internalFen ?? 0
+        Int64(clamping: (discrepancy.channelFen ?? discrepancy.internalFen ?? 0).magnitude)
     }
 
     /// Reads the date from the store: every configured channel (and any other channel the

@@ -54,7 +54,9 @@ public enum Audit {
         value.string(String(decoding: Array(note.utf8).prefix(Limits.auditBodyExcerptBytesMax), as: UTF8.self))
         value.u16(200)
         value.string("auto_repaired")
-        try write.transaction.put(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
+        // At the end of the batch like every other audit record: a request of the same batch
+        // audited before this slice took a smaller id, appended (`MDB_APPEND`) only then.
+        write.appendAtEnd(write.tables.audit, key: Key.u64(id), value: value.bytes, options: .append)
     }
 
     /// What the audit records as an answer's code: `ok` below 300, else its problem `code`.

@@ -13,7 +13,8 @@ import SettledCore
 /// spool, hashed there, and handed to the import for its channel and business date: the date
 /// its name begins with (`YYYY-MM-DD…`), else the day before the local date of the scheduled
 /// run. Imported, it is removed from the spool; refused, it goes to `<channel>/failed/` under
-/// its own name (`.1`, `.2`, … added if taken) with a `<name>.reason` file beside it.
+/// its own name (`.1`, `.2`, … added if taken) with a `<name>.reason` file beside it; after a
+/// fault mid-import it stays in the spool, where the statement's resume at start reads it.
 struct InboxPickup: Sendable {
     /// A file changed more recently than this (by the daemon's clock) may still be written.
     static let quietSeconds: Int64 = 10
@@ -33,8 +34,11 @@ struct InboxPickup: Sendable {
         var channel: String
         var fileName: String
         var businessDate: BusinessDate
-        /// Nil when the import took it; else why it was set aside in `failed/`.
+        /// Nil when the import took it; else why it was set aside in `failed/`, or left in
+        /// the spool (`heldForResume`).
         var failure: String?
+        /// The import failed midway: an unfinished statement reads the file when it resumes.
+        var heldForResume = false
     }
 
     /// The handoff of a spooled file to the import: returns once the import has committed,
@@ -77,12 +81,15 @@ struct InboxPickup: Sendable {
 
     /// Takes every complete file of every channel's inbox, in name order, and hands each to
     /// `handoff`. `undatedBusinessDate`: the date of files whose names carry none.
-    func run(nowUnixMillis: Int64, undatedBusinessDate: BusinessDate, handoff: Handoff) -> [Pickup] {
+    /// `isHeldForResume`: whether an unfinished statement reads a spool file (left there when
+    /// its handoff failed).
+    func run(nowUnixMillis: Int64, undatedBusinessDate: BusinessDate, handoff: Handoff,
+             isHeldForResume: (String) -> Bool = { _ in false }) -> [Pickup] {
         var pickups: [Pickup] = []
         for channel in channels {
             for name in completeFiles(channel: channel, nowUnixMillis: nowUnixMillis) {
                 let date = Self.businessDate(ofFileName: name, fallback: undatedBusinessDate)
-                if let pickup = take(channel: channel, name: name, businessDate: date, handoff: handoff) {
+                if let pickup = take(channel: channel, name: name, businessDate: date, handoff: handoff, isHeldForResume: isHeldForResume) {
                     pickups.append(pickup)
                 }
             }
@@ -92,7 +99,8 @@ struct InboxPickup: Sendable {
 
     /// Moves one file into the spool, hashes it, hands it over; nil when it could not even be
     /// moved (it stays in the inbox, and the next run tries again).
-    private func take(channel: String, name: String, businessDate: BusinessDate, handoff: Handoff) -> Pickup? {
+    private func take(channel: String, name: String, businessDate: BusinessDate, handoff: Handoff,
+                      isHeldForResume: (String) -> Bool) -> Pickup? {
         let source = channelPath(channel) + "/" + name
         let spooledPath = spool.newPath(prefix: "inbox-\(channel)-")
         guard rename(source, spooledPath) == 0 else {
@@ -122,7 +130,11 @@ struct InboxPickup: Sendable {
         } catch {
             failure = "\(error)"
         }
-        if let failure {
+        if let failure, isHeldForResume(spooledPath) {
+            pickup.failure = failure
+            pickup.heldForResume = true
+            log(3, "inbox: the import of \(name) of \(channel) failed midway (\(failure)); the file stays in the spool as \(spooledPath) for its resume at start")
+        } else if let failure {
             pickup.failure = failure
             setAside(spooledPath, channel: channel, name: name, reason: failure, businessDate: businessDate)
         } else {

@@ -76,6 +76,9 @@ extension Refusal {
             return .notFound("refund instruction ri-\(id)")
         case .refundInstructionDone(let id, let reference):
             return APIError(409, "refund_instruction_done", "refund instruction ri-\(id) is done already" + (reference.map { " (channel reference \($0))" } ?? ""))
+        case .statementImporting(let id, let channel, let date):
+            return APIError(409, "statement_importing",
+                            "statement s-\(id) of \(channel) for \(date) is still importing: it is finished at start, or by its file imported again; then this file is its correction")
         }
     }
 }

@@ -7,8 +7,9 @@ import SettledHTTP
 /// Uploads are written here by the HTTP server as they arrive, named `upload-<random>.part`
 /// until complete; `keep` syncs such a file and drops the `.part`. Inbox files are moved here
 /// (a rename) as `inbox-<channel>-<random>`. A file leaves the spool once its dry run has
-/// answered, or its import has committed or been refused (an inbox file refused goes back to
-/// `inbox/<channel>/failed/`). A start removes the `.part` files: uploads a stopped daemon was
+/// answered, or its import has committed or been refused, or has failed before its statement
+/// began (an inbox file refused goes back to `inbox/<channel>/failed/`); a file an unfinished
+/// statement names stays for its resume. A start removes the `.part` files: uploads a stopped daemon was
 /// still receiving. Files without `.part` are complete statements and are left in place.
 struct SpoolDirectory: Sendable {
     let path: String

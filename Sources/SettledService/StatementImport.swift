@@ -72,9 +72,20 @@ struct StatementImporter {
         }
         var lines = 0
         var errors: [StatementLineError] = []
+        var outOfRange: StatementRecord?
         let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
             lines += batch.records.count + batch.errors.count
             errors += batch.errors
+            if outOfRange == nil { outOfRange = batch.records.first { !Self.inRange($0) } }
+        }
+        // Checked whole before anything is applied: a figure that no order and no journal
+        // entry can hold would stop the import midway, at every resume again.
+        if let record = outOfRange {
+            throw APIError(422, "amount_out_of_range",
+                           "line \(record.line): amount \(record.amountFen) fen, fee \(record.feeFen) fen; a line's figures are at most \(Self.lineFenMax) fen")
+        }
+        guard totals.feesFen.magnitude <= UInt64(Self.feesFenMax) else {
+            throw APIError(422, "amount_out_of_range", "the file's fees, \(totals.feesFen) fen, are beyond \(Self.feesFenMax) fen")
         }
         var figures = StatementFigures()
         figures.lines = Int64(lines)
@@ -83,6 +94,10 @@ struct StatementImporter {
         figures.refunds = ReconciliationDay.Figures(count: Int64(totals.refundsCount), amountFen: Int128(totals.refundsFen))
         figures.feesFen = totals.feesFen
         let engine = service.engine
+        // The same file left half imported from another spool file: once this one takes its
+        // place, nothing reads that one again.
+        let earlierPath = try service.unfinishedStatement(channel: channel.id, businessDate: businessDate,
+                                                          sha256Hex: spooled.sha256Hex)?.spoolPath
         let begun = try perform { write in
             try engine.beginStatement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
                                       spoolPath: spooled.path, figures: figures, write: write)
@@ -92,6 +107,7 @@ struct StatementImporter {
             unlink(spooled.path)
             return Outcome(statement: statement, lines: lines, errors: errors)
         case .toApply(let statement):
+            if let earlierPath, earlierPath != spooled.path { unlink(earlierPath) }
             let finished = try apply(statement, format: format, audit: audit)
             return Outcome(statement: finished, lines: lines, errors: errors)
         }
@@ -134,7 +150,20 @@ struct StatementImporter {
         let finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)
+        // The carried items due beyond the first slice the finish opened (the timer's next
+        // run opens what a fault here leaves).
+        _ = try service.openCarriedItems(channels: [finished.channel], through: finished.businessDate)
         return finished
+    }
+
+    /// The most a statement line may name: what a notification may (`Limits.notifiedAmountFenMax`).
+    static let lineFenMax = Limits.notifiedAmountFenMax
+    /// The most a file's fees may sum to: half a journal entry's bound, so that a correction's
+    /// difference from the fees booked before is one too.
+    static let feesFenMax = JournalEntry.amountFenMax / 2
+
+    static func inRange(_ record: StatementRecord) -> Bool {
+        record.amountFen.magnitude <= UInt64(lineFenMax) && record.feeFen.magnitude <= UInt64(lineFenMax)
     }
 
     static func line(_ record: StatementRecord) -> StatementLine {
@@ -167,10 +196,13 @@ extension SettledService {
     /// parsed, checked and applied; the answer of contract.md. Called by the upload route and
     /// by the inbox pickup (`InboxPickup`, audited as the system), off the event loops, one
     /// import at a time. The import owns the file: it removes it once the statement is whole.
-    /// A file refused (4xx) is removed here; after a fault mid-import (5xx) the file stays for
-    /// the import's resume at start (the same file uploaded again also finishes it).
+    /// A file that an unfinished statement names (a fault mid-import) stays for the import's
+    /// resume at start (the same file uploaded again also finishes it); any other file the
+    /// import did not finish (refused, or a fault before its statement began) is removed here,
+    /// unless `leaveUnheld` (the inbox, which sets it aside with its reason).
     func importSpooledStatement(channel: ChannelConfiguration, businessDate: BusinessDate,
-                                spooled: SpooledStatement, audit: RepairAudit? = nil) throws(APIError) -> HTTPResponse {
+                                spooled: SpooledStatement, audit: RepairAudit? = nil,
+                                leaveUnheld: Bool = false) throws(APIError) -> HTTPResponse {
         let audit = audit ?? repairAudit(uid: 0, pid: getpid(), role: "system",
                                          target: "inbox \(channel.id) \(businessDate): \(spooled.path)")
         let outcome: StatementImporter.Outcome
@@ -181,10 +213,35 @@ extension SettledService {
             }
         } catch {
             let refusal = (error as? APIError) ?? StatementImportFailure.apiError(error, service: self)
-            if refusal.status < 500 { spool.remove(spooled.path) }
+            if !leaveUnheld, !isHeldForResume(spooled.path) { spool.remove(spooled.path) }
             throw refusal
         }
         return .json { json in Self.writeImportAnswer(outcome, &json) }
+    }
+
+    /// The unfinished statement of this file for the channel and date, if any.
+    func unfinishedStatement(channel: String, businessDate: BusinessDate, sha256Hex: String) throws -> StoredStatement? {
+        let tables = store.tables
+        return try store.environment.read { transaction in
+            let key = StatementKeys.hash(channel: channel, date: businessDate, sha256Hex: sha256Hex)
+            guard let id = try transaction.get(tables.statementKeys, key: key).map({ bytes in bytes.withUnsafeBytes { Key.decodeU64($0) } }),
+                  let statement = try StoredStatement.load(id: id, in: transaction, tables: tables),
+                  statement.status == .importing else { return nil }
+            return statement
+        }
+    }
+
+    /// Whether an unfinished statement reads `path` when it resumes (kept when the store
+    /// cannot tell).
+    func isHeldForResume(_ path: String) -> Bool {
+        do {
+            return try store.environment.read { transaction in
+                try StoredStatement.unfinished(in: transaction, tables: store.tables).contains { $0.spoolPath == path }
+            }
+        } catch {
+            log(3, "spool: whether an unfinished import holds \(path) is not known (\(error)); it is kept")
+            return true
+        }
     }
 
     static func writeImportAnswer(_ outcome: StatementImporter.Outcome, _ json: inout JSONWriter) {
@@ -251,11 +308,23 @@ extension SettledService {
     /// reconciliation timer's work for a date. Returns how many.
     @discardableResult
     public func openCarriedItems(through date: BusinessDate) throws -> Int {
+        try openCarriedItems(channels: configuration.channels.map(\.id), through: date)
+    }
+
+    /// The same for `channels`, in write transactions of at most
+    /// `Limits.statementScanEntriesMax` items each.
+    func openCarriedItems(channels: [String], through date: BusinessDate) throws -> Int {
         let engine = self.engine
-        let channels = configuration.channels.map(\.id)
-        return try writer.perform { write in
-            try channels.reduce(0) { $0 + (try engine.openCarriedItems(channel: $1, through: date, write: write)) }
+        let importer = StatementImporter(service: self)
+        var opened = 0
+        for channel in channels {
+            while true {
+                let slice = try importer.perform { write in try engine.openCarriedItems(channel: channel, through: date, write: write) }
+                opened += slice.opened
+                guard slice.more else { break }
+            }
         }
+        return opened
     }
 }
 

@@ -229,18 +229,20 @@ extension SettledService {
             guard let channel = configuration.channel(id: channelID) else {
                 throw APIError(422, "unknown_channel", "channel \(channelID) is not configured")
             }
-            _ = try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: spooled)
+            _ = try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: spooled, leaveUnheld: true)
         }
         let pickups = inbox.run(nowUnixMillis: nowMillis, undatedBusinessDate: due.date.adding(days: -1),
-                                handoff: handoff ?? importing)
+                                handoff: handoff ?? importing, isHeldForResume: { [self] in isHeldForResume($0) })
         try reconciliationLastRunLock.withLock { cached in
             try writeReconciliationMarker(now)
             cached = now
         }
-        let failed = pickups.count { $0.failure != nil }
+        let held = pickups.count { $0.failure != nil && $0.heldForResume }
+        let failed = pickups.count { $0.failure != nil } - held
         // The statements of the day before are in: items carried until then without a
         // statement showing them become open discrepancies.
         let opened = try openCarriedItems(through: due.date.adding(days: -1))
-        return "run of \(due.date): \(pickups.count - failed) files imported, \(failed) set aside, \(opened) carried items opened"
+        let resuming = held > 0 ? "\(held) left in the spool to resume, " : ""
+        return "run of \(due.date): \(pickups.count - failed - held) files imported, \(failed) set aside, \(resuming)\(opened) carried items opened"
     }
 }

@@ -101,6 +101,106 @@ import Testing
         #expect(names(service.spool.path).isEmpty)
     }
 
+    /// A file the import refuses whole is set aside in `failed/` with its reason, not lost:
+    /// the import leaves the inbox's file to the inbox.
+    @Test func aFileTheImportRefusesIsSetAsideWithItsReason() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.reconciliationTick() == nil)
+        try drop(service, "wechat", "2027-01-04-bill.csv", "not a bill at all\n")
+        clock.advance(millis: 3600_000)
+        #expect(try service.reconciliationTick() == "run of 2027-01-05: 0 files imported, 1 set aside, 0 carried items opened")
+        let failed = service.inbox.channelPath("wechat") + "/failed"
+        #expect(names(failed) == ["2027-01-04-bill.csv", "2027-01-04-bill.csv.reason"])
+        #expect(try String(contentsOfFile: failed + "/2027-01-04-bill.csv", encoding: .utf8) == "not a bill at all\n")
+        let reason = try String(contentsOfFile: failed + "/2027-01-04-bill.csv.reason", encoding: .utf8)
+        #expect(reason.contains("reason: 422 "), "\(reason)")
+        #expect(names(service.spool.path).isEmpty)
+        #expect(fixture.logs.errors.isEmpty, "\(fixture.logs.errors)")
+    }
+
+    /// A fault mid-import (a 5xx once the statement is begun) leaves the file in the spool,
+    /// where the statement's resume at start reads it; it is not set aside.
+    @Test func aFileWhoseImportFailedMidwayStaysInTheSpoolForTheResume() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.reconciliationTick() == nil)
+        try drop(service, "wechat", "2019-02-19-trade.csv", String(decoding: StatementDryRunTests.bill, as: UTF8.self))
+        clock.advance(millis: 3600_000)
+        let engine = service.engine
+        let begun = Mutex<String?>(nil)
+        let faulty: InboxPickup.Handoff = { channel, date, spooled throws(APIError) in
+            do {
+                _ = try service.writer.perform { write in
+                    try engine.beginStatement(channel: channel, businessDate: date, sha256Hex: spooled.sha256Hex,
+                                              spoolPath: spooled.path, figures: StatementFigures(), write: write)
+                }
+            } catch {
+                throw APIError(500, "test", "begin: \(error)")
+            }
+            begun.withLock { $0 = spooled.path }
+            throw APIError(500, "internal_error", "the import failed inside the daemon")
+        }
+        #expect(try service.reconciliationTick(handoff: faulty)
+            == "run of 2027-01-05: 0 files imported, 0 set aside, 1 left in the spool to resume, 0 carried items opened")
+        let path = try #require(begun.withLock { $0 })
+        #expect(names(service.spool.path) == [String(path.split(separator: "/").last!)])
+        #expect(names(service.inbox.channelPath("wechat") + "/failed").isEmpty)
+        service.resumeStatementImports()
+        service.statementQueue.sync {}
+        let day = try service.store.environment.read { transaction in
+            try ReconciliationDay.load(businessDate: BusinessDate("2019-02-19")!, channelIDs: ["wechat"],
+                                       transaction: transaction, tables: service.store.tables)
+        }
+        #expect(day.channels.first?.statement?.statementID == "s-1")
+        #expect(names(service.spool.path).isEmpty)
+    }
+
+    /// An import that fails inside the daemon before its statement is begun (here a channel
+    /// whose bank CSV profile is incomplete) leaves nothing to resume: its file leaves the
+    /// spool rather than staying there unnamed by any statement.
+    @Test func aFileNoStatementHoldsLeavesTheSpoolAfterAFault() throws {
+        let fixture = try ServiceFixture(channels: ["csv"])
+        defer { fixture.stop() }
+        let service = fixture.service
+        try service.spool.prepare()
+        let spooled = try StatementImportTests.spool(Array("a,b\n1,2\n".utf8), service: service)
+        let channel = try #require(service.configuration.channel(id: "csv"))
+        do {
+            _ = try service.importSpooledStatement(channel: channel, businessDate: BusinessDate("2027-01-04")!, spooled: spooled)
+            Issue.record("the import of a misconfigured channel answered")
+        } catch {
+            #expect(error.status == 500 && error.code == "channel_misconfigured", "\(error)")
+        }
+        #expect(names(service.spool.path).isEmpty)
+    }
+
+    /// A statement left unfinished with one spool file and finished from another of the same
+    /// content (the file uploaded again): the first leaves the spool too.
+    @Test func theSpoolFileAFinishedImportReplacedIsRemoved() throws {
+        let clock = ManualClock(wallUnixMillis: Self.morning)
+        let fixture = try fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        let date = BusinessDate("2019-02-19")!
+        let first = try StatementImportTests.spool(StatementDryRunTests.bill, service: service)
+        let engine = service.engine
+        _ = try service.writer.perform { write in
+            try engine.beginStatement(channel: "wechat", businessDate: date, sha256Hex: first.sha256Hex, spoolPath: first.path,
+                                      figures: StatementFigures(), write: write)
+        }
+        let again = try StatementImportTests.spool(StatementDryRunTests.bill, service: service)
+        let channel = try #require(service.configuration.channel(id: "wechat"))
+        let answer = try service.importSpooledStatement(channel: channel, businessDate: date, spooled: again)
+        #expect(answer.status == 200)
+        #expect(try service.unfinishedStatement(channel: "wechat", businessDate: date, sha256Hex: again.sha256Hex) == nil)
+        #expect(names(service.spool.path).isEmpty)
+    }
+
     @Test func inboxDirectoriesAreMadeForEveryChannel() throws {
         let clock = ManualClock(wallUnixMillis: Self.morning)
         let fixture = try fixture(clock)
