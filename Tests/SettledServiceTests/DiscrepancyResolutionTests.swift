@@ -24,6 +24,13 @@ import Testing
     }
 
     /// A pending alipay order topping up `amountFen`: its id and channel amount.
+    /// An order captured by channel transaction T1 for the amount it asked.
+    static func capturedOrder(_ harness: PaymentServiceHarness) throws -> (id: String, channelFen: Int64) {
+        let order = try order(harness)
+        #expect(try harness.call("POST", "/v1/notifications", notification(order.id, txn: "T1", amountFen: order.channelFen)).status == 200)
+        return order
+    }
+
     static func order(_ harness: PaymentServiceHarness, amountFen: Int64 = 5_000, bills: [String] = []) throws -> (id: String, channelFen: Int64) {
         let body = PaymentRequests.orderBody(bills: bills, topups: bills.isEmpty ? [("b-1", "a1", amountFen)] : [], channel: "alipay")
         let created = try harness.call("POST", "/v1/orders", body, key: UUID().uuidString)
@@ -130,8 +137,7 @@ import Testing
     @Test func amountsACapturedTransactionIsToldAgainAreWrittenOffOrRefundedByTheirDifference() throws {
         let (harness, _) = try Self.harness()
         defer { harness.close() }
-        let order = try Self.order(harness)
-        #expect(try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "T1", amountFen: order.channelFen)).status == 200)
+        let order = try Self.capturedOrder(harness)
         let receivable = try Self.balance(harness, "channel_receivable:alipay")
         for delta: Int64 in [500, -300, 700, -100] {
             Self.expectRefused(try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "T1", amountFen: order.channelFen + delta)),
@@ -235,8 +241,7 @@ import Testing
     @Test func aCaptureTheChannelDoesNotShowIsWrittenOffAsALossOrAccepted() throws {
         let (harness, _) = try Self.harness()
         defer { harness.close() }
-        let order = try Self.order(harness)
-        #expect(try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "T1", amountFen: order.channelFen)).status == 200)
+        let order = try Self.capturedOrder(harness)
         let lost = try Self.record(harness, kind: "missing_channel", order: order.id, txn: "T1", internalFen: order.channelFen, channelFen: nil)
         for action in ["capture", "refund"] {
             Self.expectRefused(try Self.resolve(harness, lost, action), 409, "action_not_applicable")
@@ -253,8 +258,7 @@ import Testing
     @Test func aDuplicateIsRefundedWrittenOffOrAcceptedButNeverCaptured() throws {
         let (harness, _) = try Self.harness()
         defer { harness.close() }
-        let order = try Self.order(harness)
-        #expect(try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "T1", amountFen: order.channelFen)).status == 200)
+        let order = try Self.capturedOrder(harness)
         let receivable = try Self.balance(harness, "channel_receivable:alipay")
         var ids: [String] = []
         for _ in 0..<3 {
@@ -293,8 +297,7 @@ import Testing
     @Test func aFeeMismatchIsOnlyAccepted() throws {
         let (harness, _) = try Self.harness()
         defer { harness.close() }
-        let order = try Self.order(harness)
-        #expect(try harness.call("POST", "/v1/notifications", Self.notification(order.id, txn: "T1", amountFen: order.channelFen)).status == 200)
+        let order = try Self.capturedOrder(harness)
         let id = try Self.record(harness, kind: "fee_mismatch", order: order.id, txn: "T1", internalFen: 30, channelFen: 35)
         for action in ["capture", "refund", "write_off"] {
             Self.expectRefused(try Self.resolve(harness, id, action), 409, "action_not_applicable")
