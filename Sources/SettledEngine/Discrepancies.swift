@@ -133,6 +133,24 @@ package struct Discrepancy: Sendable {
         }
     }
 
+    /// Visits the discrepancies of `date` (`discrepancies_by_date`), oldest first (`.forward`)
+    /// or newest first, while `body` returns true; those of other dates are not read.
+    package static func scan(date: BusinessDate, direction: Transaction.Direction = .forward, in transaction: Transaction,
+                             tables: Tables, _ body: (Discrepancy) throws -> Bool) throws {
+        try DiscrepancyDateIndex.scan(date: date, direction: direction, in: transaction, tables: tables) { id in
+            let found = try Key.u64(id).withUnsafeBytes { key in
+                try transaction.withValue(tables.discrepancies, key: key) { try decode(id: id, $0) }
+            }
+            guard let discrepancy = found else {
+                throw DecodingError(what: "discrepancies_by_date names d-\(id), which is not stored")
+            }
+            guard discrepancy.businessDate == date else {
+                throw DecodingError(what: "discrepancies_by_date names d-\(id) under \(date), stored with another date")
+            }
+            return try body(discrepancy)
+        }
+    }
+
     package func store(write: WriteContext) throws {
         try write.transaction.put(write.tables.discrepancies, key: Key.u64(id), value: encoded(), options: .overwrite)
     }
@@ -141,6 +159,12 @@ package struct Discrepancy: Sendable {
         var stored = discrepancy
         stored.id = write.counters.take(.discrepancy)
         try write.transaction.put(write.tables.discrepancies, key: Key.u64(stored.id), value: stored.encoded(), options: .append)
+        // The index by date: a discrepancy's date is set here once and never changed after
+        // (`store` rewrites status and resolution only).
+        if let date = stored.businessDate {
+            try write.transaction.put(write.tables.discrepanciesByDate, key: DiscrepancyDateIndex.key(date: date, id: stored.id),
+                                      value: [], options: .overwrite)
+        }
         return stored.id
     }
 

@@ -422,18 +422,30 @@ extension Engine {
     /// Ends the import: books the statement's fees (a correction, the difference), closes the
     /// replaced statement's findings the correction no longer has, makes the statement the one
     /// in force, and opens the channel's carried items whose days are over.
-    package func finishStatement(statementID: UInt64, write: WriteContext) throws -> StoredStatement {
+    ///
+    /// A correction closes the replaced statement's findings `closeLimit` per call, each slice
+    /// in its caller's write transaction: while more are left than one slice, the statement is
+    /// returned still importing, with what is closed so far saved, and the caller calls again
+    /// (a crash between two slices resumes the same way). The last call ends the import.
+    package func finishStatement(statementID: UInt64, closeLimit: Int = Limits.statementScanEntriesMax,
+                                 write: WriteContext) throws -> StoredStatement {
         let tables = write.tables
         guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: tables) else {
             preconditionFailure("statement s-\(statementID) does not exist")
         }
         guard statement.status == .importing else { return statement }
         precondition(statement.stage == .finished, "s-\(statementID) is finished before its scan")
+        precondition(closeLimit > 0, "a slice closes at least one finding")
         var bookedBeforeFen: Int64 = 0
         if statement.replacesID != 0, var replaced = try StoredStatement.load(id: statement.replacesID, in: write.transaction, tables: tables) {
-            bookedBeforeFen = replaced.feesBookedFen
+            // Each finding's key is deleted as it is closed: a slice starts with what is left.
             var leftover: [(key: [UInt8], discrepancy: UInt64)] = []
+            var more = false
             try write.transaction.scan(tables.statementKeys, prefix: StatementKeys.findingPrefix(statement: replaced.id)) { key, value in
+                guard leftover.count < closeLimit else {
+                    more = true
+                    return false
+                }
                 leftover.append((Array(key), Key.decodeU64(value)))
                 return true
             }
@@ -450,6 +462,11 @@ extension Engine {
                 try discrepancy.store(write: write)
                 statement.closedCount += 1
             }
+            if more {
+                try statement.store(write: write)
+                return statement
+            }
+            bookedBeforeFen = replaced.feesBookedFen
             replaced.status = .replaced
             try replaced.store(write: write)
         }

@@ -88,15 +88,15 @@ package struct ReconciliationDay: Sendable {
 
     /// Reads the date from the store: every configured channel (and any other channel the
     /// date's records name), the discrepancies of the date counted per channel, status and kind.
+    /// Reads the date's discrepancies only (`discrepancies_by_date`), not those of other dates.
     package static func load(businessDate: BusinessDate, channelIDs: [String], transaction: Transaction,
                              tables: Tables) throws -> ReconciliationDay {
         var byChannel: [String: Channel] = [:]
         for id in channelIDs { byChannel[id] = Channel(channel: id) }
         var items: [Discrepancy] = []
         var truncated = false
-        try transaction.scan(tables.discrepancies) { key, value in
-            let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
-            guard discrepancy.businessDate == businessDate else { return true }
+        // Only the date's discrepancies, through the index by date, oldest first.
+        try Discrepancy.scan(date: businessDate, in: transaction, tables: tables) { discrepancy in
             var channel = byChannel[discrepancy.channel] ?? Channel(channel: discrepancy.channel)
             let amountFen = amountFen(of: discrepancy)
             switch discrepancy.status {

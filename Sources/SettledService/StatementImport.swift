@@ -147,7 +147,11 @@ struct StatementImporter {
         while current.stage == .absentInternal {
             current = try perform { write in try engine.scanAbsentInternal(statementID: id, audit: audit, write: write) }
         }
-        let finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
+        // A correction closes the replaced statement's findings a slice per transaction first.
+        var finished = current
+        repeat {
+            finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
+        } while finished.status == .importing
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)
         // The carried items due beyond the first slice the finish opened (the timer's next

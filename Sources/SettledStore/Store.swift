@@ -51,6 +51,8 @@ import Glibc
 /// - biller_statements:  biller id 0 business date u32 ++ sequence u32 -> v1 biller write-off
 ///                       statement (its content hash, counts and findings), 1 the first file
 ///                       of the date, each different file after it a correction
+/// - discrepancies_by_date: business date u32 ++ discrepancy id u64 -> empty: the
+///                       discrepancies that name a date, by date (`DiscrepancyDateIndex`)
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -85,6 +87,7 @@ public final class Tables: Sendable {
     public let statementKeys: Database
     public let billerItems: Database
     public let billerStatements: Database
+    public let discrepanciesByDate: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -117,6 +120,7 @@ public final class Tables: Sendable {
         statementKeys = try environment.openDatabase(named: "statement_keys")
         billerItems = try environment.openDatabase(named: "biller_items")
         billerStatements = try environment.openDatabase(named: "biller_statements")
+        discrepanciesByDate = try environment.openDatabase(named: "discrepancies_by_date")
     }
 }
 
@@ -194,7 +198,9 @@ public final class Store: @unchecked Sendable {
     /// 4: `biller_items` indexes every captured item that pays a biller by biller and business
     /// date, those captured before included (`StoreMigrations.fillBillerItems`);
     /// `biller_statements` holds the billers' write-off statements.
-    public static let schemaVersion: UInt32 = 4
+    /// 5: `discrepancies_by_date` indexes every discrepancy that names a business date by that
+    /// date, those recorded before included (`StoreMigrations.fillDiscrepancyDates`).
+    public static let schemaVersion: UInt32 = 5
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -274,6 +280,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 4 {
                     try StoreMigrations.fillBillerItems(tables: tables, in: transaction)
+                }
+                if version < 5 {
+                    try StoreMigrations.fillDiscrepancyDates(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

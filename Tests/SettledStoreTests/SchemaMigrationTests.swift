@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 4])
+        #expect(first.schema == [0, 0, 0, 5])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -78,6 +78,67 @@ import Testing
         ]
         #expect(try contents() == expected)
         #expect(try contents() == expected)
+    }
+
+    /// Schema 5: the discrepancies recorded before (the fixture's d-1, of 2026-12-07) are
+    /// indexed by their business date, once.
+    @Test func discrepanciesAreIndexedByDate() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: Self.fixture, toPath: directory.child("data.mdb"))
+        chmod(directory.child("data.mdb"), 0o600)
+        let date = BusinessDate(year: 2026, month: 12, day: 7)
+        func contents() throws -> (keys: [[UInt8]], ofDate: [UInt64]) {
+            let store = try openStore(directory.path, mapSizeBytes: 16 << 20)
+            return try store.environment.read { transaction in
+                var keys: [[UInt8]] = []
+                try transaction.scan(store.tables.discrepanciesByDate) { key, value in
+                    #expect(value.isEmpty)
+                    keys.append(Array(key))
+                    return true
+                }
+                var ofDate: [UInt64] = []
+                try DiscrepancyDateIndex.scan(date: date, in: transaction, tables: store.tables) { id in
+                    ofDate.append(id)
+                    return true
+                }
+                #expect(try transaction.count(store.tables.discrepancies) == 1)
+                return (keys, ofDate)
+            }
+        }
+        let first = try contents()
+        #expect(first.keys == [DiscrepancyDateIndex.key(date: date, id: 1)])
+        #expect(first.ofDate == [1])
+        let second = try contents()
+        #expect(second.keys == first.keys && second.ofDate == first.ofDate)
+    }
+
+    /// The index by date sorts by date (before 1970 too), then id; a date's scan, either way,
+    /// stops at the date's last entry.
+    @Test func discrepancyDateKeysSortByDateThenID() throws {
+        let dates = [BusinessDate(year: 1969, month: 12, day: 31), BusinessDate(year: 1970, month: 1, day: 1), BusinessDate(year: 2026, month: 12, day: 7)]
+        let keys = dates.flatMap { date in [1, 2, UInt64.max].map { DiscrepancyDateIndex.key(date: date, id: $0) } }
+        #expect(keys == keys.sorted { $0.lexicographicallyPrecedes($1) })
+        #expect(DiscrepancyDateIndex.key(date: dates[1], id: 258) == [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2])
+
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path, mapSizeBytes: 16 << 20)
+        let transaction = try Transaction(environment: store.environment, write: true)
+        for key in keys.shuffled() { try transaction.put(store.tables.discrepanciesByDate, key: key, value: [], options: .overwrite) }
+        try transaction.commit()
+        try store.environment.read { transaction in
+            for date in dates {
+                var forward: [UInt64] = [], backward: [UInt64] = []
+                try DiscrepancyDateIndex.scan(date: date, in: transaction, tables: store.tables) { forward.append($0); return true }
+                try DiscrepancyDateIndex.scan(date: date, direction: .backward, in: transaction, tables: store.tables) {
+                    backward.append($0)
+                    return true
+                }
+                #expect(forward == [1, 2, UInt64.max], "\(date)")
+                #expect(backward == [UInt64.max, 2, 1], "\(date)")
+            }
+        }
     }
 
     /// The index's keys sort by biller, then date (before 1970 too), then item.

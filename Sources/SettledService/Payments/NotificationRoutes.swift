@@ -52,14 +52,21 @@ extension SettledService {
                 try query.finishQuery()
                 let limit = try Self.listLimit(context)
                 var found: [Discrepancy] = []
-                try transaction.scan(self.store.tables.discrepancies, direction: .backward) { key, value in
-                    let discrepancy = try Discrepancy.decode(id: Key.decodeU64(key), value)
+                func keep(_ discrepancy: Discrepancy) -> Bool {
                     if let status, status != discrepancy.status { return true }
                     if let channel, channel != discrepancy.channel { return true }
                     if let biller, biller != discrepancy.billerID { return true }
-                    if let date, date != discrepancy.businessDate { return true }
                     found.append(discrepancy)
                     return found.count < limit
+                }
+                let tables = self.store.tables
+                if let date {
+                    // Only the date's, through the index by date, newest first as below.
+                    try Discrepancy.scan(date: date, direction: .backward, in: transaction, tables: tables, keep)
+                } else {
+                    try transaction.scan(tables.discrepancies, direction: .backward) { key, value in
+                        keep(try Discrepancy.decode(id: Key.decodeU64(key), value))
+                    }
                 }
                 return .json { json in
                     json.beginArray("discrepancies")
