@@ -121,6 +121,12 @@ enum SliceReader {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw SpoolError("open \(path)", errno) }
         defer { close(descriptor) }
+        try read(descriptor, path: path, consume)
+    }
+
+    /// The same from an open descriptor (its caller opens and closes it); `path` names it in
+    /// errors.
+    static func read(_ descriptor: Int32, path: String, _ consume: (ArraySlice<UInt8>) throws -> Void) throws {
         var buffer = [UInt8](repeating: 0, count: sliceBytes)
         while true {
             let count = buffer.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }

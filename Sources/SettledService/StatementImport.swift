@@ -7,10 +7,8 @@ import SettledFormats
 import SettledHTTP
 import SettledStore
 
-/// Reads a spooled statement file in slices through its parser.
+/// Reads a spooled statement file in slices (`SliceReader`) through its parser.
 enum SpoolReader {
-    static let readBytes = 64 * 1024
-
     /// Feeds the file to a new parser slice by slice; `body` takes each batch. Returns the
     /// file's totals (the file's own summary checked by the parser).
     static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate,
@@ -22,17 +20,14 @@ enum SpoolReader {
         defer { close(descriptor) }
         let parser: StatementParser
         do { parser = try StatementParser(format: format, businessDate: businessDate) } catch { throw APIError(422, error.code, error.message) }
-        var buffer = [UInt8](repeating: 0, count: readBytes)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                throw APIError(500, "spool_unreadable", "read \(path): \(String(cString: strerror(errno)))")
+        do {
+            try SliceReader.read(descriptor, path: path) { slice in
+                let batch: StatementBatch
+                do throws(StatementRefusal) { batch = try parser.feed(slice) } catch { throw APIError(422, error.code, error.message) }
+                try body(batch)
             }
-            if count == 0 { break }
-            let batch: StatementBatch
-            do { batch = try parser.feed(buffer[0..<count]) } catch { throw APIError(422, error.code, error.message) }
-            try body(batch)
+        } catch let error as SpoolError {
+            throw APIError(500, "spool_unreadable", error.description)
         }
         let (batch, totals): (StatementBatch, StatementTotals)
         do { (batch, totals) = try parser.finish() } catch { throw APIError(422, error.code, error.message) }

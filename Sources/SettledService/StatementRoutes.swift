@@ -10,9 +10,6 @@ import SettledStore
 /// lines refused, the totals. The import itself is `StatementImporter` (StatementImport.swift),
 /// reached through `importSpooledStatement`.
 enum StatementDryRun {
-    /// The bytes handed to the parser at a time: a slice of the body, not a copy of it.
-    static let feedChunkBytes = 64 * 1024
-
     struct Outcome: Sendable {
         /// Statement lines read: records and lines refused one by one.
         var lines = 0
@@ -35,19 +32,6 @@ enum StatementDryRun {
         case .mt940, .camt053, nil:
             throw APIError(422, "unsupported_format",
                            "channel \(channel.id) delivers \(channel.format) statements, read by POST /v1/bank-statements")
-        }
-    }
-
-    /// Feeds the body to the parser in slices; records are counted, not kept. A file refused
-    /// whole throws the parser's refusal as a 422 with its code.
-    static func run(_ body: [UInt8], format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> Outcome {
-        try run(format: format, businessDate: businessDate) { feed throws(StatementRefusal) in
-            var start = body.startIndex
-            repeat {
-                let end = min(body.endIndex, start + feedChunkBytes)
-                try feed(body[start..<end])
-                start = end
-            } while start < body.endIndex
         }
     }
 
