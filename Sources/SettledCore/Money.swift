@@ -12,20 +12,29 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
 
     /// The amount in yuan with two decimals, optionally with thousands separators ("1,234.56").
     public func yuanString(grouped: Bool) -> String {
-        let magnitude = fen.magnitude  // UInt64: Int64.min has a magnitude too
+        Self.yuanString(fen: Int128(fen), grouped: grouped)
+    }
+
+    /// Fen as yuan with two decimals, for sums of many amounts too (kept in Int128).
+    public static func yuanString(fen: Int128, grouped: Bool) -> String {
+        let magnitude = fen.magnitude  // Int128.min has a magnitude too
         let yuan = magnitude / 100
         let cents = magnitude % 100
-        var digits = String(yuan)
-        if grouped && digits.utf8.count > 3 {
-            var groupedDigits = ""
-            groupedDigits.reserveCapacity(digits.utf8.count + digits.utf8.count / 3)
-            for (index, character) in digits.enumerated() {
-                if index > 0 && (digits.count - index) % 3 == 0 { groupedDigits.append(",") }
-                groupedDigits.append(character)
-            }
-            digits = groupedDigits
-        }
+        let digits = grouped ? groupedThousands(String(yuan)) : String(yuan)
         return (fen < 0 ? "-" : "") + digits + "." + (cents < 10 ? "0" : "") + String(cents)
+    }
+
+    /// Decimal digits grouped in threes from the right: "1234567" as "1,234,567".
+    public static func groupedThousands(_ digits: String) -> String {
+        let count = digits.utf8.count
+        guard count > 3 else { return digits }
+        var grouped = ""
+        grouped.reserveCapacity(count + count / 3)
+        for (index, character) in digits.enumerated() {
+            if index > 0 && (count - index) % 3 == 0 { grouped.append(",") }
+            grouped.append(character)
+        }
+        return grouped
     }
 
     /// Parses a yuan amount: an optional sign, integer digits (optionally grouped by commas

@@ -86,29 +86,11 @@ package struct MorningReport: Sendable {
 /// Amounts as the report shows them: yuan with two decimals from fen, by integer arithmetic.
 package enum ReportYuan {
     /// "1,234.56" (grouped) or "1234.56"; "-0.01" for -1 fen.
-    package static func text(_ fen: Int128, grouped: Bool) -> String {
-        let magnitude = fen.magnitude
-        let yuan = magnitude / 100, cents = magnitude % 100
-        let digits = grouped ? thousands(String(yuan)) : String(yuan)
-        return (fen < 0 ? "-" : "") + digits + "." + (cents < 10 ? "0" : "") + String(cents)
-    }
+    package static func text(_ fen: Int128, grouped: Bool) -> String { Money.yuanString(fen: fen, grouped: grouped) }
 
     /// A count with thousands separators: "1,234,567", "-1,000".
     package static func count(_ value: Int64) -> String {
-        (value < 0 ? "-" : "") + thousands(String(value.magnitude))
-    }
-
-    /// Decimal digits grouped in threes from the right.
-    static func thousands(_ digits: String) -> String {
-        let count = digits.utf8.count
-        guard count > 3 else { return digits }
-        var result = ""
-        result.reserveCapacity(count + count / 3)
-        for (index, character) in digits.enumerated() {
-            if index > 0 && (count - index) % 3 == 0 { result.append(",") }
-            result.append(character)
-        }
-        return result
+        (value < 0 ? "-" : "") + Money.groupedThousands(String(value.magnitude))
     }
 
     package static func text(_ fen: Int64, grouped: Bool) -> String { text(Int128(fen), grouped: grouped) }
