@@ -83,7 +83,7 @@ final class ConfigurationParser {
     /// For each channel: the profile keys and their lines, checked against the format at the end.
     private var channelExtraKeys: [String: [(key: String, line: Int)]] = [:]
 
-    static let sections = ["daemon", "access", "business", "orders", "limits", "risk", "autodebit"]
+    static let sections = ["daemon", "access", "business", "orders", "limits", "risk", "autodebit", "escrow"]
     static let channelPrefix = "channel."
 
     init(file: String, bytes: [UInt8]) {
@@ -243,6 +243,7 @@ final class ConfigurationParser {
         case "limits": known = integerKey(name, value, Self.limitsIntegers, into: &configuration)
         case "risk": known = integerKey(name, value, Self.riskIntegers, into: &configuration)
         case "autodebit": known = integerKey(name, value, Self.autodebitIntegers, into: &configuration)
+        case "escrow": known = escrowKey(name, value)
         default: known = channelKey(name, value)
         }
         if !known {
@@ -323,6 +324,58 @@ final class ConfigurationParser {
         return true
     }
 
+    private func escrowKey(_ name: String, _ value: String) -> Bool {
+        switch name {
+        case "account_no":
+            let bytes = Array(value.utf8)
+            let allowed = { (byte: UInt8) in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == UInt8(ascii: "-")
+            }
+            if bytes.isEmpty || bytes.count > EscrowConfiguration.accountNoCharactersMax || !bytes.allSatisfy(allowed) {
+                reject("must be 1 to \(EscrowConfiguration.accountNoCharactersMax) characters of 0-9 A-Z a-z -", value)
+            } else {
+                configuration.escrow.accountNo = value
+            }
+        case "account_name": if let text = escrowName(value) { configuration.escrow.accountName = text }
+        case "bank_name": if let text = escrowName(value) { configuration.escrow.bankName = text }
+        case "bic":
+            let bytes = Array(value.utf8)
+            let upperOrDigit = { (byte: UInt8) in (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x30 && byte <= 0x39) }
+            if value.isEmpty {
+                configuration.escrow.bic = nil
+            } else if (bytes.count == 8 || bytes.count == 11) && bytes.allSatisfy(upperOrDigit)
+                        && bytes[4..<6].allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) {
+                configuration.escrow.bic = value
+            } else {
+                reject("must be a BIC: 8 or 11 characters of A-Z 0-9, the 5th and 6th a country code", value)
+            }
+        case "currency":
+            let bytes = Array(value.utf8)
+            if bytes.count == 3 && bytes.allSatisfy({ $0 >= 0x41 && $0 <= 0x5A }) {
+                configuration.escrow.currency = value
+            } else {
+                reject("must be an ISO 4217 currency code of three capital letters, such as CNY", value)
+            }
+        default: return false
+        }
+        return true
+    }
+
+    /// A name as a payment instruction carries it: 1 to 140 characters, not blank, no control character.
+    private func escrowName(_ value: String) -> String? {
+        let count = value.unicodeScalars.count
+        guard count >= 1, count <= EscrowConfiguration.nameCharactersMax,
+              value.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else {
+            reject("must be 1 to \(EscrowConfiguration.nameCharactersMax) characters", value)
+            return nil
+        }
+        guard !value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            reject("contains a control character", value)
+            return nil
+        }
+        return value
+    }
+
     private func channelKey(_ name: String, _ value: String) -> Bool {
         let index = configuration.channels.count - 1
         precondition(index >= 0 && section == Self.channelPrefix + configuration.channels[index].id)
@@ -358,6 +411,11 @@ final class ConfigurationParser {
         if writer.batch > writer.queue {
             reportAtKey("limits", "writer_batch_max", "must be at most writer_queue_max (\(writer.queue)), not \(writer.batch)",
                         else: "writer_queue_max", "must be at least writer_batch_max (\(writer.batch)), not \(writer.queue)")
+        }
+        if let line = lineOfSection["escrow"] {
+            for key in ["account_no", "account_name", "bank_name"] where configuration.lineOfKey["escrow." + key] == nil {
+                problems.append(problem(line: line, section: "escrow", key: key, "missing: [escrow] needs account_no, account_name and bank_name"))
+            }
         }
         for channel in configuration.channels {
             let name = Self.channelPrefix + channel.id

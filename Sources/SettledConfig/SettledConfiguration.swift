@@ -37,6 +37,37 @@ public struct ChannelConfiguration: Sendable, Equatable {
     }
 }
 
+/// `[escrow]`: the escrow account at the bank, the debtor of every payout instruction
+/// (pain.001) and the account a bank statement must be for. Not configured (`accountNo` nil)
+/// when the file has no `[escrow]` section; when it has one, `account_no`, `account_name` and
+/// `bank_name` are all required.
+public struct EscrowConfiguration: Sendable, Equatable {
+    public var accountNo: String?
+    public var accountName: String?
+    public var bankName: String?
+    /// The bank's BIC, 8 or 11 characters; nil when not given.
+    public var bic: String?
+    /// ISO 4217 code of the account; amounts are in its minor unit.
+    public var currency: String
+
+    public static let currencyDefault = "CNY"
+    /// pain.001's account number (`Othr/Id`, Max34Text) and name (Max140Text), in characters.
+    public static let accountNoCharactersMax = 34
+    public static let nameCharactersMax = 140
+
+    public init(accountNo: String? = nil, accountName: String? = nil, bankName: String? = nil, bic: String? = nil,
+                currency: String = currencyDefault) {
+        self.accountNo = accountNo
+        self.accountName = accountName
+        self.bankName = bankName
+        self.bic = bic
+        self.currency = currency
+    }
+
+    /// Whether the section was given (its required keys then all are).
+    public var isConfigured: Bool { accountNo != nil }
+}
+
 /// The daemon's configuration: one INI file (see conf/settled.conf for every key).
 public struct SettledConfiguration: Sendable {
     /// The file this was loaded from.
@@ -103,6 +134,9 @@ public struct SettledConfiguration: Sendable {
     public var customerDailyMaxFen = 20_000_000
     public var accountDailyMaxFen = 10_000_000
     public var autodebitDelaySeconds = 3600
+
+    // [escrow]
+    public var escrow = EscrowConfiguration()
 
     /// The line each key was set on ("section.key" -> line), to name it in later problems.
     var lineOfKey: [String: Int] = [:]

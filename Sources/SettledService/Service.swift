@@ -221,7 +221,7 @@ public final class SettledService: @unchecked Sendable {
         self.spool = SpoolDirectory(path: configuration.stateDirectory + "/spool")
         self.inbox = InboxPickup(path: configuration.stateDirectory + "/inbox", spool: spool,
                                  channels: configuration.channels.map(\.id), log: log)
-        routes = Self.foundationRoutes(self)
+        routes = Self.foundationRoutes(self) + bankStatementRoutes()
         do throws(SpoolError) {
             try spool.prepare()
             try inbox.prepare()
