@@ -1,0 +1,221 @@
+import Foundation
+import Glibc
+import SettledConfig
+import SettledCore
+import SettledEngine
+@testable import SettledService
+import SettledStore
+import Synchronization
+import Testing
+
+/// The job runner on a real store, time driven by a manual clock: catch-up after a stop, a
+/// crash's `running` row, retries, the clearing job's registration, the old marker file.
+@Suite struct JobRunnerTests {
+    static func at(_ text: String) -> Int64 { RFC3339.parse(text)! }
+    static func date(_ text: String) -> BusinessDate { BusinessDate(text)! }
+
+    /// Records the dates a job's work was called for; fails the dates in `failing` once each.
+    final class Recorder: Sendable {
+        private let state = Mutex<(dates: [String], failing: Set<String>)>(([], []))
+
+        init(failingOnce: Set<String> = []) { state.withLock { $0.failing = failingOnce } }
+
+        var dates: [String] { state.withLock { $0.dates } }
+
+        var work: JobRunner.Work {
+            { date in
+                try self.state.withLock { state in
+                    state.dates.append(date.description)
+                    if state.failing.remove(date.description) != nil { throw JobError("refused once: \(date)") }
+                }
+                return "cleared \(date)"
+            }
+        }
+    }
+
+    static func fixture(_ clock: ManualClock) throws -> ServiceFixture {
+        try ServiceFixture(channels: ["wechat"], clock: .manual(clock)) { configuration in
+            configuration.timezone = "Asia/Shanghai"
+            configuration.reconciliationTimeMinutes = 9 * 60
+            configuration.clearingTimeMinutes = 10 * 60
+        }
+    }
+
+    /// Another service on the same store and writer: a daemon started again.
+    static func restarted(_ service: SettledService) -> SettledService {
+        SettledService(configuration: service.configuration, store: service.store, writer: service.writer,
+                       access: service.access, log: { _, _ in })
+    }
+
+    static func rows(_ service: SettledService) throws -> [String] {
+        try service.store.environment.read {
+            try JobTable.newestFirst(limit: 100, tables: service.store.tables, in: $0)
+        }.map { "\($0.job) \($0.date) \($0.status.name) \($0.attempts)" }
+    }
+
+    static func names(_ runs: [JobRunner.Run]) -> [String] { runs.map { "\($0.job) \($0.date) \($0.status.name)" } }
+
+    @Test func aDaemonStoppedAcrossTwoClearingTimesRunsBothOnStartOnceEachOldestFirst() throws {
+        // Tuesday 5 January 2027, 08:00 in Shanghai: the first start.
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let first = fixture.service
+        let before = Recorder()
+        first.registerClearingJob(before.work)
+        #expect(try first.jobs.tick().isEmpty)
+        // 10:00: the 4th's reconciliation and clearing.
+        clock.advance(millis: 2 * 3_600_000)
+        #expect(Self.names(try first.jobs.tick()) == ["reconciliation 2027-01-04 done", "clearing 2027-01-04 done"])
+        #expect(before.dates == ["2027-01-04"])
+
+        // Stopped from 10:00 on the 5th until 11:00 on the 7th: the clearing times of the 6th
+        // and the 7th passed meanwhile.
+        clock.advance(millis: 2 * 86_400_000 + 3_600_000)
+        let again = Self.restarted(first)
+        let after = Recorder()
+        again.registerClearingJob(after.work)
+        let runs = try again.jobs.tick()
+        #expect(Self.names(runs) == [
+            "cutoff 2027-01-05 done", "reconciliation 2027-01-05 done", "clearing 2027-01-05 done",
+            "cutoff 2027-01-06 done", "reconciliation 2027-01-06 done", "clearing 2027-01-06 done",
+        ])
+        #expect(runs.filter { $0.job == .clearing }.map(\.outcome) == ["cleared 2027-01-05", "cleared 2027-01-06"])
+        #expect(after.dates == ["2027-01-05", "2027-01-06"])
+        // Once each: nothing more until the next due instant (midnight, the 7th's cut-off).
+        #expect(try again.jobs.tick().isEmpty)
+        #expect(try again.jobs.due().nextUnixMillis == Self.at("2027-01-08T00:00:00+08:00"))
+        #expect(after.dates == ["2027-01-05", "2027-01-06"])
+        #expect(try Self.rows(again) == [
+            "clearing 2027-01-06 done 1", "reconciliation 2027-01-06 done 1", "cutoff 2027-01-06 done 1",
+            "clearing 2027-01-05 done 1", "reconciliation 2027-01-05 done 1", "cutoff 2027-01-05 done 1",
+            "clearing 2027-01-04 done 1", "reconciliation 2027-01-04 done 1",
+        ])
+        #expect(again.jobs.runCount(.clearing, .done) == 2)
+    }
+
+    @Test func aRunningRowFoundAtStartIsRunAgainOnce() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let first = fixture.service
+        #expect(try first.jobs.tick().isEmpty)
+        clock.advance(millis: 2 * 3_600_000)
+        // The clearing of the 4th began and the process died: its row says running.
+        let tables = first.store.tables
+        let crashed = JobRow(job: .clearing, date: Self.date("2027-01-04"), status: .running,
+                             startedUnixMillis: clock.wallUnixMillis, finishedUnixMillis: nil, attempts: 1, outcome: "")
+        try first.writer.perform { write in try JobTable.put(crashed, tables: tables, in: write.transaction) }
+
+        let again = Self.restarted(first)
+        let recorder = Recorder()
+        again.registerClearingJob(recorder.work)
+        #expect(Self.names(try again.jobs.tick(only: [.clearing])) == ["clearing 2027-01-04 done"])
+        #expect(try again.jobs.tick(only: [.clearing]).isEmpty)
+        #expect(recorder.dates == ["2027-01-04"])
+        #expect(try Self.rows(again).first == "clearing 2027-01-04 done 2")
+    }
+
+    @Test func theClearingJobIsSkippedUntilItsWorkIsRegisteredThenRunsWhatFellDue() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(!service.jobs.isRegistered(.clearing))
+        #expect(try service.jobs.tick().isEmpty)
+        clock.advance(millis: 86_400_000 + 3 * 3_600_000)
+        // 11:00 on the 6th: neither clearing run nor marked.
+        let runs = try service.jobs.tick()
+        #expect(!runs.contains { $0.job == .clearing })
+        #expect(try !Self.rows(service).contains { $0.hasPrefix("clearing") })
+        #expect(try service.jobs.tick().isEmpty)
+        let recorder = Recorder()
+        service.registerClearingJob(recorder.work)
+        #expect(Self.names(try service.jobs.tick()) == ["clearing 2027-01-04 done", "clearing 2027-01-05 done"])
+        #expect(recorder.dates == ["2027-01-04", "2027-01-05"])
+    }
+
+    @Test func aFailedJobIsRetriedAfterItsBackoff() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        let recorder = Recorder(failingOnce: ["2027-01-04"])
+        service.registerClearingJob(recorder.work)
+        #expect(try service.jobs.tick(only: [.clearing]).isEmpty)
+        clock.advance(millis: 2 * 3_600_000)
+        let failed = try service.jobs.tick(only: [.clearing])
+        #expect(Self.names(failed) == ["clearing 2027-01-04 failed"])
+        #expect(failed.first?.outcome == "refused once: 2027-01-04")
+        #expect(try service.jobs.tick(only: [.clearing]).isEmpty)
+        clock.advance(millis: JobSchedule.retryBackoffMillis(attempts: 1) - 1)
+        #expect(try service.jobs.tick(only: [.clearing]).isEmpty)
+        clock.advance(millis: 1)
+        #expect(Self.names(try service.jobs.tick(only: [.clearing])) == ["clearing 2027-01-04 done"])
+        #expect(recorder.dates == ["2027-01-04", "2027-01-04"])
+        #expect(try Self.rows(service).first == "clearing 2027-01-04 done 2")
+        #expect(service.jobs.runCount(.clearing, .failed) == 1 && service.jobs.runCount(.clearing, .done) == 1)
+    }
+
+    @Test func theOldReconciliationMarkerStartsTheScheduleAndIsRemoved() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T12:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        let marker = service.configuration.stateDirectory + "/reconciliation.last-run"
+        let lastRun = Self.at("2027-01-04T09:30:00+08:00") / 1000
+        #expect(FileManager.default.createFile(atPath: marker, contents: Data("\(lastRun)\n".utf8)))
+        // The last run was the 3rd's (at 09:00 on the 4th): the 4th's is due, once.
+        let runs = try service.jobs.tick(only: [.reconciliation])
+        #expect(Self.names(runs) == ["reconciliation 2027-01-04 done"])
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        #expect(try service.jobs.scheduleStart() == JobScheduleStart(firstDate: Self.date("2027-01-03"), startUnixMillis: lastRun * 1000))
+        #expect(try Self.restarted(service).jobs.tick(only: [.reconciliation]).isEmpty)
+    }
+
+    @Test func theCutoffRecordsTheDaysControlTotalsPerChannel() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.jobs.tick().isEmpty)
+        let tables = service.store.tables
+        let day = Self.date("2027-01-05")
+        try service.writer.perform { write in
+            for (id, fen) in [("o-1", Int64(1000)), ("o-2", 2550)] {
+                try write.transaction.put(tables.capturesByDate, key: CaptureIndex.key(channel: "wechat", date: day, code: CaptureIndex.paymentCode, id: id),
+                                          value: CaptureIndex.value(amountFen: fen, orderID: id), options: .overwrite)
+            }
+            // A refund of the day and a capture of the next day are not the day's captures.
+            try write.transaction.put(tables.capturesByDate, key: CaptureIndex.key(channel: "wechat", date: day, code: CaptureIndex.refundCode, id: "r-1"),
+                                      value: CaptureIndex.value(amountFen: 500, orderID: "o-1"), options: .overwrite)
+            try write.transaction.put(tables.capturesByDate, key: CaptureIndex.key(channel: "wechat", date: day.adding(days: 1), code: CaptureIndex.paymentCode, id: "o-3"),
+                                      value: CaptureIndex.value(amountFen: 7, orderID: "o-3"), options: .overwrite)
+        }
+        clock.advance(millis: 16 * 3_600_000 - 1)
+        #expect(try service.jobs.tick(only: [.cutoff]).isEmpty)
+        clock.advance(millis: 1)
+        let runs = try service.jobs.tick(only: [.cutoff])
+        #expect(runs.map(\.outcome) == ["closed 2027-01-05: wechat 2 captured 3550 fen"])
+    }
+
+    @Test func theTimersFirstFireCatchesUp() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.jobs.tick().isEmpty)
+        clock.advance(millis: 3 * 3_600_000)
+        let recorder = Recorder()
+        service.registerClearingJob(recorder.work)
+        service.startJobTimer()
+        // The first tick is queued at once; the queue is serial.
+        service.jobs.queue.sync {}
+        service.jobs.stop()
+        #expect(recorder.dates == ["2027-01-04"])
+        #expect(try Self.rows(service) == ["clearing 2027-01-04 done 1", "reconciliation 2027-01-04 done 1"])
+        let entries = Dictionary(uniqueKeysWithValues: service.timers.snapshot().map { ($0.name, $0) })
+        #expect(entries["clearing"]?.nextFireUnixSeconds == Self.at("2027-01-06T10:00:00+08:00") / 1000)
+        #expect(entries["clearing"]?.lastOutcome == "done for 2027-01-04: cleared 2027-01-04")
+    }
+}
