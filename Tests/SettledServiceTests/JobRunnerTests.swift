@@ -218,4 +218,41 @@ import Testing
         #expect(entries["clearing"]?.nextFireUnixSeconds == Self.at("2027-01-06T10:00:00+08:00") / 1000)
         #expect(entries["clearing"]?.lastOutcome == "done for 2027-01-04: cleared 2027-01-04")
     }
+
+    @Test func jobsAreListedNewestFirstAndShownInStatusAndMetrics() throws {
+        let server = try ServiceServer(channels: ["wechat"])
+        defer { server.stop() }
+        let service = server.service
+        let tables = service.store.tables
+        try service.writer.perform { write in
+            for (offset, job, status) in [(0, JobKind.cutoff, JobRow.Status.done), (0, .reconciliation, .failed), (1, .cutoff, .running)] {
+                let row = JobRow(job: job, date: Self.date("2027-01-04").adding(days: offset), status: status,
+                                 startedUnixMillis: Self.at("2027-01-05T09:00:00+08:00"),
+                                 finishedUnixMillis: status == .running ? nil : Self.at("2027-01-05T09:00:01+08:00"),
+                                 attempts: 1, outcome: status == .failed ? "no statement" : "")
+                try JobTable.put(row, tables: tables, in: write.transaction)
+            }
+        }
+        let listed = try server.send(.auditor, "GET", "/v1/jobs?limit=2")
+        #expect(listed.status == 200)
+        let rows = try #require(listed.json?["jobs"]?.array)
+        #expect(rows.map { "\($0["job"]?.string ?? "") \($0["business_date"]?.string ?? "") \($0["status"]?.string ?? "")" }
+            == ["cutoff 2027-01-05 running", "reconciliation 2027-01-04 failed"])
+        #expect(rows[0]["finished_at"] == nil && rows[1]["outcome"]?.string == "no statement")
+        #expect(try server.send(.gateway, "GET", "/v1/jobs").status == 403)
+        #expect(try server.send(.auditor, "GET", "/v1/jobs?limit=0").status == 422)
+
+        let status = try #require(try server.send(.auditor, "GET", "/v1/status").json)
+        let jobs = try #require(status["jobs"]?.array)
+        #expect(jobs.map { $0["name"]?.string ?? "" } == ["cutoff", "reconciliation", "clearing"])
+        #expect(jobs.map { $0["registered"]?.bool ?? false } == [true, true, false])
+        #expect(jobs[0]["next_fire_at"]?.string != nil && jobs[2]["next_fire_at"] == nil)
+        #expect(jobs[1]["last_run"]?["status"]?.string == "failed")
+
+        let metrics = String(decoding: try server.send(.auditor, "GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("settled_job_runs_total{job=\"clearing\",outcome=\"done\"} 0\n"))
+        #expect(metrics.contains("settled_job_last_run_timestamp_seconds{job=\"reconciliation\"} \(Self.at("2027-01-05T09:00:01+08:00") / 1000)\n"))
+        #expect(metrics.contains("settled_job_next_run_timestamp_seconds{job=\"cutoff\"} "))
+        #expect(!metrics.contains("settled_job_next_run_timestamp_seconds{job=\"clearing\"}"))
+    }
 }
