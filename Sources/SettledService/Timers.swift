@@ -215,10 +215,11 @@ extension SettledService {
     func showJobTimers() {
         let tables = store.tables
         let latest = (try? store.environment.read { try JobTable.latestByJob(scanRowsMax: Self.jobStatusScanRowsMax, tables: tables, in: $0) }) ?? [:]
-        for job in JobKind.allCases {
+        // A job whose work is not registered is not a timer (status's `jobs` shows it).
+        for job in JobKind.allCases where jobs.isRegistered(job) {
             let last = latest[job]
-            let next = jobs.isRegistered(job) ? jobs.nextDue(job).dueUnixMillis / 1000 : nil
-            let outcome = last.map { "\($0.status.name) for \($0.date): \($0.outcome)" } ?? (jobs.isRegistered(job) ? nil : "not registered")
+            let next = jobs.nextDue(job).dueUnixMillis / 1000
+            let outcome = last.map { "\($0.status.name) for \($0.date): \($0.outcome)" }
             timers.show(job.name, nextFireUnixSeconds: next,
                         lastRunUnixSeconds: last.map { ($0.finishedUnixMillis ?? $0.startedUnixMillis) / 1000 }, lastOutcome: outcome)
         }
