@@ -127,9 +127,17 @@ public final class JobRunner: @unchecked Sendable {
 
     // MARK: what is due
 
+    /// The schedule's start if it is set (read only: a read path never sets it).
+    func storedScheduleStart() throws -> JobScheduleStart? {
+        if let start = lock.withLock({ start }) { return start }
+        let tables = store.tables
+        return try store.environment.read { try JobTable.scheduleStart(tables: tables, in: $0) }
+    }
+
     /// What is due now of the registered jobs (of `only` when given), reading the table.
-    func due(only: Set<JobKind>? = nil, overrides: [JobKind: Work] = [:]) throws -> JobSchedule.Due {
-        let start = try scheduleStart()
+    /// `start`: the schedule's start, set now when it is not yet.
+    func due(only: Set<JobKind>? = nil, overrides: [JobKind: Work] = [:], start: JobScheduleStart? = nil) throws -> JobSchedule.Due {
+        let start = try start ?? scheduleStart()
         let now = writer.clock.wallUnixMillis()
         let (registered, from) = lock.withLock { (Set(works.keys), openFrom) }
         let jobs = JobKind.allCases.filter { (registered.contains($0) || overrides[$0] != nil) && (only?.contains($0) ?? true) }

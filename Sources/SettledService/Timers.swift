@@ -290,7 +290,10 @@ extension SettledService {
     /// When the reconciliation job runs next (Unix seconds): the next date's time, now when a
     /// run is due.
     public func reconciliationNextRunUnixSeconds() -> Int64? {
-        if let due = try? jobs.due(only: [.reconciliation]), !due.runs.isEmpty { return writer.clock.wallUnixSeconds() }
+        if let start = try? jobs.storedScheduleStart(), let due = try? jobs.due(only: [.reconciliation], start: start),
+           !due.runs.isEmpty {
+            return writer.clock.wallUnixSeconds()
+        }
         return jobs.nextDue(.reconciliation).dueUnixMillis / 1000
     }
 }

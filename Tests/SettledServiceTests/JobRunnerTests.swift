@@ -256,3 +256,23 @@ import Testing
         #expect(!metrics.contains("settled_job_next_run_timestamp_seconds{job=\"clearing\"}"))
     }
 }
+
+/// The job row's stored bytes: key date u32 (sign bit flipped) ++ job u8; value v1, status
+/// u8, started i64, finished i64 (-1 while running), attempts u32, outcome.
+@Suite struct JobRowBytesTests {
+    @Test func aJobRowsKeyAndValueAreFixed() throws {
+        let fixture = try ServiceFixture()
+        defer { fixture.stop() }
+        let service = fixture.service
+        let tables = service.store.tables
+        // 2027-01-05 is day 20823 since 1970: 0x8000_5157 with the sign bit flipped.
+        let row = JobRow(job: .clearing, date: BusinessDate("2027-01-05")!, status: .running, startedUnixMillis: 0x0102,
+                         finishedUnixMillis: nil, attempts: 2, outcome: "ok")
+        try service.writer.perform { write in try JobTable.put(row, tables: tables, in: write.transaction) }
+        let stored = try service.store.environment.read { try $0.get(tables.jobs, key: [0x80, 0x00, 0x51, 0x57, 3]) }
+        #expect(stored == [1, 1, 0, 0, 0, 0, 0, 0, 1, 2, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 2, 0, 2,
+                           UInt8(ascii: "o"), UInt8(ascii: "k")])
+        let read = try service.store.environment.read { try JobTable.row(.clearing, BusinessDate("2027-01-05")!, tables: tables, in: $0) }
+        #expect(read == row)
+    }
+}
