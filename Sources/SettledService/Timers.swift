@@ -59,41 +59,6 @@ public final class TimerSchedule: @unchecked Sendable {
         source.resume()
     }
 
-    /// Checks every `checkSeconds`, the first time at once, whether `work` is due: `work` runs
-    /// what is due and returns its outcome, or nil when nothing was. `next` is the time shown as
-    /// the timer's next fire (the check itself runs on Dispatch's clock; what is due is decided
-    /// by `work` on the daemon's clock).
-    public func scheduled(_ name: String, checkSeconds: Int, next: @escaping @Sendable () -> Int64?,
-                          _ work: @escaping @Sendable () throws -> String?) {
-        precondition(checkSeconds > 0)
-        let source = DispatchSource.makeTimerSource(queue: queue(name))
-        source.schedule(deadline: .now(), repeating: .seconds(checkSeconds), leeway: .seconds(1))
-        source.setEventHandler { [weak self] in
-            guard let self else { return }
-            do {
-                if let outcome = try work() {
-                    self.update(name) {
-                        $0.lastRunUnixSeconds = self.nowSeconds()
-                        $0.lastOutcome = outcome
-                    }
-                }
-            } catch {
-                self.log(3, "timer \(name) failed: \(error)")
-                self.update(name) {
-                    $0.lastRunUnixSeconds = self.nowSeconds()
-                    $0.lastOutcome = "failed: \(error)"
-                }
-            }
-            let upcoming = next()
-            self.update(name) { $0.nextFireUnixSeconds = upcoming }
-        }
-        lock.lock()
-        entries[name] = Entry(name: name, nextFireUnixSeconds: next())
-        sources[name] = source
-        lock.unlock()
-        source.resume()
-    }
-
     /// Sets the entry `name` of a timer kept elsewhere (the scheduled jobs' own timer), so
     /// that status shows it with the others.
     public func show(_ name: String, nextFireUnixSeconds: Int64?, lastRunUnixSeconds: Int64?, lastOutcome: String?) {

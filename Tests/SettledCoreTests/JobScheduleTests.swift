@@ -212,6 +212,10 @@ import Testing
         #expect(due.nextByJob[.reconciliation] == Self.at("2027-01-06T09:00:00+08:00"))
         #expect(due.nextByJob[.clearing] == Self.at("2027-01-06T10:00:00+08:00"))
         #expect(due.nextUnixMillis == Self.at("2027-01-06T00:00:00+08:00"))
+        // Local time: 09:30 in Shanghai is 01:30 UTC; 01:00 local is the previous UTC day.
+        let early = Self.schedule(cutoff: 60, reconciliation: 9 * 60 + 30)
+        #expect(early.dueUnixMillis(.reconciliation, of: Self.date("2027-01-04")) == Self.at("2027-01-05T01:30:00Z"))
+        #expect(early.dueUnixMillis(.cutoff, of: Self.date("2027-01-04")) == Self.at("2027-01-04T17:00:00Z"))
         let next = schedule.nextDue(.clearing, after: Self.at("2027-01-08T10:00:00+08:00"), lookbackDays: 40)
         #expect(next.date == Self.date("2027-01-08") && next.dueUnixMillis == Self.at("2027-01-11T10:00:00+08:00"))
     }

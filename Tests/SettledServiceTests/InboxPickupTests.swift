@@ -304,18 +304,6 @@ import Testing
         #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-07: 0 files imported, 0 set aside, 0 carried items opened")
     }
 
-    @Test func theScheduleIsLocalTime() {
-        let schedule = ReconciliationSchedule(minutesOfDay: 9 * 60 + 30, utcOffsetSeconds: { _ in 8 * 3600 })
-        let at = { (text: String) in RFC3339.parse(text)! / 1000 }
-        #expect(schedule.next(after: at("2027-01-05T09:29:59+08:00")) == at("2027-01-05T09:30:00+08:00"))
-        #expect(schedule.next(after: at("2027-01-05T09:30:00+08:00")) == at("2027-01-06T09:30:00+08:00"))
-        // 01:00 local is the previous UTC day.
-        #expect(schedule.next(after: at("2027-01-05T01:00:00+08:00")) == at("2027-01-05T09:30:00+08:00"))
-        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:29:59+08:00")) == nil)
-        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:30:00+08:00"))?.date.description == "2027-01-05")
-        #expect(schedule.due(lastRun: at("2027-01-02T12:00:00+08:00"), now: at("2027-01-05T08:00:00+08:00"))?.date.description == "2027-01-04")
-    }
-
     @Test func fileNamesDateTheirStatements() {
         let fallback = BusinessDate("2027-01-04")!
         #expect(InboxPickup.businessDate(ofFileName: "2026-12-31_wechat.csv", fallback: fallback).description == "2026-12-31")
