@@ -152,7 +152,8 @@ public struct JobSchedule: Sendable {
 
     /// The runs of `jobs` due at `nowUnixMillis`: every date from `firstDate` whose run is due
     /// after `startUnixMillis` and at or before now and whose progress (`progress`) is not done,
-    /// each once; a failed one only once its backoff has passed. `fromDate` per job lets the
+    /// each once; a failed one only once its backoff has passed, and the job's later dates not
+    /// before it (a job's dates run in date order: a clearing carries a negative net forward). `fromDate` per job lets the
     /// caller skip dates it knows are done (never before `firstDate`).
     public func due(at nowUnixMillis: Int64, jobs: [JobKind], firstDate: BusinessDate, startUnixMillis: Int64,
                     fromDate: [JobKind: BusinessDate] = [:],
@@ -164,7 +165,7 @@ public struct JobSchedule: Sendable {
         func consider(_ instant: Int64) { next = next.map { min($0, instant) } ?? instant }
         for job in Set(jobs).sorted() {
             var date = Swift.max(firstDate, fromDate[job] ?? firstDate)
-            while true {
+            dates: while true {
                 let due = dueUnixMillis(job, of: date)
                 if due > nowUnixMillis {
                     nextByJob[job] = due
@@ -185,7 +186,9 @@ public struct JobSchedule: Sendable {
                         if retry <= nowUnixMillis {
                             runs.append(ScheduledJob(job: job, date: date, dueUnixMillis: due))
                         } else {
+                            // The job's later dates wait for this one: a job's dates run in order.
                             consider(retry)
+                            break dates
                         }
                     }
                 }

@@ -51,6 +51,7 @@ public final class JobRunner: @unchecked Sendable {
     private var works: [JobKind: Work] = [:]
     private var timer: DispatchSourceTimer?
     private var stopped = false
+    private var timerStarted = false
     private var start: JobScheduleStart?
     /// Per job, the first date that may not be done (dates before it need not be read again).
     private var openFrom: [JobKind: BusinessDate] = [:]
@@ -68,9 +69,14 @@ public final class JobRunner: @unchecked Sendable {
 
     var store: Store { writer.store }
 
-    /// Gives `job` its work; a job registered again takes the new work.
+    /// Gives `job` its work; a job registered again takes the new work. Once the timer runs,
+    /// it looks at once for what the job has due.
     public func register(_ job: JobKind, _ work: @escaping Work) {
-        lock.withLock { works[job] = work }
+        let running = lock.withLock {
+            works[job] = work
+            return timerStarted && !stopped
+        }
+        if running { queue.async { [self] in fire() } }
     }
 
     public func isRegistered(_ job: JobKind) -> Bool { lock.withLock { works[job] != nil } }
@@ -167,9 +173,13 @@ public final class JobRunner: @unchecked Sendable {
     public func tick(only: Set<JobKind>? = nil, overrides: [JobKind: Work] = [:]) throws -> [Run] {
         let due = try due(only: only, overrides: overrides)
         var runs: [Run] = []
-        for scheduled in due.runs {
+        var failed: Set<JobKind> = []
+        for scheduled in due.runs where !failed.contains(scheduled.job) {
             guard let work = overrides[scheduled.job] ?? lock.withLock({ works[scheduled.job] }) else { continue }
-            runs.append(try execute(scheduled, work))
+            let run = try execute(scheduled, work)
+            runs.append(run)
+            // The job's later dates wait for the failed one's retry.
+            if run.status == .failed { failed.insert(run.job) }
         }
         onTick?()
         return runs
@@ -207,6 +217,7 @@ public final class JobRunner: @unchecked Sendable {
 
     /// Starts the timer: a first tick at once (the catch-up), then one at each due instant.
     public func startTimer() {
+        lock.withLock { timerStarted = true }
         queue.async { [self] in fire() }
     }
 

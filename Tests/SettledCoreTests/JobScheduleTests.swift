@@ -193,6 +193,13 @@ import Testing
             date == Self.date("2027-01-05") ? .failed(attempts: 1, finishedUnixMillis: failedAt) : .done
         }
         #expect(later.runs.map(\.description) == ["cutoff of 2027-01-05"])
+        // A failed date waiting for its retry holds back the job's later dates, not other jobs.
+        let held = schedule.due(at: Self.at("2027-01-07T00:10:00+08:00"), jobs: [.cutoff, .reconciliation],
+                                firstDate: Self.date(common.first), startUnixMillis: Self.at(common.start)) { job, date in
+            job == .cutoff && date == Self.date("2027-01-05")
+                ? .failed(attempts: 1, finishedUnixMillis: Self.at("2027-01-07T00:09:30+08:00")) : (date < Self.date("2027-01-05") ? .done : .none)
+        }
+        #expect(held.runs.map(\.description) == ["reconciliation of 2027-01-05"])
         #expect(JobSchedule.retryBackoffMillis(attempts: 3) == 240_000)
         #expect(JobSchedule.retryBackoffMillis(attempts: 40) == JobSchedule.retryBackoffMillisMax)
     }

@@ -157,6 +157,42 @@ import Testing
         #expect(service.jobs.runCount(.clearing, .failed) == 1 && service.jobs.runCount(.clearing, .done) == 1)
     }
 
+    @Test func aJobsLaterDatesWaitForAFailedOne() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        let recorder = Recorder(failingOnce: ["2027-01-04"])
+        service.registerClearingJob(recorder.work)
+        #expect(try service.jobs.tick(only: [.clearing]).isEmpty)
+        // 10:00 on the 6th: the 4th's and the 5th's clearings are due; the 4th's fails.
+        clock.advance(millis: 86_400_000 + 2 * 3_600_000)
+        #expect(Self.names(try service.jobs.tick(only: [.clearing])) == ["clearing 2027-01-04 failed"])
+        #expect(try service.jobs.tick(only: [.clearing]).isEmpty)
+        #expect(try service.jobs.due(only: [.clearing]).nextUnixMillis == clock.wallUnixMillis + JobSchedule.retryBackoffMillis(attempts: 1))
+        clock.advance(millis: JobSchedule.retryBackoffMillis(attempts: 1))
+        #expect(Self.names(try service.jobs.tick(only: [.clearing])) == ["clearing 2027-01-04 done", "clearing 2027-01-05 done"])
+        #expect(recorder.dates == ["2027-01-04", "2027-01-04", "2027-01-05"])
+    }
+
+    @Test func registeringTheClearingJobOnceTheTimerRunsLooksAtOnce() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.jobs.tick().isEmpty)
+        clock.advance(millis: 3 * 3_600_000)
+        service.startJobTimer()
+        service.jobs.queue.sync {}
+        #expect(try !Self.rows(service).contains { $0.hasPrefix("clearing") })
+        let recorder = Recorder()
+        service.registerClearingJob(recorder.work)
+        service.jobs.queue.sync {}
+        service.jobs.stop()
+        #expect(recorder.dates == ["2027-01-04"])
+        #expect(service.timers.snapshot().contains { $0.name == "clearing" })
+    }
+
     @Test func theOldReconciliationMarkerStartsTheScheduleAndIsRemoved() throws {
         let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T12:00:00+08:00"))
         let fixture = try Self.fixture(clock)
