@@ -1,13 +1,12 @@
 extension SettledConfiguration {
-    /// Keys accepted and checked, but of features this version does not have yet (T+1
-    /// clearing, reconciliation, statement uploads, risk limits, auto-debit): deployment tools write them (some are
+    /// Keys accepted and checked, but of features this version does not have yet (the
+    /// clearing itself, risk limits, auto-debit): deployment tools write them (some are
     /// fixed keys of the contract), so they are not refused; setting them changes nothing yet.
     /// Section and key; "*" stands for every key of the section. The `channel.<id>` sections
     /// are in effect: statements are read in `format`, reconciled with `fee_bps` and
-    /// `carry_forward_days`.
+    /// `carry_forward_days`. `[business] calendar` and `clearing_time` are in effect: they
+    /// schedule the jobs (the clearing job's runs on T+1 by the calendar).
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
-        ("business", "clearing_time"),
-        ("business", "calendar"),
         ("business", "clear_unreconciled"),
         ("risk", "*"),
         ("autodebit", "*"),

@@ -18,6 +18,7 @@ extension SettledService {
                 let text = service.metrics.exposition(writer: service.writer.snapshot(), queueDepth: service.writer.queueDepth,
                                                       usage: service.store.environment.usage(),
                                                       connections: service.connectionCount(), http: service.httpCounters())
+                    + service.jobMetricsText()
                 answer(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8)))
             }),
             Route("GET", "/v1/ledger/balances", .readers, .read { context, transaction in
@@ -182,6 +183,7 @@ extension SettledService {
         let tables = store.tables
         let spoolUsage = spool.usage()
         let reconciliationNext = reconciliationNextRunUnixSeconds()
+        let jobsStatus = try jobsStatus(transaction)
         return .json { json in
             json.field("version", Self.version)
             json.field("pid", Int64(getpid()))
@@ -219,6 +221,7 @@ extension SettledService {
                 json.endObject()
             }
             json.endArray()
+            writeJobsStatus(into: &json, jobsStatus)
             json.beginObject("spool")
             json.field("path", spool.path)
             json.field("files", spoolUsage.files)

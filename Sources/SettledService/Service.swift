@@ -196,8 +196,8 @@ public final class SettledService: @unchecked Sendable {
     let spool: SpoolDirectory
     /// `<state_dir>/inbox/`: a directory per channel where banks drop statement files.
     let inbox: InboxPickup
-    /// The reconciliation timer's last run (Unix seconds), once read from its marker file.
-    let reconciliationLastRunLock = Mutex<Int64?>(nil)
+    /// The scheduled jobs (cut-off, reconciliation, clearing) and their timer (Jobs.swift).
+    public let jobs: JobRunner
     /// Statement imports, one at a time.
     let statementQueue = DispatchQueue(label: "settled.statements")
     /// How many connections the server holds, for status and metrics (set by the daemon).
@@ -221,7 +221,10 @@ public final class SettledService: @unchecked Sendable {
         self.spool = SpoolDirectory(path: configuration.stateDirectory + "/spool")
         self.inbox = InboxPickup(path: configuration.stateDirectory + "/inbox", spool: spool,
                                  channels: configuration.channels.map(\.id), log: log)
-        routes = Self.foundationRoutes(self) + bankStatementRoutes()
+        self.jobs = JobRunner(schedule: Self.jobSchedule(configuration, log: log), writer: writer,
+                              stateDirectory: configuration.stateDirectory, log: log)
+        routes = Self.foundationRoutes(self) + Self.jobRoutes(self) + bankStatementRoutes()
+        registerScheduledJobs()
         do throws(SpoolError) {
             try spool.prepare()
             try inbox.prepare()

@@ -1,6 +1,8 @@
 import Dispatch
 import Foundation
+import SettledConfig
 import SettledCore
+import SettledEngine
 import SettledStore
 
 /// The daemon's timers: named Dispatch timers whose next fire time and last run show in status.
@@ -57,39 +59,13 @@ public final class TimerSchedule: @unchecked Sendable {
         source.resume()
     }
 
-    /// Checks every `checkSeconds`, the first time at once, whether `work` is due: `work` runs
-    /// what is due and returns its outcome, or nil when nothing was. `next` is the time shown as
-    /// the timer's next fire (the check itself runs on Dispatch's clock; what is due is decided
-    /// by `work` on the daemon's clock).
-    public func scheduled(_ name: String, checkSeconds: Int, next: @escaping @Sendable () -> Int64?,
-                          _ work: @escaping @Sendable () throws -> String?) {
-        precondition(checkSeconds > 0)
-        let source = DispatchSource.makeTimerSource(queue: queue(name))
-        source.schedule(deadline: .now(), repeating: .seconds(checkSeconds), leeway: .seconds(1))
-        source.setEventHandler { [weak self] in
-            guard let self else { return }
-            do {
-                if let outcome = try work() {
-                    self.update(name) {
-                        $0.lastRunUnixSeconds = self.nowSeconds()
-                        $0.lastOutcome = outcome
-                    }
-                }
-            } catch {
-                self.log(3, "timer \(name) failed: \(error)")
-                self.update(name) {
-                    $0.lastRunUnixSeconds = self.nowSeconds()
-                    $0.lastOutcome = "failed: \(error)"
-                }
-            }
-            let upcoming = next()
-            self.update(name) { $0.nextFireUnixSeconds = upcoming }
-        }
+    /// Sets the entry `name` of a timer kept elsewhere (the scheduled jobs' own timer), so
+    /// that status shows it with the others.
+    public func show(_ name: String, nextFireUnixSeconds: Int64?, lastRunUnixSeconds: Int64?, lastOutcome: String?) {
         lock.lock()
-        entries[name] = Entry(name: name, nextFireUnixSeconds: next())
-        sources[name] = source
+        entries[name] = Entry(name: name, nextFireUnixSeconds: nextFireUnixSeconds, lastRunUnixSeconds: lastRunUnixSeconds,
+                              lastOutcome: lastOutcome)
         lock.unlock()
-        source.resume()
     }
 
     private func run(_ name: String, _ work: () throws -> String) {
@@ -154,95 +130,135 @@ extension SettledService {
 }
 
 extension SettledService {
-    /// How often the reconciliation timer looks at the clock.
-    public static let reconciliationCheckSeconds = 30
-    static let reconciliationTimerName = "reconciliation"
-
-    /// `<state_dir>/reconciliation.last-run`: the Unix seconds of the last run, so that a start
-    /// after the scheduled time catches up.
-    var reconciliationMarkerPath: String { configuration.stateDirectory + "/reconciliation.last-run" }
-
-    var reconciliationSchedule: ReconciliationSchedule {
-        let configuration = self.configuration
-        return ReconciliationSchedule(minutesOfDay: configuration.reconciliationTimeMinutes,
-                                      utcOffsetSeconds: { configuration.utcOffsetSeconds(atUnixSeconds: $0) })
+    /// The schedule of the jobs by `[business] cutoff`, `reconciliation_time`, `clearing_time`
+    /// and `calendar`, in the configured zone. The calendar was read and checked when the
+    /// configuration was loaded (the daemon stops at start on an error in it).
+    static func jobSchedule(_ configuration: SettledConfiguration, log: @Sendable (Int32, String) -> Void) -> JobSchedule {
+        let calendar: BusinessCalendar
+        do {
+            calendar = try configuration.calendar()
+        } catch {
+            log(3, "business calendar: \(error): weekends only")
+            calendar = .empty
+        }
+        return JobSchedule(cutoffMinutes: configuration.cutoffMinutes,
+                           reconciliationMinutes: configuration.reconciliationTimeMinutes,
+                           clearingMinutes: configuration.clearingTimeMinutes, calendar: calendar,
+                           utcOffsetSeconds: { configuration.utcOffsetSeconds(atUnixSeconds: $0) })
     }
 
-    /// The reconciliation timer: the inbox pickup daily at `[business] reconciliation_time`,
-    /// and at start when that time passed while the daemon was down.
-    public func startReconciliationTimer() {
-        timers.scheduled(Self.reconciliationTimerName, checkSeconds: Self.reconciliationCheckSeconds,
-                         next: { [self] in reconciliationNextRunUnixSeconds() }) { [self] in try reconciliationTick() }
+    /// The work of the cut-off and reconciliation jobs. The clearing job's is registered by
+    /// the clearing engine, through `registerClearingJob`.
+    func registerScheduledJobs() {
+        jobs.register(.cutoff) { [weak self] date in
+            guard let self else { throw JobError("the service is gone") }
+            return try cutoffJob(date)
+        }
+        jobs.register(.reconciliation) { [weak self] date in
+            guard let self else { throw JobError("the service is gone") }
+            return try reconciliationJob(date)
+        }
+        jobs.onTick = { [weak self] in self?.showJobTimers() }
     }
 
-    /// The last run, read from its marker; a state directory without one (a first start) counts
-    /// as run now, so that a new daemon does not catch up on a day it never saw.
-    func reconciliationLastRun() throws -> Int64 {
-        try reconciliationLastRunLock.withLock { cached in
-            if let cached { return cached }
-            var text = ""
-            do {
-                try SliceReader.read(reconciliationMarkerPath) { text += String(decoding: $0, as: UTF8.self) }
-            } catch let error as SpoolError where error.errorNumber == ENOENT {
-                let now = writer.clock.wallUnixSeconds()
-                try writeReconciliationMarker(now)
-                cached = now
-                return now
-            }
-            guard let seconds = Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
-                throw SpoolError("\(reconciliationMarkerPath) holds no Unix time", EINVAL)
-            }
-            cached = seconds
-            return seconds
+    /// THE registration point of the clearing job: `run` clears one business date (idempotent:
+    /// a date cleared before clears nothing again) and returns a short outcome for status.
+    /// Until it is called the clearing job is skipped (neither run nor marked done), and its
+    /// dates due meanwhile run, oldest first, at the first tick after it is.
+    public func registerClearingJob(_ run: @escaping JobRunner.Work) {
+        jobs.register(.clearing, run)
+    }
+
+    /// Starts the jobs' timer: a first tick at once (catching up on what fell due while the
+    /// daemon was down), then one at each due instant.
+    public func startJobTimer() {
+        showJobTimers()
+        jobs.startTimer()
+    }
+
+    /// The jobs' entries among the timers of status: next fire and last run of each.
+    func showJobTimers() {
+        let tables = store.tables
+        let latest = (try? store.environment.read { try JobTable.latestByJob(scanRowsMax: Self.jobStatusScanRowsMax, tables: tables, in: $0) }) ?? [:]
+        // A job whose work is not registered is not a timer (status's `jobs` shows it).
+        for job in JobKind.allCases where jobs.isRegistered(job) {
+            let last = latest[job]
+            let next = jobs.nextDue(job).dueUnixMillis / 1000
+            let outcome = last.map { "\($0.status.name) for \($0.date): \($0.outcome)" }
+            timers.show(job.name, nextFireUnixSeconds: next,
+                        lastRunUnixSeconds: last.map { ($0.finishedUnixMillis ?? $0.startedUnixMillis) / 1000 }, lastOutcome: outcome)
         }
     }
 
-    private func writeReconciliationMarker(_ seconds: Int64) throws {
-        let temporary = reconciliationMarkerPath + ".new"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else { throw SpoolError("open \(temporary)", errno) }
-        let bytes = Array("\(seconds)\n".utf8)
-        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
-        let synced = fsync(descriptor) == 0
-        close(descriptor)
-        guard written == bytes.count, synced else { throw SpoolError("write \(temporary)", errno) }
-        guard rename(temporary, reconciliationMarkerPath) == 0 else { throw SpoolError("rename \(temporary)", errno) }
-        try StateDirectories.sync(configuration.stateDirectory)
+    /// How many of the newest job rows status reads for each job's last run.
+    static let jobStatusScanRowsMax = 256
+
+    /// The cut-off of `date`: the day is closed; its control totals, captured count and fen
+    /// per channel (`captures_by_date`), are its outcome.
+    func cutoffJob(_ date: BusinessDate) throws -> String {
+        let tables = store.tables
+        let channels = configuration.channels.map(\.id)
+        let totals: [(channel: String, count: Int, fen: Int128)] = try store.environment.read { transaction in
+            try channels.map { channel in
+                var count = 0
+                var fen: Int128 = 0
+                try transaction.scan(tables.capturesByDate, prefix: CaptureIndex.prefix(channel: channel, date: date) + [CaptureIndex.paymentCode]) { _, value in
+                    var reader = ByteReader(value)
+                    _ = try reader.version(current: CaptureIndex.formatVersion, record: "capture index entry")
+                    fen += Int128(try reader.i64())
+                    count += 1
+                    return true
+                }
+                return (channel, count, fen)
+            }
+        }
+        let parts = totals.map { "\($0.channel) \($0.count) captured \($0.fen) fen" }
+        return "closed \(date)" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
     }
 
-    /// When the timer runs next: now when a run is due, else the next scheduled time.
-    public func reconciliationNextRunUnixSeconds() -> Int64? {
-        let now = writer.clock.wallUnixSeconds()
-        guard let lastRun = try? reconciliationLastRun() else { return nil }
-        return reconciliationSchedule.due(lastRun: lastRun, now: now) != nil ? now : reconciliationSchedule.next(after: now)
-    }
-
-    /// One look at the clock: when a scheduled run is due, runs the inbox pickup (handing each
-    /// file to `handoff`, the import by default), opens the items carried until the day before,
-    /// and records the run. Nil when nothing was due.
-    @discardableResult
-    func reconciliationTick(handoff: InboxPickup.Handoff? = nil) throws -> String? {
+    /// The reconciliation of `date`, on the morning after it: the inbox pickup (each file to
+    /// `handoff`, the import by default; a file whose name has no date is taken for `date`),
+    /// then the items carried until `date` without a statement showing them become open.
+    func reconciliationJob(_ date: BusinessDate, handoff: InboxPickup.Handoff? = nil) throws -> String {
         let nowMillis = writer.clock.wallUnixMillis()
-        let now = writer.clock.wallUnixSeconds()
-        guard let due = reconciliationSchedule.due(lastRun: try reconciliationLastRun(), now: now) else { return nil }
         let importing: InboxPickup.Handoff = { [self] channelID, businessDate, spooled throws(APIError) in
             guard let channel = configuration.channel(id: channelID) else {
                 throw APIError(422, "unknown_channel", "channel \(channelID) is not configured")
             }
             _ = try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: spooled, leaveUnheld: true)
         }
-        let pickups = inbox.run(nowUnixMillis: nowMillis, undatedBusinessDate: due.date.adding(days: -1),
+        let pickups = inbox.run(nowUnixMillis: nowMillis, undatedBusinessDate: date,
                                 handoff: handoff ?? importing, isHeldForResume: { [self] in isHeldForResume($0) })
-        try reconciliationLastRunLock.withLock { cached in
-            try writeReconciliationMarker(now)
-            cached = now
-        }
         let held = pickups.count { $0.failure != nil && $0.heldForResume }
         let failed = pickups.count { $0.failure != nil } - held
-        // The statements of the day before are in: items carried until then without a
-        // statement showing them become open discrepancies.
-        let opened = try openCarriedItems(through: due.date.adding(days: -1))
+        let opened = try openCarriedItems(through: date)
         let resuming = held > 0 ? "\(held) left in the spool to resume, " : ""
-        return "run of \(due.date): \(pickups.count - failed - held) files imported, \(failed) set aside, \(resuming)\(opened) carried items opened"
+        return "run of \(date.adding(days: 1)): \(pickups.count - failed - held) files imported, \(failed) set aside, \(resuming)\(opened) carried items opened"
+    }
+
+    /// Runs the reconciliation runs due now (`handoff` in place of the import, for tests) and
+    /// returns the outcome of the last, nil when none was due.
+    @discardableResult
+    func reconciliationTick(handoff: InboxPickup.Handoff? = nil) throws -> String? {
+        var overrides: [JobKind: JobRunner.Work] = [:]
+        if let handoff {
+            // Called on this thread only, within the tick below.
+            nonisolated(unsafe) let handing = handoff
+            overrides[.reconciliation] = { [self] date in try reconciliationJob(date, handoff: handing) }
+        }
+        let runs = try jobs.tick(only: [.reconciliation], overrides: overrides)
+        guard let last = runs.last else { return nil }
+        if last.status == .failed { throw JobError("reconciliation of \(last.date) failed: \(last.outcome)") }
+        return last.outcome
+    }
+
+    /// When the reconciliation job runs next (Unix seconds): the next date's time, now when a
+    /// run is due.
+    public func reconciliationNextRunUnixSeconds() -> Int64? {
+        if let start = try? jobs.storedScheduleStart(), let due = try? jobs.due(only: [.reconciliation], start: start),
+           !due.runs.isEmpty {
+            return writer.clock.wallUnixSeconds()
+        }
+        return jobs.nextDue(.reconciliation).dueUnixMillis / 1000
     }
 }

@@ -23,6 +23,8 @@ import SettledCore
 /// | `RedPacketStatus` (SettledCore, Funding.swift) | text | "available", "reserved", "used", "expired" |
 /// | `Biller.FeeBearer` (Billers.swift)          | text | "platform", "biller" |
 /// | `BillerReconClass` (SettledEngine, BillerReconciliation.swift) | u8 | matched 1, writeoff_unpaid 2, writeoff_missing 3, amount_mismatch 4, reversal_needed 5, refunded 6 |
+/// | `JobKind` (SettledCore, JobSchedule.swift)  | u8  | cutoff 1, reconciliation 2, clearing 3 |
+/// | `JobRow.Status` (SettledEngine, JobTable.swift) | u8 | running 1, done 2, failed 3 |
 /// | `Counter` (Store.swift)                     | meta key text | next_transaction_id, next_account_id, next_audit_id, next_order_id, next_discrepancy_id, next_refund_instruction_id |
 ///
 /// Texts that are stored as written, not enums: a discrepancy's kind, status and resolution
@@ -58,6 +60,8 @@ import SettledCore
 /// | notification (notifications) | order id, success u8, amount i64, outcome, millis i64 |
 /// | discrepancy (discrepancies) | kind, channel, date u32, order id, txn id, has u8 + internal i64, has u8 + channel i64, status, detail, created i64; version 2 (resolved) then: action, note, operator uid u32, resolved i64, has u8 + transaction u64, has u8 + refund instruction u64; then, in either version, the biller id for a biller reconciliation's finding only (absent for every other kind) |
 /// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64; version 2 (done) then: reference, note, operator uid u32, done i64, transaction u64 |
+/// | job run (jobs)            | status u8, started i64, finished i64 (-1 while running), attempts u32, outcome |
+/// | job schedule (meta `jobs_schedule`) | first date u32 (sign bit flipped), start i64 |
 /// | biller statement (biller_statements) | see `BillerReconciliation.encoded` (content hash, counts per class, findings listed, refused lines, every finding's discrepancy) |
 ///
 /// Index entries (account_names, account_ids, account_entries, account_bills,

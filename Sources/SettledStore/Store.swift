@@ -53,6 +53,10 @@ import Glibc
 ///                       of the date, each different file after it a correction
 /// - discrepancies_by_date: business date u32 ++ discrepancy id u64 -> empty: the
 ///                       discrepancies that name a date, by date (`DiscrepancyDateIndex`)
+/// - jobs:               business date u32 ++ job u8 -> v1 job run (status, started and finished
+///                       millis, attempts, outcome): one row per scheduled job and date
+///                       (`JobTable` in SettledEngine); meta `jobs_schedule` holds the first date
+///                       and instant the schedule covers
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -88,6 +92,7 @@ public final class Tables: Sendable {
     public let billerItems: Database
     public let billerStatements: Database
     public let discrepanciesByDate: Database
+    public let jobs: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -121,6 +126,7 @@ public final class Tables: Sendable {
         billerItems = try environment.openDatabase(named: "biller_items")
         billerStatements = try environment.openDatabase(named: "biller_statements")
         discrepanciesByDate = try environment.openDatabase(named: "discrepancies_by_date")
+        jobs = try environment.openDatabase(named: "jobs")
     }
 }
 
@@ -200,7 +206,11 @@ public final class Store: @unchecked Sendable {
     /// `biller_statements` holds the billers' write-off statements.
     /// 5: `discrepancies_by_date` indexes every discrepancy that names a business date by that
     /// date, those recorded before included (`StoreMigrations.fillDiscrepancyDates`).
-    public static let schemaVersion: UInt32 = 5
+    /// 6: (clearing and payouts).
+    /// 7: `jobs` holds a row per scheduled job and business date; an older store starts it
+    /// empty (the schedule's start is set by the daemon, from the old reconciliation marker
+    /// file where there is one).
+    public static let schemaVersion: UInt32 = 7
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")

@@ -295,6 +295,14 @@ enum Commands {
                     .value("before", "ID", "only records older than the audit id ID (to page back)"),
                 ],
                 run: DaemonCommands.audit),
+        Command("jobs", synopses: ["[--limit N]"], summary: "the scheduled jobs: next runs and the runs recorded",
+                description: """
+                    Shows each scheduled job (cut-off, reconciliation, clearing) with its next run, then the
+                    runs the daemon recorded, one per job and business date, the newest date first (GET
+                    /v1/status and GET /v1/jobs). With --json only the runs (GET /v1/jobs) are printed.
+                    """,
+                options: [.value("limit", "N", "at most N runs (the daemon's default when absent)")],
+                run: JobCommands.list),
         Command("backup", synopses: ["PATH"], summary: "write a hot, compacted copy of the store",
                 description: """
                     Writes a hot, compacted copy of the store to PATH, on the daemon's host (POST

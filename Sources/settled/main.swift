@@ -208,7 +208,10 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     service.startMaintenanceTimers()
     service.startOrderTimers()
     service.resumeStatementImports()
-    service.startReconciliationTimer()
+    // The clearing job: the clearing engine registers its work here, with
+    // `service.registerClearingJob { date in ... }`, before the job timer starts. Until then
+    // the schedule skips clearing (nothing is run or marked for it).
+    service.startJobTimer()
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?
@@ -243,6 +246,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
             watchdogTimer?.cancel()
             writer.stop()
             service.timers.stop()
+            service.jobs.stop()
             if configuration.sync == .off { try? store.environment.sync() }
             if let ownSocket, !HTTPServer.removeSocketFile(path: ownSocket.path, ifStill: ownSocket.identity) {
                 log(4, "left \(ownSocket.path) in place: it is no longer the socket this daemon made")

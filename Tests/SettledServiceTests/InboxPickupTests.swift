@@ -288,26 +288,20 @@ import Testing
         try drop(restarted, "wechat", "bill.csv", "undated")
         #expect(restarted.reconciliationNextRunUnixSeconds() == clock.wallUnixMillis / 1000)
         let handoff = recorder.handoff(spool: restarted.spool.path)
-        // One run for what was missed; undated files take the day before the missed run's date.
-        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 1 files imported, 0 set aside, 0 carried items opened")
-        #expect(recorder.all.map(\.businessDate) == ["2027-01-05"])
+        // A run for each date missed, oldest first: the first picks up the inbox (an undated
+        // file takes its date), the second finds it empty.
+        #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-06: 0 files imported, 0 set aside, 0 carried items opened")
+        #expect(recorder.all.map(\.businessDate) == ["2027-01-04"])
+        let rows = try restarted.store.environment.read {
+            try JobTable.newestFirst(limit: 10, tables: restarted.store.tables, in: $0)
+        }
+        #expect(rows.map { "\($0.job) \($0.date) \($0.status.name) \($0.attempts)" }
+            == ["reconciliation 2027-01-05 done 1", "reconciliation 2027-01-04 done 1"])
         #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
         clock.advance(millis: 3600_000 - 1)
         #expect(try restarted.reconciliationTick(handoff: handoff) == nil)
         clock.advance(millis: 1)
         #expect(try restarted.reconciliationTick(handoff: handoff) == "run of 2027-01-07: 0 files imported, 0 set aside, 0 carried items opened")
-    }
-
-    @Test func theScheduleIsLocalTime() {
-        let schedule = ReconciliationSchedule(minutesOfDay: 9 * 60 + 30, utcOffsetSeconds: { _ in 8 * 3600 })
-        let at = { (text: String) in RFC3339.parse(text)! / 1000 }
-        #expect(schedule.next(after: at("2027-01-05T09:29:59+08:00")) == at("2027-01-05T09:30:00+08:00"))
-        #expect(schedule.next(after: at("2027-01-05T09:30:00+08:00")) == at("2027-01-06T09:30:00+08:00"))
-        // 01:00 local is the previous UTC day.
-        #expect(schedule.next(after: at("2027-01-05T01:00:00+08:00")) == at("2027-01-05T09:30:00+08:00"))
-        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:29:59+08:00")) == nil)
-        #expect(schedule.due(lastRun: at("2027-01-04T09:30:00+08:00"), now: at("2027-01-05T09:30:00+08:00"))?.date.description == "2027-01-05")
-        #expect(schedule.due(lastRun: at("2027-01-02T12:00:00+08:00"), now: at("2027-01-05T08:00:00+08:00"))?.date.description == "2027-01-04")
     }
 
     @Test func fileNamesDateTheirStatements() {
