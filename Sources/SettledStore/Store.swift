@@ -53,6 +53,8 @@ import Glibc
 ///                       of the date, each different file after it a correction
 /// - discrepancies_by_date: business date u32 ++ discrepancy id u64 -> empty: the
 ///                       discrepancies that name a date, by date (`DiscrepancyDateIndex`)
+/// - journal_by_object:  reference 0 transaction id u64 -> empty: the journal transactions of
+///                       each business object they name (`JournalObjectIndex`)
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -88,6 +90,7 @@ public final class Tables: Sendable {
     public let billerItems: Database
     public let billerStatements: Database
     public let discrepanciesByDate: Database
+    public let journalByObject: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -121,6 +124,7 @@ public final class Tables: Sendable {
         billerItems = try environment.openDatabase(named: "biller_items")
         billerStatements = try environment.openDatabase(named: "biller_statements")
         discrepanciesByDate = try environment.openDatabase(named: "discrepancies_by_date")
+        journalByObject = try environment.openDatabase(named: "journal_by_object")
     }
 }
 
@@ -200,7 +204,9 @@ public final class Store: @unchecked Sendable {
     /// `biller_statements` holds the billers' write-off statements.
     /// 5: `discrepancies_by_date` indexes every discrepancy that names a business date by that
     /// date, those recorded before included (`StoreMigrations.fillDiscrepancyDates`).
-    public static let schemaVersion: UInt32 = 5
+    /// 8: `journal_by_object` indexes every journal transaction by the object its reference
+    /// names, those posted before included (`JournalObjectIndex.fill`).
+    public static let schemaVersion: UInt32 = 8
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -283,6 +289,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 5 {
                     try StoreMigrations.fillDiscrepancyDates(tables: tables, in: transaction)
+                }
+                if version < 8 {
+                    try JournalObjectIndex.fill(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)
