@@ -29,7 +29,8 @@ extension SettledService {
     static func traceAnchor(_ query: [String: String]) throws -> TraceAnchor {
         let given = traceAnchorNames.filter { query[$0] != nil }
         guard given.count == 1, let name = given.first, let value = query[name] else {
-            throw APIError.invalid("query", "exactly one of order_id, channel_txn_id, payout_id is required")
+            // A rule the document states in words: each parameter alone is optional.
+            throw APIError.refused("query", "exactly one of order_id, channel_txn_id, payout_id is required")
         }
         guard !value.isEmpty, value.utf8.count <= JournalTransaction.referenceBytesMax else {
             throw APIError.invalid(name, "must be 1-\(JournalTransaction.referenceBytesMax) bytes")

@@ -188,10 +188,14 @@ import Testing
             let answer = try harness.call("GET", "/v1/trace?\(query)")
             #expect(answer.status == 404 && answer.code == "not_found", "\(query): \(answer.text)")
         }
-        for query in ["", "?order_id=", "?order_id=a&channel_txn_id=t-1", "?order_id=a&payout_id=b", "?limit=1",
-                      "?channel_txn_id=" + String(repeating: "x", count: JournalTransaction.referenceBytesMax + 1)] {
+        // Not exactly one anchor: a rule of the query as a whole; an anchor out of its bounds: its form.
+        let refusals = [("", "refused"), ("?order_id=a&channel_txn_id=t-1", "refused"), ("?order_id=a&payout_id=b", "refused"),
+                        ("?limit=1", "refused"), ("?order_id=", "invalid"),
+                        ("?channel_txn_id=" + String(repeating: "x", count: JournalTransaction.referenceBytesMax + 1), "invalid")]
+        for (query, code) in refusals {
             let answer = try harness.call("GET", "/v1/trace\(query)")
             #expect(answer.status == 422 && answer.code == "invalid_request", "\(query): \(answer.text)")
+            #expect(answer.json?["errors"]?.array?.first?["code"]?.string == code, "\(query): \(answer.text)")
         }
     }
 
