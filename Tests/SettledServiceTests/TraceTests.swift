@@ -216,3 +216,75 @@ import Testing
         #expect(answer.json?["truncated"]?.bool == true)
     }
 }
+
+/// How the clearing, payouts and bank statements join a chain: a `TraceLinkSource` appends the
+/// links after a payment's reconciliation and says where the chain stops now, and answers the
+/// payout anchor. Here a source made for the test, over a real order's chain.
+@Suite struct TraceLinkSourceTests {
+    struct PaidOut: TraceLinkSource {
+        func extend(order: OrderRecord, trace: inout Trace, tables: Tables, in transaction: Transaction) throws {
+            guard trace.stop?.reason == .uncleared else { return }
+            trace.append(TraceLink(kind: .clearingRun, id: "2026-11-24", amountFen: order.funding.totalFen, status: "done"))
+            var payout = TraceLink(kind: .payout, id: "PO00000001", amountFen: order.funding.totalFen, status: "instructed")
+            payout.fields = [TraceField("biller_id", .text("b-1")), TraceField("net_fen", .integer(order.funding.totalFen))]
+            trace.append(payout)
+            trace.stop = TraceStop(link: .bankLine, reason: .unconfirmed)
+        }
+
+        func tracePayout(_ id: String, trace: inout Trace, tables: Tables, in transaction: Transaction) throws -> Bool {
+            guard id == "PO00000001" else { return false }
+            trace.append(TraceLink(kind: .payout, id: id, status: "instructed"))
+            trace.stop = TraceStop(link: .bankLine, reason: .unconfirmed)
+            return true
+        }
+    }
+
+    @Test func aSourceExtendsAReconciledChainAndAnswersThePayoutAnchor() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let matched = try TraceTests.paidOrder(harness, "acc1", txn: "t-1", amountFen: 30_000)
+        let unreconciled = try TraceTests.paidOrder(harness, "acc2", txn: "t-2", amountFen: 5_000)
+        let imported = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(txn: "t-1", order: matched, amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000)),
+            .init(txn: "t-2", order: unreconciled, amountFen: 5_100, feeFen: WeChatBillFile.fee(5_100)),
+        ]))
+        #expect(imported.status == 200, "\(imported.text)")
+        let store = harness.service.store
+        func read(_ anchor: TraceAnchor) throws -> Trace? {
+            try store.environment.read { transaction in
+                try Trace.read(anchor, channels: ["alipay", "wechat"], sources: [PaidOut()], tables: store.tables, in: transaction)
+            }
+        }
+        let paid = try #require(try read(.order(matched)))
+        #expect(paid.links.map(\.kind) == [.order, .notification, .journal, .statementLine, .clearingRun, .payout])
+        #expect(paid.stop == TraceStop(link: .bankLine, reason: .unconfirmed))
+        #expect(paid.links.last?.fields == [TraceField("biller_id", .text("b-1")), TraceField("net_fen", .integer(30_000))])
+        // A disputed payment is not cleared: the source leaves its chain as it is.
+        let disputed = try #require(try read(.channelTxn("t-2")))
+        #expect(disputed.links.map(\.kind) == [.order, .notification, .journal, .statementLine])
+        #expect(disputed.stop?.reason == .disputed)
+
+        let payout = try #require(try read(.payout("PO00000001")))
+        #expect(payout.links.map(\.id) == ["PO00000001"] && payout.stop?.reason == .unconfirmed)
+        #expect(try read(.payout("PO00000002")) == nil)
+        // Without the source (the tree as it is), the same payment awaits clearing and no payout is known.
+        let today = try store.environment.read { transaction in
+            try Trace.read(.order(matched), channels: ["wechat"], tables: store.tables, in: transaction)
+        }
+        #expect(today?.stop == TraceStop(link: .clearingRun, reason: .uncleared))
+        #expect(try store.environment.read { transaction in
+            try Trace.read(.payout("PO00000001"), channels: ["wechat"], tables: store.tables, in: transaction)
+        } == nil)
+
+        // The source's own fields, rendered after the fixed ones.
+        var json = JSONWriter()
+        json.beginObject()
+        SettledService.writeTrace(paid, into: &json, harness.service.localTime)
+        json.endObject()
+        let rendered = try JSONParser.parse(json.bytes)
+        let last = try #require(rendered["chain"]?.array?.last)
+        #expect(last["kind"]?.string == "payout" && last["biller_id"]?.string == "b-1" && last["net_fen"]?.int64 == 30_000)
+        #expect(rendered["stops_at"]?["link"]?.string == "bank_line" && rendered["stops_at"]?["reason"]?.string == "unconfirmed")
+    }
+}
