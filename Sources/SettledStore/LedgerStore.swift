@@ -469,13 +469,15 @@ public enum LedgerReader {
 
     /// Recomputes every balance from the journal and compares it with the stored balance; checks
     /// every transaction balances, the index by account holds exactly one record per account and
-    /// transaction with the account's net amount in it, and the trial balance is zero.
+    /// transaction with the account's net amount in it, the index by object exactly one key per
+    /// transaction that names an object, and the trial balance is zero.
     public static func verify(tables: Tables, in transaction: Transaction, mismatchesMax: Int = 100) throws -> Verification {
         var recomputed: [UInt64: Int128] = [:]
         var unbalanced: [UInt64] = []
         var transactions = 0
         var indexProblems = 0
         var indexRecordsExpected = 0
+        var objectKeysExpected = 0
         // The accounts of one transaction with their net amounts (reused for its capacity).
         var nets: [(account: UInt64, amountFen: Int64)] = []
         try transaction.scan(tables.journal) { key, value in
@@ -505,6 +507,12 @@ public enum LedgerReader {
                 if indexed != .some(.some(net.amountFen)) { indexProblems += 1 }
             }
             indexRecordsExpected += nets.count
+            // The index by object: one key for each transaction that names one.
+            if !stored.transaction.reference.isEmpty {
+                objectKeysExpected += 1
+                let key = JournalObjectIndex.key(reference: stored.transaction.reference, transactionID: id)
+                if try !transaction.contains(tables.journalByObject, key: key) { indexProblems += 1 }
+            }
             if sum != 0 || overflow || stored.transaction.entries.count < JournalTransaction.entriesMin {
                 unbalanced.append(id)
             }
@@ -512,6 +520,7 @@ public enum LedgerReader {
             return true
         }
         if try transaction.count(tables.accountEntries) != indexRecordsExpected { indexProblems += 1 }
+        if try transaction.count(tables.journalByObject) != objectKeysExpected { indexProblems += 1 }
 
         var mismatches: [Verification.Mismatch] = []
         var trial = TrialBalance()

@@ -93,4 +93,35 @@ import Testing
             try JournalObjectIndex.transactionIDs(of: "o", limit: 10, tables: reopened.tables, in: transaction).ids
         }.isEmpty)
     }
+
+    /// The ledger's verification counts a transaction missing from the index by object, and a
+    /// key of the index that names no transaction, as index problems.
+    @Test func verificationChecksTheIndexByObject() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let writer = StoreWriter(store: store, queueMax: 16, batchMax: 4, clock: .system)
+        writer.start()
+        defer { writer.stop() }
+        for reference in ["o-1", "o-2", ""] {
+            _ = try writer.perform { write in
+                try write.post(JournalTransaction(kind: "capture", reference: reference, entries: [
+                    .init(account: "channel_receivable:wechat", amountFen: 500), .init(account: "biller_payable:b-1", amountFen: -500),
+                ]))
+            }
+        }
+        func problems() throws -> Int {
+            try store.environment.read { try LedgerReader.verify(tables: store.tables, in: $0).indexProblems }
+        }
+        #expect(try problems() == 0)
+        let key = JournalObjectIndex.key(reference: "o-2", transactionID: 2)
+        _ = try writer.perform { write in try write.transaction.delete(write.tables.journalByObject, key: key) }
+        #expect(try problems() == 2)
+        _ = try writer.perform { write in
+            try write.transaction.put(write.tables.journalByObject, key: key, value: [], options: .overwrite)
+            try write.transaction.put(write.tables.journalByObject, key: JournalObjectIndex.key(reference: "o-9", transactionID: 9),
+                                      value: [], options: .overwrite)
+        }
+        #expect(try problems() == 1)
+    }
 }
