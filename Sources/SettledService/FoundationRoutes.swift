@@ -126,6 +126,7 @@ extension SettledService {
         ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes() + service.statementRoutes()
             + service.reportRoutes()
             + service.billerWriteoffRoutes()
+            + service.traceRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

@@ -15,7 +15,7 @@ public struct StoredJournalTransaction: Sendable, Equatable {
 /// has a slot in `accounts`; a post finds its accounts' slots by name with one lookup each and
 /// touches no other table in memory.
 ///
-/// The journal and its index by account are written at `flush` too, by the batch's own
+/// The journal and its indexes by account and by object are written at `flush` too, by the batch's own
 /// transaction after every request's nested one: a request's transaction then touches neither
 /// (a nested transaction copies each page it touches that its batch already changed, and the
 /// journal's last page and each busy account's index page are changed by every post). Nothing
@@ -35,6 +35,9 @@ public struct LedgerWriter {
     /// The journal records posted in this batch, written by `flush`: their values one after the
     /// other in `pendingJournalBytes`, each with its transaction id and where its value ends.
     private var pendingJournal: [(transactionID: UInt64, valueEnd: Int)] = []
+    /// The `journal_by_object` keys of the journal records posted in this batch (empty
+    /// reference: none), one per record of `pendingJournal`, written by `flush` in key order.
+    private var pendingObjectKeys: [[UInt8]] = []
     private var pendingJournalBytes: [UInt8] = []
     /// The index records posted in this batch (one per account and transaction, holding the
     /// account's net amount in it), written by `flush` in key order.
@@ -113,6 +116,7 @@ public struct LedgerWriter {
         undo.removeSubrange(checkpoint.undoCount...)
         dirtySlots.removeSubrange(checkpoint.dirtyCount...)
         pendingJournal.removeSubrange(checkpoint.journalCount...)
+        pendingObjectKeys.removeSubrange(checkpoint.journalCount...)
         pendingJournalBytes.removeSubrange(checkpoint.journalBytesCount...)
         pendingIndex.removeSubrange(checkpoint.indexCount...)
         checkpointsOpen -= 1
@@ -209,6 +213,7 @@ public struct LedgerWriter {
         }
         pendingJournalBytes.append(contentsOf: scratch.bytes)
         pendingJournal.append((transactionID: transactionID, valueEnd: pendingJournalBytes.count))
+        pendingObjectKeys.append(journal.reference.isEmpty ? [] : JournalObjectIndex.key(reference: journal.reference, transactionID: transactionID))
         for entry in resolved {
             let slot = entry.slot
             accounts[slot].entriesCount += 1
@@ -247,6 +252,12 @@ public struct LedgerWriter {
         }
         pendingJournal.removeAll(keepingCapacity: true)
         pendingJournalBytes.removeAll(keepingCapacity: true)
+        // The index by object, in key order as the index by account below.
+        pendingObjectKeys.sort { $0.lexicographicallyPrecedes($1) }
+        for key in pendingObjectKeys where !key.isEmpty {
+            try transaction.put(tables.journalByObject, key: key, value: [], options: .noOverwrite)
+        }
+        pendingObjectKeys.removeAll(keepingCapacity: true)
         // In key order: each account's index page is reached once, its records one after another.
         pendingIndex.sort { ($0.accountID, $0.transactionID) < ($1.accountID, $1.transactionID) }
         for record in pendingIndex {
@@ -458,13 +469,15 @@ public enum LedgerReader {
 
     /// Recomputes every balance from the journal and compares it with the stored balance; checks
     /// every transaction balances, the index by account holds exactly one record per account and
-    /// transaction with the account's net amount in it, and the trial balance is zero.
+    /// transaction with the account's net amount in it, the index by object exactly one key per
+    /// transaction that names an object, and the trial balance is zero.
     public static func verify(tables: Tables, in transaction: Transaction, mismatchesMax: Int = 100) throws -> Verification {
         var recomputed: [UInt64: Int128] = [:]
         var unbalanced: [UInt64] = []
         var transactions = 0
         var indexProblems = 0
         var indexRecordsExpected = 0
+        var objectKeysExpected = 0
         // The accounts of one transaction with their net amounts (reused for its capacity).
         var nets: [(account: UInt64, amountFen: Int64)] = []
         try transaction.scan(tables.journal) { key, value in
@@ -494,6 +507,12 @@ public enum LedgerReader {
                 if indexed != .some(.some(net.amountFen)) { indexProblems += 1 }
             }
             indexRecordsExpected += nets.count
+            // The index by object: one key for each transaction that names one.
+            if !stored.transaction.reference.isEmpty {
+                objectKeysExpected += 1
+                let key = JournalObjectIndex.key(reference: stored.transaction.reference, transactionID: id)
+                if try !transaction.contains(tables.journalByObject, key: key) { indexProblems += 1 }
+            }
             if sum != 0 || overflow || stored.transaction.entries.count < JournalTransaction.entriesMin {
                 unbalanced.append(id)
             }
@@ -501,6 +520,7 @@ public enum LedgerReader {
             return true
         }
         if try transaction.count(tables.accountEntries) != indexRecordsExpected { indexProblems += 1 }
+        if try transaction.count(tables.journalByObject) != objectKeysExpected { indexProblems += 1 }
 
         var mismatches: [Verification.Mismatch] = []
         var trial = TrialBalance()

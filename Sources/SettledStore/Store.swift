@@ -57,6 +57,8 @@ import Glibc
 ///                       millis, attempts, outcome): one row per scheduled job and date
 ///                       (`JobTable` in SettledEngine); meta `jobs_schedule` holds the first date
 ///                       and instant the schedule covers
+/// - journal_by_object:  reference 0 transaction id u64 -> empty: the journal transactions of
+///                       each business object they name (`JournalObjectIndex`)
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -93,6 +95,7 @@ public final class Tables: Sendable {
     public let billerStatements: Database
     public let discrepanciesByDate: Database
     public let jobs: Database
+    public let journalByObject: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -127,6 +130,7 @@ public final class Tables: Sendable {
         billerStatements = try environment.openDatabase(named: "biller_statements")
         discrepanciesByDate = try environment.openDatabase(named: "discrepancies_by_date")
         jobs = try environment.openDatabase(named: "jobs")
+        journalByObject = try environment.openDatabase(named: "journal_by_object")
     }
 }
 
@@ -210,7 +214,9 @@ public final class Store: @unchecked Sendable {
     /// 7: `jobs` holds a row per scheduled job and business date; an older store starts it
     /// empty (the schedule's start is set by the daemon, from the old reconciliation marker
     /// file where there is one).
-    public static let schemaVersion: UInt32 = 7
+    /// 8: `journal_by_object` indexes every journal transaction by the object its reference
+    /// names, those posted before included (`JournalObjectIndex.fill`).
+    public static let schemaVersion: UInt32 = 8
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -293,6 +299,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 5 {
                     try StoreMigrations.fillDiscrepancyDates(tables: tables, in: transaction)
+                }
+                if version < 8 {
+                    try JournalObjectIndex.fill(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

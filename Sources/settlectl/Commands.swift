@@ -205,6 +205,19 @@ enum Commands {
                     .value("limit", "N", "at most N discrepancies (the daemon's default when absent)"),
                 ],
                 run: ReconCommands.discrepancies),
+        Command("trace", synopses: ["--order ID | --txn ID"],
+                summary: "the chain of one payment, and where it stops",
+                description: """
+                    Shows the chain of one payment (GET /v1/trace), in the money's order: the order and its
+                    funding, the channel's notification, the journal transactions, the channel statement lines
+                    that showed it, and where the chain stops today and why (pending, unreconciled, carried,
+                    disputed, uncleared).
+                    """,
+                options: [
+                    .value("order", "ID", "the order's id"),
+                    .value("txn", "ID", "the channel's transaction id"),
+                ],
+                run: TraceCommands.trace),
         Command("resolve", synopses: ["ID --action capture|refund|write_off|accept --note N [--idempotency-key K]"],
                 summary: "resolve an open discrepancy",
                 description: """
