@@ -125,6 +125,7 @@ extension SettledService {
         ] + service.billerRoutes() + service.billRoutes() + service.customerRoutes() + service.instrumentRoutes() + service.orderRoutes() + service.notificationRoutes() + service.refundRoutes() + service.statementRoutes()
             + service.reportRoutes()
             + service.billerWriteoffRoutes()
+            + service.clearingRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {
