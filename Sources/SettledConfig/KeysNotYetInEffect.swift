@@ -4,11 +4,10 @@ extension SettledConfiguration {
     /// fixed keys of the contract), so they are not refused; setting them changes nothing yet.
     /// Section and key; "*" stands for every key of the section. The `channel.<id>` sections
     /// are in effect: statements are read in `format`, reconciled with `fee_bps` and
-    /// `carry_forward_days`.
+    /// `carry_forward_days`; `[business] clear_unreconciled` decides what clearing holds.
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
         ("business", "clearing_time"),
         ("business", "calendar"),
-        ("business", "clear_unreconciled"),
         ("risk", "*"),
         ("autodebit", "*"),
     ]

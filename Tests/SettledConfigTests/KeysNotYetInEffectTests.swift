@@ -50,7 +50,7 @@ import Testing
         #expect(configuration.accountDailyMaxFen == 10_000_000)
         #expect(configuration.autodebitDelaySeconds == 3600)
         #expect(configuration.keysSetNotYetInEffect == [
-            "[business] clearing_time", "[business] calendar", "[business] clear_unreconciled",
+            "[business] clearing_time", "[business] calendar",
             "[risk] order_max_fen", "[risk] customer_daily_max_fen", "[risk] account_daily_max_fen",
             "[autodebit] delay_seconds",
         ])

@@ -89,7 +89,7 @@ struct OperationsLogTests {
         let lines = daemon.log().split(separator: "\n").filter { $0.contains("not yet in effect") }
         #expect(lines.count == 1, "\(daemon.log())")
         #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for clearing, reconciliation and statements, which this version does not have): "
-            + "[business] clearing_time, [business] clear_unreconciled")
+            + "[business] clearing_time")
 
         // A file without such keys: no line.
         let plain = try Self.harness(logLevel: "info")
