@@ -73,7 +73,7 @@ package struct ClearingRun: Sendable, Equatable {
     /// The last biller finished (billers are cleared in id order); empty before the first.
     package var lastBiller: String
     package var current: ClearingProgress?
-    /// Every biller cleared, in id order.
+    /// Every biller with items cleared, in id order.
     package var billers: [ClearingBillerFigures]
 
     package static let formatVersion: UInt8 = 1
@@ -260,7 +260,8 @@ extension Engine {
                 progress.lastKey = []
                 run.current = progress
             } else {
-                run.billers.append(try finishBiller(progress, biller: biller!, businessDate: businessDate, write: write))
+                let figures = try finishBiller(progress, biller: biller!, businessDate: businessDate, write: write)
+                if figures.itemCount > 0 { run.billers.append(figures) }
                 run.lastBiller = progress.billerID
                 run.current = nil
                 budget -= 1
