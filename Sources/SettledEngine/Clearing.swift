@@ -176,8 +176,9 @@ extension Engine {
     }
 
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
-    /// when a channel statement matched its capture, when it had no channel money, or when an
-    /// operator resolved a discrepancy naming it. Answers the matching statement's id too.
+    /// when a channel statement matched its capture (at the amount captured), when it had no
+    /// channel money, or when an operator resolved a discrepancy naming it. Answers the
+    /// matching statement's id too.
     func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
         let tables = write.tables
         var statementID: UInt64?
@@ -186,10 +187,19 @@ extension Engine {
                 try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : nil }
             } ?? nil
         }
-        if configuration.clearUnreconciled || order.funding.channelFen == 0 || statementID != nil {
+        if configuration.clearUnreconciled || order.funding.channelFen == 0 {
             return (true, statementID)
         }
-        return (try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id)), nil)
+        let resolved = try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id))
+        if let statementID {
+            // Matched with another amount than captured: held until an operator resolves it.
+            if let txn = order.channelTxnID,
+               try write.transaction.contains(tables.statementKeys, key: StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn)) {
+                return (resolved, statementID)
+            }
+            return (true, statementID)
+        }
+        return (resolved, nil)
     }
 
     /// A capture of a date whose clearing run has begun is held at once: the run may have

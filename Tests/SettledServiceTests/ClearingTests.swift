@@ -171,6 +171,27 @@ import Testing
         #expect(try harness.verified())
     }
 
+    /// A statement line of another amount than captured leaves the order held until the
+    /// operator resolves the discrepancy; the next run clears it then.
+    @Test func anAmountMismatchIsHeldUntilResolved() throws {
+        let harness = try Self.harness(clearUnreconciled: false)
+        defer { harness.close() }
+        let paid = try Self.paidOrder(harness, [("b-1", 30_000)], txn: "t-1")
+        let bill = WeChatBillFile.bill([.init(txn: "t-1", order: paid.order, amountFen: 29_000, feeFen: WeChatBillFile.fee(29_000))])
+        #expect(try StatementImportTests.importBill(harness, bill, date: Self.day1).status == 200)
+        let run1 = try Self.run(harness, Self.day1)
+        #expect(run1.json?["held_count"]?.int64 == 1 && run1.json?["payouts"]?.array?.isEmpty == true, "\(run1.text)")
+        let open = try harness.call("GET", "/v1/discrepancies?status=open")
+        let id = try #require(open.json?["discrepancies"]?.array?.first { $0["kind"]?.string == "amount_mismatch" }?["discrepancy_id"]?.string,
+                              "\(open.text)")
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"the channel kept 1000"}"#)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        let run2 = try Self.run(harness, Self.day2)
+        #expect(Self.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000, "\(run2.text)")
+        #expect(run2.json?["held_count"]?.int64 == 0)
+        #expect(try harness.verified())
+    }
+
     /// Confirm moves the net out of escrow; a return books nothing and waits for the biller's
     /// account to change; the re-instruction is a new instruction id, the old one kept.
     @Test func confirmReturnAndReinstruct() throws {
