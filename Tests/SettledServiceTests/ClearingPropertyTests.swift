@@ -27,6 +27,22 @@ import Testing
         var cleared = false
     }
 
+    /// The fee a biller bears for an item: `fee_bps` of the item's share of the channel's
+    /// money, rounded half up; none without channel money or without a fee.
+    @Test func feePerItemIsTheItemsShareOfTheChannelMoneyRoundedHalfUp() {
+        #expect(Engine.clearingFeeFen(amountFen: 100, orderTotalFen: 100, channelFen: 100, feeBps: 50) == 1)  // 0.5
+        #expect(Engine.clearingFeeFen(amountFen: 99, orderTotalFen: 99, channelFen: 99, feeBps: 50) == 0)    // 0.495
+        #expect(Engine.clearingFeeFen(amountFen: 300, orderTotalFen: 300, channelFen: 300, feeBps: 50) == 2)  // 1.5
+        // Half the order paid through the channel: the item's share is half its amount.
+        #expect(Engine.clearingFeeFen(amountFen: 20_000, orderTotalFen: 40_000, channelFen: 20_000, feeBps: 60) == 60)
+        #expect(Engine.clearingFeeFen(amountFen: 250, orderTotalFen: 1_000, channelFen: 500, feeBps: 60) == 1)  // 0.75
+        #expect(Engine.clearingFeeFen(amountFen: 20_000, orderTotalFen: 20_000, channelFen: 0, feeBps: 60) == 0)
+        #expect(Engine.clearingFeeFen(amountFen: 20_000, orderTotalFen: 20_000, channelFen: 20_000, feeBps: 0) == 0)
+        #expect(Engine.clearingFeeFen(amountFen: 20_000, orderTotalFen: 20_000, channelFen: 20_000, feeBps: 10_000) == 20_000)
+        let largest = JournalEntry.amountFenMax
+        #expect(Engine.clearingFeeFen(amountFen: largest, orderTotalFen: largest, channelFen: largest, feeBps: 10_000) == largest)
+    }
+
     @Test(arguments: [UInt64(1), 2, 3])
     func clearingMatchesTheModel(seed: UInt64) throws {
         var random = SplitMix64(seed: 0xC1EA_0000 + seed)
