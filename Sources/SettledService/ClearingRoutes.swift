@@ -114,6 +114,36 @@ extension SettledService {
         return "clearing of \(businessDate): \(run.payoutIDs.count) payouts, \(netFen) fen instructed, \(run.heldCount) items held"
     }
 
+    /// Runs a crash left unfinished are finished in the background once the daemon serves,
+    /// each from its stored progress (a run asked for meanwhile shares the remaining slices).
+    func resumeUnfinishedClearingRuns() {
+        let dates: [BusinessDate]
+        do {
+            dates = try store.environment.read { transaction in
+                var found: [BusinessDate] = []
+                try transaction.scan(store.tables.clearingRuns) { key, value in
+                    let date = try ClearingKeys.decodeDate(key, at: 0)
+                    if try ClearingRun.decode(businessDate: date, value).status == .running { found.append(date) }
+                    return true
+                }
+                return found
+            }
+        } catch {
+            log(3, "unfinished clearing runs not read: \(error)")
+            return
+        }
+        guard !dates.isEmpty else { return }
+        DispatchQueue.global(qos: .utility).async { [self] in
+            for date in dates {
+                do {
+                    log(5, "clearing run of \(date) resumed: " + (try runClearing(businessDate: date)))
+                } catch {
+                    log(3, "clearing run of \(date) not resumed: \(error)")
+                }
+            }
+        }
+    }
+
     static func payoutEventFields(_ context: RequestContext) throws -> (reference: String, note: String) {
         let fields = try Fields(body: context.request.body)
         let reference = try fields.requiredString("reference", bytesMax: Limits.payoutReferenceBytesMax)

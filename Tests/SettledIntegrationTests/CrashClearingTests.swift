@@ -26,7 +26,8 @@ struct CrashClearingTests {
         let scenario = ClearingCrashScenario(rounds: settings.rounds)
         let harness = try CrashHarness(settings: settings, extraConfiguration: ClearingCrashScenario.configuration)
         let report = try harness.run(scenario)
-        print("crash safety: \(report); one run took \(runMilliseconds) ms, kills after \(window) ms; runs answered before the kill: \(scenario.answeredBeforeKill.current), "
+        let resumed = harness.daemon.log().components(separatedBy: "resumed: clearing of").count - 1
+        print("crash safety: \(report); runs resumed at a restart: \(resumed); one run took \(runMilliseconds) ms, kills after \(window) ms; runs answered before the kill: \(scenario.answeredBeforeKill.current), "
               + "runs found unfinished at the restart: \(scenario.foundUnfinished.current)")
         #expect(report.problems.isEmpty, "\(report)\ndaemon log:\n\(harness.daemon.log().suffix(4000))")
         #expect(report.roundsRun == settings.rounds)
