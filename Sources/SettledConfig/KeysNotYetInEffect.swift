@@ -5,9 +5,9 @@ extension SettledConfiguration {
     /// Section and key; "*" stands for every key of the section. The `channel.<id>` sections
     /// are in effect: statements are read in `format`, reconciled with `fee_bps` and
     /// `carry_forward_days`. `[business] calendar` and `clearing_time` are in effect: they
-    /// schedule the jobs (the clearing job's runs on T+1 by the calendar).
+    /// schedule the jobs (the clearing job's runs on T+1 by the calendar);
+    /// `clear_unreconciled` decides what clearing holds.
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
-        ("business", "clear_unreconciled"),
         ("risk", "*"),
         ("autodebit", "*"),
     ]

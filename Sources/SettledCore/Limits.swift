@@ -95,6 +95,19 @@ public enum Limits {
     /// the statement's absent items in one write transaction of an import.
     public static let statementScanEntriesMax = 5_000
 
+    // MARK: clearing
+
+    /// Items (and billers begun or finished) one write transaction of a clearing run handles:
+    /// the writer takes other requests between two slices, so order intake goes on during a
+    /// large run, and a crash loses at most one slice, which the restart does again.
+    public static let clearingItemsPerTransactionMax = 2_000
+    /// Payout lines one request of `GET /v1/payouts/{id}/lines` answers at most; the answer
+    /// names where the next page begins.
+    public static let payoutLinesPageMax = 10_000
+    /// The bytes of a bank's or a biller's reference confirming or returning a payout, and of
+    /// its note.
+    public static let payoutReferenceBytesMax = 64
+
     // MARK: idempotency and audit
 
     /// The bytes of an Idempotency-Key.

@@ -197,6 +197,11 @@ extension Engine {
         discrepancy.status = "resolved"
         discrepancy.resolution = resolution
         try discrepancy.store(write: write)
+        if let orderID = discrepancy.orderID {
+            // The operator settled what was in question about the order: clearing may take its
+            // items (`Engine.clearable`) though no statement matched it.
+            try write.transaction.put(write.tables.resolvedOrders, key: Key.string(orderID), value: Key.u64(discrepancy.id), options: .overwrite)
+        }
         return discrepancy
     }
 

@@ -75,6 +75,12 @@ package enum Refusal: Error, Sendable {
     // Statements
     /// Another file's import for the channel and date is unfinished (a crash cut it short).
     case statementImporting(statementID: UInt64, channel: String, businessDate: String)
+    // Clearing and payouts
+    case payoutNotFound(payoutID: String)
+    /// The payout's status does not allow the action (confirm, return, reinstruct).
+    case payoutTransition(payoutID: String, status: String, action: String)
+    /// A returned payout is re-instructed only after its biller's account was changed.
+    case payoutAccountUnchanged(payoutID: String, billerID: String)
 }
 
 // MARK: the state machines: one transition function each

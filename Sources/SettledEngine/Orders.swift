@@ -167,6 +167,7 @@ package enum OrderBook {
             // The biller's write-offs of the date are checked against these (biller reconciliation).
             try write.transaction.put(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
                                       value: Key.string(order.id), options: .overwrite)
+            try Engine.holdIfCleared(biller: item.billerId!, date: businessDate, item: item.itemId, order: order.id, write: write)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
         order.transition(to: .paid)

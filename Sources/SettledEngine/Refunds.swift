@@ -88,9 +88,14 @@ extension Engine {
                 throw Refusal.walletTopupSpent(availableFen: available, takenBackFen: refund.walletTopupFen - refund.walletFen)
             }
         }
-        // Everything checked: write.
+        // Everything checked: write. An item a clearing run cleared already was paid out to
+        // its biller: its refund is a clawback the biller's next clearing deducts.
+        var paidOut = Set<String>()
+        for item in refund.items where try write.transaction.contains(tables.itemClearing, key: Key.string(item.itemId)) {
+            paidOut.insert(item.itemId)
+        }
         try write.post(PaymentJournal.refund(order: order.order, refund: refund, customer: order.customer,
-                                             paidOutItemIds: []))
+                                             paidOutItemIds: paidOut))
         if refund.points > 0, let customer = order.customer {
             var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
             record.points += refund.points

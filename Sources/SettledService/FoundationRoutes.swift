@@ -127,6 +127,7 @@ extension SettledService {
             + service.reportRoutes()
             + service.billerWriteoffRoutes()
             + service.traceRoutes()
+            + service.clearingRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

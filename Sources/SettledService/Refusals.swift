@@ -79,6 +79,13 @@ extension Refusal {
         case .statementImporting(let id, let channel, let date):
             return APIError(409, "statement_importing",
                             "statement s-\(id) of \(channel) for \(date) is still importing: it is finished at start, or by its file imported again; then this file is its correction")
+        case .payoutNotFound(let payout):
+            return .notFound("payout \(payout)")
+        case .payoutTransition(let payout, let status, let action):
+            return APIError(409, "payout_state", "payout \(payout) is \(status): it cannot be \(action == "reinstruct" ? "re-instructed" : action + "ed")")
+        case .payoutAccountUnchanged(let payout, let biller):
+            return APIError(409, "payout_account_unchanged",
+                            "payout \(payout) was returned from biller \(biller)'s settlement account as it still is: update it (PUT /v1/billers/\(biller)) first")
         }
     }
 }

@@ -237,6 +237,7 @@ public final class SettledService: @unchecked Sendable {
         } catch {
             log(3, "captures of an older store not indexed by date: \(error)")
         }
+        resumeUnfinishedClearingRuns()
     }
 
     /// Adds routes (the order and payment API registers itself here).

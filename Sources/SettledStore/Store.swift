@@ -60,6 +60,16 @@ import Glibc
 /// - journal_by_object:  reference 0 transaction id u64 -> empty: the journal transactions of
 ///                       each business object they name (`JournalObjectIndex`)
 ///
+/// The clearing's tables (layouts in ClearingKeys.swift; records in SettledEngine):
+/// - clearing_runs:      business date u32 -> clearing run (its status, progress and payouts)
+/// - payouts:            payout id -> payout record
+/// - payouts_by_status:  status u8 ++ payout id -> empty
+/// - payout_lines:       payout id 0 seq u32 -> payout line
+/// - item_clearing:      item id -> payout id: the items cleared (paid out, for a refund's clawback)
+/// - held_items:         biller id 0 business date u32 ++ item id -> order id: items a run held
+/// - resolved_orders:    order id -> discrepancy id u64: orders an operator resolved a
+///                       discrepancy of (clearable without a statement's match)
+///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
 public final class Tables: Sendable {
@@ -94,6 +104,13 @@ public final class Tables: Sendable {
     public let billerItems: Database
     public let billerStatements: Database
     public let discrepanciesByDate: Database
+    public let clearingRuns: Database
+    public let payouts: Database
+    public let payoutsByStatus: Database
+    public let payoutLines: Database
+    public let itemClearing: Database
+    public let heldItems: Database
+    public let resolvedOrders: Database
     public let jobs: Database
     public let journalByObject: Database
 
@@ -129,6 +146,13 @@ public final class Tables: Sendable {
         billerItems = try environment.openDatabase(named: "biller_items")
         billerStatements = try environment.openDatabase(named: "biller_statements")
         discrepanciesByDate = try environment.openDatabase(named: "discrepancies_by_date")
+        clearingRuns = try environment.openDatabase(named: "clearing_runs")
+        payouts = try environment.openDatabase(named: "payouts")
+        payoutsByStatus = try environment.openDatabase(named: "payouts_by_status")
+        payoutLines = try environment.openDatabase(named: "payout_lines")
+        itemClearing = try environment.openDatabase(named: "item_clearing")
+        heldItems = try environment.openDatabase(named: "held_items")
+        resolvedOrders = try environment.openDatabase(named: "resolved_orders")
         jobs = try environment.openDatabase(named: "jobs")
         journalByObject = try environment.openDatabase(named: "journal_by_object")
     }
@@ -143,6 +167,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case discrepancy = "next_discrepancy_id"
     case refundInstruction = "next_refund_instruction_id"
     case statement = "next_statement_id"
+    case payout = "next_payout_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -154,6 +179,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .discrepancy: return 4
         case .refundInstruction: return 5
         case .statement: return 6
+        case .payout: return 7
         }
     }
 }
@@ -210,7 +236,9 @@ public final class Store: @unchecked Sendable {
     /// `biller_statements` holds the billers' write-off statements.
     /// 5: `discrepancies_by_date` indexes every discrepancy that names a business date by that
     /// date, those recorded before included (`StoreMigrations.fillDiscrepancyDates`).
-    /// 6: (clearing and payouts).
+    /// 6: the clearing's tables (clearing_runs, payouts, payouts_by_status, payout_lines,
+    /// item_clearing, held_items, resolved_orders) and `Counter.payout`; an older store has
+    /// nothing cleared, so they start empty.
     /// 7: `jobs` holds a row per scheduled job and business date; an older store starts it
     /// empty (the schedule's start is set by the daemon, from the old reconciliation marker
     /// file where there is one).
@@ -300,6 +328,7 @@ public final class Store: @unchecked Sendable {
                 if version < 5 {
                     try StoreMigrations.fillDiscrepancyDates(tables: tables, in: transaction)
                 }
+                // 6: the clearing's tables start empty (opened above); nothing to fill.
                 if version < 8 {
                     try JournalObjectIndex.fill(tables: tables, in: transaction)
                 }

@@ -137,7 +137,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     if configuration.sync == .off { log(4, "sync = off: commits are not synced to disk (tests only)") }
     let keysNotYetInEffect = configuration.keysSetNotYetInEffect
     if !keysNotYetInEffect.isEmpty {
-        log(5, "not yet in effect (accepted for clearing, reconciliation and statements, which this version does not have): "
+        log(5, "not yet in effect (accepted for risk limits and auto-debit, which this version does not have): "
             + keysNotYetInEffect.joined(separator: ", "))
     }
 
@@ -208,9 +208,8 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     service.startMaintenanceTimers()
     service.startOrderTimers()
     service.resumeStatementImports()
-    // The clearing job: the clearing engine registers its work here, with
-    // `service.registerClearingJob { date in ... }`, before the job timer starts. Until then
-    // the schedule skips clearing (nothing is run or marked for it).
+    // The clearing of each business date on T+1, the same run as `POST /v1/clearing/runs`.
+    service.registerClearingJob { [service] date in try service.runClearing(businessDate: date) }
     service.startJobTimer()
 
     var watchdogMicroseconds: UInt64 = 0

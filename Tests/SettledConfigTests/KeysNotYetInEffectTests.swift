@@ -50,7 +50,6 @@ import Testing
         #expect(configuration.accountDailyMaxFen == 10_000_000)
         #expect(configuration.autodebitDelaySeconds == 3600)
         #expect(configuration.keysSetNotYetInEffect == [
-            "[business] clear_unreconciled",
             "[risk] order_max_fen", "[risk] customer_daily_max_fen", "[risk] account_daily_max_fen",
             "[autodebit] delay_seconds",
         ])

@@ -77,6 +77,9 @@ struct OperationsLogTests {
             [orders]
             expiry_seconds = 900
 
+            [risk]
+            order_max_fen = 5000000
+
             [channel.wechat]
             format = wechat
             fee_bps = 60
@@ -88,8 +91,8 @@ struct OperationsLogTests {
         #expect(try daemon.stop() == 0)
         let lines = daemon.log().split(separator: "\n").filter { $0.contains("not yet in effect") }
         #expect(lines.count == 1, "\(daemon.log())")
-        #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for clearing, reconciliation and statements, which this version does not have): "
-            + "[business] clear_unreconciled")
+        #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for risk limits and auto-debit, which this version does not have): "
+            + "[risk] order_max_fen")
 
         // A file without such keys: no line.
         let plain = try Self.harness(logLevel: "info")

@@ -26,7 +26,8 @@ final class PaymentServiceHarness {
     /// quickly; no timer runs here, so nothing expires them but the requests themselves.
     /// `clock`: the service's clock (a test's manual clock moves its time).
     init(pointValueFen: Int, expirySeconds: Int? = nil, clock: Clock = .system,
-         carryForwardDays: Int = ChannelConfiguration.carryForwardDaysDefault, channels: [ChannelConfiguration]? = nil) throws {
+         carryForwardDays: Int = ChannelConfiguration.carryForwardDaysDefault, channels: [ChannelConfiguration]? = nil,
+         configure: (inout SettledConfiguration) -> Void = { _ in }) throws {
         var template = "/tmp/settled-payprop-XXXXXX".utf8CString
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw APIError(500, "setup", "mkdtemp failed")
@@ -42,6 +43,7 @@ final class PaymentServiceHarness {
         if let expirySeconds { configuration.expirySeconds = expirySeconds }
         configuration.channels = channels
             ?? Self.channels.map { ChannelConfiguration(id: $0, format: $0, feeBps: 60, carryForwardDays: carryForwardDays) }
+        configure(&configuration)
         let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
                               mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: false)
         let writer = StoreWriter(store: store, queueMax: 1024, batchMax: 64, clock: clock)

@@ -113,6 +113,28 @@ import Testing
         #expect(second.keys == first.keys && second.ofDate == first.ofDate)
     }
 
+    /// Schema 6: the clearing's tables start empty in a migrated store (nothing of an older
+    /// store was cleared), the payout counter starts at 1, and a second open changes nothing.
+    @Test func clearingTablesStartEmpty() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.copyItem(atPath: Self.fixture, toPath: directory.child("data.mdb"))
+        chmod(directory.child("data.mdb"), 0o600)
+        for _ in 0..<2 {
+            let store = try openStore(directory.path, mapSizeBytes: 16 << 20)
+            try store.environment.read { (transaction: Transaction) throws -> Void in
+                let tables = store.tables
+                for table in [tables.clearingRuns, tables.payouts, tables.payoutsByStatus, tables.payoutLines,
+                              tables.itemClearing, tables.heldItems, tables.resolvedOrders] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                #expect(try store.peek(.payout, in: transaction) == 1)
+                #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, 6])
+                #expect(try transaction.count(tables.billerItems) == 5)
+            }
+        }
+    }
+
     /// The index by date sorts by date (before 1970 too), then id; a date's scan, either way,
     /// stops at the date's last entry.
     @Test func discrepancyDateKeysSortByDateThenID() throws {

@@ -1,0 +1,436 @@
+import SettledConfig
+import SettledCore
+import SettledStore
+
+/// The state of a clearing run. Stored as one byte, its `rawValue`, fixed for ever:
+/// `running` 1, `done` 2.
+package enum ClearingRunStatus: UInt8, Sendable {
+    case running = 1
+    case done = 2
+
+    package var name: String {
+        switch self {
+        case .running: "running"
+        case .done: "done"
+        }
+    }
+}
+
+/// What a run cleared for one biller (with or without a payout: a net of 0, all of it
+/// refunded or taken by clawbacks, instructs nothing).
+package struct ClearingBillerFigures: Sendable, Equatable {
+    package var billerID: String
+    /// Nil when the net was 0: nothing was instructed.
+    package var payoutID: String?
+    package var grossFen: Int64
+    package var refundsFen: Int64
+    package var clawbackFen: Int64
+    package var feesFen: Int64
+    package var netFen: Int64
+    package var itemCount: Int64
+}
+
+/// Where a run stands inside one biller: its phase, the last key it handled and its running
+/// sums, written in the same transaction as the items it marked.
+package struct ClearingProgress: Sendable, Equatable {
+    /// 1: the biller's held items of earlier dates; 2: the run's date's items.
+    package static let heldPhase: UInt8 = 1
+    package static let datePhase: UInt8 = 2
+
+    package var billerID: String
+    package var phase: UInt8
+    /// The last key handled in the phase (empty: none yet).
+    package var lastKey: [UInt8]
+    /// Taken at the biller's first cleared item (empty until then).
+    package var payoutID: String
+    /// Lines written so far.
+    package var sequence: UInt32
+    package var grossFen: Int64
+    package var refundsFen: Int64
+    package var itemCount: Int64
+    /// The fees the biller bears, per channel, in the order first met.
+    package var fees: [ChannelFee]
+
+    package struct ChannelFee: Sendable, Equatable {
+        package var channel: String
+        package var fen: Int64
+    }
+}
+
+/// A clearing run of one business date: `clearing_runs` holds one per date, from its first
+/// slice on. `status` done: every biller was cleared; asked again, it answers as it is.
+package struct ClearingRun: Sendable, Equatable {
+    package var businessDate: BusinessDate
+    package var status: ClearingRunStatus
+    package var startedUnixMillis: Int64
+    /// 0 while running.
+    package var finishedUnixMillis: Int64
+    /// Items the run looked at and held (not reconciled yet): the date's and earlier ones
+    /// still held.
+    package var heldCount: Int64
+    /// Write transactions the run took.
+    package var slices: Int64
+    /// The last biller finished (billers are cleared in id order); empty before the first.
+    package var lastBiller: String
+    package var current: ClearingProgress?
+    /// Every biller with items cleared, in id order.
+    package var billers: [ClearingBillerFigures]
+
+    package static let formatVersion: UInt8 = 1
+
+    package var payoutIDs: [String] { billers.compactMap(\.payoutID) }
+
+    package func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 128 + billers.count * 64)
+        writer.u8(Self.formatVersion)
+        writer.u8(status.rawValue)
+        writer.i64(startedUnixMillis)
+        writer.i64(finishedUnixMillis)
+        writer.i64(heldCount)
+        writer.i64(slices)
+        writer.string(lastBiller)
+        if let current {
+            writer.u8(1)
+            writer.string(current.billerID)
+            writer.u8(current.phase)
+            writer.blob(current.lastKey)
+            writer.string(current.payoutID)
+            writer.u32(current.sequence)
+            writer.i64(current.grossFen)
+            writer.i64(current.refundsFen)
+            writer.i64(current.itemCount)
+            writer.u16(UInt16(current.fees.count))
+            for fee in current.fees {
+                writer.string(fee.channel)
+                writer.i64(fee.fen)
+            }
+        } else {
+            writer.u8(0)
+        }
+        writer.u32(UInt32(billers.count))
+        for figures in billers {
+            writer.string(figures.billerID)
+            writer.string(figures.payoutID ?? "")
+            for fen in [figures.grossFen, figures.refundsFen, figures.clawbackFen, figures.feesFen, figures.netFen, figures.itemCount] {
+                writer.i64(fen)
+            }
+        }
+        return writer.bytes
+    }
+
+    package static func decode(businessDate: BusinessDate, _ bytes: UnsafeRawBufferPointer) throws -> ClearingRun {
+        var reader = ByteReader(bytes)
+        _ = try reader.version(current: formatVersion, record: "clearing run")
+        let code = try reader.u8()
+        guard let status = ClearingRunStatus(rawValue: code) else { throw DecodingError(what: "clearing run status \(code)") }
+        var run = ClearingRun(businessDate: businessDate, status: status, startedUnixMillis: try reader.i64(),
+                              finishedUnixMillis: try reader.i64(), heldCount: try reader.i64(), slices: try reader.i64(),
+                              lastBiller: try reader.string(), current: nil, billers: [])
+        if try reader.u8() == 1 {
+            var progress = ClearingProgress(billerID: try reader.string(), phase: try reader.u8(), lastKey: try reader.blob(),
+                                            payoutID: try reader.string(), sequence: try reader.u32(), grossFen: try reader.i64(),
+                                            refundsFen: try reader.i64(), itemCount: try reader.i64(), fees: [])
+            for _ in 0..<Int(try reader.u16()) {
+                progress.fees.append(.init(channel: try reader.string(), fen: try reader.i64()))
+            }
+            run.current = progress
+        }
+        for _ in 0..<Int(try reader.u32()) {
+            let biller = try reader.string(), payout = try reader.string()
+            var figures: [Int64] = []
+            for _ in 0..<6 { figures.append(try reader.i64()) }
+            run.billers.append(ClearingBillerFigures(billerID: biller, payoutID: payout.isEmpty ? nil : payout, grossFen: figures[0],
+                                                     refundsFen: figures[1], clawbackFen: figures[2], feesFen: figures[3],
+                                                     netFen: figures[4], itemCount: figures[5]))
+        }
+        return run
+    }
+
+    package static func load(_ businessDate: BusinessDate, tables: Tables, in transaction: Transaction) throws -> ClearingRun? {
+        try ClearingKeys.run(businessDate).withUnsafeBytes { key in
+            try transaction.withValue(tables.clearingRuns, key: key) { try decode(businessDate: businessDate, $0) }
+        }
+    }
+
+    func store(write: WriteContext) throws {
+        try write.transaction.put(write.tables.clearingRuns, key: ClearingKeys.run(businessDate), value: encoded(), options: .overwrite)
+    }
+}
+
+extension AccountName {
+    /// The journal kind of a clearing's instruction, and of a payout's confirmation.
+    package static let clearingKind = "clearing"
+    package static let payoutConfirmationKind = "payout_confirmation"
+}
+
+extension Engine {
+    /// The fee a biller that bears the channel's fees pays for one item: the channel's
+    /// `fee_bps` of the item's share of the order's channel-funded amount (the item's amount
+    /// times the channel's part of the order's total), rounded half up to a fen. An item
+    /// refunded before its clearing bears none; an order without channel money has no fee.
+    package static func clearingFeeFen(amountFen: Int64, orderTotalFen: Int64, channelFen: Int64, feeBps: Int) -> Int64 {
+        guard amountFen > 0, orderTotalFen > 0, channelFen > 0, feeBps > 0 else { return 0 }
+        let numerator = Int128(amountFen) * Int128(channelFen) * Int128(feeBps)
+        let denominator = Int128(orderTotalFen) * 10_000
+        return Int64((2 * numerator + denominator) / (2 * denominator))
+    }
+
+    /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
+    /// when a channel statement matched its capture (at the amount captured), when it had no
+    /// channel money, or when an operator resolved a discrepancy naming it. Answers the
+    /// matching statement's id too.
+    func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
+        let tables = write.tables
+        var statementID: UInt64?
+        if let channel = order.funding.channel {
+            statementID = try StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id).withUnsafeBytes { key in
+                try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : nil }
+            } ?? nil
+        }
+        if configuration.clearUnreconciled || order.funding.channelFen == 0 {
+            return (true, statementID)
+        }
+        let resolved = try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id))
+        if let statementID {
+            // Matched with another amount than captured: held until an operator resolves it.
+            if let txn = order.channelTxnID,
+               try write.transaction.contains(tables.statementKeys, key: StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn)) {
+                return (resolved, statementID)
+            }
+            return (true, statementID)
+        }
+        return (resolved, nil)
+    }
+
+    /// A capture of a date whose clearing run has begun is held at once: the run may have
+    /// passed its biller already, and the next run takes it (with its own date).
+    package static func holdIfCleared(biller: String, date: BusinessDate, item: String, order: String, write: WriteContext) throws {
+        guard try write.transaction.contains(write.tables.clearingRuns, key: ClearingKeys.run(date)) else { return }
+        try write.transaction.put(write.tables.heldItems, key: ClearingKeys.held(biller: biller, date: date, item: item),
+                                  value: Key.string(order), options: .overwrite)
+    }
+
+    /// One slice of the clearing of `businessDate`: at most `itemsMax` items (and billers
+    /// begun or finished) handled in the caller's write transaction, the run's progress stored
+    /// with them. Call again until the run answered is done; a done run is answered as it is.
+    ///
+    /// Billers are cleared in id order; per biller first its held items of earlier dates that
+    /// became clearable, then the date's captured items (`biller_items`). Each cleared item
+    /// gets a payout line and its `item_clearing` record (which makes a later refund of it a
+    /// clawback); an item that is not clearable is held (`held_items`). When the biller's
+    /// items are done: gross - refunds - fees it bears (`fee_bearer = biller`) - clawbacks
+    /// (the `clawback_receivable` balance, at most what is left) = net; the journal posts
+    /// `biller_payable` Dr (gross - refunds), `clawback_receivable` Cr, `channel_fees:<c>` Cr,
+    /// `payout_in_transit` Cr net, and a payout is instructed when the net is above 0. A
+    /// clawback larger than what the biller is owed stays in `clawback_receivable` for the next
+    /// clearing: the negative net carries forward.
+    package func clearingSlice(businessDate: BusinessDate, itemsMax: Int, write: WriteContext) throws -> ClearingRun {
+        precondition(itemsMax >= 1)
+        let tables = write.tables
+        var run = try ClearingRun.load(businessDate, tables: tables, in: write.transaction)
+            ?? ClearingRun(businessDate: businessDate, status: .running, startedUnixMillis: write.nowUnixMillis, finishedUnixMillis: 0,
+                           heldCount: 0, slices: 0, lastBiller: "", current: nil, billers: [])
+        guard run.status == .running else { return run }
+        var budget = itemsMax
+        var orders: [String: OrderRecord] = [:]
+        var biller: Biller?
+        while budget > 0 {
+            if run.current == nil {
+                guard let next = try nextBiller(after: run.lastBiller, write: write) else {
+                    run.status = .done
+                    run.finishedUnixMillis = write.nowUnixMillis
+                    break
+                }
+                run.current = ClearingProgress(billerID: next, phase: ClearingProgress.heldPhase, lastKey: [], payoutID: "", sequence: 0,
+                                               grossFen: 0, refundsFen: 0, itemCount: 0, fees: [])
+                budget -= 1
+            }
+            var progress = run.current!
+            if biller?.id != progress.billerID {
+                guard let loaded = try Biller.load(progress.billerID, tables: tables, in: write.transaction) else {
+                    preconditionFailure("biller \(progress.billerID) vanished during its clearing")
+                }
+                biller = loaded
+            }
+            let asked = budget
+            let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
+            for entry in entries {
+                try clearItem(entry, runDate: businessDate, biller: biller!, progress: &progress, run: &run, orders: &orders, write: write)
+                progress.lastKey = entry.key
+            }
+            budget -= entries.count
+            guard entries.count < asked else {
+                // The slice is used up; the phase may have more.
+                run.current = progress
+                break
+            }
+            // The phase is exhausted.
+            if progress.phase == ClearingProgress.heldPhase {
+                progress.phase = ClearingProgress.datePhase
+                progress.lastKey = []
+                run.current = progress
+            } else {
+                let figures = try finishBiller(progress, biller: biller!, businessDate: businessDate, write: write)
+                if figures.itemCount > 0 { run.billers.append(figures) }
+                run.lastBiller = progress.billerID
+                run.current = nil
+                budget -= 1
+            }
+            if orders.count > Limits.clearingItemsPerTransactionMax { orders.removeAll(keepingCapacity: true) }
+        }
+        run.slices += 1
+        try run.store(write: write)
+        return run
+    }
+
+    /// The first biller after `after` in id order.
+    private func nextBiller(after: String, write: WriteContext) throws -> String? {
+        var found: String?
+        try write.transaction.scan(write.tables.billers, from: after.isEmpty ? nil : Array(after.utf8) + [0]) { key, _ in
+            found = String(decoding: key, as: UTF8.self)
+            return false
+        }
+        return found
+    }
+
+    struct ClearingEntry {
+        var key: [UInt8]
+        var date: BusinessDate
+        var itemID: String
+        var orderID: String
+        var held: Bool
+    }
+
+    /// The next entries of the biller's phase after its last key, at most `limit`.
+    private func clearingEntries(_ progress: ClearingProgress, businessDate: BusinessDate, limit: Int,
+                                 write: WriteContext) throws -> [ClearingEntry] {
+        var entries: [ClearingEntry] = []
+        guard limit > 0 else { return entries }
+        let held = progress.phase == ClearingProgress.heldPhase
+        let prefix = held ? ClearingKeys.heldPrefix(biller: progress.billerID)
+                          : BillerItemIndex.prefix(biller: progress.billerID, date: businessDate)
+        let start = progress.lastKey.isEmpty ? prefix : progress.lastKey + [0]
+        let runDate = ClearingKeys.date(businessDate)
+        try write.transaction.scan(held ? write.tables.heldItems : write.tables.billerItems, from: start) { key, value in
+            guard key.count > prefix.count, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
+            let date: BusinessDate
+            let itemOffset: Int
+            if held {
+                guard key.count > prefix.count + 4 else { throw DecodingError(what: "held item key") }
+                // Held items of the run's date and later wait for a later run.
+                guard key[prefix.count..<(prefix.count + 4)].lexicographicallyPrecedes(runDate) else { return false }
+                date = try ClearingKeys.decodeDate(key, at: prefix.count)
+                itemOffset = prefix.count + 4
+            } else {
+                date = businessDate
+                itemOffset = prefix.count
+            }
+            entries.append(ClearingEntry(key: Array(key), date: date, itemID: String(decoding: key[itemOffset...], as: UTF8.self),
+                                         orderID: String(decoding: value, as: UTF8.self), held: held))
+            return entries.count < limit
+        }
+        return entries
+    }
+
+    /// Clears one item into the biller's payout, or holds it.
+    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, progress: inout ClearingProgress,
+                           run: inout ClearingRun, orders: inout [String: OrderRecord], write: WriteContext) throws {
+        let tables = write.tables
+        let itemKey = Key.string(entry.itemID)
+        if try write.transaction.contains(tables.itemClearing, key: itemKey) {
+            // Cleared already (by an earlier run): only its held record is left to drop.
+            if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
+            return
+        }
+        if !entry.held,
+           try write.transaction.contains(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID)) {
+            // Captured after this date's run began: a later run takes it.
+            return
+        }
+        if orders[entry.orderID] == nil {
+            guard let order = try OrderRecord.load(entry.orderID, tables: tables, in: write.transaction) else {
+                throw DecodingError(what: "item \(entry.itemID) of biller \(biller.id) names order \(entry.orderID), which does not exist")
+            }
+            orders[entry.orderID] = order
+        }
+        let order = orders[entry.orderID]!
+        guard let index = order.itemIndex(entry.itemID) else {
+            throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
+        }
+        let (clearable, statementID) = try clearable(order, write: write)
+        guard clearable else {
+            if !entry.held {
+                try write.transaction.put(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID),
+                                          value: Key.string(order.id), options: .overwrite)
+            }
+            run.heldCount += 1
+            return
+        }
+        let item = order.items[index]
+        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
+        var feeFen: Int64 = 0
+        if biller.feeBearer == .biller, !refunded, let channel = order.funding.channel {
+            let total = try order.items.reduce(Int64(0)) { try $0.addingFen($1.amountFen) }
+            feeFen = Self.clearingFeeFen(amountFen: item.amountFen, orderTotalFen: total, channelFen: order.funding.channelFen,
+                                         feeBps: configuration.channel(id: channel)?.feeBps ?? 0)
+            if feeFen > 0 {
+                if let at = progress.fees.firstIndex(where: { $0.channel == channel }) {
+                    progress.fees[at].fen = try progress.fees[at].fen.addingFen(feeFen)
+                } else {
+                    progress.fees.append(.init(channel: channel, fen: feeFen))
+                }
+            }
+        }
+        if progress.payoutID.isEmpty { progress.payoutID = PayoutRecord.id(write.counters.take(.payout)) }
+        progress.sequence += 1
+        let line = PayoutLine(orderID: order.id, itemID: item.itemId, billID: item.billId, accountNo: item.accountNo,
+                              amountFen: item.amountFen, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen,
+                              businessDate: entry.date, channel: order.funding.channel, channelTxnID: order.channelTxnID,
+                              statementID: statementID)
+        try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
+                                  value: line.encoded(), options: .overwrite)
+        try write.transaction.put(tables.itemClearing, key: itemKey, value: Key.string(progress.payoutID), options: .noOverwrite)
+        if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
+        progress.grossFen = try progress.grossFen.addingFen(item.amountFen)
+        if refunded { progress.refundsFen = try progress.refundsFen.addingFen(item.amountFen) }
+        progress.itemCount += 1
+    }
+
+    /// The biller's figures, its journal and its payout, once its items are done.
+    private func finishBiller(_ progress: ClearingProgress, biller: Biller, businessDate: BusinessDate, write: WriteContext) throws -> ClearingBillerFigures {
+        var figures = ClearingBillerFigures(billerID: biller.id, payoutID: nil, grossFen: progress.grossFen, refundsFen: progress.refundsFen,
+                                            clawbackFen: 0, feesFen: 0, netFen: 0, itemCount: progress.itemCount)
+        guard progress.itemCount > 0 else { return figures }
+        let payableFen = progress.grossFen - progress.refundsFen
+        figures.feesFen = try progress.fees.reduce(Int64(0)) { try $0.addingFen($1.fen) }
+        precondition(payableFen >= 0 && figures.feesFen <= payableFen, "a biller's fees exceed what it is owed")
+        let leftFen = payableFen - figures.feesFen
+        let owedBackFen = try write.balanceFen(of: AccountName.clawbackReceivable(biller.id))
+        figures.clawbackFen = min(max(owedBackFen, 0), leftFen)
+        figures.netFen = leftFen - figures.clawbackFen
+        if payableFen > 0 {
+            var entries = [JournalEntry(account: AccountName.billerPayable(biller.id), amountFen: payableFen)]
+            if figures.clawbackFen > 0 {
+                entries.append(JournalEntry(account: AccountName.clawbackReceivable(biller.id), amountFen: -figures.clawbackFen))
+            }
+            for fee in progress.fees where fee.fen > 0 {
+                entries.append(JournalEntry(account: AccountName.channelFees(fee.channel), amountFen: -fee.fen))
+            }
+            if figures.netFen > 0 {
+                entries.append(JournalEntry(account: AccountName.payoutInTransit(biller.id), amountFen: -figures.netFen))
+            }
+            try write.post(JournalTransaction(kind: AccountName.clearingKind, reference: progress.payoutID, entries: entries))
+        }
+        guard figures.netFen > 0 else { return figures }
+        let payout = PayoutRecord(payoutID: progress.payoutID, billerID: biller.id, businessDate: businessDate,
+                                  grossFen: figures.grossFen, refundsFen: figures.refundsFen, clawbackFen: figures.clawbackFen,
+                                  feesFen: figures.feesFen, netFen: figures.netFen, itemCount: figures.itemCount, status: .instructed,
+                                  createdUnixMillis: write.nowUnixMillis,
+                                  instructions: [PayoutInstruction(instructionID: progress.payoutID + "-1", atUnixMillis: write.nowUnixMillis,
+                                                                   account: SettlementAccount(of: biller))],
+                                  events: [])
+        try payout.store(previous: nil, write: write)
+        figures.payoutID = progress.payoutID
+        return figures
+    }
+}
