@@ -104,6 +104,12 @@ public enum Limits {
     /// Payout lines one request of `GET /v1/payouts/{id}/lines` answers at most; the answer
     /// names where the next page begins.
     public static let payoutLinesPageMax = 10_000
+    /// Billers the clearing part of the morning report lists (billers are tens to hundreds);
+    /// beyond it the report says so, and its totals still count every biller of the run.
+    public static let clearingReportBillersMax = 500
+    /// Keys of `held_items` the morning report reads to count the items still held; beyond it
+    /// the counts are marked as partial.
+    public static let clearingReportHeldScanMax = 100_000
     /// The bytes of a bank's or a biller's reference confirming or returning a payout, and of
     /// its note.
     public static let payoutReferenceBytesMax = 64

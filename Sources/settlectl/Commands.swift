@@ -328,9 +328,11 @@ enum Commands {
                 description: """
                     Fetches the morning report of the business date DATE (GET /v1/reports/DATE): per channel
                     the statement and the matched, auto-repaired, open, carried and resolved figures, the
-                    open discrepancies and the carried items. --html FILE writes the self-contained HTML
-                    page (charts included; open it in any browser, nothing is loaded from elsewhere), --csv
-                    FILE the CSV; without either the CSV goes to standard output. A FILE is replaced whole.
+                    open discrepancies and the carried items; then the date's clearing per biller (gross,
+                    refunds, clawbacks, fees, net, payout and its status, items held), or when it runs.
+                    --html FILE writes the self-contained HTML page (charts included; open it in any
+                    browser, nothing is loaded from elsewhere), --csv FILE the CSV; without either the CSV
+                    goes to standard output. A FILE is replaced whole.
                     """,
                 options: ReportCommands.options,
                 run: ReportCommands.report),

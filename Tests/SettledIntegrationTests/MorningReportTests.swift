@@ -114,10 +114,10 @@ struct MorningReportTests {
         #expect(csv.headers["Content-Type"] == "text/csv; charset=utf-8; header=present")
         let lines = csv.text.split(separator: "\r\n").map(String.init)
         #expect(lines.first?.hasPrefix("section,business_date,channel,figure,count,amount_fen,amount_yuan,") == true)
-        #expect(lines.contains("channel,2026-11-24,alipay,open,1,12001,120.01,,,,,,,,,"))
-        #expect(lines.contains("channel,2026-11-24,wechat,open:amount_mismatch,1,7999,79.99,,,,,,,,,"))
-        #expect(lines.contains("channel,2026-11-24,alipay,suspense,,5000,50.00,,,,,,,,,"))
-        #expect(lines.contains("total,2026-11-24,,open,2,20000,200.00,,,,,,,,,"))
+        #expect(lines.contains("channel,2026-11-24,alipay,open,1,12001,120.01,,,,,,,,,,,"))
+        #expect(lines.contains("channel,2026-11-24,wechat,open:amount_mismatch,1,7999,79.99,,,,,,,,,,,"))
+        #expect(lines.contains("channel,2026-11-24,alipay,suspense,,5000,50.00,,,,,,,,,,,"))
+        #expect(lines.contains("total,2026-11-24,,open,2,20000,200.00,,,,,,,,,,,"))
         #expect(lines.filter { $0.hasPrefix("item,") }.count == 2)
 
         // settlectl: the CSV to standard output by default, the same bytes the daemon serves.

@@ -27,9 +27,10 @@ final class PaymentDaemon: @unchecked Sendable {
         ("sgcc-js", "electricity", "JS"), ("water-sh", "water", "SH"), ("gas-bj", "gas", "BJ"),
     ]
 
-    /// `orders` is added to the `[orders]` section (one `key = value` a line).
-    init(expirySeconds: Int = 900, orders: String = "", extraConfiguration: String = "") throws {
-        harness = try DaemonHarness(extraConfiguration: "[orders]\nexpiry_seconds = \(expirySeconds)\n\(orders)\n\n"
+    /// `orders` is added to the `[orders]` section, `business` to the base's `[business]` (one
+    /// `key = value` a line).
+    init(expirySeconds: Int = 900, orders: String = "", business: String = "", extraConfiguration: String = "") throws {
+        harness = try DaemonHarness(extraConfiguration: business + "\n[orders]\nexpiry_seconds = \(expirySeconds)\n\(orders)\n\n"
                                     + Self.channelSections + extraConfiguration)
         try harness.start()
         for biller in Self.billers {

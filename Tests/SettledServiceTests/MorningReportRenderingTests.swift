@@ -62,7 +62,7 @@ struct MorningReportRenderingTests {
         ]
         let day = ReconciliationDay(businessDate: date, channels: [alipay, unionpay, wechat], items: items, itemsTruncated: false)
         return MorningReport(day: day, suspenseFen: ["alipay": 8_500, "unionpay": 0, "wechat": 0],
-                             madeAt: time.text(morningMillis))
+                             madeAt: time.text(morningMillis), clearing: ClearingReportRenderingTests.cleared())
     }
 
     /// The opening tag of the element with `id`, or nil.
@@ -176,23 +176,24 @@ struct MorningReportRenderingTests {
     @Test("an empty day: no channel, nothing open, the charts and tables say so")
     func emptyDay() {
         let day = ReconciliationDay(businessDate: Self.date, channels: [], items: [], itemsTruncated: false)
-        let html = ReportHTML.render(MorningReport(day: day, suspenseFen: [:], madeAt: "now"), time: Self.time)
+        let html = ReportHTML.render(MorningReport(day: day, suspenseFen: [:], madeAt: "now", clearing: ClearingReportRenderingTests.notRun()), time: Self.time)
         #expect(html.contains("No open discrepancies."))
         #expect(html.contains("Nothing carried forward."))
         #expect(html.contains("<p id=\"headline\" class=\"headline good\""))
         #expect(html.contains("nothing to show"))
-        let csv = ReportCSV.render(MorningReport(day: day, suspenseFen: [:], madeAt: "now"), time: Self.time)
+        let csv = ReportCSV.render(MorningReport(day: day, suspenseFen: [:], madeAt: "now", clearing: ClearingReportRenderingTests.notRun()), time: Self.time)
         let rows = Self.parseCSV(csv)
-        #expect(rows.count == 1 + 5 + 6 + 1)
+        // The header, the totals, and the clearing's run row and totals.
+        #expect(rows.count == 1 + 5 + 6 + 1 + 1 + 5 + 2 + 3)
         #expect(rows.allSatisfy { $0.count == ReportCSV.header.count })
     }
 
     @Test("a day cut at the items maximum says so, in the page and the CSV")
     func truncated() {
         let day = ReconciliationDay(businessDate: Self.date, channels: [], items: [], itemsTruncated: true)
-        let report = MorningReport(day: day, suspenseFen: [:], madeAt: "now")
+        let report = MorningReport(day: day, suspenseFen: [:], madeAt: "now", clearing: ClearingReportRenderingTests.notRun())
         #expect(ReportHTML.render(report, time: Self.time).contains("<p id=\"items-truncated\""))
-        #expect(Self.parseCSV(ReportCSV.render(report, time: Self.time)).last?.first == "note")
+        #expect(Self.parseCSV(ReportCSV.render(report, time: Self.time)).contains { $0[0] == "note" && $0[15].hasPrefix("more open") })
     }
 
     @Test("CSV: one header, figures per channel, totals, then items; RFC 4180 quoting; formulas inert")
@@ -206,7 +207,7 @@ struct MorningReportRenderingTests {
             rows.first { $0[0] == section && $0[2] == channel && $0[3] == figure }
         }
         #expect(row("channel", "alipay", "statement") == ["channel", "2026-11-24", "alipay", "statement", "1204", "", "", "st-1", "",
-                                                          "imported", "", "", "", "", "2026-11-25T06:00:00+08:00", ""])
+                                                          "imported", "", "", "", "", "2026-11-25T06:00:00+08:00", "", "", ""])
         #expect(row("channel", "wechat", "statement")?[9] == "none")
         #expect(row("channel", "alipay", "statement_payments")?[4...6] == ["1200", "123456789", "1234567.89"])
         #expect(row("channel", "alipay", "statement_fees")?[4...6] == ["", "740741", "7407.41"])
@@ -227,11 +228,11 @@ struct MorningReportRenderingTests {
         #expect(items[1][15] == "paid with us, \"absent\" from the statement")
         #expect(items[3][15] == "line one\nline two")
         #expect(items[2] == ["item", "2026-11-24", "alipay", "", "", "5001", "50.01", "d-3", "amount_mismatch", "open", "o-3", "T-3",
-                             "5000", "5001", "2026-11-25T05:00:00+08:00", "we <b>5000</b> & they 5001"])
+                             "5000", "5001", "2026-11-25T05:00:00+08:00", "we <b>5000</b> & they 5001", "", ""])
         #expect(items[6][9] == "carried")
         // Quoting as RFC 4180 writes it.
         #expect(csv.contains(",\"'=HYPERLINK(\"\"x\"\")\","))
-        #expect(csv.contains(",\"line one\nline two\"\r\n"))
+        #expect(csv.contains(",\"line one\nline two\",,\r\n"))
         #expect(CSVBuilder.quoted(" padded") == "\" padded\"")
         #expect(CSVBuilder.inert("-1+2") == "'-1+2")
         #expect(CSVBuilder.inert("o-1") == "o-1")

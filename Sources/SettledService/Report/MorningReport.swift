@@ -2,8 +2,8 @@ import SettledCore
 import SettledEngine
 
 /// What the morning report of a business date shows: the date's reconciliation as every reader
-/// of it sees it (`ReconciliationDay`), and per channel the money held in suspense as the report
-/// was made. Read in one read transaction, rendered after it ends, by pure functions
+/// of it sees it (`ReconciliationDay`), per channel the money held in suspense as the report
+/// was made, and the date's clearing (`ClearingReport`). Read in one read transaction, rendered after it ends, by pure functions
 /// (`ReportHTML`, `ReportCSV`): no I/O here.
 package struct MorningReport: Sendable {
     package var day: ReconciliationDay
@@ -13,11 +13,14 @@ package struct MorningReport: Sendable {
     package var suspenseFen: [String: Int128]
     /// When the report was made, in the configured zone (RFC 3339).
     package var madeAt: String
+    /// The clearing of the date, run on T+1 (or when it will be).
+    package var clearing: ClearingReport
 
-    package init(day: ReconciliationDay, suspenseFen: [String: Int128], madeAt: String) {
+    package init(day: ReconciliationDay, suspenseFen: [String: Int128], madeAt: String, clearing: ClearingReport) {
         self.day = day
         self.suspenseFen = suspenseFen
         self.madeAt = madeAt
+        self.clearing = clearing
     }
 
     /// The classes of discrepancy reconciliation finds (contract.md), in the order the report

@@ -10,14 +10,18 @@ import SettledEngine
 ///   `open`, `carried`, `resolved`, `open:<class>` for each class, and `suspense` (held now);
 /// - `total` rows: the same figures over every channel (matched ... resolved, suspense);
 /// - `item` rows: the open, then the carried discrepancies;
-/// - a `note` row when the items were cut at `Limits.reconciliationItemsMax`.
+/// - a `note` row when the items were cut at `Limits.reconciliationItemsMax`;
+/// - the date's clearing (`ReportCSV.clearing`): a `clearing_run` row, `clearing` rows per
+///   biller (`biller_id`, `payout_id`), `clearing_total` rows, and a `note` when billers were
+///   cut at `Limits.clearingReportBillersMax` or the held items counted only in part.
 ///
 /// Amounts are integer fen (`amount_fen`) and yuan with two decimals (`amount_yuan`). A text
 /// field that a spreadsheet would take for a formula (starting with `=`, `+`, `-`, `@`, a tab
 /// or a carriage return) is written with a leading `'`.
 package enum ReportCSV {
     package static let header = ["section", "business_date", "channel", "figure", "count", "amount_fen", "amount_yuan", "id",
-                                 "kind", "status", "order_id", "channel_txn_id", "internal_fen", "channel_fen", "at", "detail"]
+                                 "kind", "status", "order_id", "channel_txn_id", "internal_fen", "channel_fen", "at", "detail",
+                                 "biller_id", "payout_id"]
 
     package static func render(_ report: MorningReport, time: LocalTime) -> String {
         var csv = CSVBuilder()
@@ -75,7 +79,8 @@ package enum ReportCSV {
                      String(amountFen), ReportYuan.text(amountFen, grouped: false), "d-\(item.id)",
                      CSVBuilder.inert(item.kind), CSVBuilder.inert(item.status), CSVBuilder.inert(item.orderID ?? ""),
                      CSVBuilder.inert(item.channelTxnID ?? ""), item.internalFen.map { String($0) } ?? "",
-                     item.channelFen.map { String($0) } ?? "", time.text(item.createdUnixMillis), CSVBuilder.inert(item.detail)])
+                     item.channelFen.map { String($0) } ?? "", time.text(item.createdUnixMillis), CSVBuilder.inert(item.detail),
+                     "", ""])
         }
         if report.day.itemsTruncated {
             var row = Array(repeating: "", count: header.count)
@@ -84,6 +89,7 @@ package enum ReportCSV {
             row[15] = "more open or carried items exist than listed (the first \(Limits.reconciliationItemsMax)); the figures count them all"
             csv.row(row)
         }
+        clearing(&csv, report.clearing, time: time)
         return csv.text
     }
 }

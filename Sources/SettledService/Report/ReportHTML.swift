@@ -6,7 +6,8 @@ import SettledEngine
 /// JavaScript. Every text from the store is escaped. Figures carry stable attributes for
 /// machines: `id="fig-<channel>-<figure>"` (and `fig-total-<figure>`) with `data-count` and
 /// `data-fen`; the statement cells `id="statement-<channel>"`; the item rows
-/// `id="item-d-<n>"`; the charts' bars `data-fen`.
+/// `id="item-d-<n>"`; the charts' bars `data-fen`; the clearing section's as
+/// `ReportHTML.clearing` says.
 package enum ReportHTML {
     /// The chart's longest bar, in SVG user units.
     static let barWidthMax = 360
@@ -33,6 +34,7 @@ package enum ReportHTML {
         header(&page, report)
         channels(&page, report, time)
         charts(&page, report)
+        clearing(&page, report.clearing, time)
         items(&page, report, time)
         page.raw("</body>\n</html>\n")
         return page.text
@@ -279,6 +281,10 @@ package enum ReportHTML {
         rect.open,.key.open{fill:#dc2626;background:#dc2626}
         rect.class{fill:#d97706}
         .legend{font-size:12px;color:#5b6472}.key{display:inline-block;width:10px;height:10px;margin-left:8px}
+        .headline.pending{background:#fff7e6;color:#92400e}
+        .payout.none{color:#5b6472;font-style:italic}.payout.returned{color:#b91c1c;font-weight:600}
+        rect.net,.key.net{fill:#15803d;background:#15803d}rect.fees,.key.fees{fill:#d97706;background:#d97706}
+        rect.refunds,.key.refunds{fill:#64748b;background:#64748b}rect.clawback,.key.clawback{fill:#dc2626;background:#dc2626}
         """
 }
 

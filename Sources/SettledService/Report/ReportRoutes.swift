@@ -129,11 +129,14 @@ extension SettledService {
         }
     }
 
-    /// The date's reconciliation and the suspense balances, read in one read transaction.
+    /// The date's reconciliation, the suspense balances and the date's clearing, read in one
+    /// read transaction.
     func loadMorningReport(_ date: BusinessDate) throws -> MorningReport {
         let channelIDs = configuration.channels.map(\.id)
         let tables = store.tables
-        let madeAt = localTime.text(writer.clock.wallUnixMillis())
+        let now = writer.clock.wallUnixMillis()
+        let madeAt = localTime.text(now)
+        let schedule = jobs.schedule, clearingRegistered = jobs.isRegistered(.clearing)
         return try store.environment.read { transaction in
             let day = try ReconciliationDay.load(businessDate: date, channelIDs: channelIDs, transaction: transaction, tables: tables)
             var suspense: [String: Int128] = [:]
@@ -142,7 +145,9 @@ extension SettledService {
                 let balance = try LedgerReader.balanceFen(of: AccountName.suspense(channel.channel), tables: tables, in: transaction)
                 suspense[channel.channel] = -Int128(balance)
             }
-            return MorningReport(day: day, suspenseFen: suspense, madeAt: madeAt)
+            let clearing = try ClearingReport.load(date, schedule: schedule, registered: clearingRegistered, nowUnixMillis: now,
+                                                   tables: tables, in: transaction)
+            return MorningReport(day: day, suspenseFen: suspense, madeAt: madeAt, clearing: clearing)
         }
     }
 }
