@@ -251,7 +251,10 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
                 log(4, "left \(ownSocket.path) in place: it is no longer the socket this daemon made")
             }
             log(6, "stopped")
-            exit(0)
+            // `_exit`, not `exit`: the store is committed and synced, and `exit` would run the
+            // process's destructors while other threads (connections, a job's run) may still
+            // be using what they destroy, turning a clean stop into a crash.
+            _exit(0)
         }
     }
     dispatchMain()
