@@ -61,6 +61,10 @@ enum ClearingBench {
     struct ClearingMeasure {
         var seconds: Double
         var cpuSeconds: Double?
+        /// The writer meanwhile (the run's slices and the trickle's requests): from `GET /metrics`.
+        var writer: WriterFigures
+        /// Bytes the daemon handed to write(2) meanwhile (the store's pages and meta pages).
+        var bytesWritten: Int?
         var peakRSSBytes: Int
         var peakAnonBytes: Int
         var peakFileBytes: Int
@@ -124,6 +128,9 @@ enum ClearingBench {
         say(String(format: "  clearing: %.2f s through POST /v1/clearing/runs (%.1f x the floor), %@ of CPU, peak RSS %.0f MiB (anonymous at most %.0f MiB, file-backed %.0f MiB): every biller's figures as planted",
                    clearing.seconds, clearing.seconds / scan.floor, clearing.cpuSeconds.map { String(format: "%.1f s", $0) } ?? "?",
                    Double(clearing.peakRSSBytes) / 1_048_576, Double(clearing.peakAnonBytes) / 1_048_576, Double(clearing.peakFileBytes) / 1_048_576))
+        say(String(format: "  writer meanwhile: %@ write transactions, %.2f s applying them, %.2f s in the store's commit (writing and syncing pages), %@ MiB written",
+                   grouped(Int(clearing.writer.batches)), clearing.writer.commitSeconds - clearing.writer.storeCommitSeconds,
+                   clearing.writer.storeCommitSeconds, clearing.bytesWritten.map { String(format: "%.0f", Double($0) / 1_048_576) } ?? "?"))
         if let trickled = clearing.trickle {
             say(String(format: "  intake meanwhile: %d paid orders at %d/s, p50 %@ ms, p99 %@ ms, max %@ ms (create + notification), %d failed",
                        trickled.operations, settings.trickle, milliseconds(trickled.percentile(0.5)), milliseconds(trickled.percentile(0.99)),
@@ -265,6 +272,8 @@ enum ClearingBench {
             ? Trickle(daemon: daemon, perSecond: settings.trickle, date: settings.date.adding(days: 1).description, biller: settings.billers[0])
             : nil
         trickle?.start()
+        let writerBefore = try WriterFigures(daemon)
+        let writtenBefore = daemon.bytesWritten()
         let cpuBefore = daemon.cpuSeconds()
         let began = nowNanoseconds()
         let client = try UnixHTTPClient(socketPath: daemon.socketPath, timeoutSeconds: 7200)
@@ -273,7 +282,9 @@ enum ClearingBench {
                                      body: Array(#"{"business_date":"\#(settings.date)"}"#.utf8))
         let seconds = Double(nowNanoseconds() - began) / 1e9
         let cpuAfter = daemon.cpuSeconds()
+        let writtenAfter = daemon.bytesWritten()
         let trickled = try trickle?.stop()
+        let writer = try WriterFigures(daemon).minus(writerBefore)
         let peaks = sampler.stop()
         let hwm = MemorySampler.status(pid: pid)["VmHWM"] ?? 0
         guard (200..<300).contains(answer.status) else {
@@ -281,6 +292,7 @@ enum ClearingBench {
         }
         try check(JSONParser.parse(answer.body), expected: expected, settings)
         return ClearingMeasure(seconds: seconds, cpuSeconds: cpuAfter.flatMap { after in cpuBefore.map { after - $0 } },
+                               writer: writer, bytesWritten: writtenAfter.flatMap { after in writtenBefore.map { after - $0 } },
                                peakRSSBytes: hwm, peakAnonBytes: peaks.anon, peakFileBytes: peaks.file, trickle: trickled)
     }
 
@@ -305,6 +317,40 @@ enum ClearingBench {
             let wrong = settings.billers.filter { found[$0] != expected[$0] }
             throw BenchError("the clearing's payouts differ from the planted figures for \(wrong.count) billers, first \(wrong.first ?? "?"): "
                              + "answered \(String(describing: wrong.first.flatMap { found[$0] })), planted \(String(describing: wrong.first.flatMap { expected[$0] }))")
+        }
+    }
+
+    /// The writer's counters of `GET /metrics`.
+    struct WriterFigures {
+        var batches: Double
+        /// Applying and committing the batches, sync included.
+        var commitSeconds: Double
+        /// Of it, the store's commit itself.
+        var storeCommitSeconds: Double
+
+        init(batches: Double, commitSeconds: Double, storeCommitSeconds: Double) {
+            self.batches = batches
+            self.commitSeconds = commitSeconds
+            self.storeCommitSeconds = storeCommitSeconds
+        }
+
+        init(_ daemon: BenchDaemon) throws {
+            let text = String(decoding: try daemon.send("GET", "/metrics").body, as: UTF8.self)
+            var values: [String: Double] = [:]
+            for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+                let parts = line.split(separator: " ")
+                if parts.count == 2, let value = Double(parts[1]) { values[String(parts[0])] = value }
+            }
+            guard let batches = values["settled_writer_batches_total"], let commit = values["settled_writer_commit_seconds_sum"],
+                  let store = values["settled_writer_store_commit_seconds_total"] else {
+                throw BenchError("GET /metrics has no writer batches and commit seconds")
+            }
+            self.init(batches: batches, commitSeconds: commit, storeCommitSeconds: store)
+        }
+
+        func minus(_ earlier: WriterFigures) -> WriterFigures {
+            WriterFigures(batches: batches - earlier.batches, commitSeconds: commitSeconds - earlier.commitSeconds,
+                          storeCommitSeconds: storeCommitSeconds - earlier.storeCommitSeconds)
         }
     }
 
