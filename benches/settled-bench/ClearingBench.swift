@@ -123,6 +123,7 @@ enum ClearingBench {
                    scan.rawSeconds.map { String(format: "%.2f", $0) }.joined(separator: " / "), scan.decodedSeconds))
 
         // The clearing, by the daemon.
+        try waitForStoreRelease(SettledConfiguration.load(path: daemon.configurationPath))
         try daemon.launch()
         let clearing = try runClearing(daemon, expected: expected, settings)
         say(String(format: "  clearing: %.2f s through POST /v1/clearing/runs (%.1f x the floor), %@ of CPU, peak RSS %.0f MiB (anonymous at most %.0f MiB, file-backed %.0f MiB): every biller's figures as planted",
@@ -156,8 +157,7 @@ enum ClearingBench {
     static func fill(configurationPath: String, payments: Int, _ settings: Settings) throws -> [String: Expected] {
         let configuration = try SettledConfiguration.load(path: configurationPath)
         // Filled without a sync per commit; synced once at the end, before the daemon opens it.
-        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
-                              mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: false)
+        let store = try openStore(configuration, sync: false)
         let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
         writer.start()
         defer { writer.stop() }
@@ -213,13 +213,35 @@ enum ClearingBench {
         return expected
     }
 
+    /// The store, opened in this process. A store this process opened before is released when
+    /// the last reference to it goes, which for a store a writer thread served may be a moment
+    /// after the writer stopped: its lock is waited for, up to `lockWaitSeconds`.
+    static func openStore(_ configuration: SettledConfiguration, sync: Bool) throws -> Store {
+        let lockWaitSeconds = 10.0
+        let began = nowNanoseconds()
+        while true {
+            do {
+                return try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
+                                 mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: sync)
+            } catch {
+                let waitedSeconds = Double(nowNanoseconds() - began) / 1e9
+                guard case .inUse(_, let holder) = error, holder == getpid(), waitedSeconds < lockWaitSeconds else { throw error }
+                usleep(10_000)
+            }
+        }
+    }
+
+    /// The store's lock, free again once this process has let go of the store (see `openStore`).
+    static func waitForStoreRelease(_ configuration: SettledConfiguration) throws {
+        _ = try openStore(configuration, sync: false)
+    }
+
     /// The floor: per biller in id order, a cursor over its `biller_items` keys of the date and
     /// a look-up of the order record each names (its bytes touched), in one read transaction;
     /// twice, then once more with every order record decoded.
     static func scanFloor(configurationPath: String, payments: Int, _ settings: Settings) throws -> ScanTimes {
         let configuration = try SettledConfiguration.load(path: configurationPath)
-        let store = try Store(directory: configuration.stateDirectory, mapSizeBytes: configuration.mapSizeBytes,
-                              mapSizeMaxBytes: configuration.mapSizeMaxBytes, sync: true)
+        let store = try openStore(configuration, sync: true)
         let tables = store.tables
         func pass(decode: Bool) throws -> Double {
             let began = nowNanoseconds()
