@@ -45,7 +45,8 @@ let package = Package(
         .executableTarget(name: "settlectl",
                           dependencies: ["SettledCore", "SettledHTTP", "SettledConfig"]),
         .executableTarget(name: "settled-bench",
-                          dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig"],
+                          dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig",
+                                         "SettledEngine"],
                           path: "benches/settled-bench"),
 
         // Helpers shared by the test targets (a seeded generator, payment request bodies).

@@ -526,6 +526,7 @@ final class Trickle: @unchecked Sendable {
     let socketPath: String
     let perSecond: Int
     let date: String
+    let biller: String
     private let lock = NSLock()
     private var running = true
     private var latencies: [Double] = []
@@ -534,10 +535,11 @@ final class Trickle: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var began: UInt64 = 0
 
-    init(daemon: BenchDaemon, perSecond: Int, date: String) {
+    init(daemon: BenchDaemon, perSecond: Int, date: String, biller: String = "sgcc-js") {
         socketPath = daemon.socketPath
         self.perSecond = perSecond
         self.date = date
+        self.biller = biller
     }
 
     func start() {
@@ -577,7 +579,7 @@ final class Trickle: @unchecked Sendable {
 
     private func payOne(_ client: UnixHTTPClient, _ index: Int) throws -> Bool {
         let amount = 1000 + index % 9000
-        let order = #"{"items":[{"kind":"topup","biller_id":"sgcc-js","account_no":"t\#(index % 1000)","amount_fen":\#(amount)}],"funding":{"channel":"wechat"}}"#
+        let order = #"{"items":[{"kind":"topup","biller_id":"\#(biller)","account_no":"t\#(index % 1000)","amount_fen":\#(amount)}],"funding":{"channel":"wechat"}}"#
         let created = try client.send(method: "POST", path: "/v1/orders", headers: [(name: "Idempotency-Key", value: "trickle-\(index)")],
                                       body: Array(order.utf8))
         guard created.status == 201, let json = try? JSONParser.parse(created.body), let id = json["order_id"]?.string else { return false }

@@ -19,8 +19,10 @@ final class BenchDaemon {
 
     /// Starts `executable` (by default the `settled` next to this binary: `settledPath`).
     /// `extraLimits` are lines added to the `[limits]` section, `extraConfiguration` sections after the others.
-    init(sync: Bool, importBodyBytesMax: String = "512 MiB", extraLimits: String = "", extraConfiguration: String = "",
-         executable: String = BenchDaemon.settledPath) throws {
+    /// With `launch` false only the directory and `settled.conf` are made (a bench fills the
+    /// store in-process first); `launch()` starts it.
+    init(sync: Bool, importBodyBytesMax: String = "512 MiB", mapSizeMaxBytes: String = "16 GiB", extraLimits: String = "",
+         extraConfiguration: String = "", executable: String = BenchDaemon.settledPath, launch: Bool = true) throws {
         directory = try makeTemporaryDirectory(named: "settled-bench")
         socketPath = directory + "/settled.sock"
         logPath = directory + "/settled.log"
@@ -30,7 +32,7 @@ final class BenchDaemon {
             socket = \(socketPath)
             sync = \(sync ? "on" : "off")
             map_size_bytes = 1 GiB
-            map_size_max_bytes = 16 GiB
+            map_size_max_bytes = \(mapSizeMaxBytes)
             log_level = warning
             watchdog = no
 
@@ -63,7 +65,16 @@ final class BenchDaemon {
             throw BenchError("cannot create the daemon's log \(logPath)")
         }
         process.standardError = logFile
+        if launch { try self.launch() }
+    }
+
+    /// The configuration the daemon reads.
+    var configurationPath: String { directory + "/settled.conf" }
+
+    /// Starts the daemon and waits until it answers `GET /v1/health`.
+    func launch() throws {
         try process.run()
+        launched = true
         let deadline = Date().addingTimeInterval(20)
         while Date() < deadline {
             if let client = try? UnixHTTPClient(socketPath: socketPath, timeoutSeconds: 5),
@@ -81,11 +92,16 @@ final class BenchDaemon {
     var processID: Int32 { process.processIdentifier }
 
     private var stopped = false
+    private var launched = false
 
     /// Stops the daemon (once: later calls do nothing) and removes its directory if it stopped cleanly.
     func stop() {
         guard !stopped else { return }
         stopped = true
+        guard launched else {
+            try? FileManager.default.removeItem(atPath: directory)
+            return
+        }
         kill(process.processIdentifier, SIGTERM)
         process.waitUntilExit()
         guard process.terminationReason == .exit, process.terminationStatus == 0 else {

@@ -16,6 +16,7 @@ let subcommands: [Subcommand] = [
     BillImportBench.subcommand,
     ArrearsBench.subcommand,
     ReconBench.subcommand,
+    ClearingBench.subcommand,
 ]
 
 func printUsage(_ subcommands: [Subcommand]) {
