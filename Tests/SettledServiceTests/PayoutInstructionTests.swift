@@ -74,7 +74,11 @@ enum Pain001Schema {
         #expect(text.contains("<MsgId>\(payoutID)-1</MsgId>"))
         #expect(text.contains("<CreDtTm>\(instructedAt)</CreDtTm>"), "\(instructedAt)\n\(text)")
         #expect(text.contains("<InstrId>\(payoutID)-1</InstrId>") && text.contains("<EndToEndId>\(payoutID)</EndToEndId>"))
-        #expect(text.contains("<InstdAmt Ccy=\"CNY\">123.45</InstdAmt>") && text.contains("<CtrlSum>123.45</CtrlSum>"))
+        #expect(text.contains("<InstdAmt Ccy=\"CNY\">123.45</InstdAmt>"))
+        // The group header's and the payment information's counts and sums: one transaction.
+        #expect(text.components(separatedBy: "<NbOfTxs>1</NbOfTxs>").count == 3, "\(text)")
+        #expect(text.components(separatedBy: "<CtrlSum>123.45</CtrlSum>").count == 3, "\(text)")
+        #expect(text.components(separatedBy: "<PmtInf>").count == 2 && text.components(separatedBy: "<CdtTrfTxInf>").count == 2)
         #expect(text.contains("<Nm>统一缴费中心 备付金</Nm>") && text.contains("<Id>6222020012345678901</Id>") && text.contains("<BICFI>ICBKCNBJ</BICFI>"))
         // The creditor: the biller's account as instructed (bank icbc, account 1, name x).
         #expect(text.contains("<Cdtr>\n          <Nm>x</Nm>") && text.contains("<Nm>icbc</Nm>"), "\(text)")
@@ -89,7 +93,10 @@ enum Pain001Schema {
         #expect(rows.count == 3, "\(csv.text)")
         #expect(rows.first == "instruction_id,end_to_end_id,debtor_account_no,creditor_name,creditor_account_no,creditor_bank,amount,currency,remittance")
         #expect(rows[1] == "\(payoutID)-1,\(payoutID),6222020012345678901,x,1,icbc,123.45,CNY,\(payoutID) biller b-1 \(ClearingTests.day1) 2 items")
-        #expect(rows[2].hasPrefix("TOTAL,1,123.45,CNY,\(payoutID)-1,"), "\(rows[2])")
+        // The summary line: count, sum, currency, message id, the date to execute (the instruction's local date).
+        let executionDate = String(instructedAt.prefix(10))
+        #expect(rows[2] == "TOTAL,1,123.45,CNY,\(payoutID)-1,\(executionDate)", "\(rows[2])")
+        #expect(text.contains("<Dt>\(executionDate)</Dt>"), "\(text)")
     }
 
     /// After a return and a re-instruction the file is the new instruction's, to the new
@@ -149,6 +156,24 @@ enum Pain001Schema {
         let otherID = try #require(ClearingTests.payout(of: "b-1", in: other)?["payout_id"]?.string)
         let refused = try unconfigured.call("GET", "/v1/payouts/\(otherID)/instruction?format=csv")
         #expect(refused.status == 409 && refused.code == "escrow_not_configured", "\(refused.text)")
+    }
+
+    /// A settlement account the format cannot hold (an account number past pain.001's 34
+    /// characters) is refused with a code of its own, in both formats, nothing written.
+    @Test func anAccountTheFormatCannotHoldIsRefused() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        let long = String(repeating: "6", count: 35)
+        let body = #"{"name":"b-1","utility":"water","province":"JS","settlement_account":{"bank":"icbc","account_no":"\#(long)","account_name":"x"}}"#
+        #expect(try harness.call("PUT", "/v1/billers/b-1", body).status == 200)
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 10_000)], txn: "t-1")
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        let payoutID = try #require(ClearingTests.payout(of: "b-1", in: run)?["payout_id"]?.string, "\(run.text)")
+        for format in ["pain.001", "csv"] {
+            let refused = try harness.call("GET", "/v1/payouts/\(payoutID)/instruction?format=\(format)")
+            #expect(refused.status == 409 && refused.code == "instruction_not_writable", "\(refused.text)")
+            #expect(refused.text.contains("creditor account number"), "\(refused.text)")
+        }
     }
 
     @Test func theRemittanceIsCutToWhatPain001Holds() {
