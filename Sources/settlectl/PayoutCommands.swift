@@ -35,9 +35,9 @@ enum PayoutCommands {
         summary.add("started", run["started_at"].display)
         if run["finished_at"] != nil { summary.add("finished", run["finished_at"].display) }
         let payouts = run["payouts"]?.array ?? []
-        var netFen: Int64 = 0
-        for payout in payouts { netFen = netFen.addingReportingOverflow(payout["net_fen"]?.int64 ?? 0).partialValue }
-        summary.add("payouts", "\(payouts.count), \(Text.yuan(netFen)) yuan net (\(netFen) fen)")
+        var netFen: Int128 = 0
+        for payout in payouts { netFen += Int128(payout["net_fen"]?.int64 ?? 0) }
+        summary.add("payouts", "\(payouts.count), " + (Int64(exactly: netFen).map { "\(Text.yuan($0)) yuan net (\($0) fen)" } ?? "\(netFen) fen net"))
         summary.add("held items", run["held_count"].display)
         var text = summary.rendered()
         if !payouts.isEmpty {
