@@ -128,6 +128,7 @@ extension SettledService {
             + service.billerWriteoffRoutes()
             + service.traceRoutes()
             + service.clearingRoutes()
+            + service.payoutInstructionRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

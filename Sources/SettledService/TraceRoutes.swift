@@ -9,8 +9,8 @@ extension SettledService {
 
     func traceRoutes() -> [Route] {
         [
-            // payout_id answers 404 until a source of payout links is listed in `Trace.sources`:
-            // the payout anchor is answered by the payouts' own source once payouts exist.
+            // payout_id is answered by the payouts' source (`PayoutTraceSource`); a payout that
+            // does not exist is 404.
             Route("GET", "/v1/trace", .readers, .read { context, transaction in
                 let anchor = try Self.traceAnchor(context.request.query)
                 let channels = self.configuration.channels.map(\.id)

@@ -6,17 +6,22 @@ struct OptionSpec: Sendable {
     let valueName: String?
     let repeatable: Bool
     let help: String
+    /// A one-letter spelling (`o` for `-o FILE`), nil for none.
+    var short: Character? = nil
 
-    static func value(_ name: String, _ valueName: String, _ help: String, repeatable: Bool = false) -> OptionSpec {
-        OptionSpec(name: name, valueName: valueName, repeatable: repeatable, help: help)
+    static func value(_ name: String, _ valueName: String, _ help: String, repeatable: Bool = false,
+                      short: Character? = nil) -> OptionSpec {
+        OptionSpec(name: name, valueName: valueName, repeatable: repeatable, help: help, short: short)
     }
 
     static func flag(_ name: String, _ help: String) -> OptionSpec {
         OptionSpec(name: name, valueName: nil, repeatable: false, help: help)
     }
 
-    /// `--limit N` or `--json`.
-    var synopsis: String { valueName.map { "--\(name) \($0)" } ?? "--\(name)" }
+    /// `--limit N` or `--json`; `-o, --output FILE` with a short spelling.
+    var synopsis: String {
+        (short.map { "-\($0), " } ?? "") + (valueName.map { "--\(name) \($0)" } ?? "--\(name)")
+    }
 }
 
 /// The options and positional arguments given to a command, as parsed.

@@ -205,17 +205,20 @@ enum Commands {
                     .value("limit", "N", "at most N discrepancies (the daemon's default when absent)"),
                 ],
                 run: ReconCommands.discrepancies),
-        Command("trace", synopses: ["--order ID | --txn ID"],
+        Command("trace", synopses: ["--order ID | --txn ID | --payout ID"],
                 summary: "the chain of one payment, and where it stops",
                 description: """
                     Shows the chain of one payment (GET /v1/trace), in the money's order: the order and its
                     funding, the channel's notification, the journal transactions, the channel statement lines
-                    that showed it, and where the chain stops today and why (pending, unreconciled, carried,
-                    disputed, uncleared).
+                    that showed it, the clearing run and payout that cleared it, and where the chain stops
+                    today and why (pending, unreconciled, carried, disputed, uncleared, held, unconfirmed).
+                    With --payout, the chain of one payout: its run, its journal, its instructions and
+                    its confirmation.
                     """,
                 options: [
                     .value("order", "ID", "the order's id"),
                     .value("txn", "ID", "the channel's transaction id"),
+                    .value("payout", "ID", "a payout's id (PO00000042)"),
                 ],
                 run: TraceCommands.trace),
         Command("resolve", synopses: ["ID --action capture|refund|write_off|accept --note N [--idempotency-key K]"],
@@ -308,6 +311,98 @@ enum Commands {
                     .value("before", "ID", "only records older than the audit id ID (to page back)"),
                 ],
                 run: DaemonCommands.audit),
+        Command("clear", synopses: ["--date D"], summary: "run a business date's clearing now (T+1), idempotently",
+                description: """
+                    Runs the clearing of business date D now (POST /v1/clearing/runs), as the clearing job does
+                    at the clearing time: per biller the gross of its cleared items, less refunds, the fees it
+                    bears and clawbacks, is instructed as one payout. A date cleared already is answered as it
+                    is and nothing is booked again. Prints the run: its payouts, the billers cleared with
+                    nothing to pay, and the items held (not reconciled yet: a later run takes them).
+                    """,
+                options: [.value("date", "D", "the business date to clear (YYYY-MM-DD)")],
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: PayoutCommands.clear),
+        Command("clearing show", synopses: ["DATE"], summary: "a business date's clearing run and its payouts",
+                description: "Shows the clearing run of business date DATE (GET /v1/clearing/runs/DATE): its payouts and the items held.",
+                run: PayoutCommands.showRun),
+        Command("payouts", synopses: ["[--status S] [--biller B] [--limit N]"], summary: "payouts to billers, newest first",
+                description: "Lists payouts, newest first (GET /v1/payouts), those matching every filter given.",
+                options: [
+                    .value("status", "S", PayoutCommands.statuses.joined(separator: ", ")),
+                    .value("biller", "B", "only this biller's"),
+                    .value("limit", "N", "at most N payouts (the daemon's default when absent)"),
+                ],
+                run: PayoutCommands.list),
+        Command("payouts show", synopses: ["ID"], summary: "one payout: figures, account, instructions, confirmation",
+                description: """
+                    Shows the payout ID (PO00000042) with its figures (gross, refunds, clawback, fees, net), the
+                    settlement account instructed, every instruction, and its confirmations and returns (GET
+                    /v1/payouts/ID).
+                    """,
+                run: PayoutCommands.show),
+        Command("payouts lines", synopses: ["ID [--csv] [--page-size N]"], summary: "a payout's detail lines, all of them",
+                description: """
+                    Prints every detail line of the payout ID, one per item cleared into it (GET
+                    /v1/payouts/ID/lines, page after page): a table, or with --csv the CSV the biller's finance
+                    checks the payout with (one header line), or with --json the NDJSON lines as answered.
+                    """,
+                options: [
+                    .flag("csv", "print CSV instead of a table"),
+                    .value("page-size", "N", "lines asked for a request (the daemon's most when absent)"),
+                ],
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: PayoutCommands.lines),
+        Command("payouts instruction", synopses: ["ID --format csv|pain.001 [--instruction IID] [-o FILE]"],
+                summary: "a payout's instruction file for the escrow bank",
+                description: """
+                    Fetches the instruction file of the payout ID (GET /v1/payouts/ID/instruction): ISO 20022
+                    pain.001.001.09 XML or the bank's CSV, paying the payout's net from the [escrow] account to
+                    the settlement account instructed, EndToEndId the payout id. The instruction in force,
+                    or an earlier one with --instruction. To standard output, or to FILE (written whole, then
+                    renamed into place). --json changes nothing but the "written" line with -o, which it
+                    leaves out.
+                    """,
+                options: [
+                    .value("format", "F", PayoutCommands.instructionFormats.joined(separator: " or ")),
+                    .value("instruction", "IID", "an earlier instruction of the payout (PO00000042-1)"),
+                    .value("output", "FILE", "write the file to FILE instead of standard output", short: "o"),
+                ],
+                run: PayoutCommands.instruction),
+        Command("payouts confirm", synopses: ["ID --reference R [--note N] [--idempotency-key K]"],
+                summary: "confirm that a payout arrived",
+                description: """
+                    Confirms that the payout ID arrived at the biller (POST /v1/payouts/ID/confirm): its net
+                    leaves payout_in_transit:<biller> against escrow_bank. R is the bank's reference (or the
+                    biller finance's); the same reference again changes nothing.
+                    """,
+                options: [
+                    .value("reference", "R", "the bank's (or the biller finance's) reference"),
+                    .value("note", "N", "a note kept with the confirmation and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: PayoutCommands.confirm),
+        Command("payouts return", synopses: ["ID --reference R [--note N] [--idempotency-key K]"],
+                summary: "record that the bank returned a payout",
+                description: """
+                    Records that the bank returned the instruction of the payout ID (POST
+                    /v1/payouts/ID/return). Nothing is booked: the money stays owed to the biller until
+                    the payout, once its settlement account is fixed, is instructed again (payouts reinstruct).
+                    """,
+                options: [
+                    .value("reference", "R", "the bank's reference of the return"),
+                    .value("note", "N", "why, as the bank said: kept with the return and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: PayoutCommands.returned),
+        Command("payouts reinstruct", synopses: ["ID [--idempotency-key K]"],
+                summary: "instruct a returned payout again",
+                description: """
+                    Instructs the returned payout ID again (POST /v1/payouts/ID/reinstruct), to the biller's
+                    settlement account as it is now (billers put): a new instruction id (PO00000042-2), the
+                    earlier ones kept. Refused while the account is the one the bank returned.
+                    """,
+                options: [ReconCommands.idempotencyOption],
+                run: PayoutCommands.reinstruct),
         Command("jobs", synopses: ["[--limit N]"], summary: "the scheduled jobs: next runs and the runs recorded",
                 description: """
                     Shows each scheduled job (cut-off, reconciliation, clearing) with its next run, then the

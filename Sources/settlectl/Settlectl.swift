@@ -78,8 +78,13 @@ enum Settlectl {
             }
             if !optionsEnded && (token == "-h" || token == "--help") { return .help(usage()) }
             if !optionsEnded && token.hasPrefix("-") && token != "-" && !Arguments.isNegativeInteger(token) {
-                guard token.hasPrefix("--") else { throw fail("unknown option '\(token)'") }
-                let body = token.dropFirst(2)
+                // A command's one-letter spelling (`-o FILE`) is its long option.
+                var short: OptionSpec? = nil
+                if token.count == 2, !token.hasPrefix("--") {
+                    short = command?.options.first(where: { spec in spec.short.map { "-\($0)" == token } ?? false })
+                }
+                guard token.hasPrefix("--") || short != nil else { throw fail("unknown option '\(token)'") }
+                let body = short.map { Substring($0.name) } ?? token.dropFirst(2)
                 let name = String(body.prefix { $0 != "=" })
                 let inline = body.firstIndex(of: "=").map { String(body[body.index(after: $0)...]) }
                 let local = command?.options.first { $0.name == name }

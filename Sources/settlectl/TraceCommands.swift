@@ -4,14 +4,10 @@ import SettledCore
 enum TraceCommands {
     static func trace(_ context: Context) throws(Failure) {
         try context.arguments.positionals(named: [])
-        let order = context.arguments.value("order")
-        let txn = context.arguments.value("txn")
-        let anchor: (name: String, value: String)
-        switch (order, txn) {
-        case (let order?, nil): anchor = ("order_id", order)
-        case (nil, let txn?): anchor = ("channel_txn_id", txn)
-        default: throw .usage("give one of --order ID or --txn ID")
+        let given = [("order", "order_id"), ("txn", "channel_txn_id"), ("payout", "payout_id")].compactMap { option, name in
+            context.arguments.value(option).map { (name: name, value: $0) }
         }
+        guard given.count == 1, let anchor = given.first else { throw .usage("give one of --order ID, --txn ID or --payout ID") }
         guard !anchor.value.isEmpty else { throw .usage("the id must not be empty") }
         let answer = try context.request("GET", Target.make(["v1", "trace"], query: [(anchor.name, anchor.value)]))
         try context.emit(answer) { document in
@@ -31,7 +27,8 @@ enum TraceCommands {
                            ("STATUS", .left), ("DETAIL", .left)])
         for link in links {
             var detail: [String] = []
-            for name in ["channel", "channel_txn_id", "business_date", "refund_id", "discrepancy_id", "journal_kind", "reference"]
+            for name in ["channel", "channel_txn_id", "business_date", "refund_id", "discrepancy_id", "journal_kind", "reference",
+                         "biller_id", "payout_id", "item_ids", "bank", "account_no", "account_name", "bank_reference", "note"]
             where link[name] != nil {
                 detail.append("\(name)=\(link[name].display)")
             }
