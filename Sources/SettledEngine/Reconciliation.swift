@@ -261,10 +261,16 @@ package enum StatementKeys {
 
     /// `k` channel 0 code reference -> discrepancy id ++ its expiry key: an item carried
     /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
-    /// `t` a channel transaction).
+    /// `t` the channel transaction of a payment line, `u` that of a refund line).
     package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
         [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
     }
+
+    /// The code of a payment line's channel transaction no order of ours names.
+    package static let paymentTransactionCode = UInt8(ascii: "t")
+    /// The code of a refund line's: some formats (WeChat) name the payment's transaction on
+    /// its refund line, and the two are different items.
+    package static let refundTransactionCode = UInt8(ascii: "u")
 
     /// `e` channel 0 date discrepancy id -> its carried key: when a carried item becomes open.
     package static func expiryPrefix(channel: String) -> [UInt8] { [UInt8(ascii: "e")] + Array(channel.utf8) + [0] }
@@ -558,17 +564,20 @@ struct StatementMatcher {
 
     static let paymentCode = CaptureIndex.paymentCode
     static let refundCode = CaptureIndex.refundCode
-    static let transactionCode = UInt8(ascii: "t")
+    static let transactionCode = StatementKeys.paymentTransactionCode
+    static let refundTransactionCode = StatementKeys.refundTransactionCode
 
     /// The carried key of a carried discrepancy: `missing_channel` by its finding's reference
-    /// (`p` order id, `r` refund id), `missing_internal` by its channel transaction.
+    /// (`p` order id, `r` refund id), `missing_internal` by its channel transaction (a refund
+    /// line's, money given back, named negative, under its own code).
     static func carriedCode(of discrepancy: Discrepancy, findingReference: String) -> (code: UInt8, reference: String)? {
         switch discrepancy.kind {
         case "missing_channel":
             guard let first = findingReference.utf8.first else { return nil }
             return (first, String(findingReference.dropFirst()))
         case "missing_internal":
-            return discrepancy.channelTxnID.map { (transactionCode, $0) }
+            let code = (discrepancy.channelFen ?? 0) < 0 ? refundTransactionCode : transactionCode
+            return discrepancy.channelTxnID.map { (code, $0) }
         default:
             return nil
         }
@@ -711,12 +720,13 @@ struct StatementMatcher {
     /// where the line names a refund of ours), as a resolution reads them: what the channel took.
     mutating func refund(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
-        let reference = line.refundID.isEmpty ? line.channelTxnID : line.refundID
+        let reference = Self.refundReference(line)
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
         if try write.transaction.contains(tables.statementKeys, key: seenKey) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
-                      detail: "line \(line.line) names refund \(reference) a second time", carried: nil, write: write)
+                      detail: "line \(line.line) names refund \(line.refundID.isEmpty ? "of channel transaction \(line.channelTxnID)" : line.refundID) a second time",
+                      carried: nil, write: write)
             return
         }
         try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
@@ -753,7 +763,14 @@ struct StatementMatcher {
         }
         try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                   detail: "refund line \(line.line): the channel gave back \(line.amountFen) fen for a transaction no order of ours names",
-                  carried: (Self.transactionCode, line.channelTxnID), write: write)
+                  carried: (Self.refundTransactionCode, line.channelTxnID), write: write)
+    }
+
+    /// The reference of a refund line's findings: our refund id, or, for a line without one,
+    /// its channel transaction marked as a refund's, apart from a payment line's findings of
+    /// the same transaction.
+    static func refundReference(_ line: StatementLine) -> String {
+        line.refundID.isEmpty ? line.channelTxnID + "\u{2}refund" : line.refundID
     }
 
     // MARK: our records the statement did not show

@@ -1,0 +1,94 @@
+import Glibc
+import SettledCore
+import SettledEngine
+@testable import SettledService
+import SettledStore
+import SettledTestSupport
+import Testing
+
+/// Items of a channel's statement that other matching left behind: a payment and a refund of
+/// one channel transaction.
+@Suite struct ReconciliationGapTests {
+    static let date = StatementImportTests.date
+    static let nextDate = StatementImportTests.nextDate
+
+    /// Applies `lines` as the statement of `channel` and `date` through the engine's import
+    /// commands (lines without the text of a file: a format without refund ids among them).
+    static func applyLines(_ harness: PaymentServiceHarness, _ lines: [StatementLine], channel: String = "wechat",
+                           date: String = date, sha: String) throws -> StoredStatement {
+        let engine = harness.service.engine
+        var figures = StatementFigures()
+        figures.lines = Int64(lines.count)
+        figures.feesFen = lines.reduce(0) { $0 + $1.feeFen }
+        let businessDate = BusinessDate(date)!
+        let begun = try harness.service.writer.perform { write in
+            try engine.beginStatement(channel: channel, businessDate: businessDate, sha256Hex: sha,
+                                      spoolPath: "/nonexistent/\(sha)", figures: figures, write: write)
+        }
+        guard case .toApply(let statement) = begun else { throw TestFailure("the statement was not begun") }
+        _ = try harness.service.writer.perform { write in
+            try engine.applyStatementLines(statementID: statement.id, lines: lines, firstIndex: 0, audit: { _, _ in }, write: write)
+        }
+        var current = try harness.service.writer.perform { write in try engine.endStatementLines(statementID: statement.id, write: write) }
+        while current.stage == .absentInternal {
+            current = try harness.service.writer.perform { write in
+                try engine.scanAbsentInternal(statementID: statement.id, audit: { _, _ in }, write: write)
+            }
+        }
+        repeat {
+            current = try harness.service.writer.perform { write in try engine.finishStatement(statementID: statement.id, write: write) }
+        } while current.status == .importing
+        return current
+    }
+
+    static func line(_ number: Int, _ kind: StatementLine.Kind, txn: String, order: String = "", refund: String = "",
+                     amountFen: Int64, feeFen: Int64 = 0) -> StatementLine {
+        StatementLine(line: number, kind: kind, channelTxnID: txn, orderID: order, refundID: refund, originalChannelTxnID: "",
+                      amountFen: amountFen, feeFen: feeFen, timeUnixMillis: 1_795_999_000_000)
+    }
+
+    /// The discrepancy a carried key names, nil when there is no such key.
+    static func carried(_ harness: PaymentServiceHarness, code: UInt8, reference: String, channel: String = "wechat") throws -> UInt64? {
+        let tables = harness.service.store.tables
+        return try harness.service.store.environment.read { transaction in
+            try transaction.get(tables.statementKeys, key: StatementKeys.carried(channel: channel, code: code, reference: reference))
+                .map { bytes in bytes.withUnsafeBytes { Key.decodeU64($0) } }
+        }
+    }
+
+    static func discrepancies(_ harness: PaymentServiceHarness, _ query: String) throws -> [JSONValue] {
+        let answer = try harness.call("GET", "/v1/discrepancies?\(query)")
+        #expect(answer.status == 200, "\(answer.text)")
+        return answer.json?["discrepancies"]?.array ?? []
+    }
+
+    static func status(_ harness: PaymentServiceHarness, _ id: String) throws -> String? {
+        try discrepancies(harness, "limit=1000").first { $0["discrepancy_id"]?.string == id }?["status"]?.string
+    }
+
+    // MARK: a payment and a refund of one channel transaction
+
+    /// A payment line and a refund line naming the same channel transaction, neither an order
+    /// of ours (a bank export's refund has no refund id): two carried items, each its own key.
+    @Test func aPaymentAndARefundOfOneTransactionAreCarriedApart() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let statement = try Self.applyLines(harness, [
+            Self.line(1, .payment, txn: "x-1", amountFen: 1_000, feeFen: WeChatBillFile.fee(1_000)),
+            Self.line(2, .refund, txn: "x-1", amountFen: 400),
+        ], sha: "a1")
+        #expect(statement.carriedForward == 2)
+        let carried = try Self.discrepancies(harness, "status=carried")
+        #expect(carried.count == 2, "\(carried)")
+        let payment = try #require(carried.first { ($0["channel_fen"]?.int64 ?? 0) > 0 }?["discrepancy_id"]?.string)
+        let refund = try #require(carried.first { ($0["channel_fen"]?.int64 ?? 0) < 0 }?["discrepancy_id"]?.string)
+        #expect(try Self.carried(harness, code: StatementKeys.paymentTransactionCode, reference: "x-1").map { "d-\($0)" } == payment)
+        #expect(try Self.carried(harness, code: StatementKeys.refundTransactionCode, reference: "x-1").map { "d-\($0)" } == refund)
+        // A correction without the refund line closes the refund's item and leaves the payment's.
+        _ = try Self.applyLines(harness, [Self.line(1, .payment, txn: "x-1", amountFen: 1_000, feeFen: WeChatBillFile.fee(1_000))], sha: "a2")
+        #expect(try Self.status(harness, payment) == "carried")
+        #expect(try Self.status(harness, refund) == "auto_resolved")
+        #expect(try Self.carried(harness, code: StatementKeys.paymentTransactionCode, reference: "x-1").map { "d-\($0)" } == payment)
+        #expect(try Self.carried(harness, code: StatementKeys.refundTransactionCode, reference: "x-1") == nil)
+    }
+}
