@@ -261,7 +261,9 @@ package enum StatementKeys {
 
     /// `k` channel 0 code reference -> discrepancy id ++ its expiry key: an item carried
     /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
-    /// `t` the channel transaction of a payment line, `u` that of a refund line).
+    /// `t` the channel transaction of a payment line, `u` that of a refund line). The key
+    /// stays once the item is opened (its expiry key gone), so that a late statement still
+    /// shows it; it goes when the item is shown or closed.
     package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
         [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
     }
@@ -459,10 +461,9 @@ extension Engine {
                 _ = try write.transaction.delete(tables.statementKeys, key: key)
                 guard var discrepancy = try Discrepancy.load(id: id, write: write) else { continue }
                 guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
-                if discrepancy.status == "carried" {
-                    let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
-                    try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
-                }
+                // Carried, or opened with its carried key kept.
+                let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
+                try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
                 discrepancy.status = "auto_resolved"
                 discrepancy.detail += "; closed: not found again by the correction s-\(statement.id) of s-\(replaced.id)"
                 try discrepancy.store(write: write)
@@ -519,12 +520,9 @@ extension Engine {
         }
         var opened = 0
         for item in due {
+            // The carried key stays: a statement that comes late still shows the item
+            // (`resolveCarried`).
             _ = try write.transaction.delete(tables.statementKeys, key: item.key)
-            // The carried key, unless a later finding of the same item took it since.
-            if let carried = try write.transaction.get(tables.statementKeys, key: item.carriedKey), carried.count > 8,
-               carried.withUnsafeBytes({ Key.decodeU64($0) }) == item.discrepancy {
-                _ = try write.transaction.delete(tables.statementKeys, key: item.carriedKey)
-            }
             guard var discrepancy = try Discrepancy.load(id: item.discrepancy, write: write), discrepancy.status == "carried" else { continue }
             discrepancy.status = "open"
             discrepancy.detail += "; carried forward until \(date), no statement showed it"
@@ -534,7 +532,27 @@ extension Engine {
         return (opened, more)
     }
 
-    /// Drops the carried keys of a carried discrepancy (it was shown, or closed).
+    /// The item carried under `code` and `reference` for `channel`, shown now (`by` says how):
+    /// carried or open, it becomes `auto_resolved`; its keys go. Returns the discrepancy
+    /// resolved, nil when there was none to resolve (none carried, or one an operator
+    /// resolved meanwhile).
+    @discardableResult
+    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String,
+                                       write: WriteContext) throws -> UInt64? {
+        let key = StatementKeys.carried(channel: channel, code: code, reference: reference)
+        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count >= 8 else { return nil }
+        let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
+        if value.count > 8 { _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...])) }
+        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
+        guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write),
+              discrepancy.status == "carried" || discrepancy.status == "open" else { return nil }
+        discrepancy.detail += discrepancy.status == "open" ? "; \(what), after it was opened" : "; \(what)"
+        discrepancy.status = "auto_resolved"
+        try discrepancy.store(write: write)
+        return discrepancyID
+    }
+
+    /// Drops the carried keys of a carried or opened discrepancy (it was shown, or closed).
     func forgetCarried(_ discrepancy: Discrepancy, findingReference: String, write: WriteContext) throws {
         guard let code = StatementMatcher.carriedCode(of: discrepancy, findingReference: findingReference) else { return }
         let key = StatementKeys.carried(channel: discrepancy.channel, code: code.code, reference: code.reference)
@@ -791,17 +809,12 @@ struct StatementMatcher {
 
     // MARK: findings
 
-    /// A carried item shown now by a later statement: auto-resolved.
+    /// A carried item shown now by a later statement: auto-resolved, also when its days were
+    /// over and it was opened already (the capture near the cut-off in a statement that came
+    /// late), unless an operator resolved it meanwhile.
     mutating func resolveCarried(code: UInt8, reference: String, write: WriteContext) throws {
-        let key = StatementKeys.carried(channel: statement.channel, code: code, reference: reference)
-        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count > 8 else { return }
-        let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
-        _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...]))
-        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
-        guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write), discrepancy.status == "carried" else { return }
-        discrepancy.status = "auto_resolved"
-        discrepancy.detail += "; shown by statement s-\(id) of \(statement.businessDate)"
-        try discrepancy.store(write: write)
+        _ = try Engine.resolveCarried(channel: statement.channel, code: code, reference: reference,
+                                      by: "shown by statement s-\(id) of \(statement.businessDate)", write: write)
     }
 
     /// Records a finding of this statement: a discrepancy (carried forward when `carried`

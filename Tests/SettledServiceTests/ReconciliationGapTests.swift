@@ -7,7 +7,7 @@ import SettledTestSupport
 import Testing
 
 /// Items of a channel's statement that other matching left behind: a payment and a refund of
-/// one channel transaction.
+/// one channel transaction, items opened before a late statement showed them.
 @Suite struct ReconciliationGapTests {
     static let date = StatementImportTests.date
     static let nextDate = StatementImportTests.nextDate
@@ -90,5 +90,52 @@ import Testing
         #expect(try Self.status(harness, refund) == "auto_resolved")
         #expect(try Self.carried(harness, code: StatementKeys.paymentTransactionCode, reference: "x-1").map { "d-\($0)" } == payment)
         #expect(try Self.carried(harness, code: StatementKeys.refundTransactionCode, reference: "x-1") == nil)
+    }
+
+    // MARK: a statement that comes after the timer opened its items
+
+    /// o2's capture of the 24th is not in the bill of the 24th; the timer opens it on the
+    /// 25th before the bill of the 25th, which shows it, is imported: auto-resolved then.
+    @Test func aLateStatementResolvesAnItemTheTimerOpened() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let o1 = try StatementImportTests.order(harness, "acc1", 10_000)
+        let o2 = try StatementImportTests.order(harness, "acc2", 20_000)
+        for (order, txn, amount) in [(o1, "t-1", Int64(10_000)), (o2, "t-2", Int64(20_000))] {
+            let notified = try harness.call("POST", "/v1/notifications", StatementImportTests.notification(order, txn: txn, amountFen: amount))
+            #expect(notified.status == 200, "\(notified.text)")
+        }
+        let first = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(txn: "t-1", order: o1, amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000)),
+        ]))
+        #expect(StatementImportTests.counts(first) == StatementImportTests.expected(matched: 1, carried: 1), "\(first.text)")
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 1)
+        let opened = try Self.discrepancies(harness, "status=open")
+        #expect(opened.count == 1 && opened.first?["order_id"]?.string == o2, "\(opened)")
+        let id = try #require(opened.first?["discrepancy_id"]?.string)
+        let late = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(time: "2026-11-25 00:10:00", txn: "t-2", order: o2, amountFen: 20_000, feeFen: WeChatBillFile.fee(20_000)),
+        ]), date: Self.nextDate)
+        #expect(StatementImportTests.counts(late) == StatementImportTests.expected(matched: 1), "\(late.text)")
+        #expect(try Self.status(harness, id) == "auto_resolved")
+        #expect(try Self.discrepancies(harness, "status=open").isEmpty)
+    }
+
+    /// An opened item an operator resolved stays as the operator left it.
+    @Test func aLateStatementLeavesAnItemTheOperatorResolved() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let o1 = try StatementImportTests.order(harness, "acc1", 10_000)
+        #expect(try harness.call("POST", "/v1/notifications", StatementImportTests.notification(o1, txn: "t-1", amountFen: 10_000)).status == 200)
+        _ = try Self.applyLines(harness, [], sha: "c1")
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 1)
+        let id = try #require(try Self.discrepancies(harness, "status=open").first?["discrepancy_id"]?.string)
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"accept","note":"seen at the bank"}"#)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        _ = try Self.applyLines(harness, [Self.line(1, .payment, txn: "t-1", order: o1, amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000))],
+                                date: Self.nextDate, sha: "c2")
+        #expect(try Self.status(harness, id) == "resolved")
     }
 }
