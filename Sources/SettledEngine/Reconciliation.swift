@@ -262,8 +262,8 @@ package enum StatementKeys {
     /// `k` channel 0 code reference -> discrepancy id ++ its expiry key: an item carried
     /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
     /// `t` the channel transaction of a payment line, `u` that of a refund line). The key
-    /// stays once the item is opened (its expiry key gone), so that a late statement still
-    /// shows it; it goes when the item is shown or closed.
+    /// stays once the item is opened (its expiry key gone), so that a late statement or
+    /// notification still resolves it; it goes when the item is shown or closed.
     package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
         [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
     }
@@ -535,9 +535,11 @@ extension Engine {
     /// The item carried under `code` and `reference` for `channel`, shown now (`by` says how):
     /// carried or open, it becomes `auto_resolved`; its keys go. Returns the discrepancy
     /// resolved, nil when there was none to resolve (none carried, or one an operator
-    /// resolved meanwhile).
+    /// resolved meanwhile). `channelFen`: where given, the item is resolved only when the
+    /// channel's figure it names is this one; otherwise it is opened for the operator, with
+    /// what came noted.
     @discardableResult
-    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String,
+    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String, channelFen: Int64? = nil,
                                        write: WriteContext) throws -> UInt64? {
         let key = StatementKeys.carried(channel: channel, code: code, reference: reference)
         guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count >= 8 else { return nil }
@@ -546,10 +548,35 @@ extension Engine {
         _ = try write.transaction.delete(write.tables.statementKeys, key: key)
         guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write),
               discrepancy.status == "carried" || discrepancy.status == "open" else { return nil }
+        if let channelFen, discrepancy.channelFen != channelFen {
+            discrepancy.status = "open"
+            discrepancy.detail += "; \(what), for \(channelFen) fen"
+            try discrepancy.store(write: write)
+            return nil
+        }
         discrepancy.detail += discrepancy.status == "open" ? "; \(what), after it was opened" : "; \(what)"
         discrepancy.status = "auto_resolved"
         try discrepancy.store(write: write)
         return discrepancyID
+    }
+
+    /// A notification booked money of a channel transaction (a capture, or suspense): a line
+    /// of an earlier statement that no order of ours named, carried or opened, is accounted
+    /// for now. A capture counts as shown by that statement (`matched`), so that the scan of
+    /// the capture's date does not take it for one the channel did not show, and clearing
+    /// takes it as matched.
+    package static func notificationBooked(_ notification: Notification, outcome: String, write: WriteContext) throws {
+        guard notification.success, ["captured", "captured_late", "suspense"].contains(outcome) else { return }
+        guard let resolved = try resolveCarried(
+            channel: notification.channel, code: StatementKeys.paymentTransactionCode, reference: notification.channelTxnID,
+            by: "booked (\(outcome)) for order \(notification.orderID) by a notification of channel transaction \(notification.channelTxnID)",
+            channelFen: notification.amountFen, write: write) else { return }
+        guard outcome != "suspense", let date = try Discrepancy.load(id: resolved, write: write)?.businessDate,
+              let statement = try write.transaction.get(write.tables.statementKeys,
+                                                        key: StatementKeys.current(channel: notification.channel, date: date)) else { return }
+        try write.transaction.put(write.tables.statementKeys,
+                                  key: StatementKeys.matched(channel: notification.channel, code: CaptureIndex.paymentCode, id: notification.orderID),
+                                  value: statement, options: .overwrite)
     }
 
     /// Drops the carried keys of a carried or opened discrepancy (it was shown, or closed).
@@ -629,6 +656,8 @@ struct StatementMatcher {
             return
         }
         notification.orderID = order.id
+        // An earlier statement's line of this transaction that no order named: named now.
+        try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
         if let seen {
             switch seen.outcome {
             case "captured", "captured_late":

@@ -7,7 +7,8 @@ import SettledTestSupport
 import Testing
 
 /// Items of a channel's statement that other matching left behind: a payment and a refund of
-/// one channel transaction, items opened before a late statement showed them.
+/// one channel transaction, items opened before a late statement showed them, lines no order
+/// named when they came.
 @Suite struct ReconciliationGapTests {
     static let date = StatementImportTests.date
     static let nextDate = StatementImportTests.nextDate
@@ -137,5 +138,53 @@ import Testing
         _ = try Self.applyLines(harness, [Self.line(1, .payment, txn: "t-1", order: o1, amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000))],
                                 date: Self.nextDate, sha: "c2")
         #expect(try Self.status(harness, id) == "resolved")
+    }
+
+    // MARK: a line that named no order of ours
+
+    /// The bill's line x-9 names no order of ours; the notification of x-9 that comes after
+    /// captures an order: the carried item is accounted for, the capture shown by that bill.
+    /// Another, x-8, opened by the timer, is named by the next day's bill with an order
+    /// waiting for it: captured by the repair, and the item resolved.
+    @Test func aLineNoOrderNamedIsResolvedByALaterCapture() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let first = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(txn: "x-9", order: "nobody-9", amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000)),
+            .init(txn: "x-8", order: "nobody-8", amountFen: 20_000, feeFen: WeChatBillFile.fee(20_000)),
+            .init(txn: "x-7", order: "nobody-7", amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000)),
+        ]))
+        #expect(StatementImportTests.counts(first) == StatementImportTests.expected(carried: 3), "\(first.text)")
+        let carried = try Self.discrepancies(harness, "status=carried")
+        func id(_ txn: String) throws -> String {
+            try #require(carried.first { $0["channel_txn_id"]?.string == txn }?["discrepancy_id"]?.string)
+        }
+        let x9 = try id("x-9"), x8 = try id("x-8"), x7 = try id("x-7")
+
+        // Paid near the cut-off: the channel's bill of the 24th shows it, our capture is of the 25th.
+        let o9 = try StatementImportTests.order(harness, "acc9", 10_000)
+        let notified = try harness.call("POST", "/v1/notifications",
+                                        StatementImportTests.notification(o9, txn: "x-9", amountFen: 10_000, paidAt: "2026-11-25T00:05:00+08:00"))
+        #expect(notified.status == 200, "\(notified.text)")
+        #expect(try Self.status(harness, x9) == "auto_resolved")
+        #expect(try Self.carried(harness, code: StatementKeys.paymentTransactionCode, reference: "x-9") == nil)
+        // A notification of x-7 for another amount than the channel's line: left to the operator.
+        let o7 = try StatementImportTests.order(harness, "acc7", 25_000)
+        #expect(try harness.call("POST", "/v1/notifications", StatementImportTests.notification(o7, txn: "x-7", amountFen: 25_000)).status == 200)
+        #expect(try Self.status(harness, x7) == "open")
+
+        #expect(try harness.service.openCarriedItems(through: BusinessDate(Self.nextDate)!) == 1)
+        #expect(try Self.status(harness, x8) == "open")
+        let o8 = try StatementImportTests.order(harness, "acc8", 20_000)
+        let next = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(time: "2026-11-25 00:10:00", txn: "x-8", order: o8, amountFen: 20_000, feeFen: WeChatBillFile.fee(20_000)),
+        ]), date: Self.nextDate)
+        #expect(StatementImportTests.counts(next) == StatementImportTests.expected(repaired: 1), "\(next.text)")
+        #expect(try harness.call("GET", "/v1/orders/\(o8)").json?["status"]?.string == "paid")
+        #expect(try Self.status(harness, x8) == "auto_resolved")
+        // o9's capture of the 25th was shown by the bill of the 24th: the bill of the 25th
+        // does not miss it.
+        #expect(try Self.discrepancies(harness, "limit=1000").allSatisfy { $0["order_id"]?.string != o9 || $0["discrepancy_id"]?.string == x9 })
     }
 }
