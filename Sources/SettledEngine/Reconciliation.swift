@@ -761,6 +761,26 @@ struct StatementMatcher {
                   carried: nil, write: write)
     }
 
+    /// A refund line's fee, compared with the configured rate as a payment's is. The channel
+    /// either gives back the fee of the money it gives back (printed on the refund line and
+    /// read negative: WeChat's 手续费, Alipay's 服务费, UnionPay's 商户手续费 marked C), or keeps
+    /// it (0: WeChat's bills print refunds' 手续费 as 0.00000 where the fee is not returned).
+    /// Either agrees; a fee charged on a refund, or another amount given back beyond one fen
+    /// of rounding, is `fee_mismatch`, named by the refund (internal: the fee the rate gives
+    /// back, negative).
+    mutating func checkRefundFee(_ line: StatementLine, reference: String, write: WriteContext) throws {
+        guard line.feeFen != 0 else { return }
+        // In Int128 as a payment's; the rate is at most 10,000 basis points (the config's range).
+        let returned = -((Int128(line.amountFen) * Int128(feeBps) + 5_000) / 10_000)
+        let difference = Int128(line.feeFen) - returned
+        guard difference > 1 || difference < -1 else { return }
+        let expected = Int64(returned)
+        try raise("fee_mismatch", reference: reference, orderID: line.orderID.isEmpty ? nil : line.orderID,
+                  txn: line.channelTxnID, internalFen: expected, channelFen: line.feeFen,
+                  detail: "refund line \(line.line): fee \(line.feeFen) fen on \(line.amountFen) fen given back; \(feeBps) basis points give back \(-expected) fen, or none",
+                  carried: nil, write: write)
+    }
+
     // MARK: refunds
 
     /// A refund line's findings name the money given back negative (the channel's, and ours
@@ -777,6 +797,7 @@ struct StatementMatcher {
             return
         }
         try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
+        try checkRefundFee(line, reference: reference, write: write)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
            order.funding.channel == statement.channel,

@@ -187,4 +187,35 @@ import Testing
         // does not miss it.
         #expect(try Self.discrepancies(harness, "limit=1000").allSatisfy { $0["order_id"]?.string != o9 || $0["discrepancy_id"]?.string == x9 })
     }
+
+    // MARK: a refund line's fee
+
+    /// The channel gives back the fee of a refund (negative, at the configured 60 basis
+    /// points) or keeps it (0): either agrees. A fee charged on a refund, or another amount
+    /// given back beyond one fen, is `fee_mismatch`, apart from the payment line's of the
+    /// same transaction.
+    @Test func aRefundLinesFeeIsComparedWithTheRate() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let fee = WeChatBillFile.fee
+        let statement = try Self.applyLines(harness, [
+            Self.line(1, .refund, txn: "r-1", refund: "rf-1", amountFen: 10_000, feeFen: -fee(10_000)),      // given back
+            Self.line(2, .refund, txn: "r-2", refund: "rf-2", amountFen: 10_000),                            // kept
+            Self.line(3, .refund, txn: "r-3", refund: "rf-3", amountFen: 10_050, feeFen: -fee(10_050) + 1), // rounding
+            Self.line(4, .refund, txn: "r-4", refund: "rf-4", amountFen: 10_000, feeFen: fee(10_000)),       // charged
+            Self.line(5, .refund, txn: "r-5", refund: "rf-5", amountFen: 10_000, feeFen: -fee(10_000) - 2),  // too much back
+            Self.line(6, .payment, txn: "r-6", amountFen: 20_000, feeFen: fee(20_000) + 5),
+            Self.line(7, .refund, txn: "r-6", amountFen: 20_000, feeFen: -fee(20_000) - 5),                  // no refund id
+        ], sha: "f1")
+        #expect(statement.count("fee_mismatch") == 4)
+        let found = try Self.discrepancies(harness, "limit=100").filter { $0["kind"]?.string == "fee_mismatch" }
+        let byLine = Dictionary(found.map { ($0["detail"]?.string?.split(separator: ":").first.map(String.init) ?? "", $0) },
+                                uniquingKeysWith: { first, _ in first })
+        #expect(Set(byLine.keys) == ["refund line 4", "refund line 5", "line 6", "refund line 7"], "\(found)")
+        #expect(byLine["refund line 4"]?["channel_fen"]?.int64 == fee(10_000))
+        #expect(byLine["refund line 4"]?["internal_fen"]?.int64 == -fee(10_000))
+        #expect(byLine["refund line 5"]?["channel_fen"]?.int64 == -fee(10_000) - 2)
+        #expect(byLine["refund line 7"]?["channel_txn_id"]?.string == "r-6")
+        #expect(byLine["line 6"]?["channel_fen"]?.int64 == fee(20_000) + 5)
+    }
 }
