@@ -218,4 +218,44 @@ import Testing
         #expect(byLine["refund line 7"]?["channel_txn_id"]?.string == "r-6")
         #expect(byLine["line 6"]?["channel_fen"]?.int64 == fee(20_000) + 5)
     }
+
+    // MARK: balances a file would take beyond Int64
+
+    /// `suspense:wechat` stands 5,000 fen short of Int64's end; the bill's line for an order
+    /// that asks another amount would book 10,000 fen more to it: the file is refused before
+    /// anything is begun or booked, and the import is not left half done.
+    @Test func aFileThatWouldTakeSuspenseBeyondInt64IsRefusedAhead() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let suspense = AccountName.suspense("wechat")
+        let targetFen = Int128(Int64.min) + 1 + 5_000
+        try harness.service.writer.perform { write in
+            var leftFen = -targetFen
+            while leftFen > 0 {
+                var entries: [JournalEntry] = []
+                while leftFen > 0 && entries.count < 4_000 {
+                    let amountFen = Int64(min(leftFen, Int128(JournalEntry.amountFenMax)))
+                    entries.append(JournalEntry(account: suspense, amountFen: -amountFen))
+                    entries.append(JournalEntry(account: AccountName.operatorAdjustments, amountFen: amountFen))
+                    leftFen -= Int128(amountFen)
+                }
+                _ = try write.post(JournalTransaction(kind: "adjustment", reference: "near-the-end", entries: entries))
+            }
+        }
+        #expect(Int128(try harness.service.writer.perform { write in try write.balanceFen(of: suspense) }) == targetFen)
+        let o1 = try StatementImportTests.order(harness, "acc1", 20_000)
+        let answer = try StatementImportTests.importBill(harness, WeChatBillFile.bill([
+            .init(txn: "t-1", order: o1, amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000)),
+        ]))
+        #expect(answer.status == 422 && answer.code == "amount_out_of_range", "\(answer.text)")
+        #expect(answer.text.contains(suspense), "\(answer.text)")
+        #expect(Int128(try harness.service.writer.perform { write in try write.balanceFen(of: suspense) }) == targetFen)
+        #expect(try Self.discrepancies(harness, "limit=10").isEmpty)
+        let unfinished = try harness.service.store.environment.read { transaction in
+            try StoredStatement.unfinished(in: transaction, tables: harness.service.store.tables)
+        }
+        #expect(unfinished.isEmpty)
+        #expect(try harness.call("GET", "/v1/orders/\(o1)").json?["status"]?.string == "pending")
+    }
 }
