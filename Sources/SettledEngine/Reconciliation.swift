@@ -436,7 +436,7 @@ extension Engine {
     /// returned still importing, with what is closed so far saved, and the caller calls again
     /// (a crash between two slices resumes the same way). The last call ends the import.
     package func finishStatement(statementID: UInt64, closeLimit: Int = Limits.statementScanEntriesMax,
-                                 write: WriteContext) throws -> StoredStatement {
+                                 audit: @escaping RepairAudit, write: WriteContext) throws -> StoredStatement {
         let tables = write.tables
         guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: tables) else {
             preconditionFailure("statement s-\(statementID) does not exist")
@@ -447,19 +447,27 @@ extension Engine {
         var bookedBeforeFen: Int64 = 0
         if statement.replacesID != 0, var replaced = try StoredStatement.load(id: statement.replacesID, in: write.transaction, tables: tables) {
             // Each finding's key is deleted as it is closed: a slice starts with what is left.
-            var leftover: [(key: [UInt8], discrepancy: UInt64)] = []
+            var leftover: [(key: [UInt8], discrepancy: UInt64, instruction: UInt64?)] = []
             var more = false
             try write.transaction.scan(tables.statementKeys, prefix: StatementKeys.findingPrefix(statement: replaced.id)) { key, value in
                 guard leftover.count < closeLimit else {
                     more = true
                     return false
                 }
-                leftover.append((Array(key), Key.decodeU64(value)))
+                leftover.append((Array(key), Key.decodeU64(value), value.count == 16 ? Key.decodeU64(value, at: 8) : nil))
                 return true
             }
-            for (key, id) in leftover {
+            for (key, id, instructionID) in leftover {
                 _ = try write.transaction.delete(tables.statementKeys, key: key)
                 guard var discrepancy = try Discrepancy.load(id: id, write: write) else { continue }
+                if let instructionID {
+                    // A repair to suspense of a line the correction no longer shows.
+                    if try reverseSuspenseRepair(&discrepancy, instructionID: instructionID, correction: &statement, replacedID: replaced.id,
+                                                 audit: audit, write: write) {
+                        statement.closedCount += 1
+                    }
+                    continue
+                }
                 guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
                 // Carried, or opened with its carried key kept.
                 let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
@@ -667,6 +675,8 @@ struct StatementMatcher {
                 // Booked without a capture: to suspense with a refund instruction when its
                 // notification came, or by an operator's resolution (suspense, or written off
                 // to `recon_gain`). Booked once: the line matches it, or names another amount.
+                // A correction showing the line again keeps the replaced statement's repair.
+                try keepRepair(channelTxnID: line.channelTxnID, write: write)
                 guard line.amountFen != seen.amountFen else {
                     statement.matched.add(line.amountFen)
                     return
@@ -690,6 +700,21 @@ struct StatementMatcher {
         }
         try repair(order, notification, kind: "missing_internal", line: line,
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
+    }
+
+    /// The repair an earlier file of the date made for this channel transaction, found again
+    /// by a correction: it becomes this statement's, so that the correction's end does not
+    /// take it for a line no longer shown.
+    mutating func keepRepair(channelTxnID: String, write: WriteContext) throws {
+        guard statement.replacesID != 0 else { return }
+        for kind in ["missing_internal", "status_mismatch"] {
+            let oldKey = StatementKeys.finding(statement: statement.replacesID, kind: kind, reference: channelTxnID)
+            guard let old = try write.transaction.get(write.tables.statementKeys, key: oldKey), old.count == 16 else { continue }
+            _ = try write.transaction.delete(write.tables.statementKeys, key: oldKey)
+            try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: channelTxnID),
+                                      value: old, options: .overwrite)
+            statement.keptCount += 1
+        }
     }
 
     mutating func matchCapture(_ order: OrderRecord, _ line: StatementLine, write: WriteContext) throws {
@@ -727,6 +752,7 @@ struct StatementMatcher {
                                             write: write)
         }
         let what: String
+        var instructionID: UInt64? = nil
         switch outcome {
         case .applied(let captured), .capturedLate(let captured):
             precondition([.paid, .partiallyRefunded, .refunded].contains(captured.status), "a repair left order \(captured.id) \(captured.status.rawValue)")
@@ -734,6 +760,7 @@ struct StatementMatcher {
                                       value: Key.u64(id), options: .overwrite)
             what = "captured order \(order.id) by channel transaction \(notification.channelTxnID) (\(notification.amountFen) fen) as its lost notification"
         case .toSuspense(_, let instruction):
+            instructionID = instruction
             what = "booked \(notification.amountFen) fen of channel transaction \(notification.channelTxnID) to suspense:\(statement.channel), refund instruction ri-\(instruction)"
         case .duplicate, .amountDiffersFromOrder, .amountDiffersFromCapture:
             preconditionFailure("the repair of \(notification.channelTxnID) was not applied: \(outcome)")
@@ -744,8 +771,10 @@ struct StatementMatcher {
                                                              internalFen: nil, channelFen: notification.amountFen,
                                                              status: "auto_resolved", detail: text,
                                                              createdUnixMillis: write.nowUnixMillis), write: write)
+        // A repair to suspense names its refund instruction too: a correction that no longer
+        // shows the line undoes it (`reverseSuspenseRepair`).
         try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: notification.channelTxnID),
-                                  value: Key.u64(discrepancy), options: .overwrite)
+                                  value: Key.u64(discrepancy) + (instructionID.map(Key.u64) ?? []), options: .overwrite)
         statement.autoRepaired.add(notification.amountFen)
         try audit(write, "auto_repair d-\(discrepancy): " + text)
     }

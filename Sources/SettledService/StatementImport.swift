@@ -181,7 +181,7 @@ struct StatementImporter {
         // A correction closes the replaced statement's findings a slice per transaction first.
         var finished = current
         repeat {
-            finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
+            finished = try perform { write in try engine.finishStatement(statementID: id, audit: audit, write: write) }
         } while finished.status == .importing
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)

@@ -37,7 +37,7 @@ import Testing
             }
         }
         repeat {
-            current = try harness.service.writer.perform { write in try engine.finishStatement(statementID: statement.id, write: write) }
+            current = try harness.service.writer.perform { write in try engine.finishStatement(statementID: statement.id, audit: { _, _ in }, write: write) }
         } while current.status == .importing
         return current
     }
@@ -257,5 +257,69 @@ import Testing
         }
         #expect(unfinished.isEmpty)
         #expect(try harness.call("GET", "/v1/orders/\(o1)").json?["status"]?.string == "pending")
+    }
+
+    // MARK: a correction that no longer shows a line repaired to suspense
+
+    /// The bill of the 24th books three lines for orders that ask other amounts to suspense
+    /// (ri for each). The operator carries out t-2's instruction. The corrected bill shows
+    /// t-4 only: t-1's repair is reversed (suspense and receivable back, its instruction
+    /// cancelled, audited); t-2's money is given back already, so an open `missing_channel`
+    /// is left for the operator; t-4's stays.
+    @Test func aCorrectionReversesARepairToSuspenseItNoLongerShows() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        try harness.biller()
+        let o1 = try StatementImportTests.order(harness, "acc1", 20_000)
+        let o2 = try StatementImportTests.order(harness, "acc2", 30_000)
+        let o4 = try StatementImportTests.order(harness, "acc4", 50_000)
+        let lines: [WeChatBillFile.Row] = [
+            .init(txn: "t-1", order: o1, amountFen: 10_000, feeFen: WeChatBillFile.fee(10_000)),
+            .init(txn: "t-2", order: o2, amountFen: 15_000, feeFen: WeChatBillFile.fee(15_000)),
+            .init(txn: "t-4", order: o4, amountFen: 40_000, feeFen: WeChatBillFile.fee(40_000)),
+        ]
+        let first = try StatementImportTests.importBill(harness, WeChatBillFile.bill(lines))
+        #expect(StatementImportTests.counts(first) == StatementImportTests.expected(repaired: 3), "\(first.text)")
+        let instructions = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        func instruction(_ txn: String) -> String? {
+            instructions.first { $0["channel_txn_id"]?.string == txn }?["instruction_id"]?.string
+        }
+        let ri1 = try #require(instruction("t-1")), ri2 = try #require(instruction("t-2")), ri4 = try #require(instruction("t-4"))
+        let done = try harness.call("POST", "/v1/refund-instructions/\(ri2)/done", #"{"reference":"wx-refund-2"}"#)
+        #expect(done.status == 200, "\(done.text)")
+        let suspense = AccountName.suspense("wechat"), receivable = AccountName.channelReceivable("wechat")
+        func balance(_ account: String) throws -> Int64 { try harness.service.writer.perform { write in try write.balanceFen(of: account) } }
+        #expect(try balance(suspense) == -50_000)
+        let receivableBefore = try balance(receivable)
+
+        let correction = try StatementImportTests.importBill(harness, WeChatBillFile.bill([lines[2]]))
+        #expect(correction.status == 200, "\(correction.text)")
+        #expect(try balance(suspense) == -40_000)
+        // Less the fees of the lines gone, which the correction's fees no longer book.
+        let feesGoneFen = WeChatBillFile.fee(10_000) + WeChatBillFile.fee(15_000)
+        #expect(try balance(receivable) == receivableBefore - 10_000 + feesGoneFen)
+        let after = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        func status(_ id: String) -> String? { after.first { $0["instruction_id"]?.string == id }?["status"]?.string }
+        #expect(status(ri1) == "cancelled")
+        #expect(status(ri2) == "done")
+        #expect(status(ri4) == "pending")
+        #expect(try harness.call("GET", "/v1/orders/\(o1)").json?["suspense_fen"] == nil)
+        let open = try Self.discrepancies(harness, "status=open")
+        #expect(open.count == 1, "\(open)")
+        #expect(open.first?["kind"]?.string == "missing_channel")
+        #expect(open.first?["channel_txn_id"]?.string == "t-2")
+        #expect(open.first?["order_id"]?.string == o2)
+        #expect(open.first?["internal_fen"]?.int64 == 15_000)
+        let audit = try harness.call("GET", "/v1/audit?limit=100")
+        #expect(audit.text.contains("\(ri1) cancelled"), "\(audit.text)")
+        // The operator writes the money given back off as a loss.
+        let id = try #require(open.first?["discrepancy_id"]?.string)
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"paid back twice"}"#)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        #expect(try balance(receivable) == receivableBefore - 25_000 + feesGoneFen)
+        // The corrected bill again: the same answer, nothing reversed twice.
+        let again = try StatementImportTests.importBill(harness, WeChatBillFile.bill([lines[2]]))
+        #expect(again.json?["statement_id"] == correction.json?["statement_id"])
+        #expect(try balance(suspense) == -40_000)
     }
 }
