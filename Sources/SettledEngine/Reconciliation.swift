@@ -263,7 +263,13 @@ package enum StatementKeys {
     /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
     /// `t` the channel transaction of a payment line, `u` that of a refund line). The key
     /// stays once the item is opened (its expiry key gone), so that a late statement or
-    /// notification still resolves it; it goes when the item is shown or closed.
+    /// notification still resolves it; it goes when the item is shown or closed. What shows
+    /// each, carried or opened: `p` a later statement's payment line of the order, `r` one's
+    /// refund line naming the refund, `t` a later payment line of the transaction that names
+    /// an order of ours, or a notification booking that transaction for the line's amount
+    /// (another amount opens it for the operator). `u`, money given back for a transaction no
+    /// order of ours names, is closed only by a correction or an operator: nothing of ours
+    /// can show it later. Findings of other classes are never carried: they are open at once.
     package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
         [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
     }
