@@ -220,8 +220,11 @@ package enum RefundInstruction {
     /// after the fields of version 1. Both are read.
     package static let formatVersion: UInt8 = 2
 
-    /// The statuses an instruction can have, and a listing filters by.
-    package static let statuses = ["pending", "done"]
+    /// The statuses an instruction can have, and a listing filters by: `cancelled` when a
+    /// correction of the statement that raised it no longer shows the money
+    /// (`Engine.reverseSuspenseRepair`).
+    package static let statuses = ["pending", "done", cancelled]
+    package static let cancelled = "cancelled"
 
     /// How an instruction was carried out.
     package struct Done: Sendable, Equatable {

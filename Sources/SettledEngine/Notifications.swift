@@ -97,6 +97,8 @@ package struct Notification: Sendable {
         // word was wrong); then its record replaces the failure's. Nothing else replaces one.
         try write.transaction.put(write.tables.notifications, key: key, value: value.bytes,
                                   options: success ? .overwrite : .noOverwrite)
+        // A statement line that no order named may wait for this transaction (Reconciliation.swift).
+        try Engine.notificationBooked(self, outcome: outcome, write: write)
     }
 }
 

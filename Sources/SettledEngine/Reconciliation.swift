@@ -261,10 +261,24 @@ package enum StatementKeys {
 
     /// `k` channel 0 code reference -> discrepancy id ++ its expiry key: an item carried
     /// forward, that a later statement may still show (code `p` an order id, `r` a refund id,
-    /// `t` a channel transaction).
+    /// `t` the channel transaction of a payment line, `u` that of a refund line). The key
+    /// stays once the item is opened (its expiry key gone), so that a late statement or
+    /// notification still resolves it; it goes when the item is shown or closed. What shows
+    /// each, carried or opened: `p` a later statement's payment line of the order, `r` one's
+    /// refund line naming the refund, `t` a later payment line of the transaction that names
+    /// an order of ours, or a notification booking that transaction for the line's amount
+    /// (another amount opens it for the operator). `u`, money given back for a transaction no
+    /// order of ours names, is closed only by a correction or an operator: nothing of ours
+    /// can show it later. Findings of other classes are never carried: they are open at once.
     package static func carried(channel: String, code: UInt8, reference: String) -> [UInt8] {
         [UInt8(ascii: "k")] + Array(channel.utf8) + [0, code] + Array(reference.utf8)
     }
+
+    /// The code of a payment line's channel transaction no order of ours names.
+    package static let paymentTransactionCode = UInt8(ascii: "t")
+    /// The code of a refund line's: some formats (WeChat) name the payment's transaction on
+    /// its refund line, and the two are different items.
+    package static let refundTransactionCode = UInt8(ascii: "u")
 
     /// `e` channel 0 date discrepancy id -> its carried key: when a carried item becomes open.
     package static func expiryPrefix(channel: String) -> [UInt8] { [UInt8(ascii: "e")] + Array(channel.utf8) + [0] }
@@ -428,7 +442,7 @@ extension Engine {
     /// returned still importing, with what is closed so far saved, and the caller calls again
     /// (a crash between two slices resumes the same way). The last call ends the import.
     package func finishStatement(statementID: UInt64, closeLimit: Int = Limits.statementScanEntriesMax,
-                                 write: WriteContext) throws -> StoredStatement {
+                                 audit: @escaping RepairAudit, write: WriteContext) throws -> StoredStatement {
         let tables = write.tables
         guard var statement = try StoredStatement.load(id: statementID, in: write.transaction, tables: tables) else {
             preconditionFailure("statement s-\(statementID) does not exist")
@@ -439,24 +453,31 @@ extension Engine {
         var bookedBeforeFen: Int64 = 0
         if statement.replacesID != 0, var replaced = try StoredStatement.load(id: statement.replacesID, in: write.transaction, tables: tables) {
             // Each finding's key is deleted as it is closed: a slice starts with what is left.
-            var leftover: [(key: [UInt8], discrepancy: UInt64)] = []
+            var leftover: [(key: [UInt8], discrepancy: UInt64, instruction: UInt64?)] = []
             var more = false
             try write.transaction.scan(tables.statementKeys, prefix: StatementKeys.findingPrefix(statement: replaced.id)) { key, value in
                 guard leftover.count < closeLimit else {
                     more = true
                     return false
                 }
-                leftover.append((Array(key), Key.decodeU64(value)))
+                leftover.append((Array(key), Key.decodeU64(value), value.count == 16 ? Key.decodeU64(value, at: 8) : nil))
                 return true
             }
-            for (key, id) in leftover {
+            for (key, id, instructionID) in leftover {
                 _ = try write.transaction.delete(tables.statementKeys, key: key)
                 guard var discrepancy = try Discrepancy.load(id: id, write: write) else { continue }
-                guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
-                if discrepancy.status == "carried" {
-                    let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
-                    try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
+                if let instructionID {
+                    // A repair to suspense of a line the correction no longer shows.
+                    if try reverseSuspenseRepair(&discrepancy, instructionID: instructionID, correction: &statement, replacedID: replaced.id,
+                                                 audit: audit, write: write) {
+                        statement.closedCount += 1
+                    }
+                    continue
                 }
+                guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
+                // Carried, or opened with its carried key kept.
+                let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
+                try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
                 discrepancy.status = "auto_resolved"
                 discrepancy.detail += "; closed: not found again by the correction s-\(statement.id) of s-\(replaced.id)"
                 try discrepancy.store(write: write)
@@ -513,12 +534,9 @@ extension Engine {
         }
         var opened = 0
         for item in due {
+            // The carried key stays: a statement that comes late still shows the item
+            // (`resolveCarried`).
             _ = try write.transaction.delete(tables.statementKeys, key: item.key)
-            // The carried key, unless a later finding of the same item took it since.
-            if let carried = try write.transaction.get(tables.statementKeys, key: item.carriedKey), carried.count > 8,
-               carried.withUnsafeBytes({ Key.decodeU64($0) }) == item.discrepancy {
-                _ = try write.transaction.delete(tables.statementKeys, key: item.carriedKey)
-            }
             guard var discrepancy = try Discrepancy.load(id: item.discrepancy, write: write), discrepancy.status == "carried" else { continue }
             discrepancy.status = "open"
             discrepancy.detail += "; carried forward until \(date), no statement showed it"
@@ -528,7 +546,54 @@ extension Engine {
         return (opened, more)
     }
 
-    /// Drops the carried keys of a carried discrepancy (it was shown, or closed).
+    /// The item carried under `code` and `reference` for `channel`, shown now (`by` says how):
+    /// carried or open, it becomes `auto_resolved`; its keys go. Returns the discrepancy
+    /// resolved, nil when there was none to resolve (none carried, or one an operator
+    /// resolved meanwhile). `channelFen`: where given, the item is resolved only when the
+    /// channel's figure it names is this one; otherwise it is opened for the operator, with
+    /// what came noted.
+    @discardableResult
+    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String, channelFen: Int64? = nil,
+                                       write: WriteContext) throws -> UInt64? {
+        let key = StatementKeys.carried(channel: channel, code: code, reference: reference)
+        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count >= 8 else { return nil }
+        let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
+        if value.count > 8 { _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...])) }
+        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
+        guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write),
+              discrepancy.status == "carried" || discrepancy.status == "open" else { return nil }
+        if let channelFen, discrepancy.channelFen != channelFen {
+            discrepancy.status = "open"
+            discrepancy.detail += "; \(what), for \(channelFen) fen"
+            try discrepancy.store(write: write)
+            return nil
+        }
+        discrepancy.detail += discrepancy.status == "open" ? "; \(what), after it was opened" : "; \(what)"
+        discrepancy.status = "auto_resolved"
+        try discrepancy.store(write: write)
+        return discrepancyID
+    }
+
+    /// A notification booked money of a channel transaction (a capture, or suspense): a line
+    /// of an earlier statement that no order of ours named, carried or opened, is accounted
+    /// for now. A capture counts as shown by that statement (`matched`), so that the scan of
+    /// the capture's date does not take it for one the channel did not show, and clearing
+    /// takes it as matched.
+    package static func notificationBooked(_ notification: Notification, outcome: String, write: WriteContext) throws {
+        guard notification.success, ["captured", "captured_late", "suspense"].contains(outcome) else { return }
+        guard let resolved = try resolveCarried(
+            channel: notification.channel, code: StatementKeys.paymentTransactionCode, reference: notification.channelTxnID,
+            by: "booked (\(outcome)) for order \(notification.orderID) by a notification of channel transaction \(notification.channelTxnID)",
+            channelFen: notification.amountFen, write: write) else { return }
+        guard outcome != "suspense", let date = try Discrepancy.load(id: resolved, write: write)?.businessDate,
+              let statement = try write.transaction.get(write.tables.statementKeys,
+                                                        key: StatementKeys.current(channel: notification.channel, date: date)) else { return }
+        try write.transaction.put(write.tables.statementKeys,
+                                  key: StatementKeys.matched(channel: notification.channel, code: CaptureIndex.paymentCode, id: notification.orderID),
+                                  value: statement, options: .overwrite)
+    }
+
+    /// Drops the carried keys of a carried or opened discrepancy (it was shown, or closed).
     func forgetCarried(_ discrepancy: Discrepancy, findingReference: String, write: WriteContext) throws {
         guard let code = StatementMatcher.carriedCode(of: discrepancy, findingReference: findingReference) else { return }
         let key = StatementKeys.carried(channel: discrepancy.channel, code: code.code, reference: code.reference)
@@ -558,17 +623,20 @@ struct StatementMatcher {
 
     static let paymentCode = CaptureIndex.paymentCode
     static let refundCode = CaptureIndex.refundCode
-    static let transactionCode = UInt8(ascii: "t")
+    static let transactionCode = StatementKeys.paymentTransactionCode
+    static let refundTransactionCode = StatementKeys.refundTransactionCode
 
     /// The carried key of a carried discrepancy: `missing_channel` by its finding's reference
-    /// (`p` order id, `r` refund id), `missing_internal` by its channel transaction.
+    /// (`p` order id, `r` refund id), `missing_internal` by its channel transaction (a refund
+    /// line's, money given back, named negative, under its own code).
     static func carriedCode(of discrepancy: Discrepancy, findingReference: String) -> (code: UInt8, reference: String)? {
         switch discrepancy.kind {
         case "missing_channel":
             guard let first = findingReference.utf8.first else { return nil }
             return (first, String(findingReference.dropFirst()))
         case "missing_internal":
-            return discrepancy.channelTxnID.map { (transactionCode, $0) }
+            let code = (discrepancy.channelFen ?? 0) < 0 ? refundTransactionCode : transactionCode
+            return discrepancy.channelTxnID.map { (code, $0) }
         default:
             return nil
         }
@@ -602,6 +670,8 @@ struct StatementMatcher {
             return
         }
         notification.orderID = order.id
+        // An earlier statement's line of this transaction that no order named: named now.
+        try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
         if let seen {
             switch seen.outcome {
             case "captured", "captured_late":
@@ -611,6 +681,8 @@ struct StatementMatcher {
                 // Booked without a capture: to suspense with a refund instruction when its
                 // notification came, or by an operator's resolution (suspense, or written off
                 // to `recon_gain`). Booked once: the line matches it, or names another amount.
+                // A correction showing the line again keeps the replaced statement's repair.
+                try keepRepair(channelTxnID: line.channelTxnID, write: write)
                 guard line.amountFen != seen.amountFen else {
                     statement.matched.add(line.amountFen)
                     return
@@ -634,6 +706,21 @@ struct StatementMatcher {
         }
         try repair(order, notification, kind: "missing_internal", line: line,
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
+    }
+
+    /// The repair an earlier file of the date made for this channel transaction, found again
+    /// by a correction: it becomes this statement's, so that the correction's end does not
+    /// take it for a line no longer shown.
+    mutating func keepRepair(channelTxnID: String, write: WriteContext) throws {
+        guard statement.replacesID != 0 else { return }
+        for kind in ["missing_internal", "status_mismatch"] {
+            let oldKey = StatementKeys.finding(statement: statement.replacesID, kind: kind, reference: channelTxnID)
+            guard let old = try write.transaction.get(write.tables.statementKeys, key: oldKey), old.count == 16 else { continue }
+            _ = try write.transaction.delete(write.tables.statementKeys, key: oldKey)
+            try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: channelTxnID),
+                                      value: old, options: .overwrite)
+            statement.keptCount += 1
+        }
     }
 
     mutating func matchCapture(_ order: OrderRecord, _ line: StatementLine, write: WriteContext) throws {
@@ -671,6 +758,7 @@ struct StatementMatcher {
                                             write: write)
         }
         let what: String
+        var instructionID: UInt64? = nil
         switch outcome {
         case .applied(let captured), .capturedLate(let captured):
             precondition([.paid, .partiallyRefunded, .refunded].contains(captured.status), "a repair left order \(captured.id) \(captured.status.rawValue)")
@@ -678,6 +766,7 @@ struct StatementMatcher {
                                       value: Key.u64(id), options: .overwrite)
             what = "captured order \(order.id) by channel transaction \(notification.channelTxnID) (\(notification.amountFen) fen) as its lost notification"
         case .toSuspense(_, let instruction):
+            instructionID = instruction
             what = "booked \(notification.amountFen) fen of channel transaction \(notification.channelTxnID) to suspense:\(statement.channel), refund instruction ri-\(instruction)"
         case .duplicate, .amountDiffersFromOrder, .amountDiffersFromCapture:
             preconditionFailure("the repair of \(notification.channelTxnID) was not applied: \(outcome)")
@@ -688,8 +777,10 @@ struct StatementMatcher {
                                                              internalFen: nil, channelFen: notification.amountFen,
                                                              status: "auto_resolved", detail: text,
                                                              createdUnixMillis: write.nowUnixMillis), write: write)
+        // A repair to suspense names its refund instruction too: a correction that no longer
+        // shows the line undoes it (`reverseSuspenseRepair`).
         try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: notification.channelTxnID),
-                                  value: Key.u64(discrepancy), options: .overwrite)
+                                  value: Key.u64(discrepancy) + (instructionID.map(Key.u64) ?? []), options: .overwrite)
         statement.autoRepaired.add(notification.amountFen)
         try audit(write, "auto_repair d-\(discrepancy): " + text)
     }
@@ -705,21 +796,43 @@ struct StatementMatcher {
                   carried: nil, write: write)
     }
 
+    /// A refund line's fee, compared with the configured rate as a payment's is. The channel
+    /// either gives back the fee of the money it gives back (printed on the refund line and
+    /// read negative: WeChat's 手续费, Alipay's 服务费, UnionPay's 商户手续费 marked C), or keeps
+    /// it (0: WeChat's bills print refunds' 手续费 as 0.00000 where the fee is not returned).
+    /// Either agrees; a fee charged on a refund, or another amount given back beyond one fen
+    /// of rounding, is `fee_mismatch`, named by the refund (internal: the fee the rate gives
+    /// back, negative).
+    mutating func checkRefundFee(_ line: StatementLine, reference: String, write: WriteContext) throws {
+        guard line.feeFen != 0 else { return }
+        // In Int128 as a payment's; the rate is at most 10,000 basis points (the config's range).
+        let returned = -((Int128(line.amountFen) * Int128(feeBps) + 5_000) / 10_000)
+        let difference = Int128(line.feeFen) - returned
+        guard difference > 1 || difference < -1 else { return }
+        let expected = Int64(returned)
+        try raise("fee_mismatch", reference: reference, orderID: line.orderID.isEmpty ? nil : line.orderID,
+                  txn: line.channelTxnID, internalFen: expected, channelFen: line.feeFen,
+                  detail: "refund line \(line.line): fee \(line.feeFen) fen on \(line.amountFen) fen given back; \(feeBps) basis points give back \(-expected) fen, or none",
+                  carried: nil, write: write)
+    }
+
     // MARK: refunds
 
     /// A refund line's findings name the money given back negative (the channel's, and ours
     /// where the line names a refund of ours), as a resolution reads them: what the channel took.
     mutating func refund(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
-        let reference = line.refundID.isEmpty ? line.channelTxnID : line.refundID
+        let reference = Self.refundReference(line)
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
         if try write.transaction.contains(tables.statementKeys, key: seenKey) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
-                      detail: "line \(line.line) names refund \(reference) a second time", carried: nil, write: write)
+                      detail: "line \(line.line) names refund \(line.refundID.isEmpty ? "of channel transaction \(line.channelTxnID)" : line.refundID) a second time",
+                      carried: nil, write: write)
             return
         }
         try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
+        try checkRefundFee(line, reference: reference, write: write)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
            order.funding.channel == statement.channel,
@@ -753,7 +866,14 @@ struct StatementMatcher {
         }
         try raise("missing_internal", reference: reference, orderID: nil, txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                   detail: "refund line \(line.line): the channel gave back \(line.amountFen) fen for a transaction no order of ours names",
-                  carried: (Self.transactionCode, line.channelTxnID), write: write)
+                  carried: (Self.refundTransactionCode, line.channelTxnID), write: write)
+    }
+
+    /// The reference of a refund line's findings: our refund id, or, for a line without one,
+    /// its channel transaction marked as a refund's, apart from a payment line's findings of
+    /// the same transaction.
+    static func refundReference(_ line: StatementLine) -> String {
+        line.refundID.isEmpty ? line.channelTxnID + "\u{2}refund" : line.refundID
     }
 
     // MARK: our records the statement did not show
@@ -774,17 +894,12 @@ struct StatementMatcher {
 
     // MARK: findings
 
-    /// A carried item shown now by a later statement: auto-resolved.
+    /// A carried item shown now by a later statement: auto-resolved, also when its days were
+    /// over and it was opened already (the capture near the cut-off in a statement that came
+    /// late), unless an operator resolved it meanwhile.
     mutating func resolveCarried(code: UInt8, reference: String, write: WriteContext) throws {
-        let key = StatementKeys.carried(channel: statement.channel, code: code, reference: reference)
-        guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count > 8 else { return }
-        let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
-        _ = try write.transaction.delete(write.tables.statementKeys, key: Array(value[8...]))
-        _ = try write.transaction.delete(write.tables.statementKeys, key: key)
-        guard var discrepancy = try Discrepancy.load(id: discrepancyID, write: write), discrepancy.status == "carried" else { return }
-        discrepancy.status = "auto_resolved"
-        discrepancy.detail += "; shown by statement s-\(id) of \(statement.businessDate)"
-        try discrepancy.store(write: write)
+        _ = try Engine.resolveCarried(channel: statement.channel, code: code, reference: reference,
+                                      by: "shown by statement s-\(id) of \(statement.businessDate)", write: write)
     }
 
     /// Records a finding of this statement: a discrepancy (carried forward when `carried`

@@ -82,6 +82,7 @@ struct StatementImporter {
         guard totals.feesFen.magnitude <= UInt64(Self.feesFenMax) else {
             throw APIError(422, "amount_out_of_range", "the file's fees, \(totals.feesFen) fen, are beyond \(Self.feesFenMax) fen")
         }
+        try checkBalances(channel: channel.id, businessDate: businessDate, totals: totals)
         var figures = StatementFigures()
         figures.lines = Int64(lines)
         figures.parseErrors = Int64(errors.count)
@@ -105,6 +106,41 @@ struct StatementImporter {
             if let earlierPath, earlierPath != spooled.path { unlink(earlierPath) }
             let finished = try apply(statement, format: format, audit: audit)
             return Outcome(statement: finished, lines: lines, errors: errors)
+        }
+    }
+
+    /// Checked whole before anything is applied, as the lines' figures are: the channel's
+    /// accounts the import may move stay within Int64 however its lines come out. At worst
+    /// every payment line is booked (captured, or to suspense with a refund instruction):
+    /// `channel_receivable` takes the payments, `suspense` gives them; then the fees (for a
+    /// correction, their difference from those booked before) move `channel_fees` and
+    /// `channel_receivable`. A balance that would go beyond stops the import here, not midway
+    /// at a slice that would fail at every resume again.
+    func checkBalances(channel: String, businessDate: BusinessDate, totals: StatementTotals) throws {
+        let tables = service.store.tables
+        let accounts = [AccountName.channelReceivable(channel), AccountName.suspense(channel), AccountName.channelFees(channel)]
+        let (balances, bookedFen) = try service.store.environment.read { transaction in
+            let balances = try accounts.map { try LedgerReader.balanceFen(of: $0, tables: tables, in: transaction) }
+            let current = try transaction.get(tables.statementKeys, key: StatementKeys.current(channel: channel, date: businessDate))
+            let booked = try current.flatMap { bytes in
+                try StoredStatement.load(id: bytes.withUnsafeBytes { Key.decodeU64($0) }, in: transaction, tables: tables)
+            }?.feesBookedFen ?? 0
+            return (balances, booked)
+        }
+        // In Int128: each figure is within Int64, their sums are not.
+        let paymentsFen = Int128(totals.paymentsFen)
+        let feesDeltaFen = Int128(totals.feesFen) - Int128(bookedFen)
+        let receivable = Int128(balances[0]), suspense = Int128(balances[1]), fees = Int128(balances[2])
+        let reaches: [(account: String, fen: Int128)] = [
+            (accounts[0], receivable + paymentsFen), (accounts[0], receivable - feesDeltaFen),
+            (accounts[0], receivable + paymentsFen - feesDeltaFen),
+            (accounts[1], suspense - paymentsFen), (accounts[2], fees + feesDeltaFen),
+        ]
+        // Int64.min is refused by the ledger too (a balance can always be negated).
+        if let beyond = reaches.first(where: { $0.fen > Int128(Int64.max) || $0.fen <= Int128(Int64.min) }) {
+            let balance = balances[accounts.firstIndex(of: beyond.account) ?? 0]
+            throw APIError(422, "amount_out_of_range",
+                           "\(beyond.account) stands at \(balance) fen; the file's payments (\(totals.paymentsFen) fen) and fees (\(totals.feesFen) fen) could take it to \(beyond.fen) fen, beyond 64-bit fen")
         }
     }
 
@@ -145,7 +181,7 @@ struct StatementImporter {
         // A correction closes the replaced statement's findings a slice per transaction first.
         var finished = current
         repeat {
-            finished = try perform { write in try engine.finishStatement(statementID: id, write: write) }
+            finished = try perform { write in try engine.finishStatement(statementID: id, audit: audit, write: write) }
         } while finished.status == .importing
         // Finished: the file is no longer needed to resume it.
         unlink(current.spoolPath)

@@ -78,7 +78,7 @@ import Testing
         while statement.stage == .absentInternal {
             statement = try service.writer.perform { write in try engine.scanAbsentInternal(statementID: id, audit: { _, _ in }, write: write) }
         }
-        statement = try service.writer.perform { write in try engine.finishStatement(statementID: id, closeLimit: 4, write: write) }
+        statement = try service.writer.perform { write in try engine.finishStatement(statementID: id, closeLimit: 4, audit: { _, _ in }, write: write) }
         #expect(statement.status == .importing && statement.closedCount == 4)
         #expect(try Self.statuses(harness) == ["auto_resolved": 4, "open": count - 4 + 1])
         // Nothing of the end yet: the first statement is in force, its fees alone booked.
