@@ -164,15 +164,36 @@ extension AccountName {
 }
 
 extension Engine {
-    /// The fee a biller that bears the channel's fees pays for one item: the channel's
-    /// `fee_bps` of the item's share of the order's channel-funded amount (the item's amount
-    /// times the channel's part of the order's total), rounded half up to a fen. An item
-    /// refunded before its clearing bears none; an order without channel money has no fee.
+    /// The fee on `amountFen` of an order (some of its items, or all of them): the channel's
+    /// `fee_bps` of that amount's share of the order's channel-funded amount (the amount times
+    /// the channel's part of the order's total), rounded half up to a fen. An order without
+    /// channel money has no fee. One item's part is `clearingFeeFen(itemAt:of:...)`; an item
+    /// refunded before its clearing bears none.
     package static func clearingFeeFen(amountFen: Int64, orderTotalFen: Int64, channelFen: Int64, feeBps: Int) -> Int64 {
         guard amountFen > 0, orderTotalFen > 0, channelFen > 0, feeBps > 0 else { return 0 }
         let numerator = Int128(amountFen) * Int128(channelFen) * Int128(feeBps)
         let denominator = Int128(orderTotalFen) * 10_000
         return Int64((2 * numerator + denominator) / (2 * denominator))
+    }
+
+    /// The part of its order's fee the item at `index` of the order's `amountsFen` bears: the
+    /// fee (`clearingFeeFen`) on the order's items up to and with it, less the fee on those
+    /// before it. Rounding each item's share on its own would charge 3 fen for three items of
+    /// 100 fen at 60 bps, where the channel took 2 fen on the order (1.8 rounded): the parts
+    /// of all the order's items add up to the fee on the whole order, each at most its item.
+    package static func clearingFeeFen(itemAt index: Int, of amountsFen: [Int64], channelFen: Int64, feeBps: Int) -> Int64 {
+        precondition(amountsFen.indices.contains(index))
+        guard amountsFen[index] > 0, channelFen > 0, feeBps > 0 else { return 0 }
+        var beforeFen: Int128 = 0, totalFen: Int128 = 0
+        for (at, amountFen) in amountsFen.enumerated() {
+            if at < index { beforeFen += Int128(amountFen) }
+            totalFen += Int128(amountFen)
+        }
+        let denominator = totalFen * 10_000
+        func feeUpTo(_ amountFen: Int128) -> Int128 {
+            amountFen <= 0 ? 0 : (2 * amountFen * Int128(channelFen) * Int128(feeBps) + denominator) / (2 * denominator)
+        }
+        return Int64(feeUpTo(beforeFen + Int128(amountsFen[index])) - feeUpTo(beforeFen))
     }
 
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
@@ -370,8 +391,7 @@ extension Engine {
         let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
         var feeFen: Int64 = 0
         if biller.feeBearer == .biller, !refunded, let channel = order.funding.channel {
-            let total = try order.items.reduce(Int64(0)) { try $0.addingFen($1.amountFen) }
-            feeFen = Self.clearingFeeFen(amountFen: item.amountFen, orderTotalFen: total, channelFen: order.funding.channelFen,
+            feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.funding.channelFen,
                                          feeBps: configuration.channel(id: channel)?.feeBps ?? 0)
             if feeFen > 0 {
                 if let at = progress.fees.firstIndex(where: { $0.channel == channel }) {

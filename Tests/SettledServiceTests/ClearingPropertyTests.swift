@@ -43,6 +43,17 @@ import Testing
         #expect(Engine.clearingFeeFen(amountFen: largest, orderTotalFen: largest, channelFen: largest, feeBps: 10_000) == largest)
     }
 
+    /// The model's fee of an item of an order paid whole through the channel: its part of the
+    /// order's fee, the fee on the order's items up to it less the fee on those before it
+    /// (each rounded half up), so that the parts add up to the channel's fee on the order.
+    static func feeFen(_ item: Item, of items: [Item]) -> Int64 {
+        let order = items.filter { $0.order == item.order }
+        let position = order.firstIndex { $0.item == item.item }!
+        let beforeFen = order[..<position].reduce(Int64(0)) { $0 + $1.amountFen }
+        func feeUpTo(_ fen: Int64) -> Int64 { (fen * feeBps * 2 + 10_000) / 20_000 }
+        return feeUpTo(beforeFen + item.amountFen) - feeUpTo(beforeFen)
+    }
+
     @Test(arguments: [UInt64(1), 2, 3])
     func clearingMatchesTheModel(seed: UInt64) throws {
         var random = SplitMix64(seed: 0xC1EA_0000 + seed)
@@ -78,7 +89,7 @@ import Testing
                 let gross = today.reduce(Int64(0)) { $0 + $1.amountFen }
                 let refunds = today.filter(\.refunded).reduce(Int64(0)) { $0 + $1.amountFen }
                 let fees = biller == Self.feeBearer
-                    ? today.filter { !$0.refunded }.reduce(Int64(0)) { $0 + ($1.amountFen * Self.feeBps * 2 + 10_000) / 20_000 } : 0
+                    ? today.filter { !$0.refunded }.reduce(Int64(0)) { $0 + Self.feeFen($1, of: items) } : 0
                 let left = gross - refunds - fees
                 let clawback = min(clawbackFen[biller, default: 0], left)
                 clawbackFen[biller, default: 0] -= clawback

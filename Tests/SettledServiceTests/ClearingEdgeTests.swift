@@ -1,0 +1,55 @@
+import SettledConfig
+import SettledCore
+import SettledEngine
+@testable import SettledService
+import SettledStore
+import SettledTestSupport
+import Testing
+
+/// Clearing where money could go wrong at the edges: fees rounded per item, an order held for
+/// one discrepancy while another of it is resolved, a biller owed more than one journal entry
+/// carries.
+@Suite struct ClearingEdgeTests {
+    /// The fees of an order's items add up to the channel's fee on the order: three items of
+    /// 100 fen at 60 bps are 1.8 fen, charged 2 fen in all (not 1 fen each, 3 fen, a fen the
+    /// channel never took). Once the channel's statement booked its fee and the biller bore
+    /// all of it, `channel_fees` is back at zero.
+    @Test func theFeesOfAnOrdersItemsAddUpToTheChannelsFeeOnIt() throws {
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-2", 100), ("b-2", 100), ("b-2", 100)], txn: "t-1")
+        let bill = WeChatBillFile.bill([.init(txn: "t-1", order: paid.order, amountFen: 300, feeFen: WeChatBillFile.fee(300))])
+        #expect(WeChatBillFile.fee(300) == 2)
+        let imported = try StatementImportTests.importBill(harness, bill, date: ClearingTests.day1)
+        #expect(imported.status == 200, "\(imported.text)")
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        let payout = try #require(ClearingTests.payout(of: "b-2", in: run), "\(run.text)")
+        #expect(payout["fees_fen"]?.int64 == 2 && payout["net_fen"]?.int64 == 298, "\(run.text)")
+        #expect(try ClearingTests.balance(harness, "channel_fees:wechat") == 0)
+        let id = try #require(payout["payout_id"]?.string)
+        let lines = try harness.call("GET", "/v1/payouts/\(id)/lines")
+        let fees = lines.text.split(separator: "\n").compactMap { try? JSONParser.parse(Array($0.utf8)) }.compactMap { $0["fee_fen"]?.int64 }
+        #expect(fees.count == 3 && fees.reduce(0, +) == 2, "\(lines.text)")
+        #expect(try harness.verified())
+    }
+
+    /// The allocation itself: each item its part of the order's fee so that the parts add up
+    /// to the fee of the whole, for any split; never more than the item.
+    @Test func feeAllocationAddsUpForAnySplit() {
+        var random = SplitMix64(seed: 0xFEE5)
+        for _ in 0..<2_000 {
+            let amounts = (0..<(1 + random.below(6))).map { _ in Int64(1 + random.below(random.chance(50) ? 300 : 5_000_000)) }
+            let total = amounts.reduce(0, +)
+            let channel = random.chance(30) ? total : Int64(1 + random.below(Int(total)))
+            let bps = random.chance(10) ? 10_000 : random.below(200)
+            let whole = Engine.clearingFeeFen(amountFen: total, orderTotalFen: total, channelFen: channel, feeBps: bps)
+            var sum: Int64 = 0
+            for index in amounts.indices {
+                let fee = Engine.clearingFeeFen(itemAt: index, of: amounts, channelFen: channel, feeBps: bps)
+                #expect(fee >= 0 && fee <= amounts[index], "\(amounts) \(channel) \(bps)")
+                sum += fee
+            }
+            #expect(sum == whole, "\(amounts) channel \(channel) bps \(bps)")
+        }
+    }
+}
