@@ -197,8 +197,9 @@ extension Engine {
     }
 
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
-    /// when a channel statement matched its capture (at the amount captured), when it had no
-    /// channel money, or when an operator resolved a discrepancy naming it. Answers the
+    /// when a channel statement matched its capture at the amount captured, or at another
+    /// amount once an operator resolved that amount mismatch; when it had no channel money; or,
+    /// no statement matching it, when an operator resolved a discrepancy naming it. Answers the
     /// matching statement's id too.
     func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
         let tables = write.tables
@@ -211,16 +212,19 @@ extension Engine {
         if configuration.clearUnreconciled || order.funding.channelFen == 0 {
             return (true, statementID)
         }
-        let resolved = try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id))
         if let statementID {
-            // Matched with another amount than captured: held until an operator resolves it.
+            // Matched with another amount than captured: held until an operator resolves that
+            // discrepancy (another one of the order resolved, a fee's, settles nothing of it).
             if let txn = order.channelTxnID,
-               try write.transaction.contains(tables.statementKeys, key: StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn)) {
-                return (resolved, statementID)
+               let finding = try StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn).withUnsafeBytes({ key in
+                   try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : 0 }
+               }) {
+                let status = try Discrepancy.load(id: finding, write: write)?.status
+                return (status == "resolved" || status == "auto_resolved", statementID)
             }
             return (true, statementID)
         }
-        return (resolved, nil)
+        return (try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id)), nil)
     }
 
     /// A capture of a date whose clearing run has begun is held at once: the run may have

@@ -52,4 +52,33 @@ import Testing
             #expect(sum == whole, "\(amounts) channel \(channel) bps \(bps)")
         }
     }
+
+    /// A statement line at another amount than captured and with a fee far off raises both an
+    /// amount and a fee mismatch for the order. Accepting the fee settles nothing about the
+    /// amount: the order stays held until the amount mismatch itself is resolved.
+    @Test func anAmountMismatchStaysHeldWhenAnotherDiscrepancyOfTheOrderIsResolved() throws {
+        let harness = try ClearingTests.harness(clearUnreconciled: false)
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-1", 30_000)], txn: "t-1")
+        let bill = WeChatBillFile.bill([.init(txn: "t-1", order: paid.order, amountFen: 29_000, feeFen: 900)])
+        let imported = try StatementImportTests.importBill(harness, bill, date: ClearingTests.day1)
+        #expect(imported.status == 200, "\(imported.text)")
+        let open = try harness.call("GET", "/v1/discrepancies?status=open")
+        let found = open.json?["discrepancies"]?.array ?? []
+        let amount = try #require(found.first { $0["kind"]?.string == "amount_mismatch" }?["discrepancy_id"]?.string, "\(open.text)")
+        let fee = try #require(found.first { $0["kind"]?.string == "fee_mismatch" }?["discrepancy_id"]?.string, "\(open.text)")
+        let accepted = try harness.call("POST", "/v1/discrepancies/\(fee)/resolve", #"{"action":"accept","note":"fee agreed"}"#)
+        #expect(accepted.status == 200, "\(accepted.text)")
+
+        let run1 = try ClearingTests.run(harness, ClearingTests.day1)
+        #expect(run1.json?["held_count"]?.int64 == 1 && run1.json?["payouts"]?.array?.isEmpty == true, "\(run1.text)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == -30_000)
+
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(amount)/resolve", #"{"action":"write_off","note":"the channel kept 1000"}"#)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        let run2 = try ClearingTests.run(harness, ClearingTests.day2)
+        #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000, "\(run2.text)")
+        #expect(run2.json?["held_count"]?.int64 == 0)
+        #expect(try harness.verified())
+    }
 }
