@@ -248,9 +248,12 @@ extension Engine {
     /// `biller_payable` Dr (gross - refunds), `clawback_receivable` Cr, `channel_fees:<c>` Cr,
     /// `payout_in_transit` Cr net, and a payout is instructed when the net is above 0. A
     /// clawback larger than what the biller is owed stays in `clawback_receivable` for the next
-    /// clearing: the negative net carries forward.
-    package func clearingSlice(businessDate: BusinessDate, itemsMax: Int, write: WriteContext) throws -> ClearingRun {
-        precondition(itemsMax >= 1)
+    /// clearing: the negative net carries forward. A biller's gross in one run stops at
+    /// `payoutGrossFenMax` (at least the largest item, so that every run pays one): the items
+    /// beyond it are held for the next run.
+    package func clearingSlice(businessDate: BusinessDate, itemsMax: Int, payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax,
+                               write: WriteContext) throws -> ClearingRun {
+        precondition(itemsMax >= 1 && payoutGrossFenMax >= Limits.amountFenMax && payoutGrossFenMax <= JournalEntry.amountFenMax)
         let tables = write.tables
         var run = try ClearingRun.load(businessDate, tables: tables, in: write.transaction)
             ?? ClearingRun(businessDate: businessDate, status: .running, startedUnixMillis: write.nowUnixMillis, finishedUnixMillis: 0,
@@ -280,7 +283,8 @@ extension Engine {
             let asked = budget
             let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
             for entry in entries {
-                try clearItem(entry, runDate: businessDate, biller: biller!, progress: &progress, run: &run, orders: &orders, write: write)
+                try clearItem(entry, runDate: businessDate, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress,
+                              run: &run, orders: &orders, write: write)
                 progress.lastKey = entry.key
             }
             budget -= entries.count
@@ -358,8 +362,9 @@ extension Engine {
     }
 
     /// Clears one item into the biller's payout, or holds it.
-    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, progress: inout ClearingProgress,
-                           run: inout ClearingRun, orders: inout [String: OrderRecord], write: WriteContext) throws {
+    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, payoutGrossFenMax: Int64,
+                           progress: inout ClearingProgress, run: inout ClearingRun, orders: inout [String: OrderRecord],
+                           write: WriteContext) throws {
         let tables = write.tables
         let itemKey = Key.string(entry.itemID)
         if try write.transaction.contains(tables.itemClearing, key: itemKey) {
@@ -383,7 +388,10 @@ extension Engine {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
         let (clearable, statementID) = try clearable(order, write: write)
-        guard clearable else {
+        // A payout's gross is one journal entry: an item beyond what it holds waits (held) for
+        // the next run, which pays it; without this the biller's journal would be refused and
+        // the run could never finish.
+        guard clearable, order.items[index].amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
                 try write.transaction.put(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID),
                                           value: Key.string(order.id), options: .overwrite)

@@ -410,9 +410,12 @@ extension Engine {
     /// answers the done run. A run done already is answered as it is; one a crash cut short
     /// goes on from its stored progress.
     package func runClearing(businessDate: BusinessDate, writer: StoreWriter,
-                             itemsMax: Int = Limits.clearingItemsPerTransactionMax) throws -> ClearingRun {
+                             itemsMax: Int = Limits.clearingItemsPerTransactionMax,
+                             payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax) throws -> ClearingRun {
         while true {
-            let run = try writer.perform { write in try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, write: write) }
+            let run = try writer.perform { write in
+                try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax, write: write)
+            }
             if run.status == .done { return run }
         }
     }

@@ -81,4 +81,30 @@ import Testing
         #expect(run2.json?["held_count"]?.int64 == 0)
         #expect(try harness.verified())
     }
+
+    /// A biller's payout is one journal entry, at most `JournalEntry.amountFenMax`: 10^5 items
+    /// of the largest amount reach it. Past the payout's gross limit (lowered here to two and a
+    /// half such items) the items wait, held, for the next run, which pays them; the run ends
+    /// instead of being refused for ever at the biller's journal.
+    @Test func itemsBeyondAPayoutsGrossLimitArePaidByTheNextRun() throws {
+        #expect(Limits.payoutGrossFenMax == JournalEntry.amountFenMax)
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        let largest = Limits.amountFenMax
+        for txn in 1...3 { _ = try ClearingTests.paidOrder(harness, [("b-1", largest)], txn: "t-\(txn)") }
+        _ = try ClearingTests.paidOrder(harness, [("b-3", 5_000)], txn: "t-4")
+        let engine = harness.service.engine, writer = harness.service.writer
+        let limit = largest * 5 / 2
+        let run1 = try engine.runClearing(businessDate: BusinessDate(ClearingTests.day1)!, writer: writer, itemsMax: 2, payoutGrossFenMax: limit)
+        let first = try #require(run1.billers.first { $0.billerID == "b-1" })
+        #expect(first.grossFen == 2 * largest && first.netFen == 2 * largest && first.itemCount == 2 && run1.heldCount == 1, "\(run1)")
+        #expect(run1.billers.first { $0.billerID == "b-3" }?.netFen == 5_000)
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == -largest)
+        let run2 = try engine.runClearing(businessDate: BusinessDate(ClearingTests.day2)!, writer: writer, itemsMax: 2, payoutGrossFenMax: limit)
+        let second = try #require(run2.billers.first { $0.billerID == "b-1" })
+        #expect(second.grossFen == largest && second.netFen == largest && second.itemCount == 1 && run2.heldCount == 0, "\(run2)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == 0)
+        #expect(try ClearingTests.balance(harness, "payout_in_transit:b-1") == -3 * largest)
+        #expect(try harness.verified())
+    }
 }
