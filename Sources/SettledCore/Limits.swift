@@ -111,6 +111,9 @@ public enum Limits {
     /// The bytes of a bank's or a biller's reference confirming or returning a payout, and of
     /// its note.
     public static let payoutReferenceBytesMax = 64
+    /// The instructions of one payout, at most (its first and its re-instructions after
+    /// returns): its record holds them all, and each return adds an event.
+    public static let payoutInstructionsMax = 100
 
     // MARK: idempotency and audit
 

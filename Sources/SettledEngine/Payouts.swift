@@ -397,6 +397,10 @@ extension Engine {
         guard account != payout.account else {
             throw Refusal.payoutAccountUnchanged(payoutID: payoutID, billerID: biller.id)
         }
+        // The record holds every instruction and event (counted in u16): bounded here.
+        guard payout.instructions.count < Limits.payoutInstructionsMax else {
+            throw Refusal.payoutInstructionsExhausted(payoutID: payoutID, instructions: payout.instructions.count)
+        }
         let previous = payout.status
         payout.transition(to: .instructed)
         payout.instructions.append(PayoutInstruction(instructionID: "\(payoutID)-\(payout.instructions.count + 1)",

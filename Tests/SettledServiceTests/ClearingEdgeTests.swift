@@ -107,4 +107,31 @@ import Testing
         #expect(try ClearingTests.balance(harness, "payout_in_transit:b-1") == -3 * largest)
         #expect(try harness.verified())
     }
+
+    /// A payout holds every instruction and event in its record: re-instructed after return
+    /// after return, it stops at `Limits.payoutInstructionsMax` instructions with a refusal
+    /// instead of growing without end (and trapping on its u16 count).
+    @Test func aPayoutIsInstructedAtMostItsLimitOfTimes() throws {
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 10_000)], txn: "t-1")
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        let id = try #require(ClearingTests.payout(of: "b-1", in: run)?["payout_id"]?.string)
+        for attempt in 1...Limits.payoutInstructionsMax {
+            let returned = try harness.call("POST", "/v1/payouts/\(id)/return", #"{"reference":"RET-\#(attempt)"}"#)
+            #expect(returned.status == 200, "\(returned.text)")
+            let moved = #"{"name":"b-1","utility":"water","province":"JS","settlement_account":{"bank":"boc","account_no":"9\#(attempt)","account_name":"x"}}"#
+            #expect(try harness.call("PUT", "/v1/billers/b-1", moved).status == 200)
+            let again = try harness.call("POST", "/v1/payouts/\(id)/reinstruct")
+            if attempt < Limits.payoutInstructionsMax {
+                #expect(again.status == 200 && again.json?["instruction_id"]?.string == "\(id)-\(attempt + 1)", "\(again.text)")
+            } else {
+                #expect(again.status == 409 && again.code == "payout_instructions_max", "\(again.text)")
+            }
+        }
+        let payout = try harness.call("GET", "/v1/payouts/\(id)")
+        #expect(payout.json?["status"]?.string == "returned" && payout.json?["instructions"]?.array?.count == Limits.payoutInstructionsMax)
+        #expect(try ClearingTests.balance(harness, "payout_in_transit:b-1") == -10_000)
+        #expect(try harness.verified())
+    }
 }
