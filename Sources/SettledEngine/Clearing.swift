@@ -199,20 +199,36 @@ extension Engine {
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
     /// when a channel statement matched its capture at the amount captured, or at another
     /// amount once an operator resolved that amount mismatch; when it had no channel money; or,
-    /// no statement matching it, when an operator resolved a discrepancy naming it. Answers the
-    /// matching statement's id too.
+    /// no statement matching it, when an operator resolved a discrepancy naming it. A capture
+    /// that the statement in force for its date (a correction of the one that matched it)
+    /// found missing is held until that finding is resolved. Answers the matching statement's
+    /// id too.
     func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
         let tables = write.tables
+        func id(_ key: [UInt8]) throws -> UInt64? {
+            try key.withUnsafeBytes { key in
+                try write.transaction.withValue(tables.statementKeys, key: key) { $0.count >= 8 ? Key.decodeU64($0) : nil }
+            } ?? nil
+        }
         var statementID: UInt64?
         if let channel = order.funding.channel {
-            statementID = try StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id).withUnsafeBytes { key in
-                try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : nil }
-            } ?? nil
+            statementID = try id(StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id))
         }
         if configuration.clearUnreconciled || order.funding.channelFen == 0 {
             return (true, statementID)
         }
         if let statementID {
+            // A correction replaced the statement of the capture's date that showed it and no
+            // longer shows it (the match stays recorded for the statement replaced): missing,
+            // until an operator resolves that or a later statement shows it (auto_resolved). A
+            // statement of a later date that showed it (carried) is no correction.
+            if let channel = order.funding.channel, let date = order.businessDate,
+               let current = try id(StatementKeys.current(channel: channel, date: date)), current != statementID,
+               try StoredStatement.load(id: statementID, in: write.transaction, tables: tables)?.businessDate == date,
+               let missing = try id(StatementKeys.finding(statement: current, kind: "missing_channel", reference: "p\(order.id)")) {
+                let status = try Discrepancy.load(id: missing, write: write)?.status
+                return (status == "resolved" || status == "auto_resolved", statementID)
+            }
             // Matched with another amount than captured: held until an operator resolves that
             // discrepancy (another one of the order resolved, a fee's, settles nothing of it).
             if let txn = order.channelTxnID,

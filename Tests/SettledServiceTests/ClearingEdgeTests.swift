@@ -135,3 +135,33 @@ import Testing
         #expect(try harness.verified())
     }
 }
+
+/// Clearing of orders whose reconciliation was undone: a channel's corrected statement that no
+/// longer shows a capture.
+@Suite struct ClearingReconciliationEdgeTests {
+    /// The day's statement showed the capture, then the channel's corrected statement for the
+    /// day does not (the channel says it never got the money): the order is held, not paid out
+    /// on the strength of the statement the correction replaced; a later statement that shows
+    /// it releases it to the next run.
+    @Test func aCaptureACorrectedStatementNoLongerShowsIsHeld() throws {
+        let harness = try ClearingTests.harness(clearUnreconciled: false)
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-1", 30_000)], txn: "t-1")
+        let row = WeChatBillFile.Row(txn: "t-1", order: paid.order, amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000))
+        #expect(try StatementImportTests.importBill(harness, WeChatBillFile.bill([row]), date: ClearingTests.day1).status == 200)
+        let corrected = try StatementImportTests.importBill(harness, WeChatBillFile.bill([]), date: ClearingTests.day1)
+        #expect(corrected.status == 200 && corrected.json?["correction"]?["replaces"]?.string != nil, "\(corrected.text)")
+
+        let run1 = try ClearingTests.run(harness, ClearingTests.day1)
+        #expect(run1.json?["held_count"]?.int64 == 1 && run1.json?["payouts"]?.array?.isEmpty == true, "\(run1.text)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == -30_000)
+
+        var later = row
+        later.time = "2026-11-25 09:00:00"
+        #expect(try StatementImportTests.importBill(harness, WeChatBillFile.bill([later]), date: ClearingTests.day2).status == 200)
+        let run2 = try ClearingTests.run(harness, ClearingTests.day2)
+        #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000, "\(run2.text)")
+        #expect(run2.json?["held_count"]?.int64 == 0, "\(run2.text)")
+        #expect(try harness.verified())
+    }
+}
