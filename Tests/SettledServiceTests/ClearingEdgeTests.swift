@@ -136,8 +136,8 @@ import Testing
     }
 }
 
-/// Clearing of orders whose reconciliation was undone: a channel's corrected statement that no
-/// longer shows a capture.
+/// Clearing of orders whose reconciliation was undone or never happened: a channel's corrected
+/// statement that no longer shows a capture, a resolution that says nothing of the capture.
 @Suite struct ClearingReconciliationEdgeTests {
     /// The day's statement showed the capture, then the channel's corrected statement for the
     /// day does not (the channel says it never got the money): the order is held, not paid out
@@ -162,6 +162,44 @@ import Testing
         let run2 = try ClearingTests.run(harness, ClearingTests.day2)
         #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000, "\(run2.text)")
         #expect(run2.json?["held_count"]?.int64 == 0, "\(run2.text)")
+        #expect(try harness.verified())
+    }
+
+    /// A notification naming another amount than the order's is a discrepancy of the order;
+    /// accepting it (the notification was wrong) says nothing of whether the channel has the
+    /// money of the capture: with no statement showing the capture, the order stays held. The
+    /// statement's finding that the capture is missing, resolved, releases it.
+    @Test func resolvingANotificationsAmountMismatchDoesNotReleaseAnUnmatchedCapture() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1, carryForwardDays: 0) { $0.clearUnreconciled = false }
+        defer { harness.close() }
+        try harness.biller("b-1")
+        let body = PaymentRequests.orderBody(topups: [("b-1", "acc0", 30_000)], channel: "wechat")
+        let created = try harness.call("POST", "/v1/orders", body, key: "k-t-1")
+        let order = try #require(created.json?["order_id"]?.string, "\(created.text)")
+        let wrong = try harness.call("POST", "/v1/notifications",
+                                     StatementImportTests.notification(order, txn: "t-1", amountFen: 29_000, paidAt: "\(ClearingTests.day1)T10:00:00+08:00"))
+        #expect(wrong.status != 200, "\(wrong.text)")
+        let right = try harness.call("POST", "/v1/notifications",
+                                     StatementImportTests.notification(order, txn: "t-1", amountFen: 30_000, paidAt: "\(ClearingTests.day1)T10:00:00+08:00"))
+        #expect(right.status == 200, "\(right.text)")
+        let open = try harness.call("GET", "/v1/discrepancies?status=open")
+        let mismatch = try #require(open.json?["discrepancies"]?.array?.first { $0["kind"]?.string == "amount_mismatch" }?["discrepancy_id"]?.string,
+                                    "\(open.text)")
+        let accepted = try harness.call("POST", "/v1/discrepancies/\(mismatch)/resolve", #"{"action":"accept","note":"a wrong notification"}"#)
+        #expect(accepted.status == 200, "\(accepted.text)")
+
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        #expect(run.json?["held_count"]?.int64 == 1 && run.json?["payouts"]?.array?.isEmpty == true, "\(run.text)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == -30_000)
+
+        #expect(try StatementImportTests.importBill(harness, WeChatBillFile.bill([]), date: ClearingTests.day1).status == 200)
+        let missing = try harness.call("GET", "/v1/discrepancies?status=open")
+        let finding = try #require(missing.json?["discrepancies"]?.array?.first { $0["kind"]?.string == "missing_channel" }?["discrepancy_id"]?.string,
+                                   "\(missing.text)")
+        let kept = try harness.call("POST", "/v1/discrepancies/\(finding)/resolve", #"{"action":"accept","note":"the channel paid it late"}"#)
+        #expect(kept.status == 200, "\(kept.text)")
+        let run2 = try ClearingTests.run(harness, ClearingTests.day2)
+        #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000 && run2.json?["held_count"]?.int64 == 0, "\(run2.text)")
         #expect(try harness.verified())
     }
 }
