@@ -129,7 +129,7 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.payout, in: transaction) == 1)
-                #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, 6])
+                #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }
         }
