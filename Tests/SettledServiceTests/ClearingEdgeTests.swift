@@ -108,6 +108,44 @@ import Testing
         #expect(try harness.verified())
     }
 
+    /// Refunds racing a run between its slices: of the biller's three items, one refunded
+    /// after the slice that cleared it (a clawback, its fee kept) and one before the slice that
+    /// reaches it (a refund, no fee). The biller's payout counts each once; the payable and the
+    /// clawback are back at zero and the trial balance holds.
+    @Test func refundsBetweenSlicesAreCountedOnceEach() throws {
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-2", 10_000), ("b-2", 20_000), ("b-2", 30_000)], txn: "t-1")
+        let amounts = Dictionary(uniqueKeysWithValues: zip(paid.items, [Int64(10_000), 20_000, 30_000]))
+        let fees = Dictionary(uniqueKeysWithValues: zip(paid.items, [Int64(60), 120, 180]))
+        let engine = harness.service.engine, writer = harness.service.writer, store = harness.service.store
+        let date = BusinessDate(ClearingTests.day1)!
+        var refundedAfter: String?, refundedBefore: String?
+        var run: ClearingRun
+        repeat {
+            run = try writer.perform { write in try engine.clearingSlice(businessDate: date, itemsMax: 1, write: write) }
+            if refundedAfter == nil, run.current?.billerID == "b-2", let count = run.current?.itemCount, count >= 1 {
+                let cleared = try store.environment.read { transaction in
+                    try paid.items.filter { try transaction.contains(store.tables.itemClearing, key: Key.string($0)) }
+                }
+                #expect(cleared.count == 1)
+                refundedAfter = cleared.first
+                refundedBefore = paid.items.last { !cleared.contains($0) }
+                try ClearingTests.refund(harness, paid.order, refundedAfter!, id: "r-after")
+                try ClearingTests.refund(harness, paid.order, refundedBefore!, id: "r-before")
+            }
+        } while run.status != .done
+        let after = try #require(refundedAfter), before = try #require(refundedBefore)
+        let figures = try #require(run.billers.first { $0.billerID == "b-2" })
+        let feesFen = fees.filter { $0.key != before }.values.reduce(0, +)
+        #expect(figures.grossFen == 60_000 && figures.refundsFen == amounts[before]! && figures.clawbackFen == amounts[after]!, "\(figures)")
+        #expect(figures.feesFen == feesFen && figures.netFen == 60_000 - amounts[before]! - amounts[after]! - feesFen, "\(figures)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == 0)
+        #expect(try ClearingTests.balance(harness, "clawback_receivable:b-2") == 0)
+        #expect(try ClearingTests.balance(harness, "payout_in_transit:b-2") == -figures.netFen)
+        #expect(try harness.verified())
+    }
+
     /// A payout holds every instruction and event in its record: re-instructed after return
     /// after return, it stops at `Limits.payoutInstructionsMax` instructions with a refusal
     /// instead of growing without end (and trapping on its u16 count).
