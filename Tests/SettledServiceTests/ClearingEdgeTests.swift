@@ -1,9 +1,11 @@
+import Dispatch
 import SettledConfig
 import SettledCore
 import SettledEngine
 @testable import SettledService
 import SettledStore
 import SettledTestSupport
+import Synchronization
 import Testing
 
 /// Clearing where money could go wrong at the edges: fees rounded per item, an order held for
@@ -143,6 +145,38 @@ import Testing
         #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "clawback_receivable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "payout_in_transit:b-2") == -figures.netFen)
+        #expect(try harness.verified())
+    }
+
+    /// The same date run at once by three callers (the operator's POST, the job's timer and
+    /// the start-up resume), their slices interleaved in the writer: one run, one payout per
+    /// biller, every item in exactly one payout, and each caller answered the same run.
+    @Test func aDateRunByThreeCallersAtOnceIsClearedOnce() throws {
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        var items: [String] = []
+        for txn in 1...12 {
+            items += try ClearingTests.paidOrder(harness, [("b-1", Int64(1_000 * txn)), ("b-2", 700), ("b-3", 333)], txn: "t-\(txn)").items
+        }
+        let engine = harness.service.engine, writer = harness.service.writer, store = harness.service.store
+        let date = BusinessDate(ClearingTests.day1)!
+        let answers = Mutex<[ClearingRun]>([])
+        DispatchQueue.concurrentPerform(iterations: 3) { caller in
+            if let run = try? engine.runClearing(businessDate: date, writer: writer, itemsMax: 1 + caller) {
+                answers.withLock { $0.append(run) }
+            }
+        }
+        let runs = answers.withLock { $0 }
+        #expect(runs.count == 3 && runs.allSatisfy { $0.billers == runs[0].billers && $0.status == .done }, "\(runs)")
+        let run = try #require(runs.first)
+        #expect(run.billers.map(\.billerID) == ["b-1", "b-2", "b-3"] && run.payoutIDs.count == 3)
+        #expect(run.billers.map(\.itemCount) == [12, 12, 12] && run.billers[0].grossFen == 78_000)
+        let payouts = try store.environment.read { transaction in
+            try items.map { item in try transaction.get(store.tables.itemClearing, key: Key.string(item)).map { String(decoding: $0, as: UTF8.self) } }
+        }
+        #expect(payouts.allSatisfy { $0 != nil } && Set(payouts.compactMap { $0 }) == Set(run.payoutIDs))
+        #expect(try store.environment.read { try $0.count(store.tables.payouts) } == 3)
+        for biller in ["b-1", "b-2", "b-3"] { #expect(try ClearingTests.balance(harness, "biller_payable:\(biller)") == 0) }
         #expect(try harness.verified())
     }
 
