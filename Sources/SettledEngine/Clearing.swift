@@ -258,9 +258,10 @@ extension Engine {
     /// Billers are cleared in id order; per biller first its held items of earlier dates that
     /// became clearable, then the date's captured items (`biller_items`). Each cleared item
     /// gets a payout line and its `item_clearing` record (which makes a later refund of it a
-    /// clawback); an item that is not clearable is held (`held_items`). When the biller's
-    /// items are done: gross - refunds - fees it bears (`fee_bearer = biller`) - clawbacks
-    /// (the `clawback_receivable` balance, at most what is left) = net; the journal posts
+    /// clawback); an item that is not clearable (and not refunded) is held (`held_items`).
+    /// When the biller's items are done: gross - refunds - fees it bears (`fee_bearer =
+    /// biller`) - clawbacks (the `clawback_receivable` balance, at most what is left) = net;
+    /// the journal posts
     /// `biller_payable` Dr (gross - refunds), `clawback_receivable` Cr, `channel_fees:<c>` Cr,
     /// `payout_in_transit` Cr net, and a payout is instructed when the net is above 0. A
     /// clawback larger than what the biller is owed stays in `clawback_receivable` for the next
@@ -403,11 +404,15 @@ extension Engine {
         guard let index = order.itemIndex(entry.itemID) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
+        let item = order.items[index]
+        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
         let (clearable, statementID) = try clearable(order, write: write)
-        // A payout's gross is one journal entry: an item beyond what it holds waits (held) for
-        // the next run, which pays it; without this the biller's journal would be refused and
-        // the run could never finish.
-        guard clearable, order.items[index].amountFen <= payoutGrossFenMax - progress.grossFen else {
+        // An item refunded before its clearing owes its biller nothing whatever a statement
+        // says of its order: cleared at once (its gross and its refund), never held. A payout's
+        // gross is one journal entry: an item beyond what it holds waits (held) for the next
+        // run, which pays it; without this the biller's journal would be refused and the run
+        // could never finish.
+        guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
                 try write.transaction.put(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID),
                                           value: Key.string(order.id), options: .overwrite)
@@ -415,8 +420,6 @@ extension Engine {
             run.heldCount += 1
             return
         }
-        let item = order.items[index]
-        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
         var feeFen: Int64 = 0
         if biller.feeBearer == .biller, !refunded, let channel = order.funding.channel {
             feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.funding.channelFen,

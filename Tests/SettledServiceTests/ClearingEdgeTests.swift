@@ -237,6 +237,28 @@ import Testing
         #expect(try harness.verified())
     }
 
+    /// An item refunded before any statement showed its order's capture owes its biller
+    /// nothing whatever the statement will say: it is cleared at once (gross and refund, no
+    /// fee) instead of being held for a reconciliation nothing waits for; the order's other
+    /// item stays held.
+    @Test func anItemRefundedBeforeReconciliationIsNotHeld() throws {
+        let harness = try ClearingTests.harness(clearUnreconciled: false)
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-1", 30_000), ("b-2", 20_000)], txn: "t-1")
+        try ClearingTests.refund(harness, paid.order, paid.items[0], id: "r-1")
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        #expect(run.json?["held_count"]?.int64 == 1 && run.json?["payouts"]?.array?.isEmpty == true, "\(run.text)")
+        let store = harness.service.store
+        let stored = try store.environment.read { try ClearingRun.load(BusinessDate(ClearingTests.day1)!, tables: store.tables, in: $0) }
+        let figures = try #require(stored?.billers.first { $0.billerID == "b-1" }, "\(String(describing: stored))")
+        #expect(figures.grossFen == 30_000 && figures.refundsFen == 30_000 && figures.netFen == 0 && figures.payoutID == nil, "\(figures)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == 0)
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == -20_000)
+        let again = try ClearingTests.run(harness, ClearingTests.day2)
+        #expect(again.json?["held_count"]?.int64 == 1, "\(again.text)")
+        #expect(try harness.verified())
+    }
+
     /// A notification naming another amount than the order's is a discrepancy of the order;
     /// accepting it (the notification was wrong) says nothing of whether the channel has the
     /// money of the capture: with no statement showing the capture, the order stays held. The
