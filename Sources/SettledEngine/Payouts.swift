@@ -325,8 +325,10 @@ package struct PayoutLine: Sendable, Equatable {
     /// `body` returns true.
     package static func scan(payout: String, after: UInt32, in transaction: Transaction, tables: Tables,
                              _ body: (UInt32, PayoutLine) throws -> Bool) throws {
+        // No line follows the largest number (the next would wrap round to the first).
+        guard after < UInt32.max else { return }
         let prefix = ClearingKeys.linePrefix(payout: payout)
-        try transaction.scan(tables.payoutLines, from: ClearingKeys.line(payout: payout, sequence: after &+ 1)) { key, value in
+        try transaction.scan(tables.payoutLines, from: ClearingKeys.line(payout: payout, sequence: after + 1)) { key, value in
             guard key.count == prefix.count + 4, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
             return try body(ClearingKeys.sequence(of: key, prefixCount: prefix.count), try decode(value))
         }

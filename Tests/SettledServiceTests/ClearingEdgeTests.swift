@@ -180,6 +180,20 @@ import Testing
         #expect(try harness.verified())
     }
 
+    /// Paging a payout's lines past the last line number there can be answers nothing, not the
+    /// first page again (the next line number after it wrapped round to 0).
+    @Test func linesAfterTheLargestLineNumberAreNone() throws {
+        let harness = try ClearingTests.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 10_000), ("b-1", 5_000)], txn: "t-1")
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        let id = try #require(ClearingTests.payout(of: "b-1", in: run)?["payout_id"]?.string, "\(run.text)")
+        let all = try harness.call("GET", "/v1/payouts/\(id)/lines")
+        #expect(all.status == 200 && all.text.split(separator: "\n").count == 2, "\(all.text)")
+        let past = try harness.call("GET", "/v1/payouts/\(id)/lines?after=\(UInt32.max)")
+        #expect(past.status == 200 && past.text.isEmpty, "\(past.text)")
+    }
+
     /// A payout holds every instruction and event in its record: re-instructed after return
     /// after return, it stops at `Limits.payoutInstructionsMax` instructions with a refusal
     /// instead of growing without end (and trapping on its u16 count).
