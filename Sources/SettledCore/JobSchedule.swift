@@ -70,6 +70,8 @@ public enum JobProgress: Sendable, Equatable {
 ///   come in the morning after it).
 /// - clearing of D: `clearing_time` local on T+1, the first business day after D by the
 ///   calendar: Friday's, Saturday's and Sunday's dates are three runs on Monday.
+/// - reconciliation and clearing of D never before the cut-off of D (at it, when their time
+///   of day comes before an early cut-off).
 ///
 /// The schedule covers the dates from `firstDate` (set when the daemon first started) and of
 /// those only the runs due after `startUnixMillis` (that first start): a new daemon does not
@@ -124,10 +126,15 @@ public struct JobSchedule: Sendable {
         }
     }
 
-    /// When `job` of `date` is due, Unix milliseconds. Never earlier for a later date.
+    /// When `job` of `date` is due, Unix milliseconds. Never earlier for a later date. The
+    /// reconciliation and clearing of a date never before its cut-off: an early cut-off (03:00)
+    /// later than their time of day (02:00) would have them run while the date still takes
+    /// payments; they run at the cut-off then.
     public func dueUnixMillis(_ job: JobKind, of date: BusinessDate) -> Int64 {
         let run = runDay(job, of: date)
-        return instantMillis(on: run.day, minutes: run.minutes)
+        let instant = instantMillis(on: run.day, minutes: run.minutes)
+        guard job != .cutoff else { return instant }
+        return Swift.max(instant, dueUnixMillis(.cutoff, of: date))
     }
 
     /// The wait before the next attempt of a job that failed `attempts` times.

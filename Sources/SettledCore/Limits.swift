@@ -101,6 +101,10 @@ public enum Limits {
     /// the writer takes other requests between two slices, so order intake goes on during a
     /// large run, and a crash loses at most one slice, which the restart does again.
     public static let clearingItemsPerTransactionMax = 2_000
+    /// The gross of one payout, at most: its clearing books it in one journal entry
+    /// (`biller_payable` Dr), which holds at most `JournalEntry.amountFenMax`. Items a run
+    /// finds beyond it are held and paid by the next run, which begins again from 0.
+    public static let payoutGrossFenMax: Int64 = JournalEntry.amountFenMax
     /// Payout lines one request of `GET /v1/payouts/{id}/lines` answers at most; the answer
     /// names where the next page begins.
     public static let payoutLinesPageMax = 10_000
@@ -113,6 +117,9 @@ public enum Limits {
     /// The bytes of a bank's or a biller's reference confirming or returning a payout, and of
     /// its note.
     public static let payoutReferenceBytesMax = 64
+    /// The instructions of one payout, at most (its first and its re-instructions after
+    /// returns): its record holds them all, and each return adds an event.
+    public static let payoutInstructionsMax = 100
 
     // MARK: idempotency and audit
 

@@ -164,10 +164,11 @@ extension AccountName {
 }
 
 extension Engine {
-    /// The fee a biller that bears the channel's fees pays for one item: the channel's
-    /// `fee_bps` of the item's share of the order's channel-funded amount (the item's amount
-    /// times the channel's part of the order's total), rounded half up to a fen. An item
-    /// refunded before its clearing bears none; an order without channel money has no fee.
+    /// The fee on `amountFen` of an order (some of its items, or all of them): the channel's
+    /// `fee_bps` of that amount's share of the order's channel-funded amount (the amount times
+    /// the channel's part of the order's total), rounded half up to a fen. An order without
+    /// channel money has no fee. One item's part is `clearingFeeFen(itemAt:of:...)`; an item
+    /// refunded before its clearing bears none.
     package static func clearingFeeFen(amountFen: Int64, orderTotalFen: Int64, channelFen: Int64, feeBps: Int) -> Int64 {
         guard amountFen > 0, orderTotalFen > 0, channelFen > 0, feeBps > 0 else { return 0 }
         let numerator = Int128(amountFen) * Int128(channelFen) * Int128(feeBps)
@@ -175,31 +176,71 @@ extension Engine {
         return Int64((2 * numerator + denominator) / (2 * denominator))
     }
 
+    /// The part of its order's fee the item at `index` of the order's `amountsFen` bears: the
+    /// fee (`clearingFeeFen`) on the order's items up to and with it, less the fee on those
+    /// before it. Rounding each item's share on its own would charge 3 fen for three items of
+    /// 100 fen at 60 bps, where the channel took 2 fen on the order (1.8 rounded): the parts
+    /// of all the order's items add up to the fee on the whole order, each at most its item.
+    package static func clearingFeeFen(itemAt index: Int, of amountsFen: [Int64], channelFen: Int64, feeBps: Int) -> Int64 {
+        precondition(amountsFen.indices.contains(index))
+        guard amountsFen[index] > 0, channelFen > 0, feeBps > 0 else { return 0 }
+        var beforeFen: Int128 = 0, totalFen: Int128 = 0
+        for (at, amountFen) in amountsFen.enumerated() {
+            if at < index { beforeFen += Int128(amountFen) }
+            totalFen += Int128(amountFen)
+        }
+        let denominator = totalFen * 10_000
+        func feeUpTo(_ amountFen: Int128) -> Int128 {
+            amountFen <= 0 ? 0 : (2 * amountFen * Int128(channelFen) * Int128(feeBps) + denominator) / (2 * denominator)
+        }
+        return Int64(feeUpTo(beforeFen + Int128(amountsFen[index])) - feeUpTo(beforeFen))
+    }
+
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
-    /// when a channel statement matched its capture (at the amount captured), when it had no
-    /// channel money, or when an operator resolved a discrepancy naming it. Answers the
-    /// matching statement's id too.
+    /// when a channel statement matched its capture at the amount captured, or at another
+    /// amount once an operator resolved that amount mismatch; when it had no channel money; or,
+    /// no statement matching it, when an operator resolved a discrepancy naming it. A capture
+    /// that the statement in force for its date (a correction of the one that matched it)
+    /// found missing is held until that finding is resolved. Answers the matching statement's
+    /// id too.
     func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
         let tables = write.tables
+        func id(_ key: [UInt8]) throws -> UInt64? {
+            try key.withUnsafeBytes { key in
+                try write.transaction.withValue(tables.statementKeys, key: key) { $0.count >= 8 ? Key.decodeU64($0) : nil }
+            } ?? nil
+        }
         var statementID: UInt64?
         if let channel = order.funding.channel {
-            statementID = try StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id).withUnsafeBytes { key in
-                try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : nil }
-            } ?? nil
+            statementID = try id(StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id))
         }
         if configuration.clearUnreconciled || order.funding.channelFen == 0 {
             return (true, statementID)
         }
-        let resolved = try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id))
         if let statementID {
-            // Matched with another amount than captured: held until an operator resolves it.
+            // A correction replaced the statement of the capture's date that showed it and no
+            // longer shows it (the match stays recorded for the statement replaced): missing,
+            // until an operator resolves that or a later statement shows it (auto_resolved). A
+            // statement of a later date that showed it (carried) is no correction.
+            if let channel = order.funding.channel, let date = order.businessDate,
+               let current = try id(StatementKeys.current(channel: channel, date: date)), current != statementID,
+               try StoredStatement.load(id: statementID, in: write.transaction, tables: tables)?.businessDate == date,
+               let missing = try id(StatementKeys.finding(statement: current, kind: "missing_channel", reference: "p\(order.id)")) {
+                let status = try Discrepancy.load(id: missing, write: write)?.status
+                return (status == "resolved" || status == "auto_resolved", statementID)
+            }
+            // Matched with another amount than captured: held until an operator resolves that
+            // discrepancy (another one of the order resolved, a fee's, settles nothing of it).
             if let txn = order.channelTxnID,
-               try write.transaction.contains(tables.statementKeys, key: StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn)) {
-                return (resolved, statementID)
+               let finding = try StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn).withUnsafeBytes({ key in
+                   try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : 0 }
+               }) {
+                let status = try Discrepancy.load(id: finding, write: write)?.status
+                return (status == "resolved" || status == "auto_resolved", statementID)
             }
             return (true, statementID)
         }
-        return (resolved, nil)
+        return (try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id)), nil)
     }
 
     /// A capture of a date whose clearing run has begun is held at once: the run may have
@@ -217,15 +258,19 @@ extension Engine {
     /// Billers are cleared in id order; per biller first its held items of earlier dates that
     /// became clearable, then the date's captured items (`biller_items`). Each cleared item
     /// gets a payout line and its `item_clearing` record (which makes a later refund of it a
-    /// clawback); an item that is not clearable is held (`held_items`). When the biller's
-    /// items are done: gross - refunds - fees it bears (`fee_bearer = biller`) - clawbacks
-    /// (the `clawback_receivable` balance, at most what is left) = net; the journal posts
+    /// clawback); an item that is not clearable (and not refunded) is held (`held_items`).
+    /// When the biller's items are done: gross - refunds - fees it bears (`fee_bearer =
+    /// biller`) - clawbacks (the `clawback_receivable` balance, at most what is left) = net;
+    /// the journal posts
     /// `biller_payable` Dr (gross - refunds), `clawback_receivable` Cr, `channel_fees:<c>` Cr,
     /// `payout_in_transit` Cr net, and a payout is instructed when the net is above 0. A
     /// clawback larger than what the biller is owed stays in `clawback_receivable` for the next
-    /// clearing: the negative net carries forward.
-    package func clearingSlice(businessDate: BusinessDate, itemsMax: Int, write: WriteContext) throws -> ClearingRun {
-        precondition(itemsMax >= 1)
+    /// clearing: the negative net carries forward. A biller's gross in one run stops at
+    /// `payoutGrossFenMax` (at least the largest item, so that every run pays one): the items
+    /// beyond it are held for the next run.
+    package func clearingSlice(businessDate: BusinessDate, itemsMax: Int, payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax,
+                               write: WriteContext) throws -> ClearingRun {
+        precondition(itemsMax >= 1 && payoutGrossFenMax >= Limits.amountFenMax && payoutGrossFenMax <= JournalEntry.amountFenMax)
         let tables = write.tables
         var run = try ClearingRun.load(businessDate, tables: tables, in: write.transaction)
             ?? ClearingRun(businessDate: businessDate, status: .running, startedUnixMillis: write.nowUnixMillis, finishedUnixMillis: 0,
@@ -255,7 +300,8 @@ extension Engine {
             let asked = budget
             let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
             for entry in entries {
-                try clearItem(entry, runDate: businessDate, biller: biller!, progress: &progress, run: &run, orders: &orders, write: write)
+                try clearItem(entry, runDate: businessDate, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress,
+                              run: &run, orders: &orders, write: write)
                 progress.lastKey = entry.key
             }
             budget -= entries.count
@@ -333,8 +379,9 @@ extension Engine {
     }
 
     /// Clears one item into the biller's payout, or holds it.
-    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, progress: inout ClearingProgress,
-                           run: inout ClearingRun, orders: inout [String: OrderRecord], write: WriteContext) throws {
+    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, payoutGrossFenMax: Int64,
+                           progress: inout ClearingProgress, run: inout ClearingRun, orders: inout [String: OrderRecord],
+                           write: WriteContext) throws {
         let tables = write.tables
         let itemKey = Key.string(entry.itemID)
         if try write.transaction.contains(tables.itemClearing, key: itemKey) {
@@ -357,8 +404,15 @@ extension Engine {
         guard let index = order.itemIndex(entry.itemID) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
+        let item = order.items[index]
+        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
         let (clearable, statementID) = try clearable(order, write: write)
-        guard clearable else {
+        // An item refunded before its clearing owes its biller nothing whatever a statement
+        // says of its order: cleared at once (its gross and its refund), never held. A payout's
+        // gross is one journal entry: an item beyond what it holds waits (held) for the next
+        // run, which pays it; without this the biller's journal would be refused and the run
+        // could never finish.
+        guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
                 try write.transaction.put(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID),
                                           value: Key.string(order.id), options: .overwrite)
@@ -366,12 +420,9 @@ extension Engine {
             run.heldCount += 1
             return
         }
-        let item = order.items[index]
-        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
         var feeFen: Int64 = 0
         if biller.feeBearer == .biller, !refunded, let channel = order.funding.channel {
-            let total = try order.items.reduce(Int64(0)) { try $0.addingFen($1.amountFen) }
-            feeFen = Self.clearingFeeFen(amountFen: item.amountFen, orderTotalFen: total, channelFen: order.funding.channelFen,
+            feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.funding.channelFen,
                                          feeBps: configuration.channel(id: channel)?.feeBps ?? 0)
             if feeFen > 0 {
                 if let at = progress.fees.firstIndex(where: { $0.channel == channel }) {

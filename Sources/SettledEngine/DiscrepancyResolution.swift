@@ -197,12 +197,29 @@ extension Engine {
         discrepancy.status = "resolved"
         discrepancy.resolution = resolution
         try discrepancy.store(write: write)
-        if let orderID = discrepancy.orderID {
-            // The operator settled what was in question about the order: clearing may take its
-            // items (`Engine.clearable`) though no statement matched it.
+        if let orderID = discrepancy.orderID, try Self.settlesCapture(discrepancy, orderID: orderID, write: write) {
+            // The operator settled whether the channel has the capture's money: clearing may
+            // take the order's items (`Engine.clearable`) though no statement matched it.
             try write.transaction.put(write.tables.resolvedOrders, key: Key.string(orderID), value: Key.u64(discrepancy.id), options: .overwrite)
         }
         return discrepancy
+    }
+
+    /// Whether resolving `discrepancy` settles the reconciliation of its order's capture: a
+    /// capture the channel's statement did not show (`missing_channel`), or the statement's
+    /// line of the order's own channel transaction (`missing_internal`, `status_mismatch`),
+    /// the order captured by it. Not a notification's amount, a fee, a refund or a duplicate
+    /// line: they say nothing of whether the channel has the capture's money.
+    static func settlesCapture(_ discrepancy: Discrepancy, orderID: String, write: WriteContext) throws -> Bool {
+        let payment: Bool
+        switch discrepancy.kind {
+        case "missing_channel": payment = discrepancy.channelFen == nil  // a refund's names no channel transaction either
+        case "missing_internal", "status_mismatch": payment = (discrepancy.channelFen ?? 0) > 0
+        default: return false
+        }
+        guard payment, let txn = discrepancy.channelTxnID,
+              let order = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction) else { return false }
+        return order.channelTxnID == txn && order.funding.channel == discrepancy.channel
     }
 
     /// Where the discrepancy's money stands (see `resolve`). `seen`: what the daemon recorded

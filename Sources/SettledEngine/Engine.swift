@@ -81,6 +81,8 @@ package enum Refusal: Error, Sendable {
     case payoutTransition(payoutID: String, status: String, action: String)
     /// A returned payout is re-instructed only after its biller's account was changed.
     case payoutAccountUnchanged(payoutID: String, billerID: String)
+    /// A payout instructed `Limits.payoutInstructionsMax` times is instructed no more.
+    case payoutInstructionsExhausted(payoutID: String, instructions: Int)
 }
 
 // MARK: the state machines: one transition function each

@@ -325,8 +325,10 @@ package struct PayoutLine: Sendable, Equatable {
     /// `body` returns true.
     package static func scan(payout: String, after: UInt32, in transaction: Transaction, tables: Tables,
                              _ body: (UInt32, PayoutLine) throws -> Bool) throws {
+        // No line follows the largest number (the next would wrap round to the first).
+        guard after < UInt32.max else { return }
         let prefix = ClearingKeys.linePrefix(payout: payout)
-        try transaction.scan(tables.payoutLines, from: ClearingKeys.line(payout: payout, sequence: after &+ 1)) { key, value in
+        try transaction.scan(tables.payoutLines, from: ClearingKeys.line(payout: payout, sequence: after + 1)) { key, value in
             guard key.count == prefix.count + 4, key.prefix(prefix.count).elementsEqual(prefix) else { return false }
             return try body(ClearingKeys.sequence(of: key, prefixCount: prefix.count), try decode(value))
         }
@@ -397,6 +399,10 @@ extension Engine {
         guard account != payout.account else {
             throw Refusal.payoutAccountUnchanged(payoutID: payoutID, billerID: biller.id)
         }
+        // The record holds every instruction and event (counted in u16): bounded here.
+        guard payout.instructions.count < Limits.payoutInstructionsMax else {
+            throw Refusal.payoutInstructionsExhausted(payoutID: payoutID, instructions: payout.instructions.count)
+        }
         let previous = payout.status
         payout.transition(to: .instructed)
         payout.instructions.append(PayoutInstruction(instructionID: "\(payoutID)-\(payout.instructions.count + 1)",
@@ -410,9 +416,12 @@ extension Engine {
     /// answers the done run. A run done already is answered as it is; one a crash cut short
     /// goes on from its stored progress.
     package func runClearing(businessDate: BusinessDate, writer: StoreWriter,
-                             itemsMax: Int = Limits.clearingItemsPerTransactionMax) throws -> ClearingRun {
+                             itemsMax: Int = Limits.clearingItemsPerTransactionMax,
+                             payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax) throws -> ClearingRun {
         while true {
-            let run = try writer.perform { write in try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, write: write) }
+            let run = try writer.perform { write in
+                try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax, write: write)
+            }
             if run.status == .done { return run }
         }
     }

@@ -86,6 +86,9 @@ extension Refusal {
         case .payoutAccountUnchanged(let payout, let biller):
             return APIError(409, "payout_account_unchanged",
                             "payout \(payout) was returned from biller \(biller)'s settlement account as it still is: update it (PUT /v1/billers/\(biller)) first")
+        case .payoutInstructionsExhausted(let payout, let instructions):
+            return APIError(409, "payout_instructions_max",
+                            "payout \(payout) was instructed \(instructions) times, the most a payout is: settle it with the biller outside the daemon")
         }
     }
 }

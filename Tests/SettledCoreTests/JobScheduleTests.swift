@@ -120,6 +120,22 @@ import Testing
         #expect(Self.schedule(cutoff: 3 * 60).dueUnixMillis(.cutoff, of: Self.date("2027-01-05")) == Self.at("2027-01-06T03:00:00+08:00"))
     }
 
+    /// An early cut-off later in the morning than the reconciliation and clearing times: the
+    /// 5th runs until 03:00 on the 6th, so neither its reconciliation (01:00) nor its clearing
+    /// (02:00) may run before then (they would clear a day still taking payments); a date whose
+    /// T+1 is days later keeps its own time.
+    @Test func aDateIsReconciledAndClearedOnlyAfterItsCutoff() {
+        let schedule = Self.schedule(cutoff: 3 * 60, reconciliation: 60, clearing: 2 * 60)
+        let close = Self.at("2027-01-06T03:00:00+08:00")
+        #expect(schedule.dueUnixMillis(.cutoff, of: Self.date("2027-01-05")) == close)
+        #expect(schedule.dueUnixMillis(.reconciliation, of: Self.date("2027-01-05")) == close)
+        #expect(schedule.dueUnixMillis(.clearing, of: Self.date("2027-01-05")) == close)
+        #expect(schedule.dueUnixMillis(.clearing, of: Self.date("2027-01-08")) == Self.at("2027-01-11T02:00:00+08:00"))
+        #expect(Self.due(schedule, "2027-01-06T02:59:59.999+08:00", first: "2027-01-05", start: "2027-01-05T08:00:00+08:00").isEmpty)
+        #expect(Self.due(schedule, "2027-01-06T03:00:00+08:00", first: "2027-01-05", start: "2027-01-05T08:00:00+08:00")
+            == ["cutoff 2027-01-05", "reconciliation 2027-01-05", "clearing 2027-01-05"])
+    }
+
     @Test func theYearEndClearsOnTheFirstBusinessDayOfTheNextYear() throws {
         let schedule = Self.schedule(calendar: try Self.calendar())
         // Thursday 31 December 2026; 1 January 2027 a holiday, then a weekend.

@@ -70,12 +70,15 @@ final class ClearingCrashScenario: CrashScenario, @unchecked Sendable {
         var figures: [String: (grossFen: Int64, feesFen: Int64, items: Int64)] = [:]
         for order in 0..<ordersPerDate {
             let number = round * ordersPerDate + order
+            // The whole order is paid through the channel: 60 bps of it, rounded half up; an
+            // item's part is the fee on the order's items up to it less the fee on those before.
+            func feeUpTo(_ fen: Int64) -> Int64 { (fen * feeBps * 2 + 10_000) / 20_000 }
+            var beforeFen: Int64 = 0
             for item in 0..<itemsPerOrder {
                 let biller = biller(order: number, item: item)
                 let amount = amountFen(order: number, item: item)
-                // The whole order is paid through the channel: each item's fee is 60 bps of it,
-                // rounded half up.
-                let fee = biller == feeBearer ? (amount * feeBps * 2 + 10_000) / 20_000 : 0
+                let fee = biller == feeBearer ? feeUpTo(beforeFen + amount) - feeUpTo(beforeFen) : 0
+                beforeFen += amount
                 let old = figures[biller] ?? (0, 0, 0)
                 figures[biller] = (old.grossFen + amount, old.feesFen + fee, old.items + 1)
             }
