@@ -36,7 +36,7 @@ package struct Trace: Sendable, Equatable {
 
     /// The sources of the links after a payment's reconciliation (clearing runs, payouts, bank
     /// statement lines), asked in this order for an order's chain and for a payout anchor.
-    package static let sources: [any TraceLinkSource] = []
+    package static let sources: [any TraceLinkSource] = [BankLineTraceSource()]
 }
 
 /// Where a trace starts.
