@@ -101,6 +101,8 @@ import Testing
     static func upload(_ harness: PaymentServiceHarness, _ bytes: [UInt8], dryRun: Bool = false) throws -> PaymentServiceHarness.Answer {
         let response = try harness.client.send(method: "POST", path: "/v1/bank-statements" + (dryRun ? "?dry_run=1" : ""), headers: [],
                                                body: bytes)
+        let problems = try OpenAPIDocument.load().problems(of: response, method: "POST", path: "/v1/bank-statements")
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         return PaymentServiceHarness.Answer(status: response.status, json: try? JSONParser.parse(response.body), body: response.body)
     }
 
@@ -116,8 +118,11 @@ import Testing
     }
 
     static func bankDiscrepancies(_ harness: PaymentServiceHarness) throws -> [JSONValue] {
-        let listed = try harness.call("GET", "/v1/discrepancies?channel=escrow&limit=100")
-        #expect(listed.status == 200, "\(listed.text)")
+        let response = try harness.client.send(method: "GET", path: "/v1/discrepancies?channel=escrow&limit=100", headers: [], body: nil)
+        #expect(response.status == 200, "\(response.status)")
+        let problems = try OpenAPIDocument.load().problems(of: response, method: "GET", path: "/v1/discrepancies")
+        #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
+        let listed = PaymentServiceHarness.Answer(status: response.status, json: try? JSONParser.parse(response.body), body: response.body)
         return listed.json?["discrepancies"]?.array ?? []
     }
 
