@@ -513,6 +513,8 @@ extension Engine {
             } else {
                 _ = try confirmPayout(id, reference: reference, note: note, write: write)
             }
+            try audit(write, "\(where_): payout \(id) \(line.isCredit ? "returned" : "confirmed") by the bank's \(direction)"
+                      + " of \(line.amountFen) fen, bank reference \(reference)")
         }
         for payout in payouts {
             try write.transaction.put(write.tables.bankPayoutLines,
@@ -627,6 +629,18 @@ package struct BankLineTraceSource: TraceLinkSource {
     /// moved escrow (a debit negative), status what it did (`confirmed`, `returned`,
     /// `already_confirmed`); fields the payout, the bank's reference and the file's line.
     package func extend(order: OrderRecord, trace: inout Trace, tables: Tables, in transaction: Transaction) throws {
+        try appendLines(trace: &trace, tables: tables, in: transaction)
+    }
+
+    /// A payout anchor is the payouts' source's to answer: once it has (its payout link in
+    /// `trace`), the bank lines that moved the payout follow; this source never answers alone.
+    package func tracePayout(_ id: String, trace: inout Trace, tables: Tables, in transaction: Transaction) throws -> Bool {
+        try appendLines(trace: &trace, tables: tables, in: transaction)
+        return false
+    }
+
+    /// The `bank_line` links of the payouts linked in `trace`, after them.
+    private func appendLines(trace: inout Trace, tables: Tables, in transaction: Transaction) throws {
         var payoutIDs: [String] = []
         for link in trace.links where link.kind == .payout && !payoutIDs.contains(link.id) { payoutIDs.append(link.id) }
         for payoutID in payoutIDs {
@@ -648,7 +662,4 @@ package struct BankLineTraceSource: TraceLinkSource {
             }
         }
     }
-
-    /// A payout anchor is the payouts' source's to answer.
-    package func tracePayout(_ id: String, trace: inout Trace, tables: Tables, in transaction: Transaction) throws -> Bool { false }
 }

@@ -165,6 +165,7 @@ import Testing
         #expect(try Self.trialBalanceIsZero(harness))
         let audit = try harness.call("GET", "/v1/audit?limit=100")
         #expect(audit.text.contains("channel wechat's settlement of 17000 fen into escrow booked"), "\(audit.text.prefix(600))")
+        #expect(audit.text.contains("payout \(one) confirmed by the bank's debit of 10000 fen, bank reference BK-1"), "\(audit.text.prefix(600))")
 
         // The same file again: the same import, nothing booked.
         let again = try Self.upload(harness, file)
@@ -273,6 +274,27 @@ import Testing
         // b-3's payout was moved by no entry: no link of it.
         #expect(trace.links.count == 4)
         #expect(Trace.sources.contains { $0 is BankLineTraceSource })
+        // A payout anchor: the source of the payouts answers with its link, the bank lines follow.
+        let anchored = try store.environment.read { transaction in
+            try Trace.read(.payout(one), channels: ["wechat"], sources: [PayoutLinkSource(), BankLineTraceSource()], tables: store.tables,
+                           in: transaction)
+        }
+        #expect(anchored?.links.map(\.kind) == [.payout, .bankLine, .bankLine], "\(String(describing: anchored))")
+        // Alone it answers no payout anchor.
+        let alone = try store.environment.read { transaction in
+            try Trace.read(.payout(one), channels: ["wechat"], sources: [BankLineTraceSource()], tables: store.tables, in: transaction)
+        }
+        #expect(alone == nil)
+    }
+
+    /// Answers every payout anchor with the payout's link, as the payouts' own source does.
+    struct PayoutLinkSource: TraceLinkSource {
+        func extend(order: OrderRecord, trace: inout Trace, tables: Tables, in transaction: Transaction) throws {}
+
+        func tracePayout(_ id: String, trace: inout Trace, tables: Tables, in transaction: Transaction) throws -> Bool {
+            trace.append(TraceLink(kind: .payout, id: id))
+            return true
+        }
     }
 
     /// A statement of another account, in another currency or not adding up is refused whole:
