@@ -108,5 +108,24 @@ import Testing
         let refused = try daemon.settlectl(["bank-statement", "import", other])
         #expect(refused.exitCode == 1 && refused.standardError.contains("wrong_account"), "\(refused.standardError)")
         #expect(try daemon.request("GET", "/v1/ledger/trial-balance").text == journal)
+
+        // The next day's MT940: the bank gives the payout back (a credit naming it after its debit).
+        let returned = daemon.directory + "/escrow-20261203.sta"
+        let opening = Self.yuan(100_000 - netFen + 12_345 - 250).replacingOccurrences(of: ".", with: ",")
+        let closing = Self.yuan(100_000 + 12_345 - 250).replacingOccurrences(of: ".", with: ",")
+        let amount = Self.yuan(netFen).replacingOccurrences(of: ".", with: ",")
+        try """
+            :20:940-20261203\r\n:25:ICBKCNBJ/\(Self.account)CNY\r\n:28C:2/1\r\n:60F:C261203CNY\(opening)\r\n\
+            :61:2612031203C\(amount)NTRFNONREF//ICBC-9\r\n:86:RETURN \(payoutID) ACCOUNT CLOSED\r\n\
+            :62F:C261203CNY\(closing)\r\n-\r\n
+            """.write(toFile: returned, atomically: true, encoding: .utf8)
+        let bounced = try daemon.settlectl(["bank-statement", "import", returned])
+        #expect(bounced.exitCode == 0, "\(bounced.standardError)")
+        #expect(bounced.standardOutput.contains("1: \(payoutID)") && bounced.standardOutput.contains("bs-2"), "\(bounced.standardOutput)")
+        #expect(try daemon.request("GET", "/v1/payouts/\(payoutID)").json?["status"]?.string == "returned")
+        let after = try daemon.balances(prefix: "")
+        #expect(after["escrow_bank"] ?? 0 == 12_345 && after["payout_in_transit:sgcc-js"] == -netFen, "\(after)")
+        let balanced = try daemon.request("GET", "/v1/ledger/trial-balance").json
+        #expect(balanced?["balanced"]?.bool == true)
     }
 }
