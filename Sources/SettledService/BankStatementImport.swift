@@ -12,6 +12,10 @@ import SettledStore
 /// progress (`Engine.applyBankLines`); a crash resumes it from there at start, or the same
 /// file uploaded again finishes it. One import at a time per daemon (the statements' queue).
 enum BankStatementImporter {
+    /// The most payouts one entry may name (a bank's batch booking of many transfers): what
+    /// its stored record holds.
+    static let payoutsPerEntryMax = 1_000
+
     /// An account number as written for comparing: spaces and hyphens left out, capitals; an
     /// MT940 `:25:` bank code before `/` and currency suffix after the digits left out
     /// (`51210600/9223382012EUR` is `9223382012`).
@@ -91,6 +95,10 @@ extension SettledService {
             let lines = BankStatementImporter.lines(statements)
             guard lines.count <= Int(UInt32.max) else {
                 throw APIError(422, "too_large", "the file has \(lines.count) entries, more than an import takes")
+            }
+            if let crowded = lines.first(where: { $0.payoutIDs.count > BankStatementImporter.payoutsPerEntryMax }) {
+                throw APIError(422, "too_large", "line \(crowded.line): the entry names \(crowded.payoutIDs.count) payouts, more than the"
+                               + " \(BankStatementImporter.payoutsPerEntryMax) one entry may pay")
             }
             record = try statementQueue.sync {
                 try runBankImport(spooled, lines: lines, summaries: BankStatementImporter.summaries(statements), audit: audit)

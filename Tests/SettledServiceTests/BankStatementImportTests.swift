@@ -315,6 +315,11 @@ import Testing
         #expect(try Self.upload(harness, currency, dryRun: true).status == 200)
         let unbalanced = try Self.upload(harness, Self.camt(entries, closingOffFen: 1))
         #expect(unbalanced.status == 422 && unbalanced.code == "balance_mismatch")
+        // An entry of a batch booking naming more payouts than an entry may pay.
+        let many = (1...(BankStatementImporter.payoutsPerEntryMax + 1)).map { String(format: "PO%08d", $0) }
+            .joined(separator: "</EndToEndId></Refs></TxDtls><TxDtls><Refs><EndToEndId>")
+        let crowded = try Self.upload(harness, Self.camt([Entry(amountFen: 1, credit: false, bankReference: "BK-9", endToEndID: many)]))
+        #expect(crowded.status == 422 && crowded.code == "too_large", "\(crowded.text.prefix(300))")
         #expect(try ClearingTests.journalCount(harness) == journal)
         #expect(try harness.call("GET", "/v1/payouts/\(one)").json?["status"]?.string == "instructed")
         #expect(try Self.bankDiscrepancies(harness).isEmpty)
