@@ -642,7 +642,10 @@ package struct BankLineTraceSource: TraceLinkSource {
     /// The `bank_line` links of the payouts linked in `trace`, after them.
     private func appendLines(trace: inout Trace, tables: Tables, in transaction: Transaction) throws {
         var payoutIDs: [String] = []
-        for link in trace.links where link.kind == .payout && !payoutIDs.contains(link.id) { payoutIDs.append(link.id) }
+        // A payout's link, not one of its instructions' (`PO00000042-1`, also of kind payout).
+        for link in trace.links where link.kind == .payout && BankLine.payoutIDs(in: link.id) == [link.id] && !payoutIDs.contains(link.id) {
+            payoutIDs.append(link.id)
+        }
         for payoutID in payoutIDs {
             let prefix = BankStatementKeys.payoutPrefix(payoutID)
             var moved: [(statement: UInt64, index: UInt32)] = []

@@ -262,6 +262,7 @@ import Testing
             guard let order = try OrderRecord.load(orderID, tables: store.tables, in: transaction) else { throw DecodingError(what: "order") }
             var trace = Trace()
             trace.append(TraceLink(kind: .payout, id: one))
+            trace.append(TraceLink(kind: .payout, id: "\(one)-1"))
             trace.append(TraceLink(kind: .payout, id: three))
             try BankLineTraceSource().extend(order: order, trace: &trace, tables: store.tables, in: transaction)
             return trace
@@ -271,8 +272,8 @@ import Testing
         #expect(lines.map(\.status) == ["confirmed", "returned"] && lines.map(\.amountFen) == [-10_000, 10_000])
         #expect(lines.map(\.reference) == ["ICBC-77", "ICBC-78"])
         #expect(lines.first?.fields.contains(TraceField("payout_id", .text(one))) == true)
-        // b-3's payout was moved by no entry: no link of it.
-        #expect(trace.links.count == 4)
+        // b-3's payout was moved by no entry, and an instruction's link is not its payout's: no links of them.
+        #expect(trace.links.count == 5)
         #expect(Trace.sources.contains { $0 is BankLineTraceSource })
         // A payout anchor: the source of the payouts answers with its link, the bank lines follow.
         let anchored = try store.environment.read { transaction in
