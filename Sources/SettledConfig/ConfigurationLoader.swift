@@ -387,6 +387,17 @@ final class ConfigurationParser {
                 reject("must be one of \(StatementFormat.allCases.map(\.rawValue).joined(separator: ", "))", value)
             }
             return true
+        case "escrow_reference":
+            let count = value.unicodeScalars.count
+            if count < 1 || count > ChannelConfiguration.escrowReferenceCharactersMax
+                || !value.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) {
+                reject("must be 1 to \(ChannelConfiguration.escrowReferenceCharactersMax) characters", value)
+            } else if value.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                reject("contains a control character", value)
+            } else {
+                configuration.channels[index].escrowReference = value
+            }
+            return true
         default:
             if integerKey(name, value, Self.channelIntegers, into: &configuration.channels[index]) { return true }
             // Other keys are the column-mapping profile of a csv channel; checked in `finish`.

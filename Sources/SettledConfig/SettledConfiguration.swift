@@ -23,8 +23,14 @@ public struct ChannelConfiguration: Sendable, Equatable {
     public var carryForwardDays: Int
     /// For `format = csv`: the remaining keys of the section, the bank's column-mapping profile.
     public var csvProfile: [String: String]
+    /// `escrow_reference`: a text the escrow bank statement's line of the channel's settlement
+    /// into escrow carries (its remittance information or free text, where the bank names the
+    /// counterparty); nil when not given (no credit is taken as this channel's).
+    public var escrowReference: String? = nil
 
     public static let feeBpsDefault = 0
+    /// The longest `escrow_reference`, in characters (camt `Ustrd` is Max140Text).
+    public static let escrowReferenceCharactersMax = 140
     public static let carryForwardDaysDefault = 1
 
     public init(id: String, format: String, feeBps: Int = feeBpsDefault,

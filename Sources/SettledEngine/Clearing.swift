@@ -161,6 +161,8 @@ extension AccountName {
     /// The journal kind of a clearing's instruction, and of a payout's confirmation.
     package static let clearingKind = "clearing"
     package static let payoutConfirmationKind = "payout_confirmation"
+    /// The journal kind of a confirmed payout's money back in escrow (its return).
+    package static let payoutReturnKind = "payout_return"
 }
 
 extension Engine {

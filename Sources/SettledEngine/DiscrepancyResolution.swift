@@ -74,6 +74,7 @@ extension Engine {
     /// | duplicate (the channel took C a second time) | refused | C to suspense + refund instruction | C to gain | the line is listed twice, one payment |
     /// | fee_mismatch | refused | refused | refused | the statement's fee (booked by the import) stands |
     /// | biller_* (a biller's write-off statement) | refused | refused | refused | settled with the biller |
+    /// | bank_* (the escrow bank's statement) | refused | refused | see `resolveBankDiscrepancy` | nothing booked |
     ///
     /// Gain: `channel_receivable:<ch>` debited, `recon_gain:<ch>` credited; loss:
     /// `recon_loss:<ch>` debited, `channel_receivable:<ch>` credited; suspense as a late
@@ -97,6 +98,8 @@ extension Engine {
         case "carried": throw notApplicable("it is carried forward until the channel's next statements; resolve it once it is open")
         default: throw Refusal.discrepancyResolved(discrepancyID: discrepancy.id, status: discrepancy.status)
         }
+        // An escrow bank statement's finding (BankStatements.swift).
+        if Discrepancy.bankKinds.contains(discrepancy.kind) { return try resolveBankDiscrepancy(discrepancy, input, write: write) }
         // A biller's write-off finding concerns what the biller wrote off, not money of a
         // channel (its `channel` is `biller:<id>`): nothing here books it.
         if let biller = discrepancy.billerID ?? (Discrepancy.billerKinds.contains(discrepancy.kind) ? discrepancy.channel : nil),

@@ -32,10 +32,11 @@ package enum PayoutStatus: UInt8, Sendable, CaseIterable {
         self = status
     }
 
-    /// instructed -> confirmed | returned; returned -> instructed (a new instruction).
+    /// instructed -> confirmed | returned; confirmed -> returned (the escrow bank's statement
+    /// shows the money back after its debit); returned -> instructed (a new instruction).
     package func canTransition(to next: PayoutStatus) -> Bool {
         switch (self, next) {
-        case (.instructed, .confirmed), (.instructed, .returned), (.returned, .instructed): true
+        case (.instructed, .confirmed), (.instructed, .returned), (.confirmed, .returned), (.returned, .instructed): true
         default: false
         }
     }
@@ -363,15 +364,27 @@ extension Engine {
     /// still owed to the biller and stays in `payout_in_transit` until a re-instruction of it
     /// is confirmed (it is never cleared again). The same reference again on the same
     /// instruction answers the payout unchanged.
-    package func returnPayout(_ payoutID: String, reference: String, note: String, write: WriteContext) throws -> PayoutRecord {
+    ///
+    /// `bankReturned`: the escrow bank's statement shows the money back (a credit naming the
+    /// payout after its debit); a confirmed payout is then returned too, its confirmation
+    /// reversed (`escrow_bank` Dr / `payout_in_transit` Cr its net). Without it (an operator's
+    /// return) a confirmed payout is refused.
+    package func returnPayout(_ payoutID: String, reference: String, note: String, bankReturned: Bool = false,
+                              write: WriteContext) throws -> PayoutRecord {
         guard var payout = try PayoutRecord.load(payoutID, tables: write.tables, in: write.transaction) else {
             throw Refusal.payoutNotFound(payoutID: payoutID)
         }
         if payout.status == .returned, let last = payout.lastReturn, last.reference == reference, last.instructionID == payout.instructionID {
             return payout
         }
-        guard payout.status.canTransition(to: .returned) else {
+        guard payout.status == .instructed || (bankReturned && payout.status == .confirmed) else {
             throw Refusal.payoutTransition(payoutID: payoutID, status: payout.status.name, action: "return")
+        }
+        if payout.status == .confirmed {
+            try write.post(JournalTransaction(kind: AccountName.payoutReturnKind, reference: payoutID, entries: [
+                JournalEntry(account: AccountName.escrowBank, amountFen: payout.netFen),
+                JournalEntry(account: AccountName.payoutInTransit(payout.billerID), amountFen: -payout.netFen),
+            ]))
         }
         let previous = payout.status
         payout.transition(to: .returned)

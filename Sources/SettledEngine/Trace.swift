@@ -36,7 +36,7 @@ package struct Trace: Sendable, Equatable {
 
     /// The sources of the links after a payment's reconciliation (clearing runs, payouts, bank
     /// statement lines), asked in this order for an order's chain and for a payout anchor.
-    package static let sources: [any TraceLinkSource] = [PayoutTraceSource()]
+    package static let sources: [any TraceLinkSource] = [PayoutTraceSource(), BankLineTraceSource()]
 }
 
 /// Where a trace starts.
@@ -148,7 +148,8 @@ package protocol TraceLinkSource: Sendable {
     /// stops now (`held`, `unconfirmed`, or nil when the money arrived).
     func extend(order: OrderRecord, trace: inout Trace, tables: Tables, in transaction: Transaction) throws
 
-    /// The chain of the payout `id`, or false when this source has no such payout.
+    /// The chain of the payout `id`, or false when this source has no such payout. Every source
+    /// is asked, in order: one after the source that answered finds its links in `trace`.
     func tracePayout(_ id: String, trace: inout Trace, tables: Tables, in transaction: Transaction) throws -> Bool
 }
 
@@ -171,11 +172,13 @@ extension Trace {
             return nil
         case .payout(let id):
             // The payouts' source answers this anchor once payouts exist; until then none knows one.
+            // Each source is asked in turn, so those after it add their links (the bank lines).
             var trace = Trace()
+            var answered = false
             for source in sources where try source.tracePayout(id, trace: &trace, tables: tables, in: transaction) {
-                return trace
+                answered = true
             }
-            return nil
+            return answered ? trace : nil
         }
     }
 

@@ -6,8 +6,8 @@ extension SettledService {
     func bankStatementRoutes() -> [Route] {
         [
             // The escrow bank's statement (camt.053 or MT940, found by content), spooled as it
-            // arrives like a channel's statement. Only the dry run is taken so far: `dry_run=1`
-            // is required.
+            // arrives like a channel's statement: `dry_run=1` only checks it; without it, it
+            // is imported (BankStatementImport.swift).
             Route("POST", "/v1/bank-statements", .operatorOnly, spooled: true, .custom { context, answer in
                 let response: HTTPResponse
                 do throws(APIError) {
@@ -21,31 +21,28 @@ extension SettledService {
     }
 
     /// POST /v1/bank-statements?dry_run=1: the file parsed and each statement's balances
-    /// checked, nothing booked.
+    /// checked, nothing booked. Without `dry_run`: the file imported (`importBankStatement`).
     func bankStatementUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
         guard let body = context.request.spooledBody else {
             throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
         }
         defer { spool.remove(body.path) }
         let query = Fields(query: context.request.query)
-        if context.request.query["dry_run"] != "1" { try query.fail("dry_run", "must be 1: a bank statement is only checked so far") }
+        let dryRun = context.request.query["dry_run"] != nil
+        if let value = context.request.query["dry_run"], value != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
         try query.finishQuery()
-        let statements = try Self.parseBankStatement(path: body.path, bytes: body.bytes)
-        return .json { json in
-            json.beginArray("statements")
-            for statement in statements {
-                json.beginObject()
-                json.field("account", statement.account)
-                json.field("currency", statement.currency)
-                json.field("opening_minor", statement.opening.amountMinor)
-                json.field("closing_minor", statement.closing.amountMinor)
-                json.field("entries", statement.entries.count)
-                json.field("credits_minor", statement.creditsMinor)
-                json.field("debits_minor", statement.debitsMinor)
-                json.endObject()
+        guard dryRun else {
+            let spooled: SpooledStatement
+            do throws(SpoolError) {
+                spooled = try spool.statement(body, source: .upload(uid: context.peer.uid), durable: true)
+            } catch {
+                throw error.apiError
             }
-            json.endArray()
+            let audit = repairAudit(uid: context.peer.uid, pid: context.peer.pid, role: context.roles.name, target: context.request.target)
+            return try importBankStatement(spooled, audit: audit)
         }
+        let statements = try Self.parseBankStatement(path: body.path, bytes: body.bytes)
+        return .json { json in Self.writeBankStatements(BankStatementImporter.summaries(statements), &json) }
     }
 
     /// The statements of a spooled bank statement file, balances checked; a file refused whole

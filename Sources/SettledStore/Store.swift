@@ -70,6 +70,14 @@ import Glibc
 /// - resolved_orders:    order id -> discrepancy id u64: orders an operator resolved a
 ///                       discrepancy of (clearable without a statement's match)
 ///
+/// The escrow bank statements' tables (layouts in BankStatementKeys.swift; records in SettledEngine):
+/// - bank_statements:       statement id u64 -> bank statement import (figures, progress)
+/// - bank_statement_keys:   SHA-256 hex of the file -> statement id u64
+/// - bank_lines:            statement id u64 ++ entry index u32 -> what the entry did
+/// - bank_payout_lines:     payout id 0 statement id u64 ++ entry index u32 -> u8 direction:
+///                          the entries that named a payout and moved it
+/// - bank_discrepancies:    discrepancy id u64 -> the entry and the payouts it named
+///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
 public final class Tables: Sendable {
@@ -113,6 +121,11 @@ public final class Tables: Sendable {
     public let resolvedOrders: Database
     public let jobs: Database
     public let journalByObject: Database
+    public let bankStatements: Database
+    public let bankStatementKeys: Database
+    public let bankLines: Database
+    public let bankPayoutLines: Database
+    public let bankDiscrepancies: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -155,6 +168,11 @@ public final class Tables: Sendable {
         resolvedOrders = try environment.openDatabase(named: "resolved_orders")
         jobs = try environment.openDatabase(named: "jobs")
         journalByObject = try environment.openDatabase(named: "journal_by_object")
+        bankStatements = try environment.openDatabase(named: "bank_statements")
+        bankStatementKeys = try environment.openDatabase(named: "bank_statement_keys")
+        bankLines = try environment.openDatabase(named: "bank_lines")
+        bankPayoutLines = try environment.openDatabase(named: "bank_payout_lines")
+        bankDiscrepancies = try environment.openDatabase(named: "bank_discrepancies")
     }
 }
 
@@ -168,6 +186,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case refundInstruction = "next_refund_instruction_id"
     case statement = "next_statement_id"
     case payout = "next_payout_id"
+    case bankStatement = "next_bank_statement_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -180,6 +199,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .refundInstruction: return 5
         case .statement: return 6
         case .payout: return 7
+        case .bankStatement: return 8
         }
     }
 }
@@ -244,7 +264,10 @@ public final class Store: @unchecked Sendable {
     /// file where there is one).
     /// 8: `journal_by_object` indexes every journal transaction by the object its reference
     /// names, those posted before included (`JournalObjectIndex.fill`).
-    public static let schemaVersion: UInt32 = 8
+    /// 9: the escrow bank statements' tables (bank_statements, bank_statement_keys, bank_lines,
+    /// bank_payout_lines, bank_discrepancies) and `Counter.bankStatement`; an older store has
+    /// imported none, so they start empty.
+    public static let schemaVersion: UInt32 = 9
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")

@@ -186,6 +186,23 @@ enum Commands {
                 ],
                 timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
                 run: ReconCommands.importStatement),
+        Command("bank-statement import", synopses: ["FILE [--dry-run]"],
+                summary: "send the escrow bank's statement (camt.053 or MT940)",
+                description: """
+                    Sends FILE, the escrow account's statement as the bank delivered it (camt.053 or MT940,
+                    found by its content), to POST /v1/bank-statements. Without --dry-run the daemon imports
+                    it: debits naming payouts confirm them, credits naming them after their debit return
+                    them, channels' settlements into escrow are booked, the rest become discrepancies of
+                    channel escrow; prints the statements, the payouts confirmed and returned, the channel
+                    credits and the discrepancies. The same file again changes nothing. With --dry-run
+                    (dry_run=1) only the statements' balances are checked. A file refused whole (another
+                    account or currency than the escrow account's, balances that do not add up) exits 1.
+                    """,
+                options: [
+                    .flag("dry-run", "check the file only: nothing is booked"),
+                ],
+                timeoutSecondsDefault: BillCommands.bulkTimeoutSecondsDefault,
+                run: BankStatementCommands.importStatement),
         Command("recon show", synopses: ["DATE"], summary: "a business date's reconciliation, per channel",
                 description: """
                     Shows the reconciliation of business date DATE (GET /v1/reconciliation/DATE): per channel

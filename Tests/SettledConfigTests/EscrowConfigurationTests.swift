@@ -43,6 +43,21 @@ import Testing
         #expect(configuration.escrow.bic == "ICBKCNBJ")
     }
 
+    /// `[channel.<id>] escrow_reference`: the text that names a channel's settlement credit on
+    /// the escrow statement; any format takes it, and it is not a CSV profile key.
+    @Test func aChannelsEscrowReferenceIsTakenAndChecked() throws {
+        let configuration = try load("[channel.icbc]\nformat = csv\nescrow_reference = ICBC 收单清算\n[channel.wechat]\nformat = wechat\n")
+            .result.get()
+        #expect(configuration.channel(id: "icbc")?.escrowReference == "ICBC 收单清算")
+        #expect(configuration.channel(id: "icbc")?.csvProfile["escrow_reference"] == nil)
+        #expect(configuration.channel(id: "wechat")?.escrowReference == nil)
+        let long = String(repeating: "x", count: ChannelConfiguration.escrowReferenceCharactersMax + 1)
+        let found = try problems("[channel.wechat]\nformat = wechat\nescrow_reference = \(long)\n")
+        #expect(found.map(\.key) == ["escrow_reference"], "\(found)")
+        let shipped = try SettledConfiguration.load(path: repositoryRoot().appendingPathComponent("conf/settled.conf").path)
+        #expect(shipped.channel(id: "wechat")?.escrowReference == "TENPAY")
+    }
+
     @Test func aSectionWithoutItsRequiredKeysNamesEachMissingOne() throws {
         let found = try problems("# escrow\n[escrow]\nbank_name = ICBC\n")
         #expect(found.map(\.key) == ["account_no", "account_name"])

@@ -53,7 +53,8 @@ struct StorageCodesTests {
         #expect(Biller.FeeBearer.platform.storageText == "platform" && Biller.FeeBearer.biller.storageText == "biller")
         #expect(Biller.FeeBearer(storageText: "platform") == .platform && Biller.FeeBearer(storageText: "x") == nil)
         #expect(Counter.allCases.map(\.rawValue) == ["next_transaction_id", "next_account_id", "next_audit_id", "next_order_id",
-                                                     "next_discrepancy_id", "next_refund_instruction_id", "next_statement_id", "next_payout_id"])
+                                                     "next_discrepancy_id", "next_refund_instruction_id", "next_statement_id", "next_payout_id",
+                                                     "next_bank_statement_id"])
     }
 
     // MARK: golden bytes

@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 8])
+        #expect(first.schema == [0, 0, 0, 9])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -129,6 +129,12 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.payout, in: transaction) == 1)
+                // Schema 9: nor were bank statements imported.
+                for table in [tables.bankStatements, tables.bankStatementKeys, tables.bankLines, tables.bankPayoutLines,
+                              tables.bankDiscrepancies] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                #expect(try store.peek(.bankStatement, in: transaction) == 1)
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }
