@@ -81,6 +81,9 @@ public final class JobRunner: @unchecked Sendable {
 
     public func isRegistered(_ job: JobKind) -> Bool { lock.withLock { works[job] != nil } }
 
+    /// Whether `stop` was called.
+    var isStopped: Bool { lock.withLock { stopped } }
+
     /// Runs of each job this process made, by how they ended.
     public func runCount(_ job: JobKind, _ status: JobRow.Status) -> UInt64 {
         lock.withLock { runCounts[job]?[status] ?? 0 }
@@ -245,7 +248,12 @@ public final class JobRunner: @unchecked Sendable {
             timer = source
             return true
         }
-        if armed { source.resume() }
+        if !armed {
+            // Stopped meanwhile. A source is resumed once even so: libdispatch traps on the
+            // release of one never resumed, which the daemon's stop would then end in.
+            source.cancel()
+        }
+        source.resume()
     }
 
     /// Cancels the timer and waits for a running job to finish.

@@ -291,6 +291,32 @@ import Testing
         #expect(metrics.contains("settled_job_next_run_timestamp_seconds{job=\"cutoff\"} "))
         #expect(!metrics.contains("settled_job_next_run_timestamp_seconds{job=\"clearing\"}"))
     }
+
+    @Test func aStopWhileAJobRunsEndsTheTimerCleanly() throws {
+        let clock = ManualClock(wallUnixMillis: Self.at("2027-01-05T08:00:00+08:00"))
+        let fixture = try Self.fixture(clock)
+        defer { fixture.stop() }
+        let service = fixture.service
+        #expect(try service.jobs.tick().isEmpty)
+        clock.advance(millis: 2 * 3_600_000)
+        // The clearing of the 4th is due: its work stops the runner while it runs, as SIGTERM
+        // does, so the run ends with the runner stopped and its timer not to be armed again.
+        let stopped = DispatchSemaphore(value: 0)
+        let calls = Mutex(0)
+        service.registerClearingJob { [jobs = service.jobs] date in
+            calls.withLock { $0 += 1 }
+            Thread.detachNewThread {
+                jobs.stop()
+                stopped.signal()
+            }
+            while !jobs.isStopped { sched_yield() }
+            return "cleared \(date)"
+        }
+        service.startJobTimer()
+        #expect(stopped.wait(timeout: .now() + 30) == .success, "the runner did not stop")
+        #expect(calls.withLock { $0 } == 1)
+        #expect(try Self.rows(service).contains("clearing 2027-01-04 done 1"))
+    }
 }
 
 /// The job row's stored bytes: key date u32 (sign bit flipped) ++ job u8; value v1, status
