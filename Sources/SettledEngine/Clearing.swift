@@ -279,7 +279,9 @@ extension Engine {
                            heldCount: 0, slices: 0, lastBiller: "", current: nil, billers: [])
         guard run.status == .running else { return run }
         var budget = itemsMax
-        var orders: [String: OrderRecord] = [:]
+        // The order of the item before, with whether it may be cleared: an order's items
+        // are next to each other in the biller's index, so one is enough.
+        var lastOrder: ClearingOrder?
         var biller: Biller?
         while budget > 0 {
             if run.current == nil {
@@ -303,7 +305,7 @@ extension Engine {
             let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
             for entry in entries {
                 try clearItem(entry, runDate: businessDate, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress,
-                              run: &run, orders: &orders, write: write)
+                              run: &run, lastOrder: &lastOrder, write: write)
                 progress.lastKey = entry.key
             }
             budget -= entries.count
@@ -324,7 +326,6 @@ extension Engine {
                 run.current = nil
                 budget -= 1
             }
-            if orders.count > Limits.clearingItemsPerTransactionMax { orders.removeAll(keepingCapacity: true) }
         }
         run.slices += 1
         try run.store(write: write)
@@ -339,6 +340,13 @@ extension Engine {
             return false
         }
         return found
+    }
+
+    /// An order read by the clearing, with what `clearable` said of it.
+    struct ClearingOrder {
+        var order: OrderRecord
+        var clearable: Bool
+        var statementID: UInt64?
     }
 
     struct ClearingEntry {
@@ -382,7 +390,7 @@ extension Engine {
 
     /// Clears one item into the biller's payout, or holds it.
     private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, payoutGrossFenMax: Int64,
-                           progress: inout ClearingProgress, run: inout ClearingRun, orders: inout [String: OrderRecord],
+                           progress: inout ClearingProgress, run: inout ClearingRun, lastOrder: inout ClearingOrder?,
                            write: WriteContext) throws {
         let tables = write.tables
         let itemKey = Key.string(entry.itemID)
@@ -396,19 +404,21 @@ extension Engine {
             // Captured after this date's run began: a later run takes it.
             return
         }
-        if orders[entry.orderID] == nil {
+        if lastOrder?.order.id != entry.orderID {
             guard let order = try OrderRecord.load(entry.orderID, tables: tables, in: write.transaction) else {
                 throw DecodingError(what: "item \(entry.itemID) of biller \(biller.id) names order \(entry.orderID), which does not exist")
             }
-            orders[entry.orderID] = order
+            let (clearable, statementID) = try clearable(order, write: write)
+            lastOrder = ClearingOrder(order: order, clearable: clearable, statementID: statementID)
         }
-        let order = orders[entry.orderID]!
+        let order = lastOrder!.order
+        let clearable = lastOrder!.clearable
+        let statementID = lastOrder!.statementID
         guard let index = order.itemIndex(entry.itemID) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
         let item = order.items[index]
         let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
-        let (clearable, statementID) = try clearable(order, write: write)
         // An item refunded before its clearing owes its biller nothing whatever a statement
         // says of its order: cleared at once (its gross and its refund), never held. A payout's
         // gross is one journal entry: an item beyond what it holds waits (held) for the next
