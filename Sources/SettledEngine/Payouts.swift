@@ -432,7 +432,7 @@ extension Engine {
                              itemsMax: Int = Limits.clearingItemsPerTransactionMax,
                              payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax) throws -> ClearingRun {
         while true {
-            let run = try writer.perform { write in
+            let run = try writer.perform(alone: true) { write in
                 try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax, write: write)
             }
             if run.status == .done { return run }

@@ -213,7 +213,7 @@ struct StatementImporter {
         var attempts = 0
         while true {
             do {
-                return try service.writer.perform(apply)
+                return try service.writer.perform(alone: true, apply)
             } catch WriterError.unavailable {
                 attempts += 1
                 guard attempts < Self.queueFullRetriesMax else { throw WriterError.unavailable }

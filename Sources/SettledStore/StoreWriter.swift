@@ -176,10 +176,14 @@ public final class StoreWriter: @unchecked Sendable {
     /// Queues `apply`; `completion` runs after the commit, on the writer's answer queue, in
     /// commit order (keep it short: hand the answer to the connection). Returns false, without queueing, when the queue is
     /// full or the writer is stopping.
+    ///
+    /// `alone`: the request is a slice of a long run (a clearing, a statement's import) and is
+    /// applied in a batch of its own, so that the requests queued while the slice before it was
+    /// applied are committed first, in their own batch, instead of waiting for this one too.
     @discardableResult
-    public func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result,
+    public func submit<Result: Sendable>(alone: Bool = false, _ apply: @escaping (WriteContext) throws -> Result,
                                          completion: @escaping @Sendable (Swift.Result<Result, any Error>) -> Void) -> Bool {
-        let work = WriteRequest(apply, completion: completion)
+        let work = WriteRequest(apply, alone: alone, completion: completion)
         condition.lock()
         defer { condition.unlock() }
         guard running && !stopping && queue.count - queueHead < queueMax else {
@@ -192,10 +196,11 @@ public final class StoreWriter: @unchecked Sendable {
     }
 
     /// Applies `apply` and waits for the commit (for timers, start-up work and tests).
-    public func perform<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> Result {
+    /// `alone` as for `submit`.
+    public func perform<Result: Sendable>(alone: Bool = false, _ apply: @escaping (WriteContext) throws -> Result) throws -> Result {
         let done = DispatchSemaphore(value: 0)
         let box = OutcomeBox<Result>()
-        guard submit(apply, completion: { outcome in
+        guard submit(alone: alone, apply, completion: { outcome in
             box.set(outcome)
             done.signal()
         }) else { throw WriterError.unavailable }
@@ -229,7 +234,13 @@ public final class StoreWriter: @unchecked Sendable {
                 stopped.signal()
                 return
             }
-            let end = min(queue.count, queueHead + batchMax)
+            // A request to be applied alone is a batch of its own: it ends the batch before it.
+            var end = min(queue.count, queueHead + batchMax)
+            if queue[queueHead].alone {
+                end = queueHead + 1
+            } else if let alone = queue[queueHead..<end].firstIndex(where: { $0.alone }) {
+                end = alone
+            }
             let batch = Array(queue[queueHead..<end])
             queueHead = end
             if queueHead == queue.count {
@@ -391,6 +402,8 @@ struct AnsweredBatch: @unchecked Sendable {
 
 /// A request in the writer's queue, its result type hidden so that one queue holds them all.
 protocol QueuedRequest: AnyObject {
+    /// Applied in a batch of its own (`StoreWriter.submit(alone:)`).
+    var alone: Bool { get }
     /// Runs the request in the batch's transaction and keeps its result. May run more than once
     /// (a batch rolled back is applied again); the last run's result is the one answered.
     func apply(_ context: WriteContext) throws
@@ -403,10 +416,12 @@ final class WriteRequest<Value: Sendable>: QueuedRequest {
     private let body: (WriteContext) throws -> Value
     private let completion: @Sendable (Result<Value, any Error>) -> Void
     private var value: Value?
+    let alone: Bool
 
-    init(_ body: @escaping (WriteContext) throws -> Value,
+    init(_ body: @escaping (WriteContext) throws -> Value, alone: Bool,
          completion: @escaping @Sendable (Result<Value, any Error>) -> Void) {
         self.body = body
+        self.alone = alone
         self.completion = completion
     }
 

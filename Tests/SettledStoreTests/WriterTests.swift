@@ -103,6 +103,29 @@ import Testing
         #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.ok)
     }
 
+    @Test func aRequestToBeAppliedAloneIsABatchOfItsOwnAndDoesNotHoldBackThoseBeforeIt() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 16)
+        let sizes = Mutex<[Int]>([])
+        writer.batchObserver = { requests, _, _ in sizes.withLock { $0.append(requests) } }
+        writer.start()
+        defer { writer.stop() }
+        let gate = Gate()
+        #expect(gate.close(writer))
+        // Queued while the gate's batch is applied: two requests, a slice of a long run, three
+        // requests, two slices.
+        let outcomes = Outcomes<UInt64>()
+        let alone = [false, false, true, false, false, false, true, true]
+        for (index, isAlone) in alone.enumerated() {
+            #expect(writer.submit(alone: isAlone, { _ in UInt64(index) }, completion: outcomes.completion(index)))
+        }
+        gate.open()
+        #expect(outcomes.wait(count: alone.count))
+        #expect(sizes.withLock { $0 } == [1, 2, 1, 3, 1, 1])
+    }
+
     @Test func requestsSeeTheBatchAndEachOthersWrites() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
