@@ -8,28 +8,16 @@ extension SettledService {
             // The escrow bank's statement (camt.053 or MT940, found by content), spooled as it
             // arrives like a channel's statement: `dry_run=1` only checks it; without it, it
             // is imported (BankStatementImport.swift).
-            Route("POST", "/v1/bank-statements", .operatorOnly, spooled: true, .custom { context, answer in
-                let response: HTTPResponse
-                do throws(APIError) {
-                    response = try self.bankStatementUpload(context)
-                } catch {
-                    response = error.response
-                }
-                answer(response)
-            }),
+            spooledUploadRoute("/v1/bank-statements") { context throws(APIError) in try self.bankStatementUpload(context) },
         ]
     }
 
     /// POST /v1/bank-statements?dry_run=1: the file parsed and each statement's balances
     /// checked, nothing booked. Without `dry_run`: the file imported (`importBankStatement`).
     func bankStatementUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
-        guard let body = context.request.spooledBody else {
-            throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
-        }
-        defer { spool.remove(body.path) }
         let query = Fields(query: context.request.query)
-        let dryRun = context.request.query["dry_run"] != nil
-        if let value = context.request.query["dry_run"], value != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
+        let (body, dryRun) = try spooledUpload(context, query)
+        defer { spool.remove(body.path) }
         try query.finishQuery()
         guard dryRun else {
             let spooled: SpooledStatement

@@ -88,27 +88,40 @@ extension SettledService {
             // An upload, its body spooled to a file as it arrives (`[limits]
             // statement_body_bytes_max`): operator actions, audited by `run`; answered off the
             // event loop. The spool file is removed once answered, whatever the answer.
-            Route("POST", "/v1/statements", .operatorOnly, spooled: true, .custom { context, answer in
-                let response: HTTPResponse
-                do throws(APIError) {
-                    response = try self.statementUpload(context)
-                } catch {
-                    response = error.response
-                }
-                answer(response)
-            }),
+            spooledUploadRoute("/v1/statements") { context throws(APIError) in try self.statementUpload(context) },
         ]
     }
 
-    func statementUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+    /// An operator's upload whose body is spooled to a file as it arrives (`[limits]
+    /// statement_body_bytes_max`), handled off the event loop; audited by `run`.
+    func spooledUploadRoute(_ path: String,
+                            _ handle: @escaping @Sendable (RequestContext) throws(APIError) -> HTTPResponse) -> Route {
+        Route("POST", path, .operatorOnly, spooled: true, .custom { context, answer in
+            let response: HTTPResponse
+            do throws(APIError) {
+                response = try handle(context)
+            } catch {
+                response = error.response
+            }
+            answer(response)
+        })
+    }
+
+    /// The spooled body of an upload (the caller removes it once answered) and whether the
+    /// query asks only for a check (`dry_run=1`).
+    func spooledUpload(_ context: RequestContext, _ query: Fields) throws(APIError) -> (body: HTTPSpooledBody, dryRun: Bool) {
         // A body in memory comes only from a server made without the spool (`spoolTarget`).
         guard let body = context.request.spooledBody else {
             throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
         }
-        defer { spool.remove(body.path) }
-        let query = Fields(query: context.request.query)
-        let dryRun = context.request.query["dry_run"] != nil
         if let value = context.request.query["dry_run"], value != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
+        return (body, context.request.query["dry_run"] != nil)
+    }
+
+    func statementUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        let query = Fields(query: context.request.query)
+        let (body, dryRun) = try spooledUpload(context, query)
+        defer { spool.remove(body.path) }
         let channelID = try query.identifier("channel")
         let dateText = try query.string("business_date", bytesMax: 10)
         if let dateText, BusinessDate(dateText) == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
