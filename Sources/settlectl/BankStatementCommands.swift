@@ -8,13 +8,8 @@ enum BankStatementCommands {
         let path = try context.arguments.positionals(named: ["FILE"])[0]
         guard !path.isEmpty else { throw .usage("FILE must not be empty") }
         let dryRun = context.arguments.has("dry-run")
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { throw .input("\(path): \(String(cString: strerror(errno)))") }
+        let (file, length) = try ReconCommands.openUpload(path)
         defer { Glibc.close(file) }
-        var status = stat()
-        guard fstat(file, &status) == 0 else { throw .input("\(path): \(String(cString: strerror(errno)))") }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .input("\(path) is not a regular file (its size must be known)") }
-        let length = Int64(status.st_size)
         let target = Target.make(["v1", "bank-statements"], query: [("dry_run", dryRun ? "1" : nil)])
         let answer = try context.request("POST", target, bodyFile: file, length: length, contentType: ContentType.octetStream,
                                          progress: nil)

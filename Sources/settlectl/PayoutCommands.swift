@@ -218,17 +218,9 @@ enum PayoutCommands {
 
     private static func event(_ context: Context, action: String) throws(Failure) {
         let id = try payoutID(context)
-        let reference = try context.arguments.required("reference")
-        guard !reference.isEmpty else { throw .usage("--reference must not be empty") }
-        var body = JSONWriter()
-        body.beginObject()
-        body.field("reference", reference)
-        if let note = context.arguments.value("note") {
-            guard !note.isEmpty else { throw .usage("--note must not be empty when given") }
-            body.field("note", note)
-        }
-        body.endObject()
-        let answer = try context.request("POST", Target.make(["v1", "payouts", id, action]), body: body.bytes,
+        let body = try ReconCommands.referenceBody(context)
+        let reference = context.arguments.value("reference") ?? ""
+        let answer = try context.request("POST", Target.make(["v1", "payouts", id, action]), body: body,
                                          headers: try ReconCommands.idempotencyHeaders(context))
         try context.emit(answer) { payout in
             Output.out("payout \(Text.printable(payout["payout_id"].display)) is \(Text.printable(payout["status"].display)): "

@@ -132,9 +132,9 @@ enum ReconCommands {
         }
     }
 
-    static func refundInstructionDone(_ context: Context) throws(Failure) {
-        let id = try context.arguments.positionals(named: ["ID"])[0]
-        guard !id.isEmpty else { throw .usage("ID must not be empty") }
+    /// `{reference, note?}` from `--reference` (required) and `--note`: what the bank or channel
+    /// did, for an operator's record of it.
+    static func referenceBody(_ context: Context) throws(Failure) -> [UInt8] {
         let reference = try context.arguments.required("reference")
         guard !reference.isEmpty else { throw .usage("--reference must not be empty") }
         var body = JSONWriter()
@@ -145,7 +145,13 @@ enum ReconCommands {
             body.field("note", note)
         }
         body.endObject()
-        let answer = try context.request("POST", Target.make(["v1", "refund-instructions", id, "done"]), body: body.bytes,
+        return body.bytes
+    }
+
+    static func refundInstructionDone(_ context: Context) throws(Failure) {
+        let id = try context.arguments.positionals(named: ["ID"])[0]
+        guard !id.isEmpty else { throw .usage("ID must not be empty") }
+        let answer = try context.request("POST", Target.make(["v1", "refund-instructions", id, "done"]), body: referenceBody(context),
                                          headers: idempotencyHeaders(context))
         try context.emit(answer) { instruction in
             Output.out("refund instruction \(Text.printable(instruction["instruction_id"].display)) is "
@@ -205,6 +211,24 @@ enum ReconCommands {
 
     // MARK: statements
 
+    /// A file to upload, opened, with its length (the caller closes it): a regular file, since
+    /// the request says its length first.
+    static func openUpload(_ path: String) throws(Failure) -> (file: Int32, length: Int64) {
+        let file = open(path, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { throw .input("\(path): \(String(cString: strerror(errno)))") }
+        var status = stat()
+        guard fstat(file, &status) == 0 else {
+            let code = errno
+            Glibc.close(file)
+            throw .input("\(path): \(String(cString: strerror(code)))")
+        }
+        guard (status.st_mode & S_IFMT) == S_IFREG else {
+            Glibc.close(file)
+            throw .input("\(path) is not a regular file (its size must be known)")
+        }
+        return (file, Int64(status.st_size))
+    }
+
     static func importStatement(_ context: Context) throws(Failure) {
         let path = try context.arguments.positionals(named: ["FILE"])[0]
         guard !path.isEmpty else { throw .usage("FILE must not be empty") }
@@ -213,13 +237,8 @@ enum ReconCommands {
         let date = try context.arguments.required("date")
         guard BusinessDate(date) != nil else { throw .usage("--date must be a date YYYY-MM-DD, not '\(date)'") }
         let dryRun = context.arguments.has("dry-run")
-        let file = open(path, O_RDONLY | O_CLOEXEC)
-        guard file >= 0 else { throw .input("\(path): \(String(cString: strerror(errno)))") }
+        let (file, length) = try openUpload(path)
         defer { Glibc.close(file) }
-        var status = stat()
-        guard fstat(file, &status) == 0 else { throw .input("\(path): \(String(cString: strerror(errno)))") }
-        guard (status.st_mode & S_IFMT) == S_IFREG else { throw .input("\(path) is not a regular file (its size must be known)") }
-        let length = Int64(status.st_size)
         let target = Target.make(["v1", "statements"], query: [("channel", channel), ("business_date", date),
                                                                ("dry_run", dryRun ? "1" : nil)])
         let progress = isatty(STDERR_FILENO) == 1 ? Progress(total: length) : nil
