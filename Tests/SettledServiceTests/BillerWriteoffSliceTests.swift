@@ -144,6 +144,41 @@ struct BillerWriteoffSliceTests {
         #expect(server.service.spool.usage().files == 0)
     }
 
+    @Test("a statement stored with its findings in its record, as before schema 11, is corrected as one stored since")
+    func findingsInTheRecord() throws {
+        let reference = try ServiceServer(channels: ["wechat"])
+        defer { #expect(reference.stop().isEmpty) }
+        let server = try ServiceServer(channels: ["wechat"])
+        defer { #expect(server.stop().isEmpty) }
+        let items = try Self.prepare(reference)
+        _ = try Self.prepare(server)
+        // The first statement as an older daemon stored it: its findings in its record only.
+        let moved = try server.service.writer.perform { write -> Int in
+            let tables = write.tables
+            guard var legacy = try BillerReconciliation.latest(biller: "b-1", date: Self.date, tables: tables, in: write.transaction) else {
+                throw TestFailure("no statement")
+            }
+            let prefix = BillerWriteoffKeys.findingsPrefix(biller: "b-1", date: Self.date, sequence: legacy.sequence)
+            var keys: [[UInt8]] = []
+            try write.transaction.scan(tables.billerFindings, prefix: prefix) { key, value in
+                legacy.findings.append((Key.decodeU64(value), String(decoding: key[prefix.count...], as: UTF8.self)))
+                keys.append(Array(key))
+                return true
+            }
+            for key in keys { _ = try write.transaction.delete(tables.billerFindings, key: key) }
+            try write.transaction.put(tables.billerStatements, key: BillerReconciliation.key(biller: "b-1", date: Self.date, sequence: legacy.sequence),
+                                      value: legacy.encoded(), options: .overwrite)
+            return keys.count
+        }
+        #expect(moved > 0)
+        let body = BillerWriteoffFiles.generate(items, unpaid: 2, seed: 45).body
+        let whole = try reference.send(.operator, "POST", BillerWriteoffStatementTests.path, body: body)
+        let answer = try server.send(.operator, "POST", BillerWriteoffStatementTests.path, body: body)
+        #expect(whole.status == 200 && whole.json?["auto_resolved"]?.int64 ?? 0 > 0, "\(whole.text)")
+        #expect(answer.text == whole.text)
+        #expect(try Self.discrepancies(server) == Self.discrepancies(reference))
+    }
+
     @Test("a file refused whole records nothing and leaves nothing in the spool")
     func refusedWhole() throws {
         let server = try ServiceServer(channels: ["wechat"])
