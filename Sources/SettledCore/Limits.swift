@@ -70,9 +70,18 @@ public enum Limits {
     public static let rejectedLinesListedMax = 1000
     /// Lines of one write-off export.
     public static let writeoffExportLinesMax = 1_000_000
-    /// Lines of one biller write-off statement (a biller's day): checked in one write
-    /// transaction, so that the same file twice or a correction is whole or absent.
+    /// Lines of one biller write-off statement (a biller's day), matched in slices with the
+    /// statement's progress stored, so that a crash leaves it whole or to be finished.
     public static let billerWriteoffLinesMax = 500_000
+    /// The bytes of one biller write-off statement, spooled to the state directory as they
+    /// arrive: 500,000 lines of about 200 bytes, with room to spare.
+    public static let billerWriteoffBodyBytesMax = 256 * 1024 * 1024
+    /// Lines of a biller write-off statement matched in one write transaction: the writer
+    /// takes other requests between two slices, so order intake goes on meanwhile.
+    public static let billerWriteoffApplyLinesMax = 2_000
+    /// Items of the biller's date (its bills, those not written off), earlier findings closed
+    /// or work entries removed in one write transaction of a write-off statement's import.
+    public static let billerWriteoffScanItemsMax = 2_000
     /// Findings a biller write-off statement's answer lists per class (all are counted).
     public static let billerReconItemsListedMax = 1000
 

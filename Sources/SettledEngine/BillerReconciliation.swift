@@ -21,29 +21,6 @@ package struct BillerWriteoffLine: Sendable, Equatable {
     }
 }
 
-/// A biller's write-off statement for a business date, as read from its file.
-package struct BillerWriteoffStatement: Sendable {
-    package var billerID: String
-    package var businessDate: BusinessDate
-    /// What makes two files the same file: a digest of its bytes.
-    package var contentHash: UInt128
-    /// Lines read (blank lines not counted), refused ones included.
-    package var lines: Int
-    /// Lines refused as they were read (their answer is made from the file again).
-    package var refusedLines: Int
-    package var writeoffs: [BillerWriteoffLine]
-
-    package init(billerID: String, businessDate: BusinessDate, contentHash: UInt128, lines: Int, refusedLines: Int,
-                 writeoffs: [BillerWriteoffLine]) {
-        self.billerID = billerID
-        self.businessDate = businessDate
-        self.contentHash = contentHash
-        self.lines = lines
-        self.refusedLines = refusedLines
-        self.writeoffs = writeoffs
-    }
-}
-
 /// The classes of biller reconciliation. Stored as one byte, its `rawValue`, fixed for ever:
 ///
 /// | case                 | code | discrepancy kind          |
@@ -132,7 +109,9 @@ package struct BillerReconciliation: Sendable {
     /// marked `auto_resolved`.
     package var autoResolved: Int64
     /// Every finding that is a discrepancy: its id and what it is about (kind and item or
-    /// line), so that a correction keeps the discrepancies it finds again.
+    /// line), so that a correction keeps the discrepancies it finds again. Held here by
+    /// statements stored before schema 11 only; since, they are in `biller_findings`
+    /// (`Engine.beginBillerWriteoffs` moves an earlier statement's there).
     package var findings: [(discrepancyID: UInt64, key: String)]
     /// The same file as the date's latest: nothing was written, the first answer is given.
     package var replayed = false
@@ -252,144 +231,7 @@ package struct BillerReconciliation: Sendable {
 }
 
 extension Engine {
-    /// Checks a biller's write-off statement for a business date against the items of the
-    /// biller we captured on that date (`biller_items`): by item id, falling back to the bill
-    /// id. Every finding that is not an agreement becomes a discrepancy (`Discrepancy.billerKinds`,
-    /// with the biller's id); the outcome is stored as the date's statement. The same file as the
-    /// date's latest changes nothing and answers as it did; a different file is a correction:
-    /// the findings it makes again keep their discrepancies, new ones are recorded, and the
-    /// earlier file's open discrepancies it no longer finds become `auto_resolved`. No money
-    /// moves: the ledger is not touched.
-    package func reconcileBillerWriteoffs(_ statement: BillerWriteoffStatement, write: WriteContext) throws -> BillerReconciliation {
-        let tables = write.tables
-        let biller = statement.billerID, date = statement.businessDate
-        guard try Biller.load(biller, tables: tables, in: write.transaction) != nil else {
-            throw Refusal.unknownBiller(billerID: biller)
-        }
-        let previous = try BillerReconciliation.latest(biller: biller, date: date, tables: tables, in: write.transaction)
-        if var previous, previous.contentHash == statement.contentHash {
-            previous.replayed = true
-            return previous
-        }
-
-        // Our side: every item of the biller captured on the date, in item id order.
-        struct Ours {
-            var item: OrderItem
-            var order: OrderRecord
-            var refund: RefundEntry?
-            var claimedBy: Int = 0
-        }
-        var ours: [Ours] = []
-        var byItem: [String: Int] = [:]
-        var byBill: [String: Int] = [:]
-        var orders: [String: OrderRecord] = [:]
-        let prefix = BillerItemIndex.prefix(biller: biller, date: date)
-        try write.transaction.scan(tables.billerItems, prefix: prefix) { key, value in
-            let itemID = BillerItemIndex.item(of: key, prefixCount: prefix.count)
-            let orderID = String(decoding: value, as: UTF8.self)
-            if orders[orderID] == nil { orders[orderID] = try OrderRecord.load(orderID, tables: tables, in: write.transaction) }
-            guard let order = orders[orderID], let index = order.itemIndex(itemID) else {
-                throw DecodingError(what: "biller item \(itemID) of order \(orderID): no such order or item")
-            }
-            let refund = order.refunds.first { $0.refund.items.contains { $0.itemId == itemID } }
-            byItem[itemID] = ours.count
-            if let bill = order.items[index].billId { byBill[bill] = ours.count }
-            ours.append(Ours(item: order.items[index], order: order, refund: refund))
-            return true
-        }
-
-        var outcome = BillerReconciliation(billerID: biller, businessDate: date, sequence: (previous?.sequence ?? 0) + 1,
-                                           contentHash: statement.contentHash, importedUnixMillis: write.nowUnixMillis,
-                                           lines: Int64(statement.lines), refusedLines: Int64(statement.refusedLines),
-                                           counts: [Int64](repeating: 0, count: BillerReconClass.allCases.count), listed: [],
-                                           rejections: BillImport.Rejections(), autoResolved: 0, findings: [])
-        var earlier: [String: UInt64] = [:]
-        for finding in previous?.findings ?? [] { earlier[finding.key] = finding.discrepancyID }
-
-        func finding(_ item: BillerReconItem, key: String, orderChannelTxn: String?, detail: String) throws {
-            var item = item
-            if let kind = item.finding.discrepancyKind {
-                let findingKey = kind + "\u{0}" + key
-                if let id = earlier.removeValue(forKey: findingKey) {
-                    item.discrepancyID = id
-                } else {
-                    item.discrepancyID = try Discrepancy.record(
-                        Discrepancy(id: 0, kind: kind, channel: Discrepancy.billerChannel(biller), businessDate: date, orderID: item.orderID,
-                                    channelTxnID: orderChannelTxn, internalFen: item.internalFen, channelFen: item.billerFen,
-                                    status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis, billerID: biller),
-                        write: write)
-                }
-                outcome.findings.append((item.discrepancyID, findingKey))
-            }
-            outcome.counts[item.finding.index] += 1
-            if outcome.counts[item.finding.index] <= Int64(Limits.billerReconItemsListedMax) { outcome.listed.append(item) }
-        }
-
-        // The biller's side, line by line.
-        var unmatchedSeen = Set<String>()
-        for line in statement.writeoffs {
-            let index = line.itemID.flatMap { byItem[$0] } ?? line.billID.flatMap { byBill[$0] }
-            guard let index else {
-                let key = "line:" + (line.itemID ?? "") + "/" + (line.billID ?? "")
-                guard unmatchedSeen.insert(key).inserted else {
-                    outcome.rejections.add(BillImport.Rejection(line: line.line, code: "duplicate_item",
-                                                                detail: "\(Self.named(line)) is written off by an earlier line too"))
-                    continue
-                }
-                try finding(BillerReconItem(finding: .writeoffUnpaid, line: line.line, itemID: line.itemID, billID: line.billID,
-                                            orderID: nil, accountNo: line.accountNo, internalFen: nil, billerFen: line.amountFen,
-                                            discrepancyID: 0),
-                            key: key, orderChannelTxn: nil,
-                            detail: "biller \(biller) wrote off \(Self.named(line)) for \(line.amountFen) fen; no such item of the biller was captured on \(date)")
-                continue
-            }
-            guard ours[index].claimedBy == 0 else {
-                outcome.rejections.add(BillImport.Rejection(line: line.line, code: "duplicate_item",
-                                                            detail: "item \(ours[index].item.itemId) is written off by line \(ours[index].claimedBy) too"))
-                continue
-            }
-            ours[index].claimedBy = line.line
-            let mine = ours[index]
-            var item = BillerReconItem(finding: .matched, line: line.line, itemID: mine.item.itemId, billID: mine.item.billId,
-                                       orderID: mine.order.id, accountNo: mine.item.accountNo, internalFen: mine.item.amountFen,
-                                       billerFen: line.amountFen, discrepancyID: 0)
-            var detail = ""
-            if let refund = mine.refund {
-                item.finding = .reversalNeeded
-                let order = refund.atUnixMillis >= line.writtenOffUnixMillis ? "after" : "before"
-                detail = "biller \(biller) wrote off item \(mine.item.itemId) (\(line.amountFen) fen); we refunded it \(order) that (refund \(refund.refund.refundId)): the biller must reverse its write-off"
-            } else if line.amountFen != mine.item.amountFen {
-                item.finding = .amountMismatch
-                detail = "biller \(biller) wrote off item \(mine.item.itemId) for \(line.amountFen) fen; we captured \(mine.item.amountFen) fen"
-            }
-            try finding(item, key: "item:" + mine.item.itemId,
-                        orderChannelTxn: mine.order.channelTxnID, detail: detail)
-        }
-
-        // Our side: what the biller did not write off.
-        for mine in ours where mine.claimedBy == 0 {
-            let refunded = mine.refund != nil
-            try finding(BillerReconItem(finding: refunded ? .refunded : .writeoffMissing, line: 0, itemID: mine.item.itemId,
-                                        billID: mine.item.billId, orderID: mine.order.id, accountNo: mine.item.accountNo,
-                                        internalFen: mine.item.amountFen, billerFen: nil, discrepancyID: 0),
-                        key: "item:" + mine.item.itemId, orderChannelTxn: mine.order.channelTxnID,
-                        detail: "item \(mine.item.itemId) (\(mine.item.amountFen) fen) was captured on \(date); biller \(biller) did not write it off")
-        }
-
-        // A correction: what the earlier file found and this one does not is settled by it.
-        for (_, id) in earlier.sorted(by: { $0.value < $1.value }) {
-            guard var discrepancy = try Discrepancy.load(id: id, write: write), discrepancy.status == "open" else { continue }
-            discrepancy.status = "auto_resolved"
-            discrepancy.detail += "; not found again by the correction \(outcome.statementID)"
-            try discrepancy.store(write: write)
-            outcome.autoResolved += 1
-        }
-
-        try write.transaction.put(tables.billerStatements, key: BillerReconciliation.key(biller: biller, date: date, sequence: outcome.sequence),
-                                  value: outcome.encoded(), options: .noOverwrite)
-        return outcome
-    }
-
+    /// How a line names what it wrote off, in details.
     static func named(_ line: BillerWriteoffLine) -> String {
         switch (line.itemID, line.billID) {
         case (let item?, let bill?): "item \(item) (bill \(bill))"

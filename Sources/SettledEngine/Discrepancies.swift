@@ -23,7 +23,7 @@ package struct Discrepancy: Sendable {
     /// the first layout wrote it, and a reader of that layout ignores the bytes after it.
     package var billerID: String? = nil
 
-    /// The kinds a biller's write-off statement finds (`Engine.reconcileBillerWriteoffs`):
+    /// The kinds a biller's write-off statement finds (`Engine.applyBillerWriteoffLines`):
     /// written off by the biller, not paid by us; paid by us, not written off; written off for
     /// another amount; written off and refunded by us, so the biller must reverse it.
     package static let billerKinds = ["biller_writeoff_unpaid", "biller_writeoff_missing", "biller_amount_mismatch",

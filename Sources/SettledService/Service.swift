@@ -140,9 +140,11 @@ public struct Route: Sendable {
     /// Takes a statement file: the body is written to the spool as it arrives, up to `[limits]
     /// statement_body_bytes_max`, and comes as `HTTPRequest.spooledBody` (an upload too).
     public let isSpooled: Bool
+    /// A spooled route's own body limit, instead of `statement_body_bytes_max`.
+    public let spoolBytesMax: Int?
 
     public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, spooled: Bool = false,
-                _ action: RouteAction) {
+                spoolBytesMax: Int? = nil, _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
         self.literalCount = segments.count { $0 != "{}" }
@@ -151,6 +153,7 @@ public struct Route: Sendable {
         self.name = method + " " + pattern
         self.isUpload = upload || spooled
         self.isSpooled = spooled
+        self.spoolBytesMax = spoolBytesMax
     }
 
     /// Whether `path` is this route's (without collecting its parameters).
@@ -251,7 +254,8 @@ public final class SettledService: @unchecked Sendable {
         let routes = self.routes
         for index in routes.indices where routes[index].isUpload && routes[index].method == method && routes[index].matches(pathSegments) {
             guard !access.roles(of: peer).isDisjoint(with: routes[index].roles) else { return configuration.bodyBytesMax }
-            return routes[index].isSpooled ? configuration.statementBodyBytesMax : configuration.importBodyBytesMax
+            return routes[index].isSpooled ? routes[index].spoolBytesMax ?? configuration.statementBodyBytesMax
+                : configuration.importBodyBytesMax
         }
         return configuration.bodyBytesMax
     }
@@ -263,7 +267,7 @@ public final class SettledService: @unchecked Sendable {
         let routes = self.routes
         for index in routes.indices where routes[index].isSpooled && routes[index].method == method && routes[index].matches(pathSegments) {
             guard !access.roles(of: peer).isDisjoint(with: routes[index].roles) else { return nil }
-            return HTTPSpoolTarget(directory: spool.path, bytesMax: configuration.statementBodyBytesMax)
+            return HTTPSpoolTarget(directory: spool.path, bytesMax: routes[index].spoolBytesMax ?? configuration.statementBodyBytesMax)
         }
         return nil
     }

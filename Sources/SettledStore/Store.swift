@@ -78,6 +78,13 @@ import Glibc
 ///                          the entries that named a payout and moved it
 /// - bank_discrepancies:    discrepancy id u64 -> the entry and the payouts it named
 ///
+/// The billers' write-off statements, imported in slices (layouts in BillerWriteoffKeys.swift):
+/// - biller_writeoff_imports: biller id 0 date u32 -> the statement being imported (progress)
+/// - biller_writeoff_work:    biller id 0 date u32 ++ tag u8 ++ text -> what the import being
+///                            done found so far (bills, items written off, unknown lines)
+/// - biller_findings:         biller id 0 date u32 ++ sequence u32 ++ finding key -> discrepancy
+///                            id u64: each statement's findings that are discrepancies
+///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
 public final class Tables: Sendable {
@@ -126,6 +133,9 @@ public final class Tables: Sendable {
     public let bankLines: Database
     public let bankPayoutLines: Database
     public let bankDiscrepancies: Database
+    public let billerWriteoffImports: Database
+    public let billerWriteoffWork: Database
+    public let billerFindings: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -173,6 +183,9 @@ public final class Tables: Sendable {
         bankLines = try environment.openDatabase(named: "bank_lines")
         bankPayoutLines = try environment.openDatabase(named: "bank_payout_lines")
         bankDiscrepancies = try environment.openDatabase(named: "bank_discrepancies")
+        billerWriteoffImports = try environment.openDatabase(named: "biller_writeoff_imports")
+        billerWriteoffWork = try environment.openDatabase(named: "biller_writeoff_work")
+        billerFindings = try environment.openDatabase(named: "biller_findings")
     }
 }
 
@@ -267,7 +280,10 @@ public final class Store: @unchecked Sendable {
     /// 9: the escrow bank statements' tables (bank_statements, bank_statement_keys, bank_lines,
     /// bank_payout_lines, bank_discrepancies) and `Counter.bankStatement`; an older store has
     /// imported none, so they start empty.
-    public static let schemaVersion: UInt32 = 9
+    /// 11: the billers' write-off statements imported in slices (biller_writeoff_imports,
+    /// biller_writeoff_work, biller_findings); an older store has none under way, and the
+    /// findings of its statements stay in their records, read from there by a correction.
+    public static let schemaVersion: UInt32 = 11
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")

@@ -209,6 +209,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     service.startOrderTimers()
     service.resumeStatementImports()
     service.resumeBankStatementImports()
+    service.resumeBillerWriteoffImports()
     // The clearing of each business date on T+1, the same run as `POST /v1/clearing/runs`.
     service.registerClearingJob { [service] date in try service.runClearing(businessDate: date) }
     service.startJobTimer()

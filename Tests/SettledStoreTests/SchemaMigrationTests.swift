@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 9])
+        #expect(first.schema == [0, 0, 0, 11])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -135,6 +135,10 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.bankStatement, in: transaction) == 1)
+                // Schema 11: nor was a biller's write-off statement under way.
+                for table in [tables.billerWriteoffImports, tables.billerWriteoffWork, tables.billerFindings] {
+                    #expect(try transaction.count(table) == 0)
+                }
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }

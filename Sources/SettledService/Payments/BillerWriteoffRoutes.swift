@@ -7,31 +7,6 @@ import SettledStore
 /// on its side, `{item_id?, bill_id?, account_no, amount_fen, written_off_at, biller_id?}`
 /// (an item id or a bill id, or both; `biller_id`, when given, the path's).
 enum BillerWriteoffFile {
-    struct Parsed: Sendable {
-        var writeoffs: [BillerWriteoffLine] = []
-        var rejections = BillImport.Rejections()
-        /// Lines read, refused ones included (blank lines not counted).
-        var lines = 0
-    }
-
-    static func parse(_ body: [UInt8], biller: String) throws(APIError) -> Parsed {
-        var parsed = Parsed()
-        try NDJSONLines.forEach(in: body, linesMax: Limits.billerWriteoffLinesMax, lineBytesMax: Limits.uploadLineBytesMax) { number, line in
-            parsed.lines += 1
-            guard case .text(let text) = line else {
-                parsed.rejections.add(BillImport.Rejection(line: number, code: "line_too_long",
-                                                           detail: "a line holds at most \(Limits.uploadLineBytesMax) bytes"))
-                return
-            }
-            switch parseLine(text, number: number, biller: biller) {
-            case .success(let writeoff): parsed.writeoffs.append(writeoff)
-            case .failure(let problem):
-                parsed.rejections.add(BillImport.Rejection(line: number, code: problem.code, field: problem.field, detail: problem.detail))
-            }
-        }
-        return parsed
-    }
-
     static func parseLine(_ line: UnsafeRawBufferPointer, number: Int, biller: String) -> Result<BillerWriteoffLine, NDJSONLines.Problem> {
         let object: JSONObject
         switch NDJSONLines.object(line) {
@@ -59,40 +34,61 @@ enum BillerWriteoffFile {
         }
     }
 
-    /// A 128-bit FNV-1a digest of the file's bytes: what "the same file" means.
-    static func digest(_ body: [UInt8]) -> UInt128 {
-        var hash: UInt128 = 0x6c62272e07bb014262b821756295c58d
-        let prime: UInt128 = 0x0000000001000000000000000000013B
-        for byte in body {
-            hash ^= UInt128(byte)
-            hash = hash &* prime
+    /// A 128-bit FNV-1a digest of the file's bytes, taken as they are read: what "the same
+    /// file" means.
+    struct Digest {
+        private(set) var value: UInt128 = 0x6c62272e07bb014262b821756295c58d
+        static let prime: UInt128 = 0x0000000001000000000000000000013B
+
+        mutating func add(_ bytes: ArraySlice<UInt8>) {
+            var hash = value
+            for byte in bytes {
+                hash ^= UInt128(byte)
+                hash = hash &* Self.prime
+            }
+            value = hash
         }
-        return hash
     }
 }
 
 extension SettledService {
     func billerWriteoffRoutes() -> [Route] {
         [
-            Route("POST", "/v1/billers/{biller_id}/writeoff-statements", .operatorOnly, upload: true, .write { context in
-                let biller = context.parameters[0]
-                guard Identifier.isValid(biller) else { throw APIError.invalid("biller_id", "must be 1-64 characters of [A-Za-z0-9._:-]") }
-                let query = Fields(query: context.request.query)
-                let dateText = try query.string("business_date", bytesMax: 10)
-                let date = dateText.flatMap(BusinessDate.init)
-                if dateText != nil && date == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
-                try query.finishQuery()
-                let body = context.request.body
-                let parsed = try BillerWriteoffFile.parse(body, biller: biller)
-                let statement = BillerWriteoffStatement(billerID: biller, businessDate: date!, contentHash: BillerWriteoffFile.digest(body),
-                                                        lines: parsed.lines, refusedLines: parsed.rejections.count,
-                                                        writeoffs: parsed.writeoffs)
-                let refused = parsed.rejections
-                return .command({ write in try self.engine.reconcileBillerWriteoffs(statement, write: write) }, render: { outcome in
-                    .json(200) { json in Self.writeBillerReconciliation(outcome, refused: refused, &json) }
-                })
+            // The file spooled to the state directory as it arrives (at most
+            // `Limits.billerWriteoffBodyBytesMax`), then matched in slices: operator actions,
+            // audited by `run`; answered off the event loop.
+            Route("POST", "/v1/billers/{biller_id}/writeoff-statements", .operatorOnly, spooled: true,
+                  spoolBytesMax: Limits.billerWriteoffBodyBytesMax, .custom { context, answer in
+                let response: HTTPResponse
+                do throws(APIError) {
+                    response = try self.billerWriteoffUpload(context)
+                } catch {
+                    response = error.response
+                }
+                answer(response)
             }),
         ]
+    }
+
+    func billerWriteoffUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
+        guard let body = context.request.spooledBody else {
+            throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
+        }
+        defer { spool.remove(body.path) }
+        let biller = context.parameters[0]
+        guard Identifier.isValid(biller) else { throw APIError.invalid("biller_id", "must be 1-64 characters of [A-Za-z0-9._:-]") }
+        let query = Fields(query: context.request.query)
+        let dateText = try query.string("business_date", bytesMax: 10)
+        let date = dateText.flatMap(BusinessDate.init)
+        if dateText != nil && date == nil { try query.fail("business_date", "must be a date YYYY-MM-DD") }
+        try query.finishQuery()
+        let statement: SpooledStatement
+        do throws(SpoolError) {
+            statement = try spool.statement(body, source: .upload(uid: context.peer.uid), durable: true)
+        } catch {
+            throw error.apiError
+        }
+        return try importBillerWriteoffs(biller: biller, date: date!, path: statement.path)
     }
 
     /// The answer: the statement, the count of each class, the findings of each class (at most
