@@ -94,9 +94,10 @@ extension SettledService {
 
     /// An operator's upload whose body is spooled to a file as it arrives (`[limits]
     /// statement_body_bytes_max`), handled off the event loop; audited by `run`.
-    func spooledUploadRoute(_ path: String,
+    /// `spoolBytesMax`: its own limit, when not `[limits] statement_body_bytes_max`.
+    func spooledUploadRoute(_ path: String, spoolBytesMax: Int? = nil,
                             _ handle: @escaping @Sendable (RequestContext) throws(APIError) -> HTTPResponse) -> Route {
-        Route("POST", path, .operatorOnly, spooled: true, .custom { context, answer in
+        Route("POST", path, .operatorOnly, spooled: true, spoolBytesMax: spoolBytesMax, .custom { context, answer in
             let response: HTTPResponse
             do throws(APIError) {
                 response = try handle(context)
@@ -107,13 +108,19 @@ extension SettledService {
         })
     }
 
-    /// The spooled body of an upload (the caller removes it once answered) and whether the
-    /// query asks only for a check (`dry_run=1`).
-    func spooledUpload(_ context: RequestContext, _ query: Fields) throws(APIError) -> (body: HTTPSpooledBody, dryRun: Bool) {
+    /// The spooled body of an upload; the caller removes it once answered.
+    func spooledBody(_ context: RequestContext) throws(APIError) -> HTTPSpooledBody {
         // A body in memory comes only from a server made without the spool (`spoolTarget`).
         guard let body = context.request.spooledBody else {
             throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
         }
+        return body
+    }
+
+    /// The spooled body of an upload (the caller removes it once answered) and whether the
+    /// query asks only for a check (`dry_run=1`).
+    func spooledUpload(_ context: RequestContext, _ query: Fields) throws(APIError) -> (body: HTTPSpooledBody, dryRun: Bool) {
+        let body = try spooledBody(context)
         if let value = context.request.query["dry_run"], value != "1" { try query.fail("dry_run", "must be 1, or absent for the import") }
         return (body, context.request.query["dry_run"] != nil)
     }

@@ -57,23 +57,14 @@ extension SettledService {
             // The file spooled to the state directory as it arrives (at most
             // `Limits.billerWriteoffBodyBytesMax`), then matched in slices: operator actions,
             // audited by `run`; answered off the event loop.
-            Route("POST", "/v1/billers/{biller_id}/writeoff-statements", .operatorOnly, spooled: true,
-                  spoolBytesMax: Limits.billerWriteoffBodyBytesMax, .custom { context, answer in
-                let response: HTTPResponse
-                do throws(APIError) {
-                    response = try self.billerWriteoffUpload(context)
-                } catch {
-                    response = error.response
-                }
-                answer(response)
-            }),
+            spooledUploadRoute("/v1/billers/{biller_id}/writeoff-statements", spoolBytesMax: Limits.billerWriteoffBodyBytesMax) {
+                context throws(APIError) in try self.billerWriteoffUpload(context)
+            },
         ]
     }
 
     func billerWriteoffUpload(_ context: RequestContext) throws(APIError) -> HTTPResponse {
-        guard let body = context.request.spooledBody else {
-            throw APIError(500, HTTPProblemCode.spoolFailed, "the statement body was not spooled: the server has no spool directory")
-        }
+        let body = try spooledBody(context)
         defer { spool.remove(body.path) }
         let biller = context.parameters[0]
         guard Identifier.isValid(biller) else { throw APIError.invalid("biller_id", "must be 1-64 characters of [A-Za-z0-9._:-]") }
