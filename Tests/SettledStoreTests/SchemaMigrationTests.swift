@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 9])
+        #expect(first.schema == [0, 0, 0, 10])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -135,6 +135,12 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.bankStatement, in: transaction) == 1)
+                // Schema 10: nor were orders checked by the risk controls.
+                for table in [tables.riskBlocks, tables.riskEvents, tables.riskFigures, tables.riskHolds, tables.riskFailures,
+                              tables.riskTotals] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                #expect(try store.peek(.riskEvent, in: transaction) == 1)
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }
