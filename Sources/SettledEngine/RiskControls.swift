@@ -120,7 +120,8 @@ package struct RiskEvent: Sendable, Equatable {
     package var unixMillis: Int64
     package var businessDate: BusinessDate
     package var customer: String?
-    /// What the rule was applied to: the customer, "biller/account", the channel, or the order.
+    /// What the rule was applied to: the customer, "biller/account" or the channel (for
+    /// `orderMax`, the order's customer, else its channel: a refused order has no id).
     package var subject: String
     /// The limit (fen, or failed payments for `failedPaymentsMax`; 0 for a block).
     package var limit: Int64
@@ -253,7 +254,8 @@ package enum RiskControls {
         }
         let total = order.funding.totalFen
         if total > Int64(configuration.orderMaxFen) {
-            throw refuse(.orderMax, subject: order.id, limit: Int64(configuration.orderMaxFen), requested: total,
+            // Named by its customer (or channel): the refused order gets no id of its own.
+            throw refuse(.orderMax, subject: order.customer ?? order.funding.channel ?? "", limit: Int64(configuration.orderMaxFen), requested: total,
                          detail: "the order totals \(total) fen, past the most one order may total")
         }
         if let customer = order.customer {
@@ -398,7 +400,9 @@ package enum RiskControls {
     package static func blocks(kind: RiskBlockKind?, afterKey: [UInt8]?, limit: Int, in transaction: Transaction,
                                tables: Tables) throws -> [RiskBlock] {
         var found: [RiskBlock] = []
-        let start = afterKey.map { $0 + [0] } ?? kind.map { [$0.rawValue] }
+        // After the cursor, and not before the kind's first key (a cursor of another kind).
+        var start = afterKey.map { $0 + [0] } ?? kind.map { [$0.rawValue] }
+        if let kind, let after = start, after.lexicographicallyPrecedes([kind.rawValue]) { start = [kind.rawValue] }
         try transaction.scan(tables.riskBlocks, from: start) { key, value in
             if let kind, key.first != kind.rawValue { return false }
             guard found.count < limit else { return false }

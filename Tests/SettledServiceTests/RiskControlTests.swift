@@ -88,6 +88,7 @@ struct RiskControlTests {
                                                            "order_max_fen"])
         #expect(events[0]["limit"]?.int64 == 40_000 && events[0]["current"]?.int64 == 40_000 && events[0]["channel"]?.string == "alipay")
         #expect(events[1]["customer_id"]?.string == "c-1" && events[2]["subject"]?.string == "b-1/A1")
+        #expect(events[3]["subject"]?.string == "c-1" && events[3]["requested"]?.int64 == 10_001)
         #expect(events[0]["business_date"]?.string == "2026-11-24")
         let page = try #require(try harness.call("GET", "/v1/risk/events?limit=3").json)
         #expect(page["events"]?.array?.count == 3)
@@ -200,6 +201,9 @@ struct RiskControlTests {
         let second = try harness.call("GET", "/v1/risk/blocks?limit=2&after=\(after)").json
         #expect(second?["blocks"]?.array?.map { $0["kind"]?.string ?? "" } == ["bank_account"])
         #expect(try harness.call("GET", "/v1/risk/blocks?kind=house").status == 422)
+        // A cursor of the customers' list, asked of the bank accounts': from the kind's first.
+        let customerCursor = try #require(try harness.call("GET", "/v1/risk/blocks?limit=1").json?["next_after"]?.string)
+        #expect(try harness.call("GET", "/v1/risk/blocks?kind=bank_account&after=\(customerCursor)").json?["blocks"]?.array?.count == 1)
 
         #expect(try harness.call("DELETE", "/v1/risk/blocks/customers/c-b").status == 200)
         #expect(try harness.call("DELETE", "/v1/risk/blocks/customers/c-b").status == 404)
