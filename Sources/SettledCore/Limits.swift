@@ -54,6 +54,11 @@ public enum Limits {
     public static let riskListMax = 1000
     /// The bytes of a block's reason.
     public static let riskReasonBytesMax = 256
+    /// Business dates whose daily figures are kept (today's and yesterday's): an order counts
+    /// on the date of its creation, and no pending order outlives a day (`expiry_seconds`).
+    public static let riskFigureDaysKept = 2
+    /// Figures of older dates one order deletes at most (the table is pruned as orders come).
+    public static let riskFiguresPrunedPerOrderMax = 16
 
     // MARK: customers and billers
 

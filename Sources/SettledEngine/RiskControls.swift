@@ -286,10 +286,26 @@ package enum RiskControls {
             try check(.channelDailyMax, .channel, channel.id, channel.fen, limit: configuration.channelDailyMaxFen)
         }
         // Everything fits: count the order.
+        try pruneFigures(before: date.adding(days: -Limits.riskFigureDaysKept + 1), write: write)
         for update in updates {
             try transaction.put(tables.riskFigures, key: update.key, value: Key.u64(UInt64(bitPattern: update.fen)), options: .overwrite)
         }
         try putHold(order.id, date: date, held: true, write: write)
+    }
+
+    /// Deletes figures of dates before `date`, at most `Limits.riskFiguresPrunedPerOrderMax`:
+    /// each order takes a few, so the table holds little more than the days still ordered on.
+    /// An order of a pruned date, released or captured late, finds its figure gone: a release
+    /// leaves nothing below zero, and a late capture counts on a date no order is checked against.
+    static func pruneFigures(before date: BusinessDate, write: WriteContext) throws {
+        var old: [[UInt8]] = []
+        try write.transaction.scan(write.tables.riskFigures) { key, _ in
+            guard key.count >= 4, Int32(bitPattern: UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3]))
+                    < date.daysSinceEpoch, old.count < Limits.riskFiguresPrunedPerOrderMax else { return false }
+            old.append(Array(key))
+            return true
+        }
+        for key in old { _ = try write.transaction.delete(write.tables.riskFigures, key: key) }
     }
 
     // MARK: holds: release and take again

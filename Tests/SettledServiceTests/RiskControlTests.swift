@@ -107,6 +107,22 @@ struct RiskControlTests {
         // The next business date starts with no figures.
         clock.advance(millis: 86_400_000)
         _ = try Self.accepted(harness, Self.topup("c-3", "A1", 10_000), key: "d2")
+        // The figures of dates before yesterday go as orders come: here at the first order two days on.
+        func figureDates() throws -> Set<UInt32> {
+            try harness.service.store.environment.read { transaction in
+                var dates: Set<UInt32> = []
+                try transaction.scan(harness.service.store.tables.riskFigures) { key, _ in
+                    dates.insert(UInt32(key[0]) << 24 | UInt32(key[1]) << 16 | UInt32(key[2]) << 8 | UInt32(key[3]))
+                    return true
+                }
+                return dates
+            }
+        }
+        let day1 = UInt32(BusinessDate(year: 2026, month: 11, day: 24).daysSinceEpoch)
+        #expect(try figureDates() == [day1, day1 + 1])
+        clock.advance(millis: 86_400_000)
+        _ = try Self.accepted(harness, Self.topup("c-3", "A1", 10_000), key: "d3")
+        #expect(try figureDates() == [day1 + 1, day1 + 2])
     }
 
     @Test("a refused bill order leaves the bill open, and an operator's refused order is audited with its code")
