@@ -1,6 +1,6 @@
 extension SettledConfiguration {
     /// Keys accepted and checked, but of features this version does not have yet (the
-    /// clearing itself, risk limits, auto-debit): deployment tools write them (some are
+    /// clearing itself, auto-debit): deployment tools write them (some are
     /// fixed keys of the contract), so they are not refused; setting them changes nothing yet.
     /// Section and key; "*" stands for every key of the section. The `channel.<id>` sections
     /// are in effect: statements are read in `format`, reconciled with `fee_bps` and
@@ -8,7 +8,6 @@ extension SettledConfiguration {
     /// schedule the jobs (the clearing job's runs on T+1 by the calendar);
     /// `clear_unreconciled` decides what clearing holds.
     public static let keysNotYetInEffect: [(section: String, key: String)] = [
-        ("risk", "*"),
         ("autodebit", "*"),
     ]
 
@@ -28,15 +27,6 @@ extension SettledConfiguration {
 }
 
 extension ConfigurationParser {
-    /// [risk]: an order past a limit is to be refused (422 risk_limit_exceeded). Not yet in effect.
-    static let riskIntegers: [IntegerKey<SettledConfiguration>] = [
-        IntegerKey(name: "order_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.orderMaxFen),
-        IntegerKey(name: "customer_daily_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.customerDailyMaxFen),
-        IntegerKey(name: "account_daily_max_fen", range: 1...riskFenMax, unit: .fen, keyPath: \.accountDailyMaxFen),
-    ]
-    /// The largest risk limit: 10^12 fen (10 billion yuan), far past any order.
-    static let riskFenMax = 1_000_000_000_000
-
     /// [autodebit]: how long after import a bill of an agreed account is debited. Not yet in effect.
     static let autodebitIntegers: [IntegerKey<SettledConfiguration>] = [
         IntegerKey(name: "delay_seconds", range: 0...(7 * 86_400), unit: .seconds, keyPath: \.autodebitDelaySeconds),

@@ -134,11 +134,15 @@ public struct SettledConfiguration: Sendable {
     // [channel.<id>], in file order.
     public var channels: [ChannelConfiguration]
 
-    // [risk] and [autodebit]: fixed keys of the contract, accepted and checked, not yet in
-    // effect (see `keysNotYetInEffect`).
+    // [risk]: the limits an order is checked against (SettledEngine's `RiskControls`).
     public var orderMaxFen = 5_000_000
     public var customerDailyMaxFen = 20_000_000
     public var accountDailyMaxFen = 10_000_000
+    public var channelDailyMaxFen = 100_000_000_000
+    public var failedPaymentsMax = 10
+    public var failedPaymentsWindowSeconds = 3600
+    // [autodebit]: a fixed key of the contract, accepted and checked, not yet in effect (see
+    // `keysNotYetInEffect`).
     public var autodebitDelaySeconds = 3600
 
     // [escrow]

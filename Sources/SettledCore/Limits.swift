@@ -44,6 +44,22 @@ public enum Limits {
     /// The bytes of a refund's reason.
     public static let refundReasonBytesMax = 256
 
+    // MARK: risk controls
+
+    /// The largest `[risk] failed_payments_max`; also the most failed payments kept per customer.
+    public static let riskFailedPaymentsMax = 1000
+    /// Risk events (refusals by a rule) kept; past it the oldest is dropped.
+    public static let riskEventsMax = 100_000
+    /// Risk events or blocks one answer lists at most (`limit`).
+    public static let riskListMax = 1000
+    /// The bytes of a block's reason.
+    public static let riskReasonBytesMax = 256
+    /// Business dates whose daily figures are kept (today's and yesterday's): an order counts
+    /// on the date of its creation, and no pending order outlives a day (`expiry_seconds`).
+    public static let riskFigureDaysKept = 2
+    /// Figures of older dates one order deletes at most (the table is pruned as orders come).
+    public static let riskFiguresPrunedPerOrderMax = 16
+
     // MARK: customers and billers
 
     /// Household accounts one customer may bind (an enterprise paying for a group).

@@ -83,6 +83,11 @@ package enum Refusal: Error, Sendable {
     case payoutAccountUnchanged(payoutID: String, billerID: String)
     /// A payout instructed `Limits.payoutInstructionsMax` times is instructed no more.
     case payoutInstructionsExhausted(payoutID: String, instructions: Int)
+    // Risk controls
+    /// The order breaks a risk rule (a block list or a limit): what it met (RiskControls.swift).
+    case risk(RiskEvent)
+    /// No such entry in the block list.
+    case riskBlockNotFound(kind: String, id: String)
 }
 
 // MARK: the state machines: one transition function each

@@ -206,7 +206,10 @@ extension Engine {
             // A success after the order stopped waiting: capture if every reservation can be
             // taken again (the order goes from expired or failed to paid directly).
             do {
-                try write.nested { try OrderBook.reserve(order, write: write) }
+                try write.nested {
+                    try OrderBook.reserve(order, write: write)
+                    try RiskControls.takeAgain(order, write: write)
+                }
             } catch is Refusal {
                 return try toSuspense(&order, notification, reason: "success after the order was \(order.status.rawValue); its reservations could not be taken again", write: write)
             }

@@ -206,6 +206,7 @@ package enum OrderBook {
             record.walletReservedFen -= order.funding.walletFen
             try record.store(customer, tables: tables, in: write.transaction)
         }
+        try RiskControls.release(order, to: status, write: write)
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
         order.transition(to: status)
         try order.store(tables: tables, in: write.transaction)
@@ -335,6 +336,7 @@ extension Engine {
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
                                 refunds: [], suspenseFen: 0)
+        try RiskControls.admit(order, configuration: configuration, write: write)
         try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)

@@ -101,6 +101,10 @@ public struct HTTPResponse: Sendable {
     /// `title` is the status's reason phrase, `type` is `problemTypePrefix` + `code`.
     /// In each entry of `errors` the keys `line`, `field`, `code`, `detail` come first in that
     /// order, the rest sorted; a `line` value of decimal digits is written as a JSON number.
+    /// The fields of a problem's errors written as integers when their value is digits: a
+    /// line number; a risk refusal's limit, current figure, what the order asked, and its event.
+    static let problemIntegerFields: Set<String> = ["line", "limit", "current", "requested", "risk_event_id"]
+
     public static func problem(status: Int, code: String, detail: String,
                                errors: [[String: String]] = []) -> HTTPResponse {
         var json = JSONWriter()
@@ -122,7 +126,7 @@ public struct HTTPResponse: Sendable {
                 for name in leading + rest {
                     guard let value = entry[name] else { continue }
                     json.key(name)
-                    if name == "line", !value.isEmpty, value.utf8.count <= 18,
+                    if Self.problemIntegerFields.contains(name), !value.isEmpty, value.utf8.count <= 18,
                        value.utf8.allSatisfy(ASCII.isDigit), let line = Int(value) {
                         json.integer(line)
                     } else {

@@ -89,6 +89,10 @@ extension Refusal {
         case .payoutInstructionsExhausted(let payout, let instructions):
             return APIError(409, "payout_instructions_max",
                             "payout \(payout) was instructed \(instructions) times, the most a payout is: settle it with the biller outside the daemon")
+        case .risk(let event):
+            return event.apiError
+        case .riskBlockNotFound(let kind, let id):
+            return .notFound("\(kind) block \(id)")
         }
     }
 }

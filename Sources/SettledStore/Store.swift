@@ -84,6 +84,13 @@ import Glibc
 ///                            done found so far (bills, items written off, unknown lines)
 /// - biller_findings:         biller id 0 date u32 ++ sequence u32 ++ finding key -> discrepancy
 ///                            id u64: each statement's findings that are discrepancies
+/// The risk controls' tables (records in SettledEngine's RiskControls.swift):
+/// - risk_blocks:    kind u8 ++ id (a customer; biller 0 account; bank 0 account) -> reason, time, uid
+/// - risk_events:    event id u64 -> a refusal by a risk rule (the oldest dropped past a limit)
+/// - risk_figures:   business date u32 ++ kind u8 ++ id -> i64 fen of orders paid or pending
+/// - risk_holds:     order id -> the business date its figures count on, and whether they do
+/// - risk_failures:  customer 0 unix ms u64 ++ order id -> empty: failed payments, by time
+/// - risk_totals:    rule u8 -> u64 refusals by the rule ever (the metrics)
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -136,6 +143,12 @@ public final class Tables: Sendable {
     public let billerWriteoffImports: Database
     public let billerWriteoffWork: Database
     public let billerFindings: Database
+    public let riskBlocks: Database
+    public let riskEvents: Database
+    public let riskFigures: Database
+    public let riskHolds: Database
+    public let riskFailures: Database
+    public let riskTotals: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -186,6 +199,12 @@ public final class Tables: Sendable {
         billerWriteoffImports = try environment.openDatabase(named: "biller_writeoff_imports")
         billerWriteoffWork = try environment.openDatabase(named: "biller_writeoff_work")
         billerFindings = try environment.openDatabase(named: "biller_findings")
+        riskBlocks = try environment.openDatabase(named: "risk_blocks")
+        riskEvents = try environment.openDatabase(named: "risk_events")
+        riskFigures = try environment.openDatabase(named: "risk_figures")
+        riskHolds = try environment.openDatabase(named: "risk_holds")
+        riskFailures = try environment.openDatabase(named: "risk_failures")
+        riskTotals = try environment.openDatabase(named: "risk_totals")
     }
 }
 
@@ -200,6 +219,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case statement = "next_statement_id"
     case payout = "next_payout_id"
     case bankStatement = "next_bank_statement_id"
+    case riskEvent = "next_risk_event_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -213,6 +233,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .statement: return 6
         case .payout: return 7
         case .bankStatement: return 8
+        case .riskEvent: return 9
         }
     }
 }
@@ -280,6 +301,9 @@ public final class Store: @unchecked Sendable {
     /// 9: the escrow bank statements' tables (bank_statements, bank_statement_keys, bank_lines,
     /// bank_payout_lines, bank_discrepancies) and `Counter.bankStatement`; an older store has
     /// imported none, so they start empty.
+    /// 10: the risk controls' tables (risk_blocks, risk_events, risk_figures, risk_holds,
+    /// risk_failures, risk_totals) and `Counter.riskEvent`; an older store starts them empty
+    /// (its pending orders count on no figure, and release none).
     /// 11: the billers' write-off statements imported in slices (biller_writeoff_imports,
     /// biller_writeoff_work, biller_findings); an older store has none under way, and the
     /// findings of its statements stay in their records, read from there by a correction.

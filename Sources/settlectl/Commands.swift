@@ -428,6 +428,39 @@ enum Commands {
                     """,
                 options: [.value("limit", "N", "at most N runs (the daemon's default when absent)")],
                 run: JobCommands.list),
+        Command("risk events", synopses: ["[--limit N] [--before EVENT_ID]"], summary: "orders refused by a risk rule, newest first",
+                description: """
+                    Lists the orders refused by a risk rule (GET /v1/risk/events), newest first: the rule (a
+                    [risk] limit, customer_blocked or account_blocked), the customer, what the rule was applied
+                    to, the limit, the figure before the order and what the order asked. --before EVENT_ID
+                    pages on to older events.
+                    """,
+                options: [.value("limit", "N", "at most N events (default 100)"),
+                          .value("before", "EVENT_ID", "only events older than EVENT_ID")],
+                run: RiskCommands.events),
+        Command("risk blocks", synopses: ["[--kind KIND] [--limit N] [--after CURSOR]"], summary: "the block lists",
+                description: """
+                    Lists the blocked customers, household accounts and payees' bank accounts with their
+                    reasons (GET /v1/risk/blocks). --kind keeps one list: customer, account or bank_account.
+                    """,
+                options: [.value("kind", "KIND", "customer, account or bank_account"),
+                          .value("limit", "N", "at most N blocks (default 100)"),
+                          .value("after", "CURSOR", "the page after the one that printed CURSOR")],
+                run: RiskCommands.blocks),
+        Command("risk block", synopses: ["customer CUSTOMER_ID --reason R", "account BILLER_ID ACCOUNT_NO --reason R",
+                                         "bank_account BANK ACCOUNT_NO --reason R"],
+                summary: "block a customer, a household account or a payee's bank account",
+                description: """
+                    Blocks a customer (no order of theirs is taken: 403 customer_blocked), a household account
+                    (no order pays it: 403 account_blocked) or a payee's bank account (PUT
+                    /v1/risk/blocks/...), with the reason. Blocking again replaces the reason. Audited.
+                    """,
+                options: [.value("reason", "R", "why (kept with the block and in the audit)")],
+                run: RiskCommands.block),
+        Command("risk unblock", synopses: ["customer CUSTOMER_ID", "account BILLER_ID ACCOUNT_NO", "bank_account BANK ACCOUNT_NO"],
+                summary: "lift a block",
+                description: "Lifts a block (DELETE /v1/risk/blocks/...). Audited.",
+                run: RiskCommands.unblock),
         Command("backup", synopses: ["PATH"], summary: "write a hot, compacted copy of the store",
                 description: """
                     Writes a hot, compacted copy of the store to PATH, on the daemon's host (POST

@@ -137,7 +137,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     if configuration.sync == .off { log(4, "sync = off: commits are not synced to disk (tests only)") }
     let keysNotYetInEffect = configuration.keysSetNotYetInEffect
     if !keysNotYetInEffect.isEmpty {
-        log(5, "not yet in effect (accepted for risk limits and auto-debit, which this version does not have): "
+        log(5, "not yet in effect (accepted for auto-debit, which this version does not have): "
             + keysNotYetInEffect.joined(separator: ", "))
     }
 

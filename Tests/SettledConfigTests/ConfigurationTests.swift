@@ -125,6 +125,29 @@ import Glibc
         #expect(loaded.idleTimeoutSeconds == defaults.idleTimeoutSeconds)
         #expect(loaded.writerQueueMax == defaults.writerQueueMax)
         #expect(loaded.writerBatchMax == defaults.writerBatchMax)
+        #expect(loaded.orderMaxFen == defaults.orderMaxFen)
+        #expect(loaded.customerDailyMaxFen == defaults.customerDailyMaxFen)
+        #expect(loaded.accountDailyMaxFen == defaults.accountDailyMaxFen)
+        #expect(loaded.channelDailyMaxFen == defaults.channelDailyMaxFen)
+        #expect(loaded.failedPaymentsMax == defaults.failedPaymentsMax)
+        #expect(loaded.failedPaymentsWindowSeconds == defaults.failedPaymentsWindowSeconds)
+    }
+
+    @Test func riskKeysLandWhereTheyBelong() throws {
+        let configuration = try load("""
+            [risk]
+            order_max_fen = 1000
+            customer_daily_max_fen = 2000
+            account_daily_max_fen = 3000
+            channel_daily_max_fen = 4000
+            failed_payments_max = 5
+            failed_payments_window_seconds = 600
+
+            """).result.get()
+        #expect(configuration.orderMaxFen == 1000 && configuration.customerDailyMaxFen == 2000)
+        #expect(configuration.accountDailyMaxFen == 3000 && configuration.channelDailyMaxFen == 4000)
+        #expect(configuration.failedPaymentsMax == 5 && configuration.failedPaymentsWindowSeconds == 600)
+        #expect(configuration.keysSetNotYetInEffect == [])
     }
 
     @Test func developmentConfigurationLoadsWithoutProblems() throws {
@@ -222,6 +245,12 @@ import Glibc
         ("limits", "request_read_timeout_seconds", 1, 3600),
         ("limits", "writer_queue_max", 1, 1_048_576),
         ("limits", "writer_batch_max", 1, 65_536),
+        ("risk", "order_max_fen", 1, 1_000_000_000_000),
+        ("risk", "customer_daily_max_fen", 1, 1_000_000_000_000),
+        ("risk", "account_daily_max_fen", 1, 1_000_000_000_000),
+        ("risk", "channel_daily_max_fen", 1, 1_000_000_000_000),
+        ("risk", "failed_payments_max", 1, Limits.riskFailedPaymentsMax),
+        ("risk", "failed_payments_window_seconds", 60, 86_400),
         ("channel.c", "fee_bps", 0, 10_000),
         ("channel.c", "carry_forward_days", 0, 30),
     ]

@@ -49,10 +49,8 @@ import Testing
         #expect(configuration.customerDailyMaxFen == 20_000_000)
         #expect(configuration.accountDailyMaxFen == 10_000_000)
         #expect(configuration.autodebitDelaySeconds == 3600)
-        #expect(configuration.keysSetNotYetInEffect == [
-            "[risk] order_max_fen", "[risk] customer_daily_max_fen", "[risk] account_daily_max_fen",
-            "[autodebit] delay_seconds",
-        ])
+        // The risk limits are in effect.
+        #expect(configuration.keysSetNotYetInEffect == ["[autodebit] delay_seconds"])
     }
 
     @Test func keysInEffectAreNotNamed() throws {

@@ -40,7 +40,10 @@ final class ClearingCrashScenario: CrashScenario, @unchecked Sendable {
     let name = "clearing"
     /// Appended to the harness's file, which ends in its `[business]` section: the first key
     /// is that section's.
+    /// The risk limits are raised: the scenario's orders are far past the defaults.
     static let configuration = "clear_unreconciled = yes\n[channel.wechat]\nformat = wechat\nfee_bps = 60\ncarry_forward_days = 1\n"
+        + "[risk]\norder_max_fen = 1000000000000\ncustomer_daily_max_fen = 1000000000000\naccount_daily_max_fen = 1000000000000\n"
+        + "channel_daily_max_fen = 1000000000000\n"
     static let billers = ["clr-a", "clr-b", "clr-c", "clr-d", "clr-e"]
     /// The biller that bears the channel's fees.
     static let feeBearer = "clr-c"

@@ -80,6 +80,9 @@ struct OperationsLogTests {
             [risk]
             order_max_fen = 5000000
 
+            [autodebit]
+            delay_seconds = 3600
+
             [channel.wechat]
             format = wechat
             fee_bps = 60
@@ -91,8 +94,9 @@ struct OperationsLogTests {
         #expect(try daemon.stop() == 0)
         let lines = daemon.log().split(separator: "\n").filter { $0.contains("not yet in effect") }
         #expect(lines.count == 1, "\(daemon.log())")
-        #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for risk limits and auto-debit, which this version does not have): "
-            + "[risk] order_max_fen")
+        // The risk limits are in effect: not named.
+        #expect(lines.first.map(String.init) == "<5>not yet in effect (accepted for auto-debit, which this version does not have): "
+            + "[autodebit] delay_seconds")
 
         // A file without such keys: no line.
         let plain = try Self.harness(logLevel: "info")

@@ -13,7 +13,13 @@ import Testing
     static let day2 = "2026-11-25"
 
     static func harness(clearUnreconciled: Bool = true) throws -> PaymentServiceHarness {
-        let harness = try PaymentServiceHarness(pointValueFen: 1) { $0.clearUnreconciled = clearUnreconciled }
+        let harness = try PaymentServiceHarness(pointValueFen: 1) { configuration in
+            configuration.clearUnreconciled = clearUnreconciled
+            // Orders of the largest items: no risk limit stands in their way.
+            configuration.orderMaxFen = 1_000_000_000_000
+            configuration.accountDailyMaxFen = 1_000_000_000_000
+            configuration.channelDailyMaxFen = 1_000_000_000_000
+        }
         try harness.biller("b-1")
         try feeBearingBiller(harness, "b-2", accountNo: "2")
         try harness.biller("b-3")

@@ -16,7 +16,8 @@ import Testing
     /// Values for the path parameters of the document's templates.
     static let samples = ["biller_id": "b-1", "account": "escrow_bank", "bill_id": "bill-1", "customer_id": "c-1",
                           "account_no": "88001", "order_id": "o-1", "business_date": "2026-11-24",
-                          "discrepancy_id": "d-1", "instruction_id": "ri-1", "payout_id": "PO00000001"]
+                          "discrepancy_id": "d-1", "instruction_id": "ri-1", "payout_id": "PO00000001",
+                          "bank": "icbc"]
 
     static func fill(_ template: String) -> String {
         var path = template

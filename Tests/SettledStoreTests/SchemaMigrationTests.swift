@@ -135,6 +135,12 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.bankStatement, in: transaction) == 1)
+                // Schema 10: nor were orders checked by the risk controls.
+                for table in [tables.riskBlocks, tables.riskEvents, tables.riskFigures, tables.riskHolds, tables.riskFailures,
+                              tables.riskTotals] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                #expect(try store.peek(.riskEvent, in: transaction) == 1)
                 // Schema 11: nor was a biller's write-off statement under way.
                 for table in [tables.billerWriteoffImports, tables.billerWriteoffWork, tables.billerFindings] {
                     #expect(try transaction.count(table) == 0)

@@ -76,7 +76,12 @@ extension SettledService {
                 let request = try OrderRequest.parse(context.request.body, itemsMax: self.configuration.orderItemsMax,
                                                      redPacketsMax: self.configuration.redPacketsPerOrderMax)
                 return WriteOperation(answer: { write in
-                    let order = try self.engine.createOrder(request, write: write)
+                    // A refusal by a risk rule commits its risk event, and nothing of the order.
+                    let order: OrderRecord
+                    switch try self.engine.createOrderRecordingRisk(request, write: write) {
+                    case .created(let created): order = created
+                    case .refusedByRisk(let event): return .rendered(.problem(event.apiError))
+                    }
                     let offset = self.configuration.utcOffsetSeconds(atUnixSeconds: order.createdUnixMillis / 1000)
                     return .compact(.orderAsCreated(orderID: order.id, utcOffsetSeconds: Int32(offset)), .success(201) {
                         HTTPResponse.json(status: 201, Self.orderJSON(order, utcOffsetSeconds: offset))
