@@ -110,7 +110,7 @@ extension SettledService {
     public func runClearing(businessDate: BusinessDate) throws -> String {
         let run = try engine.runClearing(businessDate: businessDate, writer: writer)
         var netFen: Int128 = 0
-        for figures in run.billers where figures.payoutID != nil { netFen += Int128(figures.netFen) }
+        for figures in run.billers where figures.payoutID != nil && figures.netFen > 0 { netFen += Int128(figures.netFen) }
         return "clearing of \(businessDate): \(run.payoutIDs.count) payouts, \(netFen) fen instructed, \(run.heldCount) items held"
     }
 
@@ -171,7 +171,7 @@ extension SettledService {
         json.field("started_at", time.text(run.startedUnixMillis))
         if run.status == .done { json.field("finished_at", time.text(run.finishedUnixMillis)) }
         json.beginArray("payouts")
-        for figures in run.billers {
+        for figures in run.billers where figures.netFen > 0 {
             guard let payoutID = figures.payoutID else { continue }
             guard let payout = try PayoutRecord.load(payoutID, tables: tables, in: transaction) else {
                 throw DecodingError(what: "clearing run of \(run.businessDate) names payout \(payoutID), which does not exist")
@@ -190,10 +190,15 @@ extension SettledService {
         }
         json.endArray()
         // Billers whose items were cleared with nothing left to pay (refunded, or taken by
-        // clawbacks, or fees): no payout.
+        // clawbacks, or fees): nothing instructed; their lines are under a payout record of
+        // status nothing_due (none in runs stored before such records were kept).
         json.beginArray("without_payout")
-        for figures in run.billers where figures.payoutID == nil {
+        for figures in run.billers where figures.netFen <= 0 {
             json.beginObject()
+            if let payoutID = figures.payoutID {
+                json.field("payout_id", payoutID)
+                json.field("status", PayoutStatus.nothingDue.name)
+            }
             json.field("biller_id", figures.billerID)
             json.field("gross_fen", figures.grossFen)
             json.field("refunds_fen", figures.refundsFen)
