@@ -192,10 +192,15 @@ package struct PayoutRecord: Sendable, Equatable {
         return try transaction.withValue(tables.payouts, key: id) { try decode(id: id, $0) }
     }
 
-    /// Writes the record and its `payouts_by_status` key (`previous`: the status it had).
+    /// Writes the record and its `payouts_by_status` key (`previous`: the status it had; nil
+    /// for a new record, which gets its `payouts_by_biller` key too).
     package func store(previous: PayoutStatus?, write: WriteContext) throws {
         let tables = write.tables
         try write.transaction.put(tables.payouts, key: Key.string(payoutID), value: encoded(), options: .overwrite)
+        if previous == nil {
+            try write.transaction.put(tables.payoutsByBiller, key: PayoutBillerIndex.key(biller: billerID, payout: payoutID),
+                                      value: [], options: .overwrite)
+        }
         if let previous, previous != status {
             try write.transaction.delete(tables.payoutsByStatus, key: ClearingKeys.byStatus(previous.rawValue, payout: payoutID))
         }

@@ -50,15 +50,18 @@ extension SettledService {
                 var count = 0
                 func visit(_ id: String) throws -> Bool {
                     guard let payout = try PayoutRecord.load(id, tables: tables, in: transaction) else {
-                        throw DecodingError(what: "payouts_by_status names payout \(id), which does not exist")
+                        throw DecodingError(what: "a payout index names payout \(id), which does not exist")
                     }
-                    if let biller, payout.billerID != biller { return true }
+                    if let status, payout.status != status { return true }
                     payout.write(&json, self.localTime)
                     count += 1
                     return count < limit
                 }
-                // Newest first.
-                if let status {
+                // Newest first. A biller's payouts through `payouts_by_biller` (with a status
+                // too: a biller has one payout a business date), never every biller's.
+                if let biller {
+                    try PayoutBillerIndex.scan(biller: biller, tables: tables, in: transaction, visit)
+                } else if let status {
                     let prefix = ClearingKeys.statusPrefix(status.rawValue)
                     try transaction.scan(tables.payoutsByStatus, from: [status.rawValue + 1], direction: .backward) { key, _ in
                         guard key.count > prefix.count, key[0] == status.rawValue else { return false }
