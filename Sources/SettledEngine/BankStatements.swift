@@ -463,6 +463,14 @@ extension Engine {
                 try storeRow(row, record: record, index: index, write: write)
                 return
             }
+            // A run's record of a biller's nothing to pay was never instructed: no money of the
+            // bank's can be its.
+            guard payout.status != .nothingDue else {
+                try discrepancy("bank_unmatched", "a \(direction) of \(line.amountFen) fen naming payout \(id), which had nothing to pay"
+                                + " and was never instructed")
+                try storeRow(row, record: record, index: index, write: write)
+                return
+            }
             payouts.append(payout)
         }
         let netFen = payouts.reduce(Int128(0)) { $0 + Int128($1.netFen) }
@@ -499,6 +507,8 @@ extension Engine {
             case (true, .instructed):
                 try discrepancy("bank_unmatched", internalFen: payout.netFen,
                                 "a credit naming payout \(payout.payoutID), whose debit the bank has not shown (it is still instructed)")
+            case (_, .nothingDue):
+                preconditionFailure("payout \(payout.payoutID) had nothing to pay: left out above")
             }
             if row.outcome == .discrepancy && !row.subject.isEmpty {
                 try storeRow(row, record: record, index: index, write: write)
@@ -575,6 +585,7 @@ extension Engine {
                         case .instructed: _ = try confirmPayout(id, reference: discrepancy.channelTxnID ?? reference, note: "discrepancy \(reference) written off", write: write)
                         case .confirmed: break
                         case .returned: throw notApplicable("payout \(id) is returned: the entry's debit cannot be its payment")
+                        case .nothingDue: throw notApplicable("payout \(id) had nothing to pay: the entry's debit cannot be its payment")
                         }
                         bookedFen = try bookedFen.addingFen(-payout.netFen)
                     } else {
@@ -582,6 +593,7 @@ extension Engine {
                         case .confirmed: _ = try returnPayout(id, reference: discrepancy.channelTxnID ?? reference, note: "discrepancy \(reference) written off", bankReturned: true, write: write)
                         case .returned: break
                         case .instructed: throw notApplicable("payout \(id) is instructed, its debit not seen: the entry's credit cannot be its return")
+                        case .nothingDue: throw notApplicable("payout \(id) had nothing to pay: the entry's credit cannot be its return")
                         }
                         bookedFen = try bookedFen.addingFen(payout.netFen)
                     }

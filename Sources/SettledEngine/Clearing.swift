@@ -17,10 +17,11 @@ package enum ClearingRunStatus: UInt8, Sendable {
 }
 
 /// What a run cleared for one biller (with or without a payout: a net of 0, all of it
-/// refunded or taken by clawbacks, instructs nothing).
+/// refunded or taken by clawbacks, instructs nothing; its payout record says `nothing_due`).
 package struct ClearingBillerFigures: Sendable, Equatable {
     package var billerID: String
-    /// Nil when the net was 0: nothing was instructed.
+    /// The payout its lines are under: instructed when the net is above 0, `nothing_due` when
+    /// it is 0. Nil only in runs stored before payouts of nothing due were recorded.
     package var payoutID: String?
     package var grossFen: Int64
     package var refundsFen: Int64
@@ -78,7 +79,8 @@ package struct ClearingRun: Sendable, Equatable {
 
     package static let formatVersion: UInt8 = 1
 
-    package var payoutIDs: [String] { billers.compactMap(\.payoutID) }
+    /// The payouts instructed (the billers with a net above 0).
+    package var payoutIDs: [String] { billers.filter { $0.netFen > 0 }.compactMap(\.payoutID) }
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 128 + billers.count * 64)
@@ -484,13 +486,15 @@ extension Engine {
             }
             try write.post(JournalTransaction(kind: AccountName.clearingKind, reference: progress.payoutID, entries: entries))
         }
-        guard figures.netFen > 0 else { return figures }
+        // Nothing left to pay: a record of the figures and lines all the same (its items'
+        // clearing and the trace name it), never instructed.
+        let due = figures.netFen > 0
         let payout = PayoutRecord(payoutID: progress.payoutID, billerID: biller.id, businessDate: businessDate,
                                   grossFen: figures.grossFen, refundsFen: figures.refundsFen, clawbackFen: figures.clawbackFen,
-                                  feesFen: figures.feesFen, netFen: figures.netFen, itemCount: figures.itemCount, status: .instructed,
-                                  createdUnixMillis: write.nowUnixMillis,
-                                  instructions: [PayoutInstruction(instructionID: progress.payoutID + "-1", atUnixMillis: write.nowUnixMillis,
-                                                                   account: SettlementAccount(of: biller))],
+                                  feesFen: figures.feesFen, netFen: figures.netFen, itemCount: figures.itemCount,
+                                  status: due ? .instructed : .nothingDue, createdUnixMillis: write.nowUnixMillis,
+                                  instructions: due ? [PayoutInstruction(instructionID: progress.payoutID + "-1", atUnixMillis: write.nowUnixMillis,
+                                                                         account: SettlementAccount(of: biller))] : [],
                                   events: [])
         try payout.store(previous: nil, write: write)
         figures.payoutID = progress.payoutID

@@ -11,7 +11,8 @@ import SettledStore
 /// journal transaction. The chain stops at `bank_line`, `unconfirmed`, until the payout is
 /// confirmed. An order's item not cleared yet that a run held stops the reconciled chain at
 /// `clearing_run`, `held`; one cleared into nothing to pay (refunds, fees and clawbacks took
-/// it all) has a `payout` link of status `without_payout` and nothing after it. (The escrow
+/// it all) has a `payout` link of status `nothing_due` and nothing after it (`without_payout`
+/// in stores whose runs kept no record of such payouts). (The escrow
 /// bank's statement lines that confirm a payout are another source's, after this one.)
 package struct PayoutTraceSource: TraceLinkSource {
     package init() {}
@@ -48,7 +49,7 @@ package struct PayoutTraceSource: TraceLinkSource {
                 trace.append(link)
                 continue
             }
-            if payout.status != .confirmed { unconfirmed = true }
+            if payout.status != .confirmed && payout.status != .nothingDue { unconfirmed = true }
             try Self.append(payout, items: itemsOf[payoutID, default: []], runsSeen: &runsSeen, trace: &trace, tables: tables,
                             in: transaction)
         }
@@ -70,7 +71,7 @@ package struct PayoutTraceSource: TraceLinkSource {
         guard let payout = try PayoutRecord.load(id, tables: tables, in: transaction) else { return false }
         var runsSeen: Set<BusinessDate> = []
         try Self.append(payout, items: nil, runsSeen: &runsSeen, trace: &trace, tables: tables, in: transaction)
-        trace.stop = payout.status == .confirmed ? nil : TraceStop(link: .bankLine, reason: .unconfirmed)
+        trace.stop = payout.status == .confirmed || payout.status == .nothingDue ? nil : TraceStop(link: .bankLine, reason: .unconfirmed)
         return true
     }
 
@@ -107,8 +108,8 @@ package struct PayoutTraceSource: TraceLinkSource {
         link.businessDate = payout.businessDate
         link.fields = [TraceField("biller_id", .text(payout.billerID)), TraceField("gross_fen", .integer(payout.grossFen)),
                        TraceField("refunds_fen", .integer(payout.refundsFen)), TraceField("clawback_fen", .integer(payout.clawbackFen)),
-                       TraceField("fees_fen", .integer(payout.feesFen)), TraceField("item_count", .integer(payout.itemCount)),
-                       TraceField("instruction_id", .text(payout.instructionID))]
+                       TraceField("fees_fen", .integer(payout.feesFen)), TraceField("item_count", .integer(payout.itemCount))]
+        if let instructionID = payout.instructionID { link.fields.append(TraceField("instruction_id", .text(instructionID))) }
         if let items { link.fields.append(TraceField("item_ids", .text(items.joined(separator: ",")))) }
         trace.append(link)
 

@@ -11,6 +11,7 @@ import SettledStore
 /// | `instructed` | 1    |
 /// | `confirmed`  | 2    |
 /// | `returned`   | 3    |
+/// | `nothing_due`| 4    |
 package enum PayoutStatus: UInt8, Sendable, CaseIterable {
     /// Instructed to the escrow bank, its money in `payout_in_transit:<biller>`.
     case instructed = 1
@@ -18,12 +19,17 @@ package enum PayoutStatus: UInt8, Sendable, CaseIterable {
     case confirmed = 2
     /// Bounced by the bank; re-instructed once the operator fixed the biller's account.
     case returned = 3
+    /// Cleared with nothing left to pay (the items refunded, or taken by fees and clawbacks):
+    /// the record of the run's figures and lines, never instructed; no transition leads to or
+    /// from it.
+    case nothingDue = 4
 
     package var name: String {
         switch self {
         case .instructed: "instructed"
         case .confirmed: "confirmed"
         case .returned: "returned"
+        case .nothingDue: "nothing_due"
         }
     }
 
@@ -97,7 +103,7 @@ package struct PayoutRecord: Sendable, Equatable {
     package var itemCount: Int64
     package var status: PayoutStatus
     package var createdUnixMillis: Int64
-    /// Every instruction, the first one first; the last is in force.
+    /// Every instruction, the first one first; the last is in force. None when nothing was due.
     package var instructions: [PayoutInstruction]
     /// Confirmations and returns, in order.
     package var events: [PayoutEvent]
@@ -111,8 +117,10 @@ package struct PayoutRecord: Sendable, Equatable {
         return "PO" + String(repeating: "0", count: max(0, idDigits - digits.count)) + digits
     }
 
-    package var account: SettlementAccount { instructions.last!.account }
-    package var instructionID: String { instructions.last!.instructionID }
+    /// The account of the instruction in force; nil when nothing was due.
+    package var account: SettlementAccount? { instructions.last?.account }
+    /// The instruction in force; nil when nothing was due.
+    package var instructionID: String? { instructions.last?.instructionID }
     package var confirmation: PayoutEvent? { events.last { $0.status == .confirmed } }
     package var lastReturn: PayoutEvent? { events.last { $0.status == .returned } }
 
@@ -164,7 +172,9 @@ package struct PayoutRecord: Sendable, Equatable {
             let account = SettlementAccount(bank: try reader.string(), accountNo: try reader.string(), accountName: try reader.string())
             instructions.append(PayoutInstruction(instructionID: instructionID, atUnixMillis: at, account: account))
         }
-        guard !instructions.isEmpty else { throw DecodingError(what: "payout \(id) without an instruction") }
+        guard instructions.isEmpty == (status == .nothingDue) else {
+            throw DecodingError(what: "payout \(id) \(status.name) with \(instructions.count) instructions")
+        }
         var events: [PayoutEvent] = []
         for _ in 0..<Int(try reader.u16()) {
             let eventCode = try reader.u8()
@@ -182,10 +192,15 @@ package struct PayoutRecord: Sendable, Equatable {
         return try transaction.withValue(tables.payouts, key: id) { try decode(id: id, $0) }
     }
 
-    /// Writes the record and its `payouts_by_status` key (`previous`: the status it had).
+    /// Writes the record and its `payouts_by_status` key (`previous`: the status it had; nil
+    /// for a new record, which gets its `payouts_by_biller` key too).
     package func store(previous: PayoutStatus?, write: WriteContext) throws {
         let tables = write.tables
         try write.transaction.put(tables.payouts, key: Key.string(payoutID), value: encoded(), options: .overwrite)
+        if previous == nil {
+            try write.transaction.put(tables.payoutsByBiller, key: PayoutBillerIndex.key(biller: billerID, payout: payoutID),
+                                      value: [], options: .overwrite)
+        }
         if let previous, previous != status {
             try write.transaction.delete(tables.payoutsByStatus, key: ClearingKeys.byStatus(previous.rawValue, payout: payoutID))
         }
@@ -207,12 +222,14 @@ package struct PayoutRecord: Sendable, Equatable {
         json.field("net_fen", netFen)
         json.field("item_count", itemCount)
         json.field("status", status.name)
-        json.field("instruction_id", instructionID)
-        json.beginObject("settlement_account")
-        json.field("bank", account.bank)
-        json.field("account_no", account.accountNo)
-        json.field("account_name", account.accountName)
-        json.endObject()
+        if let instructionID, let account {
+            json.field("instruction_id", instructionID)
+            json.beginObject("settlement_account")
+            json.field("bank", account.bank)
+            json.field("account_no", account.accountNo)
+            json.field("account_name", account.accountName)
+            json.endObject()
+        }
         json.field("created_at", time.text(createdUnixMillis))
         json.beginArray("instructions")
         for instruction in instructions {
@@ -355,7 +372,7 @@ extension Engine {
         let previous = payout.status
         payout.transition(to: .confirmed)
         payout.events.append(PayoutEvent(status: .confirmed, reference: reference, note: note, atUnixMillis: write.nowUnixMillis,
-                                         instructionID: payout.instructionID))
+                                         instructionID: payout.instructionID!))
         try payout.store(previous: previous, write: write)
         return payout
     }
@@ -389,7 +406,7 @@ extension Engine {
         let previous = payout.status
         payout.transition(to: .returned)
         payout.events.append(PayoutEvent(status: .returned, reference: reference, note: note, atUnixMillis: write.nowUnixMillis,
-                                         instructionID: payout.instructionID))
+                                         instructionID: payout.instructionID!))
         try payout.store(previous: previous, write: write)
         return payout
     }

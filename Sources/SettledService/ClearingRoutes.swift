@@ -50,15 +50,18 @@ extension SettledService {
                 var count = 0
                 func visit(_ id: String) throws -> Bool {
                     guard let payout = try PayoutRecord.load(id, tables: tables, in: transaction) else {
-                        throw DecodingError(what: "payouts_by_status names payout \(id), which does not exist")
+                        throw DecodingError(what: "a payout index names payout \(id), which does not exist")
                     }
-                    if let biller, payout.billerID != biller { return true }
+                    if let status, payout.status != status { return true }
                     payout.write(&json, self.localTime)
                     count += 1
                     return count < limit
                 }
-                // Newest first.
-                if let status {
+                // Newest first. A biller's payouts through `payouts_by_biller` (with a status
+                // too: a biller has one payout a business date), never every biller's.
+                if let biller {
+                    try PayoutBillerIndex.scan(biller: biller, tables: tables, in: transaction, visit)
+                } else if let status {
                     let prefix = ClearingKeys.statusPrefix(status.rawValue)
                     try transaction.scan(tables.payoutsByStatus, from: [status.rawValue + 1], direction: .backward) { key, _ in
                         guard key.count > prefix.count, key[0] == status.rawValue else { return false }
@@ -110,7 +113,7 @@ extension SettledService {
     public func runClearing(businessDate: BusinessDate) throws -> String {
         let run = try engine.runClearing(businessDate: businessDate, writer: writer)
         var netFen: Int128 = 0
-        for figures in run.billers where figures.payoutID != nil { netFen += Int128(figures.netFen) }
+        for figures in run.billers where figures.payoutID != nil && figures.netFen > 0 { netFen += Int128(figures.netFen) }
         return "clearing of \(businessDate): \(run.payoutIDs.count) payouts, \(netFen) fen instructed, \(run.heldCount) items held"
     }
 
@@ -171,7 +174,7 @@ extension SettledService {
         json.field("started_at", time.text(run.startedUnixMillis))
         if run.status == .done { json.field("finished_at", time.text(run.finishedUnixMillis)) }
         json.beginArray("payouts")
-        for figures in run.billers {
+        for figures in run.billers where figures.netFen > 0 {
             guard let payoutID = figures.payoutID else { continue }
             guard let payout = try PayoutRecord.load(payoutID, tables: tables, in: transaction) else {
                 throw DecodingError(what: "clearing run of \(run.businessDate) names payout \(payoutID), which does not exist")
@@ -190,10 +193,15 @@ extension SettledService {
         }
         json.endArray()
         // Billers whose items were cleared with nothing left to pay (refunded, or taken by
-        // clawbacks, or fees): no payout.
+        // clawbacks, or fees): nothing instructed; their lines are under a payout record of
+        // status nothing_due (none in runs stored before such records were kept).
         json.beginArray("without_payout")
-        for figures in run.billers where figures.payoutID == nil {
+        for figures in run.billers where figures.netFen <= 0 {
             json.beginObject()
+            if let payoutID = figures.payoutID {
+                json.field("payout_id", payoutID)
+                json.field("status", PayoutStatus.nothingDue.name)
+            }
             json.field("biller_id", figures.billerID)
             json.field("gross_fen", figures.grossFen)
             json.field("refunds_fen", figures.refundsFen)

@@ -60,7 +60,11 @@ extension SettledService {
         guard let payout = try PayoutRecord.load(payoutID, tables: store.tables, in: transaction) else {
             throw APIError.notFound("payout \(payoutID)")
         }
-        // The one named, or the one in force (the last: every payout is instructed once at least).
+        guard payout.status != .nothingDue else {
+            throw APIError(409, "nothing_due", "payout \(payoutID) cleared nothing to pay: it has no instruction")
+        }
+        // The one named, or the one in force (the last: every other payout is instructed once
+        // at least).
         let found: PayoutInstruction?
         if let instructionID {
             found = payout.instructions.first { $0.instructionID == instructionID }

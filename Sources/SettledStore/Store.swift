@@ -64,6 +64,8 @@ import Glibc
 /// - clearing_runs:      business date u32 -> clearing run (its status, progress and payouts)
 /// - payouts:            payout id -> payout record
 /// - payouts_by_status:  status u8 ++ payout id -> empty
+/// - payouts_by_biller:  biller id 0 payout id -> empty: each biller's payouts
+///                       (`PayoutBillerIndex`)
 /// - payout_lines:       payout id 0 seq u32 -> payout line
 /// - item_clearing:      item id -> payout id: the items cleared (paid out, for a refund's clawback)
 /// - held_items:         biller id 0 business date u32 ++ item id -> order id: items a run held
@@ -129,6 +131,7 @@ public final class Tables: Sendable {
     public let clearingRuns: Database
     public let payouts: Database
     public let payoutsByStatus: Database
+    public let payoutsByBiller: Database
     public let payoutLines: Database
     public let itemClearing: Database
     public let heldItems: Database
@@ -185,6 +188,7 @@ public final class Tables: Sendable {
         clearingRuns = try environment.openDatabase(named: "clearing_runs")
         payouts = try environment.openDatabase(named: "payouts")
         payoutsByStatus = try environment.openDatabase(named: "payouts_by_status")
+        payoutsByBiller = try environment.openDatabase(named: "payouts_by_biller")
         payoutLines = try environment.openDatabase(named: "payout_lines")
         itemClearing = try environment.openDatabase(named: "item_clearing")
         heldItems = try environment.openDatabase(named: "held_items")
@@ -307,7 +311,9 @@ public final class Store: @unchecked Sendable {
     /// 11: the billers' write-off statements imported in slices (biller_writeoff_imports,
     /// biller_writeoff_work, biller_findings); an older store has none under way, and the
     /// findings of its statements stay in their records, read from there by a correction.
-    public static let schemaVersion: UInt32 = 11
+    /// 12: `payouts_by_biller` indexes every payout by its biller, those made before included
+    /// (`PayoutBillerIndex.fill`).
+    public static let schemaVersion: UInt32 = 12
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -394,6 +400,9 @@ public final class Store: @unchecked Sendable {
                 // 6: the clearing's tables start empty (opened above); nothing to fill.
                 if version < 8 {
                     try JournalObjectIndex.fill(tables: tables, in: transaction)
+                }
+                if version < 12 {
+                    try PayoutBillerIndex.fill(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

@@ -71,8 +71,9 @@ struct ClearingReportBrowserTests {
         }
         #expect(attribute("data-payout-status", "clr-sgcc-js") == "confirmed")
         #expect(attribute("data-payout-status", "clr-gas-bj") == "instructed")
-        // water-sh: all refunded, net 0, no payout.
-        #expect(attribute("data-payout-status", "clr-water-sh") == "")
+        // water-sh: all refunded, net 0: nothing instructed, its lines under a nothing_due payout.
+        #expect(attribute("data-payout-status", "clr-water-sh") == "nothing_due")
+        #expect(attribute("data-payout-id", "clr-water-sh") == run["without_payout"]?.array?.first?["payout_id"]?.string)
         #expect(attribute("data-fen", "clr-water-sh-refunds") == "3500")
         #expect(MorningReportTests.elementText(id: "clr-water-sh", in: dom)?.contains("no payout (net 0)") == true)
         #expect(attribute("data-fen", "clr-total-gross") == "28500")

@@ -265,7 +265,9 @@ import Testing
         let store = harness.service.store
         let stored = try store.environment.read { try ClearingRun.load(BusinessDate(ClearingTests.day1)!, tables: store.tables, in: $0) }
         let figures = try #require(stored?.billers.first { $0.billerID == "b-1" }, "\(String(describing: stored))")
-        #expect(figures.grossFen == 30_000 && figures.refundsFen == 30_000 && figures.netFen == 0 && figures.payoutID == nil, "\(figures)")
+        #expect(figures.grossFen == 30_000 && figures.refundsFen == 30_000 && figures.netFen == 0, "\(figures)")
+        let nothingDue = try harness.call("GET", "/v1/payouts/\(try #require(figures.payoutID))")
+        #expect(nothingDue.json?["status"]?.string == "nothing_due", "\(nothingDue.text)")
         #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == 0)
         #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == -20_000)
         let again = try ClearingTests.run(harness, ClearingTests.day2)

@@ -104,7 +104,11 @@ import Testing
                 #expect(found.grossFen == gross && found.refundsFen == refunds && found.feesFen == fees, "seed \(seed) \(day) \(biller): \(found)")
                 #expect(found.clawbackFen == clawback && found.netFen == net && found.itemCount == Int64(today.count),
                         "seed \(seed) \(day) \(biller): \(found), clawback \(clawback) net \(net) itemsMax \(itemsMax)")
-                #expect((found.payoutID != nil) == (net > 0))
+                // A payout record for every biller cleared: nothing_due exactly when the net is 0.
+                let record = try harness.service.store.environment.read { transaction in
+                    try PayoutRecord.load(found.payoutID ?? "", tables: harness.service.store.tables, in: transaction)
+                }
+                #expect(record != nil && (record?.status == .nothingDue) == (net == 0), "seed \(seed) \(day) \(biller): \(found)")
                 if let payoutID = found.payoutID {
                     var sums = (gross: Int64(0), refunded: Int64(0), fees: Int64(0), lines: 0)
                     try harness.service.store.environment.read { transaction in
@@ -254,7 +258,10 @@ import Testing
                 let recomputed = Recomputed(grossFen: figures.grossFen, refundsFen: figures.refundsFen, feesFen: figures.feesFen,
                                             clawbackFen: figures.clawbackFen, netFen: figures.netFen)
                 #expect(recomputed == expected[figures.billerID], "seed \(seed) \(day) \(figures.billerID)")
-                #expect((figures.payoutID != nil) == (figures.netFen > 0))
+                let record = try harness.service.store.environment.read { transaction in
+                    try PayoutRecord.load(figures.payoutID ?? "", tables: harness.service.store.tables, in: transaction)
+                }
+                #expect(record != nil && (record?.status == .nothingDue) == (figures.netFen == 0), "seed \(seed) \(day) \(figures)")
                 // The biller's clearing transaction books exactly these figures.
                 let payableFen = figures.grossFen - figures.refundsFen
                 guard payableFen > 0 else {

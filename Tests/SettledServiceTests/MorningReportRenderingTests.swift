@@ -183,8 +183,9 @@ struct MorningReportRenderingTests {
         #expect(html.contains("nothing to show"))
         let csv = ReportCSV.render(MorningReport(day: day, suspenseFen: [:], madeAt: "now", clearing: ClearingReportRenderingTests.notRun()), time: Self.time)
         let rows = Self.parseCSV(csv)
-        // The header, the totals, and the clearing's run row and totals.
-        #expect(rows.count == 1 + 5 + 6 + 1 + 1 + 5 + 2 + 3)
+        // The header, the totals, and the clearing's run row and totals (a payouts row per
+        // payout status: instructed, confirmed, returned, nothing_due).
+        #expect(rows.count == 1 + 5 + 6 + 1 + 1 + 5 + 2 + 4)
         #expect(rows.allSatisfy { $0.count == ReportCSV.header.count })
     }
 

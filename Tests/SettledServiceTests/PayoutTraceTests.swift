@@ -115,9 +115,9 @@ import Testing
         #expect(unknown.status == 404 && unknown.code == "not_found")
     }
 
-    /// Items cleared into nothing to pay (refunded before the run): a payout link
-    /// `without_payout`, and the chain keeps its own stop.
-    @Test func anItemClearedWithNothingToPayHasNoPayout() throws {
+    /// Items cleared into nothing to pay (refunded before the run): a payout link of status
+    /// `nothing_due`, and the chain keeps its own stop.
+    @Test func anItemClearedWithNothingToPayHasANothingDuePayout() throws {
         let harness = try ClearingTests.harness()
         defer { harness.close() }
         let paid = try ClearingTests.paidOrder(harness, [("b-1", 4_000)], txn: "t-1")
@@ -126,7 +126,7 @@ import Testing
         #expect(run.json?["payouts"]?.array?.isEmpty == true, "\(run.text)")
         let answer = try TraceTests.trace(harness, "order_id=\(paid.order)")
         let payout = try #require(TraceTests.links(answer, "payout").first, "\(answer.text)")
-        #expect(payout["status"]?.string == PayoutTraceSource.withoutPayout && payout["item_ids"]?.string == paid.items[0])
+        #expect(payout["status"]?.string == "nothing_due" && payout["item_ids"]?.string == paid.items[0], "\(answer.text)")
         #expect(TraceTests.stop(answer).reason != "unconfirmed", "\(answer.text)")
     }
 }

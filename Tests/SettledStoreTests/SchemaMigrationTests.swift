@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 11])
+        #expect(first.schema == [0, 0, 0, 12])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -124,7 +124,7 @@ import Testing
             let store = try openStore(directory.path, mapSizeBytes: 16 << 20)
             try store.environment.read { (transaction: Transaction) throws -> Void in
                 let tables = store.tables
-                for table in [tables.clearingRuns, tables.payouts, tables.payoutsByStatus, tables.payoutLines,
+                for table in [tables.clearingRuns, tables.payouts, tables.payoutsByStatus, tables.payoutsByBiller, tables.payoutLines,
                               tables.itemClearing, tables.heldItems, tables.resolvedOrders] {
                     #expect(try transaction.count(table) == 0)
                 }

@@ -114,7 +114,8 @@ package struct ClearingReport: Sendable, Equatable {
     package var feesFen: Int128
     package var netFen: Int128
     package var itemCount: Int64
-    /// Payouts of the run by their status now (every payout of the run).
+    /// Payouts of the run by their status now (every payout of the run, `nothing_due` the
+    /// billers cleared with nothing to pay).
     package var payoutsByStatus: [PayoutStatus: Int]
     /// Items of D or earlier held now, over every biller.
     package var heldCount: Int64
@@ -123,7 +124,8 @@ package struct ClearingReport: Sendable, Equatable {
     package var heldPartial: Bool
 
     package var billersTruncated: Bool { rows.count < billerCount }
-    package var payoutCount: Int { payoutsByStatus.values.reduce(0, +) }
+    /// The payouts instructed (`nothing_due` records are none).
+    package var payoutCount: Int { payoutsByStatus.filter { $0.key != .nothingDue }.values.reduce(0, +) }
 
     /// A money total of `figureNames`.
     package func totalFen(_ name: String) -> Int128 {

@@ -168,7 +168,7 @@ extension ReportHTML {
             page.raw("</th><td class=\"id\">")
             page.text(line.payoutID ?? "")
             page.raw("</td><td class=\"payout \(status.isEmpty ? "none" : status)\">")
-            page.text(status.isEmpty ? (line.itemCount > 0 ? "no payout (net 0)" : "nothing cleared") : status)
+            page.text(status.isEmpty || line.payoutStatus == .nothingDue ? (line.itemCount > 0 ? "no payout (net 0)" : "nothing cleared") : status)
             page.raw("</td>")
             countCell(&page, id: "clr-\(line.billerID)-items", line.itemCount)
             for (figure, _) in ClearingReport.figureNames {
