@@ -58,6 +58,12 @@ final class BankStatementCrashScenario: CrashScenario, @unchecked Sendable {
         carry_forward_days = 1
         escrow_reference = TENPAY
 
+        [risk]
+        order_max_fen = 1000000000000
+        customer_daily_max_fen = 1000000000000
+        account_daily_max_fen = 1000000000000
+        channel_daily_max_fen = 1000000000000
+
         """
     static let billers = (0..<Limits.orderItemsMax).map { "bk-" + String(1_000 + $0) }
     /// The channel's credits per biller's item: a date's credits add up to its order.
