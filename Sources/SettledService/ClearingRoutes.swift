@@ -182,12 +182,7 @@ extension SettledService {
             json.beginObject()
             json.field("payout_id", payoutID)
             json.field("biller_id", figures.billerID)
-            json.field("gross_fen", figures.grossFen)
-            json.field("refunds_fen", figures.refundsFen)
-            json.field("clawback_fen", figures.clawbackFen)
-            json.field("fees_fen", figures.feesFen)
-            json.field("net_fen", figures.netFen)
-            json.field("item_count", figures.itemCount)
+            Self.writeFigures(figures, &json)
             json.field("status", payout.status.name)
             json.endObject()
         }
@@ -203,18 +198,23 @@ extension SettledService {
                 json.field("status", PayoutStatus.nothingDue.name)
             }
             json.field("biller_id", figures.billerID)
-            json.field("gross_fen", figures.grossFen)
-            json.field("refunds_fen", figures.refundsFen)
-            json.field("clawback_fen", figures.clawbackFen)
-            json.field("fees_fen", figures.feesFen)
-            json.field("net_fen", figures.netFen)
-            json.field("item_count", figures.itemCount)
+            Self.writeFigures(figures, &json)
             json.endObject()
         }
         json.endArray()
         json.field("held_count", run.heldCount)
         json.endObject()
         return HTTPResponse.json(status: 200, json.bytes)
+    }
+
+    /// A biller's figures in a run's answer.
+    static func writeFigures(_ figures: ClearingBillerFigures, _ json: inout JSONWriter) {
+        json.field("gross_fen", figures.grossFen)
+        json.field("refunds_fen", figures.refundsFen)
+        json.field("clawback_fen", figures.clawbackFen)
+        json.field("fees_fen", figures.feesFen)
+        json.field("net_fen", figures.netFen)
+        json.field("item_count", figures.itemCount)
     }
 
     /// `GET /v1/payouts/{id}/lines`: NDJSON (or CSV with `?format=csv` or `Accept: text/csv`),
