@@ -3,7 +3,7 @@ import SettledCore
 /// Clearing and payouts: a date's clearing run, the payouts with their lines and instruction
 /// files, and their confirmation, return and re-instruction.
 enum PayoutCommands {
-    static let statuses = ["instructed", "confirmed", "returned"]
+    static let statuses = ["instructed", "confirmed", "returned", "nothing_due"]
     static let instructionFormats = ["pain.001", "csv"]
 
     // MARK: clearing
@@ -49,9 +49,13 @@ enum PayoutCommands {
         }
         let without = run["without_payout"]?.array ?? []
         if !without.isEmpty {
-            var table = figuresTable(first: nil)
-            for biller in without { table.add(figures(biller) + ["-"]) }
-            text += "\ncleared with nothing to pay (no payout):\n" + table.rendered
+            // Their lines are under a payout record of status nothing_due (runs stored before
+            // such records were kept name none).
+            var table = figuresTable(first: ("PAYOUT", .left))
+            for biller in without {
+                table.add([biller["payout_id"]?.string ?? "-"] + figures(biller) + [biller["status"]?.string ?? "-"])
+            }
+            text += "\ncleared with nothing to pay (nothing instructed):\n" + table.rendered
         }
         return text
     }

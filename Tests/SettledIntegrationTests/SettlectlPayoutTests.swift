@@ -61,6 +61,32 @@ import Testing
         try DaemonHarness.run("/usr/bin/xmllint", ["--noout", "--schema", schema, path])
     }
 
+    @Test func aBillerClearedIntoNothingToPayShowsItsPayoutOfNothingDue() throws {
+        let daemon = try Self.daemon()
+        defer { _ = try? daemon.stop() }
+        let biller = #"{"name":"Water Shanghai","utility":"water","province":"SH","settlement_account":{"bank":"icbc","account_no":"6333","account_name":"Water SH"}}"#
+        #expect(try daemon.request("PUT", "/v1/billers/water-sh", body: biller).status == 201)
+        let created = try daemon.request("POST", "/v1/orders", body: #"{"items":[{"kind":"topup","biller_id":"water-sh","account_no":"91","amount_fen":3000}],"funding":{"channel":"alipay"}}"#,
+                                         headers: [(name: "Idempotency-Key", value: "k-2")])
+        let order = try #require(created.json?["order_id"]?.string, "\(created.text)")
+        let notification = #"{"channel":"alipay","order_id":"\#(order)","channel_txn_id":"T-2","amount_fen":3000,"status":"success","paid_at":"\#(Self.date)T13:00:00+08:00"}"#
+        #expect(try daemon.request("POST", "/v1/notifications", body: notification).json?["status"]?.string == "paid")
+        let refunded = try daemon.request("POST", "/v1/orders/\(order)/refunds", body: #"{"refund_id":"R-1","reason":"paid twice"}"#)
+        #expect(refunded.status == 201, "\(refunded.text)")
+
+        let cleared = try daemon.settlectl(["clear", "--date", Self.date])
+        #expect(cleared.exitCode == 0, "\(cleared.standardError)")
+        let run = try #require(try daemon.request("GET", "/v1/clearing/runs/\(Self.date)").json)
+        let nothing = try #require(run["without_payout"]?.array?.first { $0["biller_id"]?.string == "water-sh" })
+        let id = try #require(nothing["payout_id"]?.string)
+        let text = cleared.standardOutput
+        #expect(text.contains("cleared with nothing to pay (nothing instructed):"), "\(text)")
+        let row = text.split(separator: "\n").first { $0.hasPrefix(id) }?.split(separator: " ").map(String.init)
+        #expect(row == [id, "water-sh", "1", "3000", "3000", "0", "0", "0", "0.00", "nothing_due"], "\(text)")
+        let listed = try daemon.settlectl(["payouts", "--status", "nothing_due"])
+        #expect(listed.exitCode == 0 && listed.standardOutput.contains(id), "\(listed.standardOutput)\(listed.standardError)")
+    }
+
     @Test func clearingAndPayoutsAsTablesAndJSON() throws {
         let daemon = try Self.daemon()
         defer { _ = try? daemon.stop() }
