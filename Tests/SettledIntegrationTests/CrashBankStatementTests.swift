@@ -42,29 +42,10 @@ struct CrashBankStatementTests {
 
 final class BankStatementCrashScenario: CrashScenario, @unchecked Sendable {
     let name = "bank statement import"
-    static let account = "6222020012345678901"
-    /// Appended to the harness's file, which ends in its `[business]` section: the first key
-    /// is that section's.
-    static let configuration = """
-        clear_unreconciled = yes
-
-        [escrow]
-        account_no = \(account)
-        account_name = 统一缴费中心
-        bank_name = ICBC
-
-        [channel.wechat]
-        format = wechat
-        carry_forward_days = 1
-        escrow_reference = TENPAY
-
-        [risk]
-        order_max_fen = 1000000000000
-        customer_daily_max_fen = 1000000000000
-        account_daily_max_fen = 1000000000000
-        channel_daily_max_fen = 1000000000000
-
-        """
+    static let account = BankStatementImportDaemonTests.account
+    /// Appended to the harness's file, which ends in its `[business]` section: the daemon
+    /// test's escrow account and channel, with the risk limits raised for orders of many billers.
+    static let configuration = BankStatementImportDaemonTests.configuration + ClearingCrashScenario.riskLimitsRaised
     static let billers = (0..<Limits.orderItemsMax).map { "bk-" + String(1_000 + $0) }
     /// The channel's credits per biller's item: a date's credits add up to its order.
     static let creditsPerItem = 5

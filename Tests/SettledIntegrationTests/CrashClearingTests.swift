@@ -42,8 +42,11 @@ final class ClearingCrashScenario: CrashScenario, @unchecked Sendable {
     /// is that section's.
     /// The risk limits are raised: the scenario's orders are far past the defaults.
     static let configuration = "clear_unreconciled = yes\n[channel.wechat]\nformat = wechat\nfee_bps = 60\ncarry_forward_days = 1\n"
-        + "[risk]\norder_max_fen = 1000000000000\ncustomer_daily_max_fen = 1000000000000\naccount_daily_max_fen = 1000000000000\n"
-        + "channel_daily_max_fen = 1000000000000\n"
+        + riskLimitsRaised
+    /// A `[risk]` section with the daily and per-order limits at their largest, for scenarios
+    /// whose orders are far past the defaults.
+    static let riskLimitsRaised = "[risk]\norder_max_fen = 1000000000000\ncustomer_daily_max_fen = 1000000000000\n"
+        + "account_daily_max_fen = 1000000000000\nchannel_daily_max_fen = 1000000000000\n"
     static let billers = ["clr-a", "clr-b", "clr-c", "clr-d", "clr-e"]
     /// The biller that bears the channel's fees.
     static let feeBearer = "clr-c"
