@@ -207,12 +207,8 @@ extension SettledService {
     /// Whether an unfinished bank statement import reads `path` when it resumes (kept when
     /// the store cannot tell).
     func isHeldForBankResume(_ path: String) -> Bool {
-        do {
-            return try store.environment.read { transaction in
-                try BankStatementImport.unfinished(tables: store.tables, in: transaction).contains { $0.spoolPath == path }
-            }
-        } catch {
-            return true
+        isSpoolFileHeld(path, by: "bank statement") { transaction in
+            try BankStatementImport.unfinished(tables: store.tables, in: transaction).map(\.spoolPath)
         }
     }
 

@@ -269,12 +269,18 @@ extension SettledService {
     /// Whether an unfinished statement reads `path` when it resumes (kept when the store
     /// cannot tell).
     func isHeldForResume(_ path: String) -> Bool {
+        isSpoolFileHeld(path, by: "statement") { transaction in
+            try StoredStatement.unfinished(in: transaction, tables: store.tables).map(\.spoolPath)
+        }
+    }
+
+    /// Whether an unfinished import of `kind` reads the spool file `path` when it resumes:
+    /// `spoolPaths` are those of its unfinished imports. Kept (true) when the store cannot tell.
+    func isSpoolFileHeld(_ path: String, by kind: String, _ spoolPaths: (Transaction) throws -> [String]) -> Bool {
         do {
-            return try store.environment.read { transaction in
-                try StoredStatement.unfinished(in: transaction, tables: store.tables).contains { $0.spoolPath == path }
-            }
+            return try store.environment.read { try spoolPaths($0).contains(path) }
         } catch {
-            log(3, "spool: whether an unfinished import holds \(path) is not known (\(error)); it is kept")
+            log(3, "spool: whether an unfinished \(kind) import holds \(path) is not known (\(error)); it is kept")
             return true
         }
     }

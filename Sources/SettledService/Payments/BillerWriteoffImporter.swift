@@ -247,13 +247,8 @@ extension SettledService {
     /// Whether an unfinished write-off statement import reads `path` (kept when the store
     /// cannot tell).
     func isHeldForBillerWriteoffs(_ path: String) -> Bool {
-        do {
-            return try store.environment.read { transaction in
-                try BillerWriteoffImport.unfinished(tables: store.tables, in: transaction).contains { $0.spoolPath == path }
-            }
-        } catch {
-            log(3, "spool: whether an unfinished write-off statement import holds \(path) is not known (\(error)); it is kept")
-            return true
+        isSpoolFileHeld(path, by: "write-off statement") { transaction in
+            try BillerWriteoffImport.unfinished(tables: store.tables, in: transaction).map(\.spoolPath)
         }
     }
 
