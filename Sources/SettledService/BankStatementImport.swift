@@ -158,14 +158,14 @@ extension SettledService {
     func runBankImport(_ spooled: SpooledStatement, lines: [BankLine], summaries: [BankStatementSummary],
                        audit: @escaping RepairAudit) throws -> BankStatementImport {
         let tables = store.tables
-        if let done = try store.environment.read({ try BankStatementImport.load(sha256Hex: spooled.sha256Hex, tables: tables, in: $0) }),
-           done.status == .done {
+        let earlier = try store.environment.read { try BankStatementImport.load(sha256Hex: spooled.sha256Hex, tables: tables, in: $0) }
+        if let done = earlier, done.status == .done {
             unlink(spooled.path)
             return done
         }
         let engine = self.engine
         let importer = StatementImporter(service: self)
-        let earlierPath = try store.environment.read { try BankStatementImport.load(sha256Hex: spooled.sha256Hex, tables: tables, in: $0) }?.spoolPath
+        let earlierPath = earlier?.spoolPath
         let begun = try importer.perform { write in
             try engine.beginBankStatement(sha256Hex: spooled.sha256Hex, spoolPath: spooled.path, linesTotal: UInt32(lines.count),
                                           statements: summaries, write: write)
