@@ -276,7 +276,14 @@ extension Engine {
                                write: WriteContext) throws -> ClearingRun {
         precondition(itemsMax >= 1 && payoutGrossFenMax >= Limits.amountFenMax && payoutGrossFenMax <= JournalEntry.amountFenMax)
         let tables = write.tables
-        var run = try ClearingRun.load(businessDate, tables: tables, in: write.transaction)
+        let stored = try ClearingRun.load(businessDate, tables: tables, in: write.transaction)
+        if stored == nil {
+            // A date still taking payments is not cleared: its later payments would wait for
+            // the next run as late ones. The run of a closed date is stored from here on.
+            let currentDate = configuration.businessDate(atUnixSeconds: write.nowUnixMillis / 1000)
+            guard businessDate < currentDate else { throw Refusal.businessDateOpen(businessDate: businessDate, currentDate: currentDate) }
+        }
+        var run = stored
             ?? ClearingRun(businessDate: businessDate, status: .running, startedUnixMillis: write.nowUnixMillis, finishedUnixMillis: 0,
                            heldCount: 0, slices: 0, lastBiller: "", current: nil, billers: [])
         guard run.status == .running else { return run }

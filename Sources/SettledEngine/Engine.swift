@@ -83,6 +83,8 @@ package enum Refusal: Error, Sendable {
     case payoutAccountUnchanged(payoutID: String, billerID: String)
     /// A payout instructed `Limits.payoutInstructionsMax` times is instructed no more.
     case payoutInstructionsExhausted(payoutID: String, instructions: Int)
+    /// The date still takes payments (its cut-off has not passed): it is cleared once closed.
+    case businessDateOpen(businessDate: BusinessDate, currentDate: BusinessDate)
     // Risk controls
     /// The order breaks a risk rule (a block list or a limit): what it met (RiskControls.swift).
     case risk(RiskEvent)

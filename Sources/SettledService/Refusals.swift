@@ -89,6 +89,9 @@ extension Refusal {
         case .payoutInstructionsExhausted(let payout, let instructions):
             return APIError(409, "payout_instructions_max",
                             "payout \(payout) was instructed \(instructions) times, the most a payout is: settle it with the biller outside the daemon")
+        case .businessDateOpen(let date, let current):
+            return APIError(409, "business_date_open",
+                            "business date \(date) is not closed: the current business date is \(current), and a date is cleared after its cut-off")
         case .risk(let event):
             return event.apiError
         case .riskBlockNotFound(let kind, let id):

@@ -312,4 +312,27 @@ import Testing
         #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000 && run2.json?["held_count"]?.int64 == 0, "\(run2.text)")
         #expect(try harness.verified())
     }
+
+    /// A date still taking payments is not cleared, by hand or otherwise: today's date and a
+    /// date to come are refused with the current business date named, nothing stored; once the
+    /// cut-off passed, the same request clears it.
+    @Test func aDateIsClearedOnlyOnceItsCutOffPassed() throws {
+        // 2026-11-24 23:30 in Shanghai: the business date 2026-11-24 is still open (cut-off 00:00).
+        let clock = ManualClock(wallUnixMillis: RFC3339.parse("2026-11-24T23:30:00+08:00")!)
+        let harness = try PaymentServiceHarness(pointValueFen: 1, clock: .manual(clock)) { configuration in
+            configuration.clearUnreconciled = true
+        }
+        defer { harness.close() }
+        try harness.biller("b-1")
+        for day in ["2026-11-24", "2026-11-25"] {
+            let refused = try harness.call("POST", "/v1/clearing/runs", #"{"business_date":"\#(day)"}"#)
+            #expect(refused.status == 409 && refused.json?["code"]?.string == "business_date_open", "\(refused.text)")
+            #expect(refused.text.contains("2026-11-24"), "\(refused.text)")
+            #expect(try harness.call("GET", "/v1/clearing/runs/\(day)").status == 404)
+        }
+        clock.advance(millis: 30 * 60 * 1000)
+        let run = try ClearingTests.run(harness, "2026-11-24")
+        #expect(run.json?["status"]?.string == "done", "\(run.text)")
+        #expect(try harness.verified())
+    }
 }
