@@ -176,6 +176,7 @@ package enum OrderBook {
         order.businessDate = businessDate
         try order.store(tables: tables, in: write.transaction)
         try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
+        try RiskControls.captured(order, write: write)
     }
 
     /// Releases every reservation of a pending order and gives it its final status.

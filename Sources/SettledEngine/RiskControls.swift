@@ -174,8 +174,8 @@ package struct RiskEvent: Sendable, Equatable {
 /// pending or paid: `OrderBook.release` (cancel, expiry, failure) gives its amounts back, and
 /// a late success of an expired or failed order takes them again, unchecked (the money is
 /// taken). A refund gives nothing back: the figures are of what was ordered that day. Which
-/// date an order counts on is kept with it (`risk_holds`), so that a change of the time zone
-/// or cut-off cannot move what it gives back.
+/// date an order counts on is kept with it (`risk_holds`) until it is paid, so that a change of
+/// the time zone or cut-off cannot move what it gives back.
 package enum RiskControls {
     /// The kinds of the daily figures, with their stored codes.
     package enum FigureKind: UInt8, Sendable {
@@ -355,6 +355,13 @@ package enum RiskControls {
             try putHold(order.id, date: hold.date, held: false, write: write)
         }
         if status == .failed, let customer = order.customer { try recordFailure(customer, orderID: order.id, write: write) }
+    }
+
+    /// Forgets the hold of an order just captured: a paid order is never released (a refund
+    /// gives nothing back) nor taken again, so its hold would only grow the table. Holds stay
+    /// for orders still pending and for those released, which a late success may take again.
+    package static func captured(_ order: OrderRecord, write: WriteContext) throws {
+        _ = try write.transaction.delete(write.tables.riskHolds, key: Key.string(order.id))
     }
 
     /// Counts again an expired or failed order a late success captures, on its own date,

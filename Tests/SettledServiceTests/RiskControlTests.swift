@@ -158,7 +158,21 @@ struct RiskControlTests {
         #expect(try harness.call("POST", "/v1/orders/\(second)/cancel").status == 200)
         try Self.refused(harness, Self.topup("c-3", "A1", 3_001), key: "l4", rule: "account_daily_max_fen", limit: 12_000, current: 9_000,
                          requested: 3_001)
-        _ = try Self.accepted(harness, Self.topup("c-3", "A1", 3_000), key: "l5")
+        let third = try Self.accepted(harness, Self.topup("c-3", "A1", 3_000), key: "l5")
+        // Holds are kept for the orders pending (third) or released (second), not the paid one.
+        #expect(try Self.heldOrders(harness) == [second, third].sorted())
+    }
+
+    /// The orders the risk controls keep a hold record for.
+    static func heldOrders(_ harness: PaymentServiceHarness) throws -> [String] {
+        try harness.service.store.environment.read { transaction in
+            var orders: [String] = []
+            try transaction.scan(harness.service.store.tables.riskHolds) { key, _ in
+                orders.append(String(decoding: key, as: UTF8.self))
+                return true
+            }
+            return orders
+        }
     }
 
     @Test("failed payments past failed_payments_max within the window refuse the customer's orders until they leave it")
