@@ -106,6 +106,13 @@ import Testing
         #expect(wechat["open"]?["count"]?.int64 == 1)
         let alipay = try #require(day["channels"]?.array?.first { $0["channel"]?.string == "alipay" })
         #expect(alipay["open"]?["count"]?.int64 == 0 && alipay["auto_repaired"]?["count"]?.int64 == 0)
+        // The one left open for an operator, printed with its resolution to try.
+        let open = demo["open_discrepancies"]?.array ?? []
+        #expect(open.count == 1)
+        #expect(open.first?["kind"]?.string == "amount_mismatch" && open.first?["order_id"] == shortPayment["order_id"])
+        #expect(open.first?["channel_fen"] == shortPayment["statement_fen"] && open.first?["internal_fen"] == shortPayment["captured_fen"])
+        let resolve = "settlectl resolve \(open.first?["discrepancy_id"]?.string ?? "-") --action write_off"
+        #expect((demo["next"]?.array ?? []).contains { $0.string?.hasPrefix(resolve) == true })
         let lost = try #require(demo["planted"]?["lost_notification"]?["order_id"]?.string)
         #expect(try daemon.request("GET", "/v1/orders/\(lost)").json?["status"]?.string == "paid")
 

@@ -25,7 +25,7 @@ enum DemoCommand {
             in three provinces with a top-up, a partial and a full refund;
           - the day's statements of the three channels in their own formats, written to the
             output directory: WeChat Pay's trade bill (UTF-8 with BOM, backticks), Alipay's
-            business bill (GBK, # header and footer), UnionPay's INN…ZM file (fixed width).
+            business bill (GBK, # header and footer), UnionPay's INN…ZM file (fixed width, zipped).
             Two discrepancies are planted: a lost notification (a unionpay payment the daemon
             never heard of: reconciliation captures it) and a short payment (a wechat line
             1.00 yuan short of the capture: an open amount_mismatch, its order held from
@@ -102,6 +102,8 @@ struct DemoDay {
     var statementFiles: [String: String] = [:]
     var imports: [String: JSONValue] = [:]
     var reconciliation: JSONValue = .null
+    /// The date's discrepancies left open for an operator.
+    var openDiscrepancies: [JSONValue] = []
     var clearingRun: JSONValue = .null
     var instructionFiles: [String: String] = [:]
     var instructionNote: String?
@@ -461,8 +463,10 @@ struct DemoDay {
                 name = "\(DemoStatementWriters.alipayAccount)_\(DemoPlan.compact(date))_业务明细.csv"
                 bytes = try DemoStatementWriters.gbk(DemoStatementWriters.alipayText(channelLines, date: date, exportedAt: exported))
             default:
-                name = DemoStatementWriters.unionPayName(date)
-                bytes = DemoStatementWriters.unionPay(channelLines, date: date)
+                // Delivered zipped, the INN file inside.
+                let inner = DemoStatementWriters.unionPayName(date)
+                name = inner + ".zip"
+                bytes = DemoStatementWriters.zip(name: inner, DemoStatementWriters.unionPay(channelLines, date: date))
             }
             let path = directory + "/" + name
             try ReportCommands.write(bytes, to: path)
@@ -472,6 +476,7 @@ struct DemoDay {
             imports[channel] = try answer.document()
         }
         reconciliation = try get("/v1/reconciliation/\(date)")
+        openDiscrepancies = try get(Target.make(["v1", "discrepancies"], query: [("status", "open"), ("business_date", date.description)]))["discrepancies"]?.array ?? []
     }
 
     mutating func clear() throws(Failure) {
@@ -546,6 +551,9 @@ struct DemoDay {
             "settlectl wallet \(plan.customers[3].id)",
             "settlectl trial-balance",
         ]
+        if let short = shortPayment, let open = openDiscrepancies.first(where: { $0["order_id"]?.string == short.order })?["discrepancy_id"]?.string {
+            commands.append("settlectl resolve \(open) --action write_off --note \"short by \(Text.yuan(DemoCommand.shortFen)) yuan, below the dispute threshold\"")
+        }
         if let payout = clearingRun["payouts"]?.array?.first(where: { $0["status"]?.string != "nothing_due" })?["payout_id"]?.string {
             commands.append("settlectl payouts lines \(payout)")
         }
@@ -624,6 +632,16 @@ struct DemoDay {
             json.endObject()
         }
         json.endObject()
+        json.beginArray("open_discrepancies")
+        for discrepancy in openDiscrepancies {
+            json.beginObject()
+            let names: [StaticString] = ["discrepancy_id", "kind", "channel", "order_id", "channel_txn_id", "internal_fen", "channel_fen"]
+            for name in names {
+                if let value = discrepancy[name.description] { json.member(name, value) }
+            }
+            json.endObject()
+        }
+        json.endArray()
         json.beginArray("refunds")
         for refund in refunds {
             json.beginObject()
@@ -694,6 +712,10 @@ struct DemoDay {
         }
         if let short = shortPayment {
             text += "planted: short payment, wechat \(short.txn) for order \(short.order): captured \(Text.yuan(short.capturedFen)), statement \(Text.yuan(short.statementFen)) yuan\n"
+        }
+        for discrepancy in openDiscrepancies {
+            text += "open for an operator: \(discrepancy["discrepancy_id"].display) \(discrepancy["kind"].display) \(discrepancy["channel"].display)"
+            text += " order \(discrepancy["order_id"].display): ours \(discrepancy["internal_fen"].yuan), the channel's \(discrepancy["channel_fen"].yuan) yuan\n"
         }
         text += "\n"
 

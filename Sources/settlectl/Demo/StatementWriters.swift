@@ -191,4 +191,39 @@ enum DemoStatementWriters {
         }
         return Array(text.utf8)
     }
+
+    // MARK: zip
+
+    /// A zip file of one entry, stored (not compressed), with its central directory.
+    static func zip(name: String, _ data: [UInt8]) -> [UInt8] {
+        precondition(data.count < Int(UInt32.max), "a zip entry of 4 GiB or more")
+        let nameBytes = Array(name.utf8)
+        let crc = crc32(data)
+        var out: [UInt8] = []
+        func le16(_ value: Int) { out += [UInt8(value & 0xFF), UInt8(value >> 8 & 0xFF)] }
+        func le32(_ value: UInt32) { for shift in stride(from: 0, to: 32, by: 8) { out.append(UInt8(value >> UInt32(shift) & 0xFF)) } }
+        // Local header: version 2.0, no flags, stored, no time, CRC, sizes, name.
+        le32(0x0403_4B50); le16(20); le16(0); le16(0); le16(0); le16(0x21)
+        le32(crc); le32(UInt32(data.count)); le32(UInt32(data.count)); le16(nameBytes.count); le16(0)
+        out += nameBytes
+        out += data
+        let centralOffset = UInt32(out.count)
+        le32(0x0201_4B50); le16(20); le16(20); le16(0); le16(0); le16(0); le16(0x21)
+        le32(crc); le32(UInt32(data.count)); le32(UInt32(data.count)); le16(nameBytes.count); le16(0); le16(0)
+        le16(0); le16(0); le32(0); le32(0)
+        out += nameBytes
+        let centralSize = UInt32(out.count) - centralOffset
+        le32(0x0605_4B50); le16(0); le16(0); le16(1); le16(1); le32(centralSize); le32(centralOffset); le16(0)
+        return out
+    }
+
+    /// CRC-32 (IEEE 802.3, reflected), as zip records it.
+    static func crc32(_ data: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in data {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (0xEDB8_8320 & (0 &- (crc & 1))) }
+        }
+        return ~crc
+    }
 }
