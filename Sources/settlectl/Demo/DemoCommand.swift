@@ -84,6 +84,8 @@ struct DemoDay {
     var today = BusinessDate(year: 2000, month: 1, day: 1)
     var plan = DemoPlan(date: BusinessDate(year: 2000, month: 1, day: 1), runNumber: "000000")
     var directory = ""
+    /// The offset of the times the demo's gateway sends (paid_at), the daemon's.
+    var zoneOffset = "+08:00"
 
     struct PlacedOrder {
         var id: String
@@ -155,6 +157,15 @@ struct DemoDay {
             throw .failed("the daemon's status names no business date")
         }
         self.today = today
+        // The daemon's own zone offset now (its status's "now"), so that paid_at falls on the date.
+        if let now = status["now"]?.string {
+            let suffix = String(now.suffix(6))
+            if now.hasSuffix("Z") {
+                zoneOffset = "Z"
+            } else if suffix.count == 6, suffix.first == "+" || suffix.first == "-", Array(suffix)[3] == ":" {
+                zoneOffset = suffix
+            }
+        }
         var candidate = today.adding(days: -1)
         if let next = status["jobs"]?.array?.first(where: { $0["name"]?.string == "clearing" })?["next_business_date"]?.string,
            let nextDate = BusinessDate(next) {
@@ -332,7 +343,7 @@ struct DemoDay {
         let (hour, minute, second) = Self.clock(number)
         if !lost {
             let two = DemoStatementWriters.two
-            let paidAt = "\(plan.date)T\(two(hour)):\(two(minute)):\(two(second))+08:00"
+            let paidAt = "\(plan.date)T\(two(hour)):\(two(minute)):\(two(second))\(zoneOffset)"
             try call("POST", "/v1/notifications", Self.object { json in
                 json.field("channel", channel)
                 json.field("order_id", placed.id)
@@ -380,7 +391,7 @@ struct DemoDay {
     mutating func payTheDay() throws(Failure) {
         let customers = plan.customers
         func household(_ customer: Int, _ index: Int) -> Int { customers[customer].households[index] }
-        let expires = "\(today.adding(days: 30))T23:59:59+08:00"
+        let expires = "\(today.adding(days: 30))T23:59:59\(zoneOffset)"
 
         // The customers' own money and the platform's gifts.
         let walletCustomer = 3, pointsCustomer = 5, packetCustomer = 4
