@@ -202,6 +202,21 @@ import Testing
         #expect(text.standardOutput.contains("settlectl discrepancies --open --date"))
     }
 
+    /// A date the clearing job has cleared already (here an operator's run of yesterday, as the
+    /// job makes it) is not played: the demo takes the date before.
+    @Test func aDateClearedAlreadyIsPassedOver() throws {
+        let daemon = try DaemonHarness(extraConfiguration: Self.configuration)
+        try daemon.start()
+        defer { _ = try? daemon.stop() }
+        let today = try #require(try daemon.request("GET", "/v1/status").json?["business_date"]?.string.flatMap(BusinessDate.init))
+        let yesterday = today.adding(days: -1)
+        let cleared = try daemon.request("POST", "/v1/clearing/runs", body: #"{"business_date":"\#(yesterday)"}"#)
+        #expect(cleared.status == 200 || cleared.status == 201, "\(cleared.text)")
+        let demo = try Self.runAndCheck(daemon, directory: daemon.directory + "/demo")
+        let date = try #require(demo["business_date"]?.string.flatMap(BusinessDate.init))
+        #expect(date < yesterday)
+    }
+
     @Test func aDateAlreadyPlayedIsRefused() throws {
         let daemon = try DaemonHarness(extraConfiguration: Self.configuration)
         try daemon.start()

@@ -443,7 +443,7 @@ struct DemoDay {
         let partly = try order("wechat", customer: 1, households: [household(1, 1)], channel: "wechat")
         try pay(partly)
         try refund(partly, items: [partly.itemIDs[0]])
-        let wholly = try order("alipay", customer: 2, households: [household(2, 1)], channel: "alipay")
+        let wholly = try order("alipay", customer: 2, households: [household(2, 2)], channel: "alipay")
         try pay(wholly)
         try refund(wholly, items: nil)
         // The planted discrepancies: a payment whose notification never came, and one the
@@ -452,9 +452,9 @@ struct DemoDay {
         let short = try order("wechat", customer: pointsCustomer, households: [household(pointsCustomer, 1)], channel: "wechat")
         try pay(short, statementFen: short.channelFen - DemoCommand.shortFen)
         // The rest of the day's bills, through each channel in turn.
-        let rest: [(Int, String)] = [(1, "unionpay"), (2, "wechat"), (3, "alipay"), (4, "wechat"), (5, "unionpay")]
-        for (customer, channel) in rest {
-            try pay(try order(channel, customer: customer, households: [household(customer, 2)], channel: channel))
+        let rest: [(Int, Int, String)] = [(1, 2, "unionpay"), (2, 1, "wechat"), (3, 2, "alipay"), (4, 2, "wechat"), (5, 2, "unionpay")]
+        for (customer, index, channel) in rest {
+            try pay(try order(channel, customer: customer, households: [household(customer, index)], channel: channel))
         }
     }
 
