@@ -464,7 +464,8 @@ struct DemoDay {
         let date = plan.date
         let exported = "\(date.adding(days: 1).year)年\(DemoStatementWriters.two(date.adding(days: 1).month))月\(DemoStatementWriters.two(date.adding(days: 1).day))日 09:12:52"
         for (channel, bps) in DemoCommand.channels {
-            let channelLines = lines[channel] ?? []
+            // In the order of their times, as a channel lists the day.
+            let channelLines = (lines[channel] ?? []).sorted { ($0.hour, $0.minute, $0.second) < ($1.hour, $1.minute, $1.second) }
             let name: String, bytes: [UInt8]
             switch channel {
             case "wechat":
