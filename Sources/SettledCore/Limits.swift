@@ -148,6 +148,18 @@ public enum Limits {
     /// returns): its record holds them all, and each return adds an event.
     public static let payoutInstructionsMax = 100
 
+    // MARK: auto-debit
+
+    /// The largest `[autodebit] retry_attempts`: retries of one bill's debit after its first try.
+    public static let autodebitRetryAttemptsMax = 10
+    /// Debit requests one writer request of the auto-debit run takes at most (each in a child
+    /// transaction of its own).
+    public static let autodebitRequestsPerSliceMax = 64
+    /// The bytes of a channel's withholding agreement number.
+    public static let autodebitAgreementNoBytesMax = 64
+    /// Agreements or debit requests one answer lists at most (`limit`).
+    public static let autodebitListMax = 1000
+
     // MARK: idempotency and audit
 
     /// The bytes of an Idempotency-Key.
