@@ -131,6 +131,9 @@ import Glibc
         #expect(loaded.channelDailyMaxFen == defaults.channelDailyMaxFen)
         #expect(loaded.failedPaymentsMax == defaults.failedPaymentsMax)
         #expect(loaded.failedPaymentsWindowSeconds == defaults.failedPaymentsWindowSeconds)
+        #expect(loaded.autodebitDelaySeconds == defaults.autodebitDelaySeconds)
+        #expect(loaded.autodebitRetryAttempts == defaults.autodebitRetryAttempts)
+        #expect(loaded.autodebitRetryBackoffSeconds == defaults.autodebitRetryBackoffSeconds)
     }
 
     @Test func riskKeysLandWhereTheyBelong() throws {
