@@ -355,4 +355,26 @@ struct AutoDebitTests {
         #expect(try Self.orderCount(harness) == rounds)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    @Test("every change of an agreement by the gateway is audited with its outcome, refusals too")
+    func gatewayChangesAreAudited() throws {
+        let server = try ServiceServer(channels: ["alipay"])
+        defer { server.stop() }
+        let biller = #"{"name":"W","utility":"water","province":"JS","settlement_account":{"bank":"icbc","account_no":"1","account_name":"x"}}"#
+        #expect(try server.send(.operator, "PUT", "/v1/billers/b-1", body: biller).status == 201)
+        let path = "/v1/customers/c-9/autodebit/b-1/A9"
+        #expect(try server.send(.gateway, "PUT", path, body: #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-9"}"#).status == 201)
+        #expect(try server.send(.gateway, "POST", path + "/pause").status == 200)
+        #expect(try server.send(.gateway, "DELETE", path).status == 200)
+        #expect(try server.send(.gateway, "POST", path + "/resume").status == 409)
+        #expect(try server.send(.gateway, "PUT", path, body: #"{"instrument":"wallet","channel":"alipay"}"#).status == 422)
+        // A read is not audited; the auditor reads the log.
+        #expect(try server.send(.gateway, "GET", "/v1/customers/c-9/autodebit").status == 200)
+        let records = try server.send(.auditor, "GET", "/v1/audit").json?["records"]?.array ?? []
+        let mine = records.filter { $0["target"]?.string?.contains("/autodebit/") == true }
+        // Newest first. The body refused before the writer is not a change: only the four that reached it.
+        #expect(mine.map { "\($0["method"]?.string ?? "") \($0["outcome"]?.string ?? "")" }
+                == ["POST autodebit_agreement_cancelled", "DELETE ok", "POST ok", "PUT ok"], "\(mine)")
+        #expect(mine.allSatisfy { $0["role"]?.string == "gateway" })
+    }
 }
