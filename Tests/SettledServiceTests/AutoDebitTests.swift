@@ -217,6 +217,31 @@ struct AutoDebitTests {
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
+    @Test("a debit the risk controls refuse is recorded as a risk event and retried like any failure")
+    func riskRefusalRetried() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try PaymentServiceHarness(pointValueFen: 1, clock: .manual(clock)) { configuration in
+            configuration.autodebitDelaySeconds = 0
+            configuration.autodebitRetryAttempts = 1
+            configuration.autodebitRetryBackoffSeconds = Self.backoffSeconds
+            configuration.orderMaxFen = 1_000
+        }
+        defer { harness.close() }
+        try harness.biller("b-1")
+        try Self.credit(harness, "c-r", 10_000, "wr")
+        _ = try Self.sign(harness, "c-r", "AR", #"{"instrument":"wallet"}"#)
+        _ = try Self.importBills(harness, [Self.bill("BR", "AR", 1_001)])
+        #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 risk_refused")
+        let events = try harness.call("GET", "/v1/risk/events").json?["events"]?.array ?? []
+        #expect(events.count == 1 && events.first?["rule"]?.string == "order_max_fen" && events.first?["customer_id"]?.string == "c-r")
+        #expect(try Self.request(harness, "BR", status: "scheduled")?["detail"]?.string == "risk rule order_max_fen")
+        clock.advance(millis: Int64(Self.backoffSeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 gave_up")
+        #expect(try Self.billStatus(harness, "BR") == "open" && Self.walletFen(harness, "c-r") == 10_000)
+        #expect(try Self.metric(harness, "risk_refused") == 2)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
     @Test("a channel's failure and an expired withholding are retried; the retry's success pays the bill once")
     func channelFailureRetried() throws {
         let clock = ManualClock(wallUnixMillis: Self.start)
