@@ -278,6 +278,44 @@ struct AutoDebitTests {
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
+    @Test("a withholding's late success: before the retry it settles the debit (no retry); after the retry took the bill it goes to suspense, the bill paid once")
+    func lateWithholdingSuccess() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try Self.harness(clock, retryAttempts: 3)
+        defer { harness.close() }
+        let expiry = Int64(harness.service.configuration.expirySeconds) * 1000
+        _ = try Self.sign(harness, "c-l", "AL", #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-L"}"#)
+        _ = try Self.importBills(harness, [Self.bill("BL1", "AL", 700), Self.bill("BL2", "AL", 900)])
+        clock.advance(millis: Int64(Self.delaySeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 2 debits: 2 channel_requested")
+        let first1 = try #require(try Self.request(harness, "BL1", status: "pending")?["order_id"]?.string)
+        let first2 = try #require(try Self.request(harness, "BL2", status: "pending")?["order_id"]?.string)
+        clock.advance(millis: expiry)
+        #expect(try harness.service.expireDueOrders() == "expired 2 orders")
+
+        // BL1: the success comes late, before the retry: the debit is done, nothing is retried.
+        let late1 = try harness.call("POST", "/v1/notifications", Self.notification(order: first1, txn: "TL1", amountFen: 700))
+        #expect(late1.json?["status"]?.string == "paid", "\(late1.text)")
+        #expect(try Self.request(harness, "BL1", status: "done")?["order_id"]?.string == first1)
+        // BL2: the retry makes a second order first; the first's late success cannot take the bill again.
+        clock.advance(millis: Int64(Self.backoffSeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 channel_requested")
+        let second2 = try #require(try Self.request(harness, "BL2", status: "pending")?["order_id"]?.string)
+        #expect(second2 != first2)
+        let late2 = try harness.call("POST", "/v1/notifications", Self.notification(order: first2, txn: "TL2", amountFen: 900))
+        #expect(late2.status == 200 && late2.json?["status"]?.string != "paid", "\(late2.text)")
+        #expect(try harness.call("GET", "/v1/orders/\(first2)").json?["suspense_fen"]?.int64 == 900)
+        #expect(try Self.request(harness, "BL2", status: "pending")?["order_id"]?.string == second2)
+        #expect(try harness.call("POST", "/v1/notifications", Self.notification(order: second2, txn: "TL3", amountFen: 900)).status == 200)
+        #expect(try Self.request(harness, "BL2", status: "done")?["order_id"]?.string == second2)
+        #expect(try Self.billStatus(harness, "BL1") == "paid" && Self.billStatus(harness, "BL2") == "paid")
+        let bill2 = try harness.call("GET", "/v1/bills/BL2").json
+        #expect(bill2?["order_id"]?.string == second2)
+        clock.advance(millis: 86_400_000)
+        #expect(try harness.service.runDueDebits() == "none due")
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
     @Test("a paused agreement's debit is skipped and taken up again at resume; a cancel stops what is scheduled and the withholding out")
     func pauseResumeCancel() throws {
         let clock = ManualClock(wallUnixMillis: Self.start)
