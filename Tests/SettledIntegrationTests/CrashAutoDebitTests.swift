@@ -5,17 +5,21 @@ import SettledHTTP
 import SettledTestSupport
 import Testing
 
-// Auto-debit under SIGKILL. Customers with wallet agreements; each round imports a file of
-// bills for their accounts with `delay_seconds = 0`, waits until the daemon's auto-debit timer
-// has paid the first of them, kills the daemon with SIGKILL a seeded few milliseconds later
-// and restarts it. After the restart the debits left are finished by the timer; then every
-// bill is paid exactly once: each by its own order, every customer's wallet down by exactly
-// the sum of their bills, the ledger verified and balanced.
+// Auto-debit under SIGKILL. Customers with wallet agreements and two with a channel's
+// withholding; each round imports a file of bills for their accounts with `delay_seconds = 0`,
+// waits until the daemon's auto-debit timer has paid the first of them, kills the daemon with
+// SIGKILL a seeded few milliseconds later and restarts it. After the restart the debits left
+// are finished by the timer and the gateway's success notifications settle the withholding
+// orders; then every bill is paid exactly once: each by its own order, every wallet customer's
+// wallet down by exactly the sum of their bills (the channel customers' untouched), the ledger
+// verified and balanced.
 // 4 rounds by default; SETTLED_CRASH_ROUNDS for more, SETTLED_CRASH_SEED to replay.
 
 @Suite("Crash safety: auto-debit")
 struct CrashAutoDebitTests {
     static let customers = 8
+    /// Customers from this index on sign a channel's withholding, the others their wallet.
+    static let channelCustomersFrom = 6
     static let billsPerCustomer = 250
     static let creditFen: Int64 = 5_000_000
     static let waitSecondsMax = 120.0
@@ -31,6 +35,9 @@ struct CrashAutoDebitTests {
             [autodebit]
             delay_seconds = 0
 
+            [channel.alipay]
+            format = alipay
+
             """)
         try daemon.start()
         func check(_ response: DaemonHarness.Response, _ statuses: Set<Int>, _ what: String) throws {
@@ -41,7 +48,9 @@ struct CrashAutoDebitTests {
         for customer in 0..<Self.customers {
             try check(daemon.request("POST", "/v1/customers/c-\(customer)/wallet/credits",
                                      body: #"{"amount_fen":\#(Self.creditFen),"reference":"credit"}"#), [201], "credit")
-            try check(daemon.request("PUT", "/v1/customers/c-\(customer)/autodebit/b-ad/A\(customer)", body: #"{"instrument":"wallet"}"#),
+            let instrument = customer >= Self.channelCustomersFrom
+                ? #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-\#(customer)"}"# : #"{"instrument":"wallet"}"#
+            try check(daemon.request("PUT", "/v1/customers/c-\(customer)/autodebit/b-ad/A\(customer)", body: instrument),
                       [201], "agreement")
         }
         var interrupted = 0
@@ -75,7 +84,23 @@ struct CrashAutoDebitTests {
                 if scheduled?.isEmpty == true { break }
                 usleep(20_000)
             }
+            // The gateway collects the withholding requests: each settled by its success notification.
+            let gateway = try CheckConnection(socketPath: daemon.socketPath)
+            defer { gateway.close() }
+            while true {
+                let pending = try gateway.get("/v1/autodebit/requests?status=pending&limit=1000")["requests"]?.array ?? []
+                if pending.isEmpty { break }
+                let paidAt = RFC3339.format(unixMillis: Int64(Date().timeIntervalSince1970 * 1000), utcOffsetSeconds: 8 * 3600)
+                for request in pending {
+                    let order = try #require(request["order_id"]?.string), amount = try #require(request["amount_fen"]?.int64)
+                    #expect(request["channel"]?.string == "alipay" && request["agreement_no"]?.string?.hasPrefix("AG-") == true)
+                    let body = #"{"channel":"alipay","order_id":"\#(order)","channel_txn_id":"T-\#(order)","amount_fen":\#(amount),"status":"success","paid_at":"\#(paidAt)"}"#
+                    let answer = try gateway.send("POST", "/v1/notifications", body: body)
+                    #expect(answer.status == 200 && answer.json?["status"]?.string == "paid", "\(answer.text)")
+                }
+            }
         }
+        print("crash safety: auto-debit: \(settings.rounds) rounds (seed \(settings.seed)), \(interrupted) killed with debits still to do, \(billsTotal) bills")
         #expect(interrupted >= 1, "no kill landed during a run")
 
         // Every request done, each by its own order; every bill paid.
@@ -109,10 +134,13 @@ struct CrashAutoDebitTests {
                 for bill in 0..<Self.billsPerCustomer { owed += Self.amountFen(round: round, customer: customer, bill: bill) }
             }
             let wallet = try daemon.request("GET", "/v1/customers/c-\(customer)/wallet").json
-            #expect(wallet?["wallet_fen"]?.int64 == Self.creditFen - owed, "customer c-\(customer)")
+            let expected = customer >= Self.channelCustomersFrom ? Self.creditFen : Self.creditFen - owed
+            #expect(wallet?["wallet_fen"]?.int64 == expected, "customer c-\(customer)")
         }
         let metrics = try daemon.request("GET", "/metrics").text
         #expect(metrics.contains("settled_autodebit_debits_total{outcome=\"paid\"} \(billsTotal)\n"))
+        let withheld = settings.rounds * (Self.customers - Self.channelCustomersFrom) * Self.billsPerCustomer
+        #expect(metrics.contains("settled_autodebit_debits_total{outcome=\"channel_requested\"} \(withheld)\n"), "\(metrics)")
         let verify = try daemon.request("GET", "/v1/ledger/verify").json
         #expect(verify?["ok"]?.bool == true, "\(String(describing: verify))")
         let trial = try daemon.request("GET", "/v1/ledger/trial-balance").json
