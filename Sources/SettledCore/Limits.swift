@@ -157,8 +157,11 @@ public enum Limits {
     public static let autodebitRequestsPerSliceMax = 64
     /// The bytes of a channel's withholding agreement number.
     public static let autodebitAgreementNoBytesMax = 64
-    /// Agreements or debit requests one answer lists at most (`limit`).
+    /// Agreements of a customer or of an account one answer lists at most.
     public static let autodebitListMax = 1000
+    /// Debit requests a page of the listing by a status other than pending reads at most (that
+    /// listing has no index by status; pending ones are read through theirs).
+    public static let autodebitListScanMax = 100_000
 
     // MARK: idempotency and audit
 

@@ -140,7 +140,7 @@ extension SettledService {
                 let after = context.request.query["after"]
                 if let after, !Identifier.isValid(after) { throw APIError.invalid("after", "must be a bill id (the next_after of an earlier page)") }
                 let tables = self.store.tables
-                let requests = try AutoDebit.requests(state: state, afterBillID: after, limit: limit, scanMax: Self.autodebitScanMax,
+                let requests = try AutoDebit.requests(state: state, afterBillID: after, limit: limit, scanMax: Limits.autodebitListScanMax,
                                                       tables: tables, in: transaction)
                 var agreements: [[UInt8]: AutoDebitAgreement] = [:]
                 for request in requests {
@@ -163,9 +163,6 @@ extension SettledService {
             }),
         ]
     }
-
-    /// Requests a listing of other than pending ones reads at most, per page.
-    static let autodebitScanMax = 100_000
 
     static func agreementParameters(_ context: RequestContext) throws -> (String, String, String) {
         try bindingParameters(context)
