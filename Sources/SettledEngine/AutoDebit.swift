@@ -522,30 +522,47 @@ package enum AutoDebit {
         return found.sorted { ($0.dueUnixMillis, $0.billID) < ($1.dueUnixMillis, $1.billID) }
     }
 
-    /// Requests in `state`, by bill id after `afterBillID`, at most `limit`. Pending ones are
-    /// read through their index; the others by reading at most `scanMax` requests.
+    /// A page of the debit requests.
+    package struct Page: Sendable {
+        package var requests: [AutoDebitRequest] = []
+        /// Where the next page starts (after this bill id): set when the page stopped at its
+        /// limit or at its bound of requests read, nil when it read to the end.
+        package var nextAfter: String?
+    }
+
+    /// Requests in `state` (any when nil), by bill id after `afterBillID`, at most `limit`.
+    /// Pending ones are read through their index; the others by reading at most `scanMax`
+    /// requests (a page may then hold fewer than `limit` and still name a next one).
     package static func requests(state: AutoDebitRequest.State?, afterBillID: String?, limit: Int, scanMax: Int,
-                                 tables: Tables, in transaction: Transaction) throws -> [AutoDebitRequest] {
-        var found: [AutoDebitRequest] = []
+                                 tables: Tables, in transaction: Transaction) throws -> Page {
+        var page = Page()
+        var lastRead: String?
+        var stopped = false
         if state == .pending {
             let start = [AutoDebitRequest.pendingTag] + Array((afterBillID ?? "").utf8) + (afterBillID == nil ? [] : [0])
             try transaction.scan(tables.autodebitAgreements, from: start) { key, _ in
                 guard key.first == AutoDebitRequest.pendingTag else { return false }
                 let billID = String(decoding: key[1...], as: UTF8.self)
-                if let request = try AutoDebitRequest.load(billID, tables: tables, in: transaction) { found.append(request) }
-                return found.count < limit
+                lastRead = billID
+                if let request = try AutoDebitRequest.load(billID, tables: tables, in: transaction) { page.requests.append(request) }
+                stopped = page.requests.count >= limit
+                return !stopped
             }
-            return found
+        } else {
+            var scanned = 0
+            let start = afterBillID.map { Array($0.utf8) + [0] }
+            try transaction.scan(tables.autodebitRequests, from: start) { key, value in
+                scanned += 1
+                let billID = String(decoding: key, as: UTF8.self)
+                lastRead = billID
+                let request = try AutoDebitRequest.decode(billID: billID, value)
+                if state == nil || request.state == state { page.requests.append(request) }
+                stopped = page.requests.count >= limit || scanned >= scanMax
+                return !stopped
+            }
         }
-        var scanned = 0
-        let start = afterBillID.map { Array($0.utf8) + [0] }
-        try transaction.scan(tables.autodebitRequests, from: start) { key, value in
-            scanned += 1
-            let request = try AutoDebitRequest.decode(billID: String(decoding: key, as: UTF8.self), value)
-            if state == nil || request.state == state { found.append(request) }
-            return found.count < limit && scanned < scanMax
-        }
-        return found
+        page.nextAfter = stopped ? lastRead : nil
+        return page
     }
 }
 

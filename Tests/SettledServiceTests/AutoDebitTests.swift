@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SettledCore
+@testable import SettledEngine
 @testable import SettledService
 import SettledHTTP
 import SettledStore
@@ -378,6 +379,38 @@ struct AutoDebitTests {
         #expect(try Self.request(harness, "B9", status: "skipped")?["outcome"]?.string == "over_cap")
         #expect(try Self.walletFen(harness, "c-7") == 8_500)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
+    @Test("the debits listing pages by bill id: by its limit, and by its bound of debits read when few match")
+    func listingPages() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try Self.harness(clock)
+        defer { harness.close() }
+        try Self.credit(harness, "c-p", 10_000, "wp")
+        _ = try Self.sign(harness, "c-p", "AP", #"{"instrument":"wallet","cap_fen":1000}"#)
+        // P1, P3 and P5 over the cap (skipped), P2 and P4 paid.
+        _ = try Self.importBills(harness, (1...5).map { Self.bill("P\($0)", "AP", $0 % 2 == 1 ? 2_000 : 500) })
+        clock.advance(millis: Int64(Self.delaySeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 5 debits: 3 over_cap, 2 paid")
+        var seen: [String] = []
+        var after: String?
+        repeat {
+            let page = try harness.call("GET", "/v1/autodebit/requests?limit=2" + (after.map { "&after=\($0)" } ?? "")).json
+            seen += page?["requests"]?.array?.compactMap { $0["bill_id"]?.string } ?? []
+            after = page?["next_after"]?.string
+        } while after != nil
+        #expect(seen == ["P1", "P2", "P3", "P4", "P5"])
+        // Read two at most, one matches: the page names where the next begins.
+        let tables = harness.service.store.tables
+        let page = try harness.service.store.environment.read {
+            try AutoDebit.requests(state: .done, afterBillID: nil, limit: 10, scanMax: 2, tables: tables, in: $0)
+        }
+        #expect(page.requests.map(\.billID) == ["P2"] && page.nextAfter == "P2")
+        let rest = try harness.service.store.environment.read {
+            try AutoDebit.requests(state: .done, afterBillID: "P2", limit: 10, scanMax: 100, tables: tables, in: $0)
+        }
+        #expect(rest.requests.map(\.billID) == ["P4"] && rest.nextAfter == nil)
+        #expect(try harness.call("GET", "/v1/autodebit/requests?status=done").json?["next_after"] == nil)
     }
 
     @Test("an auto-debit and the customer's own order for the same bill at once: exactly one takes it")

@@ -140,8 +140,9 @@ extension SettledService {
                 let after = context.request.query["after"]
                 if let after, !Identifier.isValid(after) { throw APIError.invalid("after", "must be a bill id (the next_after of an earlier page)") }
                 let tables = self.store.tables
-                let requests = try AutoDebit.requests(state: state, afterBillID: after, limit: limit, scanMax: Limits.autodebitListScanMax,
-                                                      tables: tables, in: transaction)
+                let page = try AutoDebit.requests(state: state, afterBillID: after, limit: limit, scanMax: Limits.autodebitListScanMax,
+                                                  tables: tables, in: transaction)
+                let requests = page.requests
                 var agreements: [[UInt8]: AutoDebitAgreement] = [:]
                 for request in requests {
                     let key = AutoDebitAgreement.key(customer: request.customer, biller: request.billerID, account: request.accountNo)
@@ -157,8 +158,8 @@ extension SettledService {
                         request.write(&json, self.localTime, agreement: agreements[key])
                     }
                     json.endArray()
-                    // A full page: the next starts after its last bill.
-                    if let last = requests.last, requests.count == limit { json.field("next_after", last.billID) }
+                    // The page stopped at its limit or its bound of requests read: the next starts there.
+                    json.field("next_after", page.nextAfter)
                 }
             }),
         ]
