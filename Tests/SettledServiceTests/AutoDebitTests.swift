@@ -326,6 +326,9 @@ struct AutoDebitTests {
         _ = try Self.sign(harness, "c-5", "A5", #"{"instrument":"wallet"}"#)
         #expect(try harness.call("POST", "/v1/customers/c-5/autodebit/b-1/A5/pause").json?["status"]?.string == "paused")
         _ = try Self.importBills(harness, [Self.bill("B5", "A5", 1_000)])
+        // The account's arrears (scan-to-pay) show the debit and that its agreement is paused.
+        let shown = try harness.call("GET", "/v1/accounts/b-1/A5/arrears").json?["accounts"]?.array?.first?["bills"]?.array?.first
+        #expect(shown?["autodebit"]?["status"]?.string == "scheduled" && shown?["autodebit"]?["agreement_status"]?.string == "paused")
         clock.advance(millis: Int64(Self.delaySeconds) * 1000)
         #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 agreement_paused")
         #expect(try Self.billStatus(harness, "B5") == "open")

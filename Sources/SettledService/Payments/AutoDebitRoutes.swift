@@ -54,6 +54,7 @@ extension AutoDebitRequest {
             json.field("instrument", agreement.instrument.name)
             json.field("channel", agreement.channel)
             json.field("agreement_no", agreement.agreementNo)
+            json.field("agreement_status", agreement.status.name)
         }
         json.field("created_at", localTime.text(createdUnixMillis))
         json.field("updated_at", localTime.text(updatedUnixMillis))

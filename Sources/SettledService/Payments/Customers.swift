@@ -54,8 +54,8 @@ struct AccountArrears {
             json.field("amount_fen", bill.amountFen)
             json.field("due_date", bill.dueDate.description)
             if let debit = debits[bill.id] {
-                // Debited by an auto-debit agreement: when (`due_at`, absent once a channel's
-                // withholding is out) and how.
+                // To be debited by an auto-debit agreement: when (`due_at`) and how (a paused
+                // agreement's `agreement_status` says it is skipped unless resumed by then).
                 json.beginObject("autodebit")
                 debit.request.writeFields(&json, localTime, agreement: debit.agreement)
                 json.endObject()
