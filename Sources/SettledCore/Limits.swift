@@ -155,8 +155,6 @@ public enum Limits {
     /// Debit requests one writer request of the auto-debit run takes at most (each in a child
     /// transaction of its own).
     public static let autodebitRequestsPerSliceMax = 64
-    /// The bytes of a channel's withholding agreement number.
-    public static let autodebitAgreementNoBytesMax = 64
     /// Agreements of a customer or of an account one answer lists at most.
     public static let autodebitListMax = 1000
     /// Debit requests a page of the listing by a status other than pending reads at most (that
