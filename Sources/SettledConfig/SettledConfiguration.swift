@@ -141,9 +141,12 @@ public struct SettledConfiguration: Sendable {
     public var channelDailyMaxFen = 100_000_000_000
     public var failedPaymentsMax = 10
     public var failedPaymentsWindowSeconds = 3600
-    // [autodebit]: a fixed key of the contract, accepted and checked, not yet in effect (see
-    // `keysNotYetInEffect`).
+    // [autodebit]: a bill of an account with an active agreement is debited `delay_seconds`
+    // after its import; a debit that fails is tried again up to `retry_attempts` times, the
+    // n-th retry `retry_backoff_seconds` times 2^(n-1) after the failure, then given up.
     public var autodebitDelaySeconds = 3600
+    public var autodebitRetryAttempts = 3
+    public var autodebitRetryBackoffSeconds = 3600
 
     // [escrow]
     public var escrow = EscrowConfiguration()

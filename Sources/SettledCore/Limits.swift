@@ -148,6 +148,19 @@ public enum Limits {
     /// returns): its record holds them all, and each return adds an event.
     public static let payoutInstructionsMax = 100
 
+    // MARK: auto-debit
+
+    /// The largest `[autodebit] retry_attempts`: retries of one bill's debit after its first try.
+    public static let autodebitRetryAttemptsMax = 10
+    /// Debit requests one writer request of the auto-debit run takes at most (each in a child
+    /// transaction of its own).
+    public static let autodebitRequestsPerSliceMax = 64
+    /// Agreements of a customer or of an account one answer lists at most.
+    public static let autodebitListMax = 1000
+    /// Debit requests a page of the listing by a status other than pending reads at most (that
+    /// listing has no index by status; pending ones are read through theirs).
+    public static let autodebitListScanMax = 100_000
+
     // MARK: idempotency and audit
 
     /// The bytes of an Idempotency-Key.

@@ -231,8 +231,11 @@ package enum BillImport {
         package init() {}
     }
 
-    /// Applies parsed lines inside the writer: inserts, updates, or refuses each.
-    package static func apply(_ lines: ArraySlice<Line>, write: WriteContext) throws -> Tally {
+    /// Applies parsed lines inside the writer: inserts, updates, or refuses each. A bill stored
+    /// open for an account with an auto-debit agreement (not cancelled) gets its debit scheduled,
+    /// `autodebitDelaySeconds` from now, in the same transaction (once per bill: importing it
+    /// again schedules nothing new).
+    package static func apply(_ lines: ArraySlice<Line>, autodebitDelaySeconds: Int, write: WriteContext) throws -> Tally {
         var tally = Tally()
         var billers: [String: Bool] = [:]
         let tables = write.tables
@@ -283,10 +286,12 @@ package enum BillImport {
                 bill.status = existing.status
                 if wanted != existing.status { bill.transition(to: wanted) }
                 try bill.store(tables: tables, in: write.transaction)
+                try AutoDebit.scheduleIfAgreed(bill, delaySeconds: autodebitDelaySeconds, write: write)
                 tally.updated += 1
             } else {
                 try bill.store(tables: tables, in: write.transaction)
                 try write.transaction.put(tables.accountBills, key: bill.accountKey, value: [], options: .overwrite)
+                try AutoDebit.scheduleIfAgreed(bill, delaySeconds: autodebitDelaySeconds, write: write)
                 tally.imported += 1
             }
         }

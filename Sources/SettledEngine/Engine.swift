@@ -90,6 +90,10 @@ package enum Refusal: Error, Sendable {
     case risk(RiskEvent)
     /// No such entry in the block list.
     case riskBlockNotFound(kind: String, id: String)
+    // Auto-debit agreements
+    case agreementNotFound(customer: String, biller: String, account: String)
+    /// Paused or resumed after it was cancelled.
+    case agreementCancelled(customer: String, biller: String, account: String)
 }
 
 // MARK: the state machines: one transition function each

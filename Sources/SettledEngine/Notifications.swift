@@ -186,7 +186,7 @@ extension Engine {
         }
         guard notification.success else {
             if order.status == .pending {
-                try OrderBook.release(&order, to: .failed, write: write)
+                try OrderBook.release(&order, to: .failed, configuration: configuration, write: write)
             }
             try notification.remember(outcome: "failed", write: write)
             return .applied(order)

@@ -177,10 +177,13 @@ package enum OrderBook {
         try order.store(tables: tables, in: write.transaction)
         try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
         try RiskControls.captured(order, write: write)
+        // An auto-debit's order: its debit is done.
+        try AutoDebit.follow(order, configuration: configuration, write: write)
     }
 
     /// Releases every reservation of a pending order and gives it its final status.
-    package static func release(_ order: inout OrderRecord, to status: OrderStatus, write: WriteContext) throws {
+    package static func release(_ order: inout OrderRecord, to status: OrderStatus, configuration: SettledConfiguration,
+                                write: WriteContext) throws {
         precondition(order.status == .pending && [.cancelled, .expired, .failed].contains(status), "only a pending order is released")
         let tables = write.tables
         for item in order.items where item.kind == .bill {
@@ -211,6 +214,8 @@ package enum OrderBook {
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
         order.transition(to: status)
         try order.store(tables: tables, in: write.transaction)
+        // An auto-debit's channel order that failed, expired or was cancelled: retried or given up.
+        try AutoDebit.follow(order, configuration: configuration, write: write)
     }
 
     /// Whether a pending order is past its deadline at `nowUnixMillis`: a read, so that the
@@ -226,7 +231,7 @@ package enum OrderBook {
 
     /// Expires pending orders whose time is up at `asOfUnixMillis` (the batch's clock unless
     /// given), at most `Limits.expiryOrdersPerRequestMax`; returns how many.
-    package static func expireDue(write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
+    package static func expireDue(configuration: SettledConfiguration, write: WriteContext, asOfUnixMillis: Int64? = nil) throws -> Int {
         let now = asOfUnixMillis ?? write.nowUnixMillis
         var due: [String] = []
         try write.transaction.scan(write.tables.orderExpiry) { key, _ in
@@ -240,7 +245,7 @@ package enum OrderBook {
             guard var order = try OrderRecord.load(id, tables: write.tables, in: write.transaction), order.status == .pending else {
                 preconditionFailure("order \(id) is in the expiry index but not pending")
             }
-            try release(&order, to: .expired, write: write)
+            try release(&order, to: .expired, configuration: configuration, write: write)
             expired += 1
             // Group orders hold up to a thousand items each: bound the work of one transaction.
             items += order.items.count
@@ -367,15 +372,15 @@ extension Engine {
         }
         guard order.status == .pending else { throw Refusal.orderNotPending(orderID: id, status: order.status) }
         if write.nowUnixMillis >= order.expiresUnixMillis {
-            try OrderBook.release(&order, to: .expired, write: write)
+            try OrderBook.release(&order, to: .expired, configuration: configuration, write: write)
             return .expiredAtDeadline(order)
         }
-        try OrderBook.release(&order, to: .cancelled, write: write)
+        try OrderBook.release(&order, to: .cancelled, configuration: configuration, write: write)
         return .cancelled(order)
     }
 
     /// Expires pending orders past their deadline (at most `Limits.expiryOrdersPerRequestMax`); answers how many.
     package func expireDueOrders(write: WriteContext) throws -> Int {
-        try OrderBook.expireDue(write: write)
+        try OrderBook.expireDue(configuration: configuration, write: write)
     }
 }

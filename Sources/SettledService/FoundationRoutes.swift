@@ -18,7 +18,7 @@ extension SettledService {
                 let text = service.metrics.exposition(writer: service.writer.snapshot(), queueDepth: service.writer.queueDepth,
                                                       usage: service.store.environment.usage(),
                                                       connections: service.connectionCount(), http: service.httpCounters())
-                    + service.jobMetricsText() + service.riskMetricsText()
+                    + service.jobMetricsText() + service.riskMetricsText() + service.autodebitMetricsText()
                 answer(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8)))
             }),
             Route("GET", "/v1/ledger/balances", .readers, .read { context, transaction in
@@ -130,6 +130,7 @@ extension SettledService {
             + service.clearingRoutes()
             + service.payoutInstructionRoutes()
             + service.riskRoutes()
+            + service.autodebitRoutes()
     }
 
     static func listLimit(_ context: RequestContext) throws -> Int {

@@ -96,6 +96,12 @@ extension Refusal {
             return event.apiError
         case .riskBlockNotFound(let kind, let id):
             return .notFound("\(kind) block \(id)")
+        case .agreementNotFound(let customer, let biller, let account):
+            return APIError(404, "autodebit_agreement_not_found",
+                            "customer \(customer) has no auto-debit agreement for account \(account) of biller \(biller)")
+        case .agreementCancelled(let customer, let biller, let account):
+            return APIError(409, "autodebit_agreement_cancelled",
+                            "customer \(customer)'s auto-debit agreement for account \(account) of biller \(biller) is cancelled: sign it again (PUT) first")
         }
     }
 }

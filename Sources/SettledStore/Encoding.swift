@@ -25,6 +25,10 @@ import SettledCore
 /// | `BillerReconClass` (SettledEngine, BillerReconciliation.swift) | u8 | matched 1, writeoff_unpaid 2, writeoff_missing 3, amount_mismatch 4, reversal_needed 5, refunded 6 |
 /// | `JobKind` (SettledCore, JobSchedule.swift)  | u8  | cutoff 1, reconciliation 2, clearing 3 |
 /// | `JobRow.Status` (SettledEngine, JobTable.swift) | u8 | running 1, done 2, failed 3 |
+/// | `AutoDebitAgreement.Instrument` (SettledEngine, AutoDebit.swift) | u8 | wallet 1, channel 2 |
+/// | `AutoDebitAgreement.Status` (AutoDebit.swift) | u8 | active 1, paused 2, cancelled 3 |
+/// | `AutoDebitRequest.State` (AutoDebit.swift)  | u8  | scheduled 1, pending 2, done 3, skipped 4, gave_up 5, cancelled 6 |
+/// | `AutoDebitRequest.Outcome` (AutoDebit.swift) | u8 | none 0, paid 1, channel_requested 2, bill_not_open 3, bill_reserved 4, agreement_paused 5, agreement_cancelled 6, over_cap 7, insufficient_wallet 8, risk_refused 9, channel_failed 10, order_expired 11, order_cancelled 12, refused 13, gave_up 14 |
 /// | `Counter` (Store.swift)                     | meta key text | next_transaction_id, next_account_id, next_audit_id, next_order_id, next_discrepancy_id, next_refund_instruction_id |
 ///
 /// Texts that are stored as written, not enums: a discrepancy's kind, status and resolution
@@ -62,6 +66,8 @@ import SettledCore
 /// | refund instruction (refund_instructions) | channel, order id, txn id, amount i64, reason, status, created i64; version 2 (done) then: reference, note, operator uid u32, done i64, transaction u64 |
 /// | job run (jobs)            | status u8, started i64, finished i64 (-1 while running), attempts u32, outcome |
 /// | job schedule (meta `jobs_schedule`) | first date u32 (sign bit flipped), start i64 |
+/// | auto-debit agreement (autodebit_agreements `a`) | instrument u8, channel, agreement no, cap i64 (-1 none), status u8, created i64, updated i64 |
+/// | auto-debit request (autodebit_requests) | customer, biller, account no, state u8, attempts u32, due i64 (-1 none), order id, amount i64, outcome u8, detail, created i64, updated i64 |
 /// | biller statement (biller_statements) | see `BillerReconciliation.encoded` (content hash, counts per class, findings listed, refused lines, every finding's discrepancy) |
 ///
 /// Index entries (account_names, account_ids, account_entries, account_bills,

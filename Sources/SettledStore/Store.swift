@@ -94,6 +94,13 @@ import Glibc
 /// - risk_failures:  customer 0 unix ms u64 ++ order id -> empty: failed payments, by time
 /// - risk_totals:    rule u8 -> u64 refusals by the rule ever (the metrics)
 ///
+/// The auto-debit's tables (records in SettledEngine's AutoDebit.swift):
+/// - autodebit_agreements: `a` customer 0 biller 0 account -> v1 agreement;
+///                         `b` biller 0 account 0 customer -> empty (the agreements of an account);
+///                         `t` outcome u8 -> u64 debits by outcome ever (the metrics)
+/// - autodebit_requests:   bill id -> v1 debit request (one per bill: its state, attempts, order)
+/// - autodebit_due:        due millis u64 ++ bill id -> empty (requests waiting for their time)
+///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
 public final class Tables: Sendable {
@@ -152,6 +159,9 @@ public final class Tables: Sendable {
     public let riskHolds: Database
     public let riskFailures: Database
     public let riskTotals: Database
+    public let autodebitAgreements: Database
+    public let autodebitRequests: Database
+    public let autodebitDue: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -209,6 +219,9 @@ public final class Tables: Sendable {
         riskHolds = try environment.openDatabase(named: "risk_holds")
         riskFailures = try environment.openDatabase(named: "risk_failures")
         riskTotals = try environment.openDatabase(named: "risk_totals")
+        autodebitAgreements = try environment.openDatabase(named: "autodebit_agreements")
+        autodebitRequests = try environment.openDatabase(named: "autodebit_requests")
+        autodebitDue = try environment.openDatabase(named: "autodebit_due")
     }
 }
 
@@ -313,7 +326,9 @@ public final class Store: @unchecked Sendable {
     /// findings of its statements stay in their records, read from there by a correction.
     /// 12: `payouts_by_biller` indexes every payout by its biller, those made before included
     /// (`PayoutBillerIndex.fill`).
-    public static let schemaVersion: UInt32 = 12
+    /// 13: the auto-debit's tables (autodebit_agreements, autodebit_requests, autodebit_due); an
+    /// older store has no agreement, so they start empty.
+    public static let schemaVersion: UInt32 = 13
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")

@@ -461,6 +461,62 @@ enum Commands {
                 summary: "lift a block",
                 description: "Lifts a block (DELETE /v1/risk/blocks/...). Audited.",
                 run: RiskCommands.unblock),
+        Command("autodebit list", synopses: ["CUSTOMER_ID"], summary: "a customer's auto-debit agreements and their next debits",
+                description: """
+                    Lists the customer's auto-debit agreements (GET /v1/customers/CUSTOMER_ID/autodebit): the
+                    household account, status (active, paused, cancelled), instrument (wallet, or a channel with
+                    the channel's agreement number) and cap; then the debits to come: each bill with when it is
+                    debited (due_at) or the withholding order out for it.
+                    """,
+                run: AutodebitCommands.list),
+        Command("autodebit sign", synopses: ["CUSTOMER_ID BILLER_ID ACCOUNT_NO --instrument wallet [--cap-fen N]",
+                                             "CUSTOMER_ID BILLER_ID ACCOUNT_NO --instrument channel --channel C --agreement-no A [--cap-fen N]"],
+                summary: "sign or change an auto-debit agreement",
+                description: """
+                    Signs an auto-debit agreement for a household account (PUT
+                    /v1/customers/CUSTOMER_ID/autodebit/BILLER_ID/ACCOUNT_NO), or changes its instrument and
+                    cap. Bills imported for the account are then debited [autodebit] delay_seconds after
+                    their import: from the wallet at once, or by a withholding through the channel. A bill
+                    above --cap-fen is left open. Signing a cancelled agreement again makes it active.
+                    Audited.
+                    """,
+                options: [.value("instrument", "I", "wallet or channel"),
+                          .value("channel", "C", "the channel that withholds (channel instrument)"),
+                          .value("agreement-no", "A", "the channel's own number of the agreement (channel instrument)"),
+                          .value("cap-fen", "N", "bills above N fen are not debited (no cap when absent)")],
+                run: AutodebitCommands.sign),
+        Command("autodebit pause", synopses: ["CUSTOMER_ID BILLER_ID ACCOUNT_NO"], summary: "pause an auto-debit agreement",
+                description: """
+                    Pauses the agreement (POST .../autodebit/BILLER_ID/ACCOUNT_NO/pause): debits falling due
+                    while it is paused are skipped, the bills left open. Audited.
+                    """,
+                run: AutodebitCommands.pause),
+        Command("autodebit resume", synopses: ["CUSTOMER_ID BILLER_ID ACCOUNT_NO"], summary: "resume a paused auto-debit agreement",
+                description: """
+                    Resumes a paused agreement (POST .../autodebit/BILLER_ID/ACCOUNT_NO/resume): the debits
+                    skipped while it was paused, of bills still open, are scheduled again, delay_seconds from
+                    now. Audited.
+                    """,
+                run: AutodebitCommands.resume),
+        Command("autodebit cancel", synopses: ["CUSTOMER_ID BILLER_ID ACCOUNT_NO"], summary: "cancel an auto-debit agreement",
+                description: """
+                    Cancels the agreement (DELETE /v1/customers/CUSTOMER_ID/autodebit/BILLER_ID/ACCOUNT_NO) and
+                    everything to come for it: scheduled debits are cancelled, a withholding order out is
+                    cancelled (its bill open again). Prints how many debits were stopped. Audited.
+                    """,
+                run: AutodebitCommands.cancel),
+        Command("autodebit requests", synopses: ["[--status S] [--limit N] [--after BILL_ID]"],
+                summary: "the debits and their state (the gateway's withholding requests: --status pending)",
+                description: """
+                    Lists the debits by bill (GET /v1/autodebit/requests): status (scheduled, pending, done,
+                    skipped, gave_up, cancelled), amount, when due, tries, the order and, for a channel, the
+                    channel and its agreement number; the last outcome. --status pending lists the
+                    withholding requests a gateway collects, each answered by the ordinary notification.
+                    """,
+                options: [.value("status", "S", "scheduled, pending, done, skipped, gave_up or cancelled"),
+                          .value("limit", "N", "at most N debits (the daemon's default when absent)"),
+                          .value("after", "BILL_ID", "the page after the one that ended with BILL_ID")],
+                run: AutodebitCommands.requests),
         Command("backup", synopses: ["PATH"], summary: "write a hot, compacted copy of the store",
                 description: """
                     Writes a hot, compacted copy of the store to PATH, on the daemon's host (POST

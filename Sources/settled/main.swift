@@ -135,11 +135,6 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     let deadReaders = store.environment.checkReaders()
     if deadReaders > 0 { log(4, "cleared \(deadReaders) stale reader slots") }
     if configuration.sync == .off { log(4, "sync = off: commits are not synced to disk (tests only)") }
-    let keysNotYetInEffect = configuration.keysSetNotYetInEffect
-    if !keysNotYetInEffect.isEmpty {
-        log(5, "not yet in effect (accepted for auto-debit, which this version does not have): "
-            + keysNotYetInEffect.joined(separator: ", "))
-    }
 
     let writer = StoreWriter(store: store, queueMax: configuration.writerQueueMax, batchMax: configuration.writerBatchMax)
     if configuration.logLevel >= 7 {
@@ -207,6 +202,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     }
     service.startMaintenanceTimers()
     service.startOrderTimers()
+    service.startAutoDebitTimers()
     service.resumeStatementImports()
     service.resumeBankStatementImports()
     service.resumeBillerWriteoffImports()

@@ -131,6 +131,9 @@ import Glibc
         #expect(loaded.channelDailyMaxFen == defaults.channelDailyMaxFen)
         #expect(loaded.failedPaymentsMax == defaults.failedPaymentsMax)
         #expect(loaded.failedPaymentsWindowSeconds == defaults.failedPaymentsWindowSeconds)
+        #expect(loaded.autodebitDelaySeconds == defaults.autodebitDelaySeconds)
+        #expect(loaded.autodebitRetryAttempts == defaults.autodebitRetryAttempts)
+        #expect(loaded.autodebitRetryBackoffSeconds == defaults.autodebitRetryBackoffSeconds)
     }
 
     @Test func riskKeysLandWhereTheyBelong() throws {
@@ -147,7 +150,34 @@ import Glibc
         #expect(configuration.orderMaxFen == 1000 && configuration.customerDailyMaxFen == 2000)
         #expect(configuration.accountDailyMaxFen == 3000 && configuration.channelDailyMaxFen == 4000)
         #expect(configuration.failedPaymentsMax == 5 && configuration.failedPaymentsWindowSeconds == 600)
-        #expect(configuration.keysSetNotYetInEffect == [])
+    }
+
+    @Test func autodebitKeysLandWhereTheyBelong() throws {
+        let configuration = try load("""
+            [autodebit]
+            delay_seconds = 0
+            retry_attempts = 2
+            retry_backoff_seconds = 600
+
+            """).result.get()
+        #expect(configuration.autodebitDelaySeconds == 0)
+        #expect(configuration.autodebitRetryAttempts == 2 && configuration.autodebitRetryBackoffSeconds == 600)
+        let defaults = SettledConfiguration.defaults(path: "x")
+        #expect(defaults.autodebitDelaySeconds == 3600 && defaults.autodebitRetryAttempts == 3)
+        #expect(defaults.autodebitRetryBackoffSeconds == 3600)
+    }
+
+    @Test func autodebitKeysAreChecked() throws {
+        let found = try problems("""
+            [autodebit]
+            retry_attempts = 11
+            retry_backoff_seconds = 59
+            retry_every = 3
+
+            """)
+        #expect(found.count == 3)
+        #expect(found.map(\.key) == ["retry_attempts", "retry_backoff_seconds", "retry_every"])
+        #expect(found[0].description.hasSuffix("[autodebit] retry_attempts: must be 0 to 10, not '11'"), "\(found[0])")
     }
 
     @Test func developmentConfigurationLoadsWithoutProblems() throws {

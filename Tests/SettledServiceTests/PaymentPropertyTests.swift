@@ -467,7 +467,8 @@ struct PaymentPropertyTests {
             let pending = before.orders.values.filter { $0.status == .pending }.sorted { $0.id < $1.id }
             guard !pending.isEmpty else { return }
             let asOf = pending.sorted { $0.expiresUnixMillis < $1.expiresUnixMillis }[random.below(min(3, pending.count))].expiresUnixMillis
-            let expired = try harness.service.writer.perform { write in try OrderBook.expireDue(write: write, asOfUnixMillis: asOf) }
+            let configuration = harness.service.configuration
+            let expired = try harness.service.writer.perform { write in try OrderBook.expireDue(configuration: configuration, write: write, asOfUnixMillis: asOf) }
             let due = pending.filter { $0.expiresUnixMillis <= asOf }
             #expect(expired == due.count, "step \(step)")
             let after = try harness.snapshot(customers: [])

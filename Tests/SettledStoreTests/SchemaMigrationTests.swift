@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 12])
+        #expect(first.schema == [0, 0, 0, 13])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -143,6 +143,10 @@ import Testing
                 #expect(try store.peek(.riskEvent, in: transaction) == 1)
                 // Schema 11: nor was a biller's write-off statement under way.
                 for table in [tables.billerWriteoffImports, tables.billerWriteoffWork, tables.billerFindings] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                // Schema 13: nor was an auto-debit agreement signed.
+                for table in [tables.autodebitAgreements, tables.autodebitRequests, tables.autodebitDue] {
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])

@@ -92,6 +92,7 @@ extension SettledService {
                 tally.rejections.write(&json)
             })
         }
+        let delaySeconds = configuration.autodebitDelaySeconds
         @Sendable func applyChunk(_ index: Int, _ tally: BillImport.Tally) {
             guard index < chunkCount else {
                 finish(tally)
@@ -99,7 +100,7 @@ extension SettledService {
             }
             let lower = index * Limits.billImportLinesPerRequestMax
             let chunk = lines[lower..<min(lines.count, lower + Limits.billImportLinesPerRequestMax)]
-            let accepted = writer.submit({ write in try BillImport.apply(chunk, write: write) }, completion: { outcome in
+            let accepted = writer.submit({ write in try BillImport.apply(chunk, autodebitDelaySeconds: delaySeconds, write: write) }, completion: { outcome in
                 switch outcome {
                 case .success(let applied):
                     var next = tally

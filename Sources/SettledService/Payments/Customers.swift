@@ -9,6 +9,8 @@ struct AccountArrears {
     var billerID: String
     var accountNo: String
     var bills: [Bill]
+    /// The upcoming auto-debits of the bills, by bill id, each with its agreement.
+    var debits: [String: (request: AutoDebitRequest, agreement: AutoDebitAgreement?)] = [:]
 
     static func load(biller billerID: String, account: String, billers: inout [String: Biller?],
                      tables: Tables, in transaction: Transaction, budget: inout Int) throws -> AccountArrears {
@@ -27,10 +29,18 @@ struct AccountArrears {
             return true
         }
         bills.sort { ($0.period, $0.id) < ($1.period, $1.id) }
-        return AccountArrears(biller: billers[billerID] ?? nil, billerID: billerID, accountNo: account, bills: bills)
+        var arrears = AccountArrears(biller: billers[billerID] ?? nil, billerID: billerID, accountNo: account, bills: bills)
+        // Which of them an agreement will debit, and when: one read per bill.
+        for bill in bills {
+            guard let request = try AutoDebitRequest.load(bill.id, tables: tables, in: transaction), request.isUpcoming else { continue }
+            let agreement = try AutoDebitAgreement.load(customer: request.customer, biller: request.billerID, account: request.accountNo,
+                                                        tables: tables, in: transaction)
+            arrears.debits[bill.id] = (request, agreement)
+        }
+        return arrears
     }
 
-    func write(_ json: inout JSONWriter) {
+    func write(_ json: inout JSONWriter, _ localTime: LocalTime) {
         json.beginObject()
         json.field("biller_id", billerID)
         json.field("account_no", accountNo)
@@ -43,6 +53,13 @@ struct AccountArrears {
             json.field("period", bill.period)
             json.field("amount_fen", bill.amountFen)
             json.field("due_date", bill.dueDate.description)
+            if let debit = debits[bill.id] {
+                // To be debited by an auto-debit agreement: when (`due_at`) and how (a paused
+                // agreement's `agreement_status` says it is skipped unless resumed by then).
+                json.beginObject("autodebit")
+                debit.request.writeFields(&json, localTime, agreement: debit.agreement)
+                json.endObject()
+            }
             json.endObject()
         }
         json.endArray()
@@ -93,7 +110,7 @@ extension SettledService {
                     accounts.append(try AccountArrears.load(biller: biller, account: account, billers: &billers,
                                                             tables: tables, in: transaction, budget: &budget))
                 }
-                return try Self.arrearsAnswer(customer: customer, accounts)
+                return try self.arrearsAnswer(customer: customer, accounts)
             }),
             Route("GET", "/v1/accounts/{biller_id}/{account_no}/arrears", .gatewayAndReaders, .read { context, transaction in
                 let biller = context.parameters[0], account = context.parameters[1]
@@ -108,7 +125,7 @@ extension SettledService {
                 var budget = Limits.arrearsBillsMax
                 let arrears = try AccountArrears.load(biller: biller, account: account, billers: &billers,
                                                       tables: tables, in: transaction, budget: &budget)
-                return try Self.arrearsAnswer(customer: nil, [arrears])
+                return try self.arrearsAnswer(customer: nil, [arrears])
             }),
         ]
     }
@@ -129,7 +146,7 @@ extension SettledService {
         }
     }
 
-    static func arrearsAnswer(customer: String?, _ accounts: [AccountArrears]) throws -> HTTPResponse {
+    func arrearsAnswer(customer: String?, _ accounts: [AccountArrears]) throws -> HTTPResponse {
         var total: Int64 = 0
         for account in accounts {
             for bill in account.bills { total = try total.addingFen(bill.amountFen) }
@@ -138,7 +155,7 @@ extension SettledService {
             json.field("customer_id", orNull: customer)
             json.field("total_fen", total)
             json.beginArray("accounts")
-            for account in accounts where customer == nil || !account.bills.isEmpty { account.write(&json) }
+            for account in accounts where customer == nil || !account.bills.isEmpty { account.write(&json, localTime) }
             json.endArray()
         }
     }

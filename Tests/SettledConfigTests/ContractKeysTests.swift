@@ -2,7 +2,7 @@ import Foundation
 import SettledConfig
 import Testing
 
-@Suite struct KeysNotYetInEffectTests {
+@Suite struct ContractKeysTests {
     /// The fixed keys of the outside contract, as deployment tools write them.
     static let contractKeys = """
         [daemon]
@@ -42,23 +42,17 @@ import Testing
 
         """
 
-    @Test func theContractsFixedKeysAreAcceptedAndThoseOfFeaturesToComeNamed() throws {
+    @Test func theContractsFixedKeysAreAcceptedAndInEffect() throws {
         let (_, result) = try load(Self.contractKeys)
         let configuration = try result.get()
         #expect(configuration.orderMaxFen == 5_000_000)
         #expect(configuration.customerDailyMaxFen == 20_000_000)
         #expect(configuration.accountDailyMaxFen == 10_000_000)
         #expect(configuration.autodebitDelaySeconds == 3600)
-        // The risk limits are in effect.
-        #expect(configuration.keysSetNotYetInEffect == ["[autodebit] delay_seconds"])
+        #expect(configuration.channels.map(\.id) == ["wechat"])
     }
 
-    @Test func keysInEffectAreNotNamed() throws {
-        let (_, result) = try load("[orders]\nexpiry_seconds = 600\n[limits]\nconnections_max = 10\n")
-        #expect(try result.get().keysSetNotYetInEffect == [])
-    }
-
-    @Test func keysOfFeaturesToComeAreStillChecked() throws {
+    @Test func theContractsKeysAreChecked() throws {
         let (path, result) = try load("[risk]\norder_max_fen = 0\n[autodebit]\ndelay_seconds = soon\n")
         guard case .failure(let error) = result else {
             Issue.record("loaded")
