@@ -94,6 +94,12 @@ import Glibc
 /// - risk_failures:  customer 0 unix ms u64 ++ order id -> empty: failed payments, by time
 /// - risk_totals:    rule u8 -> u64 refusals by the rule ever (the metrics)
 ///
+/// The outbound disbursements' tables (layouts in DisbursementKeys.swift; records in
+/// SettledEngine's Disbursements.swift):
+/// - disbursement_batches: batch id -> batch (biller, body hash, totals, funding, instructions)
+/// - disbursement_lines:   batch id 0 sequence u32 -> one payee's line (status, events)
+/// - disbursement_keys:    body hashes, disbursement ids and each biller's batches
+///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
 public final class Tables: Sendable {
@@ -152,6 +158,9 @@ public final class Tables: Sendable {
     public let riskHolds: Database
     public let riskFailures: Database
     public let riskTotals: Database
+    public let disbursementBatches: Database
+    public let disbursementLines: Database
+    public let disbursementKeys: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -209,6 +218,9 @@ public final class Tables: Sendable {
         riskHolds = try environment.openDatabase(named: "risk_holds")
         riskFailures = try environment.openDatabase(named: "risk_failures")
         riskTotals = try environment.openDatabase(named: "risk_totals")
+        disbursementBatches = try environment.openDatabase(named: "disbursement_batches")
+        disbursementLines = try environment.openDatabase(named: "disbursement_lines")
+        disbursementKeys = try environment.openDatabase(named: "disbursement_keys")
     }
 }
 
@@ -224,6 +236,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case payout = "next_payout_id"
     case bankStatement = "next_bank_statement_id"
     case riskEvent = "next_risk_event_id"
+    case disbursementBatch = "next_disbursement_batch_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -238,6 +251,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .payout: return 7
         case .bankStatement: return 8
         case .riskEvent: return 9
+        case .disbursementBatch: return 10
         }
     }
 }
@@ -313,7 +327,10 @@ public final class Store: @unchecked Sendable {
     /// findings of its statements stay in their records, read from there by a correction.
     /// 12: `payouts_by_biller` indexes every payout by its biller, those made before included
     /// (`PayoutBillerIndex.fill`).
-    public static let schemaVersion: UInt32 = 12
+    /// 14: the outbound disbursements' tables (disbursement_batches, disbursement_lines,
+    /// disbursement_keys) and `Counter.disbursementBatch`; an older store has none, so they
+    /// start empty.
+    public static let schemaVersion: UInt32 = 14
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
