@@ -148,6 +148,32 @@ public enum Limits {
     /// returns): its record holds them all, and each return adds an event.
     public static let payoutInstructionsMax = 100
 
+    // MARK: outbound disbursements
+
+    /// Lines of one disbursement batch (`POST /v1/disbursements`), at most: the batch is
+    /// validated and booked in one write transaction, and its pain.001 lists every line.
+    public static let disbursementLinesMax = 10_000
+    /// The body of one disbursement batch, spooled as it arrives: `disbursementLinesMax`
+    /// lines of up to about 1.6 KiB each.
+    public static let disbursementBodyBytesMax = 16 * 1024 * 1024
+    /// One disbursement's amount, at most (fen): 1,000,000 yuan, far above a year's feed-in
+    /// subsidy or a deposit refund of a household.
+    public static let disbursementAmountFenMax: Int64 = 100_000_000
+    /// A disbursement id is its credit transfer's EndToEndId in pain.001, which holds 35
+    /// characters.
+    public static let disbursementIDBytesMax = 35
+    /// A payee's account number (pain.001 `Othr/Id`: 34 characters).
+    public static let disbursementPayeeAccountBytesMax = 34
+    /// A payee's name and bank name (pain.001 `Nm`: 140 characters; bytes bound the UTF-8).
+    public static let disbursementPayeeNameBytesMax = 420
+    /// A disbursement's reference (pain.001 `RmtInf/Ustrd`: 140 characters).
+    public static let disbursementReferenceBytesMax = 420
+    /// The instructions of one disbursement line, at most (its first and the re-instructions
+    /// after returns).
+    public static let disbursementInstructionsMax = 20
+    /// Batches one request of `GET /v1/disbursements` lists at most.
+    public static let disbursementBatchesListedMax = 1_000
+
     // MARK: idempotency and audit
 
     /// The bytes of an Idempotency-Key.

@@ -88,6 +88,9 @@ package enum Refusal: Error, Sendable {
     case risk(RiskEvent)
     /// No such entry in the block list.
     case riskBlockNotFound(kind: String, id: String)
+    // Disbursements
+    /// A disbursement command refused (Disbursements.swift).
+    case disbursement(DisbursementRefusal)
 }
 
 // MARK: the state machines: one transition function each

@@ -93,6 +93,8 @@ extension Refusal {
             return event.apiError
         case .riskBlockNotFound(let kind, let id):
             return .notFound("\(kind) block \(id)")
+        case .disbursement(let refusal):
+            return refusal.apiError
         }
     }
 }
