@@ -171,6 +171,9 @@ public enum Limits {
     /// The instructions of one disbursement line, at most (its first and the re-instructions
     /// after returns).
     public static let disbursementInstructionsMax = 20
+    /// Batches the morning report reads at most, newest first, to list those of its date and
+    /// those not yet paid; beyond it the report says so.
+    public static let disbursementReportBatchesScannedMax = 2_000
     /// Batches one request of `GET /v1/disbursements` lists at most.
     public static let disbursementBatchesListedMax = 1_000
 

@@ -153,6 +153,16 @@ import Testing
         let twice = try harness.call("POST", "/v1/disbursements/\(smallID)/fund", #"{"reference":"OPS-3"}"#)
         #expect(twice.status == 409 && twice.code == "disbursement_funded")
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+
+        // The morning report lists both open batches and the biller's totals.
+        let html = try harness.call("GET", "/v1/reports/\(ClearingTests.day1)")
+        #expect(html.status == 200 && html.text.contains("id=\"dsb-\(largeID)\"") && html.text.contains("id=\"dsb-\(smallID)\""))
+        #expect(html.text.contains("id=\"dsb-biller-b-3-total\" data-fen=\"13000\""), "\(html.text.suffix(3000))")
+        let csv = try harness.client.send(method: "GET", path: "/v1/reports/\(ClearingTests.day1)", headers: [(name: "Accept", value: "text/csv")],
+                                          body: nil)
+        let rows = String(decoding: csv.body, as: UTF8.self).split(separator: "\r\n").filter { $0.hasPrefix("disbursement") }
+        #expect(rows.contains { $0.hasPrefix("disbursement,") && $0.contains(",instructed,1,5000,") && $0.contains(smallID) }, "\(rows)")
+        #expect(rows.contains { $0.hasPrefix("disbursement_biller,") && $0.contains(",total,2,13000,") }, "\(rows)")
     }
 
     /// The whole way: funded by the biller's transfer seen on the escrow statement, one
