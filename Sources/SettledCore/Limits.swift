@@ -164,10 +164,12 @@ public enum Limits {
     public static let disbursementIDBytesMax = 35
     /// A payee's account number (pain.001 `Othr/Id`: 34 characters).
     public static let disbursementPayeeAccountBytesMax = 34
-    /// A payee's name and bank name (pain.001 `Nm`: 140 characters; bytes bound the UTF-8).
-    public static let disbursementPayeeNameBytesMax = 420
-    /// A disbursement's reference (pain.001 `RmtInf/Ustrd`: 140 characters).
-    public static let disbursementReferenceBytesMax = 420
+    /// A payee's name and bank name, in bytes: 140 characters (pain.001 `Nm`) of up to 4 UTF-8
+    /// bytes each; the characters are counted too.
+    public static let disbursementPayeeNameBytesMax = 560
+    /// A disbursement's reference, in bytes: 140 characters (pain.001 `RmtInf/Ustrd`) of up to
+    /// 4 UTF-8 bytes each; the characters are counted too.
+    public static let disbursementReferenceBytesMax = 560
     /// The instructions of one disbursement line, at most (its first and the re-instructions
     /// after returns).
     public static let disbursementInstructionsMax = 20

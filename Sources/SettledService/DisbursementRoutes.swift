@@ -74,6 +74,7 @@ enum DisbursementUpload {
             let payee = try payeeFields(fields.object("payee"))
             let amountValue = try fields.int64("amount_fen")
             let reference = try fields.string("reference", bytesMax: Limits.disbursementReferenceBytesMax, required: false) ?? ""
+            if reference.unicodeScalars.count > 140 { try fields.fail("reference", "must have at most 140 characters: it is the transfer's remittance text") }
             try fields.finish()
             guard let amount = amountValue, amount > 0, amount <= Limits.disbursementAmountFenMax else {
                 return .failure(NDJSONLines.Problem(code: "invalid_amount", field: "amount_fen",
