@@ -232,6 +232,10 @@ import Testing
         ], id: "PAY-1"))
         #expect(try ClearingTests.journalCount(harness) == journal)
 
+        let waiting = try Self.get(harness, "/v1/trace?disbursement_id=PV-B", template: "/v1/trace")
+        #expect(waiting.json?["stops_at"]?["link"]?.string == "disbursement" && waiting.json?["stops_at"]?["reason"]?.string == "returned",
+                "\(waiting.text)")
+
         // The payee corrected: refused while unchanged, then a new instruction of that line.
         let path = "/v1/disbursements/\(batch)/lines/PV-B/reinstruct"
         let unchanged = try harness.call("POST", path, #"{"payee":{"bank":"ICBC","account_no":"6222000000000002","account_name":"李四 & Sons <solar>"}}"#)
@@ -261,6 +265,19 @@ import Testing
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
         let audit = try harness.call("GET", "/v1/audit?limit=100")
         #expect(audit.text.contains("funded by the bank's credit of 13500 fen"), "\(audit.text.prefix(600))")
+
+        // Its trace: the batch, the line, the journal (accepted, funded, paid, returned, paid
+        // again), and each instruction with the payee it named and what the bank answered.
+        let trace = try Self.get(harness, "/v1/trace?disbursement_id=PV-B", template: "/v1/trace")
+        let chain = trace.json?["chain"]?.array ?? []
+        #expect(chain.first?["kind"]?.string == "disbursement_batch" && chain.first?["id"]?.string == batch)
+        #expect(chain.map { $0["journal_kind"]?.string ?? "" }.filter { !$0.isEmpty }
+                == ["disbursement_batch", "disbursement_funding", "disbursement_paid", "disbursement_return", "disbursement_paid"], "\(trace.text)")
+        let instructions = chain.filter { $0["kind"]?.string == "disbursement" && $0["id"]?.string?.hasPrefix(batch) == true }
+        #expect(instructions.map { $0["status"]?.string ?? "" } == ["returned", "confirmed"], "\(trace.text)")
+        #expect(instructions.last?["bank"]?.string == "BOC" && instructions.last?["bank_reference"]?.string == "OUT-2")
+        #expect(trace.json?["stops_at"] == nil)
+        #expect(try harness.call("GET", "/v1/trace?disbursement_id=PV-Z").status == 404)
     }
 
     /// The operator's confirm and return of one line, as payouts have them.
