@@ -58,7 +58,8 @@ extension Engine {
                              audit: "the debit of disbursement \(ids) seen again")
             }
             if let wrong = named.first(where: { $0.status != .instructed }) {
-                return .discrepancy(kind: "bank_unmatched", internalFen: -wrong.amountFen,
+                // A line the bank paid already, paid again: a duplicate payment, not a confirmation.
+                return .discrepancy(kind: wrong.status == .confirmed ? "bank_duplicate" : "bank_unmatched", internalFen: -wrong.amountFen,
                                     detail: "a debit naming disbursement \(wrong.disbursementID), which is \(wrong.status.name)")
             }
             let transactionID = try confirmDisbursementLines(named, reference: reference, note: note, write: write)
@@ -114,7 +115,8 @@ extension Engine {
             return .done(outcome: .alreadyConfirmed, subject: batch.batchID, transactionID: nil, audit: "the debit of \(name) seen again")
         }
         guard !open.isEmpty, openFen == Int128(line.amountFen) else {
-            return .discrepancy(kind: open.isEmpty ? "bank_unmatched" : "bank_amount_mismatch", internalFen: Int64(exactly: -openFen),
+            return .discrepancy(kind: !open.isEmpty ? "bank_amount_mismatch" : done.isEmpty ? "bank_unmatched" : "bank_duplicate",
+                                internalFen: Int64(exactly: -openFen),
                                 detail: "a debit of \(line.amountFen) fen naming disbursement instruction \(name), whose instructed lines sum to \(openFen) fen")
         }
         let transactionID = try confirmDisbursementLines(open, reference: reference, note: note, write: write)

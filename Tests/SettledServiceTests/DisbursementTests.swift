@@ -300,4 +300,32 @@ import Testing
         #expect(try Self.balance(harness, "disbursement_payable:b-1") == -4_000)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    /// MT940 names disbursements in its references and `:86:` words: the biller's transfer
+    /// funds the batch, the instruction's debit pays it, a return names the line in its text;
+    /// another debit of lines the bank paid already is a discrepancy, not a second payment.
+    @Test func anMT940StatementFundsPaysAndReturnsLines() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        let batch = try #require(try Self.submit(harness, [Self.line("PV-M1", amountFen: 700), Self.line("PV-M2", payeeAccount: "6222000000000002", amountFen: 300)])
+            .json?["batch_id"]?.string)
+        let first = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 1_000, credit: true, reference: "IN-7", text: "SGCC JS SUBSIDY FUNDING \(batch)"),
+            (fen: 1_000, credit: false, reference: "\(batch)-1", text: "BATCH PAYMENT"),
+            (fen: 300, credit: true, reference: "RET7", text: "RETURN PV-M2 ACCOUNT CLOSED"),
+        ]))
+        #expect(first.status == 200 && first.json?["discrepancies"]?.int64 == 0, "\(first.text)")
+        let lines = try Self.lines(harness, batch)
+        #expect(lines["PV-M1"]?["status"]?.string == "confirmed" && lines["PV-M2"]?["status"]?.string == "returned")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == 300)
+        #expect(try Self.balance(harness, "disbursement_payable:b-1") == -300)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+        let twice = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 700, credit: false, reference: "OUT-9", text: "PV-M1"),
+        ], id: "940-2"))
+        #expect(twice.status == 200 && twice.json?["discrepancies"]?.int64 == 1, "\(twice.text)")
+        let found = try BankStatementImportTests.bankDiscrepancies(harness)
+        #expect(found.count == 1 && found.first?["kind"]?.string == "bank_duplicate" && found.first?["detail"]?.string?.contains("PV-M1") == true, "\(found)")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == 300)
+    }
 }
