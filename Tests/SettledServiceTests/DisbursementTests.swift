@@ -82,6 +82,8 @@ import Testing
             Self.line("PV-10", payeeAccount: "6222 0000 0000 0666"),       // 10 payee_blocked
             Self.line("PV-11", payeeAccount: "not/an/account"),            // 11 invalid_field
             Self.line("PV-12", amountFen: 20_000),                         // 12 accepted
+            Self.line("PV-13", reference: String(repeating: "x", count: Limits.uploadLineBytesMax)), // 13 line_too_long
+            #"{"disbursement_id":"PV-14","biller_id":"b-1","account_no":"H-1","payee":{"bank":"ICBC","account_no":"1","account_name":"x"},"amount_fen":5,"iban":"x"}"#, // 14 unknown_field
         ])
         #expect(answer.status == 201, "\(answer.text)")
         let batch = try #require(answer.json?["batch_id"]?.string)
@@ -90,7 +92,8 @@ import Testing
         let rejected = answer.json?["rejected"]?.array ?? []
         let codes = rejected.map { "\($0["line"]?.int64 ?? 0):\($0["code"]?.string ?? "")" }
         #expect(codes == ["2:malformed_json", "3:invalid_field", "4:invalid_amount", "5:invalid_amount", "6:unknown_biller",
-                          "7:biller_mismatch", "8:unknown_account", "9:duplicate_id", "10:payee_blocked", "11:invalid_field"], "\(codes)")
+                          "7:biller_mismatch", "8:unknown_account", "9:duplicate_id", "10:payee_blocked", "11:invalid_field",
+                          "13:line_too_long", "14:unknown_field"], "\(codes)")
         #expect(rejected.allSatisfy { !($0["detail"]?.string ?? "").isEmpty })
         #expect(rejected.first { $0["code"]?.string == "payee_blocked" }?["detail"]?.string?.contains("fraud ring") == true)
 
