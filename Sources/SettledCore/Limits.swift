@@ -161,6 +161,37 @@ public enum Limits {
     /// listing has no index by status; pending ones are read through theirs).
     public static let autodebitListScanMax = 100_000
 
+    // MARK: outbound disbursements
+
+    /// Lines of one disbursement batch (`POST /v1/disbursements`), at most: the batch is
+    /// validated and booked in one write transaction, and its pain.001 lists every line.
+    public static let disbursementLinesMax = 10_000
+    /// The body of one disbursement batch, spooled as it arrives: `disbursementLinesMax`
+    /// lines of up to about 1.6 KiB each.
+    public static let disbursementBodyBytesMax = 16 * 1024 * 1024
+    /// One disbursement's amount, at most (fen): 1,000,000 yuan, far above a year's feed-in
+    /// subsidy or a deposit refund of a household.
+    public static let disbursementAmountFenMax: Int64 = 100_000_000
+    /// A disbursement id is its credit transfer's EndToEndId in pain.001, which holds 35
+    /// characters.
+    public static let disbursementIDBytesMax = 35
+    /// A payee's account number (pain.001 `Othr/Id`: 34 characters).
+    public static let disbursementPayeeAccountBytesMax = 34
+    /// A payee's name and bank name, in bytes: 140 characters (pain.001 `Nm`) of up to 4 UTF-8
+    /// bytes each; the characters are counted too.
+    public static let disbursementPayeeNameBytesMax = 560
+    /// A disbursement's reference, in bytes: 140 characters (pain.001 `RmtInf/Ustrd`) of up to
+    /// 4 UTF-8 bytes each; the characters are counted too.
+    public static let disbursementReferenceBytesMax = 560
+    /// The instructions of one disbursement line, at most (its first and the re-instructions
+    /// after returns).
+    public static let disbursementInstructionsMax = 20
+    /// Batches the morning report reads at most, newest first, to list those of its date and
+    /// those not yet paid; beyond it the report says so.
+    public static let disbursementReportBatchesScannedMax = 2_000
+    /// Batches one request of `GET /v1/disbursements` lists at most.
+    public static let disbursementBatchesListedMax = 1_000
+
     // MARK: idempotency and audit
 
     /// The bytes of an Idempotency-Key.

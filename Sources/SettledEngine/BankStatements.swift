@@ -19,6 +19,9 @@ package struct BankLine: Sendable, Equatable {
     package var texts: [String]
     /// The booking date, else the value date, else the statement's closing balance date.
     package var businessDate: BusinessDate?
+    /// What the entry names its transactions by (camt `EndToEndId`s; MT940 customer
+    /// reference and `:86:` text): where a disbursement id is looked for.
+    package var names: [String] = []
 
     package init(line: Int, isCredit: Bool, amountFen: Int64, payoutIDs: [String], reference: String, texts: [String],
                  businessDate: BusinessDate?) {
@@ -106,6 +109,12 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
     case discrepancy = 4
     /// The debit of payouts an operator had confirmed already: nothing booked again.
     case alreadyConfirmed = 5
+    /// Confirmed disbursement lines (`subject`: their batch), Disbursements.swift.
+    case disbursementConfirmed = 6
+    /// Returned disbursement lines (`subject`: the first disbursement id).
+    case disbursementReturned = 7
+    /// Funded a disbursement batch, the biller's transfer into escrow (`subject`: the batch).
+    case disbursementFunded = 8
 
     package var name: String {
         switch self {
@@ -114,6 +123,9 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
         case .channelCredit: "channel_credit"
         case .discrepancy: "discrepancy"
         case .alreadyConfirmed: "already_confirmed"
+        case .disbursementConfirmed: "disbursement_confirmed"
+        case .disbursementReturned: "disbursement_returned"
+        case .disbursementFunded: "disbursement_funded"
         }
     }
 }
@@ -435,6 +447,22 @@ extension Engine {
         }
         let direction = line.isCredit ? "credit" : "debit"
         if line.payoutIDs.isEmpty {
+            let disbursementReference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
+            switch try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)", write: write) {
+            case .notMine:
+                break
+            case .done(let outcome, let subject, let transactionID, let text):
+                try audit(write, "\(where_): \(text)")
+                row.outcome = outcome
+                row.subject = subject
+                row.transactionID = transactionID
+                try storeRow(row, record: record, index: index, write: write)
+                return
+            case .discrepancy(let kind, let internalFen, let detail):
+                try discrepancy(kind, internalFen: internalFen, detail)
+                try storeRow(row, record: record, index: index, write: write)
+                return
+            }
             let found: (channel: String?, ambiguous: [String]) = line.isCredit ? escrowChannel(of: line.texts) : (nil, [])
             if let channel = found.channel {
                 let transactionID = try write.post(JournalTransaction(kind: AccountName.escrowCreditKind, reference: record.name, entries: [

@@ -94,6 +94,9 @@ package enum Refusal: Error, Sendable {
     case agreementNotFound(customer: String, biller: String, account: String)
     /// Paused or resumed after it was cancelled.
     case agreementCancelled(customer: String, biller: String, account: String)
+    // Disbursements
+    /// A disbursement command refused (Disbursements.swift).
+    case disbursement(DisbursementRefusal)
 }
 
 // MARK: the state machines: one transition function each

@@ -44,6 +44,8 @@ package enum TraceAnchor: Sendable, Equatable {
     case order(String)
     case channelTxn(String)
     case payout(String)
+    /// A disbursement id (DisbursementTrace.swift).
+    case disbursement(String)
 }
 
 /// One link of a chain. `kind`, `id`, `at`, `amountFen`, `status` are the fixed part of the
@@ -57,6 +59,9 @@ package struct TraceLink: Sendable, Equatable {
         case clearingRun = "clearing_run"
         case payout
         case bankLine = "bank_line"
+        /// A disbursement batch, a line of it, or an instruction of the line (DisbursementTrace.swift).
+        case disbursementBatch = "disbursement_batch"
+        case disbursement
     }
 
     package var kind: Kind
@@ -124,6 +129,10 @@ package struct TraceStop: Sendable, Equatable {
         case held
         /// Paid out, no bank statement line confirms the arrival yet (bank statements).
         case unconfirmed
+        /// A disbursement whose batch the biller has not funded yet.
+        case unfunded
+        /// A disbursement the bank returned, waiting for its payee's correction.
+        case returned
     }
 
     package var link: TraceLink.Kind
@@ -179,6 +188,8 @@ extension Trace {
                 answered = true
             }
             return answered ? trace : nil
+        case .disbursement(let id):
+            return try readDisbursement(id, tables: tables, in: transaction)
         }
     }
 

@@ -66,10 +66,12 @@ enum BankStatementImporter {
                 }
                 let customer = entry.customerReference == "NONREF" ? "" : entry.customerReference
                 let reference = entry.bankReference.isEmpty ? customer : entry.bankReference
-                lines.append(BankLine(line: entry.line, isCredit: entry.direction == .credit, amountFen: entry.amountMinor,
-                                      payoutIDs: payouts, reference: String(reference.prefix(JournalTransaction.referenceBytesMax)),
-                                      texts: entry.remittance + [entry.text, entry.customerReference],
-                                      businessDate: entry.bookingDate ?? entry.valueDate ?? statement.closing.date))
+                var line = BankLine(line: entry.line, isCredit: entry.direction == .credit, amountFen: entry.amountMinor,
+                                    payoutIDs: payouts, reference: String(reference.prefix(JournalTransaction.referenceBytesMax)),
+                                    texts: entry.remittance + [entry.text, entry.customerReference],
+                                    businessDate: entry.bookingDate ?? entry.valueDate ?? statement.closing.date)
+                line.names = named
+                lines.append(line)
             }
         }
         return lines

@@ -102,6 +102,8 @@ extension Refusal {
         case .agreementCancelled(let customer, let biller, let account):
             return APIError(409, "autodebit_agreement_cancelled",
                             "customer \(customer)'s auto-debit agreement for account \(account) of biller \(biller) is cancelled: sign it again (PUT) first")
+        case .disbursement(let refusal):
+            return refusal.apiError
         }
     }
 }

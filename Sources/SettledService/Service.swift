@@ -226,7 +226,7 @@ public final class SettledService: @unchecked Sendable {
                                  channels: configuration.channels.map(\.id), log: log)
         self.jobs = JobRunner(schedule: Self.jobSchedule(configuration, log: log), writer: writer,
                               stateDirectory: configuration.stateDirectory, log: log)
-        routes = Self.foundationRoutes(self) + Self.jobRoutes(self) + bankStatementRoutes()
+        routes = Self.foundationRoutes(self) + Self.jobRoutes(self) + bankStatementRoutes() + disbursementRoutes()
         registerScheduledJobs()
         do throws(SpoolError) {
             try spool.prepare()

@@ -5,7 +5,7 @@ import SettledStore
 
 extension SettledService {
     /// The anchors of GET /v1/trace, exactly one per request.
-    static let traceAnchorNames = ["order_id", "channel_txn_id", "payout_id"]
+    static let traceAnchorNames = ["order_id", "channel_txn_id", "payout_id", "disbursement_id"]
 
     func traceRoutes() -> [Route] {
         [
@@ -19,6 +19,7 @@ extension SettledService {
                     case .order(let id): throw APIError.notFound("order \(id)")
                     case .channelTxn(let txn): throw APIError.notFound("channel transaction \(txn)")
                     case .payout(let id): throw APIError.notFound("payout \(id)")
+                    case .disbursement(let id): throw APIError.notFound("disbursement \(id)")
                     }
                 }
                 return HTTPResponse.json { json in Self.writeTrace(trace, into: &json, self.localTime) }
@@ -30,7 +31,7 @@ extension SettledService {
         let given = traceAnchorNames.filter { query[$0] != nil }
         guard given.count == 1, let name = given.first, let value = query[name] else {
             // A rule the document states in words: each parameter alone is optional.
-            throw APIError.refused("query", "exactly one of order_id, channel_txn_id, payout_id is required")
+            throw APIError.refused("query", "exactly one of order_id, channel_txn_id, payout_id, disbursement_id is required")
         }
         guard !value.isEmpty, value.utf8.count <= JournalTransaction.referenceBytesMax else {
             throw APIError.invalid(name, "must be 1-\(JournalTransaction.referenceBytesMax) bytes")
@@ -38,6 +39,7 @@ extension SettledService {
         switch name {
         case "order_id": return .order(value)
         case "channel_txn_id": return .channelTxn(value)
+        case "disbursement_id": return .disbursement(value)
         default: return .payout(value)
         }
     }

@@ -100,6 +100,11 @@ import Glibc
 ///                         `t` outcome u8 -> u64 debits by outcome ever (the metrics)
 /// - autodebit_requests:   bill id -> v1 debit request (one per bill: its state, attempts, order)
 /// - autodebit_due:        due millis u64 ++ bill id -> empty (requests waiting for their time)
+/// The outbound disbursements' tables (layouts in DisbursementKeys.swift; records in
+/// SettledEngine's Disbursements.swift):
+/// - disbursement_batches: batch id -> batch (biller, body hash, totals, funding, instructions)
+/// - disbursement_lines:   batch id 0 sequence u32 -> one payee's line (status, events)
+/// - disbursement_keys:    body hashes, disbursement ids and each biller's batches
 ///
 /// A class: every request reaches the tables many times (`WriteContext.tables`), and a copy of
 /// a class is one reference, not one per table.
@@ -162,6 +167,9 @@ public final class Tables: Sendable {
     public let autodebitAgreements: Database
     public let autodebitRequests: Database
     public let autodebitDue: Database
+    public let disbursementBatches: Database
+    public let disbursementLines: Database
+    public let disbursementKeys: Database
 
     init(environment: Environment) throws(LMDBError) {
         meta = try environment.openDatabase(named: "meta")
@@ -222,6 +230,9 @@ public final class Tables: Sendable {
         autodebitAgreements = try environment.openDatabase(named: "autodebit_agreements")
         autodebitRequests = try environment.openDatabase(named: "autodebit_requests")
         autodebitDue = try environment.openDatabase(named: "autodebit_due")
+        disbursementBatches = try environment.openDatabase(named: "disbursement_batches")
+        disbursementLines = try environment.openDatabase(named: "disbursement_lines")
+        disbursementKeys = try environment.openDatabase(named: "disbursement_keys")
     }
 }
 
@@ -237,6 +248,7 @@ public enum Counter: String, CaseIterable, Sendable {
     case payout = "next_payout_id"
     case bankStatement = "next_bank_statement_id"
     case riskEvent = "next_risk_event_id"
+    case disbursementBatch = "next_disbursement_batch_id"
 
     /// The position in `allCases`.
     var index: Int {
@@ -251,6 +263,7 @@ public enum Counter: String, CaseIterable, Sendable {
         case .payout: return 7
         case .bankStatement: return 8
         case .riskEvent: return 9
+        case .disbursementBatch: return 10
         }
     }
 }
@@ -328,7 +341,10 @@ public final class Store: @unchecked Sendable {
     /// (`PayoutBillerIndex.fill`).
     /// 13: the auto-debit's tables (autodebit_agreements, autodebit_requests, autodebit_due); an
     /// older store has no agreement, so they start empty.
-    public static let schemaVersion: UInt32 = 13
+    /// 14: the outbound disbursements' tables (disbursement_batches, disbursement_lines,
+    /// disbursement_keys) and `Counter.disbursementBatch`; an older store has none, so they
+    /// start empty.
+    public static let schemaVersion: UInt32 = 14
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")

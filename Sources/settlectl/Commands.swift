@@ -420,6 +420,94 @@ enum Commands {
                     """,
                 options: [ReconCommands.idempotencyOption],
                 run: PayoutCommands.reinstruct),
+        Command("disbursements", synopses: ["[--biller B] [--status S] [--limit N]"], summary: "disbursement batches, newest first",
+                description: """
+                    Lists the outbound disbursement batches (feed-in subsidies, deposit refunds paid to
+                    customers on a biller's behalf), newest first (GET /v1/disbursements), with their totals
+                    and what is paid and returned.
+                    """,
+                options: [
+                    .value("biller", "B", "only biller B's batches"),
+                    .value("status", "S", DisbursementCommands.statuses.joined(separator: ", ")),
+                    .value("limit", "N", "at most N batches (the daemon's default when absent)"),
+                ],
+                run: DisbursementCommands.list),
+        Command("disbursements submit", synopses: ["FILE"], summary: "send a biller's disbursement batch (NDJSON)",
+                description: """
+                    Sends FILE, NDJSON lines {disbursement_id, biller_id, account_no, payee:{bank, account_no,
+                    account_name}, amount_fen, reference}, to POST /v1/disbursements. The good lines become one
+                    batch of one biller, owed by the biller until funded; the bad ones are listed with their
+                    line, code and detail. The same file again answers the same batch and changes nothing.
+                    """,
+                run: DisbursementCommands.submit),
+        Command("disbursements show", synopses: ["BATCH"], summary: "one batch: totals, counts by status, funding, instructions",
+                description: "Shows the batch BATCH (DB00000001): its figures by line status, its funding, its instructions and the lines its file had refused (GET /v1/disbursements/BATCH).",
+                run: DisbursementCommands.show),
+        Command("disbursements lines", synopses: ["BATCH [--csv]"], summary: "a batch's detail lines",
+                description: "Prints every line of the batch BATCH (GET /v1/disbursements/BATCH/lines): a table, CSV with --csv, or the NDJSON lines with --json.",
+                options: [.flag("csv", "print CSV instead of a table")],
+                run: DisbursementCommands.lines),
+        Command("disbursements fund", synopses: ["BATCH --reference R [--note N] [--idempotency-key K]"],
+                summary: "fund a batch from the biller's payable",
+                description: """
+                    Funds the batch BATCH from what the center owes its biller (POST
+                    /v1/disbursements/BATCH/fund): biller_payable Dr / biller_disbursement_funding Cr, refused
+                    unless the payable covers the batch. Then every line is instructed. (A batch is also
+                    funded by the biller's transfer into escrow naming the batch, seen on the bank statement.)
+                    """,
+                options: [
+                    .value("reference", "R", "the operator's reference of the decision"),
+                    .value("note", "N", "a note kept with the funding and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: DisbursementCommands.fund),
+        Command("disbursements instruction", synopses: ["BATCH --format csv|pain.001 [--instruction IID] [-o FILE]"],
+                summary: "a batch's instruction file for the escrow bank",
+                description: """
+                    Fetches an instruction file of the funded batch BATCH (GET
+                    /v1/disbursements/BATCH/instruction): pain.001.001.09 XML or the bank's CSV, one credit
+                    transfer per line from the [escrow] account, EndToEndId the disbursement id. The first
+                    instruction (every line), or a re-instruction with --instruction. To standard output, or
+                    to FILE (written whole, then renamed into place).
+                    """,
+                options: [
+                    .value("format", "F", PayoutCommands.instructionFormats.joined(separator: " or ")),
+                    .value("instruction", "IID", "another instruction of the batch (DB00000001-2)"),
+                    .value("output", "FILE", "write the file to FILE instead of standard output", short: "o"),
+                ],
+                run: DisbursementCommands.instruction),
+        Command("disbursements confirm", synopses: ["BATCH ID --reference R [--note N] [--idempotency-key K]"],
+                summary: "confirm that a disbursement was paid",
+                description: "Confirms that the line ID of batch BATCH was paid (POST /v1/disbursements/BATCH/lines/ID/confirm): disbursement_payable Dr / escrow_bank Cr its amount.",
+                options: [
+                    .value("reference", "R", "the bank's reference"),
+                    .value("note", "N", "a note kept with the confirmation and in the audit log"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: DisbursementCommands.confirm),
+        Command("disbursements return", synopses: ["BATCH ID --reference R [--note N] [--idempotency-key K]"],
+                summary: "record that the bank returned a disbursement",
+                description: "Records that the bank returned the instructed line ID of batch BATCH (POST /v1/disbursements/BATCH/lines/ID/return); nothing is booked.",
+                options: [
+                    .value("reference", "R", "the bank's reference of the return"),
+                    .value("note", "N", "why, as the bank said"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: DisbursementCommands.returned),
+        Command("disbursements reinstruct", synopses: ["BATCH ID --bank B --account-no A --account-name N [--idempotency-key K]"],
+                summary: "correct a returned disbursement's payee and instruct it again",
+                description: """
+                    Corrects the payee of the returned line ID of batch BATCH and instructs it again under a
+                    new instruction of the batch (POST /v1/disbursements/BATCH/lines/ID/reinstruct); the
+                    earlier instruction stays on record. Refused while the payee is unchanged or blocked.
+                    """,
+                options: [
+                    .value("bank", "B", "the payee's bank"),
+                    .value("account-no", "A", "the payee's account number"),
+                    .value("account-name", "N", "the account holder's name"),
+                    ReconCommands.idempotencyOption,
+                ],
+                run: DisbursementCommands.reinstruct),
         Command("jobs", synopses: ["[--limit N]"], summary: "the scheduled jobs: next runs and the runs recorded",
                 description: """
                     Shows each scheduled job (cut-off, reconciliation, clearing) with its next run, then the

@@ -17,7 +17,7 @@ import Testing
     static let samples = ["biller_id": "b-1", "account": "escrow_bank", "bill_id": "bill-1", "customer_id": "c-1",
                           "account_no": "88001", "order_id": "o-1", "business_date": "2026-11-24",
                           "discrepancy_id": "d-1", "instruction_id": "ri-1", "payout_id": "PO00000001",
-                          "bank": "icbc"]
+                          "bank": "icbc", "batch_id": "DB00000001", "disbursement_id": "PV-1"]
 
     static func fill(_ template: String) -> String {
         var path = template

@@ -54,7 +54,7 @@ struct StorageCodesTests {
         #expect(Biller.FeeBearer(storageText: "platform") == .platform && Biller.FeeBearer(storageText: "x") == nil)
         #expect(Counter.allCases.map(\.rawValue) == ["next_transaction_id", "next_account_id", "next_audit_id", "next_order_id",
                                                      "next_discrepancy_id", "next_refund_instruction_id", "next_statement_id", "next_payout_id",
-                                                     "next_bank_statement_id", "next_risk_event_id"])
+                                                     "next_bank_statement_id", "next_risk_event_id", "next_disbursement_batch_id"])
     }
 
     // MARK: golden bytes

@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 13])
+        #expect(first.schema == [0, 0, 0, 14])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -149,6 +149,11 @@ import Testing
                 for table in [tables.autodebitAgreements, tables.autodebitRequests, tables.autodebitDue] {
                     #expect(try transaction.count(table) == 0)
                 }
+                // Schema 14: nor was a disbursement batch accepted.
+                for table in [tables.disbursementBatches, tables.disbursementLines, tables.disbursementKeys] {
+                    #expect(try transaction.count(table) == 0)
+                }
+                #expect(try store.peek(.disbursementBatch, in: transaction) == 1)
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }

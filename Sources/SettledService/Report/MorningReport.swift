@@ -15,12 +15,16 @@ package struct MorningReport: Sendable {
     package var madeAt: String
     /// The clearing of the date, run on T+1 (or when it will be).
     package var clearing: ClearingReport
+    /// The disbursement batches of the date and those still open (`DisbursementReport`).
+    package var disbursements: DisbursementReport
 
-    package init(day: ReconciliationDay, suspenseFen: [String: Int128], madeAt: String, clearing: ClearingReport) {
+    package init(day: ReconciliationDay, suspenseFen: [String: Int128], madeAt: String, clearing: ClearingReport,
+                 disbursements: DisbursementReport = DisbursementReport()) {
         self.day = day
         self.suspenseFen = suspenseFen
         self.madeAt = madeAt
         self.clearing = clearing
+        self.disbursements = disbursements
     }
 
     /// The classes of discrepancy reconciliation finds (contract.md), in the order the report

@@ -90,6 +90,7 @@ package enum ReportCSV {
             csv.row(row)
         }
         clearing(&csv, report.clearing, time: time)
+        disbursements(&csv, report.disbursements, date: date)
         return csv.text
     }
 }

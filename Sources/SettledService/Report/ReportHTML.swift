@@ -35,6 +35,7 @@ package enum ReportHTML {
         channels(&page, report, time)
         charts(&page, report)
         clearing(&page, report.clearing, time)
+        disbursements(&page, report.disbursements)
         items(&page, report, time)
         page.raw("</body>\n</html>\n")
         return page.text

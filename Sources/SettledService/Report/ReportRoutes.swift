@@ -136,6 +136,7 @@ extension SettledService {
         let tables = store.tables
         let now = writer.clock.wallUnixMillis()
         let madeAt = localTime.text(now)
+        let time = localTime
         let schedule = jobs.schedule, clearingRegistered = jobs.isRegistered(.clearing)
         return try store.environment.read { transaction in
             let day = try ReconciliationDay.load(businessDate: date, channelIDs: channelIDs, transaction: transaction, tables: tables)
@@ -147,7 +148,8 @@ extension SettledService {
             }
             let clearing = try ClearingReport.load(date, schedule: schedule, registered: clearingRegistered, nowUnixMillis: now,
                                                    tables: tables, in: transaction)
-            return MorningReport(day: day, suspenseFen: suspense, madeAt: madeAt, clearing: clearing)
+            let disbursements = try DisbursementReport.load(date, time: time, tables: tables, in: transaction)
+            return MorningReport(day: day, suspenseFen: suspense, madeAt: madeAt, clearing: clearing, disbursements: disbursements)
         }
     }
 }
