@@ -477,13 +477,20 @@ extension Engine {
         figures.feesFen = try progress.fees.reduce(Int64(0)) { try $0.addingFen($1.fen) }
         precondition(payableFen >= 0 && figures.feesFen <= payableFen, "a biller's fees exceed what it is owed")
         let leftFen = payableFen - figures.feesFen
-        let owedBackFen = try write.balanceFen(of: AccountName.clawbackReceivable(biller.id))
-        figures.clawbackFen = min(max(owedBackFen, 0), leftFen)
+        // What the biller owes back is deducted: its clawbacks first, then the disbursement
+        // batches funded from its payable; `clawback_fen` is the two together.
+        let clawbackTakenFen = min(max(try write.balanceFen(of: AccountName.clawbackReceivable(biller.id)), 0), leftFen)
+        let deductionTakenFen = min(max(try write.balanceFen(of: AccountName.disbursementDeduction(biller.id)), 0),
+                                    leftFen - clawbackTakenFen)
+        figures.clawbackFen = clawbackTakenFen + deductionTakenFen
         figures.netFen = leftFen - figures.clawbackFen
         if payableFen > 0 {
             var entries = [JournalEntry(account: AccountName.billerPayable(biller.id), amountFen: payableFen)]
-            if figures.clawbackFen > 0 {
-                entries.append(JournalEntry(account: AccountName.clawbackReceivable(biller.id), amountFen: -figures.clawbackFen))
+            if clawbackTakenFen > 0 {
+                entries.append(JournalEntry(account: AccountName.clawbackReceivable(biller.id), amountFen: -clawbackTakenFen))
+            }
+            if deductionTakenFen > 0 {
+                entries.append(JournalEntry(account: AccountName.disbursementDeduction(biller.id), amountFen: -deductionTakenFen))
             }
             for fee in progress.fees where fee.fen > 0 {
                 entries.append(JournalEntry(account: AccountName.channelFees(fee.channel), amountFen: -fee.fen))

@@ -11,13 +11,15 @@ import SettledStore
 /// |---|---|
 /// | accepted | `biller_disbursement_funding:<biller>` Dr / `disbursement_payable:<biller>` Cr the total: the biller owes the batch, the center owes the payees |
 /// | funded by the biller's transfer (an escrow credit naming the batch) | `escrow_bank` Dr / `biller_disbursement_funding:<biller>` Cr |
-/// | funded from the biller's payable (`POST /v1/disbursements/{id}/fund`, only when the payable covers it) | `biller_payable:<biller>` Dr / `biller_disbursement_funding:<biller>` Cr |
+/// | funded from the biller's payable (`POST /v1/disbursements/{id}/fund`, only when the payable covers it) | `disbursement_deduction:<biller>` Dr / `biller_disbursement_funding:<biller>` Cr: the biller's next clearings deduct it |
 /// | paid (the escrow bank's debit, or an operator's confirmation) | `disbursement_payable:<biller>` Dr / `escrow_bank` Cr |
 /// | returned by the bank after its debit (an escrow credit naming the disbursement id) | `escrow_bank` Dr / `disbursement_payable:<biller>` Cr |
 ///
 /// A batch is instructed (its pain.001 exists) only once funded: escrow never pays out money
-/// the biller has not given it, and no biller payable goes negative (the fund from the payable
-/// is refused when the payable does not cover the batch). A returned line is still owed to
+/// the biller has not given it, and no biller payable goes negative: a batch funded from the
+/// payable is paid from money escrow holds for the biller already (refused when what the
+/// biller is owed, less what earlier clearings still have to deduct, does not cover it), and
+/// the clearings that follow deduct it from the biller's net as they deduct clawbacks. A returned line is still owed to
 /// its payee: the operator corrects the payee and the line is instructed again under a new
 /// instruction (`DB00000001-2`), the earlier one kept on record.
 ///
@@ -28,6 +30,9 @@ extension AccountName {
     package static func billerDisbursementFunding(_ biller: String) -> String { "biller_disbursement_funding:" + biller }
     /// What the center owes the payees of a biller's batches until the bank pays them.
     package static func disbursementPayable(_ biller: String) -> String { "disbursement_payable:" + biller }
+    /// What a biller's next clearings deduct for batches funded from its payable (a debit
+    /// balance while owed; `Engine.finishBiller` takes it after the clawbacks).
+    package static func disbursementDeduction(_ biller: String) -> String { "disbursement_deduction:" + biller }
     package static let disbursementBatchKind = "disbursement_batch"
     package static let disbursementFundingKind = "disbursement_funding"
     package static let disbursementPaidKind = "disbursement_paid"
@@ -605,22 +610,29 @@ extension Engine {
         return blocks.first { $0.bank == bank }?.reason
     }
 
-    /// Funds a batch from what the center owes its biller: `biller_payable` Dr /
-    /// `biller_disbursement_funding` Cr its total, refused unless the payable (a credit
-    /// balance) covers it; then the batch is instructed. An operator's decision, audited.
+    /// Funds a batch from what the center owes its biller: `disbursement_deduction` Dr /
+    /// `biller_disbursement_funding` Cr its total, which the biller's next clearings deduct
+    /// from its net (the payable itself is cleared item by item, so a debit to it here would
+    /// be paid out to the biller all the same). Refused unless the payable (a credit balance),
+    /// less the clawbacks and deductions still to be taken from it, covers the batch; then the
+    /// batch is instructed. An operator's decision, audited.
     package func fundDisbursementBatch(_ batchID: String, reference: String, note: String, write: WriteContext) throws -> DisbursementBatch {
         guard let batch = try DisbursementBatch.load(batchID, tables: write.tables, in: write.transaction) else {
             throw Refusal.disbursement(.batchNotFound(batchID: batchID))
         }
         guard batch.funding == nil else { throw Refusal.disbursement(.alreadyFunded(batchID: batchID)) }
-        let payableFen = try write.balanceFen(of: AccountName.billerPayable(batch.billerID))
-        // Credit balances are negative: what is owed to the biller is -balance.
-        let owedFen = payableFen == Int64.min ? Int64.max : -payableFen
-        guard owedFen >= batch.totalFen else {
-            throw Refusal.disbursement(.payableShort(billerID: batch.billerID, payableFen: owedFen, neededFen: batch.totalFen))
+        // Credit balances are negative: what is owed to the biller is -balance; what the
+        // clearings still deduct (debit balances) is not the biller's to spend twice.
+        let payableFen = Int128(try write.balanceFen(of: AccountName.billerPayable(batch.billerID)))
+        let clawbackFen = Int128(max(0, try write.balanceFen(of: AccountName.clawbackReceivable(batch.billerID))))
+        let deductionFen = Int128(max(0, try write.balanceFen(of: AccountName.disbursementDeduction(batch.billerID))))
+        let coverFen = -payableFen - clawbackFen - deductionFen
+        guard coverFen >= Int128(batch.totalFen) else {
+            let shownFen = Int64(clamping: max(coverFen, 0))
+            throw Refusal.disbursement(.payableShort(billerID: batch.billerID, payableFen: shownFen, neededFen: batch.totalFen))
         }
         try write.post(JournalTransaction(kind: AccountName.disbursementFundingKind, reference: batchID, entries: [
-            JournalEntry(account: AccountName.billerPayable(batch.billerID), amountFen: batch.totalFen),
+            JournalEntry(account: AccountName.disbursementDeduction(batch.billerID), amountFen: batch.totalFen),
             JournalEntry(account: AccountName.billerDisbursementFunding(batch.billerID), amountFen: -batch.totalFen),
         ]))
         return try instructFundedBatch(batch, funding: DisbursementFunding(source: .payable, reference: reference, note: note,

@@ -136,7 +136,8 @@ import Testing
         #expect(try Self.get(harness, "/v1/disbursements?biller_id=b-3", template: "/v1/disbursements").json?["batches"]?.array?.isEmpty == true)
     }
 
-    /// Funded from the biller's payable only when the payable covers the batch.
+    /// Funded from the biller's payable only when the payable covers the batch; the biller's
+    /// next clearing deducts it, so the biller is not paid that money a second time.
     @Test func fundingFromThePayableNeedsThePayableToCoverIt() throws {
         let harness = try Self.harness()
         defer { harness.close() }
@@ -151,21 +152,36 @@ import Testing
         #expect(funded.status == 200, "\(funded.text)")
         #expect(funded.json?["status"]?.string == "instructed" && funded.json?["funding"]?["source"]?.string == "payable")
         #expect(funded.json?["instructions"]?.array?.first?["instruction_id"]?.string == "\(smallID)-1")
-        #expect(try Self.balance(harness, "biller_payable:b-3") == -2_000)
+        #expect(try Self.balance(harness, "biller_payable:b-3") == -7_000)
+        #expect(try Self.balance(harness, "disbursement_deduction:b-3") == 5_000)
         #expect(try Self.balance(harness, "biller_disbursement_funding:b-3") == 8_000)
         let twice = try harness.call("POST", "/v1/disbursements/\(smallID)/fund", #"{"reference":"OPS-3"}"#)
         #expect(twice.status == 409 && twice.code == "disbursement_funded")
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+        // The 5000 already taken from the 7000 it is owed: the large batch no longer fits in
+        // the 2000 left, even if it were smaller than the payable itself.
+        let third = try Self.submit(harness, [Self.line("F-3", biller: "b-3", amountFen: 3_000)])
+        let thirdID = try #require(third.json?["batch_id"]?.string)
+        let over = try harness.call("POST", "/v1/disbursements/\(thirdID)/fund", #"{"reference":"OPS-4"}"#)
+        #expect(over.status == 409 && over.code == "insufficient_payable", "\(over.text)")
 
         // The morning report lists both open batches and the biller's totals.
         let html = try harness.call("GET", "/v1/reports/\(ClearingTests.day1)")
         #expect(html.status == 200 && html.text.contains("id=\"dsb-\(largeID)\"") && html.text.contains("id=\"dsb-\(smallID)\""))
-        #expect(html.text.contains("id=\"dsb-biller-b-3-total\" data-fen=\"13000\""), "\(html.text.suffix(3000))")
+        #expect(html.text.contains("id=\"dsb-biller-b-3-total\" data-fen=\"16000\""), "\(html.text.suffix(3000))")
         let csv = try harness.client.send(method: "GET", path: "/v1/reports/\(ClearingTests.day1)", headers: [(name: "Accept", value: "text/csv")],
                                           body: nil)
         let rows = String(decoding: csv.body, as: UTF8.self).split(separator: "\r\n").filter { $0.hasPrefix("disbursement") }
         #expect(rows.contains { $0.hasPrefix("disbursement,") && $0.contains(",instructed,1,5000,") && $0.contains(smallID) }, "\(rows)")
-        #expect(rows.contains { $0.hasPrefix("disbursement_biller,") && $0.contains(",total,2,13000,") }, "\(rows)")
+        #expect(rows.contains { $0.hasPrefix("disbursement_biller,") && $0.contains(",total,3,16000,") }, "\(rows)")
+
+        // The clearing pays the biller what is left of its 7000 after the 5000 disbursed.
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        let payout = try #require(ClearingTests.payout(of: "b-3", in: run), "\(run.text)")
+        #expect(payout["gross_fen"]?.int64 == 7_000 && payout["clawback_fen"]?.int64 == 5_000 && payout["net_fen"]?.int64 == 2_000, "\(run.text)")
+        #expect(try Self.balance(harness, "biller_payable:b-3") == 0)
+        #expect(try Self.balance(harness, "disbursement_deduction:b-3") == 0)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
     /// The whole way: funded by the biller's transfer seen on the escrow statement, one
