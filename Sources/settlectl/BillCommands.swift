@@ -107,32 +107,51 @@ enum BillCommands {
     }
 
     /// The total, then one table: each account's bills, the account's cells on its first row,
-    /// and a total row under each account.
+    /// and a total row under each account. When a bill is to be auto-debited, a last column
+    /// says how and when (`wallet 2026-11-24T11:00:00+08:00`, or the debit's status).
     static func renderArrears(_ document: JSONValue, heading: String) throws(Failure) -> String {
         let accounts = document["accounts"]?.array ?? []
         let billCount = accounts.reduce(0) { $0 + ($1["bills"]?.array?.count ?? 0) }
         let text = Text.printable(heading) + ": \(billCount) open bill\(billCount == 1 ? "" : "s")"
             + ", total \(LedgerCommands.amount(document["total_fen"]))\n"
         guard billCount > 0 else { return text + "no open bills\n" }
-        var table = Table([("BILLER", .left), ("ACCOUNT_NO", .left), ("UTILITY", .left), ("BILL", .left), ("PERIOD", .left),
-                           ("DUE_DATE", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right)])
+        let debited = accounts.contains { ($0["bills"]?.array ?? []).contains { $0["autodebit"] != nil } }
+        var columns: [(String, Table.Alignment)] = [("BILLER", .left), ("ACCOUNT_NO", .left), ("UTILITY", .left), ("BILL", .left),
+                                                    ("PERIOD", .left), ("DUE_DATE", .left), ("AMOUNT_FEN", .right), ("AMOUNT_YUAN", .right)]
+        if debited { columns.append(("AUTODEBIT", .left)) }
+        var table = Table(columns)
         for account in accounts {
             let bills = account["bills"]?.array ?? []
             guard !bills.isEmpty else { continue }
             var subtotal: Int64 = 0
             for (index, bill) in bills.enumerated() {
                 let first = index == 0
-                table.add([first ? account["biller_id"].display : "", first ? account["account_no"].display : "",
+                var row = [first ? account["biller_id"].display : "", first ? account["account_no"].display : "",
                            first ? account["utility"].display : "", bill["bill_id"].display, bill["period"].display,
-                           bill["due_date"].display, bill["amount_fen"].display, bill["amount_fen"].yuan])
+                           bill["due_date"].display, bill["amount_fen"].display, bill["amount_fen"].yuan]
+                if debited { row.append(autodebitCell(bill["autodebit"])) }
+                table.add(row)
                 guard let amount = bill["amount_fen"]?.int64 else { throw .failed("a bill of the answer has no amount_fen") }
                 let (sum, overflow) = subtotal.addingReportingOverflow(amount)
                 guard !overflow else { throw .failed("the bills of \(account["biller_id"].display) \(account["account_no"].display) overflow a sum") }
                 subtotal = sum
             }
-            table.add(["", "", "", "total", "", "", String(subtotal), Text.yuan(subtotal)])
+            table.add(["", "", "", "total", "", "", String(subtotal), Text.yuan(subtotal)] + (debited ? [""] : []))
         }
         return text + "\n" + table.rendered
+    }
+
+    /// A bill's auto-debit in a cell: the instrument (and channel), then when it is due while
+    /// scheduled, else the debit's status.
+    static func autodebitCell(_ debit: JSONValue?) -> String {
+        guard let debit else { return "" }
+        var instrument = debit["instrument"].display
+        if debit["instrument"]?.string == "channel", let channel = debit["channel"]?.string, !channel.isEmpty {
+            instrument += " " + channel
+        }
+        let status = debit["status"]?.string ?? ""
+        let when = status == "scheduled" ? debit["due_at"].display : status
+        return Text.printable(instrument + " " + when)
     }
 }
 

@@ -61,7 +61,9 @@ enum Commands {
                     Shows the open bills of every household account bound to CUSTOMER (GET
                     /v1/customers/CUSTOMER/arrears), or with --account those of one account, as scanning
                     its bill's code finds them (GET /v1/accounts/BILLER/ACCOUNT_NO/arrears). Prints the
-                    total, then the bills grouped by account with each account's total.
+                    total, then the bills grouped by account with each account's total; when an
+                    auto-debit agreement is to debit a bill, an AUTODEBIT column says how (wallet, or
+                    channel and its name) and when, or the debit's status once it is under way.
                     """,
                 options: [.flag("account", "the operands are a biller and a household account number, not a customer")],
                 run: BillCommands.arrears),

@@ -36,6 +36,13 @@ import Testing
         #expect(rows.first?.hasPrefix("BILLER") == true && rows[1].hasPrefix("water-sh") && rows[1].contains("AG-77")
                 && rows[1].contains("90000"), "\(list.standardOutput)")
         #expect(rows.contains { $0.hasPrefix("WB-1") && $0.contains("scheduled") && $0.contains("4200") }, "\(list.standardOutput)")
+        // The arrears say which bill is to be debited, how and when.
+        let due = try #require(try daemon.call("GET", "/v1/accounts/water-sh/W-1/arrears").json?["accounts"]?.array?.first?["bills"]?
+            .array?.first?["autodebit"]?["due_at"]?.string)
+        let arrears = try ctl.settlectl(["arrears", "--account", "water-sh", "W-1"])
+        let arrearsRows = arrears.standardOutput.split(separator: "\n")
+        #expect(arrearsRows.contains { $0.hasPrefix("BILLER") && $0.hasSuffix("AUTODEBIT") }, "\(arrears.standardOutput)")
+        #expect(arrearsRows.contains { $0.contains("WB-1") && $0.hasSuffix("channel alipay \(due)") }, "\(arrears.standardOutput)")
         #expect(try ctl.settlectl(["autodebit", "list", "c-1", "--json"]).standardOutput
                 == (try daemon.call("GET", "/v1/customers/c-1/autodebit")).text + "\n")
 
