@@ -447,8 +447,15 @@ extension Engine {
         }
         let direction = line.isCredit ? "credit" : "debit"
         if line.payoutIDs.isEmpty {
+            // A credit naming a channel's `escrow_reference` and no disbursement batch is the
+            // channel's settlement: a biller's disbursement id (its own choice, `10001`) that
+            // is a word of the channel's text does not take it.
+            let channelCredit = line.isCredit && escrowChannel(of: line.texts).channel != nil
+                && !(line.names + line.texts).contains { !DisbursementBatch.references(in: $0).isEmpty }
             let disbursementReference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
-            switch try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)", write: write) {
+            let disbursementMatch: DisbursementBankMatch = channelCredit ? .notMine
+                : try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)", write: write)
+            switch disbursementMatch {
             case .notMine:
                 break
             case .done(let outcome, let subject, let transactionID, let text):

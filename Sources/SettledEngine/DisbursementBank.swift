@@ -54,6 +54,7 @@ extension Engine {
                              audit: "disbursement \(ids) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
             }
             if named.allSatisfy({ $0.status == .confirmed && Self.debitSeenBefore($0, reference: reference) }) {
+                try recordBankDebit(of: named, reference: reference, note: note, write: write)
                 return .done(outcome: .alreadyConfirmed, subject: named[0].batchID, transactionID: nil,
                              audit: "the debit of disbursement \(ids) seen again")
             }
@@ -112,6 +113,7 @@ extension Engine {
         if open.isEmpty, let instruction, let made = batch.instructions.first(where: { $0.number == instruction }),
            made.totalFen == line.amountFen, done.count == made.lineCount,
            done.allSatisfy({ Self.debitSeenBefore($0, reference: reference) }) {
+            try recordBankDebit(of: done, reference: reference, note: note, write: write)
             return .done(outcome: .alreadyConfirmed, subject: batch.batchID, transactionID: nil, audit: "the debit of \(name) seen again")
         }
         guard !open.isEmpty, openFen == Int128(line.amountFen) else {
@@ -122,6 +124,18 @@ extension Engine {
         let transactionID = try confirmDisbursementLines(open, reference: reference, note: note, write: write)
         return .done(outcome: .disbursementConfirmed, subject: batch.batchID, transactionID: transactionID,
                      audit: "\(open.count) disbursement\(open.count == 1 ? "" : "s") of \(name) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference)")
+    }
+
+    /// The bank's own debit of lines an operator confirmed first: kept on each line as the
+    /// bank's confirmation (nothing booked: the operator's confirmation did), so that another
+    /// debit of them, under another reference, is a duplicate payment and not absorbed too.
+    func recordBankDebit(of lines: [DisbursementLine], reference: String, note: String, write: WriteContext) throws {
+        for var line in lines {
+            guard let confirmation = line.events.last(where: { $0.status == .confirmed }), !confirmation.byBank else { continue }
+            line.events.append(DisbursementEvent(status: .confirmed, reference: reference, note: note, atUnixMillis: write.nowUnixMillis,
+                                                 instruction: confirmation.instruction, byBank: true))
+            try line.store(write: write)
+        }
     }
 
     /// The stored disbursements an entry names by id, each once: the entry's names whole, and

@@ -347,4 +347,59 @@ import Testing
         #expect(found.count == 1 && found.first?["kind"]?.string == "bank_duplicate" && found.first?["detail"]?.string?.contains("PV-M1") == true, "\(found)")
         #expect(try Self.balance(harness, AccountName.escrowBank) == 300)
     }
+
+    /// The bank's own debit of a line an operator confirmed first is taken as that
+    /// confirmation's, once: a second debit of the line, under another bank reference, is a
+    /// duplicate payment (a discrepancy), not absorbed again.
+    @Test func aSecondBankDebitOfALineAnOperatorConfirmedIsADuplicate() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 9_000)], txn: "t-9")
+        let batch = try #require(try Self.submit(harness, [Self.line("K-1", amountFen: 3_000)]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/fund", #"{"reference":"OPS"}"#).status == 200)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/lines/K-1/confirm", #"{"reference":"OPS-9"}"#).status == 200)
+        let bank = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_000, credit: false, reference: "BK-1", text: "K-1"),
+        ]))
+        #expect(bank.status == 200 && bank.json?["discrepancies"]?.int64 == 0, "\(bank.text)")
+        let again = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_000, credit: false, reference: "BK-2", text: "K-1"),
+        ], id: "940-2"))
+        #expect(again.status == 200 && again.json?["discrepancies"]?.int64 == 1, "\(again.text)")
+        let found = try BankStatementImportTests.bankDiscrepancies(harness)
+        #expect(found.count == 1 && found.first?["kind"]?.string == "bank_duplicate", "\(found)")
+        // The first statement again changes nothing.
+        let replay = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_000, credit: false, reference: "BK-1", text: "K-1"),
+        ], id: "940-3"))
+        #expect(replay.status == 200 && replay.json?["discrepancies"]?.int64 == 0, "\(replay.text)")
+        #expect(try Self.balance(harness, "disbursement_payable:b-1") == 0)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
+    /// A channel's settlement credit whose text has a word that is also a disbursement id (a
+    /// biller's own choice of ids) is the channel's, not that line's return.
+    @Test func aChannelCreditIsNotTakenForTheReturnOfADisbursementItsTextNames() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1) { configuration in
+            configuration.clearUnreconciled = true
+            configuration.escrow = PayoutInstructionTests.escrow
+            for index in configuration.channels.indices where configuration.channels[index].id == "wechat" {
+                configuration.channels[index].escrowReference = BankStatementImportTests.tenpay
+            }
+        }
+        defer { harness.close() }
+        try harness.biller("b-1")
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 9_000)], txn: "t-9")
+        let batch = try #require(try Self.submit(harness, [Self.line("10001", amountFen: 700)]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/fund", #"{"reference":"OPS"}"#).status == 200)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/lines/10001/confirm", #"{"reference":"OPS-9"}"#).status == 200)
+        let credit = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 700, credit: true, reference: "TP-1", text: "\(BankStatementImportTests.tenpay) 10001"),
+        ]))
+        #expect(credit.status == 200 && credit.json?["discrepancies"]?.int64 == 0, "\(credit.text)")
+        #expect(try Self.lines(harness, batch)["10001"]?["status"]?.string == "confirmed")
+        // The channel's receivable of the 9000 captured is 700 less: the credit settled it.
+        #expect(try Self.balance(harness, "channel_receivable:wechat") == 8_300)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
 }
