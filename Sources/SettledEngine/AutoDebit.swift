@@ -584,13 +584,18 @@ extension Engine {
     }
 
     /// Signs an agreement, or changes one (its instrument and cap; a cancelled one is active
-    /// again, a paused one stays paused). `unknown_biller`, `unknown_channel`.
+    /// again, a paused one stays paused). `unknown_biller`, `unknown_channel`; `binding_not_found`
+    /// unless the customer has bound the account: an agreement is the account holder's, so no
+    /// one else's agreement can take the debits of an account first.
     package func signAgreement(customer: String, biller: String, account: String, instrument: AutoDebitAgreement.Instrument,
                                channel: String?, agreementNo: String?, capFen: Int64?, write: WriteContext) throws -> AgreementChange {
         guard try write.transaction.contains(write.tables.billers, key: Key.string(biller)) else {
             throw Refusal.unknownBiller(billerID: biller)
         }
         if let channel, !channelIDs.contains(channel) { throw Refusal.funding(.unknownChannel(channel)) }
+        guard try write.transaction.contains(write.tables.bindings, key: Bindings.key(customer: customer, biller: biller, account: account)) else {
+            throw Refusal.bindingNotFound(customer: customer, biller: biller, account: account)
+        }
         let existing = try AutoDebitAgreement.load(customer: customer, biller: biller, account: account,
                                                    tables: write.tables, in: write.transaction)
         let status: AutoDebitAgreement.Status = existing.map { $0.status == .cancelled ? .active : $0.status } ?? .active

@@ -55,12 +55,17 @@ extension Engine {
         return true
     }
 
-    /// Removes a binding: `bindingNotFound` when there is none.
+    /// Removes a binding: `bindingNotFound` when there is none. The customer's auto-debit
+    /// agreement for the account, if any, is cancelled with it (and its upcoming debits).
     package func unbind(customer: String, biller: String, account: String, write: WriteContext) throws {
         let key = Bindings.key(customer: customer, biller: biller, account: account)
         guard try write.transaction.contains(write.tables.bindings, key: key) else {
             throw Refusal.bindingNotFound(customer: customer, biller: biller, account: account)
         }
         try write.transaction.delete(write.tables.bindings, key: key)
+        if try AutoDebitAgreement.load(customer: customer, biller: biller, account: account, tables: write.tables,
+                                       in: write.transaction) != nil {
+            _ = try cancelAgreement(customer: customer, biller: biller, account: account, write: write)
+        }
     }
 }

@@ -50,6 +50,7 @@ struct CrashAutoDebitTests {
                                      body: #"{"amount_fen":\#(Self.creditFen),"reference":"credit"}"#), [201], "credit")
             let instrument = customer >= Self.channelCustomersFrom
                 ? #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-\#(customer)"}"# : #"{"instrument":"wallet"}"#
+            try check(daemon.request("PUT", "/v1/customers/c-\(customer)/accounts/b-ad/A\(customer)"), [201], "binding")
             try check(daemon.request("PUT", "/v1/customers/c-\(customer)/autodebit/b-ad/A\(customer)", body: instrument),
                       [201], "agreement")
         }

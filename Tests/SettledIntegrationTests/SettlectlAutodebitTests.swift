@@ -12,6 +12,7 @@ import Testing
         let daemon = try PaymentDaemon(extraConfiguration: "\n[autodebit]\ndelay_seconds = 3600\n")
         let ctl = daemon.harness
 
+        #expect(try daemon.call("PUT", "/v1/customers/c-1/accounts/water-sh/W-1").status == 201)
         let signed = try ctl.settlectl(["autodebit", "sign", "c-1", "water-sh", "W-1", "--instrument", "wallet"])
         #expect(signed.exitCode == 0 && signed.standardOutput == "signed c-1/water-sh/W-1: wallet, active\n", "\(signed.standardError)")
         let changed = try ctl.settlectl(["autodebit", "sign", "c-1", "water-sh", "W-1", "--instrument", "channel", "--channel", "alipay",

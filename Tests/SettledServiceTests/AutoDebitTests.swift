@@ -51,6 +51,9 @@ struct AutoDebitTests {
 
     static func sign(_ harness: PaymentServiceHarness, _ customer: String, _ account: String, _ body: String,
                      status: Int = 201, sourceLocation: SourceLocation = #_sourceLocation) throws -> JSONValue? {
+        // An agreement is the account holder's: the customer binds the account first.
+        let bound = try harness.call("PUT", "/v1/customers/\(customer)/accounts/b-1/\(account)")
+        #expect(bound.status == 201 || bound.status == 200, "\(bound.text)", sourceLocation: sourceLocation)
         let answer = try harness.call("PUT", "/v1/customers/\(customer)/autodebit/b-1/\(account)", body)
         #expect(answer.status == status, "\(answer.text)", sourceLocation: sourceLocation)
         return answer.json
@@ -165,6 +168,9 @@ struct AutoDebitTests {
         #expect(unknown.status == 422 && unknown.code == "unknown_channel", "\(unknown.text)")
         let noBiller = try harness.call("PUT", "/v1/customers/c-2/autodebit/b-9/A2", #"{"instrument":"wallet"}"#)
         #expect(noBiller.status == 422 && noBiller.code == "unknown_biller", "\(noBiller.text)")
+        // An account the customer has not bound is not the customer's to agree for.
+        let unbound = try harness.call("PUT", "/v1/customers/c-2/autodebit/b-1/A2", #"{"instrument":"wallet"}"#)
+        #expect(unbound.status == 404 && unbound.code == "not_found", "\(unbound.text)")
         _ = try Self.sign(harness, "c-2", "A2", #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-1"}"#)
 
         _ = try Self.importBills(harness, [Self.bill("B2", "A2", 3_300)])
@@ -361,6 +367,13 @@ struct AutoDebitTests {
         #expect(try harness.call("POST", "/v1/customers/c-6/autodebit/b-1/A6/pause").code == "autodebit_agreement_cancelled")
         #expect(try harness.call("DELETE", "/v1/customers/c-6/autodebit/b-1/A6").json?["stopped_debits"]?.int64 == 0)
         #expect(try harness.call("DELETE", "/v1/customers/c-6/autodebit/b-1/A7").code == "autodebit_agreement_not_found")
+        // Unbinding an account cancels the customer's agreement for it, and its scheduled debit.
+        _ = try Self.importBills(harness, [Self.bill("B9", "A5", 300)])
+        #expect(try Self.request(harness, "B9", status: "scheduled") != nil)
+        #expect(try harness.call("DELETE", "/v1/customers/c-5/accounts/b-1/A5").status == 204)
+        let agreements = try harness.call("GET", "/v1/customers/c-5/autodebit").json?["agreements"]?.array ?? []
+        #expect(agreements.count == 1 && agreements.first?["status"]?.string == "cancelled", "\(agreements)")
+        #expect(try Self.request(harness, "B9", status: "cancelled") != nil)
         // Every change is in the audit log.
         let audit = try harness.call("GET", "/v1/audit?limit=100").json?["records"]?.array ?? []
         let targets = audit.compactMap { $0["target"]?.string }.filter { $0.contains("/autodebit/") }
@@ -462,6 +475,7 @@ struct AutoDebitTests {
         let biller = #"{"name":"W","utility":"water","province":"JS","settlement_account":{"bank":"icbc","account_no":"1","account_name":"x"}}"#
         #expect(try server.send(.operator, "PUT", "/v1/billers/b-1", body: biller).status == 201)
         let path = "/v1/customers/c-9/autodebit/b-1/A9"
+        #expect(try server.send(.gateway, "PUT", "/v1/customers/c-9/accounts/b-1/A9").status == 201)
         #expect(try server.send(.gateway, "PUT", path, body: #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-9"}"#).status == 201)
         #expect(try server.send(.gateway, "POST", path + "/pause").status == 200)
         #expect(try server.send(.gateway, "DELETE", path).status == 200)
