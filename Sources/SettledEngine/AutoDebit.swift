@@ -692,7 +692,14 @@ extension Engine {
         }
         switch try bill.visibleStatus(tables: tables, in: write.transaction) {
         case .open: break
-        case .reserved: return try finish(.skipped, .billReserved, "bill \(billID) is held by order \(bill.orderID ?? "?")")
+        case .reserved:
+            // Held by another order (the customer at the checkout): tried again later, as a
+            // failure is, so that an order abandoned and expired does not leave the bill unpaid.
+            request.attempts += 1
+            try AutoDebit.fail(&request, .billReserved, detail: "bill \(billID) is held by order \(bill.orderID ?? "?")",
+                               configuration: configuration, write: write)
+            try request.store(replacing: previous, tables: tables, in: write.transaction)
+            return AutoDebitTry(request: request, order: nil)
         case let status: return try finish(.skipped, .billNotOpen, "bill \(billID) is \(status.name)")
         }
         if let cap = agreement.capFen, bill.amountFen > cap {

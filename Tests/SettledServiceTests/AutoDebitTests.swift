@@ -429,6 +429,31 @@ struct AutoDebitTests {
         #expect(try harness.call("GET", "/v1/autodebit/requests?status=done").json?["next_after"] == nil)
     }
 
+    @Test("a debit due while the customer's own order holds the bill is tried again, and pays once that order is cancelled")
+    func aBillHeldAtTheDueTimeIsTriedAgain() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try Self.harness(clock)
+        defer { harness.close() }
+        try Self.credit(harness, "c-4", 10_000, "w4")
+        _ = try Self.sign(harness, "c-4", "A4", #"{"instrument":"wallet"}"#)
+        _ = try Self.importBills(harness, [Self.bill("H1", "A4", 700)])
+        // The customer opens a channel checkout for the bill and leaves it pending.
+        let body = PaymentRequests.orderBody(customer: "c-4", bills: ["H1"], walletFen: 0, channel: "alipay")
+        let own = try harness.call("POST", "/v1/orders", body, key: "own-h1")
+        #expect(own.status == 201 && own.json?["status"]?.string == "pending", "\(own.text)")
+        let ownID = try #require(own.json?["order_id"]?.string)
+        clock.advance(millis: Int64(Self.delaySeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 bill_reserved")
+        let held = try #require(try Self.request(harness, "H1"))
+        #expect(held["status"]?.string == "scheduled" && held["outcome"]?.string == "bill_reserved", "\(held)")
+        // The checkout is abandoned; the next try pays the bill from the wallet.
+        #expect(try harness.call("POST", "/v1/orders/\(ownID)/cancel").status == 200)
+        clock.advance(millis: Int64(Self.backoffSeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 paid")
+        #expect(try Self.billStatus(harness, "H1") == "paid" && Self.walletFen(harness, "c-4") == 9_300)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
     @Test("an auto-debit and the customer's own order for the same bill at once: exactly one takes it")
     func raceWithTheCustomer() throws {
         let clock = ManualClock(wallUnixMillis: Self.start)
