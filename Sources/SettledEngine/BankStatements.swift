@@ -428,18 +428,20 @@ extension Engine {
                                  amountFen: line.amountFen, reference: line.reference, line: line.line, transactionID: nil)
         // A bank reference that is no identifier is named in the detail instead of `channel_txn_id`.
         let referenceNote = line.reference.isEmpty || Identifier.isValid(line.reference) ? "" : " (bank reference \(line.reference))"
-        func discrepancy(_ kind: String, internalFen: Int64? = nil, _ detail: String) throws {
+        func discrepancy(_ kind: String, internalFen: Int64? = nil, _ detail: String, disbursements: Bool = false) throws {
             let found = Discrepancy(id: 0, kind: kind, channel: Discrepancy.bankChannel, businessDate: line.businessDate, orderID: nil,
                                     channelTxnID: Identifier.isValid(line.reference) ? line.reference : nil, internalFen: internalFen,
                                     channelFen: line.signedFen, status: "open", detail: "\(where_): \(detail)\(referenceNote)",
                                     createdUnixMillis: write.nowUnixMillis)
             let id = try Discrepancy.record(found, write: write)
+            // v2: the payouts the entry named, then whether it concerned disbursements.
             var value = ByteWriter(capacity: 64)
-            value.u8(1)
+            value.u8(2)
             value.u64(record.id)
             value.u32(index)
             value.u16(UInt16(line.payoutIDs.count))
             for payout in line.payoutIDs { value.string(payout) }
+            value.u8(disbursements ? 1 : 0)
             try write.transaction.put(write.tables.bankDiscrepancies, key: Key.u64(id), value: value.bytes, options: .overwrite)
             row.outcome = .discrepancy
             row.subject = "d-\(id)"
@@ -466,7 +468,7 @@ extension Engine {
                 try storeRow(row, record: record, index: index, write: write)
                 return
             case .discrepancy(let kind, let internalFen, let detail):
-                try discrepancy(kind, internalFen: internalFen, detail)
+                try discrepancy(kind, internalFen: internalFen, detail, disbursements: true)
                 try storeRow(row, record: record, index: index, write: write)
                 return
             }
@@ -609,8 +611,14 @@ extension Engine {
         case .writeOff:
             let takenFen = discrepancy.channelFen ?? 0
             var bookedFen: Int64 = 0
+            let named = try bankDiscrepancyEntry(discrepancy.id, write: write)
+            if named.disbursements {
+                // Its lines are confirmed or returned on their own (by hand, or by the bank's
+                // right entry); writing the whole entry off would book their money a second time.
+                throw notApplicable("the entry concerns disbursements: confirm or return their lines, then accept it")
+            }
             if discrepancy.kind == "bank_amount_mismatch" {
-                let payoutIDs = try bankDiscrepancyPayouts(discrepancy.id, write: write)
+                let payoutIDs = named.payoutIDs
                 for id in payoutIDs {
                     guard let payout = try PayoutRecord.load(id, tables: write.tables, in: write.transaction) else {
                         throw Refusal.payoutNotFound(payoutID: id)
@@ -649,20 +657,23 @@ extension Engine {
         return discrepancy
     }
 
-    /// The payouts the entry of a bank discrepancy named.
-    func bankDiscrepancyPayouts(_ id: UInt64, write: WriteContext) throws -> [String] {
+    /// The payouts the entry of a bank discrepancy named, and whether it concerned
+    /// disbursements (false in records of v1, made before disbursements were matched).
+    func bankDiscrepancyEntry(_ id: UInt64, write: WriteContext) throws -> (payoutIDs: [String], disbursements: Bool) {
         try Key.u64(id).withUnsafeBytes { key in
             try write.transaction.withValue(write.tables.bankDiscrepancies, key: key) { bytes in
                 var reader = ByteReader(bytes)
-                _ = try reader.version(current: 1, record: "bank discrepancy")
+                let version = try reader.version(current: 2, record: "bank discrepancy")
                 _ = try reader.u64()
                 _ = try reader.u32()
                 var ids: [String] = []
                 for _ in 0..<Int(try reader.u16()) { ids.append(try reader.string()) }
-                return ids
+                let disbursements = version >= 2 ? try reader.u8() == 1 : false
+                return (ids, disbursements)
             }
-        } ?? []
+        } ?? ([], false)
     }
+
 }
 
 /// The trace's links of the escrow bank statement entries that moved a chain's payouts (a

@@ -368,6 +368,12 @@ import Testing
         #expect(again.status == 200 && again.json?["discrepancies"]?.int64 == 1, "\(again.text)")
         let found = try BankStatementImportTests.bankDiscrepancies(harness)
         #expect(found.count == 1 && found.first?["kind"]?.string == "bank_duplicate", "\(found)")
+        // Not written off whole (its lines are confirmed or returned on their own): accepted.
+        let id = try #require(found.first?["discrepancy_id"]?.string)
+        let writeOff = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"paid twice"}"#)
+        #expect(writeOff.status == 409 && writeOff.text.contains("disbursements"), "\(writeOff.text)")
+        let accepted = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"accept","note":"recovered from the payee"}"#)
+        #expect(accepted.status == 200, "\(accepted.text)")
         // The first statement again changes nothing.
         let replay = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
             (fen: 3_000, credit: false, reference: "BK-1", text: "K-1"),
