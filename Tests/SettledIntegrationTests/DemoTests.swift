@@ -249,6 +249,8 @@ import Testing
             let verdict = try DaemonHarness.run("/usr/bin/xmllint", ["--noout", "--schema", camtSchema, file])
             #expect(verdict.exitCode == 0, "\(file): \(verdict.standardError)")
         }
+        let batchFile = try String(contentsOfFile: try #require(printed["files"]?["batch"]?.string), encoding: .utf8)
+        #expect(batchFile.split(separator: "\n").count == 4)
         let pain = try #require(printed["files"]?["pain001"]?.string)
         let verdict = try SettlectlPayoutTests.xmllint(pain)
         #expect(verdict.exitCode == 0, "\(pain): \(verdict.standardError)")

@@ -212,7 +212,12 @@ extension DemoDay {
         if let collected = autoDebit.collected {
             text += "collected as the gateway: withholding order \(collected.order), alipay \(collected.txn), \(Text.yuan(collected.amountFen)) yuan\n"
         }
-        text += "auto-debited orders are dated by their capture (wallet) or paid_at (withholding): business date \(today), cleared by the job on T+1\n"
+        var dates: [String] = []
+        for date in autoDebit.debits.compactMap(\.orderBusinessDate) where !dates.contains(date) { dates.append(date) }
+        if !dates.isEmpty {
+            text += "auto-debited orders are dated by their capture (wallet) or paid_at (withholding): business date"
+            text += " \(dates.joined(separator: ", ")), not \(plan.date); cleared by the clearing job on T+1\n"
+        }
         return text
     }
 }

@@ -20,6 +20,8 @@ struct DemoDisbursementRun {
     var lines: [Line] = []
     /// The line planted bad (a household the biller never billed).
     var plantedBad: Line?
+    /// The batch's NDJSON as the biller sent it.
+    var batchFile = ""
     var submitted: JSONValue = .null
     var batchID = ""
     var fundingFile = ""
@@ -81,7 +83,8 @@ extension DemoDay {
                 json.field("reference", "\(entry.period) 光伏上網電費補貼")
             } + "\n"
         }
-        try ReportCommands.write(Array(body.utf8), to: directory + "/pv-subsidy-\(plan.tag).ndjson")
+        disbursement.batchFile = directory + "/pv-subsidy-\(plan.tag).ndjson"
+        try ReportCommands.write(Array(body.utf8), to: disbursement.batchFile)
         disbursement.submitted = try call("POST", "/v1/disbursements", body, contentType: ContentType.ndjson)
         guard let batchID = disbursement.submitted["batch_id"]?.string, let total = disbursement.submitted["total_fen"]?.int64 else {
             throw .failed("the disbursement batch's answer has no batch_id or total_fen")
@@ -176,6 +179,7 @@ extension DemoDay {
         }
         json.field("returned_id", disbursement.returnedID)
         json.beginObject("files")
+        json.field("batch", disbursement.batchFile)
         json.field("funding_statement", disbursement.fundingFile)
         json.field("pain001", disbursement.pain001File)
         json.field("bank_statement", disbursement.confirmationFile)
