@@ -189,6 +189,8 @@ import Glibc
         #expect(configuration.calendarPath == "conf/calendar")
         #expect(configuration.logLevel == 7)
         #expect(configuration.watchdog == false)
+        // Short enough for `settlectl demo`, which waits at most 30 s for its auto-debits.
+        #expect(configuration.autodebitDelaySeconds == 2)
         // The calendar path is relative to the working directory, which is the repository's
         // root when the daemon is run as documented.
         configuration.calendarPath = root.appendingPathComponent("conf/calendar").path

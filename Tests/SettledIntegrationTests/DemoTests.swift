@@ -6,7 +6,8 @@ import Testing
 /// `settlectl demo` against a daemon started here with a configuration like the development
 /// one (the three channels, the calendar, an escrow account), run twice: each run plays its own
 /// past date, its printed figures (`--json`) are the daemon's reconciliation, clearing and
-/// morning report of that date, its pain.001 files are schema-valid and the ledger balances.
+/// morning report of that date, its pain.001 files are schema-valid and the ledger balances;
+/// its auto-debits and its disbursement batch are the daemon's too.
 @Suite struct DemoTests {
     static let configuration = """
         [orders]
@@ -27,6 +28,9 @@ import Testing
         format = unionpay
         fee_bps = 50
         carry_forward_days = 1
+
+        [autodebit]
+        delay_seconds = 2
 
         [escrow]
         account_no = 6222020012345678901
@@ -169,12 +173,98 @@ import Testing
                     "\(biller)")
         }
 
+        try checkAutoDebits(daemon, demo)
+        try checkDisbursement(daemon, demo, html: html)
+
         // The ledger balances, as printed and as the daemon says now.
         #expect(demo["trial_balance"]?["balanced"]?.bool == true)
         let balance = try #require(try daemon.request("GET", "/v1/ledger/trial-balance").json)
         #expect(balance["balanced"]?.bool == true)
         #expect(balance["debits_fen"]?.int64 == balance["credits_fen"]?.int64)
         return demo
+    }
+
+    static let camtSchema = DaemonHarness.repositoryRoot + "/Tests/SettledFormatsTests/Samples/xsd/camt.053.001.08.xsd"
+
+    /// The debits printed are the daemon's: the wallet's paid, the withholding collected and
+    /// paid, the paused agreement's skipped; the orders dated today, as printed.
+    static func checkAutoDebits(_ daemon: DaemonHarness, _ demo: JSONValue) throws {
+        let run = try #require(demo["run"]?.string)
+        let today = try #require(try daemon.request("GET", "/v1/status").json?["business_date"]?.string)
+        let printed = demo["autodebit"]?["debits"]?.array ?? []
+        #expect(printed.count == 3)
+        let listed = try #require(try daemon.request("GET", "/v1/autodebit/requests?after=demo-\(run)-ad&limit=10").json?["requests"]?.array)
+        let expected = ["wallet": ("done", "paid", "active"), "withholding": ("done", "paid", "active"), "paused": ("skipped", "agreement_paused", "paused")]
+        for debit in printed {
+            let kind = try #require(debit["kind"]?.string)
+            let bill = try #require(debit["bill_id"]?.string)
+            let request = try #require(listed.first { $0["bill_id"]?.string == bill }, "\(bill) not listed")
+            for figure in ["status", "outcome", "order_id", "amount_fen", "agreement_status", "customer_id", "channel", "agreement_no"] {
+                #expect(debit[figure] == request[figure], "\(kind) \(figure)")
+            }
+            let want = try #require(expected[kind])
+            #expect(request["status"]?.string == want.0 && request["outcome"]?.string == want.1 && request["agreement_status"]?.string == want.2,
+                    "\(kind): \(request)")
+            if kind == "paused" {
+                #expect(request["order_id"] == nil || request["order_id"] == .null)
+                continue
+            }
+            let orderID = try #require(request["order_id"]?.string)
+            let order = try #require(try daemon.request("GET", "/v1/orders/\(orderID)").json)
+            #expect(order["status"]?.string == "paid" && order["total_fen"] == debit["amount_fen"], "\(order)")
+            #expect(order["business_date"]?.string == today && debit["order_business_date"]?.string == today, "\(kind)")
+            if kind == "withholding" {
+                #expect(demo["autodebit"]?["collected"]?["order_id"]?.string == orderID)
+                #expect(demo["autodebit"]?["collected"]?["amount_fen"] == debit["amount_fen"])
+            }
+        }
+    }
+
+    /// The batch printed is the daemon's (GET /v1/disbursements/{batch} and the morning
+    /// report's disbursement section): its bad line listed, two lines confirmed and one
+    /// returned; the escrow statements the demo wrote and the pain.001 it fetched valid.
+    static func checkDisbursement(_ daemon: DaemonHarness, _ demo: JSONValue, html: String) throws {
+        let printed = try #require(demo["disbursement"])
+        let batchID = try #require(printed["batch_id"]?.string)
+        let batch = try #require(try daemon.request("GET", "/v1/disbursements/\(batchID)").json)
+        for figure in ["status", "line_count", "counts", "sums_fen", "total_fen"] {
+            #expect(printed[figure] == batch[figure], "\(figure)")
+        }
+        #expect(batch["biller_id"]?.string == "demo-sgcc-js" && printed["biller_id"]?.string == "demo-sgcc-js")
+        #expect(batch["status"]?.string == "returned")
+        #expect(batch["counts"]?["confirmed"]?.int64 == 2 && batch["counts"]?["returned"]?.int64 == 1, "\(batch)")
+        let lines = printed["lines"]?.array ?? []
+        #expect(lines.count == 3 && printed["accepted"]?.int64 == 3)
+        let total = lines.reduce(Int64(0)) { $0 + ($1["amount_fen"]?.int64 ?? 0) }
+        let returned = lines.filter { $0["returned"]?.bool == true }
+        #expect(returned.count == 1 && returned.first?["disbursement_id"] == printed["returned_id"])
+        #expect(batch["total_fen"]?.int64 == total)
+        #expect(batch["sums_fen"]?["returned"] == returned.first?["amount_fen"])
+        #expect(batch["sums_fen"]?["confirmed"]?.int64 == total - (returned.first?["amount_fen"]?.int64 ?? 0))
+        let rejected = printed["rejected"]?.array ?? []
+        #expect(rejected.count == 1 && rejected.first?["code"]?.string == "unknown_account", "\(rejected)")
+        // The files: the escrow statements valid camt.053, the pain.001 valid and paying each line.
+        for name in ["funding_statement", "bank_statement"] {
+            let file = try #require(printed["files"]?[name]?.string)
+            let verdict = try DaemonHarness.run("/usr/bin/xmllint", ["--noout", "--schema", camtSchema, file])
+            #expect(verdict.exitCode == 0, "\(file): \(verdict.standardError)")
+        }
+        let batchFile = try String(contentsOfFile: try #require(printed["files"]?["batch"]?.string), encoding: .utf8)
+        #expect(batchFile.split(separator: "\n").count == 4)
+        let pain = try #require(printed["files"]?["pain001"]?.string)
+        let verdict = try SettlectlPayoutTests.xmllint(pain)
+        #expect(verdict.exitCode == 0, "\(pain): \(verdict.standardError)")
+        let xml = try String(contentsOfFile: pain, encoding: .utf8)
+        for line in lines {
+            #expect(xml.contains("<EndToEndId>\(line["disbursement_id"]?.string ?? "-")</EndToEndId>"))
+        }
+        #expect(xml.contains("<NbOfTxs>3</NbOfTxs>"))
+        // The morning report lists the batch, still open, with the same sums.
+        for status in ["confirmed", "returned"] {
+            #expect(MorningReportTests.attribute("data-fen", id: "dsb-\(batchID)-\(status)", in: html)
+                    == batch["sums_fen"]?[status]?.int64.map(String.init), "\(status)")
+        }
+        #expect(MorningReportTests.attribute("data-fen", id: "dsb-\(batchID)-total", in: html) == String(total))
     }
 
     @Test func theDemoPlaysTwoDaysOnOneDaemonAndItsFiguresAreTheDaemons() throws {
@@ -200,6 +290,7 @@ import Testing
         #expect(text.standardOutput.contains("morning report"))
         #expect(text.standardOutput.contains("trial balance: zero"))
         #expect(text.standardOutput.contains("settlectl discrepancies --open --date"))
+        #expect(text.standardOutput.contains("auto-debit:") && text.standardOutput.contains("disbursement: DB"), "\(text.standardOutput)")
     }
 
     /// A date the clearing job has cleared already (here an operator's run of yesterday, as the

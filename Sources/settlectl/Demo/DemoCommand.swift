@@ -31,11 +31,26 @@ enum DemoCommand {
             1.00 yuan short of the capture: an open amount_mismatch, its order held from
             clearing). Fees are written at 60, 60 and 50 basis points, as conf/settled-dev.conf
             expects. Each statement is imported (POST /v1/statements);
-          - the date's clearing (POST /v1/clearing/runs), each payout's pain.001 file and the
-            morning report (HTML), written to the output directory.
+          - the date's clearing (POST /v1/clearing/runs) and each payout's pain.001 file;
+          - auto-debit: three customers sign an agreement for a household each (wallet, an
+            alipay withholding, one paused at once) and a bill of this month is imported for
+            each; the demo waits, at most 30 s, reading GET /v1/autodebit/requests, until the
+            daemon has paid the wallet's debit, listed the withholding for the gateway and skipped
+            the paused one ([autodebit] delay_seconds must be short: conf/settled-dev.conf sets
+            2), then collects the withholding as the gateway (the channel's success, paid now).
+            These orders take today's business date (their capture or paid_at): cleared by the
+            job on T+1;
+          - a disbursement: Jiangsu's electricity biller submits a PV feed-in subsidy batch
+            (光伏上網電費補貼) of three lines and a bad one (a household it never billed,
+            unknown_account); the escrow account's camt.053 with the biller's transfer naming
+            the batch is written and imported (POST /v1/bank-statements): the batch is funded
+            and instructed; its pain.001 is fetched; a second camt.053 with the bank's debit of
+            the instruction and one line returned is imported;
+          - the morning report (HTML), written to the output directory with the rest.
 
         It prints the figures (orders, paid fen per channel, matched and discrepancies, payouts
-        per biller with their net fen) and the settlectl commands to try next; --json prints
+        per biller with their net fen, the debits and their orders' business date, the batch's
+        lines by status) and the settlectl commands to try next; --json prints
         them as one JSON document.
 
         The business date. A channel payment's business date is that of its paid_at, and a date
@@ -73,6 +88,9 @@ enum DemoCommand {
         try day.payTheDay()
         try day.writeAndImportStatements()
         try day.clear()
+        try day.startAutoDebits()
+        try day.disburse()
+        try day.finishAutoDebits()
         try day.fetchReportAndBalance()
         Output.out(context.json ? day.summaryJSON() : day.summaryText(socket: (try? context.socketPath()) ?? Defaults.socketPath))
     }
@@ -115,6 +133,10 @@ struct DemoDay {
     var shortPayment: (order: String, txn: String, capturedFen: Int64, statementFen: Int64)?
     var refunds: [(refundID: String, order: String, channel: String, amountFen: Int64)] = []
     var sequence = 0
+    var autoDebit = DemoAutoDebitRun()
+    var disbursement = DemoDisbursementRun()
+    /// The escrow account the daemon pays from, as its payouts' pain.001 name it (nil: none configured).
+    var escrowAccount: String?
 
     /// `context`'s socket and timeout; its requests never print an answer themselves, not
     /// even with --json (the demo's own figures are its output; a refusal goes to stderr).
@@ -501,12 +523,32 @@ struct DemoDay {
                 let path = directory + "/\(id).pain.001.xml"
                 try ReportCommands.write(answer.body, to: path)
                 instructionFiles[id] = path
+                if escrowAccount == nil { escrowAccount = Self.debtorAccount(in: String(decoding: answer.body, as: UTF8.self)) }
             } catch {
                 guard case .refused(409, "escrow_not_configured", let detail, _) = error else { throw error }
                 instructionNote = detail
                 break
             }
         }
+    }
+
+    /// The first account number of a pain.001's `DbtrAcct` (`Othr/Id` or `IBAN`).
+    static func debtorAccount(in xml: String) -> String? {
+        let bytes = Array(xml.utf8)
+        func find(_ needle: String, from: Int) -> Int? {
+            let pattern = Array(needle.utf8)
+            guard bytes.count >= pattern.count, from <= bytes.count - pattern.count else { return nil }
+            for index in from...(bytes.count - pattern.count) where bytes[index..<index + pattern.count].elementsEqual(pattern) { return index }
+            return nil
+        }
+        guard let start = find("<DbtrAcct>", from: 0), let end = find("</DbtrAcct>", from: start) else { return nil }
+        let inner = String(decoding: bytes[(start + 10)..<end], as: UTF8.self)
+        for part in inner.split(separator: "<") {
+            guard let close = part.firstIndex(of: ">"), !part.hasPrefix("/") else { continue }
+            let text = part[part.index(after: close)...].filter { !$0.isWhitespace }
+            if !text.isEmpty { return String(text) }
+        }
+        return nil
     }
 
     mutating func fetchReportAndBalance() throws(Failure) {
@@ -568,6 +610,15 @@ struct DemoDay {
         }
         if let payout = clearingRun["payouts"]?.array?.first(where: { $0["status"]?.string != "nothing_due" })?["payout_id"]?.string {
             commands.append("settlectl payouts lines \(payout)")
+        }
+        if let debit = autoDebit.debits.first {
+            commands.append("settlectl autodebit list \(debit.customer)")
+            commands.append("settlectl autodebit requests")
+        }
+        if disbursement.skipped == nil, !disbursement.batchID.isEmpty {
+            commands.append("settlectl disbursements show \(disbursement.batchID)")
+            commands.append("settlectl disbursements lines \(disbursement.batchID)")
+            commands.append("settlectl disbursements reinstruct \(disbursement.batchID) \(disbursement.returnedID) --bank BOC --account-no 6013821000000001 --account-name 王芳")
         }
         return commands
     }
@@ -681,6 +732,8 @@ struct DemoDay {
         json.endArray()
         json.field("instruction_note", instructionNote)
         json.endObject()
+        autoDebitJSON(&json)
+        disbursementJSON(&json)
         json.beginObject("report")
         json.field("url", "http://localhost/v1/reports/\(plan.date)")
         json.field("html_file", reportFile)
@@ -744,6 +797,7 @@ struct DemoDay {
         } else {
             text += "pain.001 files: \(instructionFiles.count) in \(directory)\n"
         }
+        text += "\n" + autoDebitText() + "\n" + disbursementText() + "\n"
         let balanced = trialBalance["balanced"]?.bool == true
         text += "trial balance: \(balanced ? "zero" : "NOT zero") (debits \(trialBalance["debits_fen"].yuan), credits \(trialBalance["credits_fen"].yuan) yuan)\n\n"
 
