@@ -3,7 +3,7 @@
 //   settled --config PATH                  run in the foreground (systemd Type=notify)
 //   settled --check-config --config PATH   check the configuration and exit
 //
-// Start order: configuration, signals, store, writer, socket, server, timers, READY=1.
+// Start order: configuration, signals, store, writer, socket, timers, server, READY=1.
 // SIGTERM or SIGINT stops in reverse: STOPPING=1, stop accepting, answer what is in flight,
 // the writer commits what it has queued, timers stop, the store is synced and closed, exit 0.
 
@@ -188,13 +188,7 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
                             handler: { request, peer, responder in service.handle(request, peer: peer, responder: responder) })
     service.connectionCount = { server.connectionCount }
     service.httpCounters = { server.counters }
-    do {
-        try server.start()
-    } catch {
-        fail("cannot start serving connections: \(error)")
-    }
-
-    // MARK: timers
+    // MARK: timers (before the server serves, so that the first answer of /v1/status lists them)
 
     service.timers.every("reader_check", intervalSeconds: configuration.readerCheckSeconds) {
         let cleared = store.environment.checkReaders()
@@ -209,6 +203,12 @@ func run(configuration: SettledConfiguration, groups: (gateway: [UInt32], operat
     // The clearing of each business date on T+1, the same run as `POST /v1/clearing/runs`.
     service.registerClearingJob { [service] date in try service.runClearing(businessDate: date) }
     service.startJobTimer()
+
+    do {
+        try server.start()
+    } catch {
+        fail("cannot start serving connections: \(error)")
+    }
 
     var watchdogMicroseconds: UInt64 = 0
     var watchdogTimer: DispatchSourceTimer?
