@@ -160,6 +160,11 @@ public enum Limits {
     /// Debit requests a page of the listing by a status other than pending reads at most (that
     /// listing has no index by status; pending ones are read through theirs).
     public static let autodebitListScanMax = 100_000
+    /// Bills of one household account that an agreement's cancel, resume or listing of next
+    /// debits reads at most, in bill id order (a household billed monthly has a few hundred in
+    /// its life). Past it, a cancelled agreement's debits still stop, each at its due time
+    /// (every try reads the agreement); a resume leaves the others skipped.
+    public static let autodebitAccountBillsScanMax = 2_000
 
     // MARK: outbound disbursements
 

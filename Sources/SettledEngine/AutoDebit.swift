@@ -450,13 +450,15 @@ package enum AutoDebit {
 
     /// Stops every upcoming debit of an agreement: scheduled ones are cancelled, a pending
     /// channel order is cancelled (its reservations released). Answers how many were stopped.
+    /// Reads at most `Limits.autodebitAccountBillsScanMax` bills of the account: a scheduled
+    /// debit past them is stopped at its due time all the same.
     static func stopUpcoming(of agreement: AutoDebitAgreement, configuration: SettledConfiguration, write: WriteContext) throws -> Int {
         let tables = write.tables
         var billIDs: [String] = []
         let prefix = Bill.accountPrefix(billerID: agreement.billerID, accountNo: agreement.accountNo)
         try write.transaction.scan(tables.accountBills, prefix: prefix) { key, _ in
             billIDs.append(String(decoding: key[prefix.count...], as: UTF8.self))
-            return true
+            return billIDs.count < Limits.autodebitAccountBillsScanMax
         }
         var stopped = 0
         for billID in billIDs {
@@ -488,7 +490,7 @@ package enum AutoDebit {
         let prefix = Bill.accountPrefix(billerID: agreement.billerID, accountNo: agreement.accountNo)
         try write.transaction.scan(tables.accountBills, prefix: prefix) { key, _ in
             billIDs.append(String(decoding: key[prefix.count...], as: UTF8.self))
-            return true
+            return billIDs.count < Limits.autodebitAccountBillsScanMax
         }
         var resumed = 0
         for billID in billIDs {
@@ -510,14 +512,16 @@ package enum AutoDebit {
     package static func upcoming(customer: String?, biller: String, account: String, tables: Tables,
                                  in transaction: Transaction) throws -> [AutoDebitRequest] {
         var found: [AutoDebitRequest] = []
+        var scanned = 0
         let prefix = Bill.accountPrefix(billerID: biller, accountNo: account)
         try transaction.scan(tables.accountBills, prefix: prefix) { key, _ in
+            scanned += 1
             let billID = String(decoding: key[prefix.count...], as: UTF8.self)
             if let request = try AutoDebitRequest.load(billID, tables: tables, in: transaction), request.isUpcoming,
                customer == nil || request.customer == customer {
                 found.append(request)
             }
-            return found.count < Limits.autodebitListMax
+            return found.count < Limits.autodebitListMax && scanned < Limits.autodebitAccountBillsScanMax
         }
         return found.sorted { ($0.dueUnixMillis, $0.billID) < ($1.dueUnixMillis, $1.billID) }
     }

@@ -454,6 +454,24 @@ struct AutoDebitTests {
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
+    @Test("a cancel reads a bounded number of the account's bills; the debits past them stop at their due time")
+    func cancelOfAnAccountWithManyBillsIsBounded() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try Self.harness(clock)
+        defer { harness.close() }
+        try Self.credit(harness, "c-3", 1_000_000, "w3")
+        _ = try Self.sign(harness, "c-3", "A3", #"{"instrument":"wallet"}"#)
+        let count = Limits.autodebitAccountBillsScanMax + 5
+        _ = try Self.importBills(harness, (0..<count).map { Self.bill("M\(100_000 + $0)", "A3", 10) })
+        let cancelled = try harness.call("DELETE", "/v1/customers/c-3/autodebit/b-1/A3")
+        #expect(cancelled.status == 200 && cancelled.json?["stopped_debits"]?.int64 == Int64(Limits.autodebitAccountBillsScanMax),
+                "\(cancelled.text)")
+        clock.advance(millis: Int64(Self.delaySeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried 5 debits: 5 agreement_cancelled")
+        #expect(try Self.walletFen(harness, "c-3") == 1_000_000 && Self.orderCount(harness) == 0)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
     @Test("an auto-debit and the customer's own order for the same bill at once: exactly one takes it")
     func raceWithTheCustomer() throws {
         let clock = ManualClock(wallUnixMillis: Self.start)
