@@ -142,6 +142,7 @@ extension Engine {
     /// their words (an MT940 `:86:` text).
     func namedDisbursements(_ line: BankLine, write: WriteContext) throws -> [DisbursementLine] {
         var found: [DisbursementLine] = []
+        var seen: Set<String> = []
         func isIdentifierByte(_ byte: UInt8) -> Bool {
             (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
                 || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "-")
@@ -152,7 +153,7 @@ extension Engine {
                 let text = String(decoding: word, as: UTF8.self)
                 if text != name { candidates.append(text) }
             }
-            for candidate in candidates where candidate.utf8.count <= Limits.disbursementIDBytesMax && !found.contains(where: { $0.disbursementID == candidate }) {
+            for candidate in candidates where candidate.utf8.count <= Limits.disbursementIDBytesMax && seen.insert(candidate).inserted {
                 if let disbursement = try DisbursementLine.load(disbursementID: candidate, tables: write.tables, in: write.transaction) {
                     found.append(disbursement)
                 }
