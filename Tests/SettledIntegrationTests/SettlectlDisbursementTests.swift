@@ -64,7 +64,10 @@ import Testing
         // The biller's transfer into escrow, naming the batch.
         let funding = daemon.directory + "/funding.xml"
         try Self.camt("FUND", [(10_000, true, "IN-1", "DB00000001")]).write(toFile: funding, atomically: true, encoding: .utf8)
-        #expect(try daemon.settlectl(["bank-statement", "import", funding]).exitCode == 0)
+        let fundingImport = try daemon.settlectl(["bank-statement", "import", funding])
+        #expect(fundingImport.exitCode == 0)
+        #expect(fundingImport.standardOutput.contains("batches funded") && fundingImport.standardOutput.contains("1: DB00000001"),
+                "\(fundingImport.standardOutput)")
         let shown = try daemon.settlectl(["disbursements", "show", "DB00000001"])
         #expect(shown.standardOutput.contains("instructed") && shown.standardOutput.contains("DB00000001-1"), "\(shown.standardOutput)")
 
@@ -80,7 +83,13 @@ import Testing
         let paid = daemon.directory + "/paid.xml"
         try Self.camt("PAY", [(10_000, false, "OUT-1", "DB00000001-1"), (1_200, true, "RET-1", "PV-2")])
             .write(toFile: paid, atomically: true, encoding: .utf8)
-        #expect(try daemon.settlectl(["bank-statement", "import", paid]).exitCode == 0)
+        let paidImport = try daemon.settlectl(["bank-statement", "import", paid])
+        #expect(paidImport.exitCode == 0)
+        // What the statement did to the lines, beside the payouts' counts.
+        let described = paidImport.standardOutput.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(described.contains { $0.hasPrefix("disbursements confirmed") && $0.hasSuffix("2: PV-1 PV-2") }, "\(paidImport.standardOutput)")
+        #expect(described.contains { $0.hasPrefix("disbursements returned") && $0.hasSuffix("1: PV-2") }, "\(paidImport.standardOutput)")
+        #expect(described.contains { $0.hasPrefix("batches funded") && $0.hasSuffix("none") }, "\(paidImport.standardOutput)")
         let lines = try daemon.settlectl(["disbursements", "lines", "DB00000001", "--csv"])
         #expect(lines.standardOutput.contains("PV-1,") && lines.standardOutput.contains(",confirmed,"), "\(lines.standardOutput)")
         #expect(lines.standardOutput.contains(",returned,"), "\(lines.standardOutput)")
