@@ -108,4 +108,28 @@ import Testing
         #expect(balances.allSatisfy { $0["balance_fen"]?.int64 == 0 }, "\(balances)")
         #expect(try Self.balanced(daemon))
     }
+
+    /// A statement that confirms many lines lists the first of them and counts the rest.
+    @Test func anImportConfirmingManyLinesListsTheFirstAndCountsTheRest() throws {
+        let daemon = try DaemonHarness(extraConfiguration: "", base: false)
+        try SettlectlPayoutTests.configuration(daemon.directory).write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        try daemon.start()
+        defer { _ = try? daemon.stop() }
+        let biller = #"{"name":"State Grid Jiangsu","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"SGCC JS"}}"#
+        #expect(try daemon.request("PUT", "/v1/billers/sgcc-js", body: biller).status == 201)
+        let count = 25
+        let body = (1...count).map {
+            #"{"disbursement_id":"M-\#($0)","biller_id":"sgcc-js","account_no":"H-\#($0)","payee":{"bank":"ICBC","account_no":"62220000000\#(10_000 + $0)","account_name":"payee"},"amount_fen":100,"reference":"PV"}"#
+        }.joined(separator: "\n") + "\n"
+        #expect(try daemon.request("POST", "/v1/disbursements", body: body).status == 201)
+        let file = daemon.directory + "/many.xml"
+        try Self.camt("MANY", [(2_500, true, "IN-M", "DB00000001"), (2_500, false, "OUT-M", "DB00000001-1")])
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let imported = try daemon.settlectl(["bank-statement", "import", file])
+        #expect(imported.exitCode == 0, "\(imported.standardError)")
+        let shown = (1...20).map { "M-\($0)" }.joined(separator: " ")
+        #expect(imported.standardOutput.contains("25: \(shown) and 5 more"), "\(imported.standardOutput)")
+        #expect(imported.standardOutput.contains("1: DB00000001"), "\(imported.standardOutput)")
+        #expect(try Self.balanced(daemon))
+    }
 }
