@@ -260,8 +260,11 @@ package struct BankLineRecord: Sendable, Equatable {
     package var line: Int
     /// The journal transaction the entry posted, if it posted one.
     package var transactionID: UInt64?
+    /// The disbursements a `disbursement_confirmed`, `disbursement_returned` or
+    /// `already_confirmed` entry named or moved, in the batch's order (format 2; none in 1).
+    package var disbursementIDs: [String] = []
 
-    package static let formatVersion: UInt8 = 1
+    package static let formatVersion: UInt8 = 2
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -275,12 +278,14 @@ package struct BankLineRecord: Sendable, Equatable {
         writer.string(reference)
         writer.u32(UInt32(clamping: line))
         writer.u64(transactionID ?? 0)
+        writer.u32(UInt32(disbursementIDs.count))
+        for id in disbursementIDs { writer.string(id) }
         return writer.bytes
     }
 
     package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> BankLineRecord {
         var reader = ByteReader(bytes)
-        _ = try reader.version(current: formatVersion, record: "bank line")
+        let version = try reader.version(current: formatVersion, record: "bank line")
         let code = try reader.u8()
         guard let outcome = BankLineOutcome(rawValue: code) else { throw DecodingError(what: "bank line outcome \(code)") }
         let subject = try reader.string()
@@ -288,8 +293,13 @@ package struct BankLineRecord: Sendable, Equatable {
         for _ in 0..<Int(try reader.u16()) { payouts.append(try reader.string()) }
         let isCredit = try reader.u8() == 1
         let amount = try reader.i64(), reference = try reader.string(), line = Int(try reader.u32()), transaction = try reader.u64()
+        var disbursements: [String] = []
+        if version >= 2 {
+            for _ in 0..<Int(try reader.u32()) { disbursements.append(try reader.string()) }
+        }
         return BankLineRecord(outcome: outcome, subject: subject, payoutIDs: payouts, isCredit: isCredit, amountFen: amount,
-                              reference: reference, line: line, transactionID: transaction == 0 ? nil : transaction)
+                              reference: reference, line: line, transactionID: transaction == 0 ? nil : transaction,
+                              disbursementIDs: disbursements)
     }
 
     /// Visits the recorded entries of statement `id` in file order while `body` returns true.
@@ -389,6 +399,18 @@ extension Engine {
         return record
     }
 
+    /// The disbursement ids an import confirmed or returned (`disbursement_confirmed`,
+    /// `disbursement_returned`), or the batches it funded (`disbursement_funded`), in file order.
+    package static func bankDisbursements(of statementID: UInt64, outcome: BankLineOutcome, in transaction: Transaction,
+                                          tables: Tables) throws -> [String] {
+        var ids: [String] = []
+        try BankLineRecord.scan(statement: statementID, in: transaction, tables: tables) { _, line in
+            if line.outcome == outcome { ids += outcome == .disbursementFunded ? [line.subject] : line.disbursementIDs }
+            return true
+        }
+        return ids
+    }
+
     /// The payout ids an import confirmed or returned, in file order.
     package static func bankPayouts(of statementID: UInt64, outcome: BankLineOutcome, in transaction: Transaction,
                                     tables: Tables) throws -> [String] {
@@ -460,11 +482,13 @@ extension Engine {
             switch disbursementMatch {
             case .notMine:
                 break
-            case .done(let outcome, let subject, let transactionID, let text):
+            case .done(let outcome, let subject, let transactionID, let moved, let text):
                 try audit(write, "\(where_): \(text)")
                 row.outcome = outcome
                 row.subject = subject
                 row.transactionID = transactionID
+                if outcome != .disbursementFunded { row.disbursementIDs = moved }
+                try indexDisbursementLine(outcome: outcome, subject: subject, moved: moved, statement: record.id, index: index, write: write)
                 try storeRow(row, record: record, index: index, write: write)
                 return
             case .discrepancy(let kind, let internalFen, let detail):

@@ -5,7 +5,8 @@ import SettledStore
 package enum DisbursementBankMatch: Sendable, Equatable {
     /// The entry names no disbursement and no batch: the payouts' and channels' matching goes on.
     case notMine
-    case done(outcome: BankLineOutcome, subject: String, transactionID: UInt64?, audit: String)
+    /// `moved`: the disbursements the entry confirmed, returned or saw again (none for a funding).
+    case done(outcome: BankLineOutcome, subject: String, transactionID: UInt64?, moved: [String], audit: String)
     case discrepancy(kind: String, internalFen: Int64?, detail: String)
 }
 
@@ -38,7 +39,7 @@ extension Engine {
             if line.isCredit {
                 if named.allSatisfy({ $0.status == .returned && $0.events.last?.reference == reference }) {
                     return .done(outcome: .alreadyConfirmed, subject: named[0].batchID, transactionID: nil,
-                                 audit: "the return of disbursement \(ids) seen again")
+                                 moved: named.map(\.disbursementID), audit: "the return of disbursement \(ids) seen again")
                 }
                 if let wrong = named.first(where: { $0.status != .confirmed }) {
                     return .discrepancy(kind: wrong.status == .returned ? "bank_duplicate" : "bank_unmatched", internalFen: wrong.amountFen,
@@ -51,12 +52,12 @@ extension Engine {
                     transactionID = try lastTransactionID(write)
                 }
                 return .done(outcome: .disbursementReturned, subject: named[0].disbursementID, transactionID: transactionID,
-                             audit: "disbursement \(ids) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
+                             moved: named.map(\.disbursementID), audit: "disbursement \(ids) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
             }
             if named.allSatisfy({ $0.status == .confirmed && Self.debitSeenBefore($0, reference: reference) }) {
                 try recordBankDebit(of: named, reference: reference, note: note, write: write)
                 return .done(outcome: .alreadyConfirmed, subject: named[0].batchID, transactionID: nil,
-                             audit: "the debit of disbursement \(ids) seen again")
+                             moved: named.map(\.disbursementID), audit: "the debit of disbursement \(ids) seen again")
             }
             if let wrong = named.first(where: { $0.status != .instructed }) {
                 // A line the bank paid already, paid again: a duplicate payment, not a confirmation.
@@ -65,7 +66,7 @@ extension Engine {
             }
             let transactionID = try confirmDisbursementLines(named, reference: reference, note: note, write: write)
             return .done(outcome: .disbursementConfirmed, subject: named[0].batchID, transactionID: transactionID,
-                         audit: "disbursement \(ids) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference)")
+                         moved: named.map(\.disbursementID), audit: "disbursement \(ids) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference)")
         }
         var references: [(batch: DisbursementBatch, instruction: UInt16?)] = []
         for text in line.names + line.texts {
@@ -95,7 +96,7 @@ extension Engine {
             ]))
             _ = try instructFundedBatch(batch, funding: DisbursementFunding(source: .bank, reference: reference, note: note,
                                                                             atUnixMillis: write.nowUnixMillis), write: write)
-            return .done(outcome: .disbursementFunded, subject: batch.batchID, transactionID: transactionID,
+            return .done(outcome: .disbursementFunded, subject: batch.batchID, transactionID: transactionID, moved: [],
                          audit: "disbursement batch \(batch.batchID) of biller \(batch.billerID) funded by the bank's credit of \(line.amountFen) fen"
                             + " (escrow_bank Dr / biller_disbursement_funding:\(batch.billerID) Cr) and instructed, bank reference \(reference)")
         }
@@ -114,7 +115,8 @@ extension Engine {
            made.totalFen == line.amountFen, done.count == made.lineCount,
            done.allSatisfy({ Self.debitSeenBefore($0, reference: reference) }) {
             try recordBankDebit(of: done, reference: reference, note: note, write: write)
-            return .done(outcome: .alreadyConfirmed, subject: batch.batchID, transactionID: nil, audit: "the debit of \(name) seen again")
+            return .done(outcome: .alreadyConfirmed, subject: batch.batchID, transactionID: nil, moved: done.map(\.disbursementID),
+                         audit: "the debit of \(name) seen again")
         }
         guard !open.isEmpty, openFen == Int128(line.amountFen) else {
             return .discrepancy(kind: !open.isEmpty ? "bank_amount_mismatch" : done.isEmpty ? "bank_unmatched" : "bank_duplicate",
@@ -123,7 +125,19 @@ extension Engine {
         }
         let transactionID = try confirmDisbursementLines(open, reference: reference, note: note, write: write)
         return .done(outcome: .disbursementConfirmed, subject: batch.batchID, transactionID: transactionID,
-                     audit: "\(open.count) disbursement\(open.count == 1 ? "" : "s") of \(name) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference)")
+                     moved: open.map(\.disbursementID), audit: "\(open.count) disbursement\(open.count == 1 ? "" : "s") of \(name) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference)")
+    }
+
+    /// Records that entry `index` of statement `statement` funded batch `subject`
+    /// (`disbursement_funded`) or moved the disbursements `moved`, for their traces.
+    func indexDisbursementLine(outcome: BankLineOutcome, subject: String, moved: [String], statement: UInt64, index: UInt32,
+                               write: WriteContext) throws {
+        let keys = outcome == .disbursementFunded
+            ? [DisbursementKeys.bankLine(DisbursementKeys.fundingLineTag, subject, statement: statement, index: index)]
+            : moved.map { DisbursementKeys.bankLine(DisbursementKeys.bankLineTag, $0, statement: statement, index: index) }
+        for key in keys {
+            try write.transaction.put(write.tables.disbursementKeys, key: key, value: [outcome.rawValue], options: .overwrite)
+        }
     }
 
     /// The bank's own debit of lines an operator confirmed first: kept on each line as the

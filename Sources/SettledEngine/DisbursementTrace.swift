@@ -10,7 +10,8 @@ extension Trace {
     /// line (id the instruction id, the payee it named, what the bank answered). The chain stops
     /// at `disbursement_batch` `unfunded` until the batch is funded, at `bank_line`
     /// `unconfirmed` while the line is instructed, at `disbursement` `returned` while a
-    /// returned line waits for its payee's correction.
+    /// returned line waits for its payee's correction. Last, the escrow bank statement entries
+    /// that funded the batch, confirmed or returned the line (`bank_line`, as a payout's).
     package static func readDisbursement(_ id: String, tables: Tables, in transaction: Transaction) throws -> Trace? {
         guard let line = try DisbursementLine.load(disbursementID: id, tables: tables, in: transaction),
               let batch = try DisbursementBatch.load(line.batchID, tables: tables, in: transaction) else { return nil }
@@ -49,6 +50,7 @@ extension Trace {
             if let event { link.fields.append(TraceField("bank_reference", .text(event.reference))) }
             trace.append(link)
         }
+        try appendBankLines(of: line, trace: &trace, tables: tables, in: transaction)
         switch line.status {
         case .awaitingFunding: trace.stop = TraceStop(link: .disbursementBatch, reason: .unfunded)
         case .instructed: trace.stop = TraceStop(link: .bankLine, reason: .unconfirmed)
@@ -56,5 +58,35 @@ extension Trace {
         case .confirmed: break
         }
         return trace
+    }
+
+    /// A `bank_line` link per escrow bank statement entry that funded the line's batch or moved
+    /// the line (confirmed, returned, seen again), in the order imported: id `bs-<n>/<entry>`,
+    /// the import's time, the amount signed as it moved escrow (a debit negative), status what
+    /// it did (`disbursement_funded`, `disbursement_confirmed`, `disbursement_returned`,
+    /// `already_confirmed`); fields the disbursement (or the batch it funded), the bank's
+    /// reference and the file's line.
+    static func appendBankLines(of line: DisbursementLine, trace: inout Trace, tables: Tables, in transaction: Transaction) throws {
+        var entries: [(statement: UInt64, index: UInt32, funding: Bool)] = []
+        for (tag, id) in [(DisbursementKeys.fundingLineTag, line.batchID), (DisbursementKeys.bankLineTag, line.disbursementID)] {
+            let prefix = DisbursementKeys.bankLinePrefix(tag, id)
+            try transaction.scan(tables.disbursementKeys, prefix: prefix) { key, _ in
+                if let found = DisbursementKeys.decodeBankLine(key, prefixCount: prefix.count) {
+                    entries.append((found.statement, found.index, tag == DisbursementKeys.fundingLineTag))
+                }
+                return entries.count < linksMax
+            }
+        }
+        entries.sort { ($0.statement, $0.index) < ($1.statement, $1.index) }
+        for entry in entries {
+            guard let row = try BankLineRecord.load(statement: entry.statement, index: entry.index, in: transaction, tables: tables) else { continue }
+            let statement = try BankStatementImport.load(id: entry.statement, tables: tables, in: transaction)
+            var link = TraceLink(kind: .bankLine, id: "bs-\(entry.statement)/\(entry.index + 1)", atUnixMillis: statement?.importedUnixMillis,
+                                 amountFen: row.isCredit ? row.amountFen : -row.amountFen, status: row.outcome.name)
+            link.reference = row.reference.isEmpty ? nil : row.reference
+            link.fields = [entry.funding ? TraceField("batch_id", .text(line.batchID)) : TraceField("disbursement_id", .text(line.disbursementID)),
+                           TraceField("bank_reference", .text(row.reference)), TraceField("line", .integer(Int64(row.line)))]
+            guard trace.append(link) else { return }
+        }
     }
 }

@@ -112,11 +112,17 @@ extension SettledService {
         }
         let tables = store.tables
         let moved: (confirmed: [String], returned: [String])
+        let disbursements: (confirmed: [String], returned: [String], funded: [String])
         do {
-            moved = try store.environment.read { transaction in
-                (try Engine.bankPayouts(of: record.id, outcome: .confirmed, in: transaction, tables: tables),
-                 try Engine.bankPayouts(of: record.id, outcome: .returned, in: transaction, tables: tables))
+            let found: [[String]] = try store.environment.read { transaction in
+                [try Engine.bankPayouts(of: record.id, outcome: .confirmed, in: transaction, tables: tables),
+                 try Engine.bankPayouts(of: record.id, outcome: .returned, in: transaction, tables: tables),
+                 try Engine.bankDisbursements(of: record.id, outcome: .disbursementConfirmed, in: transaction, tables: tables),
+                 try Engine.bankDisbursements(of: record.id, outcome: .disbursementReturned, in: transaction, tables: tables),
+                 try Engine.bankDisbursements(of: record.id, outcome: .disbursementFunded, in: transaction, tables: tables)]
             }
+            moved = (found[0], found[1])
+            disbursements = (found[2], found[3], found[4])
         } catch {
             throw StatementImportFailure.apiError(error, service: self)
         }
@@ -135,6 +141,20 @@ extension SettledService {
             json.field("fen", record.channelCreditsFen)
             json.endObject()
             json.field("discrepancies", record.discrepancyCount)
+            json.beginObject("disbursements")
+            json.field("confirmed_count", Int64(disbursements.confirmed.count))
+            json.beginArray("confirmed")
+            for id in disbursements.confirmed { json.value(id) }
+            json.endArray()
+            json.field("returned_count", Int64(disbursements.returned.count))
+            json.beginArray("returned")
+            for id in disbursements.returned { json.value(id) }
+            json.endArray()
+            json.field("batches_funded_count", Int64(disbursements.funded.count))
+            json.beginArray("batches_funded")
+            for id in disbursements.funded { json.value(id) }
+            json.endArray()
+            json.endObject()
         }
     }
 

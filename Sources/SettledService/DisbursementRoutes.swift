@@ -448,3 +448,23 @@ extension SettledService {
                             headers: [(name: "Content-Disposition", value: "attachment; filename=\"\(instructionID).\(format.fileExtension)\"")])
     }
 }
+
+extension SettledService {
+    /// `/metrics`' disbursement gauges: lines by status, batches by state (every status and
+    /// state, zero when none is).
+    func disbursementMetricsText() -> String {
+        let tables = store.tables
+        let totals = (try? store.environment.read { try DisbursementTotals.of(tables: tables, in: $0) }) ?? DisbursementTotals()
+        var text = "# HELP settled_disbursements Outbound disbursement lines, by status.\n"
+        text += "# TYPE settled_disbursements gauge\n"
+        for status in DisbursementStatus.allCases {
+            text += "settled_disbursements{status=\"\(status.name)\"} \(totals.lines[status] ?? 0)\n"
+        }
+        text += "# HELP settled_disbursement_batches Outbound disbursement batches, by state.\n"
+        text += "# TYPE settled_disbursement_batches gauge\n"
+        for state in DisbursementTotals.batchStates {
+            text += "settled_disbursement_batches{state=\"\(state)\"} \(totals.batches[state] ?? 0)\n"
+        }
+        return text
+    }
+}

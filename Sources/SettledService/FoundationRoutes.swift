@@ -19,6 +19,7 @@ extension SettledService {
                                                       usage: service.store.environment.usage(),
                                                       connections: service.connectionCount(), http: service.httpCounters())
                     + service.jobMetricsText() + service.riskMetricsText() + service.autodebitMetricsText()
+                    + service.disbursementMetricsText()
                 answer(HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: Array(text.utf8)))
             }),
             Route("GET", "/v1/ledger/balances", .readers, .read { context, transaction in

@@ -18,6 +18,9 @@ enum BankStatementCommands {
 
     /// The statements of the file in a table (amounts in the currency's minor unit, as the
     /// daemon answers them), then what the import did.
+    /// The disbursement ids an import's description lists before it counts the rest.
+    static let disbursementIDsShown = 20
+
     static func describe(_ document: JSONValue, dryRun: Bool) -> String {
         var table = Table([("statement", .left), ("account", .left), ("currency", .left), ("opening", .right), ("credits", .right),
                            ("debits", .right), ("closing", .right), ("entries", .right)])
@@ -34,6 +37,17 @@ enum BankStatementCommands {
         let returned = document["returned"]?.array?.map(\.display) ?? []
         lines.add("confirmed", confirmed.isEmpty ? "none" : "\(confirmed.count): " + confirmed.joined(separator: " "))
         lines.add("returned", returned.isEmpty ? "none" : "\(returned.count): " + returned.joined(separator: " "))
+        if let disbursements = document["disbursements"] {
+            // A batch's instruction confirms up to its every line: the first ids, then how many more.
+            func listed(_ ids: [String]) -> String {
+                guard !ids.isEmpty else { return "none" }
+                let shown = ids.prefix(Self.disbursementIDsShown).joined(separator: " ")
+                return "\(ids.count): " + shown + (ids.count > Self.disbursementIDsShown ? " and \(ids.count - Self.disbursementIDsShown) more" : "")
+            }
+            lines.add("disbursements confirmed", listed(disbursements["confirmed"]?.array?.map(\.display) ?? []))
+            lines.add("disbursements returned", listed(disbursements["returned"]?.array?.map(\.display) ?? []))
+            lines.add("batches funded", listed(disbursements["batches_funded"]?.array?.map(\.display) ?? []))
+        }
         let credits = document["channel_credits"]
         lines.add("channel credits", "\(credits?["count"].display ?? "-") / \(credits?["fen"].yuan ?? "-")")
         lines.add("discrepancies", document["discrepancies"].display)

@@ -64,7 +64,10 @@ import Testing
         // The biller's transfer into escrow, naming the batch.
         let funding = daemon.directory + "/funding.xml"
         try Self.camt("FUND", [(10_000, true, "IN-1", "DB00000001")]).write(toFile: funding, atomically: true, encoding: .utf8)
-        #expect(try daemon.settlectl(["bank-statement", "import", funding]).exitCode == 0)
+        let fundingImport = try daemon.settlectl(["bank-statement", "import", funding])
+        #expect(fundingImport.exitCode == 0)
+        #expect(fundingImport.standardOutput.contains("batches funded") && fundingImport.standardOutput.contains("1: DB00000001"),
+                "\(fundingImport.standardOutput)")
         let shown = try daemon.settlectl(["disbursements", "show", "DB00000001"])
         #expect(shown.standardOutput.contains("instructed") && shown.standardOutput.contains("DB00000001-1"), "\(shown.standardOutput)")
 
@@ -80,7 +83,13 @@ import Testing
         let paid = daemon.directory + "/paid.xml"
         try Self.camt("PAY", [(10_000, false, "OUT-1", "DB00000001-1"), (1_200, true, "RET-1", "PV-2")])
             .write(toFile: paid, atomically: true, encoding: .utf8)
-        #expect(try daemon.settlectl(["bank-statement", "import", paid]).exitCode == 0)
+        let paidImport = try daemon.settlectl(["bank-statement", "import", paid])
+        #expect(paidImport.exitCode == 0)
+        // What the statement did to the lines, beside the payouts' counts.
+        let described = paidImport.standardOutput.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ") }
+        #expect(described.contains { $0.hasPrefix("disbursements confirmed") && $0.hasSuffix("2: PV-1 PV-2") }, "\(paidImport.standardOutput)")
+        #expect(described.contains { $0.hasPrefix("disbursements returned") && $0.hasSuffix("1: PV-2") }, "\(paidImport.standardOutput)")
+        #expect(described.contains { $0.hasPrefix("batches funded") && $0.hasSuffix("none") }, "\(paidImport.standardOutput)")
         let lines = try daemon.settlectl(["disbursements", "lines", "DB00000001", "--csv"])
         #expect(lines.standardOutput.contains("PV-1,") && lines.standardOutput.contains(",confirmed,"), "\(lines.standardOutput)")
         #expect(lines.standardOutput.contains(",returned,"), "\(lines.standardOutput)")
@@ -97,6 +106,30 @@ import Testing
         #expect(batches.first?["status"]?.string == "paid" && batches.first?["sums_fen"]?["confirmed"]?.int64 == 10_000, "\(listed.standardOutput)")
         let balances = try daemon.request("GET", "/v1/ledger/balances?prefix=disbursement_payable").json?["accounts"]?.array ?? []
         #expect(balances.allSatisfy { $0["balance_fen"]?.int64 == 0 }, "\(balances)")
+        #expect(try Self.balanced(daemon))
+    }
+
+    /// A statement that confirms many lines lists the first of them and counts the rest.
+    @Test func anImportConfirmingManyLinesListsTheFirstAndCountsTheRest() throws {
+        let daemon = try DaemonHarness(extraConfiguration: "", base: false)
+        try SettlectlPayoutTests.configuration(daemon.directory).write(toFile: daemon.configPath, atomically: true, encoding: .utf8)
+        try daemon.start()
+        defer { _ = try? daemon.stop() }
+        let biller = #"{"name":"State Grid Jiangsu","utility":"electricity","province":"JS","settlement_account":{"bank":"icbc","account_no":"6222","account_name":"SGCC JS"}}"#
+        #expect(try daemon.request("PUT", "/v1/billers/sgcc-js", body: biller).status == 201)
+        let count = 25
+        let body = (1...count).map {
+            #"{"disbursement_id":"M-\#($0)","biller_id":"sgcc-js","account_no":"H-\#($0)","payee":{"bank":"ICBC","account_no":"62220000000\#(10_000 + $0)","account_name":"payee"},"amount_fen":100,"reference":"PV"}"#
+        }.joined(separator: "\n") + "\n"
+        #expect(try daemon.request("POST", "/v1/disbursements", body: body).status == 201)
+        let file = daemon.directory + "/many.xml"
+        try Self.camt("MANY", [(2_500, true, "IN-M", "DB00000001"), (2_500, false, "OUT-M", "DB00000001-1")])
+            .write(toFile: file, atomically: true, encoding: .utf8)
+        let imported = try daemon.settlectl(["bank-statement", "import", file])
+        #expect(imported.exitCode == 0, "\(imported.standardError)")
+        let shown = (1...20).map { "M-\($0)" }.joined(separator: " ")
+        #expect(imported.standardOutput.contains("25: \(shown) and 5 more"), "\(imported.standardOutput)")
+        #expect(imported.standardOutput.contains("1: DB00000001"), "\(imported.standardOutput)")
         #expect(try Self.balanced(daemon))
     }
 }
