@@ -194,6 +194,9 @@ public enum Limits {
     /// Batches the morning report reads at most, newest first, to list those of its date and
     /// those not yet paid; beyond it the report says so.
     public static let disbursementReportBatchesScannedMax = 2_000
+    /// Disbursement lines one scrape of `/metrics` reads at most, newest batch first (the
+    /// counts then say they are not of every batch).
+    public static let disbursementMetricsLinesReadMax = 100_000
     /// Batches one request of `GET /v1/disbursements` lists at most.
     public static let disbursementBatchesListedMax = 1_000
 

@@ -465,6 +465,9 @@ extension SettledService {
         for state in DisbursementTotals.batchStates {
             text += "settled_disbursement_batches{state=\"\(state)\"} \(totals.batches[state] ?? 0)\n"
         }
+        text += "# HELP settled_disbursements_counted_all 1 when the disbursement gauges count every batch, 0 when only the newest (a scrape reads at most \(Limits.disbursementMetricsLinesReadMax) lines).\n"
+        text += "# TYPE settled_disbursements_counted_all gauge\n"
+        text += "settled_disbursements_counted_all \(totals.complete ? 1 : 0)\n"
         return text
     }
 }

@@ -56,6 +56,12 @@ import Testing
         text = try metrics()
         #expect(Self.sample(text, "settled_disbursements", "status", "awaiting_funding") == 4)
         #expect(Self.sample(text, "settled_disbursement_batches", "state", "awaiting_funding") == 2)
+        #expect(text.contains("\nsettled_disbursements_counted_all 1\n"), "\(text)")
+        // A scrape reads a bounded number of lines, newest batch first, and says when it stopped.
+        let bounded = try harness.service.store.environment.read {
+            try DisbursementTotals.of(tables: harness.service.store.tables, in: $0, linesMax: 1)
+        }
+        #expect(!bounded.complete && bounded.lines == [.awaitingFunding: 1] && bounded.batches == ["awaiting_funding": 1], "\(bounded)")
 
         // Funded by the biller's transfer: the answer names the batch, no line yet.
         let funding = try BankStatementImportTests.upload(harness, BankStatementImportTests.camt([
