@@ -82,6 +82,21 @@ extension Engine {
         }
         let batch = first.batch
         if line.isCredit {
+            if references.count == 1, let instruction = first.instruction, batch.funding != nil {
+                guard let returned = try returnedByInstructionCredit(batch, instruction: instruction, amountFen: line.amountFen, write: write) else {
+                    return .discrepancy(kind: "bank_unmatched", internalFen: nil,
+                                        detail: "a credit of \(line.amountFen) fen naming disbursement instruction \(batch.batchID)-\(instruction): neither the sum of its confirmed lines nor the amount of exactly one of them")
+                }
+                var transactionID: UInt64?
+                for found in returned {
+                    _ = try returnDisbursement(found.batchID, found.disbursementID, reference: reference, note: note,
+                                               bankReturned: true, write: write)
+                    transactionID = try lastTransactionID(write)
+                }
+                let ids = returned.map(\.disbursementID)
+                return .done(outcome: .disbursementReturned, subject: ids[0], transactionID: transactionID, moved: ids,
+                             audit: "disbursement \(ids.joined(separator: ", ")) of \(batch.batchID)-\(instruction) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
+            }
             guard batch.funding == nil else {
                 return .discrepancy(kind: "bank_duplicate", internalFen: batch.totalFen,
                                     detail: "a credit naming disbursement batch \(batch.batchID), which is funded already")
@@ -138,6 +153,27 @@ extension Engine {
         for key in keys {
             try write.transaction.put(write.tables.disbursementKeys, key: key, value: [outcome.rawValue], options: .overwrite)
         }
+    }
+
+    /// The lines a credit naming one instruction of a funded batch (`DB00000001-1`, the name
+    /// of the bank's payment, never of the biller's funding) returns: every confirmed line of
+    /// the instruction when the amount is their sum, else the one confirmed line of that
+    /// amount when only one has it; nil when neither (a discrepancy then).
+    func returnedByInstructionCredit(_ batch: DisbursementBatch, instruction: UInt16, amountFen: Int64,
+                                     write: WriteContext) throws -> [DisbursementLine]? {
+        var confirmed: [DisbursementLine] = []
+        var sumFen: Int128 = 0
+        try DisbursementLine.scan(batch: batch.batchID, tables: write.tables, in: write.transaction) { found in
+            if found.instruction == instruction && found.status == .confirmed {
+                confirmed.append(found)
+                sumFen += Int128(found.amountFen)
+            }
+            return true
+        }
+        guard !confirmed.isEmpty else { return nil }
+        if sumFen == Int128(amountFen) { return confirmed }
+        let sameAmount = confirmed.filter { $0.amountFen == amountFen }
+        return sameAmount.count == 1 ? sameAmount : nil
     }
 
     /// The bank's own debit of lines an operator confirmed first: kept on each line as the

@@ -408,4 +408,34 @@ import Testing
         #expect(try Self.balance(harness, "channel_receivable:wechat") == 8_300)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    /// The bank's credit naming the instruction (not a line) after its debit: the one
+    /// confirmed line of that amount is returned; an amount no line or several lines have is
+    /// a discrepancy; the biller's credit naming the batch alone is never taken for a return.
+    @Test func aCreditNamingTheInstructionReturnsItsLineOfThatAmount() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        let batch = try #require(try Self.submit(harness, [
+            Self.line("I-1", amountFen: 700), Self.line("I-2", payeeAccount: "6222000000000002", amountFen: 300),
+            Self.line("I-3", payeeAccount: "6222000000000003", amountFen: 300),
+        ]).json?["batch_id"]?.string)
+        let paid = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 1_300, credit: true, reference: "IN-1", text: "FUNDING \(batch)"),
+            (fen: 1_300, credit: false, reference: "OUT-1", text: "\(batch)-1"),
+        ]))
+        #expect(paid.status == 200 && paid.json?["discrepancies"]?.int64 == 0, "\(paid.text)")
+        let back = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 700, credit: true, reference: "RET-1", text: "RETURN \(batch)-1 ACCOUNT CLOSED"),
+            (fen: 300, credit: true, reference: "RET-2", text: "RETURN \(batch)-1"),
+            (fen: 1_300, credit: true, reference: "IN-2", text: "FUNDING \(batch)"),
+        ], id: "940-2"))
+        #expect(back.status == 200 && back.json?["discrepancies"]?.int64 == 2, "\(back.text)")
+        let lines = try Self.lines(harness, batch)
+        #expect(lines["I-1"]?["status"]?.string == "returned" && lines["I-2"]?["status"]?.string == "confirmed"
+                && lines["I-3"]?["status"]?.string == "confirmed", "\(lines)")
+        let kinds = try BankStatementImportTests.bankDiscrepancies(harness).compactMap { $0["kind"]?.string }.sorted()
+        #expect(kinds == ["bank_duplicate", "bank_unmatched"], "\(kinds)")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == 700)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
 }
