@@ -448,18 +448,24 @@ package enum AutoDebit {
         try request.store(replacing: previous, tables: write.tables, in: write.transaction)
     }
 
+    /// The first `Limits.autodebitAccountBillsScanMax` bills of an agreement's account, by id.
+    static func accountBillIDs(of agreement: AutoDebitAgreement, write: WriteContext) throws -> [String] {
+        var billIDs: [String] = []
+        let prefix = Bill.accountPrefix(billerID: agreement.billerID, accountNo: agreement.accountNo)
+        try write.transaction.scan(write.tables.accountBills, prefix: prefix) { key, _ in
+            billIDs.append(String(decoding: key[prefix.count...], as: UTF8.self))
+            return billIDs.count < Limits.autodebitAccountBillsScanMax
+        }
+        return billIDs
+    }
+
     /// Stops every upcoming debit of an agreement: scheduled ones are cancelled, a pending
     /// channel order is cancelled (its reservations released). Answers how many were stopped.
     /// Reads at most `Limits.autodebitAccountBillsScanMax` bills of the account: a scheduled
     /// debit past them is stopped at its due time all the same.
     static func stopUpcoming(of agreement: AutoDebitAgreement, configuration: SettledConfiguration, write: WriteContext) throws -> Int {
         let tables = write.tables
-        var billIDs: [String] = []
-        let prefix = Bill.accountPrefix(billerID: agreement.billerID, accountNo: agreement.accountNo)
-        try write.transaction.scan(tables.accountBills, prefix: prefix) { key, _ in
-            billIDs.append(String(decoding: key[prefix.count...], as: UTF8.self))
-            return billIDs.count < Limits.autodebitAccountBillsScanMax
-        }
+        let billIDs = try accountBillIDs(of: agreement, write: write)
         var stopped = 0
         for billID in billIDs {
             guard let previous = try AutoDebitRequest.load(billID, tables: tables, in: write.transaction),
@@ -486,12 +492,7 @@ package enum AutoDebit {
     /// it was paused whose bills are still open, due `delaySeconds` from now.
     static func resumeSkipped(of agreement: AutoDebitAgreement, delaySeconds: Int, write: WriteContext) throws -> Int {
         let tables = write.tables
-        var billIDs: [String] = []
-        let prefix = Bill.accountPrefix(billerID: agreement.billerID, accountNo: agreement.accountNo)
-        try write.transaction.scan(tables.accountBills, prefix: prefix) { key, _ in
-            billIDs.append(String(decoding: key[prefix.count...], as: UTF8.self))
-            return billIDs.count < Limits.autodebitAccountBillsScanMax
-        }
+        let billIDs = try accountBillIDs(of: agreement, write: write)
         var resumed = 0
         for billID in billIDs {
             guard let previous = try AutoDebitRequest.load(billID, tables: tables, in: write.transaction),

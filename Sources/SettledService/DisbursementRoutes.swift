@@ -392,18 +392,7 @@ extension SettledService {
     /// instruction named it, the remittance the line's reference, else the batch and biller).
     func disbursementInstruction(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
         let batchID = context.parameters[0]
-        let query = Fields(query: context.request.query)
-        let formatText = try query.string("format", bytesMax: 16, required: false)
-        var format = PayoutInstructionFormat.pain001
-        if let formatText {
-            if let given = PayoutInstructionFormat(rawValue: formatText) {
-                format = given
-            } else {
-                try query.fail("format", "must be one of \(PayoutInstructionFormat.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-        }
-        let instructionText = try query.identifier("instruction", required: false)
-        try query.finishQuery()
+        let (format, instructionText) = try Self.instructionQuery(context)
         guard let batch = try DisbursementBatch.load(batchID, tables: store.tables, in: transaction) else {
             throw APIError.notFound("disbursement batch \(batchID)")
         }

@@ -43,8 +43,9 @@ extension SettledService {
     /// executed on its local date; the debtor the `[escrow]` account, the creditor the account
     /// the instruction named; the remittance names the payout, the biller, the business dates
     /// of its items and their count.
-    func payoutInstruction(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
-        let payoutID = context.parameters[0]
+    /// `?format=pain.001|csv` (pain.001 when absent) and `?instruction=` (the one in force
+    /// when absent) of an instruction file's request, nothing else.
+    static func instructionQuery(_ context: RequestContext) throws -> (format: PayoutInstructionFormat, instruction: String?) {
         let query = Fields(query: context.request.query)
         let formatText = try query.string("format", bytesMax: 16, required: false)
         var format = PayoutInstructionFormat.pain001
@@ -55,8 +56,14 @@ extension SettledService {
                 try query.fail("format", "must be one of \(PayoutInstructionFormat.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         }
-        let instructionID = try query.identifier("instruction", required: false)
+        let instruction = try query.identifier("instruction", required: false)
         try query.finishQuery()
+        return (format, instruction)
+    }
+
+    func payoutInstruction(_ context: RequestContext, _ transaction: Transaction) throws -> HTTPResponse {
+        let payoutID = context.parameters[0]
+        let (format, instructionID) = try Self.instructionQuery(context)
         guard let payout = try PayoutRecord.load(payoutID, tables: store.tables, in: transaction) else {
             throw APIError.notFound("payout \(payoutID)")
         }

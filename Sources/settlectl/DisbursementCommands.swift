@@ -135,24 +135,8 @@ enum DisbursementCommands {
 
     static func instruction(_ context: Context) throws(Failure) {
         let id = try batchID(context)
-        let format = try context.arguments.required("format")
-        guard PayoutCommands.instructionFormats.contains(format) else {
-            throw .usage("--format must be one of \(PayoutCommands.instructionFormats.joined(separator: ", ")), not '\(format)'")
-        }
-        let instruction = context.arguments.value("instruction")
-        if let instruction, instruction.isEmpty { throw .usage("--instruction must not be empty") }
-        let path = context.arguments.value("output") ?? "-"
-        guard !path.isEmpty else { throw .usage("--output needs a file name") }
-        let answer = try context.request("GET", Target.make(["v1", "disbursements", id, "instruction"],
-                                                            query: [("format", format), ("instruction", instruction)]))
-        if path == "-" {
-            Output.outBytes(answer.body)
-            return
-        }
-        try ReportCommands.write(answer.body, to: path)
-        if !context.json {
-            Output.out("instruction of disbursement batch \(Text.printable(id)) written to \(Text.printable(path)) (\(format), \(Text.bytes(Int64(answer.body.count))))\n")
-        }
+        try PayoutCommands.downloadInstruction(context, segments: ["v1", "disbursements", id, "instruction"],
+                                               of: "disbursement batch \(Text.printable(id))")
     }
 
     static func confirm(_ context: Context) throws(Failure) { try event(context, action: "confirm") }

@@ -196,6 +196,12 @@ enum PayoutCommands {
     /// The instruction file, to standard output or to FILE (written whole, then renamed).
     static func instruction(_ context: Context) throws(Failure) {
         let id = try payoutID(context)
+        try downloadInstruction(context, segments: ["v1", "payouts", id, "instruction"], of: "payout \(Text.printable(id))")
+    }
+
+    /// GET an instruction file (`segments`) with `--format`, `--instruction` and `--output`:
+    /// to standard output, or to FILE written whole, then renamed.
+    static func downloadInstruction(_ context: Context, segments: [String], of subject: String) throws(Failure) {
         let format = try context.arguments.required("format")
         guard instructionFormats.contains(format) else {
             throw .usage("--format must be one of \(instructionFormats.joined(separator: ", ")), not '\(format)'")
@@ -204,15 +210,14 @@ enum PayoutCommands {
         if let instruction, instruction.isEmpty { throw .usage("--instruction must not be empty") }
         let path = context.arguments.value("output") ?? "-"
         guard !path.isEmpty else { throw .usage("--output needs a file name") }
-        let answer = try context.request("GET", Target.make(["v1", "payouts", id, "instruction"],
-                                                            query: [("format", format), ("instruction", instruction)]))
+        let answer = try context.request("GET", Target.make(segments, query: [("format", format), ("instruction", instruction)]))
         if path == "-" {
             Output.outBytes(answer.body)
             return
         }
         try ReportCommands.write(answer.body, to: path)
         if !context.json {
-            Output.out("instruction of payout \(Text.printable(id)) written to \(Text.printable(path)) (\(format), \(Text.bytes(Int64(answer.body.count))))\n")
+            Output.out("instruction of \(subject) written to \(Text.printable(path)) (\(format), \(Text.bytes(Int64(answer.body.count))))\n")
         }
     }
 
