@@ -175,7 +175,7 @@ package struct AutoDebitRequest: Sendable, Equatable {
     /// | `skipped`   | 4    | not debited: the bill was no longer open, held by another order, over the cap, or the agreement paused |
     /// | `gave_up`   | 5    | every try failed; the bill is left open |
     /// | `cancelled` | 6    | the agreement was cancelled |
-    package enum State: UInt8, Sendable, CaseIterable {
+    package enum State: UInt8, Sendable, CaseIterable, NamedCases {
         case scheduled = 1, pending = 2, done = 3, skipped = 4, gaveUp = 5, cancelled = 6
 
         package var name: String {
@@ -187,11 +187,6 @@ package struct AutoDebitRequest: Sendable, Equatable {
             case .gaveUp: "gave_up"
             case .cancelled: "cancelled"
             }
-        }
-
-        package init?(name: String) {
-            guard let found = Self.allCases.first(where: { $0.name == name }) else { return nil }
-            self = found
         }
     }
 

@@ -47,7 +47,7 @@ extension AccountName {
 /// | `instructed`      | 2    |
 /// | `confirmed`       | 3    |
 /// | `returned`        | 4    |
-package enum DisbursementStatus: UInt8, Sendable, CaseIterable {
+package enum DisbursementStatus: UInt8, Sendable, CaseIterable, NamedCases {
     /// Accepted; its batch is not funded yet, so nothing is instructed.
     case awaitingFunding = 1
     /// In an instruction to the escrow bank.
@@ -64,11 +64,6 @@ package enum DisbursementStatus: UInt8, Sendable, CaseIterable {
         case .confirmed: "confirmed"
         case .returned: "returned"
         }
-    }
-
-    package init?(name: String) {
-        guard let status = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = status
     }
 
     /// awaiting_funding -> instructed (the batch funded); instructed -> confirmed | returned;

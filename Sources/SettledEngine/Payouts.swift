@@ -12,7 +12,7 @@ import SettledStore
 /// | `confirmed`  | 2    |
 /// | `returned`   | 3    |
 /// | `nothing_due`| 4    |
-package enum PayoutStatus: UInt8, Sendable, CaseIterable {
+package enum PayoutStatus: UInt8, Sendable, CaseIterable, NamedCases {
     /// Instructed to the escrow bank, its money in `payout_in_transit:<biller>`.
     case instructed = 1
     /// Arrived (the biller's finance confirmed, or the escrow bank's statement shows it).
@@ -31,11 +31,6 @@ package enum PayoutStatus: UInt8, Sendable, CaseIterable {
         case .returned: "returned"
         case .nothingDue: "nothing_due"
         }
-    }
-
-    package init?(name: String) {
-        guard let status = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = status
     }
 
     /// instructed -> confirmed | returned; confirmed -> returned (the escrow bank's statement

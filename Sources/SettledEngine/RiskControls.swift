@@ -30,7 +30,7 @@ package enum RiskRule: UInt8, CaseIterable, Sendable {
 }
 
 /// The kinds of operator-managed block lists, with their stored codes.
-package enum RiskBlockKind: UInt8, CaseIterable, Sendable {
+package enum RiskBlockKind: UInt8, CaseIterable, Sendable, NamedCases {
     /// A customer: no order of theirs is taken.
     case customer = 1
     /// A household account (biller and account number): no order pays it.
@@ -45,11 +45,6 @@ package enum RiskBlockKind: UInt8, CaseIterable, Sendable {
         case .account: "account"
         case .bankAccount: "bank_account"
         }
-    }
-
-    package init?(name: String) {
-        guard let kind = Self.allCases.first(where: { $0.name == name }) else { return nil }
-        self = kind
     }
 
     /// How many parts its id has: a customer id; a biller or bank and an account number.
