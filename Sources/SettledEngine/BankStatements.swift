@@ -471,11 +471,21 @@ extension Engine {
         }
         let direction = line.isCredit ? "credit" : "debit"
         if line.payoutIDs.isEmpty {
-            // A credit naming a channel's `escrow_reference` and no disbursement batch is the
-            // channel's settlement: a biller's disbursement id (its own choice, `10001`) that
-            // is a word of the channel's text does not take it.
-            let channelCredit = line.isCredit && escrowChannel(of: line.texts).channel != nil
-                && !(line.names + line.texts).contains { !DisbursementBatch.references(in: $0).isEmpty }
+            // A credit naming a channel's `escrow_reference` and no disbursement (no batch, and
+            // no name of the entry that is a disbursement id whole, as a camt `EndToEndId` is)
+            // is the channel's settlement: a biller's disbursement id (its own choice, `10001`)
+            // that is only a word of the channel's text does not take it.
+            var channelCredit = false
+            if line.isCredit, escrowChannel(of: line.texts).channel != nil,
+               !(line.names + line.texts).contains(where: { !DisbursementBatch.references(in: $0).isEmpty }) {
+                channelCredit = true
+                for name in line.names where name.utf8.count <= Limits.disbursementIDBytesMax {
+                    if try DisbursementLine.load(disbursementID: name, tables: write.tables, in: write.transaction) != nil {
+                        channelCredit = false
+                        break
+                    }
+                }
+            }
             let disbursementReference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
             let disbursementMatch: DisbursementBankMatch = channelCredit ? .notMine
                 : try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)", write: write)
@@ -636,12 +646,14 @@ extension Engine {
             let takenFen = discrepancy.channelFen ?? 0
             var bookedFen: Int64 = 0
             let named = try bankDiscrepancyEntry(discrepancy.id, write: write)
-            if named.disbursements {
-                // Its lines are confirmed or returned on their own (by hand, or by the bank's
-                // right entry); writing the whole entry off would book their money a second time.
-                throw notApplicable("the entry concerns disbursements: confirm or return their lines, then accept it")
-            }
-            if discrepancy.kind == "bank_amount_mismatch" {
+            if named.disbursements && discrepancy.kind == "bank_amount_mismatch" {
+                // The lines it named are confirmed or returned on their own (by hand): what is
+                // written off is the difference between the bank's amount and their sum.
+                guard let linesFen = discrepancy.internalFen else {
+                    throw notApplicable("the entry named no lines whose sum is known: write off is not applicable")
+                }
+                bookedFen = linesFen
+            } else if discrepancy.kind == "bank_amount_mismatch" {
                 let payoutIDs = named.payoutIDs
                 for id in payoutIDs {
                     guard let payout = try PayoutRecord.load(id, tables: write.tables, in: write.transaction) else {

@@ -368,12 +368,11 @@ import Testing
         #expect(again.status == 200 && again.json?["discrepancies"]?.int64 == 1, "\(again.text)")
         let found = try BankStatementImportTests.bankDiscrepancies(harness)
         #expect(found.count == 1 && found.first?["kind"]?.string == "bank_duplicate", "\(found)")
-        // Not written off whole (its lines are confirmed or returned on their own): accepted.
+        // The second payment left escrow: written off whole, the ledger's escrow is the bank's.
         let id = try #require(found.first?["discrepancy_id"]?.string)
         let writeOff = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"paid twice"}"#)
-        #expect(writeOff.status == 409 && writeOff.text.contains("disbursements"), "\(writeOff.text)")
-        let accepted = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"accept","note":"recovered from the payee"}"#)
-        #expect(accepted.status == 200, "\(accepted.text)")
+        #expect(writeOff.status == 200, "\(writeOff.text)")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == -6_000)
         // The first statement again changes nothing.
         let replay = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
             (fen: 3_000, credit: false, reference: "BK-1", text: "K-1"),
@@ -406,6 +405,18 @@ import Testing
         #expect(try Self.lines(harness, batch)["10001"]?["status"]?.string == "confirmed")
         // The channel's receivable of the 9000 captured is 700 less: the credit settled it.
         #expect(try Self.balance(harness, "channel_receivable:wechat") == 8_300)
+        // A return naming a disbursement whole (its EndToEndId) is the return, whatever its
+        // remittance text says (the biller's reference may name the channel).
+        let other = try #require(try Self.submit(harness, [Self.line("20002", amountFen: 500)]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(other)/fund", #"{"reference":"OPS-2"}"#).status == 200)
+        #expect(try harness.call("POST", "/v1/disbursements/\(other)/lines/20002/confirm", #"{"reference":"OPS-10"}"#).status == 200)
+        let returned = try BankStatementImportTests.upload(harness, BankStatementImportTests.camt([
+            Entry(amountFen: 500, credit: true, bankReference: "RT-1", endToEndID: "20002",
+                  remittance: "PV subsidy via \(BankStatementImportTests.tenpay)"),
+        ], id: "CAMT-RT"))
+        #expect(returned.status == 200 && returned.json?["discrepancies"]?.int64 == 0, "\(returned.text)")
+        #expect(try Self.lines(harness, other)["20002"]?["status"]?.string == "returned")
+        #expect(try Self.balance(harness, "channel_receivable:wechat") == 8_300)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
@@ -436,6 +447,29 @@ import Testing
         let kinds = try BankStatementImportTests.bankDiscrepancies(harness).compactMap { $0["kind"]?.string }.sorted()
         #expect(kinds == ["bank_duplicate", "bank_unmatched"], "\(kinds)")
         #expect(try Self.balance(harness, AccountName.escrowBank) == 700)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
+    /// A debit naming a line at another amount: the operator confirms the line by hand (its
+    /// amount booked) and the write-off books only the difference, not the whole entry again.
+    @Test func aDisbursementDebitAtAnotherAmountWritesOffTheDifference() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 9_000)], txn: "t-9")
+        let batch = try #require(try Self.submit(harness, [Self.line("F-9", amountFen: 3_000)]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/fund", #"{"reference":"OPS"}"#).status == 200)
+        let bank = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_005, credit: false, reference: "BK-9", text: "F-9"),
+        ]))
+        #expect(bank.status == 200 && bank.json?["discrepancies"]?.int64 == 1, "\(bank.text)")
+        let found = try BankStatementImportTests.bankDiscrepancies(harness)
+        #expect(found.first?["kind"]?.string == "bank_amount_mismatch" && found.first?["internal_fen"]?.int64 == -3_000, "\(found)")
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/lines/F-9/confirm", #"{"reference":"BK-9"}"#).status == 200)
+        let id = try #require(found.first?["discrepancy_id"]?.string)
+        let writeOff = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"bank fee"}"#)
+        #expect(writeOff.status == 200, "\(writeOff.text)")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == -3_005)
+        #expect(try Self.balance(harness, "recon_loss:escrow") == 5)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 }
