@@ -309,12 +309,26 @@ package struct AutoDebitRequest: Sendable, Equatable {
 
     static func pendingKey(_ billID: String) -> [UInt8] { [pendingTag] + Array(billID.utf8) }
 
+    /// The withholdings out for one household account: `q` biller 0 account 0 bill id, beside
+    /// the gateway's list (`p`), so that a cancel finds every one of its account's however
+    /// many bills the account has.
+    static let accountPendingTag = UInt8(ascii: "q")
+
+    static func accountPendingPrefix(biller: String, account: String) -> [UInt8] {
+        [accountPendingTag] + Array(biller.utf8) + [0] + Array(account.utf8) + [0]
+    }
+
+    var accountPendingKey: [UInt8] { Self.accountPendingPrefix(biller: billerID, account: accountNo) + Array(billID.utf8) }
+
     /// Stores the request and its index entries, replacing those of `previous` (what was
     /// stored before, if anything).
     func store(replacing previous: AutoDebitRequest?, tables: Tables, in transaction: Transaction) throws {
         if let previous {
             if previous.state == .scheduled { _ = try transaction.delete(tables.autodebitDue, key: Self.dueKey(previous.dueUnixMillis, billID)) }
-            if previous.state == .pending { _ = try transaction.delete(tables.autodebitAgreements, key: Self.pendingKey(billID)) }
+            if previous.state == .pending {
+                _ = try transaction.delete(tables.autodebitAgreements, key: Self.pendingKey(billID))
+                _ = try transaction.delete(tables.autodebitAgreements, key: previous.accountPendingKey)
+            }
         }
         precondition(state == .scheduled || dueUnixMillis == -1, "only a scheduled debit has a due time")
         try transaction.put(tables.autodebitRequests, key: Key.string(billID), value: encoded(), options: .overwrite)
@@ -323,6 +337,7 @@ package struct AutoDebitRequest: Sendable, Equatable {
         }
         if state == .pending {
             try transaction.put(tables.autodebitAgreements, key: Self.pendingKey(billID), value: [], options: .overwrite)
+            try transaction.put(tables.autodebitAgreements, key: accountPendingKey, value: [], options: .overwrite)
         }
     }
 
@@ -456,15 +471,26 @@ package enum AutoDebit {
 
     /// Stops every upcoming debit of an agreement: scheduled ones are cancelled, a pending
     /// channel order is cancelled (its reservations released). Answers how many were stopped.
-    /// Reads at most `Limits.autodebitAccountBillsScanMax` bills of the account: a scheduled
-    /// debit past them is stopped at its due time all the same.
+    /// Reads at most `Limits.autodebitAccountBillsScanMax` bills of the account, and every
+    /// withholding out for it (its own index): a scheduled debit past those bills is stopped
+    /// at its due time all the same.
     static func stopUpcoming(of agreement: AutoDebitAgreement, configuration: SettledConfiguration, write: WriteContext) throws -> Int {
         let tables = write.tables
-        let billIDs = try accountBillIDs(of: agreement, write: write)
+        var billIDs = try accountBillIDs(of: agreement, write: write)
+        // Every withholding out for the account, also of bills past those read above: its
+        // order must not be collected after the cancel.
+        var listed = Set(billIDs)
+        let pendingPrefix = AutoDebitRequest.accountPendingPrefix(biller: agreement.billerID, account: agreement.accountNo)
+        try write.transaction.scan(tables.autodebitAgreements, prefix: pendingPrefix) { key, _ in
+            let billID = String(decoding: key[pendingPrefix.count...], as: UTF8.self)
+            if listed.insert(billID).inserted { billIDs.append(billID) }
+            return true
+        }
         var stopped = 0
         for billID in billIDs {
             guard let previous = try AutoDebitRequest.load(billID, tables: tables, in: write.transaction),
-                  previous.customer == agreement.customer, previous.isUpcoming else { continue }
+                  previous.customer == agreement.customer, previous.billerID == agreement.billerID,
+                  previous.accountNo == agreement.accountNo, previous.isUpcoming else { continue }
             var request = previous
             request.state = .cancelled
             request.dueUnixMillis = -1

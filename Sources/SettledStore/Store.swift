@@ -97,7 +97,9 @@ import Glibc
 /// The auto-debit's tables (records in SettledEngine's AutoDebit.swift):
 /// - autodebit_agreements: `a` customer 0 biller 0 account -> v1 agreement;
 ///                         `b` biller 0 account 0 customer -> empty (the agreements of an account);
-///                         `t` outcome u8 -> u64 debits by outcome ever (the metrics)
+///                         `t` outcome u8 -> u64 debits by outcome ever (the metrics);
+///                         `p` bill id -> empty (the withholdings out, for the gateway);
+///                         `q` biller 0 account 0 bill id -> empty (the same, by account)
 /// - autodebit_requests:   bill id -> v1 debit request (one per bill: its state, attempts, order)
 /// - autodebit_due:        due millis u64 ++ bill id -> empty (requests waiting for their time)
 /// The outbound disbursements' tables (layouts in DisbursementKeys.swift; records in

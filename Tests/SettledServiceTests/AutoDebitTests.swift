@@ -472,6 +472,28 @@ struct AutoDebitTests {
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
 
+    @Test("a cancel releases every withholding out for the account, also of bills past those a cancel reads")
+    func cancelReleasesEveryWithholdingOfTheAccount() throws {
+        let clock = ManualClock(wallUnixMillis: Self.start)
+        let harness = try Self.harness(clock)
+        defer { harness.close() }
+        _ = try Self.sign(harness, "c-3", "A3", #"{"instrument":"channel","channel":"alipay","agreement_no":"AG-3"}"#)
+        let count = Limits.autodebitAccountBillsScanMax + 3
+        _ = try Self.importBills(harness, (0..<count).map { Self.bill("W\(100_000 + $0)", "A3", 10) })
+        clock.advance(millis: Int64(Self.delaySeconds) * 1000)
+        #expect(try harness.service.runDueDebits() == "tried \(count) debits: \(count) channel_requested")
+        let lastRequest = try harness.service.store.environment.read {
+            try AutoDebitRequest.load("W\(100_000 + count - 1)", tables: harness.service.store.tables, in: $0)
+        }
+        #expect(lastRequest?.state == .pending)
+        let last = try #require(lastRequest?.orderID)
+        let cancelled = try harness.call("DELETE", "/v1/customers/c-3/autodebit/b-1/A3")
+        #expect(cancelled.status == 200 && cancelled.json?["stopped_debits"]?.int64 == Int64(count), "\(cancelled.text)")
+        #expect(try harness.call("GET", "/v1/orders/\(last)").json?["status"]?.string == "cancelled")
+        #expect(try harness.call("GET", "/v1/autodebit/requests?status=pending").json?["requests"]?.array?.isEmpty == true)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
+
     @Test("an auto-debit and the customer's own order for the same bill at once: exactly one takes it")
     func raceWithTheCustomer() throws {
         let clock = ManualClock(wallUnixMillis: Self.start)
