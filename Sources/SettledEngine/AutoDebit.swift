@@ -719,11 +719,14 @@ extension Engine {
         switch try bill.visibleStatus(tables: tables, in: write.transaction) {
         case .open: break
         case .reserved:
-            // Held by another order (the customer at the checkout): tried again later, as a
-            // failure is, so that an order abandoned and expired does not leave the bill unpaid.
-            request.attempts += 1
-            try AutoDebit.fail(&request, .billReserved, detail: "bill \(billID) is held by order \(bill.orderID ?? "?")",
-                               configuration: configuration, write: write)
+            // Held by another order (the customer at the checkout): tried again once such an
+            // order has expired or been paid (`[orders] expiry_seconds` from now), without
+            // using up a try, so that an abandoned checkout does not leave the bill unpaid.
+            request.state = .scheduled
+            request.outcome = .billReserved
+            request.detail = "bill \(billID) is held by order \(bill.orderID ?? "?")"
+            request.dueUnixMillis = write.nowUnixMillis + Int64(configuration.expirySeconds) * 1000
+            try AutoDebit.count(.billReserved, write: write)
             try request.store(replacing: previous, tables: tables, in: write.transaction)
             return AutoDebitTry(request: request, order: nil)
         case let status: return try finish(.skipped, .billNotOpen, "bill \(billID) is \(status.name)")

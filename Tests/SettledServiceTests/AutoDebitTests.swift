@@ -446,9 +446,13 @@ struct AutoDebitTests {
         #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 bill_reserved")
         let held = try #require(try Self.request(harness, "H1"))
         #expect(held["status"]?.string == "scheduled" && held["outcome"]?.string == "bill_reserved", "\(held)")
-        // The checkout is abandoned; the next try pays the bill from the wallet.
+        #expect(held["attempts"]?.int64 == 0, "\(held)")
+        // The checkout is abandoned; the next try, once such an order would have expired,
+        // pays the bill from the wallet.
         #expect(try harness.call("POST", "/v1/orders/\(ownID)/cancel").status == 200)
-        clock.advance(millis: Int64(Self.backoffSeconds) * 1000)
+        clock.advance(millis: Int64(harness.service.configuration.expirySeconds) * 1000 - 1)
+        #expect(try harness.service.runDueDebits() == "none due")
+        clock.advance(millis: 1)
         #expect(try harness.service.runDueDebits() == "tried 1 debits: 1 paid")
         #expect(try Self.billStatus(harness, "H1") == "paid" && Self.walletFen(harness, "c-4") == 9_300)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
