@@ -133,6 +133,19 @@ extension Engine {
             return .done(outcome: .alreadyConfirmed, subject: batch.batchID, transactionID: nil, moved: done.map(\.disbursementID),
                          audit: "the debit of \(name) seen again")
         }
+        // The bank's one debit of an instruction some of whose lines an operator confirmed
+        // first: it pays those too (recorded as the bank's, so that a later debit of them is a
+        // duplicate) and the rest.
+        let doneByHand = done.filter { found in found.events.last(where: { $0.status == .confirmed }).map { !$0.byBank } ?? false }
+        let doneByHandFen = doneByHand.reduce(Int128(0)) { $0 + Int128($1.amountFen) }
+        if !open.isEmpty, !doneByHand.isEmpty, doneByHand.count == done.count, openFen + doneByHandFen == Int128(line.amountFen) {
+            let transactionID = try confirmDisbursementLines(open, reference: reference, note: note, write: write)
+            try recordBankDebit(of: doneByHand, reference: reference, note: note, write: write)
+            return .done(outcome: .disbursementConfirmed, subject: batch.batchID, transactionID: transactionID,
+                         moved: open.map(\.disbursementID),
+                         audit: "\(open.count) disbursement\(open.count == 1 ? "" : "s") of \(name) confirmed by the bank's debit of \(line.amountFen) fen"
+                            + " (with \(doneByHand.count) an operator had confirmed), bank reference \(reference)")
+        }
         guard !open.isEmpty, openFen == Int128(line.amountFen) else {
             return .discrepancy(kind: !open.isEmpty ? "bank_amount_mismatch" : done.isEmpty ? "bank_unmatched" : "bank_duplicate",
                                 internalFen: Int64(exactly: -openFen),

@@ -472,4 +472,30 @@ import Testing
         #expect(try Self.balance(harness, "recon_loss:escrow") == 5)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    /// The bank's debit of an instruction after an operator confirmed one of its lines by hand:
+    /// it pays the rest and is recorded as that line's bank payment too, so that a second debit
+    /// of the instruction is a duplicate, not absorbed.
+    @Test func anInstructionDebitAfterAnOperatorConfirmedSomeLines() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 9_000)], txn: "t-9")
+        let batch = try #require(try Self.submit(harness, [
+            Self.line("P-1", amountFen: 1_000), Self.line("P-2", payeeAccount: "6222000000000002", amountFen: 2_000),
+        ]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/fund", #"{"reference":"OPS"}"#).status == 200)
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/lines/P-1/confirm", #"{"reference":"OPS-1"}"#).status == 200)
+        let paid = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_000, credit: false, reference: "OUT-1", text: "\(batch)-1"),
+        ]))
+        #expect(paid.status == 200 && paid.json?["discrepancies"]?.int64 == 0, "\(paid.text)")
+        #expect(try Self.lines(harness, batch)["P-2"]?["status"]?.string == "confirmed")
+        let again = try BankStatementImportTests.upload(harness, BankStatementImportTests.mt940([
+            (fen: 3_000, credit: false, reference: "OUT-2", text: "\(batch)-1"),
+        ], id: "940-2"))
+        #expect(again.status == 200 && again.json?["discrepancies"]?.int64 == 1, "\(again.text)")
+        #expect(try BankStatementImportTests.bankDiscrepancies(harness).first?["kind"]?.string == "bank_duplicate")
+        #expect(try Self.balance(harness, AccountName.escrowBank) == -3_000)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
 }
