@@ -609,8 +609,9 @@ extension Engine {
     /// `biller_disbursement_funding` Cr its total, which the biller's next clearings deduct
     /// from its net (the payable itself is cleared item by item, so a debit to it here would
     /// be paid out to the biller all the same). Refused unless the payable (a credit balance),
-    /// less the clawbacks and deductions still to be taken from it, covers the batch; then the
-    /// batch is instructed. An operator's decision, audited.
+    /// less the clawbacks and deductions still to be taken from it and, for a biller bearing
+    /// the channels' fees, those fees at the highest configured rate, covers the batch; then
+    /// the batch is instructed. An operator's decision, audited.
     package func fundDisbursementBatch(_ batchID: String, reference: String, note: String, write: WriteContext) throws -> DisbursementBatch {
         guard let batch = try DisbursementBatch.load(batchID, tables: write.tables, in: write.transaction) else {
             throw Refusal.disbursement(.batchNotFound(batchID: batchID))
@@ -621,7 +622,15 @@ extension Engine {
         let payableFen = Int128(try write.balanceFen(of: AccountName.billerPayable(batch.billerID)))
         let clawbackFen = Int128(max(0, try write.balanceFen(of: AccountName.clawbackReceivable(batch.billerID))))
         let deductionFen = Int128(max(0, try write.balanceFen(of: AccountName.disbursementDeduction(batch.billerID))))
-        let coverFen = -payableFen - clawbackFen - deductionFen
+        // A biller that bears the channels' fees has them taken by its next clearing before
+        // the deduction: kept back at the highest configured rate (rounded up), so that the
+        // clearing can take the whole batch and escrow never advances the fees' money.
+        var feesFen: Int128 = 0
+        if try Biller.load(batch.billerID, tables: write.tables, in: write.transaction)?.feeBearer == .biller, -payableFen > 0 {
+            let bpsMax = Int128(configuration.channels.map(\.feeBps).max() ?? 0)
+            feesFen = (-payableFen * bpsMax + 9_999) / 10_000
+        }
+        let coverFen = -payableFen - clawbackFen - deductionFen - feesFen
         guard coverFen >= Int128(batch.totalFen) else {
             let shownFen = Int64(clamping: max(coverFen, 0))
             throw Refusal.disbursement(.payableShort(billerID: batch.billerID, payableFen: shownFen, neededFen: batch.totalFen))

@@ -498,4 +498,25 @@ import Testing
         #expect(try Self.balance(harness, AccountName.escrowBank) == -3_000)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    /// A biller bearing the channels' fees keeps them back from what funds a batch: its next
+    /// clearing takes the fees first, then the whole batch, and pays the rest.
+    @Test func fundingFromThePayableOfAFeeBearingBillerKeepsItsFeesBack() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        try ClearingTests.feeBearingBiller(harness, "b-2", accountNo: "2")
+        _ = try ClearingTests.paidOrder(harness, [("b-2", 10_000)], txn: "t-2")
+        let whole = try #require(try Self.submit(harness, [Self.line("G-1", biller: "b-2", amountFen: 10_000)]).json?["batch_id"]?.string)
+        let refused = try harness.call("POST", "/v1/disbursements/\(whole)/fund", #"{"reference":"OPS-1"}"#)
+        #expect(refused.status == 409 && refused.code == "insufficient_payable", "\(refused.text)")
+        // 60 bps of 10000 is 60: 9940 fits.
+        let fits = try #require(try Self.submit(harness, [Self.line("G-2", biller: "b-2", amountFen: 9_940)]).json?["batch_id"]?.string)
+        #expect(try harness.call("POST", "/v1/disbursements/\(fits)/fund", #"{"reference":"OPS-2"}"#).status == 200)
+        let run = try ClearingTests.run(harness, ClearingTests.day1)
+        // Nothing left to pay: listed without a payout.
+        let figures = try #require(run.json?["without_payout"]?.array?.first { $0["biller_id"]?.string == "b-2" }, "\(run.text)")
+        #expect(figures["fees_fen"]?.int64 == 60 && figures["clawback_fen"]?.int64 == 9_940 && figures["net_fen"]?.int64 == 0, "\(run.text)")
+        #expect(try Self.balance(harness, "disbursement_deduction:b-2") == 0)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
 }
