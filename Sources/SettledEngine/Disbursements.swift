@@ -643,7 +643,10 @@ extension Engine {
                                                                             atUnixMillis: write.nowUnixMillis), write: write)
     }
 
-    /// Marks a batch funded and instructs every line under its first instruction.
+    /// Marks a batch funded and instructs its lines under its first instruction, but a line
+    /// whose payee's bank account was blocked since the batch was accepted: that one is
+    /// withheld (left `awaiting_funding`, in no instruction) until re-instructed to another
+    /// payee (`reinstructDisbursement`).
     func instructFundedBatch(_ batch: DisbursementBatch, funding: DisbursementFunding, write: WriteContext) throws -> DisbursementBatch {
         var batch = batch
         batch.funding = funding
@@ -654,12 +657,18 @@ extension Engine {
             lines.append(line)
             return true
         }
+        let blocked = try Self.blockedBankAccounts(tables: write.tables, in: write.transaction)
         for var line in lines {
+            if Self.blockReason(line.payee, blocked) != nil { continue }
             line.transition(to: .instructed)
             line.instructions.append(DisbursementLineInstruction(number: 1, payee: line.payee))
             try line.store(write: write)
             count += 1
             total = try total.addingFen(line.amountFen)
+        }
+        guard count > 0 else {
+            try batch.store(write: write)
+            return batch
         }
         batch.instructions.append(DisbursementInstruction(number: 1, atUnixMillis: write.nowUnixMillis, lineCount: count, totalFen: total))
         try batch.store(write: write)
@@ -734,15 +743,17 @@ extension Engine {
         guard var batch = try DisbursementBatch.load(batchID, tables: write.tables, in: write.transaction) else {
             throw Refusal.disbursement(.batchNotFound(batchID: batchID))
         }
-        guard line.status.canTransition(to: .instructed), line.status == .returned else {
+        // A returned line, or one withheld at its batch's funding (its payee blocked).
+        let withheld = line.status == .awaitingFunding && batch.funding != nil
+        guard line.status.canTransition(to: .instructed), line.status == .returned || withheld else {
             throw Refusal.disbursement(.lineState(disbursementID: disbursementID, status: line.status.name, action: "re-instructed"))
         }
-        guard payee != line.instructions.last?.payee else { throw Refusal.disbursement(.payeeUnchanged(disbursementID: disbursementID)) }
+        guard payee != (line.instructions.last?.payee ?? line.payee) else { throw Refusal.disbursement(.payeeUnchanged(disbursementID: disbursementID)) }
         if let reason = Self.blockReason(payee, try Self.blockedBankAccounts(tables: write.tables, in: write.transaction)) {
             throw Refusal.disbursement(.payeeBlocked(disbursementID: disbursementID, bank: payee.bank, accountNo: payee.accountNo, reason: reason))
         }
-        guard line.instructions.count < Limits.disbursementInstructionsMax,
-              let number = batch.instructions.last.map({ $0.number &+ 1 }), number > 0 else {
+        let number = (batch.instructions.last?.number ?? 0) &+ 1
+        guard line.instructions.count < Limits.disbursementInstructionsMax, number > 0 else {
             throw Refusal.disbursement(.instructionsExhausted(disbursementID: disbursementID, instructions: line.instructions.count))
         }
         line.payee = payee

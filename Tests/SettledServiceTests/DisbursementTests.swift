@@ -519,4 +519,37 @@ import Testing
         #expect(try Self.balance(harness, "disbursement_deduction:b-2") == 0)
         #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
     }
+
+    /// A payee's bank account blocked after its batch was accepted: at the funding its line is
+    /// withheld (in no instruction, no pain.001 names it) until re-instructed to another payee.
+    @Test func aLineWhosePayeeWasBlockedSinceIsWithheldAtFunding() throws {
+        let harness = try Self.harness()
+        defer { harness.close() }
+        _ = try ClearingTests.paidOrder(harness, [("b-1", 9_000)], txn: "t-9")
+        let batch = try #require(try Self.submit(harness, [
+            Self.line("B-1", amountFen: 1_000), Self.line("B-2", payeeAccount: "6222000000000777", amountFen: 2_000),
+        ]).json?["batch_id"]?.string)
+        let block = try harness.call("PUT", "/v1/risk/blocks/bank-accounts/icbc/6222000000000777", #"{"reason":"mule account"}"#)
+        #expect(block.status == 201 || block.status == 200, "\(block.text)")
+        #expect(try harness.call("POST", "/v1/disbursements/\(batch)/fund", #"{"reference":"OPS"}"#).status == 200)
+        var lines = try Self.lines(harness, batch)
+        #expect(lines["B-1"]?["status"]?.string == "instructed" && lines["B-2"]?["status"]?.string == "awaiting_funding", "\(lines)")
+        let pain = try harness.call("GET", "/v1/disbursements/\(batch)/instruction?format=pain.001")
+        #expect(pain.status == 200, "\(pain.text)")
+        try Pain001Schema.expectValid(pain.body)
+        #expect(pain.text.contains("<NbOfTxs>1</NbOfTxs>") && !pain.text.contains("B-2"), "\(pain.text)")
+        // Not to the blocked account again, nor unchanged; to another payee it is instructed.
+        let same = try harness.call("POST", "/v1/disbursements/\(batch)/lines/B-2/reinstruct",
+                                    #"{"payee":{"bank":"ICBC","account_no":"6222000000000777","account_name":"张三"}}"#)
+        #expect(same.status == 409 || same.status == 422, "\(same.text)")
+        let moved = try harness.call("POST", "/v1/disbursements/\(batch)/lines/B-2/reinstruct",
+                                     #"{"payee":{"bank":"BOC","account_no":"6013000000000002","account_name":"张三"}}"#)
+        #expect(moved.status == 200, "\(moved.text)")
+        lines = try Self.lines(harness, batch)
+        #expect(lines["B-2"]?["status"]?.string == "instructed", "\(lines)")
+        let second = try harness.call("GET", "/v1/disbursements/\(batch)/instruction?format=pain.001&instruction=\(batch)-2")
+        #expect(second.status == 200 && second.text.contains("<EndToEndId>B-2</EndToEndId>"), "\(second.text)")
+        try Pain001Schema.expectValid(second.body)
+        #expect(try BankStatementImportTests.trialBalanceIsZero(harness))
+    }
 }
