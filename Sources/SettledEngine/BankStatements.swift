@@ -471,24 +471,10 @@ extension Engine {
         }
         let direction = line.isCredit ? "credit" : "debit"
         if line.payoutIDs.isEmpty {
-            // A credit naming a channel's `escrow_reference` and no disbursement (no batch, and
-            // no name of the entry that is a disbursement id whole, as a camt `EndToEndId` is)
-            // is the channel's settlement: a biller's disbursement id (its own choice, `10001`)
-            // that is only a word of the channel's text does not take it.
-            var channelCredit = false
-            if line.isCredit, escrowChannel(of: line.texts).channel != nil,
-               !(line.names + line.texts).contains(where: { !DisbursementBatch.references(in: $0).isEmpty }) {
-                channelCredit = true
-                for name in line.names where name.utf8.count <= Limits.disbursementIDBytesMax {
-                    if try DisbursementLine.load(disbursementID: name, tables: write.tables, in: write.transaction) != nil {
-                        channelCredit = false
-                        break
-                    }
-                }
-            }
+            let found: (channel: String?, ambiguous: [String]) = line.isCredit ? escrowChannel(of: line.texts) : (nil, [])
             let disbursementReference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
-            let disbursementMatch: DisbursementBankMatch = channelCredit ? .notMine
-                : try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)", write: write)
+            let disbursementMatch = try applyDisbursementBankLine(line, reference: disbursementReference, note: "escrow bank statement \(where_)",
+                                                                  namesChannel: found.channel != nil, write: write)
             switch disbursementMatch {
             case .notMine:
                 break
@@ -506,7 +492,6 @@ extension Engine {
                 try storeRow(row, record: record, index: index, write: write)
                 return
             }
-            let found: (channel: String?, ambiguous: [String]) = line.isCredit ? escrowChannel(of: line.texts) : (nil, [])
             if let channel = found.channel {
                 let transactionID = try write.post(JournalTransaction(kind: AccountName.escrowCreditKind, reference: record.name, entries: [
                     JournalEntry(account: AccountName.escrowBank, amountFen: line.amountFen),

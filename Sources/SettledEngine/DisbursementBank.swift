@@ -24,9 +24,15 @@ extension Engine {
     ///
     /// An entry whose amount or the lines' states do not fit is a bank discrepancy; the same
     /// debit seen again (its lines confirmed) is `already_confirmed`, booking nothing.
-    package func applyDisbursementBankLine(_ line: BankLine, reference: String, note: String,
+    ///
+    /// `namesChannel`: the entry is a credit naming a channel's `escrow_reference`. Unless it
+    /// names a batch too, only its names taken whole (a camt `EndToEndId`) are looked up, not
+    /// their words: a biller's disbursement id (its own choice, `10001`) that is a word of the
+    /// channel's text does not take the channel's settlement.
+    package func applyDisbursementBankLine(_ line: BankLine, reference: String, note: String, namesChannel: Bool,
                                            write: WriteContext) throws -> DisbursementBankMatch {
-        let named = try namedDisbursements(line, write: write)
+        let wordsToo = !namesChannel || (line.names + line.texts).contains { !DisbursementBatch.references(in: $0).isEmpty }
+        let named = try namedDisbursements(line, wordsToo: wordsToo, write: write)
         let direction = line.isCredit ? "credit" : "debit"
         if !named.isEmpty {
             var sum: Int128 = 0
@@ -202,8 +208,8 @@ extension Engine {
     }
 
     /// The stored disbursements an entry names by id, each once: the entry's names whole, and
-    /// their words (an MT940 `:86:` text).
-    func namedDisbursements(_ line: BankLine, write: WriteContext) throws -> [DisbursementLine] {
+    /// with `wordsToo` their words (an MT940 `:86:` text).
+    func namedDisbursements(_ line: BankLine, wordsToo: Bool, write: WriteContext) throws -> [DisbursementLine] {
         var found: [DisbursementLine] = []
         var seen: Set<String> = []
         func isIdentifierByte(_ byte: UInt8) -> Bool {
@@ -212,7 +218,7 @@ extension Engine {
         }
         for name in line.names {
             var candidates = [name]
-            for word in name.utf8.split(whereSeparator: { !isIdentifierByte($0) }) {
+            for word in name.utf8.split(whereSeparator: { !isIdentifierByte($0) }) where wordsToo {
                 let text = String(decoding: word, as: UTF8.self)
                 if text != name { candidates.append(text) }
             }
