@@ -221,6 +221,12 @@ extension Engine {
         if configuration.clearUnreconciled || order.funding.channelFen == 0 {
             return (true, statementID)
         }
+        // A correction of the capture's date being imported: until it is in force, the match
+        // found may be the one of the statement it replaces, which it may no longer show.
+        if let channel = order.funding.channel, let date = order.businessDate,
+           try Self.correctionUnderway(channel: channel, date: date, in: write.transaction, tables: tables) {
+            return (false, statementID)
+        }
         if let statementID {
             // A correction replaced the statement of the capture's date that showed it and no
             // longer shows it (the match stays recorded for the statement replaced): missing,

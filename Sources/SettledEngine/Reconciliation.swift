@@ -309,6 +309,26 @@ extension Engine {
         return try StoredStatement.load(id: idBytes.withUnsafeBytes { Key.decodeU64($0) }, in: transaction, tables: tables)
     }
 
+    /// Whether a correction of the channel's statement for the date (a file that replaces the
+    /// one in force) has begun and not finished. The date's files are few (each one imported
+    /// whole, one at a time): each is read, as `beginStatement` does.
+    package static func correctionUnderway(channel: String, date: BusinessDate, in transaction: Transaction,
+                                           tables: Tables) throws -> Bool {
+        var ids: [UInt64] = []
+        try transaction.scan(tables.statementKeys, prefix: [UInt8(ascii: "h")] + CaptureIndex.prefix(channel: channel, date: date)) { _, value in
+            guard value.count >= 8 else { throw DecodingError(what: "statement hash key value") }
+            ids.append(Key.decodeU64(value))
+            return true
+        }
+        for id in ids {
+            if let statement = try StoredStatement.load(id: id, in: transaction, tables: tables),
+               statement.status == .importing, statement.replacesID != 0 {
+                return true
+            }
+        }
+        return false
+    }
+
     /// Finds the statement of this file, or creates it (status importing) as the one that
     /// replaces the channel's statement in force for the date, if any.
     package func beginStatement(channel: String, businessDate: BusinessDate, sha256Hex: String, spoolPath: String,

@@ -251,6 +251,48 @@ import Testing
         #expect(try harness.verified())
     }
 
+    /// A clearing that runs while a correction of the capture's statement is being imported
+    /// (begun, not yet in force) holds the capture instead of clearing it on the match of the
+    /// statement the correction replaces; once the correction is in force and shows it, the
+    /// next run pays it.
+    @Test func aCaptureIsHeldWhileACorrectionOfItsDateIsImported() throws {
+        let harness = try ClearingTests.harness(clearUnreconciled: false)
+        defer { harness.close() }
+        let paid = try ClearingTests.paidOrder(harness, [("b-1", 30_000)], txn: "t-1")
+        let row = WeChatBillFile.Row(txn: "t-1", order: paid.order, amountFen: 30_000, feeFen: WeChatBillFile.fee(30_000))
+        #expect(try StatementImportTests.importBill(harness, WeChatBillFile.bill([row]), date: ClearingTests.day1).status == 200)
+
+        // The correction shows the capture and one more payment; it is begun, nothing of it
+        // applied yet, when the date is cleared.
+        let stray = WeChatBillFile.Row(txn: "t-9", order: "nobody-9", amountFen: 100, feeFen: WeChatBillFile.fee(100))
+        let service = harness.service, engine = service.engine
+        let spooled = try StatementImportTests.spool(WeChatBillFile.bill([row, stray]), service: service)
+        var figures = StatementFigures()
+        figures.lines = 2
+        figures.payments = .init(count: 2, amountFen: 30_100)
+        figures.feesFen = WeChatBillFile.fee(30_000) + WeChatBillFile.fee(100)
+        let begun = try service.writer.perform { write in
+            try engine.beginStatement(channel: "wechat", businessDate: BusinessDate(ClearingTests.day1)!, sha256Hex: spooled.sha256Hex,
+                                      spoolPath: spooled.path, figures: figures, write: write)
+        }
+        guard case .toApply(let correction) = begun else { throw TestFailure("the correction was not begun") }
+        #expect(correction.replacesID == 1)
+
+        let run1 = try ClearingTests.run(harness, ClearingTests.day1)
+        #expect(run1.json?["held_count"]?.int64 == 1 && run1.json?["payouts"]?.array?.isEmpty == true, "\(run1.text)")
+        #expect(try ClearingTests.balance(harness, "biller_payable:b-1") == -30_000)
+
+        // The correction finished (as at start): in force, it shows the capture.
+        service.resumeStatementImports()
+        service.statementQueue.sync {}
+        let finished = try service.store.environment.read { try StoredStatement.load(id: correction.id, in: $0, tables: service.store.tables) }
+        #expect(finished?.status == .done)
+        let run2 = try ClearingTests.run(harness, ClearingTests.day2)
+        #expect(ClearingTests.payout(of: "b-1", in: run2)?["net_fen"]?.int64 == 30_000, "\(run2.text)")
+        #expect(run2.json?["held_count"]?.int64 == 0, "\(run2.text)")
+        #expect(try harness.verified())
+    }
+
     /// An item refunded before any statement showed its order's capture owes its biller
     /// nothing whatever the statement will say: it is cleared at once (gross and refund, no
     /// fee) instead of being held for a reconciliation nothing waits for; the order's other
