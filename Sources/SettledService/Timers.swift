@@ -45,15 +45,24 @@ public final class TimerSchedule: @unchecked Sendable {
     /// short outcome for status, or throws.
     public func every(_ name: String, intervalSeconds: Int, _ work: @escaping @Sendable () throws -> String) {
         precondition(intervalSeconds > 0)
+        every(name, intervalMillis: intervalSeconds * 1000, work)
+    }
+
+    /// Runs `work` every `intervalMillis` milliseconds (a tenth of the interval of leeway,
+    /// at most a second), first after one interval.
+    public func every(_ name: String, intervalMillis: Int, _ work: @escaping @Sendable () throws -> String) {
+        precondition(intervalMillis > 0)
         let source = DispatchSource.makeTimerSource(queue: queue(name))
-        source.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds), leeway: .seconds(1))
+        source.schedule(deadline: .now() + .milliseconds(intervalMillis), repeating: .milliseconds(intervalMillis),
+                        leeway: .milliseconds(min(max(intervalMillis / 10, 1), 1000)))
+        let intervalSeconds = Int64((intervalMillis + 999) / 1000)
         source.setEventHandler { [weak self] in
             guard let self else { return }
             self.run(name, work)
-            self.update(name) { $0.nextFireUnixSeconds = self.nowSeconds() + Int64(intervalSeconds) }
+            self.update(name) { $0.nextFireUnixSeconds = self.nowSeconds() + intervalSeconds }
         }
         lock.lock()
-        entries[name] = Entry(name: name, nextFireUnixSeconds: self.nowSeconds() + Int64(intervalSeconds))
+        entries[name] = Entry(name: name, nextFireUnixSeconds: self.nowSeconds() + intervalSeconds)
         sources[name] = source
         lock.unlock()
         source.resume()
@@ -113,8 +122,21 @@ extension SettledService {
     /// How often expired idempotency keys are collected.
     public static let idempotencyCollectSeconds = 3600
 
-    /// Timers of the store's upkeep: collection of expired idempotency keys.
+    /// How often the store's resident map is measured (`store_map_release`): a day's import
+    /// reads a few hundred MiB of the store a second at most, so between two looks the
+    /// daemon's resident set grows by a small part of that above `mappedResidentBytesMax`.
+    public static let storeMapReleaseMillis = 200
+
+    /// Timers of the store's upkeep: collection of expired idempotency keys; the release of
+    /// the store's map pages the daemon has read once they pass `mappedResidentBytesMax`.
     public func startMaintenanceTimers() {
+        let environment = store.environment
+        environment.releaseMappedPages()
+        timers.every("store_map_release", intervalMillis: Self.storeMapReleaseMillis) {
+            guard let residentBytes = environment.mappedResidentBytes(),
+                  residentBytes > Environment.mappedResidentBytesMax else { return "ok" }
+            return "released \(environment.releaseMappedPages() >> 20) MiB"
+        }
         let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
         timers.every("idempotency_collect", intervalSeconds: Self.idempotencyCollectSeconds) { [writer] in
             // One bounded write transaction after another, until a pass finds fewer than it may take.
