@@ -66,6 +66,9 @@ final class BenchDaemon {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             throw BenchError("no settled binary at \(executable): build it with the same configuration (swift build -c release)")
         }
+        if executable != BenchDaemon.settledPath {
+            dropped = try Self.fitConfiguration(at: directory + "/settled.conf", to: executable)
+        }
         process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["--config", directory + "/settled.conf"]
@@ -79,6 +82,50 @@ final class BenchDaemon {
 
     /// The configuration the daemon reads.
     var configurationPath: String { directory + "/settled.conf" }
+
+    /// The lines of the bench's configuration an earlier build did not know and ran without.
+    private(set) var dropped: [String] = []
+
+    /// The most lines `fitConfiguration` drops before it gives up.
+    static let configurationLinesDroppedMax = 40
+
+    /// Fits the configuration at `path` to an earlier build (`--baseline`), which refuses the
+    /// keys and sections of features it does not have (the risk limits, for one): asks it to
+    /// check the file (`--check-config`) and drops what it names unknown (a key's line, or a
+    /// section to its end), until it takes the file. Answers the lines dropped.
+    static func fitConfiguration(at path: String, to executable: String) throws -> [String] {
+        var dropped: [String] = []
+        while true {
+            let check = Process()
+            check.executableURL = URL(fileURLWithPath: executable)
+            check.arguments = ["--check-config", "--config", path]
+            let errors = Pipe()
+            check.standardError = errors
+            check.standardOutput = FileHandle.nullDevice
+            try check.run()
+            let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            check.waitUntilExit()
+            if check.terminationStatus == 0 { return dropped }
+            // "FILE:LINE: [section] key: unknown key ..." or "FILE:LINE: [section] unknown section ..."
+            let fields = message.split(separator: ":", maxSplits: 2)
+            guard message.contains("unknown"), fields.count == 3, let number = Int(fields[1].trimmingCharacters(in: .whitespaces)),
+                  dropped.count < configurationLinesDroppedMax else {
+                throw BenchError("\(executable) refuses the bench's configuration: \(message)")
+            }
+            var lines = try String(contentsOfFile: path, encoding: .utf8).components(separatedBy: "\n")
+            guard number >= 1, number <= lines.count else { throw BenchError("\(executable): \(message)") }
+            var end = number
+            if message.contains("unknown section") {
+                while end < lines.count, !lines[end].trimmingCharacters(in: .whitespaces).hasPrefix("[") { end += 1 }
+            }
+            dropped += lines[(number - 1)..<end].filter { line in
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                return !trimmed.isEmpty && !trimmed.hasPrefix("#")
+            }
+            lines.removeSubrange((number - 1)..<end)
+            try lines.joined(separator: "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        }
+    }
 
     /// Starts the daemon and waits until it answers `GET /v1/health`.
     func launch() throws {
@@ -414,6 +461,9 @@ enum PaidOrdersBench {
         -> (result: ClientRunResult, writer: String, device: String?) {
         let daemon = try BenchDaemon(sync: sync, executable: executable)
         defer { daemon.stop() }
+        if !daemon.dropped.isEmpty {
+            say("         \(executable) runs without the configuration it does not know: " + daemon.dropped.joined(separator: "; "))
+        }
         try prepare(daemon, customers: clients, ordersPerCustomer: perClient)
         let before = try WriterFigures(daemon)
         let bytesBefore = daemon.bytesWritten()
