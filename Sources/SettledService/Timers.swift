@@ -122,9 +122,8 @@ extension SettledService {
     /// How often expired idempotency keys are collected.
     public static let idempotencyCollectSeconds = 3600
 
-    /// How often the store's resident map is measured (`store_map_release`): a day's import
-    /// reads a few hundred MiB of the store a second at most, so between two looks the
-    /// daemon's resident set grows by a small part of that above `mappedResidentBytesMax`.
+    /// How often the store's resident map is measured (`store_map_release`), for what the
+    /// readers map (a report, a listing); the writer looks after each batch (`StoreWriter`).
     public static let storeMapReleaseMillis = 200
 
     /// Timers of the store's upkeep: collection of expired idempotency keys; the release of
@@ -133,9 +132,8 @@ extension SettledService {
         let environment = store.environment
         environment.releaseMappedPages()
         timers.every("store_map_release", intervalMillis: Self.storeMapReleaseMillis) {
-            guard let residentBytes = environment.mappedResidentBytes(),
-                  residentBytes > Environment.mappedResidentBytesMax else { return "ok" }
-            return "released \(environment.releaseMappedPages() >> 20) MiB"
+            guard let releasedBytes = environment.releaseMappedPages(ifAbove: Environment.mappedResidentBytesMax) else { return "ok" }
+            return "released \(releasedBytes >> 20) MiB"
         }
         let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
         timers.every("idempotency_collect", intervalSeconds: Self.idempotencyCollectSeconds) { [writer] in

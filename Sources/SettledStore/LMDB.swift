@@ -179,6 +179,14 @@ public final class Environment: @unchecked Sendable {
         return max(shared - fileResidentBaselineBytes.load(ordering: .relaxed), 0)
     }
 
+    /// Lets go of the map's pages (`releaseMappedPages`) when more than `bytesMax` of them are
+    /// resident; answers the bytes released, nil when it let nothing go.
+    @discardableResult
+    public func releaseMappedPages(ifAbove bytesMax: Int) -> Int? {
+        guard let residentBytes = mappedResidentBytes(), residentBytes > bytesMax else { return nil }
+        return releaseMappedPages()
+    }
+
     /// Lets go of every page of the map this process has resident (`madvise(MADV_DONTNEED)`
     /// over the map): the map is read-only (no `MDB_WRITEMAP`), so its pages are clean
     /// copies of the file; they stay in the kernel's page cache, and a later read, in any
