@@ -21,9 +21,10 @@ extension StatementMatcher {
     ///   which the correction's finding key names from now on (a later correction compares
     ///   with it); a resolution that covers the correction's figure too is kept as it is.
     /// - Resolved by an operator, other figures, the other classes (money nothing else books,
-    ///   whose figure is the statement's whole): the resolution is undone as one whose ground
-    ///   is gone (`Engine.reverseResolution`), and the correction's finding is a new open one
-    ///   with its own figures. A `capture` stands (the order paid): the finding is kept.
+    ///   whose figure is the statement's whole), or resolved with a `refund` whose instruction
+    ///   is still pending: the resolution is undone as one whose ground is gone
+    ///   (`Engine.reverseResolution`), and the correction's finding is a new open one with its
+    ///   figures. A `capture` of those classes stands (the order paid): the finding is kept.
     /// - Otherwise (the same figures, resolved automatically, a repair): kept as it is.
     ///
     /// Each change is in the audit.
@@ -55,14 +56,20 @@ extension StatementMatcher {
                     try audit(write, "correction_figures d-\(kept.id): " + note)
                 case "resolved":
                     guard let resolution = kept.resolution, resolution.action != .capture || booked else { break }
+                    // A refund not paid yet is undone rather than added to: the payer is given
+                    // back what the statement in force says, by one instruction.
+                    let refundPending = try resolution.action == .refund && resolution.refundInstructionID.flatMap {
+                        try RefundInstruction.Record.load(id: $0, write: write)
+                    }?.status == "pending"
                     let restFen: Int64?
                     let note: String
-                    if booked {
+                    if booked && !refundPending {
                         // What is booked once the resolution was made.
                         restFen = resolution.action == .accept ? kept.internalFen : kept.channelFen ?? 0
                         guard (restFen ?? 0) != (channelFen ?? 0) else { break }
                         note = "\(correction) finds d-\(kept.id) (\(was), resolved with \(resolution.action.rawValue)) with the channel's \(channelFen.map(String.init) ?? "none") fen: open for what that resolution did not cover (\(text(restFen, channelFen)))"
                     } else {
+                        // Undone, what is booked is as before the resolution.
                         restFen = internalFen
                         let why = "\(correction) finds this \(kind) with \(figures) (was \(was))"
                         var correcting = statement

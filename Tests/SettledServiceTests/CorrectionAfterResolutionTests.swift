@@ -268,4 +268,31 @@ import Testing
         #expect(try Self.balance(harness, "recon_gain:wechat") == -500)
         #expect(try harness.verified())
     }
+
+    /// The 1 fen of s-1 resolved with `refund`, its instruction pending; the correction says
+    /// the channel took 5 fen more. The refund is undone and the finding open with the
+    /// correction's figures, so that the payer is given back 5 fen by one instruction.
+    @Test func aPendingRefundOfAFindingTheCorrectionChangesIsRedoneWhole() throws {
+        let harness = try PaymentServiceHarness(pointValueFen: 1)
+        defer { harness.close() }
+        let order = try Self.captured(harness)
+        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
+        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"give it back"}"#)
+        let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string, "\(resolved.text)")
+        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_005)).status == 200)
+        #expect(try Self.balance(harness, "suspense:wechat") == 0)
+        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let finding = try #require(open.first { $0["kind"]?.string == "amount_mismatch" }, "\(open)")
+        #expect(finding["internal_fen"]?.int64 == 20_000 && finding["channel_fen"]?.int64 == 20_005, "\(finding)")
+        let findingID = try #require(finding["discrepancy_id"]?.string)
+        #expect(try harness.call("POST", "/v1/discrepancies/\(findingID)/resolve", #"{"action":"refund","note":"all of it"}"#).status == 200)
+        #expect(try Self.balance(harness, "suspense:wechat") == -5)
+        let instructions = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        #expect(instructions.first { $0["instruction_id"]?.string == instruction }?["status"]?.string == "cancelled", "\(instructions)")
+        let pending = instructions.filter { $0["status"]?.string == "pending" }
+        #expect(pending.count == 1 && pending.first?["amount_fen"]?.int64 == 5, "\(instructions)")
+        #expect(try Self.balance(harness, "channel_receivable:wechat") == 20_005 - Bill.fee(20_005))
+        #expect(try harness.verified())
+    }
 }
