@@ -47,26 +47,34 @@ package struct Discrepancy: Sendable {
         package var transactionID: UInt64?
         /// The refund instruction a `refund` raised.
         package var refundInstructionID: UInt64?
+        /// What the action's journal transaction debited to `channel_receivable:<channel>`
+        /// (negative: credited), the other side to suspense (`refund`) or to gain or loss
+        /// (`write_off`): what a correction that removes the finding's ground reverses. Nil
+        /// for `capture` and `accept`, and for a resolution stored before it was kept.
+        package var receivableFen: Int64?
 
         package init(action: ResolutionAction, note: String, operatorUID: UInt32, resolvedUnixMillis: Int64,
-                     transactionID: UInt64? = nil, refundInstructionID: UInt64? = nil) {
+                     transactionID: UInt64? = nil, refundInstructionID: UInt64? = nil, receivableFen: Int64? = nil) {
             self.action = action
             self.note = note
             self.operatorUID = operatorUID
             self.resolvedUnixMillis = resolvedUnixMillis
             self.transactionID = transactionID
             self.refundInstructionID = refundInstructionID
+            self.receivableFen = receivableFen
         }
     }
 
     /// Version 1 is written while a discrepancy has no resolution; version 2 adds the
-    /// resolution after the fields of version 1. Both are read. In either, a biller
-    /// reconciliation's finding ends with its biller id.
-    package static let formatVersion: UInt8 = 2
+    /// resolution after the fields of version 1; version 3, written when the resolution
+    /// booked money to the channel's receivable, adds that amount (has u8 + i64) after the
+    /// resolution of version 2. All are read. In each, a biller reconciliation's finding ends
+    /// with its biller id.
+    package static let formatVersion: UInt8 = 3
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
-        writer.u8(resolution == nil ? 1 : 2)
+        writer.u8(resolution == nil ? 1 : resolution?.receivableFen == nil ? 2 : 3)
         writer.string(kind)
         writer.string(channel)
         writer.u32(UInt32(bitPattern: businessDate?.daysSinceEpoch ?? Int32.min))
@@ -88,6 +96,10 @@ package struct Discrepancy: Sendable {
             writer.u64(resolution.transactionID ?? 0)
             writer.u8(resolution.refundInstructionID == nil ? 0 : 1)
             writer.u64(resolution.refundInstructionID ?? 0)
+            if let receivableFen = resolution.receivableFen {
+                writer.u8(1)
+                writer.i64(receivableFen)
+            }
         }
         // The biller after everything else, only when set (a reader that does not know it
         // stops before it).
@@ -119,9 +131,15 @@ package struct Discrepancy: Sendable {
             let transaction = try reader.u64()
             let hasInstruction = try reader.u8() == 1
             let instruction = try reader.u64()
+            var receivableFen: Int64? = nil
+            if version >= 3 {
+                let hasReceivable = try reader.u8() == 1
+                let fen = try reader.i64()
+                receivableFen = hasReceivable ? fen : nil
+            }
             discrepancy.resolution = Resolution(action: action, note: note, operatorUID: uid, resolvedUnixMillis: at,
                                                 transactionID: hasTransaction ? transaction : nil,
-                                                refundInstructionID: hasInstruction ? instruction : nil)
+                                                refundInstructionID: hasInstruction ? instruction : nil, receivableFen: receivableFen)
         }
         if !reader.isAtEnd { discrepancy.billerID = try reader.string() }
         return discrepancy

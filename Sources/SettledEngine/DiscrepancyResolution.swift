@@ -163,6 +163,7 @@ extension Engine {
                 JournalEntry(account: AccountName.channelReceivable(channel), amountFen: amountFen),
                 JournalEntry(account: AccountName.suspense(channel), amountFen: -amountFen),
             ]))
+            resolution.receivableFen = amountFen
             resolution.refundInstructionID = try RefundInstruction.raise(
                 channel: channel, orderID: discrepancy.orderID ?? "", channelTxnID: discrepancy.channelTxnID ?? "", amountFen: amountFen,
                 reason: "discrepancy \(reference) (\(discrepancy.kind)) resolved with a refund", write: write)
@@ -188,6 +189,7 @@ extension Engine {
                 JournalEntry(account: AccountName.channelReceivable(channel), amountFen: differenceFen),
                 JournalEntry(account: other, amountFen: -differenceFen),
             ]))
+            resolution.receivableFen = differenceFen
             if case .unbooked(let takenFen) = standing, discrepancy.kind != "duplicate" {
                 try rememberSettled(discrepancy, order: order, amountFen: takenFen, outcome: "written_off", write: write)
             }

@@ -454,8 +454,10 @@ extension Engine {
     }
 
     /// Ends the import: books the statement's fees (a correction, the difference), closes the
-    /// replaced statement's findings the correction no longer has, makes the statement the one
-    /// in force, and opens the channel's carried items whose days are over.
+    /// replaced statement's findings the correction no longer has (undoing a repair, or an
+    /// operator's resolution, that booked money on their ground: `reverseSuspenseRepair`,
+    /// `reverseResolution`), makes the statement the one in force, and opens the channel's
+    /// carried items whose days are over.
     ///
     /// A correction closes the replaced statement's findings `closeLimit` per call, each slice
     /// in its caller's write transaction: while more are left than one slice, the statement is
@@ -494,7 +496,13 @@ extension Engine {
                     }
                     continue
                 }
-                guard discrepancy.status == "open" || discrepancy.status == "carried" else { continue }
+                guard discrepancy.status == "open" || discrepancy.status == "carried" else {
+                    // An operator's resolution whose ground the correction removed.
+                    if try reverseResolution(&discrepancy, correction: &statement, replacedID: replaced.id, audit: audit, write: write) {
+                        statement.closedCount += 1
+                    }
+                    continue
+                }
                 // Carried, or opened with its carried key kept.
                 let reference = key.dropFirst(9).split(separator: 0, maxSplits: 1, omittingEmptySubsequences: false).last ?? []
                 try forgetCarried(discrepancy, findingReference: String(decoding: reference, as: UTF8.self), write: write)
@@ -728,14 +736,17 @@ struct StatementMatcher {
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
     }
 
-    /// The repair an earlier file of the date made for this channel transaction, found again
-    /// by a correction: it becomes this statement's, so that the correction's end does not
-    /// take it for a line no longer shown.
+    /// The repair an earlier file of the date made for this channel transaction, or an
+    /// operator's resolution of its line that booked it, found again by a correction: it
+    /// becomes this statement's, so that the correction's end does not take it for a line no
+    /// longer shown (and undo it).
     mutating func keepRepair(channelTxnID: String, write: WriteContext) throws {
         guard statement.replacesID != 0 else { return }
         for kind in ["missing_internal", "status_mismatch"] {
             let oldKey = StatementKeys.finding(statement: statement.replacesID, kind: kind, reference: channelTxnID)
-            guard let old = try write.transaction.get(write.tables.statementKeys, key: oldKey), old.count == 16 else { continue }
+            guard let old = try write.transaction.get(write.tables.statementKeys, key: oldKey),
+                  try old.count == 16 || (old.count == 8 && Discrepancy.load(id: old.withUnsafeBytes { Key.decodeU64($0) }, write: write)?.status == "resolved")
+            else { continue }
             _ = try write.transaction.delete(write.tables.statementKeys, key: oldKey)
             try write.transaction.put(write.tables.statementKeys, key: StatementKeys.finding(statement: id, kind: kind, reference: channelTxnID),
                                       value: old, options: .overwrite)
@@ -924,7 +935,7 @@ struct StatementMatcher {
 
     /// Records a finding of this statement: a discrepancy (carried forward when `carried`
     /// names its key and the channel carries items), or, for a correction, the replaced
-    /// statement's same finding kept.
+    /// statement's same finding kept, with the correction's figures (`keepFinding`).
     mutating func raise(_ kind: String, reference: String, orderID: String?, txn: String?, internalFen: Int64?, channelFen: Int64?,
                         detail: String, carried: (code: UInt8, reference: String)?, write: WriteContext) throws {
         let tables = write.tables
@@ -934,10 +945,9 @@ struct StatementMatcher {
             let oldKey = StatementKeys.finding(statement: statement.replacesID, kind: kind, reference: reference)
             if let old = try write.transaction.get(tables.statementKeys, key: oldKey) {
                 _ = try write.transaction.delete(tables.statementKeys, key: oldKey)
-                try write.transaction.put(tables.statementKeys, key: findingKey, value: old, options: .overwrite)
-                statement.keptCount += 1
-                let status = try Discrepancy.load(id: old.withUnsafeBytes { Key.decodeU64($0) }, write: write)?.status
-                if status == "carried" { statement.carriedForward += 1 } else if status == "open" { statement.kindCounts[kindIndex] += 1 }
+                // Brought to the correction's figures (CorrectionFindings.swift).
+                try keepFinding(old, findingKey: findingKey, kind: kind, orderID: orderID, txn: txn, internalFen: internalFen,
+                                channelFen: channelFen, detail: detail, write: write)
                 return
             }
         }

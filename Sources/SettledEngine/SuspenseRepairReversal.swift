@@ -59,4 +59,143 @@ extension Engine {
         try audit(write, "suspense_reversal d-\(repair.id): " + text)
         return true
     }
+
+    /// A correction no longer finds what an operator resolved with `refund` or `write_off`
+    /// (the replaced statement's finding is not among the correction's): the ground of what
+    /// the resolution booked is gone, and the resolution must not be left to pay.
+    ///
+    /// - `refund`, its instruction still pending: the instruction is `cancelled` and its
+    ///   journal transaction reversed (`resolution_reversal`, referenced by the discrepancy:
+    ///   `suspense:<channel>` debited, `channel_receivable:<channel>` credited), the order's
+    ///   suspense goes down by as much.
+    /// - `refund`, its instruction carried out already (the money left): nothing can be
+    ///   undone here; an open `missing_channel` discrepancy is left for the operator, as
+    ///   `reverseSuspenseRepair` leaves one (`write_off` books it as a loss).
+    /// - `write_off`: its journal transaction reversed (`resolution_reversal`: the amount it
+    ///   booked to `channel_receivable:<channel>` taken back from there and from the gain or
+    ///   loss account). A write-off stored before its amount was kept with it is reversed by
+    ///   the amount its figures give (`writtenOffFen`); where they give none, it is noted
+    ///   on the discrepancy and in the audit for the operator.
+    ///
+    /// Where the resolution settled a channel transaction nothing else had booked, the record
+    /// it made of that transaction is forgotten (a notification coming later is judged anew),
+    /// and where it let clearing take the order, that goes too. `capture` (the order's items
+    /// paid: a correction that does not show the capture finds it `missing_channel`) and
+    /// `accept` (nothing booked) are left as they are. The discrepancy keeps its resolution,
+    /// its detail noting what was done, and the audit has a record. Returns whether anything
+    /// was done. `reason`: why, where it is not that the correction no longer finds it.
+    func reverseResolution(_ resolved: inout Discrepancy, correction: inout StoredStatement, replacedID: UInt64, why reason: String? = nil,
+                           audit: RepairAudit, write: WriteContext) throws -> Bool {
+        guard resolved.status == "resolved", let resolution = resolved.resolution,
+              resolution.action == .refund || resolution.action == .writeOff else { return false }
+        let channel = resolved.channel
+        let why = reason ?? "the correction s-\(correction.id) of s-\(replacedID) no longer finds this \(resolved.kind)"
+        let text: String
+        switch resolution.action {
+        case .refund:
+            guard let instructionID = resolution.refundInstructionID,
+                  var instruction = try RefundInstruction.Record.load(id: instructionID, write: write),
+                  instruction.status != RefundInstruction.cancelled else { return false }
+            let amountFen = instruction.amountFen
+            guard instruction.status == "pending" else {
+                let detail = "\(why), whose resolution d-\(resolved.id) refunded \(amountFen) fen by refund instruction ri-\(instruction.id), carried out already (\(instruction.done?.reference ?? "no reference")): the payer was given back money the channel no longer shows"
+                let left = try leaveForOperator(resolved, instruction: instruction, detail: detail, correction: &correction, write: write)
+                resolved.detail += "; \(why): its refund instruction was carried out already, d-\(left) left for the operator"
+                try resolved.store(write: write)
+                try audit(write, "resolution_reversal d-\(resolved.id): \(detail); d-\(left) opened")
+                return true
+            }
+            try write.post(JournalTransaction(kind: "resolution_reversal", reference: "d-\(resolved.id)", entries: [
+                JournalEntry(account: AccountName.suspense(channel), amountFen: amountFen),
+                JournalEntry(account: AccountName.channelReceivable(channel), amountFen: -amountFen),
+            ]))
+            instruction.status = RefundInstruction.cancelled
+            instruction.reason += "; cancelled: \(why)"
+            try instruction.store(write: write)
+            if !instruction.orderID.isEmpty, var order = try OrderRecord.load(instruction.orderID, tables: write.tables, in: write.transaction) {
+                // Both never negative: the difference cannot overflow.
+                order.suspenseFen = max(0, order.suspenseFen - amountFen)
+                try order.store(tables: write.tables, in: write.transaction)
+            }
+            try forgetSettled(resolved, outcome: "suspense", write: write)
+            text = "\(why): \(amountFen) fen taken back from suspense:\(channel), refund instruction ri-\(instruction.id) cancelled"
+        case .writeOff:
+            guard let receivableFen = resolution.receivableFen ?? Self.writtenOffFen(resolved), receivableFen != 0 else {
+                let detail = "\(why); what its write-off booked (journal transaction \(resolution.transactionID.map(String.init) ?? "none")) is not recorded with it: to be settled by hand"
+                resolved.detail += "; " + detail
+                try resolved.store(write: write)
+                try audit(write, "resolution_reversal d-\(resolved.id): \(detail)")
+                return true
+            }
+            let other = receivableFen > 0 ? AccountName.reconGain(channel) : AccountName.reconLoss(channel)
+            try write.post(JournalTransaction(kind: "resolution_reversal", reference: "d-\(resolved.id)", entries: [
+                JournalEntry(account: AccountName.channelReceivable(channel), amountFen: -receivableFen),
+                JournalEntry(account: other, amountFen: receivableFen),
+            ]))
+            try forgetSettled(resolved, outcome: "written_off", write: write)
+            let magnitude = receivableFen == Int64.min ? Int64.max : abs(receivableFen)
+            text = "\(why): the write-off of \(magnitude) fen to \(other) reversed"
+        case .capture, .accept:
+            return false
+        }
+        if let orderID = resolved.orderID,
+           let value = try write.transaction.get(write.tables.resolvedOrders, key: Key.string(orderID)), value.count >= 8,
+           value.withUnsafeBytes({ Key.decodeU64($0) }) == resolved.id {
+            _ = try write.transaction.delete(write.tables.resolvedOrders, key: Key.string(orderID))
+        }
+        resolved.detail += "; reversed: " + text
+        try resolved.store(write: write)
+        try audit(write, "resolution_reversal d-\(resolved.id): " + text)
+        return true
+    }
+
+    /// What a `write_off` stored before its amount was kept with it booked to the channel's
+    /// receivable, from the finding's figures, for the kinds whose figures alone give it (as
+    /// `standing` reads them for a statement's finding); nil for the others.
+    static func writtenOffFen(_ resolved: Discrepancy) -> Int64? {
+        switch resolved.kind {
+        case "amount_mismatch":
+            guard let channelFen = resolved.channelFen, let internalFen = resolved.internalFen else { return nil }
+            let (difference, overflow) = channelFen.subtractingReportingOverflow(internalFen)
+            return overflow ? nil : difference
+        case "missing_channel":
+            // A refund of ours names no channel transaction: the channel still held it (gain).
+            guard let internalFen = resolved.internalFen, internalFen != Int64.min else { return nil }
+            return resolved.channelTxnID == nil ? internalFen : -internalFen
+        case "missing_internal", "duplicate":
+            return resolved.channelFen
+        default:
+            return nil
+        }
+    }
+
+    /// An open `missing_channel` finding of the correction for money a refund instruction of
+    /// a resolution paid back that the channel no longer shows.
+    private func leaveForOperator(_ resolved: Discrepancy, instruction: RefundInstruction.Record, detail: String,
+                                  correction: inout StoredStatement, write: WriteContext) throws -> UInt64 {
+        var txn = resolved.channelTxnID ?? (instruction.channelTxnID.isEmpty ? nil : instruction.channelTxnID)
+        if txn == nil, let orderID = resolved.orderID {
+            // A loss on the order's payment: a missing_channel naming no channel transaction
+            // would read as a refund of ours the channel still holds (`standing`).
+            txn = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction)?.channelTxnID
+        }
+        let left = try Discrepancy.record(Discrepancy(id: 0, kind: "missing_channel", channel: resolved.channel, businessDate: correction.businessDate,
+                                                      orderID: resolved.orderID, channelTxnID: txn, internalFen: instruction.amountFen,
+                                                      channelFen: nil, status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis),
+                                      write: write)
+        guard let index = StoredStatement.kinds.firstIndex(of: "missing_channel") else { preconditionFailure("no class missing_channel") }
+        correction.kindCounts[index] += 1
+        return left
+    }
+
+    /// Forgets the record an operator's resolution made of a channel transaction nothing else
+    /// had booked (`rememberSettled`), the resolution reversed.
+    private func forgetSettled(_ resolved: Discrepancy, outcome: String, write: WriteContext) throws {
+        guard resolved.kind == "missing_internal" || resolved.kind == "status_mismatch", let txn = resolved.channelTxnID else { return }
+        let notification = Notification(channel: resolved.channel, orderID: resolved.orderID ?? "", channelTxnID: txn, amountFen: 0,
+                                        success: true, paidAtUnixMillis: 0)
+        if let seen = try Notification.seen(notification.key, write: write), seen.outcome == outcome, seen.amountFen == resolved.channelFen {
+            _ = try write.transaction.delete(write.tables.notifications, key: notification.key)
+        }
+    }
 }

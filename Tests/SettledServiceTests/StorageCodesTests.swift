@@ -213,6 +213,27 @@ struct StorageCodesTests {
         #expect(v1.resolution == nil && Self.hex(v1.encoded()) == Self.discrepancyV1)
     }
 
+    /// Version 3: version 2 with, after the resolution, what it booked to the channel's
+    /// receivable (has u8 + i64). A resolution without that amount is still written as
+    /// version 2, and version 2 is read without it.
+    static let discrepancyV3 = "03" + discrepancyV2.dropFirst(2) + "01" + "fffffffffffffffb"
+
+    @Test func resolvedDiscrepancyWithItsAmountBytes() throws {
+        var resolved = Self.discrepancy
+        resolved.resolution = Discrepancy.Resolution(action: .writeOff, note: "note", operatorUID: 1000,
+                                                     resolvedUnixMillis: 1_780_000_000_000, transactionID: 7, receivableFen: -5)
+        #expect(Self.hex(resolved.encoded()) == Self.discrepancyV3)
+        let decoded = try Self.bytes(Self.discrepancyV3).withUnsafeBytes { try Discrepancy.decode(id: 3, $0) }
+        #expect(decoded.resolution == resolved.resolution && decoded.resolution?.receivableFen == -5 && decoded.internalFen == 11_503)
+        let v2 = try Self.bytes(Self.discrepancyV2).withUnsafeBytes { try Discrepancy.decode(id: 3, $0) }
+        #expect(v2.resolution?.receivableFen == nil && Self.hex(v2.encoded()) == Self.discrepancyV2)
+        // A biller's finding still ends with its biller id.
+        var biller = resolved
+        biller.billerID = "b-1"
+        let withBiller = try biller.encoded().withUnsafeBytes { try Discrepancy.decode(id: 3, $0) }
+        #expect(withBiller.billerID == "b-1" && withBiller.resolution?.receivableFen == -5)
+    }
+
     /// A refund instruction done, version 2: the fields of version 1, then the channel's
     /// reference, the note, operator uid u32, done millis i64, journal transaction u64.
     @Test func refundInstructionDoneBytes() throws {
