@@ -74,9 +74,12 @@ import Glibc
 ///
 /// The escrow bank statements' tables (layouts in BankStatementKeys.swift; records in SettledEngine):
 /// - bank_statements:       statement id u64 -> bank statement import (figures, progress)
-/// - bank_statement_keys:   SHA-256 hex of the file -> statement id u64
+/// - bank_statement_keys:   SHA-256 hex of the file -> statement id u64;
+///                          0 account 0 entry identity -> v1 statement id u64 ++ entry index
+///                          u32 ++ credit u8 ++ amount i64: the entry that first showed it
 /// - bank_lines:            statement id u64 ++ entry index u32 -> what the entry did
-/// - bank_payout_lines:     payout id 0 statement id u64 ++ entry index u32 -> u8 direction:
+/// - bank_payout_lines:     payout id 0 statement id u64 ++ entry index u32 -> u8 what it did
+///                          (`PayoutBankMove`) ++ the instruction it moved (none before):
 ///                          the entries that named a payout and moved it
 /// - bank_discrepancies:    discrepancy id u64 -> the entry and the payouts it named
 ///
