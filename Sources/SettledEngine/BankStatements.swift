@@ -167,7 +167,8 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
     case channelCredit = 3
     /// A bank discrepancy (`subject`: `d-<id>`).
     case discrepancy = 4
-    /// The debit of payouts an operator had confirmed already: nothing booked again.
+    /// The debit of payouts an operator had confirmed already, or of an instruction whose
+    /// return the bank showed first (booked with that return): nothing booked again.
     case alreadyConfirmed = 5
     /// Confirmed disbursement lines (`subject`: their batch), Disbursements.swift.
     case disbursementConfirmed = 6
@@ -456,17 +457,24 @@ extension Engine {
 
     /// Applies the entries `lines` (the file's entries from index `firstIndex` on) to the
     /// import `statementID`, those a crash had applied already left out; its progress is
-    /// stored in the same transaction. Each entry: a debit naming payouts confirms them, a
-    /// credit naming them after their debit returns them (when the amount is their net); a
-    /// credit naming a channel's `escrow_reference` is its settlement into escrow, booked
-    /// (`escrow_bank` Dr / `channel_receivable:<channel>` Cr) and audited; anything else is a
-    /// bank discrepancy (`Discrepancy.bankKinds`).
+    /// stored in the same transaction. Each entry: one of the escrow account seen before (its
+    /// `identity`, in an earlier import or earlier in this one) books nothing again
+    /// (`seen_before`); a debit naming payouts confirms them, a credit naming them after their
+    /// debit returns them, a credit naming an instructed payout's instruction in force is its
+    /// return seen before its debit, confirming and returning it at once (the debit, when it
+    /// comes, recognised as booked) — the payouts' states looked at first, then the amount,
+    /// which must be their net; a credit naming a channel's `escrow_reference` is its
+    /// settlement into escrow, booked (`escrow_bank` Dr / `channel_receivable:<channel>` Cr)
+    /// and audited; anything else is a bank discrepancy (`Discrepancy.bankKinds`).
     package func applyBankLines(statementID: UInt64, lines: [BankLine], firstIndex: UInt32, audit: RepairAudit,
                                 write: WriteContext) throws -> BankStatementImport {
         guard var record = try BankStatementImport.load(id: statementID, tables: write.tables, in: write.transaction) else {
             throw DecodingError(what: "bank statement bs-\(statementID) is not stored")
         }
         guard record.status == .importing else { return record }
+        if let account = lines.first?.account {
+            try fillBankEntriesIfPending(account: account, write: write)
+        }
         for (offset, line) in lines.enumerated() {
             let index = firstIndex + UInt32(offset)
             guard index >= record.linesApplied else { continue }
@@ -476,6 +484,49 @@ extension Engine {
         }
         try record.store(write: write)
         return record
+    }
+
+    /// The entries a store of schema 14 or older imported, indexed as seen under `account`
+    /// (the escrow account) by their recorded reference, the first entry of each reference
+    /// kept, once (`Store.bankEntriesPendingKey`). Such a record does not say whether its
+    /// reference was the bank's or, lacking one, the customer's: the customer's (a payout id)
+    /// is then kept too, which no bank reference of another entry repeats; an entry of an
+    /// older store without a reference is not indexed.
+    func fillBankEntriesIfPending(account: String, write: WriteContext) throws {
+        guard try write.transaction.contains(write.tables.meta, key: Store.bankEntriesPendingKey) else { return }
+        var found: [(identity: String, statement: UInt64, index: UInt32, isCredit: Bool, amountFen: Int64)] = []
+        var seen: Set<String> = []
+        try write.transaction.scan(write.tables.bankLines) { key, value in
+            guard key.count == 12 else { return true }
+            let row = try BankLineRecord.decode(value)
+            let identity = BankLine.identity(bankReference: row.reference, statementID: "", sequence: "", bookingDate: nil, position: 0)
+            guard !identity.isEmpty, seen.insert(identity).inserted else { return true }
+            var index: UInt32 = 0
+            for offset in 8..<12 { index = index << 8 | UInt32(key[offset]) }
+            found.append((identity, Key.decodeU64(key), index, row.isCredit, row.amountFen))
+            return true
+        }
+        for entry in found {
+            let key = BankStatementKeys.entry(account: account, identity: entry.identity)
+            guard try !write.transaction.contains(write.tables.bankStatementKeys, key: key) else { continue }
+            try write.transaction.put(write.tables.bankStatementKeys, key: key,
+                                      value: Self.seenEntryValue(statement: entry.statement, index: entry.index, isCredit: entry.isCredit,
+                                                                 amountFen: entry.amountFen),
+                                      options: .overwrite)
+        }
+        _ = try write.transaction.delete(write.tables.meta, key: Store.bankEntriesPendingKey)
+    }
+
+    /// The value of a seen entry's key: v1, the statement and entry that first showed it, its
+    /// direction and amount.
+    package static func seenEntryValue(statement: UInt64, index: UInt32, isCredit: Bool, amountFen: Int64) -> [UInt8] {
+        var value = ByteWriter(capacity: 24)
+        value.u8(1)
+        value.u64(statement)
+        value.u32(index)
+        value.u8(isCredit ? 1 : 0)
+        value.i64(amountFen)
+        return value.bytes
     }
 
     /// Marks an import whose every entry is applied done.
@@ -645,14 +696,10 @@ extension Engine {
                 return
             }
         } else if !line.identity.isEmpty {
-            var value = ByteWriter(capacity: 24)
-            value.u8(1)
-            value.u64(record.id)
-            value.u32(index)
-            value.u8(line.isCredit ? 1 : 0)
-            value.i64(line.amountFen)
             try write.transaction.put(write.tables.bankStatementKeys, key: BankStatementKeys.entry(account: line.account, identity: line.identity),
-                                      value: value.bytes, options: .overwrite)
+                                      value: Self.seenEntryValue(statement: record.id, index: index, isCredit: line.isCredit,
+                                                                 amountFen: line.amountFen),
+                                      options: .overwrite)
         }
         if line.payoutIDs.isEmpty {
             let found: (channel: String?, ambiguous: [String]) = line.isCredit ? escrowChannel(of: line.texts) : (nil, [])

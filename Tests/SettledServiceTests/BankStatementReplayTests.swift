@@ -310,4 +310,30 @@ import Testing
         #expect(try Bank.balance(harness, AccountName.escrowBank) == -10_000)
         #expect(try Bank.trialBalanceIsZero(harness))
     }
+
+    /// A store of schema 14 imported the statement (no entry indexed as seen, the store marked
+    /// at its migration): the next bank statement indexes those entries first, so the
+    /// statement re-sent books nothing again.
+    @Test func theEntriesAnOlderStoreImportedAreSeenBeforeOnceIndexed() throws {
+        let harness = try Bank.harness()
+        defer { harness.close() }
+        _ = try Bank.payouts(harness)
+        let file = Bank.camt([Entry(amountFen: 17_000, credit: true, bankReference: "BK-2", remittance: "\(Bank.tenpay) 20261124")])
+        #expect(try Bank.upload(harness, file).status == 200)
+        let key = BankStatementKeys.entry(account: Bank.escrowAccount, identity: "r:BK-2")
+        let stored = try harness.service.store.environment.read { try $0.get(harness.service.store.tables.bankStatementKeys, key: key) }
+        // v1, statement 1, entry 0, a credit, 17 000 fen.
+        #expect(stored == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x42, 0x68])
+        #expect(Engine.seenEntryValue(statement: 1, index: 0, isCredit: true, amountFen: 17_000) == stored)
+        try harness.service.writer.perform { write in
+            _ = try write.transaction.delete(write.tables.bankStatementKeys, key: key)
+            try write.transaction.put(write.tables.meta, key: Store.bankEntriesPendingKey, value: [1], options: .overwrite)
+        }
+        let again = try Bank.upload(harness, Self.resent(file))
+        #expect(again.json?["seen_before"]?.int64 == 1, "\(again.text)")
+        #expect(try Bank.balance(harness, AccountName.escrowBank) == 17_000)
+        #expect(try Bank.balance(harness, "channel_receivable:wechat") == 0)
+        let pending = try harness.service.store.environment.read { try $0.contains(harness.service.store.tables.meta, key: Store.bankEntriesPendingKey) }
+        #expect(!pending)
+    }
 }
