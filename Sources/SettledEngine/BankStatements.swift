@@ -22,6 +22,18 @@ package struct BankLine: Sendable, Equatable {
     /// What the entry names its transactions by (camt `EndToEndId`s; MT940 customer
     /// reference and `:86:` text): where a disbursement id is looked for.
     package var names: [String] = []
+    /// What the entry is known by on the escrow account, the same whatever file shows it (a
+    /// statement the bank sends again, the MT940 twin of a camt.053): `r:` and the bank's own
+    /// reference (AcctSvcrRef, MT940 after `//`; `NONREF` is none); without one, `s:` and the
+    /// statement's id and sequence, the entry's booking date and its place in the statement;
+    /// empty when neither is known (nothing then tells the entry from another). Set by the
+    /// service; `BankLine.identity(bankReference:...)`.
+    package var identity: String = ""
+    /// The escrow account the entry is on, as compared (`BankStatementImporter.normalisedAccount`).
+    package var account: String = ""
+    /// The payout instructions the entry names by their own id (`PO00000042-2`), each once:
+    /// an entry naming only the payout (`PO00000042`, pain.001's `EndToEndId`) names none.
+    package var instructionIDs: [String] = []
 
     package init(line: Int, isCredit: Bool, amountFen: Int64, payoutIDs: [String], reference: String, texts: [String],
                  businessDate: BusinessDate?) {
@@ -32,6 +44,54 @@ package struct BankLine: Sendable, Equatable {
         self.reference = reference
         self.texts = texts
         self.businessDate = businessDate
+    }
+
+    /// The longest identity kept: a longer one (no bank writes such references) is none.
+    package static let identityBytesMax = 256
+
+    /// The identity of an entry (see `identity`): its bank reference when it has a usable one,
+    /// else its place in a statement that has an id, else empty.
+    package static func identity(bankReference: String, statementID: String, sequence: String, bookingDate: BusinessDate?,
+                                 position: Int) -> String {
+        let text: String
+        if !bankReference.isEmpty && bankReference.uppercased() != "NONREF" {
+            text = "r:" + bankReference
+        } else if !statementID.isEmpty {
+            text = "s:\(statementID)/\(sequence)/\(bookingDate?.description ?? "-")/\(position)"
+        } else {
+            return ""
+        }
+        return text.utf8.count <= identityBytesMax ? text : ""
+    }
+
+    /// The payout instruction ids in `text`: a payout id (`payoutIDs(in:)`) followed by `-` and
+    /// the instruction's number, not inside a longer word or number.
+    package static func instructionIDs(in text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        let length = 2 + PayoutRecord.idDigits
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        func isWordByte(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+        }
+        var found: [String] = []
+        var index = 0
+        while index + length + 2 <= bytes.count {
+            guard bytes[index] == UInt8(ascii: "P"), bytes[index + 1] == UInt8(ascii: "O"),
+                  index == 0 || !isWordByte(bytes[index - 1]),
+                  bytes[(index + 2)..<(index + length)].allSatisfy(isDigit),
+                  bytes[index + length] == UInt8(ascii: "-") else {
+                index += 1
+                continue
+            }
+            var end = index + length + 1
+            while end < bytes.count, isDigit(bytes[end]) { end += 1 }
+            if end > index + length + 1, end - (index + length + 1) <= 5, end == bytes.count || !isWordByte(bytes[end]) {
+                let id = String(decoding: bytes[index..<end], as: UTF8.self)
+                if !found.contains(id) { found.append(id) }
+            }
+            index = end
+        }
+        return found
     }
 
     /// The amount as it moves the escrow account: credits positive.
@@ -107,7 +167,8 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
     case channelCredit = 3
     /// A bank discrepancy (`subject`: `d-<id>`).
     case discrepancy = 4
-    /// The debit of payouts an operator had confirmed already: nothing booked again.
+    /// The debit of payouts an operator had confirmed already, or of an instruction whose
+    /// return the bank showed first (booked with that return): nothing booked again.
     case alreadyConfirmed = 5
     /// Confirmed disbursement lines (`subject`: their batch), Disbursements.swift.
     case disbursementConfirmed = 6
@@ -115,6 +176,10 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
     case disbursementReturned = 7
     /// Funded a disbursement batch, the biller's transfer into escrow (`subject`: the batch).
     case disbursementFunded = 8
+    /// An entry an earlier entry of the escrow account showed already (the same bank
+    /// reference, or the same place in the same statement), in this file or an earlier one:
+    /// nothing booked or moved again (`subject`: that entry, `bs-<n>/<entry>`).
+    case seenBefore = 9
 
     package var name: String {
         switch self {
@@ -126,6 +191,7 @@ package enum BankLineOutcome: UInt8, Sendable, CaseIterable {
         case .disbursementConfirmed: "disbursement_confirmed"
         case .disbursementReturned: "disbursement_returned"
         case .disbursementFunded: "disbursement_funded"
+        case .seenBefore: "seen_before"
         }
     }
 }
@@ -321,6 +387,32 @@ package struct BankLineRecord: Sendable, Equatable {
     }
 }
 
+/// What an escrow bank statement entry did to a payout it named (`bank_payout_lines`). Stored
+/// as one byte, its `rawValue`, fixed (followed by the instruction it moved; values written
+/// before that hold the byte alone, codes 1 and 2 only).
+package enum PayoutBankMove: UInt8, Sendable {
+    /// A debit that confirmed the instruction (or one an operator had confirmed already).
+    case debit = 1
+    /// A credit after its debit that returned the instruction.
+    case credit = 2
+    /// A credit that returned the instruction before its debit was seen: confirmed and
+    /// returned at once (counts as a debit and a credit).
+    case returnBeforeDebit = 3
+    /// The debit of an instruction its `returnBeforeDebit` credit booked already.
+    case debitOfReturn = 4
+    /// An entry seen before: moved nothing (kept for the payout's trace).
+    case seenBefore = 5
+}
+
+/// What the bank entries did to one payout (`Engine.bankMovements`).
+package struct PayoutBankMovements: Sendable, Equatable {
+    package var debits = 0
+    package var credits = 0
+    /// The instructions whose return the bank showed before their debit, that debit not seen
+    /// yet (oldest first).
+    package var debitsOwed: [String] = []
+}
+
 extension Discrepancy {
     /// The kinds an escrow bank statement finds (`channel` `escrow`): an entry that names no
     /// payout or channel it can be taken for; one naming payouts for another amount than
@@ -365,17 +457,24 @@ extension Engine {
 
     /// Applies the entries `lines` (the file's entries from index `firstIndex` on) to the
     /// import `statementID`, those a crash had applied already left out; its progress is
-    /// stored in the same transaction. Each entry: a debit naming payouts confirms them, a
-    /// credit naming them after their debit returns them (when the amount is their net); a
-    /// credit naming a channel's `escrow_reference` is its settlement into escrow, booked
-    /// (`escrow_bank` Dr / `channel_receivable:<channel>` Cr) and audited; anything else is a
-    /// bank discrepancy (`Discrepancy.bankKinds`).
+    /// stored in the same transaction. Each entry: one of the escrow account seen before (its
+    /// `identity`, in an earlier import or earlier in this one) books nothing again
+    /// (`seen_before`); a debit naming payouts confirms them, a credit naming them after their
+    /// debit returns them, a credit naming an instructed payout's instruction in force is its
+    /// return seen before its debit, confirming and returning it at once (the debit, when it
+    /// comes, recognised as booked) — the payouts' states looked at first, then the amount,
+    /// which must be their net; a credit naming a channel's `escrow_reference` is its
+    /// settlement into escrow, booked (`escrow_bank` Dr / `channel_receivable:<channel>` Cr)
+    /// and audited; anything else is a bank discrepancy (`Discrepancy.bankKinds`).
     package func applyBankLines(statementID: UInt64, lines: [BankLine], firstIndex: UInt32, audit: RepairAudit,
                                 write: WriteContext) throws -> BankStatementImport {
         guard var record = try BankStatementImport.load(id: statementID, tables: write.tables, in: write.transaction) else {
             throw DecodingError(what: "bank statement bs-\(statementID) is not stored")
         }
         guard record.status == .importing else { return record }
+        if let account = lines.first?.account {
+            try fillBankEntriesIfPending(account: account, write: write)
+        }
         for (offset, line) in lines.enumerated() {
             let index = firstIndex + UInt32(offset)
             guard index >= record.linesApplied else { continue }
@@ -385,6 +484,49 @@ extension Engine {
         }
         try record.store(write: write)
         return record
+    }
+
+    /// The entries a store of schema 14 or older imported, indexed as seen under `account`
+    /// (the escrow account) by their recorded reference, the first entry of each reference
+    /// kept, once (`Store.bankEntriesPendingKey`). Such a record does not say whether its
+    /// reference was the bank's or, lacking one, the customer's: the customer's (a payout id)
+    /// is then kept too, which no bank reference of another entry repeats; an entry of an
+    /// older store without a reference is not indexed.
+    func fillBankEntriesIfPending(account: String, write: WriteContext) throws {
+        guard try write.transaction.contains(write.tables.meta, key: Store.bankEntriesPendingKey) else { return }
+        var found: [(identity: String, statement: UInt64, index: UInt32, isCredit: Bool, amountFen: Int64)] = []
+        var seen: Set<String> = []
+        try write.transaction.scan(write.tables.bankLines) { key, value in
+            guard key.count == 12 else { return true }
+            let row = try BankLineRecord.decode(value)
+            let identity = BankLine.identity(bankReference: row.reference, statementID: "", sequence: "", bookingDate: nil, position: 0)
+            guard !identity.isEmpty, seen.insert(identity).inserted else { return true }
+            var index: UInt32 = 0
+            for offset in 8..<12 { index = index << 8 | UInt32(key[offset]) }
+            found.append((identity, Key.decodeU64(key), index, row.isCredit, row.amountFen))
+            return true
+        }
+        for entry in found {
+            let key = BankStatementKeys.entry(account: account, identity: entry.identity)
+            guard try !write.transaction.contains(write.tables.bankStatementKeys, key: key) else { continue }
+            try write.transaction.put(write.tables.bankStatementKeys, key: key,
+                                      value: Self.seenEntryValue(statement: entry.statement, index: entry.index, isCredit: entry.isCredit,
+                                                                 amountFen: entry.amountFen),
+                                      options: .overwrite)
+        }
+        _ = try write.transaction.delete(write.tables.meta, key: Store.bankEntriesPendingKey)
+    }
+
+    /// The value of a seen entry's key: v1, the statement and entry that first showed it, its
+    /// direction and amount.
+    package static func seenEntryValue(statement: UInt64, index: UInt32, isCredit: Bool, amountFen: Int64) -> [UInt8] {
+        var value = ByteWriter(capacity: 24)
+        value.u8(1)
+        value.u64(statement)
+        value.u32(index)
+        value.u8(isCredit ? 1 : 0)
+        value.i64(amountFen)
+        return value.bytes
     }
 
     /// Marks an import whose every entry is applied done.
@@ -411,6 +553,17 @@ extension Engine {
         return ids
     }
 
+    /// The entries of an import that did `outcome`.
+    package static func bankLineCount(of statementID: UInt64, outcome: BankLineOutcome, in transaction: Transaction,
+                                      tables: Tables) throws -> Int64 {
+        var count: Int64 = 0
+        try BankLineRecord.scan(statement: statementID, in: transaction, tables: tables) { _, line in
+            if line.outcome == outcome { count += 1 }
+            return true
+        }
+        return count
+    }
+
     /// The payout ids an import confirmed or returned, in file order.
     package static func bankPayouts(of statementID: UInt64, outcome: BankLineOutcome, in transaction: Transaction,
                                     tables: Tables) throws -> [String] {
@@ -432,15 +585,78 @@ extension Engine {
         return matching.count == 1 ? (matching[0], []) : (nil, matching)
     }
 
-    /// The bank entries that moved `payoutID`: debits and credits (returns).
-    func bankMovements(of payoutID: String, write: WriteContext) throws -> (debits: Int, credits: Int) {
-        var debits = 0, credits = 0
+    /// The bank entries that moved `payoutID` (`bank_payout_lines`): its debits and credits
+    /// as the bank made them (a return seen before its debit counts as both), and the
+    /// instructions whose return was booked before their debit was seen, the debit still to
+    /// come (oldest first, once per such return).
+    func bankMovements(of payoutID: String, write: WriteContext) throws -> PayoutBankMovements {
+        var moved = PayoutBankMovements()
+        var owed: [String] = []
         try write.transaction.scan(write.tables.bankPayoutLines, prefix: BankStatementKeys.payoutPrefix(payoutID)) { key, value in
-            guard key.count == payoutID.utf8.count + 13, value.count == 1 else { return true }
-            if value[0] == 2 { credits += 1 } else { debits += 1 }
+            guard key.count == payoutID.utf8.count + 13, let code = value.first, let move = PayoutBankMove(rawValue: code) else { return true }
+            let instruction = String(decoding: value.dropFirst(), as: UTF8.self)
+            switch move {
+            case .debit: moved.debits += 1
+            case .credit: moved.credits += 1
+            case .returnBeforeDebit:
+                moved.debits += 1
+                moved.credits += 1
+                owed.append(instruction)
+            case .debitOfReturn:
+                if let first = owed.firstIndex(of: instruction) { owed.remove(at: first) }
+            case .seenBefore: break
+            }
             return true
         }
-        return (debits, credits)
+        moved.debitsOwed = owed
+        return moved
+    }
+
+    /// Records that entry `index` of statement `statement` moved `payoutID`'s `instruction`.
+    func recordPayoutMove(_ move: PayoutBankMove, payoutID: String, instruction: String, statement: UInt64, index: UInt32,
+                          write: WriteContext) throws {
+        try write.transaction.put(write.tables.bankPayoutLines, key: BankStatementKeys.payoutLine(payoutID, statement: statement, index: index),
+                                  value: [move.rawValue] + Array(instruction.utf8), options: .overwrite)
+    }
+
+    /// The entry of the escrow account that first showed the identity `line` has, if one
+    /// did: its statement and index, direction and amount.
+    func entrySeen(_ line: BankLine, write: WriteContext) throws -> (statement: UInt64, index: UInt32, isCredit: Bool, amountFen: Int64)? {
+        guard !line.identity.isEmpty else { return nil }
+        return try BankStatementKeys.entry(account: line.account, identity: line.identity).withUnsafeBytes { key in
+            try write.transaction.withValue(write.tables.bankStatementKeys, key: key) { bytes in
+                var reader = ByteReader(bytes)
+                _ = try reader.version(current: 1, record: "bank entry seen")
+                return (try reader.u64(), try reader.u32(), try reader.u8() == 1, try reader.i64())
+            }
+        }
+    }
+
+    /// An entry seen before: booked nothing, recorded as `seen_before` and, for the traces,
+    /// beside what the entry that first showed it moved.
+    private func applySeenBefore(_ line: BankLine, first: (statement: UInt64, index: UInt32), row: BankLineRecord, index: UInt32,
+                                 record: BankStatementImport, audit: RepairAudit, where_: String, write: WriteContext) throws {
+        var row = row
+        row.outcome = .seenBefore
+        row.subject = "bs-\(first.statement)/\(first.index + 1)"
+        let earlier = try BankLineRecord.load(statement: first.statement, index: first.index, in: write.transaction, tables: write.tables)
+        if let earlier {
+            switch earlier.outcome {
+            case .confirmed, .returned, .alreadyConfirmed:
+                for payoutID in earlier.payoutIDs {
+                    try recordPayoutMove(.seenBefore, payoutID: payoutID, instruction: "", statement: record.id, index: index, write: write)
+                }
+            case .disbursementConfirmed, .disbursementReturned, .disbursementFunded:
+                row.disbursementIDs = earlier.outcome == .disbursementFunded ? [] : earlier.disbursementIDs
+                try indexDisbursementLine(outcome: earlier.outcome, subject: earlier.subject, moved: earlier.disbursementIDs,
+                                          statement: record.id, index: index, recorded: .seenBefore, write: write)
+            case .channelCredit, .discrepancy, .seenBefore:
+                break
+            }
+        }
+        try audit(write, "\(where_): the \(line.isCredit ? "credit" : "debit") of \(line.amountFen) fen, bank reference \(line.reference),"
+                  + " was seen before (\(row.subject)): nothing booked again")
+        try storeRow(row, record: record, index: index, write: write)
     }
 
     private func applyBankLine(_ line: BankLine, index: UInt32, record: inout BankStatementImport, audit: RepairAudit,
@@ -470,6 +686,21 @@ extension Engine {
             record.discrepancyCount += 1
         }
         let direction = line.isCredit ? "credit" : "debit"
+        // An entry of the escrow account seen before books nothing again, whatever it named.
+        // The same identity on an entry of another direction or amount is not the same entry:
+        // it is applied as any other.
+        if let seen = try entrySeen(line, write: write) {
+            if seen.isCredit == line.isCredit && seen.amountFen == line.amountFen {
+                try applySeenBefore(line, first: (seen.statement, seen.index), row: row, index: index, record: record, audit: audit,
+                                    where_: where_, write: write)
+                return
+            }
+        } else if !line.identity.isEmpty {
+            try write.transaction.put(write.tables.bankStatementKeys, key: BankStatementKeys.entry(account: line.account, identity: line.identity),
+                                      value: Self.seenEntryValue(statement: record.id, index: index, isCredit: line.isCredit,
+                                                                 amountFen: line.amountFen),
+                                      options: .overwrite)
+        }
         if line.payoutIDs.isEmpty {
             let found: (channel: String?, ambiguous: [String]) = line.isCredit ? escrowChannel(of: line.texts) : (nil, [])
             let disbursementReference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
@@ -529,8 +760,65 @@ extension Engine {
             }
             payouts.append(payout)
         }
-        let netFen = payouts.reduce(Int128(0)) { $0 + Int128($1.netFen) }
         let names = line.payoutIDs.joined(separator: ", ")
+        // Each payout's state decides first, whatever the amount (a second debit of a payout
+        // the bank paid already is a duplicate at any amount); one that does not fit makes the
+        // whole entry a discrepancy. Then the amount must be the payouts' net.
+        var moves: [(payout: PayoutRecord, move: PayoutBankMove, instruction: String)] = []
+        for payout in payouts {
+            let moved = try bankMovements(of: payout.payoutID, write: write)
+            let inForce = payout.instructionID ?? ""
+            let named = line.instructionIDs.filter { BankLine.payoutIDs(in: $0) == [payout.payoutID] }
+            let instruction: String? = named.count == 1 ? named[0] : nil
+            guard named.count <= 1 else {
+                try discrepancy("bank_unmatched", internalFen: nil,
+                                "a \(direction) of \(line.amountFen) fen naming instructions \(named.joined(separator: ", ")) of payout \(payout.payoutID): which one is not known")
+                break
+            }
+            if !line.isCredit, let owed = moved.debitsOwed.first, instruction == nil || instruction == owed {
+                // The debit of an instruction whose return the bank showed first: booked then.
+                moves.append((payout, .debitOfReturn, owed))
+                continue
+            }
+            if let instruction, instruction != inForce {
+                let known = payout.instructions.contains { $0.instructionID == instruction }
+                try discrepancy(known ? "bank_duplicate" : "bank_unmatched", internalFen: line.isCredit ? payout.netFen : -payout.netFen,
+                                "a \(direction) naming instruction \(instruction) of payout \(payout.payoutID), "
+                                + (known ? "which is not the one in force (\(inForce)): the bank \(line.isCredit ? "returned" : "paid") it before" : "which was never made"))
+                break
+            }
+            switch (line.isCredit, payout.status) {
+            case (false, .instructed):
+                moves.append((payout, .debit, inForce))
+            case (false, .confirmed) where moved.debits - moved.credits <= 0:
+                // Confirmed by hand, its bank debit not seen until now: nothing booked again.
+                moves.append((payout, .debit, inForce))
+            case (false, .confirmed):
+                try discrepancy("bank_duplicate", internalFen: -payout.netFen,
+                                "a debit of \(line.amountFen) fen naming payout \(payout.payoutID), which an earlier bank entry paid out already (reference \(payout.confirmation?.reference ?? ""))")
+            case (false, .returned):
+                try discrepancy("bank_unmatched", internalFen: -payout.netFen,
+                                "a debit of \(line.amountFen) fen naming payout \(payout.payoutID), which is returned and not instructed again")
+            case (true, .confirmed):
+                moves.append((payout, .credit, inForce))
+            case (true, .instructed):
+                // A return of the instruction in force: its debit happened, on a statement not
+                // seen yet (or later in this one). Confirmed and returned at once; its debit,
+                // when it comes, is recognised as booked.
+                moves.append((payout, .returnBeforeDebit, inForce))
+            case (true, .returned):
+                try discrepancy("bank_duplicate", internalFen: payout.netFen,
+                                "a credit of \(line.amountFen) fen naming payout \(payout.payoutID), which the bank returned already (reference \(payout.lastReturn?.reference ?? ""))")
+            case (_, .nothingDue):
+                preconditionFailure("payout \(payout.payoutID) had nothing to pay: left out above")
+            }
+            if row.outcome == .discrepancy && !row.subject.isEmpty { break }
+        }
+        if row.outcome == .discrepancy && !row.subject.isEmpty {
+            try storeRow(row, record: record, index: index, write: write)
+            return
+        }
+        let netFen = payouts.reduce(Int128(0)) { $0 + Int128($1.netFen) }
         guard netFen == Int128(line.amountFen) else {
             let internalFen = Int64(exactly: line.isCredit ? netFen : -netFen)
             try discrepancy("bank_amount_mismatch", internalFen: internalFen,
@@ -538,66 +826,44 @@ extension Engine {
             try storeRow(row, record: record, index: index, write: write)
             return
         }
-        // Each payout's state decides; one that does not fit makes the whole entry a discrepancy.
-        var toMove: [String] = []
-        var seenBefore = 0
-        for payout in payouts {
-            let moved = try bankMovements(of: payout.payoutID, write: write)
-            let outstanding = moved.debits - moved.credits
-            switch (line.isCredit, payout.status) {
-            case (false, .instructed):
-                toMove.append(payout.payoutID)
-            case (false, .confirmed) where outstanding <= 0:
-                seenBefore += 1
-            case (false, .confirmed):
-                try discrepancy("bank_duplicate", internalFen: -payout.netFen,
-                                "a debit of payout \(payout.payoutID), which an earlier bank entry paid out already (reference \(payout.confirmation?.reference ?? ""))")
-            case (false, .returned):
-                try discrepancy("bank_unmatched", internalFen: -payout.netFen,
-                                "a debit of payout \(payout.payoutID), which is returned and not instructed again")
-            case (true, .confirmed):
-                toMove.append(payout.payoutID)
-            case (true, .returned):
-                try discrepancy("bank_duplicate", internalFen: payout.netFen,
-                                "a credit naming payout \(payout.payoutID), which the bank returned already")
-            case (true, .instructed):
-                try discrepancy("bank_unmatched", internalFen: payout.netFen,
-                                "a credit naming payout \(payout.payoutID), whose debit the bank has not shown (it is still instructed)")
-            case (_, .nothingDue):
-                preconditionFailure("payout \(payout.payoutID) had nothing to pay: left out above")
-            }
-            if row.outcome == .discrepancy && !row.subject.isEmpty {
-                try storeRow(row, record: record, index: index, write: write)
-                return
-            }
-        }
         let reference = line.reference.isEmpty ? "\(record.name)/\(index + 1)" : line.reference
         let note = "escrow bank statement \(where_)"
-        for id in toMove {
-            if line.isCredit {
-                _ = try returnPayout(id, reference: reference, note: note, bankReturned: true, write: write)
-            } else {
+        var confirmed: [String] = []
+        for (payout, move, instruction) in moves {
+            let id = payout.payoutID
+            switch move {
+            case .debit where payout.status == .instructed:
                 _ = try confirmPayout(id, reference: reference, note: note, write: write)
+                confirmed.append(id)
+                try audit(write, "\(where_): payout \(id) confirmed by the bank's debit of \(line.amountFen) fen, bank reference \(reference), instruction \(instruction)")
+            case .debit:
+                break  // confirmed by an operator first: nothing booked again
+            case .debitOfReturn:
+                try audit(write, "\(where_): the bank's debit of payout \(id) (\(instruction)), whose return was booked first with its debit, bank reference \(reference): nothing booked again")
+            case .credit:
+                _ = try returnPayout(id, reference: reference, note: note, bankReturned: true, write: write)
+                try audit(write, "\(where_): payout \(id) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference), instruction \(instruction)")
+            case .returnBeforeDebit:
+                _ = try confirmPayout(id, reference: reference, note: "\(note): its return seen before its debit, the debit taken as made", write: write)
+                _ = try returnPayout(id, reference: reference, note: note, bankReturned: true, write: write)
+                try audit(write, "\(where_): payout \(id) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference), instruction \(instruction),"
+                          + " before its debit was seen: confirmed and returned at once, its debit to come booked already")
+            case .seenBefore:
+                preconditionFailure("payout \(id): no entry applied moves it as seen before")
             }
-            try audit(write, "\(where_): payout \(id) \(line.isCredit ? "returned" : "confirmed") by the bank's \(direction)"
-                      + " of \(line.amountFen) fen, bank reference \(reference)")
+            try recordPayoutMove(move, payoutID: id, instruction: instruction, statement: record.id, index: index, write: write)
         }
-        for payout in payouts {
-            try write.transaction.put(write.tables.bankPayoutLines,
-                                      key: BankStatementKeys.payoutLine(payout.payoutID, statement: record.id, index: index),
-                                      value: [line.isCredit ? 2 : 1], options: .overwrite)
-        }
+        row.subject = payouts[0].payoutID
         if line.isCredit {
             row.outcome = .returned
             record.returnedCount += Int64(payouts.count)
-        } else if seenBefore == payouts.count {
+        } else if confirmed.isEmpty {
             row.outcome = .alreadyConfirmed
         } else {
             row.outcome = .confirmed
-            record.confirmedCount += Int64(toMove.count)
-            row.payoutIDs = toMove
+            record.confirmedCount += Int64(confirmed.count)
+            row.payoutIDs = confirmed
         }
-        row.subject = payouts[0].payoutID
         try storeRow(row, record: record, index: index, write: write)
     }
 
@@ -611,7 +877,7 @@ extension Engine {
     /// | kind | write_off | accept |
     /// |---|---|---|
     /// | bank_unmatched, bank_duplicate (the bank moved M, nothing books it) | M: a credit `escrow_bank` Dr / `recon_gain:escrow` Cr, a debit `recon_loss:escrow` Dr / `escrow_bank` Cr | nothing booked (settled with the bank) |
-    /// | bank_amount_mismatch (the bank moved M naming payouts of net N) | the payouts confirmed (a debit) or returned (a credit) as the entry would have, and M − N to `recon_gain:escrow` or `recon_loss:escrow` | nothing booked, the payouts as they are |
+    /// | bank_amount_mismatch (the bank moved M naming payouts of net N) | the payouts confirmed (a debit) or returned (a credit) as the entry would have, and M − N to `recon_gain:escrow` or `recon_loss:escrow`; a payout another bank entry paid (returned) since counts for nothing, so all of M goes there | nothing booked, the payouts as they are |
     ///
     /// capture and refund move a channel's money: refused.
     func resolveBankDiscrepancy(_ discrepancy: Discrepancy, _ input: ResolveDiscrepancy, write: WriteContext) throws -> Discrepancy {
@@ -639,27 +905,51 @@ extension Engine {
                 }
                 bookedFen = linesFen
             } else if discrepancy.kind == "bank_amount_mismatch" {
-                let payoutIDs = named.payoutIDs
-                for id in payoutIDs {
+                // What the entry's money is taken for is booked by the payouts' moves; a payout
+                // another bank entry moved already books none of it (all of it is the difference).
+                let note = "discrepancy \(reference) written off"
+                let bankReference = discrepancy.channelTxnID ?? reference
+                for id in named.payoutIDs {
                     guard let payout = try PayoutRecord.load(id, tables: write.tables, in: write.transaction) else {
                         throw Refusal.payoutNotFound(payoutID: id)
                     }
+                    let moved = try bankMovements(of: id, write: write)
+                    let inForce = payout.instructionID ?? ""
+                    var move: PayoutBankMove?
+                    var instruction = inForce
                     if takenFen < 0 {
-                        switch payout.status {
-                        case .instructed: _ = try confirmPayout(id, reference: discrepancy.channelTxnID ?? reference, note: "discrepancy \(reference) written off", write: write)
-                        case .confirmed: break
-                        case .returned: throw notApplicable("payout \(id) is returned: the entry's debit cannot be its payment")
-                        case .nothingDue: throw notApplicable("payout \(id) had nothing to pay: the entry's debit cannot be its payment")
+                        if let owed = moved.debitsOwed.first {
+                            move = .debitOfReturn
+                            instruction = owed
+                        } else {
+                            switch payout.status {
+                            case .instructed:
+                                _ = try confirmPayout(id, reference: bankReference, note: note, write: write)
+                                move = .debit
+                            case .confirmed where moved.debits - moved.credits <= 0:
+                                move = .debit
+                            case .confirmed: break
+                            case .returned: throw notApplicable("payout \(id) is returned: the entry's debit cannot be its payment")
+                            case .nothingDue: throw notApplicable("payout \(id) had nothing to pay: the entry's debit cannot be its payment")
+                            }
                         }
-                        bookedFen = try bookedFen.addingFen(-payout.netFen)
+                        if move != nil { bookedFen = try bookedFen.addingFen(-payout.netFen) }
                     } else {
                         switch payout.status {
-                        case .confirmed: _ = try returnPayout(id, reference: discrepancy.channelTxnID ?? reference, note: "discrepancy \(reference) written off", bankReturned: true, write: write)
+                        case .confirmed:
+                            _ = try returnPayout(id, reference: bankReference, note: note, bankReturned: true, write: write)
+                            move = .credit
+                        case .instructed:
+                            _ = try confirmPayout(id, reference: bankReference, note: "\(note): its return seen before its debit, the debit taken as made", write: write)
+                            _ = try returnPayout(id, reference: bankReference, note: note, bankReturned: true, write: write)
+                            move = .returnBeforeDebit
                         case .returned: break
-                        case .instructed: throw notApplicable("payout \(id) is instructed, its debit not seen: the entry's credit cannot be its return")
                         case .nothingDue: throw notApplicable("payout \(id) had nothing to pay: the entry's credit cannot be its return")
                         }
-                        bookedFen = try bookedFen.addingFen(payout.netFen)
+                        if move != nil { bookedFen = try bookedFen.addingFen(payout.netFen) }
+                    }
+                    if let move, let entry = named.entry {
+                        try recordPayoutMove(move, payoutID: id, instruction: instruction, statement: entry.statement, index: entry.index, write: write)
                     }
                 }
             }
@@ -678,21 +968,22 @@ extension Engine {
         return discrepancy
     }
 
-    /// The payouts the entry of a bank discrepancy named, and whether it concerned
-    /// disbursements (false in records of v1, made before disbursements were matched).
-    func bankDiscrepancyEntry(_ id: UInt64, write: WriteContext) throws -> (payoutIDs: [String], disbursements: Bool) {
+    /// The payouts the entry of a bank discrepancy named, whether it concerned disbursements
+    /// (false in records of v1, made before disbursements were matched), and the entry.
+    func bankDiscrepancyEntry(_ id: UInt64, write: WriteContext)
+        throws -> (payoutIDs: [String], disbursements: Bool, entry: (statement: UInt64, index: UInt32)?) {
         try Key.u64(id).withUnsafeBytes { key in
             try write.transaction.withValue(write.tables.bankDiscrepancies, key: key) { bytes in
                 var reader = ByteReader(bytes)
                 let version = try reader.version(current: 2, record: "bank discrepancy")
-                _ = try reader.u64()
-                _ = try reader.u32()
+                let statement = try reader.u64()
+                let index = try reader.u32()
                 var ids: [String] = []
                 for _ in 0..<Int(try reader.u16()) { ids.append(try reader.string()) }
                 let disbursements = version >= 2 ? try reader.u8() == 1 : false
-                return (ids, disbursements)
+                return (ids, disbursements, (statement, index))
             }
-        } ?? ([], false)
+        } ?? ([], false, nil)
     }
 
 }

@@ -164,13 +164,15 @@ extension Engine {
 
     /// Records that entry `index` of statement `statement` funded batch `subject`
     /// (`disbursement_funded`) or moved the disbursements `moved`, for their traces.
+    /// (`recorded`: the outcome kept, when not `outcome`: an entry seen before beside the one
+    /// that moved them.)
     func indexDisbursementLine(outcome: BankLineOutcome, subject: String, moved: [String], statement: UInt64, index: UInt32,
-                               write: WriteContext) throws {
+                               recorded: BankLineOutcome? = nil, write: WriteContext) throws {
         let keys = outcome == .disbursementFunded
             ? [DisbursementKeys.bankLine(DisbursementKeys.fundingLineTag, subject, statement: statement, index: index)]
             : moved.map { DisbursementKeys.bankLine(DisbursementKeys.bankLineTag, $0, statement: statement, index: index) }
         for key in keys {
-            try write.transaction.put(write.tables.disbursementKeys, key: key, value: [outcome.rawValue], options: .overwrite)
+            try write.transaction.put(write.tables.disbursementKeys, key: key, value: [(recorded ?? outcome).rawValue], options: .overwrite)
         }
     }
 

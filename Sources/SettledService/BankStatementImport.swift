@@ -55,14 +55,19 @@ enum BankStatementImporter {
     }
 
     /// The entries of the file, in file order, as the engine applies them.
-    static func lines(_ statements: [BankStatement]) -> [BankLine] {
+    /// `account`: the escrow account's number as configured (every statement is checked to be
+    /// of it), the account the entries' identities are kept under.
+    static func lines(_ statements: [BankStatement], account: String) -> [BankLine] {
         var lines: [BankLine] = []
+        let escrow = normalisedAccount(account, format: nil)
         for statement in statements {
-            for entry in statement.entries {
+            for (position, entry) in statement.entries.enumerated() {
                 var payouts: [String] = []
+                var instructions: [String] = []
                 let named = statement.format == .camt053 ? entry.endToEndIDs : [entry.customerReference, entry.text]
                 for text in named {
                     for id in BankLine.payoutIDs(in: text) where !payouts.contains(id) { payouts.append(id) }
+                    for id in BankLine.instructionIDs(in: text) where !instructions.contains(id) { instructions.append(id) }
                 }
                 let customer = entry.customerReference == "NONREF" ? "" : entry.customerReference
                 let reference = entry.bankReference.isEmpty ? customer : entry.bankReference
@@ -71,6 +76,10 @@ enum BankStatementImporter {
                                     texts: entry.remittance + [entry.text, entry.customerReference],
                                     businessDate: entry.bookingDate ?? entry.valueDate ?? statement.closing.date)
                 line.names = named
+                line.account = escrow
+                line.instructionIDs = instructions
+                line.identity = BankLine.identity(bankReference: entry.bankReference, statementID: statement.statementID,
+                                                  sequence: statement.sequence, bookingDate: entry.bookingDate, position: position)
                 lines.append(line)
             }
         }
@@ -94,7 +103,7 @@ extension SettledService {
         do {
             let statements = try Self.parseBankStatement(path: spooled.path, bytes: spooled.bytes)
             try BankStatementImporter.check(statements, escrow: configuration.escrow)
-            let lines = BankStatementImporter.lines(statements)
+            let lines = BankStatementImporter.lines(statements, account: configuration.escrow.accountNo ?? "")
             guard lines.count <= Int(UInt32.max) else {
                 throw APIError(422, "too_large", "the file has \(lines.count) entries, more than an import takes")
             }
@@ -111,7 +120,7 @@ extension SettledService {
             throw refusal
         }
         let tables = store.tables
-        let moved: (confirmed: [String], returned: [String])
+        let moved: (confirmed: [String], returned: [String], seenBefore: Int64)
         let disbursements: (confirmed: [String], returned: [String], funded: [String])
         do {
             let found: [[String]] = try store.environment.read { transaction in
@@ -121,7 +130,10 @@ extension SettledService {
                  try Engine.bankDisbursements(of: record.id, outcome: .disbursementReturned, in: transaction, tables: tables),
                  try Engine.bankDisbursements(of: record.id, outcome: .disbursementFunded, in: transaction, tables: tables)]
             }
-            moved = (found[0], found[1])
+            let seenBefore = try store.environment.read { transaction in
+                try Engine.bankLineCount(of: record.id, outcome: .seenBefore, in: transaction, tables: tables)
+            }
+            moved = (found[0], found[1], seenBefore)
             disbursements = (found[2], found[3], found[4])
         } catch {
             throw StatementImportFailure.apiError(error, service: self)
@@ -141,6 +153,7 @@ extension SettledService {
             json.field("fen", record.channelCreditsFen)
             json.endObject()
             json.field("discrepancies", record.discrepancyCount)
+            json.field("seen_before", moved.seenBefore)
             json.beginObject("disbursements")
             json.field("confirmed_count", Int64(disbursements.confirmed.count))
             json.beginArray("confirmed")
@@ -254,7 +267,7 @@ extension SettledService {
                     }
                     let statements = try Self.parseBankStatement(path: record.spoolPath, bytes: Int64(info.st_size))
                     let audit = repairAudit(uid: 0, pid: getpid(), role: "system", target: "bank statement \(record.name) resumed")
-                    _ = try applyBankImport(record, lines: BankStatementImporter.lines(statements), audit: audit)
+                    _ = try applyBankImport(record, lines: BankStatementImporter.lines(statements, account: configuration.escrow.accountNo ?? ""), audit: audit)
                     log(6, "bank statement \(record.name): import resumed and finished")
                 } catch {
                     log(3, "bank statement \(record.name): import not resumed: \(error); importing the same file again finishes it")

@@ -5,6 +5,13 @@ public enum BankStatementKeys {
     /// `bank_statement_keys`: the file's SHA-256, 64 lowercase hex digits.
     public static func hash(_ sha256Hex: String) -> [UInt8] { Array(sha256Hex.utf8) }
 
+    /// `bank_statement_keys`, the entries seen: 0 ++ account ++ 0 ++ the entry's identity (its
+    /// bank reference, or its place in its statement; `BankLine.identity`). A hash key is hex
+    /// digits, so never begins with 0.
+    public static func entry(account: String, identity: String) -> [UInt8] {
+        [0] + Array(account.utf8) + [0] + Array(identity.utf8)
+    }
+
     /// `bank_lines`: statement id u64 ++ entry index u32 (the entry's place in the file,
     /// counted from 0 over all its statements): byte order is file order.
     public static func line(statement: UInt64, index: UInt32) -> [UInt8] {

@@ -74,9 +74,12 @@ import Glibc
 ///
 /// The escrow bank statements' tables (layouts in BankStatementKeys.swift; records in SettledEngine):
 /// - bank_statements:       statement id u64 -> bank statement import (figures, progress)
-/// - bank_statement_keys:   SHA-256 hex of the file -> statement id u64
+/// - bank_statement_keys:   SHA-256 hex of the file -> statement id u64;
+///                          0 account 0 entry identity -> v1 statement id u64 ++ entry index
+///                          u32 ++ credit u8 ++ amount i64: the entry that first showed it
 /// - bank_lines:            statement id u64 ++ entry index u32 -> what the entry did
-/// - bank_payout_lines:     payout id 0 statement id u64 ++ entry index u32 -> u8 direction:
+/// - bank_payout_lines:     payout id 0 statement id u64 ++ entry index u32 -> u8 what it did
+///                          (`PayoutBankMove`) ++ the instruction it moved (none before):
 ///                          the entries that named a payout and moved it
 /// - bank_discrepancies:    discrepancy id u64 -> the entry and the payouts it named
 ///
@@ -346,7 +349,15 @@ public final class Store: @unchecked Sendable {
     /// 14: the outbound disbursements' tables (disbursement_batches, disbursement_lines,
     /// disbursement_keys) and `Counter.disbursementBatch`; an older store has none, so they
     /// start empty.
-    public static let schemaVersion: UInt32 = 14
+    /// 15: `bank_statement_keys` also holds each escrow bank entry seen, by its identity (its
+    /// bank reference with the account), so that an entry a later file shows again books
+    /// nothing; a store of an older schema is marked (`bankEntriesPendingKey`) and the entries
+    /// it imported are indexed by the engine when it applies the next bank statement, which
+    /// knows the escrow account (`Engine.fillBankEntriesIfPending` in SettledEngine).
+    public static let schemaVersion: UInt32 = 15
+    /// Present in meta while the escrow bank entries of an older store are still to be indexed
+    /// as seen.
+    public static let bankEntriesPendingKey = Key.string("bank_entries_pending")
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -436,6 +447,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 12 {
                     try PayoutBillerIndex.fill(tables: tables, in: transaction)
+                }
+                if version < 15 {
+                    try transaction.put(tables.meta, key: Self.bankEntriesPendingKey, value: [1], options: .overwrite)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

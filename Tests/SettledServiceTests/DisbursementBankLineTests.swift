@@ -122,7 +122,7 @@ import Testing
         let chain = trace.json?["chain"]?.array ?? []
         let bankLines = chain.filter { $0["kind"]?.string == "bank_line" }
         #expect(bankLines.map { $0["status"]?.string ?? "" }
-                == ["disbursement_funded", "disbursement_confirmed", "disbursement_returned", "disbursement_confirmed", "already_confirmed"],
+                == ["disbursement_funded", "disbursement_confirmed", "disbursement_returned", "disbursement_confirmed", "seen_before"],
                 "\(trace.text)")
         #expect(bankLines.map { $0["bank_reference"]?.string ?? "" } == ["IN-1", "OUT-1", "RET-1", "OUT-2", "OUT-2"], "\(trace.text)")
         #expect(bankLines.map { $0["amount_fen"]?.int64 ?? 0 } == [13_500, -13_500, 2_500, -2_500, -2_500], "\(trace.text)")

@@ -31,7 +31,7 @@ import Testing
             }
         }
         let first = try contents()
-        #expect(first.schema == [0, 0, 0, 14])
+        #expect(first.schema == [0, 0, 0, 15])
         let grant = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.pointsGrantCode, customer: "c-1", reference: "grant-1")
         let credit = CustomerReferenceRecord.key(kindCode: CustomerReferenceRecord.walletCreditCode, customer: "c-1", reference: "credit-1")
         #expect(Set(first.references.keys) == [grant, credit])
@@ -154,6 +154,9 @@ import Testing
                     #expect(try transaction.count(table) == 0)
                 }
                 #expect(try store.peek(.disbursementBatch, in: transaction) == 1)
+                // Schema 15: marked for its escrow bank entries to be indexed as seen (by the
+                // engine, at the next bank statement, which knows the escrow account).
+                #expect(try transaction.contains(tables.meta, key: Store.bankEntriesPendingKey))
                 #expect(try transaction.get(tables.meta, key: Key.string("schema_version")) == [0, 0, 0, UInt8(Store.schemaVersion)])
                 #expect(try transaction.count(tables.billerItems) == 5)
             }
