@@ -91,7 +91,7 @@ extension Engine {
         // Everything checked: write. An item a clearing run cleared already was paid out to
         // its biller: its refund is a clawback the biller's next clearing deducts.
         var paidOut = Set<String>()
-        for item in refund.items where try write.transaction.contains(tables.itemClearing, key: Key.string(item.itemId)) {
+        for item in refund.items where try Engine.clearingPayout(of: item, date: order.businessDate, tables: tables, in: write.transaction) != nil {
             paidOut.insert(item.itemId)
         }
         try write.post(PaymentJournal.refund(order: order.order, refund: refund, customer: order.customer,

@@ -47,4 +47,12 @@ public enum ClearingKeys {
     public static func held(biller: String, date businessDate: BusinessDate, item: String) -> [UInt8] {
         heldPrefix(biller: biller) + date(businessDate) + Array(item.utf8)
     }
+
+    /// `item_clearing` (schema 15): biller id 0 date ++ item id, the layout of `held` (the
+    /// item's biller and its order's business date, the date of its `biller_items` key), so
+    /// that a clearing run, which walks a biller's items of a date in this order, writes them
+    /// next to each other instead of all over the table.
+    public static func cleared(biller: String, date businessDate: BusinessDate, item: String) -> [UInt8] {
+        held(biller: biller, date: businessDate, item: item)
+    }
 }

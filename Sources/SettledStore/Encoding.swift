@@ -186,6 +186,9 @@ public struct ByteReader {
         return String(decoding: try take(count), as: UTF8.self)
     }
 
+    /// Moves past `count` bytes (a field the reader has no use for).
+    public mutating func skip(_ count: Int) throws(DecodingError) { _ = try take(count) }
+
     public mutating func blob() throws(DecodingError) -> [UInt8] {
         let count = Int(try u32())
         return Array(try take(count))

@@ -67,7 +67,9 @@ import Glibc
 /// - payouts_by_biller:  biller id 0 payout id -> empty: each biller's payouts
 ///                       (`PayoutBillerIndex`)
 /// - payout_lines:       payout id 0 seq u32 -> payout line
-/// - item_clearing:      item id -> payout id: the items cleared (paid out, for a refund's clawback)
+/// - item_clearing:      biller id 0 business date u32 ++ item id -> payout id: the items
+///                       cleared (paid out, for a refund's clawback), a biller's of a date
+///                       together (schema 15; item id before)
 /// - held_items:         biller id 0 business date u32 ++ item id -> order id: items a run held
 /// - resolved_orders:    order id -> discrepancy id u64: orders an operator resolved a
 ///                       discrepancy of (clearable without a statement's match)
@@ -346,7 +348,10 @@ public final class Store: @unchecked Sendable {
     /// 14: the outbound disbursements' tables (disbursement_batches, disbursement_lines,
     /// disbursement_keys) and `Counter.disbursementBatch`; an older store has none, so they
     /// start empty.
-    public static let schemaVersion: UInt32 = 14
+    /// 15: `item_clearing` is keyed by biller, business date and item (`ClearingKeys.cleared`),
+    /// the order a clearing run writes it in; an older store's entries are rekeyed
+    /// (`StoreMigrations.rekeyItemClearing`).
+    public static let schemaVersion: UInt32 = 15
     /// Present in meta while the orders of an older store are still to be indexed by date.
     public static let captureIndexPendingKey = Key.string("capture_index_pending")
     static let schemaKey = Key.string("schema_version")
@@ -436,6 +441,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 12 {
                     try PayoutBillerIndex.fill(tables: tables, in: transaction)
+                }
+                if version < 15 {
+                    try StoreMigrations.rekeyItemClearing(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)
