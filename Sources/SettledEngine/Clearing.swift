@@ -237,7 +237,7 @@ extension Engine {
             }
             // Matched with another amount than captured: held until an operator resolves that
             // discrepancy (another one of the order resolved, a fee's, settles nothing of it).
-            if let txn = order.channelTxnID,
+            if let txn = order.channelTxnIDString,
                let finding = try StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn).withUnsafeBytes({ key in
                    try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : 0 }
                }) {
@@ -412,9 +412,14 @@ extension Engine {
     struct ClearingEntry {
         var key: [UInt8]
         var date: BusinessDate
-        var itemID: String
-        var orderID: String
+        /// Where the item id begins in `key`.
+        var itemOffset: Int
+        /// The order id's bytes (the index's value).
+        var order: [UInt8]
         var held: Bool
+
+        var itemID: String { String(decoding: key[itemOffset...], as: UTF8.self) }
+        var orderID: String { String(decoding: order, as: UTF8.self) }
     }
 
     /// The next entries of the biller's phase after its last key, at most `limit`.
@@ -441,8 +446,7 @@ extension Engine {
                 date = businessDate
                 itemOffset = prefix.count
             }
-            entries.append(ClearingEntry(key: Array(key), date: date, itemID: String(decoding: key[itemOffset...], as: UTF8.self),
-                                         orderID: String(decoding: value, as: UTF8.self), held: held))
+            entries.append(ClearingEntry(key: Array(key), date: date, itemOffset: itemOffset, order: Array(value), held: held))
             return entries.count < limit
         }
         return entries
@@ -464,8 +468,8 @@ extension Engine {
             // Captured after this date's run began: a later run takes it.
             return
         }
-        if state.lastOrder?.order.id != entry.orderID {
-            guard let order = try ClearingOrderView.load(entry.orderID, tables: tables, in: write.transaction) else {
+        if state.lastOrder?.order.idBytes != entry.order {
+            guard let order = try ClearingOrderView.load(entry.order, tables: tables, in: write.transaction) else {
                 throw DecodingError(what: "item \(entry.itemID) of biller \(biller.id) names order \(entry.orderID), which does not exist")
             }
             var mayBeMatched = true
@@ -484,11 +488,11 @@ extension Engine {
         let order = state.lastOrder!.order
         let clearable = state.lastOrder!.clearable
         let statementID = state.lastOrder!.statementID
-        guard let index = order.itemIndex(entry.itemID) else {
+        guard let index = order.itemIndex(entry.key[entry.itemOffset...]) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
         let item = order.items[index]
-        let refunded = order.refundedItemIDs.contains(item.itemID)
+        let refunded = order.refunded(itemAt: index)
         // An item refunded before its clearing owes its biller nothing whatever a statement
         // says of its order: cleared at once (its gross and its refund), never held. A payout's
         // gross is one journal entry: an item beyond what it holds waits (held) for the next
@@ -496,7 +500,7 @@ extension Engine {
         // could never finish.
         guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
-                try write.transaction.put(tables.heldItems, key: itemKey, value: Key.string(order.id), options: .overwrite)
+                try write.transaction.put(tables.heldItems, key: itemKey, value: order.idBytes, options: .overwrite)
             }
             run.heldCount += 1
             return
@@ -515,12 +519,9 @@ extension Engine {
         }
         if progress.payoutID.isEmpty { progress.payoutID = PayoutRecord.id(write.counters.take(.payout)) }
         progress.sequence += 1
-        let line = PayoutLine(orderID: order.id, itemID: item.itemID, billID: item.billID, accountNo: item.accountNo,
-                              amountFen: item.amountFen, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen,
-                              businessDate: entry.date, channel: order.channel, channelTxnID: order.channelTxnID,
-                              statementID: statementID)
         state.line.reset()
-        line.encode(into: &state.line)
+        order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
+                         statementID: statementID, into: &state.line)
         try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
                                   value: state.line.bytes, options: .overwrite)
         if state.payoutValue.payoutID != progress.payoutID { state.payoutValue = (progress.payoutID, Key.string(progress.payoutID)) }

@@ -115,6 +115,14 @@ public struct ByteWriter {
         bytes.append(contentsOf: utf8)
     }
 
+    /// A string's UTF-8 bytes (taken from a stored record) with a 16-bit length prefix, as
+    /// `string` writes it.
+    public mutating func string(bytes value: ArraySlice<UInt8>) {
+        precondition(value.count <= Int(UInt16.max))
+        u16(UInt16(value.count))
+        bytes.append(contentsOf: value)
+    }
+
     /// Raw bytes with a 32-bit length prefix.
     public mutating func blob(_ value: [UInt8]) {
         precondition(value.count <= Int(UInt32.max))
