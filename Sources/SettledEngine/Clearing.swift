@@ -254,9 +254,16 @@ extension Engine {
     /// not captured (no date), never is.
     package static func clearingPayout(of item: OrderItem, date: BusinessDate?, tables: Tables,
                                        in transaction: Transaction) throws -> String? {
+        try clearing(of: item, date: date, tables: tables, in: transaction)?.payout
+    }
+
+    /// The payout an item was cleared into and the fee its biller bore on it (0 when the
+    /// platform bore it), nil when no run cleared it.
+    package static func clearing(of item: OrderItem, date: BusinessDate?, tables: Tables,
+                                 in transaction: Transaction) throws -> (payout: String, feeFen: Int64)? {
         guard let biller = item.billerId, let date, !item.itemId.isEmpty else { return nil }
         return try ClearingKeys.cleared(biller: biller, date: date, item: item.itemId).withUnsafeBytes { key in
-            try transaction.withValue(tables.itemClearing, key: key) { String(decoding: $0, as: UTF8.self) }
+            try transaction.withValue(tables.itemClearing, key: key) { try ClearingKeys.decodeClearedValue($0) }
         }
     }
 
@@ -524,8 +531,13 @@ extension Engine {
                          statementID: statementID, into: &state.line)
         try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
                                   value: state.line.bytes, options: .overwrite)
-        if state.payoutValue.payoutID != progress.payoutID { state.payoutValue = (progress.payoutID, Key.string(progress.payoutID)) }
-        try write.transaction.put(tables.itemClearing, key: itemKey, value: state.payoutValue.bytes, options: .noOverwrite)
+        if feeFen > 0 {
+            try write.transaction.put(tables.itemClearing, key: itemKey,
+                                      value: ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen), options: .noOverwrite)
+        } else {
+            if state.payoutValue.payoutID != progress.payoutID { state.payoutValue = (progress.payoutID, Key.string(progress.payoutID)) }
+            try write.transaction.put(tables.itemClearing, key: itemKey, value: state.payoutValue.bytes, options: .noOverwrite)
+        }
         if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
         progress.grossFen = try progress.grossFen.addingFen(item.amountFen)
         if refunded { progress.refundsFen = try progress.refundsFen.addingFen(item.amountFen) }

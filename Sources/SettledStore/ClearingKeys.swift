@@ -55,4 +55,26 @@ public enum ClearingKeys {
     public static func cleared(biller: String, date businessDate: BusinessDate, item: String) -> [UInt8] {
         held(biller: biller, date: businessDate, item: item)
     }
+
+    /// The value of an `item_clearing` entry: the payout the item was cleared into, then,
+    /// when its biller bore a fee on it, a 0 byte and that fee (i64, big-endian). A payout
+    /// id never holds a 0 byte. A refund of the item takes back what the biller was paid for
+    /// it: its amount less that fee.
+    public static func clearedValue(payout: String, feeFen: Int64) -> [UInt8] {
+        precondition(feeFen >= 0)
+        var value = Array(payout.utf8)
+        guard feeFen > 0 else { return value }
+        value.append(0)
+        value += Key.u64(UInt64(feeFen))
+        return value
+    }
+
+    /// The payout and the fee of an `item_clearing` value (`clearedValue`).
+    public static func decodeClearedValue(_ value: UnsafeRawBufferPointer) throws -> (payout: String, feeFen: Int64) {
+        guard let zero = value.firstIndex(of: 0) else { return (String(decoding: value, as: UTF8.self), 0) }
+        guard value.count == zero + 9 else { throw DecodingError(what: "item_clearing value of \(value.count) bytes") }
+        let feeFen = Int64(bitPattern: Key.decodeU64(value, at: zero + 1))
+        guard feeFen > 0 else { throw DecodingError(what: "item_clearing fee \(feeFen)") }
+        return (String(decoding: UnsafeRawBufferPointer(rebasing: value[..<zero]), as: UTF8.self), feeFen)
+    }
 }

@@ -12,7 +12,8 @@ extension StoreMigrations {
     /// the payout its entry names, and that line holds the item's date (the date of its
     /// `biller_items` key, which the run cleared it under); the payout holds the biller. Reads
     /// each payout's lines once, rewrites every entry under its new key, and refuses (the store
-    /// does not open) an entry that no line of its payout names.
+    /// does not open) an entry that no line of its payout names. The value keeps the payout
+    /// and gains the fee its line says the biller bore (`ClearingKeys.clearedValue`).
     static func rekeyItemClearing(tables: Tables, in transaction: Transaction) throws {
         var payoutOf: [String: String] = [:]
         try transaction.scan(tables.itemClearing) { key, value in
@@ -21,7 +22,7 @@ extension StoreMigrations {
         }
         guard !payoutOf.isEmpty else { return }
         let oldItems = Array(payoutOf.keys)
-        var rekeyed: [(key: [UInt8], payout: String)] = []
+        var rekeyed: [(key: [UInt8], value: [UInt8])] = []
         rekeyed.reserveCapacity(payoutOf.count)
         for payout in Set(payoutOf.values).sorted() {
             guard let biller = try transaction.withValue(tables.payouts, key: payout, { value -> String in
@@ -38,11 +39,14 @@ extension StoreMigrations {
                 let item = try reader.string()
                 _ = try reader.string()
                 _ = try reader.string()
-                for _ in 0..<3 { _ = try reader.i64() }
+                for _ in 0..<2 { _ = try reader.i64() }
+                let feeFen = try reader.i64()
                 let days = Int32(bitPattern: try reader.u32())
                 guard payoutOf[item] == payout else { return true }
+                guard feeFen >= 0 else { throw DecodingError(what: "payout line of \(payout) with a fee of \(feeFen)") }
                 let date = try BusinessDate(storedDaysSinceEpoch: days, record: "payout line of \(payout)")
-                rekeyed.append((ClearingKeys.cleared(biller: biller, date: date, item: item), payout))
+                rekeyed.append((ClearingKeys.cleared(biller: biller, date: date, item: item),
+                                ClearingKeys.clearedValue(payout: payout, feeFen: feeFen)))
                 payoutOf[item] = nil
                 return true
             }
@@ -52,7 +56,7 @@ extension StoreMigrations {
         }
         for item in oldItems { try transaction.delete(tables.itemClearing, key: Key.string(item)) }
         for entry in rekeyed {
-            try transaction.put(tables.itemClearing, key: entry.key, value: Array(entry.payout.utf8), options: .noOverwrite)
+            try transaction.put(tables.itemClearing, key: entry.key, value: entry.value, options: .noOverwrite)
         }
     }
 }

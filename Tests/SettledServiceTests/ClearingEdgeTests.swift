@@ -140,8 +140,11 @@ import Testing
         let after = try #require(refundedAfter), before = try #require(refundedBefore)
         let figures = try #require(run.billers.first { $0.billerID == "b-2" })
         let feesFen = fees.filter { $0.key != before }.values.reduce(0, +)
-        #expect(figures.grossFen == 60_000 && figures.refundsFen == amounts[before]! && figures.clawbackFen == amounts[after]!, "\(figures)")
-        #expect(figures.feesFen == feesFen && figures.netFen == 60_000 - amounts[before]! - amounts[after]! - feesFen, "\(figures)")
+        // The item refunded after it was cleared is clawed back at what b-2 was paid for it:
+        // its amount less the fee it bore.
+        let clawbackFen = amounts[after]! - fees[after]!
+        #expect(figures.grossFen == 60_000 && figures.refundsFen == amounts[before]! && figures.clawbackFen == clawbackFen, "\(figures)")
+        #expect(figures.feesFen == feesFen && figures.netFen == 60_000 - amounts[before]! - clawbackFen - feesFen, "\(figures)")
         #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "clawback_receivable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "payout_in_transit:b-2") == -figures.netFen)
@@ -174,8 +177,9 @@ import Testing
         #expect(run.billers.map(\.itemCount) == [12, 12, 12] && run.billers[0].grossFen == 78_000)
         let payouts = try store.environment.read { transaction in
             try items.map { entry in
-                try transaction.get(store.tables.itemClearing, key: ClearingKeys.cleared(biller: entry.biller, date: date, item: entry.item))
-                    .map { String(decoding: $0, as: UTF8.self) }
+                try ClearingKeys.cleared(biller: entry.biller, date: date, item: entry.item).withUnsafeBytes { key in
+                    try transaction.withValue(store.tables.itemClearing, key: key) { try ClearingKeys.decodeClearedValue($0).payout }
+                }
             }
         }
         #expect(payouts.allSatisfy { $0 != nil } && Set(payouts.compactMap { $0 }) == Set(run.payoutIDs))

@@ -71,7 +71,8 @@ import Testing
         try store.environment.read { transaction in
             var found: [[UInt8]: String] = [:]
             try transaction.scan(store.tables.itemClearing) { key, value in
-                found[Array(key)] = String(decoding: value, as: UTF8.self)
+                let cleared = try ClearingKeys.decodeClearedValue(value)
+                found[Array(key)] = cleared.feeFen == 0 ? cleared.payout : "\(cleared.payout) fee \(cleared.feeFen)"
                 return true
             }
             return found
@@ -87,9 +88,9 @@ import Testing
         }
         let day1 = BusinessDate("2026-03-02")!, day2 = BusinessDate("2026-03-03")!
         let expected: [[UInt8]: String] = [
-            ClearingKeys.cleared(biller: "b-1", date: day1, item: "i-1"): "PO00000001",
-            ClearingKeys.cleared(biller: "b-1", date: day2, item: "i-3"): "PO00000001",
-            ClearingKeys.cleared(biller: "b-10", date: day1, item: "i-2"): "PO00000002",
+            ClearingKeys.cleared(biller: "b-1", date: day1, item: "i-1"): "PO00000001 fee 6",
+            ClearingKeys.cleared(biller: "b-1", date: day2, item: "i-3"): "PO00000001 fee 6",
+            ClearingKeys.cleared(biller: "b-10", date: day1, item: "i-2"): "PO00000002 fee 6",
         ]
         for _ in 0..<2 {
             let reopened = try openStore(temporary.path)
