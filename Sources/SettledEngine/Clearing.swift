@@ -207,7 +207,9 @@ extension Engine {
     /// that the statement in force for its date (a correction of the one that matched it)
     /// found missing is held until that finding is resolved. Answers the matching statement's
     /// id too.
-    func clearable(_ order: OrderRecord, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
+    /// `mayBeMatched` false: no statement matched any capture of the order's channel (the
+    /// match is not looked for).
+    func clearable(_ order: ClearingOrderView, mayBeMatched: Bool = true, write: WriteContext) throws -> (clearable: Bool, statementID: UInt64?) {
         let tables = write.tables
         func id(_ key: [UInt8]) throws -> UInt64? {
             try key.withUnsafeBytes { key in
@@ -215,15 +217,15 @@ extension Engine {
             } ?? nil
         }
         var statementID: UInt64?
-        if let channel = order.funding.channel {
+        if let channel = order.channel, mayBeMatched {
             statementID = try id(StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: order.id))
         }
-        if configuration.clearUnreconciled || order.funding.channelFen == 0 {
+        if configuration.clearUnreconciled || order.channelFen == 0 {
             return (true, statementID)
         }
         // A correction of the capture's date being imported: until it is in force, the match
         // found may be the one of the statement it replaces, which it may no longer show.
-        if let channel = order.funding.channel, let date = order.businessDate,
+        if let channel = order.channel, let date = order.businessDate,
            try Self.correctionUnderway(channel: channel, date: date, in: write.transaction, tables: tables) {
             return (false, statementID)
         }
@@ -232,7 +234,7 @@ extension Engine {
             // longer shows it (the match stays recorded for the statement replaced): missing,
             // until an operator resolves that or a later statement shows it (auto_resolved). A
             // statement of a later date that showed it (carried) is no correction.
-            if let channel = order.funding.channel, let date = order.businessDate,
+            if let channel = order.channel, let date = order.businessDate,
                let current = try id(StatementKeys.current(channel: channel, date: date)), current != statementID,
                try StoredStatement.load(id: statementID, in: write.transaction, tables: tables)?.businessDate == date,
                let missing = try id(StatementKeys.finding(statement: current, kind: "missing_channel", reference: "p\(order.id)")) {
@@ -241,7 +243,7 @@ extension Engine {
             }
             // Matched with another amount than captured: held until an operator resolves that
             // discrepancy (another one of the order resolved, a fee's, settles nothing of it).
-            if let txn = order.channelTxnID,
+            if let txn = order.channelTxnIDString,
                let finding = try StatementKeys.finding(statement: statementID, kind: "amount_mismatch", reference: txn).withUnsafeBytes({ key in
                    try write.transaction.withValue(tables.statementKeys, key: key) { $0.count == 8 ? Key.decodeU64($0) : 0 }
                }) {
@@ -251,6 +253,24 @@ extension Engine {
             return (true, statementID)
         }
         return (try write.transaction.contains(tables.resolvedOrders, key: Key.string(order.id)), nil)
+    }
+
+    /// The payout an item was cleared into (`item_clearing`, under its biller and its order's
+    /// business date `date`), nil when no run cleared it: an item of no biller, or of an order
+    /// not captured (no date), never is.
+    package static func clearingPayout(of item: OrderItem, date: BusinessDate?, tables: Tables,
+                                       in transaction: Transaction) throws -> String? {
+        try clearing(of: item, date: date, tables: tables, in: transaction)?.payout
+    }
+
+    /// The payout an item was cleared into and the fee its biller bore on it (0 when the
+    /// platform bore it), nil when no run cleared it.
+    package static func clearing(of item: OrderItem, date: BusinessDate?, tables: Tables,
+                                 in transaction: Transaction) throws -> (payout: String, feeFen: Int64)? {
+        guard let biller = item.billerId, let date, !item.itemId.isEmpty else { return nil }
+        return try ClearingKeys.cleared(biller: biller, date: date, item: item.itemId).withUnsafeBytes { key in
+            try transaction.withValue(tables.itemClearing, key: key) { try ClearingKeys.decodeClearedValue($0) }
+        }
     }
 
     /// A capture of a date whose clearing run has begun is held at once: the run may have
@@ -294,9 +314,7 @@ extension Engine {
                            heldCount: 0, slices: 0, lastBiller: "", current: nil, billers: [])
         guard run.status == .running else { return run }
         var budget = itemsMax
-        // The order of the item before, with whether it may be cleared: an order's items
-        // are next to each other in the biller's index, so one is enough.
-        var lastOrder: ClearingOrder?
+        var state = SliceState()
         var biller: Biller?
         while budget > 0 {
             if run.current == nil {
@@ -318,9 +336,21 @@ extension Engine {
             }
             let asked = budget
             let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
+            if progress.phase == ClearingProgress.datePhase, !entries.isEmpty {
+                // The date's items after the last one handled: whether any of them has a held
+                // or a cleared record yet (captured after the run began, then cleared by a later
+                // run), asked once for all of them. Their keys are those of both tables.
+                let prefix = BillerItemIndex.prefix(biller: progress.billerID, date: businessDate)
+                let after = progress.lastKey.isEmpty ? prefix : progress.lastKey + [0]
+                state.mayBeHeld = try Self.any(write.tables.heldItems, prefix: prefix, from: after, write: write)
+                state.mayBeCleared = try Self.any(write.tables.itemClearing, prefix: prefix, from: after, write: write)
+            } else {
+                state.mayBeHeld = true
+                state.mayBeCleared = true
+            }
             for entry in entries {
-                try clearItem(entry, runDate: businessDate, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress,
-                              run: &run, lastOrder: &lastOrder, write: write)
+                try clearItem(entry, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress, run: &run,
+                              state: &state, write: write)
                 progress.lastKey = entry.key
             }
             budget -= entries.count
@@ -357,9 +387,37 @@ extension Engine {
         return found
     }
 
+    /// Whether `table` has a key under `prefix` at `start` or after it.
+    private static func any(_ table: Database, prefix: [UInt8], from start: [UInt8], write: WriteContext) throws -> Bool {
+        var found = false
+        try write.transaction.scan(table, from: start) { key, _ in
+            found = key.count >= prefix.count && key.prefix(prefix.count).elementsEqual(prefix)
+            return false
+        }
+        return found
+    }
+
+    /// What a slice looked up once for many items.
+    struct SliceState {
+        /// The order of the item before, with whether it may be cleared: an order's items are
+        /// next to each other in the biller's index, so one is enough.
+        var lastOrder: ClearingOrder?
+        /// False when no entry being handled can have a held record (`held_items`) or a
+        /// cleared one (`item_clearing`): none is looked for.
+        var mayBeHeld = true
+        var mayBeCleared = true
+        /// Per channel: whether a statement matched any capture of it (false: the match of an
+        /// order is not looked for).
+        var channelMatched: [String: Bool] = [:]
+        /// The `item_clearing` value of the payout being written (its id's bytes).
+        var payoutValue: (payoutID: String, bytes: [UInt8]) = ("", [])
+        /// The payout line being written, its buffer reused.
+        var line = ByteWriter(capacity: 256)
+    }
+
     /// An order read by the clearing, with what `clearable` said of it.
     struct ClearingOrder {
-        var order: OrderRecord
+        var order: ClearingOrderView
         var clearable: Bool
         var statementID: UInt64?
     }
@@ -367,9 +425,14 @@ extension Engine {
     struct ClearingEntry {
         var key: [UInt8]
         var date: BusinessDate
-        var itemID: String
-        var orderID: String
+        /// Where the item id begins in `key`.
+        var itemOffset: Int
+        /// The order id's bytes (the index's value).
+        var order: [UInt8]
         var held: Bool
+
+        var itemID: String { String(decoding: key[itemOffset...], as: UTF8.self) }
+        var orderID: String { String(decoding: order, as: UTF8.self) }
     }
 
     /// The next entries of the biller's phase after its last key, at most `limit`.
@@ -396,44 +459,53 @@ extension Engine {
                 date = businessDate
                 itemOffset = prefix.count
             }
-            entries.append(ClearingEntry(key: Array(key), date: date, itemID: String(decoding: key[itemOffset...], as: UTF8.self),
-                                         orderID: String(decoding: value, as: UTF8.self), held: held))
+            entries.append(ClearingEntry(key: Array(key), date: date, itemOffset: itemOffset, order: Array(value), held: held))
             return entries.count < limit
         }
         return entries
     }
 
     /// Clears one item into the biller's payout, or holds it.
-    private func clearItem(_ entry: ClearingEntry, runDate: BusinessDate, biller: Biller, payoutGrossFenMax: Int64,
-                           progress: inout ClearingProgress, run: inout ClearingRun, lastOrder: inout ClearingOrder?,
-                           write: WriteContext) throws {
+    private func clearItem(_ entry: ClearingEntry, biller: Biller, payoutGrossFenMax: Int64, progress: inout ClearingProgress,
+                           run: inout ClearingRun, state: inout SliceState, write: WriteContext) throws {
         let tables = write.tables
-        let itemKey = Key.string(entry.itemID)
-        if try write.transaction.contains(tables.itemClearing, key: itemKey) {
+        // The item's `item_clearing` key, which is also its `held_items` key: the entry's key
+        // (a `held_items` key, or a `biller_items` key, which has the same layout).
+        let itemKey = entry.key
+        if state.mayBeCleared, try write.transaction.contains(tables.itemClearing, key: itemKey) {
             // Cleared already (by an earlier run): only its held record is left to drop.
             if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
             return
         }
-        if !entry.held,
-           try write.transaction.contains(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID)) {
+        if !entry.held, state.mayBeHeld, try write.transaction.contains(tables.heldItems, key: itemKey) {
             // Captured after this date's run began: a later run takes it.
             return
         }
-        if lastOrder?.order.id != entry.orderID {
-            guard let order = try OrderRecord.load(entry.orderID, tables: tables, in: write.transaction) else {
+        if state.lastOrder?.order.idBytes != entry.order {
+            guard let order = try ClearingOrderView.load(entry.order, tables: tables, in: write.transaction) else {
                 throw DecodingError(what: "item \(entry.itemID) of biller \(biller.id) names order \(entry.orderID), which does not exist")
             }
-            let (clearable, statementID) = try clearable(order, write: write)
-            lastOrder = ClearingOrder(order: order, clearable: clearable, statementID: statementID)
+            var mayBeMatched = true
+            if let channel = order.channel {
+                if let known = state.channelMatched[channel] {
+                    mayBeMatched = known
+                } else {
+                    let prefix = StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: "")
+                    mayBeMatched = try Self.any(tables.statementKeys, prefix: prefix, from: prefix, write: write)
+                    state.channelMatched[channel] = mayBeMatched
+                }
+            }
+            let (clearable, statementID) = try clearable(order, mayBeMatched: mayBeMatched, write: write)
+            state.lastOrder = ClearingOrder(order: order, clearable: clearable, statementID: statementID)
         }
-        let order = lastOrder!.order
-        let clearable = lastOrder!.clearable
-        let statementID = lastOrder!.statementID
-        guard let index = order.itemIndex(entry.itemID) else {
+        let order = state.lastOrder!.order
+        let clearable = state.lastOrder!.clearable
+        let statementID = state.lastOrder!.statementID
+        guard let index = order.itemIndex(entry.key[entry.itemOffset...]) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
         let item = order.items[index]
-        let refunded = order.refunds.contains { $0.refund.items.contains { $0.itemId == item.itemId } }
+        let refunded = order.refunded(itemAt: index)
         // An item refunded before its clearing owes its biller nothing whatever a statement
         // says of its order: cleared at once (its gross and its refund), never held. A payout's
         // gross is one journal entry: an item beyond what it holds waits (held) for the next
@@ -441,15 +513,14 @@ extension Engine {
         // could never finish.
         guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
-                try write.transaction.put(tables.heldItems, key: ClearingKeys.held(biller: biller.id, date: entry.date, item: entry.itemID),
-                                          value: Key.string(order.id), options: .overwrite)
+                try write.transaction.put(tables.heldItems, key: itemKey, value: order.idBytes, options: .overwrite)
             }
             run.heldCount += 1
             return
         }
         var feeFen: Int64 = 0
-        if biller.feeBearer == .biller, !refunded, let channel = order.funding.channel {
-            feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.funding.channelFen,
+        if biller.feeBearer == .biller, !refunded, let channel = order.channel {
+            feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.channelFen,
                                          feeBps: configuration.channel(id: channel)?.feeBps ?? 0)
             if feeFen > 0 {
                 if let at = progress.fees.firstIndex(where: { $0.channel == channel }) {
@@ -461,13 +532,18 @@ extension Engine {
         }
         if progress.payoutID.isEmpty { progress.payoutID = PayoutRecord.id(write.counters.take(.payout)) }
         progress.sequence += 1
-        let line = PayoutLine(orderID: order.id, itemID: item.itemId, billID: item.billId, accountNo: item.accountNo,
-                              amountFen: item.amountFen, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen,
-                              businessDate: entry.date, channel: order.funding.channel, channelTxnID: order.channelTxnID,
-                              statementID: statementID)
+        state.line.reset()
+        order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
+                         statementID: statementID, into: &state.line)
         try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
-                                  value: line.encoded(), options: .overwrite)
-        try write.transaction.put(tables.itemClearing, key: itemKey, value: Key.string(progress.payoutID), options: .noOverwrite)
+                                  value: state.line.bytes, options: .overwrite)
+        if feeFen > 0 {
+            try write.transaction.put(tables.itemClearing, key: itemKey,
+                                      value: ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen), options: .noOverwrite)
+        } else {
+            if state.payoutValue.payoutID != progress.payoutID { state.payoutValue = (progress.payoutID, Key.string(progress.payoutID)) }
+            try write.transaction.put(tables.itemClearing, key: itemKey, value: state.payoutValue.bytes, options: .noOverwrite)
+        }
         if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
         progress.grossFen = try progress.grossFen.addingFen(item.amountFen)
         if refunded { progress.refundsFen = try progress.refundsFen.addingFen(item.amountFen) }

@@ -25,7 +25,7 @@ package struct PayoutTraceSource: TraceLinkSource {
         var waiting = false
         for item in order.items {
             guard let biller = item.billerId else { continue }
-            if let payoutID = try Self.clearingPayout(of: item.itemId, tables: tables, in: transaction) {
+            if let payoutID = try Engine.clearingPayout(of: item, date: order.businessDate, tables: tables, in: transaction) {
                 if itemsOf[payoutID] == nil { payoutIDs.append(payoutID) }
                 itemsOf[payoutID, default: []].append(item.itemId)
                 continue
@@ -77,14 +77,6 @@ package struct PayoutTraceSource: TraceLinkSource {
 
     /// The status of an order's `payout` link when its items were cleared into nothing to pay.
     package static let withoutPayout = "without_payout"
-
-    /// The payout an item was cleared into (`item_clearing`), nil when no run cleared it.
-    static func clearingPayout(of itemID: String, tables: Tables, in transaction: Transaction) throws -> String? {
-        guard !itemID.isEmpty else { return nil }
-        return try Key.string(itemID).withUnsafeBytes { key in
-            try transaction.withValue(tables.itemClearing, key: key) { String(decoding: $0, as: UTF8.self) }
-        }
-    }
 
     /// The run (once per chain), the clearing journal, the payout, its instructions and its
     /// confirmation journal. `items`: the order's items it paid, when the chain is an order's.

@@ -277,6 +277,12 @@ package struct PayoutLine: Sendable, Equatable {
 
     package func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
+        encode(into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the encoded line to `writer` (a clearing reuses one buffer for its lines).
+    package func encode(into writer: inout ByteWriter) {
         writer.u8(Self.formatVersion)
         writer.string(orderID)
         writer.string(itemID)
@@ -289,7 +295,6 @@ package struct PayoutLine: Sendable, Equatable {
         writer.string(channel ?? "")
         writer.string(channelTxnID ?? "")
         writer.u64(statementID ?? 0)
-        return writer.bytes
     }
 
     package static func decode(_ bytes: UnsafeRawBufferPointer) throws -> PayoutLine {

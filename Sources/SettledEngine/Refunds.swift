@@ -90,12 +90,19 @@ extension Engine {
         }
         // Everything checked: write. An item a clearing run cleared already was paid out to
         // its biller: its refund is a clawback the biller's next clearing deducts.
+        // Its biller was paid its amount less the fee it bore: that is what it owes back, and
+        // the fee is the platform's again, as if the item had been refunded before clearing.
         var paidOut = Set<String>()
-        for item in refund.items where try write.transaction.contains(tables.itemClearing, key: Key.string(item.itemId)) {
+        var feesBorneFen: [String: Int64] = [:]
+        for item in refund.items {
+            guard let clearing = try Engine.clearing(of: item, date: order.businessDate, tables: tables, in: write.transaction) else { continue }
             paidOut.insert(item.itemId)
+            if clearing.feeFen > 0 { feesBorneFen[item.itemId] = clearing.feeFen }
         }
         try write.post(PaymentJournal.refund(order: order.order, refund: refund, customer: order.customer,
-                                             paidOutItemIds: paidOut))
+                                             paidOutItemIds: paidOut,
+                                             clearedFees: feesBorneFen.isEmpty ? nil : .init(channel: order.funding.channel ?? "",
+                                                                                             feeFenByItem: feesBorneFen)))
         if refund.points > 0, let customer = order.customer {
             var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
             record.points += refund.points

@@ -47,4 +47,34 @@ public enum ClearingKeys {
     public static func held(biller: String, date businessDate: BusinessDate, item: String) -> [UInt8] {
         heldPrefix(biller: biller) + date(businessDate) + Array(item.utf8)
     }
+
+    /// `item_clearing` (schema 16): biller id 0 date ++ item id, the layout of `held` (the
+    /// item's biller and its order's business date, the date of its `biller_items` key), so
+    /// that a clearing run, which walks a biller's items of a date in this order, writes them
+    /// next to each other instead of all over the table.
+    public static func cleared(biller: String, date businessDate: BusinessDate, item: String) -> [UInt8] {
+        held(biller: biller, date: businessDate, item: item)
+    }
+
+    /// The value of an `item_clearing` entry: the payout the item was cleared into, then,
+    /// when its biller bore a fee on it, a 0 byte and that fee (i64, big-endian). A payout
+    /// id never holds a 0 byte. A refund of the item takes back what the biller was paid for
+    /// it: its amount less that fee.
+    public static func clearedValue(payout: String, feeFen: Int64) -> [UInt8] {
+        precondition(feeFen >= 0)
+        var value = Array(payout.utf8)
+        guard feeFen > 0 else { return value }
+        value.append(0)
+        value += Key.u64(UInt64(feeFen))
+        return value
+    }
+
+    /// The payout and the fee of an `item_clearing` value (`clearedValue`).
+    public static func decodeClearedValue(_ value: UnsafeRawBufferPointer) throws -> (payout: String, feeFen: Int64) {
+        guard let zero = value.firstIndex(of: 0) else { return (String(decoding: value, as: UTF8.self), 0) }
+        guard value.count == zero + 9 else { throw DecodingError(what: "item_clearing value of \(value.count) bytes") }
+        let feeFen = Int64(bitPattern: Key.decodeU64(value, at: zero + 1))
+        guard feeFen > 0 else { throw DecodingError(what: "item_clearing fee \(feeFen)") }
+        return (String(decoding: UnsafeRawBufferPointer(rebasing: value[..<zero]), as: UTF8.self), feeFen)
+    }
 }

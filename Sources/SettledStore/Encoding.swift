@@ -115,6 +115,14 @@ public struct ByteWriter {
         bytes.append(contentsOf: utf8)
     }
 
+    /// A string's UTF-8 bytes (taken from a stored record) with a 16-bit length prefix, as
+    /// `string` writes it.
+    public mutating func string(bytes value: ArraySlice<UInt8>) {
+        precondition(value.count <= Int(UInt16.max))
+        u16(UInt16(value.count))
+        bytes.append(contentsOf: value)
+    }
+
     /// Raw bytes with a 32-bit length prefix.
     public mutating func blob(_ value: [UInt8]) {
         precondition(value.count <= Int(UInt32.max))
@@ -185,6 +193,9 @@ public struct ByteReader {
         let count = Int(try u16())
         return String(decoding: try take(count), as: UTF8.self)
     }
+
+    /// Moves past `count` bytes (a field the reader has no use for).
+    public mutating func skip(_ count: Int) throws(DecodingError) { _ = try take(count) }
 
     public mutating func blob() throws(DecodingError) -> [UInt8] {
         let count = Int(try u32())

@@ -67,7 +67,9 @@ import Glibc
 /// - payouts_by_biller:  biller id 0 payout id -> empty: each biller's payouts
 ///                       (`PayoutBillerIndex`)
 /// - payout_lines:       payout id 0 seq u32 -> payout line
-/// - item_clearing:      item id -> payout id: the items cleared (paid out, for a refund's clawback)
+/// - item_clearing:      biller id 0 business date u32 ++ item id -> payout id: the items
+///                       cleared (paid out, for a refund's clawback), a biller's of a date
+///                       together (schema 15; item id before)
 /// - held_items:         biller id 0 business date u32 ++ item id -> order id: items a run held
 /// - resolved_orders:    order id -> discrepancy id u64: orders an operator resolved a
 ///                       discrepancy of (clearable without a statement's match)
@@ -354,7 +356,11 @@ public final class Store: @unchecked Sendable {
     /// nothing; a store of an older schema is marked (`bankEntriesPendingKey`) and the entries
     /// it imported are indexed by the engine when it applies the next bank statement, which
     /// knows the escrow account (`Engine.fillBankEntriesIfPending` in SettledEngine).
-    public static let schemaVersion: UInt32 = 15
+    /// 16: `item_clearing` is keyed by biller, business date and item (`ClearingKeys.cleared`),
+    /// the order a clearing run writes it in, and its value gains the fee the biller bore
+    /// (`ClearingKeys.clearedValue`); an older store's entries are rekeyed
+    /// (`StoreMigrations.rekeyItemClearing`).
+    public static let schemaVersion: UInt32 = 16
     /// Present in meta while the escrow bank entries of an older store are still to be indexed
     /// as seen.
     public static let bankEntriesPendingKey = Key.string("bank_entries_pending")
@@ -450,6 +456,9 @@ public final class Store: @unchecked Sendable {
                 }
                 if version < 15 {
                     try transaction.put(tables.meta, key: Self.bankEntriesPendingKey, value: [1], options: .overwrite)
+                }
+                if version < 16 {
+                    try StoreMigrations.rekeyItemClearing(tables: tables, in: transaction)
                 }
                 var writer = ByteWriter(capacity: 4)
                 writer.u32(Self.schemaVersion)

@@ -128,7 +128,7 @@ import Testing
             run = try writer.perform { write in try engine.clearingSlice(businessDate: date, itemsMax: 1, write: write) }
             if refundedAfter == nil, run.current?.billerID == "b-2", let count = run.current?.itemCount, count >= 1 {
                 let cleared = try store.environment.read { transaction in
-                    try paid.items.filter { try transaction.contains(store.tables.itemClearing, key: Key.string($0)) }
+                    try paid.items.filter { try transaction.contains(store.tables.itemClearing, key: ClearingKeys.cleared(biller: "b-2", date: date, item: $0)) }
                 }
                 #expect(cleared.count == 1)
                 refundedAfter = cleared.first
@@ -140,8 +140,11 @@ import Testing
         let after = try #require(refundedAfter), before = try #require(refundedBefore)
         let figures = try #require(run.billers.first { $0.billerID == "b-2" })
         let feesFen = fees.filter { $0.key != before }.values.reduce(0, +)
-        #expect(figures.grossFen == 60_000 && figures.refundsFen == amounts[before]! && figures.clawbackFen == amounts[after]!, "\(figures)")
-        #expect(figures.feesFen == feesFen && figures.netFen == 60_000 - amounts[before]! - amounts[after]! - feesFen, "\(figures)")
+        // The item refunded after it was cleared is clawed back at what b-2 was paid for it:
+        // its amount less the fee it bore.
+        let clawbackFen = amounts[after]! - fees[after]!
+        #expect(figures.grossFen == 60_000 && figures.refundsFen == amounts[before]! && figures.clawbackFen == clawbackFen, "\(figures)")
+        #expect(figures.feesFen == feesFen && figures.netFen == 60_000 - amounts[before]! - clawbackFen - feesFen, "\(figures)")
         #expect(try ClearingTests.balance(harness, "biller_payable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "clawback_receivable:b-2") == 0)
         #expect(try ClearingTests.balance(harness, "payout_in_transit:b-2") == -figures.netFen)
@@ -154,9 +157,10 @@ import Testing
     @Test func aDateRunByThreeCallersAtOnceIsClearedOnce() throws {
         let harness = try ClearingTests.harness()
         defer { harness.close() }
-        var items: [String] = []
+        var items: [(biller: String, item: String)] = []
         for txn in 1...12 {
-            items += try ClearingTests.paidOrder(harness, [("b-1", Int64(1_000 * txn)), ("b-2", 700), ("b-3", 333)], txn: "t-\(txn)").items
+            let paid = try ClearingTests.paidOrder(harness, [("b-1", Int64(1_000 * txn)), ("b-2", 700), ("b-3", 333)], txn: "t-\(txn)")
+            items += zip(["b-1", "b-2", "b-3"], paid.items).map { (biller: $0.0, item: $0.1) }
         }
         let engine = harness.service.engine, writer = harness.service.writer, store = harness.service.store
         let date = BusinessDate(ClearingTests.day1)!
@@ -172,7 +176,11 @@ import Testing
         #expect(run.billers.map(\.billerID) == ["b-1", "b-2", "b-3"] && run.payoutIDs.count == 3)
         #expect(run.billers.map(\.itemCount) == [12, 12, 12] && run.billers[0].grossFen == 78_000)
         let payouts = try store.environment.read { transaction in
-            try items.map { item in try transaction.get(store.tables.itemClearing, key: Key.string(item)).map { String(decoding: $0, as: UTF8.self) } }
+            try items.map { entry in
+                try ClearingKeys.cleared(biller: entry.biller, date: date, item: entry.item).withUnsafeBytes { key in
+                    try transaction.withValue(store.tables.itemClearing, key: key) { try ClearingKeys.decodeClearedValue($0).payout }
+                }
+            }
         }
         #expect(payouts.allSatisfy { $0 != nil } && Set(payouts.compactMap { $0 }) == Set(run.payoutIDs))
         #expect(try store.environment.read { try $0.count(store.tables.payouts) } == 3)

@@ -79,7 +79,12 @@ import Testing
                 refundNumber += 1
                 try ClearingTests.refund(harness, items[index].order, items[index].item, id: "r-\(refundNumber)")
                 items[index].refunded = true
-                if items[index].cleared { clawbackFen[items[index].biller, default: 0] += items[index].amountFen }
+                // A cleared item's biller owes back what it was paid for it: its amount, less
+                // the fee it bore.
+                if items[index].cleared {
+                    let borneFen = items[index].biller == Self.feeBearer ? Self.feeFen(items[index], of: items) : 0
+                    clawbackFen[items[index].biller, default: 0] += items[index].amountFen - borneFen
+                }
             }
             let itemsMax = 1 + random.below(7)
             let run = try harness.service.engine.runClearing(businessDate: BusinessDate(day)!, writer: harness.service.writer, itemsMax: itemsMax)

@@ -79,7 +79,7 @@ import Testing
         }
         let reopened = try openStore(directory)
         #expect(try index(reopened) == written)
-        #expect(try reopened.environment.read { try $0.get(reopened.tables.meta, key: Key.string("schema_version")) } == [0, 0, 0, 15])
+        #expect(try reopened.environment.read { try $0.get(reopened.tables.meta, key: Key.string("schema_version")) } == [0, 0, 0, 16])
         let ids = try reopened.environment.read { transaction in
             try JournalObjectIndex.transactionIDs(of: "o-1", limit: 10, tables: reopened.tables, in: transaction)
         }

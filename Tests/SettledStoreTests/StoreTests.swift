@@ -19,7 +19,7 @@ import SettledTestSupport
         var expected = ByteWriter()
         expected.u32(Store.schemaVersion)
         #expect(try storedSchemaVersion(store) == expected.bytes)
-        #expect(Store.schemaVersion == 15)
+        #expect(Store.schemaVersion == 16)
     }
 
     @Test func storeOfNewerSchemaIsRefused() throws {

@@ -52,14 +52,24 @@ public enum PaymentJournal {
     /// Credits, the instruments given back: `channel_receivable:<channel>`,
     /// `customer_wallet:<customer>`, `marketing:points` and `marketing:redpacket` (whether or not
     /// the red packet is restored: either way the platform's cost of it is reversed).
+    /// - for a paid-out item whose biller bore a fee on it (`clearedFees`), the clawback is
+    ///   its amount less that fee, and `channel_fees:<channel>` is debited the fee: the biller
+    ///   was paid no more, and the platform bears the fee again, as for an item refunded
+    ///   before its clearing.
     public static func refund(order: Order, refund: Refund, customer: String?,
-                              paidOutItemIds: Set<String>) -> JournalTransaction {
+                              paidOutItemIds: Set<String>, clearedFees: ClearedFees? = nil) -> JournalTransaction {
         let orderItems = Set(order.items)
         precondition(refund.items.allSatisfy { orderItems.contains($0) }, "the refund's items are not the order's")
         var lines = JournalLines()
         for item in refund.items {
             if let biller = item.billerId, item.kind.paysBiller, paidOutItemIds.contains(item.itemId) {
-                lines.post(AccountName.clawbackReceivable(biller), item.amountFen)
+                let feeFen = clearedFees?.feeFenByItem[item.itemId] ?? 0
+                precondition(feeFen >= 0 && feeFen <= item.amountFen, "a fee borne above its item")
+                lines.post(AccountName.clawbackReceivable(biller), item.amountFen - feeFen)
+                if feeFen > 0, let channel = clearedFees?.channel {
+                    precondition(!channel.isEmpty, "a fee borne on an order of no channel")
+                    lines.post(AccountName.channelFees(channel), feeFen)
+                }
             } else {
                 lines.post(creditAccount(of: item, customer: customer), item.amountFen)
             }
@@ -72,6 +82,17 @@ public enum PaymentJournal {
         lines.post(AccountName.marketingPoints, -refund.pointsFen)
         lines.post(AccountName.marketingRedPacket, -refund.redPacketsFen)
         return lines.transaction(kind: refundKind, reference: order.orderId)
+    }
+
+    /// The fees billers bore on items a clearing paid out (by item id), on the order's channel.
+    public struct ClearedFees: Sendable, Equatable {
+        public var channel: String
+        public var feeFenByItem: [String: Int64]
+
+        public init(channel: String, feeFenByItem: [String: Int64]) {
+            self.channel = channel
+            self.feeFenByItem = feeFenByItem
+        }
     }
 
     /// The account an item's money is owed to: its biller, or the customer's wallet.

@@ -1,0 +1,144 @@
+import SettledCore
+import SettledStore
+
+/// What the clearing reads of a stored order, found in its record (`OrderRecord.encoded`,
+/// versions 1 and 2) without decoding the rest: the record's bytes are copied once, and its
+/// strings stay ranges of them until a payout line is written from them. The customer, the
+/// items' billers, utilities and write-off reasons, the red packets and the refunds' figures
+/// are skipped. A run reads one order per captured item; building the whole `OrderRecord`
+/// (its strings, items and refunds) was most of its time.
+struct ClearingOrderView {
+    struct Item {
+        var itemID: Range<Int>
+        var billID: Range<Int>
+        var accountNo: Range<Int>
+        var amountFen: Int64
+    }
+
+    /// The order id's bytes (its `orders` key).
+    var idBytes: [UInt8]
+    /// The record's bytes: the ranges below are of these.
+    var bytes: [UInt8]
+    var businessDate: BusinessDate?
+    var channelTxnID: Range<Int>
+    var channel: String?
+    var channelFen: Int64
+    var items: [Item]
+    /// The ids of the items a refund names (each refund's, in turn).
+    var refundedItemIDs: [Range<Int>]
+
+    var id: String { String(decoding: idBytes, as: UTF8.self) }
+
+    /// The channel's transaction id, nil when the order has none.
+    var channelTxnIDString: String? { channelTxnID.isEmpty ? nil : string(channelTxnID) }
+
+    func string(_ range: Range<Int>) -> String { String(decoding: bytes[range], as: UTF8.self) }
+
+    /// The index of the item whose id is `itemID`.
+    func itemIndex(_ itemID: ArraySlice<UInt8>) -> Int? {
+        items.firstIndex { bytes[$0.itemID].elementsEqual(itemID) }
+    }
+
+    /// Whether a refund names the item at `index`.
+    func refunded(itemAt index: Int) -> Bool {
+        let itemID = bytes[items[index].itemID]
+        return refundedItemIDs.contains { bytes[$0].elementsEqual(itemID) }
+    }
+
+    static func load(_ id: [UInt8], tables: Tables, in transaction: Transaction) throws -> ClearingOrderView? {
+        try id.withUnsafeBytes { key in
+            try transaction.withValue(tables.orders, key: key) { try decode(id: id, Array($0)) }
+        }
+    }
+
+    static func decode(id: [UInt8], _ bytes: [UInt8]) throws -> ClearingOrderView {
+        try bytes.withUnsafeBytes { buffer in
+            var reader = ByteReader(buffer)
+            func range() throws(DecodingError) -> Range<Int> {
+                let count = Int(try reader.u16())
+                let start = reader.offset
+                try reader.skip(count)
+                return start..<(start + count)
+            }
+            let version = try reader.version(current: OrderRecord.formatVersion, record: "order")
+            _ = try range()  // customer
+            _ = try OrderRecord.statusFromCode(try reader.u8())
+            for _ in 0..<3 { _ = try reader.i64() }  // created, expires, paid at
+            let days = Int32(bitPattern: try reader.u32())
+            let txn = try range()
+            _ = try reader.i64()  // suspense
+            let itemCount = Int(try reader.u16())
+            var items: [Item] = []
+            items.reserveCapacity(itemCount)
+            for _ in 0..<itemCount {
+                let itemID = try range()
+                _ = try OrderRecord.kindFromCode(try reader.u8())
+                let bill = try range()
+                _ = try range()  // biller
+                let account = try range()
+                _ = try range()  // utility
+                let amount = try reader.i64()
+                let writeoffCode = try reader.u8()
+                guard WriteoffStatus(rawValue: writeoffCode) != nil else { throw DecodingError(what: "write-off status \(writeoffCode)") }
+                _ = try range()  // write-off reason
+                _ = try reader.u8()
+                items.append(Item(itemID: itemID, billID: bill, accountNo: account, amountFen: amount))
+            }
+            // The funding (OrderRecord.encode(_:_:)): total, red packets, their sum, points,
+            // point value, points fen, wallet fen, then the channel and its amount.
+            _ = try reader.i64()
+            for _ in 0..<Int(try reader.u16()) {
+                _ = try range()
+                _ = try reader.i64()
+                _ = try reader.i64()
+            }
+            for _ in 0..<5 { _ = try reader.i64() }
+            let channel = try range()
+            let channelFen = try reader.i64()
+            var refunded: [Range<Int>] = []
+            for _ in 0..<Int(try reader.u16()) {
+                _ = try range()  // refund id
+                _ = try range()  // reason
+                _ = try reader.i64()
+                for _ in 0..<Int(try reader.u16()) {
+                    let itemID = try range()
+                    guard items.contains(where: { bytes[$0.itemID].elementsEqual(bytes[itemID]) }) else {
+                        throw DecodingError(what: "refund names an unknown item")
+                    }
+                    refunded.append(itemID)
+                }
+                _ = try reader.i64()
+                _ = try range()  // channel
+                for _ in 0..<(version >= 2 ? 6 : 5) { _ = try reader.i64() }
+                for _ in 0..<Int(try reader.u16()) {
+                    _ = try range()
+                    _ = try reader.i64()
+                    _ = try reader.u8()
+                }
+            }
+            return ClearingOrderView(idBytes: id, bytes: bytes,
+                                     businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "order"),
+                                     channelTxnID: txn, channel: channel.isEmpty ? nil : String(decoding: bytes[channel], as: UTF8.self),
+                                     channelFen: channelFen, items: items, refundedItemIDs: refunded)
+        }
+    }
+
+    /// Appends the payout line of the item at `index` (`PayoutLine.encode(into:)`, the same
+    /// bytes) to `writer`, its strings copied from the record.
+    func encodeLine(itemAt index: Int, refundedFen: Int64, feeFen: Int64, businessDate: BusinessDate, statementID: UInt64?,
+                    into writer: inout ByteWriter) {
+        let item = items[index]
+        writer.u8(PayoutLine.formatVersion)
+        writer.string(bytes: idBytes[...])
+        writer.string(bytes: bytes[item.itemID])
+        writer.string(bytes: bytes[item.billID])
+        writer.string(bytes: bytes[item.accountNo])
+        writer.i64(item.amountFen)
+        writer.i64(refundedFen)
+        writer.i64(feeFen)
+        writer.u32(UInt32(bitPattern: businessDate.daysSinceEpoch))
+        writer.string(channel ?? "")
+        writer.string(bytes: bytes[channelTxnID])
+        writer.u64(statementID ?? 0)
+    }
+}
