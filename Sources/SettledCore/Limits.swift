@@ -127,10 +127,10 @@ public enum Limits {
     /// large run, and a crash loses at most one slice, which the restart does again. Each
     /// slice is a commit with its sync, a large part of a run's time once an item cost a few
     /// microseconds (schema 15 and the clearing's lean order view: about half of what it cost
-    /// when this was 500). 1,000 keeps a slice near what 500 took then (5 to 7 ms, at 5M
-    /// payments too), so an order waits at most about that behind one, with half the commits
-    /// (`settled-bench clearing`: 2,000 ran 0.5M payments in 3.0 s, but with orders p99
-    /// 100 to 110 ms at 1M and 5M on a loaded machine).
+    /// when this was 500). 1,000 keeps a slice near what 500 took then (5 to 7 ms), so an order
+    /// waits at most about that behind one, with half the commits (`settled-bench clearing`,
+    /// 0.5M and 1M payments on a loaded machine: orders p50 19 ms with 1,000, against 24 and
+    /// 32 ms with 2,000, which cleared 0.5M in 3.0 s against 4.8 s).
     public static let clearingItemsPerTransactionMax = 1_000
     /// The gross of one payout, at most: its clearing books it in one journal entry
     /// (`biller_payable` Dr), which holds at most `JournalEntry.amountFenMax`. Items a run
