@@ -10,8 +10,9 @@ import SettledStore
 /// Reads a spooled statement file in slices (`SliceReader`) through its parser.
 enum SpoolReader {
     /// Feeds the file to a new parser slice by slice; `body` takes each batch. Returns the
-    /// file's totals (the file's own summary checked by the parser).
-    static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate,
+    /// file's totals (the file's own summary checked by the parser). `figuresOnly`: the
+    /// records' texts may be left empty (a check of the file's figures, lines and totals).
+    static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate, figuresOnly: Bool = false,
                       _ body: (StatementBatch) throws -> Void) throws -> StatementTotals {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -19,7 +20,7 @@ enum SpoolReader {
         }
         defer { close(descriptor) }
         let parser: StatementParser
-        do { parser = try StatementParser(format: format, businessDate: businessDate) } catch { throw APIError(422, error.code, error.message) }
+        do { parser = try StatementParser(format: format, businessDate: businessDate, figuresOnly: figuresOnly) } catch { throw APIError(422, error.code, error.message) }
         do {
             try SliceReader.read(descriptor, path: path) { slice in
                 let batch: StatementBatch
@@ -68,7 +69,8 @@ struct StatementImporter {
         var lines = 0
         var errors: [StatementLineError] = []
         var outOfRange: StatementRecord?
-        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
+        // The check reads the figures only: the texts are read when the lines are applied.
+        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate, figuresOnly: true) { batch in
             lines += batch.records.count + batch.errors.count
             errors += batch.errors
             if outOfRange == nil { outOfRange = batch.records.first { !Self.inRange($0) } }
