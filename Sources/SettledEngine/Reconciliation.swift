@@ -288,6 +288,18 @@ package enum StatementKeys {
     }
 }
 
+/// A slice of a statement's records that does not follow the records applied (the slice
+/// before it failed).
+package struct StatementSliceGap: Error, CustomStringConvertible {
+    package var statementID: UInt64
+    package var firstIndex: Int64
+    package var recordsApplied: Int64
+
+    package var description: String {
+        "statement s-\(statementID): a slice from record \(firstIndex), \(recordsApplied) records applied"
+    }
+}
+
 /// What the import of a statement began with.
 package enum StatementBegin: Sendable {
     /// Created now, or left unfinished by an earlier import of the same file: to be applied.
@@ -362,6 +374,12 @@ extension Engine {
             preconditionFailure("statement s-\(statementID) does not exist")
         }
         precondition(statement.status == .importing && statement.stage == .lines, "s-\(statementID) is not taking lines")
+        // The import queues a slice before the one before it has committed: after one that
+        // failed, the next would leave its lines out. Refused; importing the file again
+        // resumes where the last committed slice ended.
+        guard firstIndex <= statement.recordsApplied else {
+            throw StatementSliceGap(statementID: statementID, firstIndex: firstIndex, recordsApplied: statement.recordsApplied)
+        }
         var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
         for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
             switch line.kind {
@@ -553,8 +571,8 @@ extension Engine {
     /// channel's figure it names is this one; otherwise it is opened for the operator, with
     /// what came noted.
     @discardableResult
-    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String, channelFen: Int64? = nil,
-                                       write: WriteContext) throws -> UInt64? {
+    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: @autoclosure () -> String,
+                                       channelFen: Int64? = nil, write: WriteContext) throws -> UInt64? {
         let key = StatementKeys.carried(channel: channel, code: code, reference: reference)
         guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count >= 8 else { return nil }
         let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
@@ -564,11 +582,11 @@ extension Engine {
               discrepancy.status == "carried" || discrepancy.status == "open" else { return nil }
         if let channelFen, discrepancy.channelFen != channelFen {
             discrepancy.status = "open"
-            discrepancy.detail += "; \(what), for \(channelFen) fen"
+            discrepancy.detail += "; \(what()), for \(channelFen) fen"
             try discrepancy.store(write: write)
             return nil
         }
-        discrepancy.detail += discrepancy.status == "open" ? "; \(what), after it was opened" : "; \(what)"
+        discrepancy.detail += discrepancy.status == "open" ? "; \(what()), after it was opened" : "; \(what())"
         discrepancy.status = "auto_resolved"
         try discrepancy.store(write: write)
         return discrepancyID
@@ -611,6 +629,8 @@ struct StatementMatcher {
     let audit: RepairAudit
     let carryDays: Int
     let feeBps: Int
+    /// `mayCarryTransactions`, once known in this transaction.
+    var transactionsCarried: Bool?
 
     init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
         self.engine = engine
@@ -649,20 +669,20 @@ struct StatementMatcher {
     mutating func payment(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID)
-        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+        if try !Self.firstSeen(seenKey, write: write) {
             try raise("duplicate", reference: "\(line.channelTxnID)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
                       detail: "line \(line.line) names channel transaction \(line.channelTxnID) a second time", carried: nil, write: write)
             return
         }
-        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         try checkFee(line, write: write)
         var notification = Notification(channel: statement.channel, orderID: "", channelTxnID: line.channelTxnID, amountFen: line.amountFen,
                                         success: true, paidAtUnixMillis: line.timeUnixMillis)
         let seen = try Notification.seen(notification.key, write: write)
         let orderID = seen?.orderID ?? (line.orderID.isEmpty ? nil : line.orderID)
-        guard let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
-              order.funding.channel == statement.channel, order.funding.channelFen > 0 else {
+        // What the matching reads of the order; a repair loads it whole.
+        guard let orderID, let order = try StatementOrderView.load(orderID, tables: tables, in: write.transaction),
+              order.channel == statement.channel, order.channelFen > 0 else {
             try raise("missing_internal", reference: line.channelTxnID, orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
                       detail: "the channel took \(line.amountFen) fen (line \(line.line)) for a transaction no order of ours names",
@@ -671,7 +691,9 @@ struct StatementMatcher {
         }
         notification.orderID = order.id
         // An earlier statement's line of this transaction that no order named: named now.
-        try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
+        if try mayCarryTransactions(write: write) {
+            try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
+        }
         if let seen {
             switch seen.outcome {
             case "captured", "captured_late":
@@ -693,7 +715,7 @@ struct StatementMatcher {
                           carried: nil, write: write)
                 return
             case "failed":
-                try repair(order, notification, kind: "status_mismatch", line: line,
+                try repair(try whole(order, write: write), notification, kind: "status_mismatch", line: line,
                            why: "we were told channel transaction \(line.channelTxnID) failed; the statement shows it paid", write: write)
                 return
             default:
@@ -704,8 +726,42 @@ struct StatementMatcher {
             try matchCapture(order, line, write: write)
             return
         }
-        try repair(order, notification, kind: "missing_internal", line: line,
+        try repair(try whole(order, write: write), notification, kind: "missing_internal", line: line,
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
+    }
+
+    /// The order of `view` whole, for a repair.
+    func whole(_ view: StatementOrderView, write: WriteContext) throws -> OrderRecord {
+        guard let order = try OrderRecord.load(view.id, tables: write.tables, in: write.transaction) else {
+            preconditionFailure("order \(view.id), read a moment ago in this transaction, is gone")
+        }
+        return order
+    }
+
+    /// Marks a line's key seen; false when a line of the statement had it already (one
+    /// descent of the tree: the put refuses a key that is there).
+    static func firstSeen(_ key: [UInt8], write: WriteContext) throws -> Bool {
+        do {
+            try write.transaction.put(write.tables.statementKeys, key: key, value: [], options: .noOverwrite)
+            return true
+        } catch where error.isKeyExisting {
+            return false
+        }
+    }
+
+    /// Whether the channel may have payment transactions carried (`k` keys of code `t`):
+    /// looked for once a slice, and set when the slice carries one itself. Most days have
+    /// none, and a lookup for every line would find nothing.
+    mutating func mayCarryTransactions(write: WriteContext) throws -> Bool {
+        if let transactionsCarried { return transactionsCarried }
+        var found = false
+        try write.transaction.scan(write.tables.statementKeys,
+                                   prefix: StatementKeys.carried(channel: statement.channel, code: Self.transactionCode, reference: "")) { _, _ in
+            found = true
+            return false
+        }
+        transactionsCarried = found
+        return found
     }
 
     /// The repair an earlier file of the date made for this channel transaction, found again
@@ -723,16 +779,16 @@ struct StatementMatcher {
         }
     }
 
-    mutating func matchCapture(_ order: OrderRecord, _ line: StatementLine, write: WriteContext) throws {
+    mutating func matchCapture(_ order: StatementOrderView, _ line: StatementLine, write: WriteContext) throws {
         try write.transaction.put(write.tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.paymentCode, id: order.id),
                                   value: Key.u64(id), options: .overwrite)
         if order.businessDate != statement.businessDate {
             try resolveCarried(code: Self.paymentCode, reference: order.id, write: write)
         }
-        guard line.amountFen == order.funding.channelFen else {
+        guard line.amountFen == order.channelFen else {
             try raise("amount_mismatch", reference: line.channelTxnID, orderID: order.id, txn: line.channelTxnID,
-                      internalFen: order.funding.channelFen, channelFen: line.amountFen,
-                      detail: "line \(line.line): the channel took \(line.amountFen) fen, we captured \(order.funding.channelFen) fen",
+                      internalFen: order.channelFen, channelFen: line.amountFen,
+                      detail: "line \(line.line): the channel took \(line.amountFen) fen, we captured \(order.channelFen) fen",
                       carried: nil, write: write)
             return
         }
@@ -824,14 +880,13 @@ struct StatementMatcher {
         let tables = write.tables
         let reference = Self.refundReference(line)
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
-        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+        if try !Self.firstSeen(seenKey, write: write) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line) names refund \(line.refundID.isEmpty ? "of channel transaction \(line.channelTxnID)" : line.refundID) a second time",
                       carried: nil, write: write)
             return
         }
-        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         try checkRefundFee(line, reference: reference, write: write)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
@@ -932,6 +987,7 @@ struct StatementMatcher {
             let expiryKey = StatementKeys.expiry(channel: statement.channel, opensOn: statement.businessDate.adding(days: carryDays), discrepancy: id)
             let carriedKey = StatementKeys.carried(channel: statement.channel, code: carried.code, reference: carried.reference)
             try write.transaction.put(tables.statementKeys, key: carriedKey, value: Key.u64(id) + expiryKey, options: .overwrite)
+            if carried.code == Self.transactionCode { transactionsCarried = true }
             try write.transaction.put(tables.statementKeys, key: expiryKey, value: carriedKey, options: .overwrite)
             statement.carriedForward += 1
         } else {

@@ -186,6 +186,11 @@ public struct ByteReader {
         return String(decoding: try take(count), as: UTF8.self)
     }
 
+    /// Passes over a string without making it.
+    public mutating func skipString() throws(DecodingError) {
+        _ = try take(Int(try u16()))
+    }
+
     public mutating func blob() throws(DecodingError) -> [UInt8] {
         let count = Int(try u32())
         return Array(try take(count))
