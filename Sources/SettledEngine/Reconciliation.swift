@@ -629,8 +629,10 @@ struct StatementMatcher {
     let audit: RepairAudit
     let carryDays: Int
     let feeBps: Int
-    /// `mayCarryTransactions`, once known in this transaction.
-    var transactionsCarried: Bool?
+    /// The channel's carried transactions (`mayCarry`), once read in this transaction; nil
+    /// when there were too many to hold.
+    var carriedTransactions: Set<String>?
+    var carriedTransactionsRead = false
 
     init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
         self.engine = engine
@@ -691,7 +693,7 @@ struct StatementMatcher {
         }
         notification.orderID = order.id
         // An earlier statement's line of this transaction that no order named: named now.
-        if try mayCarryTransactions(write: write) {
+        if try mayCarry(transaction: line.channelTxnID, write: write) {
             try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
         }
         if let seen {
@@ -749,20 +751,32 @@ struct StatementMatcher {
         }
     }
 
-    /// Whether the channel may have payment transactions carried (`k` keys of code `t`):
-    /// looked for once a slice, and set when the slice carries one itself. Most days have
-    /// none, and a lookup for every line would find nothing.
-    mutating func mayCarryTransactions(write: WriteContext) throws -> Bool {
-        if let transactionsCarried { return transactionsCarried }
-        var found = false
-        try write.transaction.scan(write.tables.statementKeys,
-                                   prefix: StatementKeys.carried(channel: statement.channel, code: Self.transactionCode, reference: "")) { _, _ in
-            found = true
-            return false
+    /// Whether `transaction` may be carried for the channel (a `k` key of code `t`): the
+    /// channel's carried transactions are read once a slice, while they are at most
+    /// `carriedTransactionsReadMax` (a day's statement carries a few hundred), and looked up
+    /// in memory; beyond, each is looked up in the store. A transaction the slice carries
+    /// itself is added (`raise`); one resolved stays (a lookup then finds nothing).
+    mutating func mayCarry(transaction: String, write: WriteContext) throws -> Bool {
+        if !carriedTransactionsRead {
+            carriedTransactionsRead = true
+            let prefix = StatementKeys.carried(channel: statement.channel, code: Self.transactionCode, reference: "")
+            var found = Set<String>()
+            var tooMany = false
+            try write.transaction.scan(write.tables.statementKeys, prefix: prefix) { key, _ in
+                guard found.count < Self.carriedTransactionsReadMax else {
+                    tooMany = true
+                    return false
+                }
+                found.insert(String(decoding: key.dropFirst(prefix.count), as: UTF8.self))
+                return true
+            }
+            carriedTransactions = tooMany ? nil : found
         }
-        transactionsCarried = found
-        return found
+        guard let carriedTransactions else { return true }
+        return carriedTransactions.contains(transaction)
     }
+
+    static let carriedTransactionsReadMax = 10_000
 
     /// The repair an earlier file of the date made for this channel transaction, found again
     /// by a correction: it becomes this statement's, so that the correction's end does not
@@ -987,7 +1001,7 @@ struct StatementMatcher {
             let expiryKey = StatementKeys.expiry(channel: statement.channel, opensOn: statement.businessDate.adding(days: carryDays), discrepancy: id)
             let carriedKey = StatementKeys.carried(channel: statement.channel, code: carried.code, reference: carried.reference)
             try write.transaction.put(tables.statementKeys, key: carriedKey, value: Key.u64(id) + expiryKey, options: .overwrite)
-            if carried.code == Self.transactionCode { transactionsCarried = true }
+            if carried.code == Self.transactionCode { carriedTransactions?.insert(carried.reference) }
             try write.transaction.put(tables.statementKeys, key: expiryKey, value: carriedKey, options: .overwrite)
             statement.carriedForward += 1
         } else {
