@@ -242,14 +242,28 @@ package enum StatementKeys {
     }
 
     /// `l` statement id code reference -> empty: a line of the statement seen (duplicates).
+    /// Built in one array (every line of a statement makes one).
     package static func lineSeen(statement: UInt64, code: UInt8, reference: String) -> [UInt8] {
-        [UInt8(ascii: "l")] + Key.u64(statement) + [code] + Array(reference.utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(10 + reference.utf8.count)
+        key.append(UInt8(ascii: "l"))
+        for shift in stride(from: 56, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: statement >> UInt64(shift))) }
+        key.append(code)
+        key.append(contentsOf: reference.utf8)
+        return key
     }
 
     /// `m` channel 0 code id -> statement id: a capture (code `p`, order id) or refund (`r`,
-    /// refund id) of ours that a statement of the channel showed.
+    /// refund id) of ours that a statement of the channel showed. Built in one array.
     package static func matched(channel: String, code: UInt8, id: String) -> [UInt8] {
-        [UInt8(ascii: "m")] + Array(channel.utf8) + [0, code] + Array(id.utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(3 + channel.utf8.count + id.utf8.count)
+        key.append(UInt8(ascii: "m"))
+        key.append(contentsOf: channel.utf8)
+        key.append(0)
+        key.append(code)
+        key.append(contentsOf: id.utf8)
+        return key
     }
 
     /// `f` statement id kind 0 reference -> discrepancy id: the findings of a statement.
