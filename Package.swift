@@ -32,7 +32,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
 
-        .target(name: "SettledCore"),
+        .target(name: "SettledCore", dependencies: ["CShims"]),
         .target(name: "SettledStore", dependencies: ["CLMDB", "SettledCore"]),
         .target(name: "SettledHTTP", dependencies: ["CShims", "SettledCore"]),
         .target(name: "SettledConfig", dependencies: ["CInih", "SettledCore"]),

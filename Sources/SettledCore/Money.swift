@@ -48,6 +48,11 @@ public struct Money: Hashable, Sendable, CustomStringConvertible {
     }
 
     public init(yuanUTF8 bytes: [UInt8]) throws(MoneyError) {
+        self = try bytes.withUnsafeBufferPointer { (buffer) throws(MoneyError) in try Money(yuanUTF8: buffer) }
+    }
+
+    /// The same from bytes in place (a field of a statement line read without copying it).
+    public init(yuanUTF8 bytes: UnsafeBufferPointer<UInt8>) throws(MoneyError) {
         let digitZero = UInt8(ascii: "0"), digitNine = UInt8(ascii: "9")
         var index = 0
         var negative = false

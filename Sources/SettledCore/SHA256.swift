@@ -1,3 +1,7 @@
+#if canImport(CShims)
+import CShims
+#endif
+
 /// SHA-256 (FIPS 180-4), fed in pieces: the content hash of a statement file, computed while
 /// its bytes arrive, so that the same file uploaded again is known without holding it.
 /// Foundation on Linux has no digest of its own, and no package can be fetched here.
@@ -11,7 +15,17 @@ public struct SHA256: Sendable {
     private var pending: [UInt8] = []
     private var lengthBytes: UInt64 = 0
 
+    /// Whether whole blocks go to the processor's SHA extensions where it has them (CShims'
+    /// `settled_sha256_blocks`, several times faster than the rounds below); false: always
+    /// the rounds below (tests compare the two).
+    private let accelerated: Bool
+
     public init() {
+        self.init(accelerated: true)
+    }
+
+    init(accelerated: Bool) {
+        self.accelerated = accelerated
         pending.reserveCapacity(Self.blockBytes)
     }
 
@@ -32,12 +46,9 @@ public struct SHA256: Sendable {
         // their slices, buffers): the hash of a large file copies nothing.
         let contiguousEnd: Bytes.Index? = bytes[index...].withContiguousStorageIfAvailable { buffer in
             let raw = UnsafeRawBufferPointer(buffer)
-            var offset = 0
-            while raw.count - offset >= Self.blockBytes {
-                compress(UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + Self.blockBytes)]))
-                offset += Self.blockBytes
-            }
-            return bytes.index(index, offsetBy: offset)
+            let whole = raw.count - raw.count % Self.blockBytes
+            if whole > 0 { compress(blocks: UnsafeRawBufferPointer(rebasing: raw[0..<whole])) }
+            return bytes.index(index, offsetBy: whole)
         }
         if let contiguousEnd {
             index = contiguousEnd
@@ -106,6 +117,26 @@ public struct SHA256: Sendable {
         0x19a4_c116, 0x1e37_6c08, 0x2748_774c, 0x34b0_bcb5, 0x391c_0cb3, 0x4ed8_aa4a, 0x5b9c_ca4f, 0x682e_6ff3,
         0x748f_82ee, 0x78a5_636f, 0x84c8_7814, 0x8cc7_0208, 0x90be_fffa, 0xa450_6ceb, 0xbef9_a3f7, 0xc671_78f2,
     ]
+
+    /// Whole blocks, by the processor's SHA extensions where it has them.
+    private mutating func compress(blocks: UnsafeRawBufferPointer) {
+        precondition(blocks.count % Self.blockBytes == 0)
+        #if canImport(CShims)
+        if accelerated, let base = blocks.baseAddress {
+            // The eight words of a homogeneous tuple lie in order, as the C function takes them.
+            let done = withUnsafeMutableBytes(of: &state) { words in
+                settled_sha256_blocks(words.baseAddress?.assumingMemoryBound(to: UInt32.self),
+                                      base.assumingMemoryBound(to: UInt8.self), blocks.count / Self.blockBytes)
+            }
+            if done == 1 { return }
+        }
+        #endif
+        var offset = 0
+        while offset < blocks.count {
+            compress(UnsafeRawBufferPointer(rebasing: blocks[offset..<(offset + Self.blockBytes)]))
+            offset += Self.blockBytes
+        }
+    }
 
     private mutating func compress(_ block: UnsafeRawBufferPointer) {
         precondition(block.count == Self.blockBytes)

@@ -24,7 +24,15 @@ package struct Notification: Sendable {
     /// 2000-01-01T00:00:00Z.
     package static let paidAtEarliestUnixMillis: Int64 = 946_684_800_000
 
-    package var key: [UInt8] { Array(channel.utf8) + [0] + Array(channelTxnID.utf8) }
+    /// channel 0 channel transaction, built in one array.
+    package var key: [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(channel.utf8.count + 1 + channelTxnID.utf8.count)
+        key.append(contentsOf: channel.utf8)
+        key.append(0)
+        key.append(contentsOf: channelTxnID.utf8)
+        return key
+    }
 
     /// The mark of another amount named for this channel transaction after its capture:
     /// recorded as a discrepancy once per amount (empty value). Versions before the mark of

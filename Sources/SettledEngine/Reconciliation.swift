@@ -242,14 +242,28 @@ package enum StatementKeys {
     }
 
     /// `l` statement id code reference -> empty: a line of the statement seen (duplicates).
+    /// Built in one array (every line of a statement makes one).
     package static func lineSeen(statement: UInt64, code: UInt8, reference: String) -> [UInt8] {
-        [UInt8(ascii: "l")] + Key.u64(statement) + [code] + Array(reference.utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(10 + reference.utf8.count)
+        key.append(UInt8(ascii: "l"))
+        for shift in stride(from: 56, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: statement >> UInt64(shift))) }
+        key.append(code)
+        key.append(contentsOf: reference.utf8)
+        return key
     }
 
     /// `m` channel 0 code id -> statement id: a capture (code `p`, order id) or refund (`r`,
-    /// refund id) of ours that a statement of the channel showed.
+    /// refund id) of ours that a statement of the channel showed. Built in one array.
     package static func matched(channel: String, code: UInt8, id: String) -> [UInt8] {
-        [UInt8(ascii: "m")] + Array(channel.utf8) + [0, code] + Array(id.utf8)
+        var key: [UInt8] = []
+        key.reserveCapacity(3 + channel.utf8.count + id.utf8.count)
+        key.append(UInt8(ascii: "m"))
+        key.append(contentsOf: channel.utf8)
+        key.append(0)
+        key.append(code)
+        key.append(contentsOf: id.utf8)
+        return key
     }
 
     /// `f` statement id kind 0 reference -> discrepancy id: the findings of a statement.
@@ -285,6 +299,18 @@ package enum StatementKeys {
 
     package static func expiry(channel: String, opensOn date: BusinessDate, discrepancy: UInt64) -> [UInt8] {
         expiryPrefix(channel: channel) + CaptureIndex.dateBytes(date) + Key.u64(discrepancy)
+    }
+}
+
+/// A slice of a statement's records that does not follow the records applied (the slice
+/// before it failed).
+package struct StatementSliceGap: Error, CustomStringConvertible {
+    package var statementID: UInt64
+    package var firstIndex: Int64
+    package var recordsApplied: Int64
+
+    package var description: String {
+        "statement s-\(statementID): a slice from record \(firstIndex), \(recordsApplied) records applied"
     }
 }
 
@@ -382,6 +408,12 @@ extension Engine {
             preconditionFailure("statement s-\(statementID) does not exist")
         }
         precondition(statement.status == .importing && statement.stage == .lines, "s-\(statementID) is not taking lines")
+        // The import queues a slice before the one before it has committed: after one that
+        // failed, the next would leave its lines out. Refused; importing the file again
+        // resumes where the last committed slice ended.
+        guard firstIndex <= statement.recordsApplied else {
+            throw StatementSliceGap(statementID: statementID, firstIndex: firstIndex, recordsApplied: statement.recordsApplied)
+        }
         var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
         for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
             switch line.kind {
@@ -581,8 +613,8 @@ extension Engine {
     /// channel's figure it names is this one; otherwise it is opened for the operator, with
     /// what came noted.
     @discardableResult
-    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: String, channelFen: Int64? = nil,
-                                       write: WriteContext) throws -> UInt64? {
+    package static func resolveCarried(channel: String, code: UInt8, reference: String, by what: @autoclosure () -> String,
+                                       channelFen: Int64? = nil, write: WriteContext) throws -> UInt64? {
         let key = StatementKeys.carried(channel: channel, code: code, reference: reference)
         guard let value = try write.transaction.get(write.tables.statementKeys, key: key), value.count >= 8 else { return nil }
         let discrepancyID = value.withUnsafeBytes { Key.decodeU64($0) }
@@ -592,11 +624,11 @@ extension Engine {
               discrepancy.status == "carried" || discrepancy.status == "open" else { return nil }
         if let channelFen, discrepancy.channelFen != channelFen {
             discrepancy.status = "open"
-            discrepancy.detail += "; \(what), for \(channelFen) fen"
+            discrepancy.detail += "; \(what()), for \(channelFen) fen"
             try discrepancy.store(write: write)
             return nil
         }
-        discrepancy.detail += discrepancy.status == "open" ? "; \(what), after it was opened" : "; \(what)"
+        discrepancy.detail += discrepancy.status == "open" ? "; \(what()), after it was opened" : "; \(what())"
         discrepancy.status = "auto_resolved"
         try discrepancy.store(write: write)
         return discrepancyID
@@ -639,6 +671,10 @@ struct StatementMatcher {
     let audit: RepairAudit
     let carryDays: Int
     let feeBps: Int
+    /// The channel's carried transactions (`mayCarry`), once read in this transaction; nil
+    /// when there were too many to hold.
+    var carriedTransactions: Set<String>?
+    var carriedTransactionsRead = false
 
     init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
         self.engine = engine
@@ -677,20 +713,20 @@ struct StatementMatcher {
     mutating func payment(_ line: StatementLine, write: WriteContext) throws {
         let tables = write.tables
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID)
-        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+        if try !Self.firstSeen(seenKey, write: write) {
             try raise("duplicate", reference: "\(line.channelTxnID)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
                       detail: "line \(line.line) names channel transaction \(line.channelTxnID) a second time", carried: nil, write: write)
             return
         }
-        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         try checkFee(line, write: write)
         var notification = Notification(channel: statement.channel, orderID: "", channelTxnID: line.channelTxnID, amountFen: line.amountFen,
                                         success: true, paidAtUnixMillis: line.timeUnixMillis)
         let seen = try Notification.seen(notification.key, write: write)
         let orderID = seen?.orderID ?? (line.orderID.isEmpty ? nil : line.orderID)
-        guard let orderID, let order = try OrderRecord.load(orderID, tables: tables, in: write.transaction),
-              order.funding.channel == statement.channel, order.funding.channelFen > 0 else {
+        // What the matching reads of the order; a repair loads it whole.
+        guard let orderID, let order = try StatementOrderView.load(orderID, tables: tables, in: write.transaction),
+              order.channel == statement.channel, order.channelFen > 0 else {
             try raise("missing_internal", reference: line.channelTxnID, orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
                       detail: "the channel took \(line.amountFen) fen (line \(line.line)) for a transaction no order of ours names",
@@ -699,7 +735,9 @@ struct StatementMatcher {
         }
         notification.orderID = order.id
         // An earlier statement's line of this transaction that no order named: named now.
-        try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
+        if try mayCarry(transaction: line.channelTxnID, write: write) {
+            try resolveCarried(code: Self.transactionCode, reference: line.channelTxnID, write: write)
+        }
         if let seen {
             switch seen.outcome {
             case "captured", "captured_late":
@@ -721,7 +759,7 @@ struct StatementMatcher {
                           carried: nil, write: write)
                 return
             case "failed":
-                try repair(order, notification, kind: "status_mismatch", line: line,
+                try repair(try whole(order, write: write), notification, kind: "status_mismatch", line: line,
                            why: "we were told channel transaction \(line.channelTxnID) failed; the statement shows it paid", write: write)
                 return
             default:
@@ -732,9 +770,55 @@ struct StatementMatcher {
             try matchCapture(order, line, write: write)
             return
         }
-        try repair(order, notification, kind: "missing_internal", line: line,
+        try repair(try whole(order, write: write), notification, kind: "missing_internal", line: line,
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
     }
+
+    /// The order of `view` whole, for a repair.
+    func whole(_ view: StatementOrderView, write: WriteContext) throws -> OrderRecord {
+        guard let order = try OrderRecord.load(view.id, tables: write.tables, in: write.transaction) else {
+            preconditionFailure("order \(view.id), read a moment ago in this transaction, is gone")
+        }
+        return order
+    }
+
+    /// Marks a line's key seen; false when a line of the statement had it already (one
+    /// descent of the tree: the put refuses a key that is there).
+    static func firstSeen(_ key: [UInt8], write: WriteContext) throws -> Bool {
+        do {
+            try write.transaction.put(write.tables.statementKeys, key: key, value: [], options: .noOverwrite)
+            return true
+        } catch where error.isKeyExisting {
+            return false
+        }
+    }
+
+    /// Whether `transaction` may be carried for the channel (a `k` key of code `t`): the
+    /// channel's carried transactions are read once a slice, while they are at most
+    /// `carriedTransactionsReadMax` (a day's statement carries a few hundred), and looked up
+    /// in memory; beyond, each is looked up in the store. A transaction the slice carries
+    /// itself is added (`raise`); one resolved stays (a lookup then finds nothing).
+    mutating func mayCarry(transaction: String, write: WriteContext) throws -> Bool {
+        if !carriedTransactionsRead {
+            carriedTransactionsRead = true
+            let prefix = StatementKeys.carried(channel: statement.channel, code: Self.transactionCode, reference: "")
+            var found = Set<String>()
+            var tooMany = false
+            try write.transaction.scan(write.tables.statementKeys, prefix: prefix) { key, _ in
+                guard found.count < Self.carriedTransactionsReadMax else {
+                    tooMany = true
+                    return false
+                }
+                found.insert(String(decoding: key.dropFirst(prefix.count), as: UTF8.self))
+                return true
+            }
+            carriedTransactions = tooMany ? nil : found
+        }
+        guard let carriedTransactions else { return true }
+        return carriedTransactions.contains(transaction)
+    }
+
+    static let carriedTransactionsReadMax = 10_000
 
     /// The repair an earlier file of the date made for this channel transaction, or an
     /// operator's resolution of its line that booked it, found again by a correction: it
@@ -754,16 +838,16 @@ struct StatementMatcher {
         }
     }
 
-    mutating func matchCapture(_ order: OrderRecord, _ line: StatementLine, write: WriteContext) throws {
+    mutating func matchCapture(_ order: StatementOrderView, _ line: StatementLine, write: WriteContext) throws {
         try write.transaction.put(write.tables.statementKeys, key: StatementKeys.matched(channel: statement.channel, code: Self.paymentCode, id: order.id),
                                   value: Key.u64(id), options: .overwrite)
         if order.businessDate != statement.businessDate {
             try resolveCarried(code: Self.paymentCode, reference: order.id, write: write)
         }
-        guard line.amountFen == order.funding.channelFen else {
+        guard line.amountFen == order.channelFen else {
             try raise("amount_mismatch", reference: line.channelTxnID, orderID: order.id, txn: line.channelTxnID,
-                      internalFen: order.funding.channelFen, channelFen: line.amountFen,
-                      detail: "line \(line.line): the channel took \(line.amountFen) fen, we captured \(order.funding.channelFen) fen",
+                      internalFen: order.channelFen, channelFen: line.amountFen,
+                      detail: "line \(line.line): the channel took \(line.amountFen) fen, we captured \(order.channelFen) fen",
                       carried: nil, write: write)
             return
         }
@@ -855,14 +939,13 @@ struct StatementMatcher {
         let tables = write.tables
         let reference = Self.refundReference(line)
         let seenKey = StatementKeys.lineSeen(statement: id, code: Self.refundCode, reference: reference)
-        if try write.transaction.contains(tables.statementKeys, key: seenKey) {
+        if try !Self.firstSeen(seenKey, write: write) {
             try raise("duplicate", reference: "\(reference)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: -line.amountFen,
                       detail: "line \(line.line) names refund \(line.refundID.isEmpty ? "of channel transaction \(line.channelTxnID)" : line.refundID) a second time",
                       carried: nil, write: write)
             return
         }
-        try write.transaction.put(tables.statementKeys, key: seenKey, value: [], options: .overwrite)
         try checkRefundFee(line, reference: reference, write: write)
         if !line.refundID.isEmpty, let ownerBytes = try write.transaction.get(tables.refunds, key: Key.string(line.refundID)),
            let order = try OrderRecord.load(String(decoding: ownerBytes, as: UTF8.self), tables: tables, in: write.transaction),
@@ -962,6 +1045,7 @@ struct StatementMatcher {
             let expiryKey = StatementKeys.expiry(channel: statement.channel, opensOn: statement.businessDate.adding(days: carryDays), discrepancy: id)
             let carriedKey = StatementKeys.carried(channel: statement.channel, code: carried.code, reference: carried.reference)
             try write.transaction.put(tables.statementKeys, key: carriedKey, value: Key.u64(id) + expiryKey, options: .overwrite)
+            if carried.code == Self.transactionCode { carriedTransactions?.insert(carried.reference) }
             try write.transaction.put(tables.statementKeys, key: expiryKey, value: carriedKey, options: .overwrite)
             statement.carriedForward += 1
         } else {

@@ -23,6 +23,9 @@ public enum StatementFileFormat: Sendable, Hashable {
 struct LineSink {
     var batch = StatementBatch()
     var totals = StatementTotals()
+    /// The records are for their figures only (`StatementParser.figuresOnly`): a reader may
+    /// leave their texts empty.
+    var figuresOnly = false
 
     mutating func record(_ record: StatementRecord) throws(StatementRefusal) {
         try totals.add(record)
@@ -71,9 +74,13 @@ public final class StatementParser {
     private var finished = false
 
     /// `businessDate` is the date the file is for: UnionPay's and some banks' dates carry no
-    /// year, taken from it.
-    public init(format: StatementFileFormat, businessDate: BusinessDate? = nil) throws(StatementRefusal) {
+    /// year, taken from it. `figuresOnly`: the file is read for its figures, lines and totals
+    /// (a check of the whole file before it is applied), and the records may come without
+    /// their texts (ids, status, the time as printed empty); the same lines are taken or
+    /// refused, with the same reasons, and the totals are the same.
+    public init(format: StatementFileFormat, businessDate: BusinessDate? = nil, figuresOnly: Bool = false) throws(StatementRefusal) {
         self.format = format
+        sink.figuresOnly = figuresOnly
         switch format {
         case .wechat: reader = WeChatBillReader()
         case .alipay: reader = AlipayBillReader()
@@ -156,8 +163,8 @@ public final class StatementParser {
 
     /// Parses a whole file held in memory, fed in chunks of `chunkBytes` (tests, small files).
     public static func parse(_ bytes: [UInt8], format: StatementFileFormat, businessDate: BusinessDate? = nil,
-                             chunkBytes: Int = 64 * 1024) throws(StatementRefusal) -> ParsedStatement {
-        let parser = try StatementParser(format: format, businessDate: businessDate)
+                             chunkBytes: Int = 64 * 1024, figuresOnly: Bool = false) throws(StatementRefusal) -> ParsedStatement {
+        let parser = try StatementParser(format: format, businessDate: businessDate, figuresOnly: figuresOnly)
         var result = ParsedStatement()
         var start = 0
         repeat {

@@ -176,8 +176,10 @@ struct LineSplitter {
         var start = 0
         let count = bytes.count
         while start < count {
-            var end = start
-            while end < count && bytes[end] != 0x0A { end += 1 }
+            var end = count
+            if let base = bytes.baseAddress, let newline = memchr(base + start, 0x0A, count - start) {
+                end = base.distance(to: newline.assumingMemoryBound(to: UInt8.self))
+            }
             if !overlong {
                 if buffer.count + (end - start) > StatementLimits.lineBytesMax {
                     overlong = true

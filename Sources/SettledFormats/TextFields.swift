@@ -71,6 +71,22 @@ enum TextFields {
         return slice
     }
 
+    /// The same for a field given as a range of `line`.
+    static func trim(_ range: Range<Int>, in line: UnsafeBufferPointer<UInt8>) -> Range<Int> {
+        var lower = range.lowerBound, upper = range.upperBound
+        while true {
+            if lower < upper, line[lower] == 0x20 || line[lower] == 0x09 { lower += 1; continue }
+            if upper - lower >= 3, line[lower] == 0xE3, line[lower + 1] == 0x80, line[lower + 2] == 0x80 { lower += 3; continue }
+            break
+        }
+        while true {
+            if lower < upper, line[upper - 1] == 0x20 || line[upper - 1] == 0x09 { upper -= 1; continue }
+            if upper - lower >= 3, line[upper - 3] == 0xE3, line[upper - 2] == 0x80, line[upper - 1] == 0x80 { upper -= 3; continue }
+            break
+        }
+        return lower..<upper
+    }
+
     static func string(_ bytes: some Collection<UInt8>) -> String {
         String(decoding: bytes, as: UTF8.self)
     }
@@ -130,7 +146,9 @@ enum TextFields {
 
     /// Yuan text to fen through SettledCore's exact reader; nil when malformed or too large.
     static func fen(_ bytes: some Collection<UInt8>) -> Int64? {
-        try? Money(yuanUTF8: Array(bytes)).fen
+        // In place where the bytes are contiguous (a field of a line): no copy.
+        if let fen = bytes.withContiguousStorageIfAvailable({ buffer in try? Money(yuanUTF8: buffer).fen }) { return fen }
+        return try? Money(yuanUTF8: Array(bytes)).fen
     }
 }
 
@@ -191,6 +209,27 @@ public enum StatementTime {
                 parts.year -= 1
             }
         }
+        guard parts.isValid else { return nil }
+        return parts
+    }
+
+    /// `yyyy-MM-dd HH:mm:ss` read from its bytes: what `parse(text, layout: "yyyy-MM-dd HH:mm:ss",
+    /// reference: nil)` reads, without going through the layout (every line of some bills).
+    public static func parseDateTime(_ text: UnsafeBufferPointer<UInt8>) -> Parts? {
+        guard text.count == 19, text[4] == UInt8(ascii: "-"), text[7] == UInt8(ascii: "-"), text[10] == UInt8(ascii: " "),
+              text[13] == UInt8(ascii: ":"), text[16] == UInt8(ascii: ":") else { return nil }
+        func number(_ start: Int, _ count: Int) -> Int? {
+            var value = 0
+            for index in start..<(start + count) {
+                let byte = text[index]
+                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            }
+            return value
+        }
+        guard let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2) else { return nil }
+        let parts = Parts(year: year, month: month, day: day, hour: hour, minute: minute, second: second)
         guard parts.isValid else { return nil }
         return parts
     }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// WeChat Pay merchant trade bill (交易账单, bill_type ALL/SUCCESS/REFUND): UTF-8 (a BOM
 /// perhaps), CRLF or LF, a header line of column names, detail lines whose every field starts
 /// with a backtick, then `总交易单数,...` and one summary line. Columns are found by name, so
@@ -16,6 +22,10 @@ struct WeChatBillReader: LineFormat {
     private var linesBeforeHeader = 0
     private var sawOtherLine = false
     private var fields: [[UInt8]] = []
+    /// The fields of a detail line, as ranges of the line (no copy of a field).
+    private var ranges: [Range<Int>] = []
+    /// The summed columns' new sums while a detail line is read (kept once the line is taken).
+    private var sumsOfLine: [Int64] = []
 
     // Column indexes of the detail lines.
     private var columnCount = 0
@@ -115,80 +125,110 @@ struct WeChatBillReader: LineFormat {
 
     /// Fields of a detail line: split on ",`" so that commas inside a value stay in it.
     private static func splitBackticked(_ line: ArraySlice<UInt8>, into fields: inout [[UInt8]]) -> Bool {
+        var ranges: [Range<Int>] = []
+        let split = line.withUnsafeBufferPointer { splitBackticked($0, into: &ranges) }
+        fields = ranges.map { Array(line[(line.startIndex + $0.lowerBound)..<(line.startIndex + $0.upperBound)]) }
+        return split
+    }
+
+    /// The same as ranges of `line` (a detail line read in place).
+    private static func splitBackticked(_ line: UnsafeBufferPointer<UInt8>, into fields: inout [Range<Int>]) -> Bool {
         fields.removeAll(keepingCapacity: true)
-        var start = line.startIndex + 1  // after the first backtick
+        let end = line.count
+        var start = 1  // after the first backtick
         var index = start
-        while index < line.endIndex {
-            if line[index] == UInt8(ascii: ",") {
-                let next = index + 1
-                if next == line.endIndex || line[next] == UInt8(ascii: "`") {
-                    guard fields.count < StatementLimits.fieldsPerLineMax else { return false }
-                    fields.append(Array(line[start..<index]))
-                    start = next + 1
-                    index = start
-                    if next == line.endIndex { fields.append([]); return true }
-                    continue
-                }
+        // From comma to comma (memchr): a field's value seldom holds one.
+        while index < end, let base = line.baseAddress,
+              let comma = memchr(base + index, Int32(UInt8(ascii: ",")), end - index) {
+            index = base.distance(to: comma.assumingMemoryBound(to: UInt8.self))
+            let next = index + 1
+            if next == end || line[next] == UInt8(ascii: "`") {
+                guard fields.count < StatementLimits.fieldsPerLineMax else { return false }
+                fields.append(start..<index)
+                start = next + 1
+                index = start
+                if next == end { fields.append(end..<end); return true }
+                continue
             }
             index += 1
         }
-        fields.append(Array(line[min(start, line.endIndex)..<line.endIndex]))
+        fields.append(min(start, end)..<end)
         return true
     }
 
     private mutating func detail(_ number: Int, _ line: ArraySlice<UInt8>, _ sink: inout LineSink) throws(StatementRefusal) {
         detailLines += 1
-        guard Self.splitBackticked(line, into: &fields) else {
+        try line.withUnsafeBufferPointer { (buffer) throws(StatementRefusal) in try detail(number, buffer, &sink) }
+    }
+
+    /// A detail line read in place: its fields are ranges of the line, numbers and the time
+    /// read from their bytes; only the texts the record keeps become strings.
+    private mutating func detail(_ number: Int, _ line: UnsafeBufferPointer<UInt8>, _ sink: inout LineSink) throws(StatementRefusal) {
+        guard Self.splitBackticked(line, into: &ranges) else {
             return try sink.error(number, "field_count", "more than \(StatementLimits.fieldsPerLineMax) fields")
         }
         // A trailing empty field after the last backtick is the 费率备注 of some layouts.
-        if fields.count == columnCount + 1, fields.last?.isEmpty == true { fields.removeLast() }
-        guard fields.count == columnCount else {
-            return try sink.error(number, "field_count", "\(fields.count) fields, the header has \(columnCount)")
+        if ranges.count == columnCount + 1, ranges.last?.isEmpty == true { ranges.removeLast() }
+        guard ranges.count == columnCount else {
+            return try sink.error(number, "field_count", "\(ranges.count) fields, the header has \(columnCount)")
         }
-        let timeText = TextFields.string(TextFields.trim(fields[timeColumn]))
-        guard let time = StatementTime.parse(timeText.utf8, layout: "yyyy-MM-dd HH:mm:ss", reference: nil) else {
-            return try sink.error(number, "time", "交易时间 \(timeText) is not yyyy-MM-dd HH:mm:ss")
+        let timeText = Self.field(timeColumn, ranges, line)
+        guard let time = StatementTime.parseDateTime(timeText) else {
+            return try sink.error(number, "time", "交易时间 \(TextFields.string(timeText)) is not yyyy-MM-dd HH:mm:ss")
         }
-        let status = TextFields.string(TextFields.trim(fields[statusColumn]))
-        let isRefund = status == "REFUND"
-        let txn = TextFields.trim(fields[txnColumn]), order = TextFields.trim(fields[orderColumn])
+        let statusText = Self.field(statusColumn, ranges, line)
+        let isRefund = statusText.elementsEqual("REFUND".utf8)
+        let txn = Self.field(txnColumn, ranges, line), order = Self.field(orderColumn, ranges, line)
         guard !txn.isEmpty, txn.count <= StatementLimits.idBytesMax, order.count <= StatementLimits.idBytesMax else {
             return try sink.error(number, "missing_field", "微信订单号 empty, or an id longer than \(StatementLimits.idBytesMax) bytes")
         }
-        var refundId: ArraySlice<UInt8> = []
+        var refundId = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
         if isRefund, let refundIdColumn {
-            refundId = TextFields.trim(fields[refundIdColumn])
+            refundId = Self.field(refundIdColumn, ranges, line)
             guard !refundId.isEmpty, refundId.count <= StatementLimits.idBytesMax else {
                 return try sink.error(number, "missing_field", "a REFUND line without 商户退款单号")
             }
         }
-        let amountText = TextFields.trim(fields[isRefund ? (refundAmountColumn ?? amountColumn) : amountColumn])
+        let amountText = Self.field(isRefund ? (refundAmountColumn ?? amountColumn) : amountColumn, ranges, line)
         guard let amount = TextFields.fen(amountText), amount >= 0 else {
             return try sink.error(number, "amount", "amount \(TextFields.string(amountText)) is not yuan with 2 decimals")
         }
-        let feeText = TextFields.trim(fields[feeColumn])
+        let feeText = Self.field(feeColumn, ranges, line)
         guard let fee = TextFields.decimalUnits(feeText, scale: Self.feeScale) else {
             return try sink.error(number, "fee", "手续费 \(TextFields.string(feeText)) is not yuan with up to 5 decimals")
         }
-        var sums = summedColumns
-        for position in sums.indices {
-            guard let value = TextFields.fen(TextFields.trim(fields[sums[position].index])),
-                  let sum = try? sums[position].fen.addingFen(value) else {
-                return try sink.error(number, "amount", "\(sums[position].name) \(TextFields.string(TextFields.trim(fields[sums[position].index]))) is not an amount")
+        sumsOfLine.removeAll(keepingCapacity: true)
+        for column in summedColumns {
+            let text = Self.field(column.index, ranges, line)
+            guard let value = TextFields.fen(text), let sum = try? column.fen.addingFen(value) else {
+                return try sink.error(number, "amount", "\(column.name) \(TextFields.string(text)) is not an amount")
             }
-            sums[position].fen = sum
+            sumsOfLine.append(sum)
         }
         guard let feeSum = try? feeUnits.addingFen(fee) else {
             throw StatementRefusal(code: "overflow", message: "fees add up beyond Int64 at line \(number)")
         }
-        summedColumns = sums
+        for position in summedColumns.indices { summedColumns[position].fen = sumsOfLine[position] }
         feeUnits = feeSum
+        // A check of the figures only (`LineSink.figuresOnly`) keeps no text.
+        let texts = !sink.figuresOnly
         try sink.record(StatementRecord(
-            line: number, channelTxnId: TextFields.string(txn), orderId: TextFields.string(order),
-            refundId: TextFields.string(refundId), kind: isRefund ? .refund : .payment, amountFen: amount,
-            feeFen: TextFields.roundToFen(fee, extraDigits: Self.feeScale - 2), status: status,
-            timeUnixMs: time.unixMs(), timeText: timeText))
+            line: number, channelTxnId: texts ? TextFields.string(txn) : "", orderId: texts ? TextFields.string(order) : "",
+            refundId: texts ? TextFields.string(refundId) : "", kind: isRefund ? .refund : .payment, amountFen: amount,
+            feeFen: TextFields.roundToFen(fee, extraDigits: Self.feeScale - 2), status: texts ? Self.status(statusText) : "",
+            timeUnixMs: time.unixMs(), timeText: texts ? TextFields.string(timeText) : ""))
+    }
+
+    /// Field `column` of a detail line, trimmed.
+    private static func field(_ column: Int, _ ranges: [Range<Int>], _ line: UnsafeBufferPointer<UInt8>) -> UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: line[TextFields.trim(ranges[column], in: line)])
+    }
+
+    /// The status text; the two every bill is full of without a string made for each line.
+    private static func status(_ text: UnsafeBufferPointer<UInt8>) -> String {
+        if text.elementsEqual("SUCCESS".utf8) { return "SUCCESS" }
+        if text.elementsEqual("REFUND".utf8) { return "REFUND" }
+        return TextFields.string(text)
     }
 
     private mutating func summary(_ number: Int, _ line: ArraySlice<UInt8>, _ sink: inout LineSink) throws(StatementRefusal) {

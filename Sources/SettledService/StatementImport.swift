@@ -10,8 +10,9 @@ import SettledStore
 /// Reads a spooled statement file in slices (`SliceReader`) through its parser.
 enum SpoolReader {
     /// Feeds the file to a new parser slice by slice; `body` takes each batch. Returns the
-    /// file's totals (the file's own summary checked by the parser).
-    static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate,
+    /// file's totals (the file's own summary checked by the parser). `figuresOnly`: the
+    /// records' texts may be left empty (a check of the file's figures, lines and totals).
+    static func parse(path: String, format: StatementFileFormat, businessDate: BusinessDate, figuresOnly: Bool = false,
                       _ body: (StatementBatch) throws -> Void) throws -> StatementTotals {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -19,7 +20,7 @@ enum SpoolReader {
         }
         defer { close(descriptor) }
         let parser: StatementParser
-        do { parser = try StatementParser(format: format, businessDate: businessDate) } catch { throw APIError(422, error.code, error.message) }
+        do { parser = try StatementParser(format: format, businessDate: businessDate, figuresOnly: figuresOnly) } catch { throw APIError(422, error.code, error.message) }
         do {
             try SliceReader.read(descriptor, path: path) { slice in
                 let batch: StatementBatch
@@ -68,7 +69,8 @@ struct StatementImporter {
         var lines = 0
         var errors: [StatementLineError] = []
         var outOfRange: StatementRecord?
-        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate) { batch in
+        // The check reads the figures only: the texts are read when the lines are applied.
+        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate, figuresOnly: true) { batch in
             lines += batch.records.count + batch.errors.count
             errors += batch.errors
             if outOfRange == nil { outOfRange = batch.records.first { !Self.inRange($0) } }
@@ -151,16 +153,27 @@ struct StatementImporter {
         var current = statement
         if current.stage == .lines {
             var pending: [StatementLine] = []
+            pending.reserveCapacity(Limits.statementApplyLinesMax)
             var firstIndex: Int64 = 0
             var index: Int64 = 0
             let alreadyApplied = current.recordsApplied
+            // Slices in the writer while the next is read from the file: up to
+            // `slicesInFlightMax` queued, so that one is applied while the one before is
+            // synced. The writer applies them in order; a slice after one that failed is
+            // refused by the engine (it would leave a gap), and the import stops.
+            var inFlight: [PendingWrite<StoredStatement>] = []
+            defer { for write in inFlight { _ = try? write.wait() } }
             func flush() throws {
                 guard !pending.isEmpty else { return }
                 let slice = pending, first = firstIndex
-                current = try perform { write in
-                    try engine.applyStatementLines(statementID: id, lines: slice, firstIndex: first, audit: audit, write: write)
+                if inFlight.count >= Self.slicesInFlightMax {
+                    current = try inFlight.removeFirst().wait()
                 }
-                pending.removeAll(keepingCapacity: true)
+                inFlight.append(try submit { write in
+                    try engine.applyStatementLines(statementID: id, lines: slice, firstIndex: first, audit: audit, write: write)
+                })
+                pending = []
+                pending.reserveCapacity(Limits.statementApplyLinesMax)
             }
             _ = try SpoolReader.parse(path: current.spoolPath, format: format, businessDate: current.businessDate) { batch in
                 for record in batch.records {
@@ -173,6 +186,9 @@ struct StatementImporter {
                 }
             }
             try flush()
+            while !inFlight.isEmpty {
+                current = try inFlight.removeFirst().wait()
+            }
             current = try perform { write in try engine.endStatementLines(statementID: id, write: write) }
         }
         while current.stage == .absentInternal {
@@ -221,6 +237,22 @@ struct StatementImporter {
             }
         }
     }
+
+    /// `perform` without the wait: the write is queued (a full queue waited out as there),
+    /// and `wait` on what is returned gives its outcome once it is committed.
+    func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> PendingWrite<Result> {
+        let pending = PendingWrite<Result>()
+        var attempts = 0
+        while !service.writer.submit(alone: true, apply, completion: { outcome in pending.set(outcome) }) {
+            attempts += 1
+            guard attempts < Self.queueFullRetriesMax else { throw WriterError.unavailable }
+            usleep(Self.queueFullRetryMicroseconds)
+        }
+        return pending
+    }
+
+    /// Slices of an import queued to the writer at once (one applied, one being synced).
+    static let slicesInFlightMax = 2
 
     static let queueFullRetriesMax = 10_000
     static let queueFullRetryMicroseconds: UInt32 = 1_000
@@ -382,5 +414,24 @@ enum StatementImportFailure {
             service.log(3, "statement import failed: \(error)")
             return APIError(500, "internal_error", "the import failed inside the daemon; importing the same file again finishes it exactly once")
         }
+    }
+}
+
+/// The outcome of a write submitted to the writer, once it is committed.
+final class PendingWrite<Result: Sendable>: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    /// Set once, before `done` is signalled; read after it is waited for.
+    private var outcome: Swift.Result<Result, any Error>?
+
+    func set(_ outcome: Swift.Result<Result, any Error>) {
+        self.outcome = outcome
+        done.signal()
+    }
+
+    /// Waits for the commit (once: a second wait would not return).
+    func wait() throws -> Result {
+        done.wait()
+        guard let outcome else { preconditionFailure("a write signalled without its outcome") }
+        return try outcome.get()
     }
 }

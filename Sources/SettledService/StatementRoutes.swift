@@ -62,7 +62,8 @@ enum StatementDryRun {
                             source: ((ArraySlice<UInt8>) throws(StatementRefusal) -> Void) throws(StatementRefusal) -> Void) throws(APIError) -> Outcome {
         var outcome = Outcome()
         do throws(StatementRefusal) {
-            let parser = try StatementParser(format: format, businessDate: businessDate)
+            // A dry run answers lines, errors and totals: the records' texts are not read.
+            let parser = try StatementParser(format: format, businessDate: businessDate, figuresOnly: true)
             try source { slice throws(StatementRefusal) in
                 let batch = try parser.feed(slice)
                 outcome.lines += batch.records.count + batch.errors.count

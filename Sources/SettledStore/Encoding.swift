@@ -197,6 +197,11 @@ public struct ByteReader {
     /// Moves past `count` bytes (a field the reader has no use for).
     public mutating func skip(_ count: Int) throws(DecodingError) { _ = try take(count) }
 
+    /// Passes over a string without making it.
+    public mutating func skipString() throws(DecodingError) {
+        _ = try take(Int(try u16()))
+    }
+
     public mutating func blob() throws(DecodingError) -> [UInt8] {
         let count = Int(try u32())
         return Array(try take(count))

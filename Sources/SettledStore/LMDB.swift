@@ -14,6 +14,8 @@ public struct LMDBError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var isMapFull: Bool { code == MDB_MAP_FULL }
     public var isTransactionFull: Bool { code == MDB_TXN_FULL }
+    /// A put with `noOverwrite` found the key there (the transaction goes on).
+    public var isKeyExisting: Bool { code == MDB_KEYEXIST }
 
     public var description: String {
         "\(operation): " + String(cString: mdb_strerror(code))

@@ -52,4 +52,24 @@ struct SHA256Tests {
         let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         #expect(printed.prefix(64) == Substring(whole))
     }
+
+    /// The processor's SHA extensions (where it has them) and the Swift rounds give the same
+    /// digests, for messages of every length around the blocks and pieces of several blocks.
+    @Test func acceleratedAndSwiftRoundsAgree() {
+        var generator = SplitMix64(seed: 19)
+        let message = (0..<70_000).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        for length in [0, 1, 55, 56, 63, 64, 65, 119, 128, 1000, 4096, 65_536, 70_000] {
+            for pieceBytes in [7, 64, 4096, 70_000] {
+                var fast = SHA256(accelerated: true), plain = SHA256(accelerated: false)
+                var start = 0
+                while start < length {
+                    let end = min(length, start + pieceBytes)
+                    fast.update(message[start..<end])
+                    plain.update(message[start..<end])
+                    start = end
+                }
+                #expect(SHA256.hex(fast.finish()) == SHA256.hex(plain.finish()), "\(length) bytes in pieces of \(pieceBytes)")
+            }
+        }
+    }
 }

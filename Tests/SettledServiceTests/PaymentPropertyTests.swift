@@ -3,7 +3,7 @@ import Foundation
 import Glibc
 import SettledConfig
 import SettledCore
-import SettledEngine
+@testable import SettledEngine
 import SettledHTTP
 @testable import SettledService
 import SettledStore
@@ -769,5 +769,17 @@ struct PaymentPropertyTests {
         #expect(!run.told.refunds.isEmpty)
         let verify = try run.harness.call("GET", "/v1/ledger/verify")
         #expect(verify.json?["ok"]?.bool == true)
+        // What a statement's matching reads of an order, without the rest of it, is the order's.
+        let tables = run.harness.service.store.tables
+        try run.harness.service.store.environment.read { transaction in
+            try transaction.scan(tables.orders) { key, value in
+                let id = String(decoding: key, as: UTF8.self)
+                let order = try OrderRecord.decode(id: id, value), view = try StatementOrderView.decode(id: id, value)
+                #expect(view.id == order.id && view.status == order.status && view.businessDate == order.businessDate
+                        && view.channelTxnID == order.channelTxnID && view.channel == order.funding.channel
+                        && view.channelFen == order.funding.channelFen, "order \(id)")
+                return true
+            }
+        }
     }
 }

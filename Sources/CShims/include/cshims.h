@@ -49,4 +49,9 @@ int settled_thread_set_name(const char *name);
 // Returns 0 and sets `pid`, or an errno value.
 int settled_spawn(const char *path, char *const argv[], const char *directory, const char *output_path, int32_t *pid);
 
+// SHA-256's compression of `blocks` whole 64-byte blocks at `data` into the eight words of
+// `state`, with the processor's SHA extensions (x86-64 SHA-NI). Returns 1, or 0 (nothing
+// done) where the processor has none: the caller compresses them itself.
+int settled_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
+
 #endif
