@@ -52,6 +52,6 @@ struct GoldenBytesTests {
         // Counters: the next id, u64; the schema version, u32.
         #expect(stored["next transaction"] == "0000000000000002")
         #expect(stored["next account"] == "0000000000000003")
-        #expect(stored["schema"] == "0000000f")
+        #expect(stored["schema"] == "00000010")
     }
 }
