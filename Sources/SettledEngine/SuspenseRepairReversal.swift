@@ -36,18 +36,8 @@ extension Engine {
             try audit(write, "suspense_reversal d-\(repair.id): \(text); d-\(left) opened")
             return true
         }
-        try write.post(JournalTransaction(kind: "suspense_reversal", reference: "ri-\(instruction.id)", entries: [
-            JournalEntry(account: AccountName.suspense(channel), amountFen: amountFen),
-            JournalEntry(account: AccountName.channelReceivable(channel), amountFen: -amountFen),
-        ]))
-        instruction.status = RefundInstruction.cancelled
-        instruction.reason += "; cancelled: \(why)"
-        try instruction.store(write: write)
-        if !instruction.orderID.isEmpty, var order = try OrderRecord.load(instruction.orderID, tables: write.tables, in: write.transaction) {
-            // Both never negative: the difference cannot overflow.
-            order.suspenseFen = max(0, order.suspenseFen - amountFen)
-            try order.store(tables: write.tables, in: write.transaction)
-        }
+        try Self.cancelSuspenseRefund(&instruction, channel: channel, amountFen: amountFen, kind: "suspense_reversal",
+                                      reference: "ri-\(instruction.id)", why: why, write: write)
         let notification = Notification(channel: channel, orderID: instruction.orderID, channelTxnID: txn, amountFen: amountFen,
                                         success: true, paidAtUnixMillis: 0)
         if let seen = try Notification.seen(notification.key, write: write), seen.outcome == "suspense" {
@@ -105,18 +95,8 @@ extension Engine {
                 try audit(write, "resolution_reversal d-\(resolved.id): \(detail); d-\(left) opened")
                 return true
             }
-            try write.post(JournalTransaction(kind: "resolution_reversal", reference: "d-\(resolved.id)", entries: [
-                JournalEntry(account: AccountName.suspense(channel), amountFen: amountFen),
-                JournalEntry(account: AccountName.channelReceivable(channel), amountFen: -amountFen),
-            ]))
-            instruction.status = RefundInstruction.cancelled
-            instruction.reason += "; cancelled: \(why)"
-            try instruction.store(write: write)
-            if !instruction.orderID.isEmpty, var order = try OrderRecord.load(instruction.orderID, tables: write.tables, in: write.transaction) {
-                // Both never negative: the difference cannot overflow.
-                order.suspenseFen = max(0, order.suspenseFen - amountFen)
-                try order.store(tables: write.tables, in: write.transaction)
-            }
+            try Self.cancelSuspenseRefund(&instruction, channel: channel, amountFen: amountFen, kind: "resolution_reversal",
+                                          reference: "d-\(resolved.id)", why: why, write: write)
             try forgetSettled(resolved, outcome: "suspense", write: write)
             text = "\(why): \(amountFen) fen taken back from suspense:\(channel), refund instruction ri-\(instruction.id) cancelled"
         case .writeOff:
@@ -196,6 +176,25 @@ extension Engine {
                                         success: true, paidAtUnixMillis: 0)
         if let seen = try Notification.seen(notification.key, write: write), seen.outcome == outcome, seen.amountFen == resolved.channelFen {
             _ = try write.transaction.delete(write.tables.notifications, key: notification.key)
+        }
+    }
+
+    /// Takes a pending refund instruction's money back from `suspense:<channel>` to the
+    /// channel's receivable (journal `kind`, `reference`), cancels the instruction (`why`) and
+    /// lowers its order's suspense by as much.
+    private static func cancelSuspenseRefund(_ instruction: inout RefundInstruction.Record, channel: String, amountFen: Int64,
+                                             kind: String, reference: String, why: String, write: WriteContext) throws {
+        try write.post(JournalTransaction(kind: kind, reference: reference, entries: [
+            JournalEntry(account: AccountName.suspense(channel), amountFen: amountFen),
+            JournalEntry(account: AccountName.channelReceivable(channel), amountFen: -amountFen),
+        ]))
+        instruction.status = RefundInstruction.cancelled
+        instruction.reason += "; cancelled: \(why)"
+        try instruction.store(write: write)
+        if !instruction.orderID.isEmpty, var order = try OrderRecord.load(instruction.orderID, tables: write.tables, in: write.transaction) {
+            // Both never negative: the difference cannot overflow.
+            order.suspenseFen = max(0, order.suspenseFen - amountFen)
+            try order.store(tables: write.tables, in: write.transaction)
         }
     }
 }
