@@ -45,24 +45,15 @@ public final class TimerSchedule: @unchecked Sendable {
     /// short outcome for status, or throws.
     public func every(_ name: String, intervalSeconds: Int, _ work: @escaping @Sendable () throws -> String) {
         precondition(intervalSeconds > 0)
-        every(name, intervalMillis: intervalSeconds * 1000, work)
-    }
-
-    /// Runs `work` every `intervalMillis` milliseconds (a tenth of the interval of leeway,
-    /// at most a second), first after one interval.
-    public func every(_ name: String, intervalMillis: Int, _ work: @escaping @Sendable () throws -> String) {
-        precondition(intervalMillis > 0)
         let source = DispatchSource.makeTimerSource(queue: queue(name))
-        source.schedule(deadline: .now() + .milliseconds(intervalMillis), repeating: .milliseconds(intervalMillis),
-                        leeway: .milliseconds(min(max(intervalMillis / 10, 1), 1000)))
-        let intervalSeconds = Int64((intervalMillis + 999) / 1000)
+        source.schedule(deadline: .now() + .seconds(intervalSeconds), repeating: .seconds(intervalSeconds), leeway: .seconds(1))
         source.setEventHandler { [weak self] in
             guard let self else { return }
             self.run(name, work)
-            self.update(name) { $0.nextFireUnixSeconds = self.nowSeconds() + intervalSeconds }
+            self.update(name) { $0.nextFireUnixSeconds = self.nowSeconds() + Int64(intervalSeconds) }
         }
         lock.lock()
-        entries[name] = Entry(name: name, nextFireUnixSeconds: self.nowSeconds() + intervalSeconds)
+        entries[name] = Entry(name: name, nextFireUnixSeconds: self.nowSeconds() + Int64(intervalSeconds))
         sources[name] = source
         lock.unlock()
         source.resume()
@@ -122,19 +113,8 @@ extension SettledService {
     /// How often expired idempotency keys are collected.
     public static let idempotencyCollectSeconds = 3600
 
-    /// How often the store's resident map is measured (`store_map_release`), for what the
-    /// readers map (a report, a listing); the writer looks after each batch (`StoreWriter`).
-    public static let storeMapReleaseMillis = 200
-
-    /// Timers of the store's upkeep: collection of expired idempotency keys; the release of
-    /// the store's map pages the daemon has read once they pass `mappedResidentBytesMax`.
+    /// Timers of the store's upkeep: collection of expired idempotency keys.
     public func startMaintenanceTimers() {
-        let environment = store.environment
-        environment.releaseMappedPages()
-        timers.every("store_map_release", intervalMillis: Self.storeMapReleaseMillis) {
-            guard let releasedBytes = environment.releaseMappedPages(ifAbove: Environment.mappedResidentBytesMax) else { return "ok" }
-            return "released \(releasedBytes >> 20) MiB"
-        }
         let retentionMillis = Int64(configuration.idempotencyRetentionSeconds) * 1000
         timers.every("idempotency_collect", intervalSeconds: Self.idempotencyCollectSeconds) { [writer] in
             // One bounded write transaction after another, until a pass finds fewer than it may take.

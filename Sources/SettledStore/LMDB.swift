@@ -1,6 +1,5 @@
 import CLMDB
 import Glibc
-import Synchronization
 
 /// A fault of the LMDB library, with its return code.
 public struct LMDBError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -160,83 +159,6 @@ public final class Environment: @unchecked Sendable {
                      pageSizeBytes: pageSize, readersUsed: Int(info.me_numreaders), readersMax: Int(info.me_maxreaders))
     }
 
-    /// The most bytes of the store's map this process keeps mapped in before it lets them go
-    /// (`releaseMappedPages`). A page read through the map stays in the process's resident set
-    /// (`RssFile`) after the read is done, so a day's import or clearing, which reads pages
-    /// all over a store of gigabytes, would leave the daemon with gigabytes resident: memory
-    /// the kernel counts against it (the OOM killer's score counts file-backed pages as well as
-    /// its own) and must unmap before it can reclaim. The working set of order intake (the
-    /// B-trees' upper levels, the recent pages) fits well within it.
-    public static let mappedResidentBytesMax = 64 << 20
-
-    /// The process's file-backed resident bytes (`/proc/self/statm`: shared pages) before
-    /// the map's own were counted: what `mappedResidentBytes` subtracts. Set at each release.
-    private let fileResidentBaselineBytes = Atomic<Int>(0)
-
-    /// The bytes of the map this process has resident now, about: its file-backed resident
-    /// set (`/proc/self/statm`), less what it was right after the last release (the
-    /// program's own text and libraries). Nil where `/proc` cannot be read.
-    public func mappedResidentBytes() -> Int? {
-        guard let shared = Self.fileResidentBytes() else { return nil }
-        return max(shared - fileResidentBaselineBytes.load(ordering: .relaxed), 0)
-    }
-
-    /// Lets go of the map's pages (`releaseMappedPages`) when more than `bytesMax` of them are
-    /// resident; answers the bytes released, nil when it let nothing go.
-    @discardableResult
-    public func releaseMappedPages(ifAbove bytesMax: Int) -> Int? {
-        guard let residentBytes = mappedResidentBytes(), residentBytes > bytesMax else { return nil }
-        return releaseMappedPages()
-    }
-
-    /// Lets go of every page of the map this process has resident (`madvise(MADV_DONTNEED)`
-    /// over the map): the map is read-only (no `MDB_WRITEMAP`), so its pages are clean
-    /// copies of the file; they stay in the kernel's page cache, and a later read, in any
-    /// transaction, open or not, maps them again from there. Returns the bytes released.
-    @discardableResult
-    public func releaseMappedPages() -> Int {
-        // The map must not move (grow) meanwhile.
-        lockShared()
-        defer { unlockShared() }
-        let before = Self.fileResidentBytes() ?? 0
-        if let region = mappedRegion(), let address = UnsafeMutableRawPointer(bitPattern: region.startAddress) {
-            _ = madvise(address, region.byteCount, MADV_DONTNEED)
-        }
-        let after = Self.fileResidentBytes() ?? 0
-        fileResidentBaselineBytes.store(after, ordering: .relaxed)
-        return max(before - after, 0)
-    }
-
-    /// Where the map is in this process's address space: the line of `/proc/self/maps` that
-    /// maps the store's data file (LMDB tells where the map is only for `MDB_FIXEDMAP`).
-    /// Nil where `/proc` cannot be read.
-    public func mappedRegion() -> (startAddress: UInt, byteCount: Int)? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        let dataFile = Array((String(cString: resolved) + "/data.mdb").utf8)
-        free(resolved)
-        guard let text = try? BoundedProcFile.read("/proc/self/maps", bytesMax: Self.procMapsBytesMax) else { return nil }
-        let suffix = [UInt8(ascii: " ")] + dataFile
-        for line in text.split(separator: UInt8(ascii: "\n")) where line.count > suffix.count && line.suffix(suffix.count).elementsEqual(suffix) {
-            let range = line.prefix { $0 != UInt8(ascii: " ") }.split(separator: UInt8(ascii: "-"))
-            guard range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
-                  let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start else { continue }
-            return (start, Int(end - start))
-        }
-        return nil
-    }
-
-    /// The most of `/proc/self/maps` read to find the map: a few hundred lines of libraries
-    /// and threads' stacks take a few tens of KiB.
-    static let procMapsBytesMax = 4 << 20
-
-    /// The third field of `/proc/self/statm` (resident file-backed and shared pages), in bytes.
-    static func fileResidentBytes() -> Int? {
-        guard let text = try? BoundedProcFile.read("/proc/self/statm", bytesMax: 256) else { return nil }
-        let fields = text.split(separator: UInt8(ascii: " "))
-        guard fields.count >= 3, let pages = Int(String(decoding: fields[2], as: UTF8.self)) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
-    }
-
     /// Writes a compacted copy of the live store to `fileDescriptor` (a hot backup).
     public func copyCompacted(to fileDescriptor: Int32) throws(LMDBError) {
         // The copy reads the map in a read transaction of its own: the map must not grow meanwhile.
@@ -248,27 +170,6 @@ public final class Environment: @unchecked Sendable {
     /// Flushes the data buffers to disk: what the last commits wrote, meta page included.
     public func sync() throws(LMDBError) {
         try check(mdb_env_sync(pointer, 1), "mdb_env_sync")
-    }
-}
-
-/// A file of `/proc` read whole (its size is not known before it is read), at most `bytesMax`.
-enum BoundedProcFile {
-    struct Unreadable: Error {}
-
-    static func read(_ path: String, bytesMax: Int) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { throw Unreadable() }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while bytes.count < bytesMax {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, min($0.count, bytesMax - bytes.count)) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { throw Unreadable() }
-            if count == 0 { return bytes }
-            bytes += chunk[..<count]
-        }
-        throw Unreadable()
     }
 }
 

@@ -253,25 +253,7 @@ public final class StoreWriter: @unchecked Sendable {
             condition.unlock()
             process(batch)
             statistics.beat()
-            releaseMappedPagesIfDue()
         }
-    }
-
-    /// The least time between two looks of the writer at the resident map: reading
-    /// `/proc/self/statm` costs a few microseconds, a batch may take less.
-    static let mapCheckIntervalNanoseconds: UInt64 = 10_000_000
-    /// When the writer looks next (writer thread only).
-    private var mapCheckDueNanoseconds: UInt64 = 0
-
-    /// After a batch, lets go of the map's pages once more than `mappedResidentBytesMax` are
-    /// resident. The writer reads and writes pages all over the store (a page read faults in
-    /// its neighbours too): a timer between batches would let a large import or clearing map
-    /// hundreds of MiB before it looked.
-    private func releaseMappedPagesIfDue() {
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard now >= mapCheckDueNanoseconds else { return }
-        mapCheckDueNanoseconds = now + Self.mapCheckIntervalNanoseconds
-        store.environment.releaseMappedPages(ifAbove: Environment.mappedResidentBytesMax)
     }
 
     private func process(_ batch: [any QueuedRequest]) {

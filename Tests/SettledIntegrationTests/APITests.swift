@@ -48,7 +48,7 @@ struct APITests {
 
         let timers = try #require(json["timers"]?.array)
         let names = Set(timers.compactMap { $0["name"]?.string })
-        #expect(names.isSuperset(of: ["reader_check", "idempotency_collect", "store_map_release"]), "timers: \(names)")
+        #expect(names.isSuperset(of: ["reader_check", "idempotency_collect"]), "timers: \(names)")
         for timer in timers {
             let next = try #require(timer["next_fire_at"]?.string, "timer \(timer) has no next fire time")
             let unixMillis = try #require(RFC3339.parse(next), "next_fire_at \(next) is not RFC 3339")
