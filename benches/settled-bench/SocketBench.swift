@@ -100,8 +100,9 @@ final class BenchDaemon {
             check.executableURL = URL(fileURLWithPath: executable)
             check.arguments = ["--check-config", "--config", path]
             let errors = Pipe()
+            // Earlier builds say what they refuse on standard output, later ones on standard error.
             check.standardError = errors
-            check.standardOutput = FileHandle.nullDevice
+            check.standardOutput = errors
             try check.run()
             let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             check.waitUntilExit()
