@@ -8,12 +8,7 @@ import SettledStore
 /// are skipped. A run reads one order per captured item; building the whole `OrderRecord`
 /// (its strings, items and refunds) was most of its time.
 struct ClearingOrderView {
-    struct Item {
-        var itemID: Range<Int>
-        var billID: Range<Int>
-        var accountNo: Range<Int>
-        var amountFen: Int64
-    }
+    typealias Item = OrderRecordHead.Item
 
     /// The order id's bytes (its `orders` key).
     var idBytes: [UInt8]
@@ -54,47 +49,9 @@ struct ClearingOrderView {
     static func decode(id: [UInt8], _ bytes: [UInt8]) throws -> ClearingOrderView {
         try bytes.withUnsafeBytes { buffer in
             var reader = ByteReader(buffer)
-            func range() throws(DecodingError) -> Range<Int> {
-                let count = Int(try reader.u16())
-                let start = reader.offset
-                try reader.skip(count)
-                return start..<(start + count)
-            }
-            let version = try reader.version(current: OrderRecord.formatVersion, record: "order")
-            _ = try range()  // customer
-            _ = try OrderRecord.statusFromCode(try reader.u8())
-            for _ in 0..<3 { _ = try reader.i64() }  // created, expires, paid at
-            let days = Int32(bitPattern: try reader.u32())
-            let txn = try range()
-            _ = try reader.i64()  // suspense
-            let itemCount = Int(try reader.u16())
+            func range() throws(DecodingError) -> Range<Int> { try OrderRecordHead.range(&reader) }
             var items: [Item] = []
-            items.reserveCapacity(itemCount)
-            for _ in 0..<itemCount {
-                let itemID = try range()
-                _ = try OrderRecord.kindFromCode(try reader.u8())
-                let bill = try range()
-                _ = try range()  // biller
-                let account = try range()
-                _ = try range()  // utility
-                let amount = try reader.i64()
-                let writeoffCode = try reader.u8()
-                guard WriteoffStatus(rawValue: writeoffCode) != nil else { throw DecodingError(what: "write-off status \(writeoffCode)") }
-                _ = try range()  // write-off reason
-                _ = try reader.u8()
-                items.append(Item(itemID: itemID, billID: bill, accountNo: account, amountFen: amount))
-            }
-            // The funding (OrderRecord.encode(_:_:)): total, red packets, their sum, points,
-            // point value, points fen, wallet fen, then the channel and its amount.
-            _ = try reader.i64()
-            for _ in 0..<Int(try reader.u16()) {
-                _ = try range()
-                _ = try reader.i64()
-                _ = try reader.i64()
-            }
-            for _ in 0..<5 { _ = try reader.i64() }
-            let channel = try range()
-            let channelFen = try reader.i64()
+            let head = try OrderRecordHead.read(&reader) { items.append($0) }
             var refunded: [Range<Int>] = []
             for _ in 0..<Int(try reader.u16()) {
                 _ = try range()  // refund id
@@ -109,17 +66,16 @@ struct ClearingOrderView {
                 }
                 _ = try reader.i64()
                 _ = try range()  // channel
-                for _ in 0..<(version >= 2 ? 6 : 5) { _ = try reader.i64() }
+                for _ in 0..<(head.version >= 2 ? 6 : 5) { _ = try reader.i64() }
                 for _ in 0..<Int(try reader.u16()) {
                     _ = try range()
                     _ = try reader.i64()
                     _ = try reader.u8()
                 }
             }
-            return ClearingOrderView(idBytes: id, bytes: bytes,
-                                     businessDate: days == Int32.min ? nil : try BusinessDate(storedDaysSinceEpoch: days, record: "order"),
-                                     channelTxnID: txn, channel: channel.isEmpty ? nil : String(decoding: bytes[channel], as: UTF8.self),
-                                     channelFen: channelFen, items: items, refundedItemIDs: refunded)
+            return ClearingOrderView(idBytes: id, bytes: bytes, businessDate: head.businessDate, channelTxnID: head.channelTxnID,
+                                     channel: head.channel.isEmpty ? nil : String(decoding: bytes[head.channel], as: UTF8.self),
+                                     channelFen: head.channelFen, items: items, refundedItemIDs: refunded)
         }
     }
 
