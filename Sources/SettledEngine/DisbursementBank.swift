@@ -51,12 +51,7 @@ extension Engine {
                     return .discrepancy(kind: wrong.status == .returned ? "bank_duplicate" : "bank_unmatched", internalFen: wrong.amountFen,
                                         detail: "a credit naming disbursement \(wrong.disbursementID), which is \(wrong.status.name)")
                 }
-                var transactionID: UInt64?
-                for found in named {
-                    _ = try returnDisbursement(found.batchID, found.disbursementID, reference: reference, note: note,
-                                               bankReturned: true, write: write)
-                    transactionID = try lastTransactionID(write)
-                }
+                let transactionID = try returnDisbursementLines(named, reference: reference, note: note, write: write)
                 return .done(outcome: .disbursementReturned, subject: named[0].disbursementID, transactionID: transactionID,
                              moved: named.map(\.disbursementID), audit: "disbursement \(ids) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
             }
@@ -93,12 +88,7 @@ extension Engine {
                     return .discrepancy(kind: "bank_unmatched", internalFen: nil,
                                         detail: "a credit of \(line.amountFen) fen naming disbursement instruction \(batch.batchID)-\(instruction): neither the sum of its confirmed lines nor the amount of exactly one of them")
                 }
-                var transactionID: UInt64?
-                for found in returned {
-                    _ = try returnDisbursement(found.batchID, found.disbursementID, reference: reference, note: note,
-                                               bankReturned: true, write: write)
-                    transactionID = try lastTransactionID(write)
-                }
+                let transactionID = try returnDisbursementLines(returned, reference: reference, note: note, write: write)
                 let ids = returned.map(\.disbursementID)
                 return .done(outcome: .disbursementReturned, subject: ids[0], transactionID: transactionID, moved: ids,
                              audit: "disbursement \(ids.joined(separator: ", ")) of \(batch.batchID)-\(instruction) returned by the bank's credit of \(line.amountFen) fen, bank reference \(reference)")
@@ -259,6 +249,18 @@ extension Engine {
     static func debitSeenBefore(_ line: DisbursementLine, reference: String) -> Bool {
         guard let confirmation = line.events.last(where: { $0.status == .confirmed }) else { return false }
         return confirmation.reference == reference || !confirmation.byBank
+    }
+
+    /// Returns confirmed lines the bank's credit gave back, each as its own return; answers
+    /// the id of the last journal transaction posted.
+    private func returnDisbursementLines(_ lines: [DisbursementLine], reference: String, note: String,
+                                         write: WriteContext) throws -> UInt64? {
+        var transactionID: UInt64?
+        for line in lines {
+            _ = try returnDisbursement(line.batchID, line.disbursementID, reference: reference, note: note, bankReturned: true, write: write)
+            transactionID = try lastTransactionID(write)
+        }
+        return transactionID
     }
 
     /// The id of the journal transaction posted last.

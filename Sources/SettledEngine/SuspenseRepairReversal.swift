@@ -25,12 +25,8 @@ extension Engine {
         let why = "the correction s-\(correction.id) of s-\(replacedID) no longer shows channel transaction \(txn)"
         guard instruction.status == "pending" else {
             let text = "\(why), whose \(amountFen) fen the repair d-\(repair.id) booked to suspense:\(channel); refund instruction ri-\(instruction.id) was carried out already (\(instruction.done?.reference ?? "no reference")): the payer was given back money the channel no longer shows"
-            let left = try Discrepancy.record(Discrepancy(id: 0, kind: "missing_channel", channel: channel, businessDate: correction.businessDate,
-                                                          orderID: instruction.orderID.isEmpty ? nil : instruction.orderID, channelTxnID: txn,
-                                                          internalFen: amountFen, channelFen: nil, status: "open", detail: text,
-                                                          createdUnixMillis: write.nowUnixMillis), write: write)
-            guard let index = StoredStatement.kinds.firstIndex(of: "missing_channel") else { preconditionFailure("no class missing_channel") }
-            correction.kindCounts[index] += 1
+            let left = try Self.openMissingChannel(channel: channel, orderID: instruction.orderID.isEmpty ? nil : instruction.orderID,
+                                                   channelTxnID: txn, amountFen: amountFen, detail: text, correction: &correction, write: write)
             repair.detail += "; \(why): its refund instruction was carried out already, d-\(left) left for the operator"
             try repair.store(write: write)
             try audit(write, "suspense_reversal d-\(repair.id): \(text); d-\(left) opened")
@@ -159,8 +155,16 @@ extension Engine {
             // would read as a refund of ours the channel still holds (`standing`).
             txn = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction)?.channelTxnID
         }
-        let left = try Discrepancy.record(Discrepancy(id: 0, kind: "missing_channel", channel: resolved.channel, businessDate: correction.businessDate,
-                                                      orderID: resolved.orderID, channelTxnID: txn, internalFen: instruction.amountFen,
+        return try Self.openMissingChannel(channel: resolved.channel, orderID: resolved.orderID, channelTxnID: txn,
+                                           amountFen: instruction.amountFen, detail: detail, correction: &correction, write: write)
+    }
+
+    /// Opens a `missing_channel` finding of the correction for money paid back already that
+    /// the channel no longer shows, counted among the correction's findings.
+    private static func openMissingChannel(channel: String, orderID: String?, channelTxnID: String?, amountFen: Int64, detail: String,
+                                           correction: inout StoredStatement, write: WriteContext) throws -> UInt64 {
+        let left = try Discrepancy.record(Discrepancy(id: 0, kind: "missing_channel", channel: channel, businessDate: correction.businessDate,
+                                                      orderID: orderID, channelTxnID: channelTxnID, internalFen: amountFen,
                                                       channelFen: nil, status: "open", detail: detail, createdUnixMillis: write.nowUnixMillis),
                                       write: write)
         guard let index = StoredStatement.kinds.firstIndex(of: "missing_channel") else { preconditionFailure("no class missing_channel") }
