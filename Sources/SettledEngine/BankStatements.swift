@@ -65,31 +65,11 @@ package struct BankLine: Sendable, Equatable {
     }
 
     /// The payout instruction ids in `text`: a payout id (`payoutIDs(in:)`) followed by `-` and
-    /// the instruction's number, not inside a longer word or number.
+    /// the instruction's number (1 to 5 digits), not inside a longer word or number.
     package static func instructionIDs(in text: String) -> [String] {
-        let bytes = Array(text.utf8)
-        let length = 2 + PayoutRecord.idDigits
-        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
-        func isWordByte(_ byte: UInt8) -> Bool {
-            isDigit(byte) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-        }
         var found: [String] = []
-        var index = 0
-        while index + length + 2 <= bytes.count {
-            guard bytes[index] == UInt8(ascii: "P"), bytes[index + 1] == UInt8(ascii: "O"),
-                  index == 0 || !isWordByte(bytes[index - 1]),
-                  bytes[(index + 2)..<(index + length)].allSatisfy(isDigit),
-                  bytes[index + length] == UInt8(ascii: "-") else {
-                index += 1
-                continue
-            }
-            var end = index + length + 1
-            while end < bytes.count, isDigit(bytes[end]) { end += 1 }
-            if end > index + length + 1, end - (index + length + 1) <= 5, end == bytes.count || !isWordByte(bytes[end]) {
-                let id = String(decoding: bytes[index..<end], as: UTF8.self)
-                if !found.contains(id) { found.append(id) }
-            }
-            index = end
+        for mention in payoutMentions(in: text) {
+            if let id = mention.instructionID, !found.contains(id) { found.append(id) }
         }
         return found
     }
@@ -100,27 +80,48 @@ package struct BankLine: Sendable, Equatable {
     /// The payout ids in `text`: `PO` + 8 digits, not inside a longer word or number (an
     /// instruction id `PO00000042-1` names its payout).
     package static func payoutIDs(in text: String) -> [String] {
-        let bytes = Array(text.utf8)
-        let length = 2 + PayoutRecord.idDigits
-        guard bytes.count >= length else { return [] }
-        func isWordByte(_ byte: UInt8) -> Bool {
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-        }
         var found: [String] = []
-        var index = 0
-        while index + length <= bytes.count {
-            if bytes[index] == UInt8(ascii: "P"), bytes[index + 1] == UInt8(ascii: "O"),
-               index == 0 || !isWordByte(bytes[index - 1]),
-               bytes[(index + 2)..<(index + length)].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-               index + length == bytes.count || !isWordByte(bytes[index + length]) {
-                let id = String(decoding: bytes[index..<(index + length)], as: UTF8.self)
-                if !found.contains(id) { found.append(id) }
-                index += length
-            } else {
-                index += 1
-            }
+        for mention in payoutMentions(in: text) where !found.contains(mention.payoutID) {
+            found.append(mention.payoutID)
         }
         return found
+    }
+
+    /// Every mention of a payout id in `text`, in order: `PO` + 8 digits, not inside a longer
+    /// word or number, with the instruction id it makes when `-` and 1 to 5 digits follow it.
+    private static func payoutMentions(in text: String) -> [(payoutID: String, instructionID: String?)] {
+        let bytes = Array(text.utf8)
+        let length = 2 + PayoutRecord.idDigits
+        let instructionDigitsMax = 5
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        func isWordByte(_ byte: UInt8) -> Bool {
+            isDigit(byte) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+        }
+        func isBoundary(_ index: Int) -> Bool { index == bytes.count || !isWordByte(bytes[index]) }
+        var mentions: [(payoutID: String, instructionID: String?)] = []
+        var index = 0
+        while index + length <= bytes.count {
+            guard bytes[index] == UInt8(ascii: "P"), bytes[index + 1] == UInt8(ascii: "O"),
+                  index == 0 || !isWordByte(bytes[index - 1]),
+                  bytes[(index + 2)..<(index + length)].allSatisfy(isDigit),
+                  isBoundary(index + length) else {
+                index += 1
+                continue
+            }
+            let payoutEnd = index + length
+            var instructionID: String?
+            if payoutEnd < bytes.count, bytes[payoutEnd] == UInt8(ascii: "-") {
+                var end = payoutEnd + 1
+                while end < bytes.count, isDigit(bytes[end]) { end += 1 }
+                let digits = end - (payoutEnd + 1)
+                if digits >= 1, digits <= instructionDigitsMax, isBoundary(end) {
+                    instructionID = String(decoding: bytes[index..<end], as: UTF8.self)
+                }
+            }
+            mentions.append((String(decoding: bytes[index..<payoutEnd], as: UTF8.self), instructionID))
+            index = payoutEnd
+        }
+        return mentions
     }
 }
 
