@@ -10,6 +10,7 @@ import Testing
 /// the correction no longer has.
 @Suite struct CorrectionAfterResolutionTests {
     typealias Bill = WeChatBillFile
+    typealias Answer = PaymentServiceHarness.Answer
 
     static func balance(_ harness: PaymentServiceHarness, _ account: String) throws -> Int64 {
         try ClearingTests.balance(harness, account)
@@ -33,6 +34,32 @@ import Testing
         return listed.json?["discrepancies"]?.array?.first { $0["kind"]?.string == "amount_mismatch" }
     }
 
+    /// The WeChat findings still open.
+    static func openFindings(_ harness: PaymentServiceHarness) throws -> [JSONValue] {
+        try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+    }
+
+    /// The refund instructions on record.
+    static func refundInstructions(_ harness: PaymentServiceHarness) throws -> [JSONValue] {
+        try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+    }
+
+    static func resolve(_ harness: PaymentServiceHarness, _ id: String, _ action: String, note: String) throws -> Answer {
+        try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":""# + action + #"","note":""# + note + #""}"#)
+    }
+
+    /// t-2 captured (`captured`), s-1 showing it at 20 001 fen, and the amount_mismatch it
+    /// finds resolved by the operator with `action`.
+    static func resolvedMismatch(_ harness: PaymentServiceHarness, _ action: String, note: String) throws
+        -> (order: String, discrepancyID: String, resolved: Answer) {
+        let order = try captured(harness)
+        #expect(try StatementImportTests.importBill(harness, statement(order, channelFen: 20_001)).status == 200)
+        let id = try #require(try amountMismatch(harness)?["discrepancy_id"]?.string)
+        let resolved = try resolve(harness, id, action, note: note)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        return (order, id, resolved)
+    }
+
     /// s-1: the channel took 20 001 fen for t-2 (captured 20 000): amount_mismatch. The
     /// channel's correction s-2: it took 20 005. The correction keeps s-1's discrepancy, with
     /// s-2's figure: the open finding says 20 005 and write_off books 5 fen to
@@ -51,13 +78,11 @@ import Testing
         #expect(finding["status"]?.string == "open")
         #expect(finding["channel_fen"]?.int64 == 20_005, "the correction's figure, not the replaced statement's: \(finding)")
         let id = try #require(finding["discrepancy_id"]?.string)
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"channel kept it"}"#)
+        let resolved = try Self.resolve(harness, id, "write_off", note: "channel kept it")
         #expect(resolved.status == 200, "\(resolved.text)")
-        let fen1 = try Self.balance(harness, "recon_gain:wechat")
-        #expect(fen1 == -5)
+        #expect(try Self.balance(harness, "recon_gain:wechat") == -5)
         // What the channel owes: the capture and the 5 fen gain, less the statement's fee.
-        let fen2 = try Self.balance(harness, "channel_receivable:wechat")
-        #expect(fen2 == 20_005 - Bill.fee(20_005))
+        #expect(try Self.balance(harness, "channel_receivable:wechat") == 20_005 - Bill.fee(20_005))
         #expect(try harness.verified())
     }
 
@@ -71,25 +96,17 @@ import Testing
     @Test func aRefundResolutionOfAFindingTheCorrectionDropsIsNotLeftStanding() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"give it back"}"#)
-        #expect(resolved.status == 200, "\(resolved.text)")
-        let fen3 = try Self.balance(harness, "suspense:wechat")
-        #expect(fen3 == -1)
+        let (order, _, _) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
+        #expect(try Self.balance(harness, "suspense:wechat") == -1)
 
         let corrected = try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_000))
         #expect(corrected.status == 200, "\(corrected.text)")
         #expect(corrected.json?["correction"]?["replaces"]?.string == "s-1")
-        let instructions = try harness.call("GET", "/v1/refund-instructions")
-        let pending = (instructions.json?["refund_instructions"]?.array ?? instructions.json?["instructions"]?.array ?? [])
-            .filter { $0["status"]?.string == "pending" }
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
-        let fen4 = try Self.balance(harness, "suspense:wechat")
-        #expect(fen4 == 0 || !open.isEmpty,
-                "the 1 fen refund stands unflagged: \(instructions.text)")
-        #expect(pending.isEmpty || !open.isEmpty, "\(instructions.text)")
+        let instructions = try Self.refundInstructions(harness)
+        let pending = instructions.filter { $0["status"]?.string == "pending" }
+        let open = try Self.openFindings(harness)
+        #expect(try Self.balance(harness, "suspense:wechat") == 0 || !open.isEmpty, "the 1 fen refund stands unflagged: \(instructions)")
+        #expect(pending.isEmpty || !open.isEmpty, "\(instructions)")
         #expect(try harness.verified())
     }
 
@@ -99,22 +116,18 @@ import Testing
     @Test func aCorrectionWithAnotherAmountAfterAResolutionFindsTheRest() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"keep"}"#).status == 200)
-        let fen5 = try Self.balance(harness, "recon_gain:wechat")
-        #expect(fen5 == -1)
+        let (order, id, _) = try Self.resolvedMismatch(harness, "write_off", note: "keep")
+        #expect(try Self.balance(harness, "recon_gain:wechat") == -1)
         let corrected = try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_005))
         #expect(corrected.status == 200, "\(corrected.text)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         #expect(open.contains { $0["kind"]?.string == "amount_mismatch" }, "nothing names the 4 fen: \(corrected.text)")
         let rest = try #require(open.first { $0["kind"]?.string == "amount_mismatch" })
         #expect(rest["internal_fen"]?.int64 == 20_001 && rest["channel_fen"]?.int64 == 20_005, "\(rest)")
         #expect(corrected.json?["reconciliation"]?["discrepancies"]?["amount_mismatch"]?.int64 == 1, "\(corrected.text)")
         let restID = try #require(rest["discrepancy_id"]?.string)
         #expect(restID != id)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(restID)/resolve", #"{"action":"write_off","note":"the rest"}"#).status == 200)
+        #expect(try Self.resolve(harness, restID, "write_off", note: "the rest").status == 200)
         #expect(try Self.balance(harness, "recon_gain:wechat") == -5)
         #expect(try Self.balance(harness, "channel_receivable:wechat") == 20_005 - Bill.fee(20_005))
         // The same correction again changes nothing; a further correction with the same
@@ -123,7 +136,7 @@ import Testing
         let again = try StatementImportTests.importBill(harness, Bill.bill([.init(time: "2026-11-24 10:00:01", txn: "t-2", order: order,
                                                                                      amountFen: 20_005, feeFen: Bill.fee(20_005))]))
         #expect(again.json?["correction"]?["replaces"]?.string == "s-2", "\(again.text)")
-        let stillOpen = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let stillOpen = try Self.openFindings(harness)
         #expect(stillOpen.isEmpty, "\(stillOpen)")
         #expect(try Self.balance(harness, "recon_gain:wechat") == -5)
         #expect(try harness.verified())
@@ -134,14 +147,11 @@ import Testing
     @Test func aPendingRefundOfAFindingTheCorrectionDropsIsCancelledAndReversed() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"give it back"}"#)
+        let (order, id, resolved) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
         let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string)
         let receivable = try Self.balance(harness, "channel_receivable:wechat")
         #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_000)).status == 200)
-        let instructions = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        let instructions = try Self.refundInstructions(harness)
         #expect(instructions.first { $0["instruction_id"]?.string == instruction }?["status"]?.string == "cancelled", "\(instructions)")
         #expect(try Self.balance(harness, "suspense:wechat") == 0)
         // The 1 fen leaves the receivable; the fee follows the correction's figure.
@@ -151,7 +161,7 @@ import Testing
         #expect(finding["status"]?.string == "resolved" && (finding["detail"]?.string ?? "").contains("reversed"), "\(finding)")
         let audit = try harness.call("GET", "/v1/audit?limit=100").json?["records"]?.array ?? []
         #expect(audit.contains { ($0["request"]?.string ?? "").contains("resolution_reversal \(id)") }, "\(audit)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         #expect(open.isEmpty, "\(open)")
         #expect(try harness.verified())
     }
@@ -161,20 +171,17 @@ import Testing
     @Test func aRefundCarriedOutBeforeTheCorrectionDropsItsFindingLeavesAFinding() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"give it back"}"#)
+        let (order, id, resolved) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
         let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string)
         let done = try harness.call("POST", "/v1/refund-instructions/\(instruction)/done", #"{"reference":"WX-R-1","note":"paid"}"#)
         #expect(done.status == 200, "\(done.text)")
         let corrected = try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_000))
         #expect(corrected.json?["reconciliation"]?["discrepancies"]?["missing_channel"]?.int64 == 1, "\(corrected.text)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         let left = try #require(open.first { $0["kind"]?.string == "missing_channel" }, "\(open)")
         #expect(left["internal_fen"]?.int64 == 1 && left["channel_txn_id"]?.string == "t-2", "\(left)")
         let leftID = try #require(left["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(leftID)/resolve", #"{"action":"write_off","note":"paid back twice"}"#).status == 200)
+        #expect(try Self.resolve(harness, leftID, "write_off", note: "paid back twice").status == 200)
         #expect(try Self.balance(harness, "recon_loss:wechat") == 1)
         // What the channel owes: the capture, less the fen it gave the payer and its fee.
         #expect(try Self.balance(harness, "channel_receivable:wechat") == 20_000 - 1 - Bill.fee(20_000))
@@ -196,7 +203,7 @@ import Testing
             .first { $0["kind"]?.string == "missing_channel" })
         #expect(missing["order_id"]?.string == other)
         let id = try #require(missing["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"lost"}"#).status == 200)
+        #expect(try Self.resolve(harness, id, "write_off", note: "lost").status == 200)
         #expect(try Self.balance(harness, "recon_loss:wechat") == 10_000)
         let corrected = try StatementImportTests.importBill(harness, Bill.bill([
             .init(txn: "t-2", order: order, amountFen: 20_000, feeFen: Bill.fee(20_000)),
@@ -208,7 +215,7 @@ import Testing
         let finding = try #require(try harness.call("GET", "/v1/discrepancies?channel=wechat").json?["discrepancies"]?.array?
             .first { $0["discrepancy_id"]?.string == id })
         #expect((finding["detail"]?.string ?? "").contains("reversed"), "\(finding)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         #expect(open.isEmpty, "\(open)")
         #expect(try harness.verified())
     }
@@ -218,14 +225,11 @@ import Testing
     @Test func aResolvedFindingTheCorrectionRepeatsStaysResolved() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"write_off","note":"keep"}"#).status == 200)
+        let (order, id, _) = try Self.resolvedMismatch(harness, "write_off", note: "keep")
         let corrected = try StatementImportTests.importBill(harness, Bill.bill([.init(time: "2026-11-24 10:00:01", txn: "t-2", order: order,
                                                                                          amountFen: 20_001, feeFen: Bill.fee(20_001))]))
         #expect(corrected.json?["correction"]?["replaces"]?.string == "s-1", "\(corrected.text)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         #expect(open.isEmpty, "\(open)")
         #expect(try Self.balance(harness, "recon_gain:wechat") == -1)
         #expect(try harness.verified())
@@ -246,25 +250,25 @@ import Testing
         #expect(try StatementImportTests.importBill(harness, bill(300, second: "1")).status == 200)
         let listed = try harness.call("GET", "/v1/discrepancies?channel=wechat").json?["discrepancies"]?.array ?? []
         let id = try #require(listed.first { $0["kind"]?.string == "duplicate" }?["discrepancy_id"]?.string, "\(listed)")
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"charged twice"}"#)
+        let resolved = try Self.resolve(harness, id, "refund", note: "charged twice")
         let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string, "\(resolved.text)")
         #expect(try Self.balance(harness, "suspense:wechat") == -300)
 
         let corrected = try StatementImportTests.importBill(harness, bill(500, second: "2"))
         #expect(corrected.json?["correction"]?["replaces"]?.string == "s-1", "\(corrected.text)")
         #expect(try Self.balance(harness, "suspense:wechat") == 0)
-        let instructions = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        let instructions = try Self.refundInstructions(harness)
         #expect(instructions.first { $0["instruction_id"]?.string == instruction }?["status"]?.string == "cancelled", "\(instructions)")
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         let again = try #require(open.first { $0["kind"]?.string == "duplicate" }, "\(open)")
         #expect(again["channel_fen"]?.int64 == 500 && again["discrepancy_id"]?.string != id, "\(again)")
         let againID = try #require(again["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(againID)/resolve", #"{"action":"write_off","note":"kept"}"#).status == 200)
+        #expect(try Self.resolve(harness, againID, "write_off", note: "kept").status == 200)
         #expect(try Self.balance(harness, "recon_gain:wechat") == -500)
 
         let third = try StatementImportTests.importBill(harness, bill(500, second: "3"))
         #expect(third.json?["correction"]?["replaces"]?.string == "s-2", "\(third.text)")
-        #expect((try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []).isEmpty)
+        #expect((try Self.openFindings(harness)).isEmpty)
         #expect(try Self.balance(harness, "recon_gain:wechat") == -500)
         #expect(try harness.verified())
     }
@@ -275,20 +279,17 @@ import Testing
     @Test func aPendingRefundOfAFindingTheCorrectionChangesIsRedoneWhole() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let order = try Self.captured(harness)
-        #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_001)).status == 200)
-        let id = try #require(try Self.amountMismatch(harness)?["discrepancy_id"]?.string)
-        let resolved = try harness.call("POST", "/v1/discrepancies/\(id)/resolve", #"{"action":"refund","note":"give it back"}"#)
+        let (order, id, resolved) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
         let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string, "\(resolved.text)")
         #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_005)).status == 200)
         #expect(try Self.balance(harness, "suspense:wechat") == 0)
-        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let open = try Self.openFindings(harness)
         let finding = try #require(open.first { $0["kind"]?.string == "amount_mismatch" }, "\(open)")
         #expect(finding["internal_fen"]?.int64 == 20_000 && finding["channel_fen"]?.int64 == 20_005, "\(finding)")
         let findingID = try #require(finding["discrepancy_id"]?.string)
-        #expect(try harness.call("POST", "/v1/discrepancies/\(findingID)/resolve", #"{"action":"refund","note":"all of it"}"#).status == 200)
+        #expect(try Self.resolve(harness, findingID, "refund", note: "all of it").status == 200)
         #expect(try Self.balance(harness, "suspense:wechat") == -5)
-        let instructions = try harness.call("GET", "/v1/refund-instructions").json?["instructions"]?.array ?? []
+        let instructions = try Self.refundInstructions(harness)
         #expect(instructions.first { $0["instruction_id"]?.string == instruction }?["status"]?.string == "cancelled", "\(instructions)")
         let pending = instructions.filter { $0["status"]?.string == "pending" }
         #expect(pending.count == 1 && pending.first?["amount_fen"]?.int64 == 5, "\(instructions)")
