@@ -100,6 +100,12 @@ extension Engine {
         }
         // An escrow bank statement's finding (BankStatements.swift).
         if Discrepancy.bankKinds.contains(discrepancy.kind) { return try resolveBankDiscrepancy(discrepancy, input, write: write) }
+        // A correction being imported revisits the findings of the statement it replaces, in
+        // slices: a resolution landing between them would be judged against half of it.
+        if let date = discrepancy.businessDate,
+           try Self.correctionUnderway(channel: discrepancy.channel, date: date, in: write.transaction, tables: write.tables) {
+            throw notApplicable("a correction of \(discrepancy.channel)'s statement for \(date) is being imported; resolve it once that import has ended")
+        }
         // A biller's write-off finding concerns what the biller wrote off, not money of a
         // channel (its `channel` is `biller:<id>`): nothing here books it.
         if let biller = discrepancy.billerID ?? (Discrepancy.billerKinds.contains(discrepancy.kind) ? discrepancy.channel : nil),

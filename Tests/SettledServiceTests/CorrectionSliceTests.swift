@@ -85,6 +85,13 @@ import Testing
         let replaced = try service.store.environment.read { try StoredStatement.load(id: 1, in: $0, tables: service.store.tables) }
         #expect(replaced?.status == .done)
         #expect(try balance(harness, "channel_fees:wechat") == fees)
+        // A resolution waits for the correction's end: the findings it revisits are half done.
+        let open = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let waiting = try #require(open.first?["discrepancy_id"]?.string, "\(open)")
+        let note = #"{"action":"write_off","note":"kept by the channel"}"#
+        let refused = try harness.call("POST", "/v1/discrepancies/\(waiting)/resolve", note)
+        #expect(refused.status == 409 && refused.code == "action_not_applicable" && refused.text.contains("being imported"), "\(refused.text)")
+        #expect(try balance(harness, "recon_gain:wechat") == 0)
 
         // Resumed at start: the rest closed, each once, and the correction in force.
         service.resumeStatementImports()
@@ -96,6 +103,13 @@ import Testing
         let replacedAfter = try service.store.environment.read { try StoredStatement.load(id: 1, in: $0, tables: service.store.tables) }
         #expect(replacedAfter?.status == .replaced)
         #expect(try balance(harness, "channel_fees:wechat") == WeChatBillFile.fee(100))
+        // The correction in force, its one finding (y-0) is resolved.
+        let left = try harness.call("GET", "/v1/discrepancies?status=open&channel=wechat").json?["discrepancies"]?.array ?? []
+        let leftID = try #require(left.first?["discrepancy_id"]?.string, "\(left)")
+        #expect(left.count == 1 && left.first?["channel_txn_id"]?.string == "y-0", "\(left)")
+        let resolved = try harness.call("POST", "/v1/discrepancies/\(leftID)/resolve", note)
+        #expect(resolved.status == 200, "\(resolved.text)")
+        #expect(try balance(harness, "recon_gain:wechat") == -100)
         #expect(try harness.verified())
     }
 
