@@ -413,6 +413,8 @@ extension Engine {
         var payoutValue: (payoutID: String, bytes: [UInt8]) = ("", [])
         /// The payout line being written, its buffer reused.
         var line = ByteWriter(capacity: 256)
+        /// False once a line did not sort after every line stored (see `clearItem`).
+        var appendLines = true
     }
 
     /// An order read by the clearing, with what `clearable` said of it.
@@ -535,8 +537,22 @@ extension Engine {
         state.line.reset()
         order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
                          statementID: statementID, into: &state.line)
-        try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
-                                  value: state.line.bytes, options: .overwrite)
+        let lineKey = ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence)
+        if state.appendLines {
+            // A new payout's lines sort after every line stored (its id is the counter's next,
+            // of a fixed width): appended, LMDB fills a page before it begins the next instead
+            // of splitting it in halves, which halves the pages a slice writes for its lines.
+            // An id past that width (more than 10^8 payouts) sorts before: put in its place.
+            do {
+                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .append)
+            } catch {
+                guard error.isKeyExisting else { throw error }
+                state.appendLines = false
+                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+            }
+        } else {
+            try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+        }
         if feeFen > 0 {
             try write.transaction.put(tables.itemClearing, key: itemKey,
                                       value: ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen), options: .noOverwrite)
