@@ -123,12 +123,13 @@ public enum Limits {
     // MARK: clearing
 
     /// Items (and billers begun or finished) one write transaction of a clearing run handles:
-    /// the writer takes other requests between two slices, so order intake goes on during a
-    /// large run, and a crash loses at most one slice, which the restart does again. Each
-    /// slice is a commit with its sync, a large part of a run's time once an item cost a few
-    /// microseconds (schema 15 and the clearing's lean order view: about half of what it cost
-    /// when this was 500). 1,000 keeps a slice near what 500 took then (5 to 7 ms), so an order
-    /// waits at most about that behind one, with half the commits (`settled-bench clearing`,
+    /// the requests queued during a slice are applied before the next one, in its transaction,
+    /// so order intake goes on during a large run, and a crash loses at most one slice, which
+    /// the restart does again. Each slice is a commit with its sync, a large part of a run's
+    /// time once an item cost a few microseconds (schema 15 and the clearing's lean order view:
+    /// about half of what it cost when this was 500). 1,000 keeps a slice near what 500 took
+    /// then (5 to 7 ms), so an order waits about that for the slice being applied and again for
+    /// the one whose commit it shares, with half the commits (`settled-bench clearing`,
     /// 0.5M and 1M payments on a loaded machine: orders p50 19 ms with 1,000, against 24 and
     /// 32 ms with 2,000, which cleared 0.5M in 3.0 s against 4.8 s).
     public static let clearingItemsPerTransactionMax = 1_000

@@ -193,11 +193,32 @@ extension Engine {
             if at < index { beforeFen += Int128(amountFen) }
             totalFen += Int128(amountFen)
         }
+        return clearingFeeFen(beforeFen: beforeFen, amountFen: Int128(amountsFen[index]), totalFen: totalFen,
+                              channelFen: channelFen, feeBps: feeBps)
+    }
+
+    /// `clearingFeeFen(itemAt:of:channelFen:feeBps:)` on the amounts of a stored order's
+    /// items, read in place (the same figure, without an array of the amounts).
+    static func clearingFeeFen(itemAt index: Int, of items: [ClearingOrderView.Item], channelFen: Int64, feeBps: Int) -> Int64 {
+        precondition(items.indices.contains(index))
+        guard items[index].amountFen > 0, channelFen > 0, feeBps > 0 else { return 0 }
+        var beforeFen: Int128 = 0, totalFen: Int128 = 0
+        for (at, item) in items.enumerated() {
+            if at < index { beforeFen += Int128(item.amountFen) }
+            totalFen += Int128(item.amountFen)
+        }
+        return clearingFeeFen(beforeFen: beforeFen, amountFen: Int128(items[index].amountFen), totalFen: totalFen,
+                              channelFen: channelFen, feeBps: feeBps)
+    }
+
+    /// The fee on the items up to and with one of `amountFen` after `beforeFen` of them, less
+    /// the fee on those before it, of an order of `totalFen`.
+    private static func clearingFeeFen(beforeFen: Int128, amountFen: Int128, totalFen: Int128, channelFen: Int64, feeBps: Int) -> Int64 {
         let denominator = totalFen * 10_000
         func feeUpTo(_ amountFen: Int128) -> Int128 {
             amountFen <= 0 ? 0 : (2 * amountFen * Int128(channelFen) * Int128(feeBps) + denominator) / (2 * denominator)
         }
-        return Int64(feeUpTo(beforeFen + Int128(amountsFen[index])) - feeUpTo(beforeFen))
+        return Int64(feeUpTo(beforeFen + amountFen) - feeUpTo(beforeFen))
     }
 
     /// Whether the item's order may be cleared: with `clear_unreconciled = yes` always; else
@@ -409,17 +430,29 @@ extension Engine {
         /// Per channel: whether a statement matched any capture of it (false: the match of an
         /// order is not looked for).
         var channelMatched: [String: Bool] = [:]
+        /// The channel of the order before, with its `channelMatched` and its fee rate: the
+        /// orders of a run are mostly of a few channels, so one is kept at hand.
+        var lastChannel: (channel: String, matched: Bool, feeBps: Int)?
         /// The `item_clearing` value of the payout being written (its id's bytes).
         var payoutValue: (payoutID: String, bytes: [UInt8]) = ("", [])
         /// The payout line being written, its buffer reused.
         var line = ByteWriter(capacity: 256)
+        /// False once a line did not sort after every line stored (see `clearItem`).
+        var appendLines = true
     }
 
-    /// An order read by the clearing, with what `clearable` said of it.
-    struct ClearingOrder {
+    /// An order read by the clearing, with what `clearable` said of it: a class, so that an
+    /// item of the order before is handled through it without copying the view's arrays.
+    final class ClearingOrder {
         var order: ClearingOrderView
         var clearable: Bool
         var statementID: UInt64?
+
+        init(order: ClearingOrderView, clearable: Bool, statementID: UInt64?) {
+            self.order = order
+            self.clearable = clearable
+            self.statementID = statementID
+        }
     }
 
     struct ClearingEntry {
@@ -487,25 +520,30 @@ extension Engine {
             }
             var mayBeMatched = true
             if let channel = order.channel {
-                if let known = state.channelMatched[channel] {
-                    mayBeMatched = known
+                if let last = state.lastChannel, last.channel == channel {
+                    mayBeMatched = last.matched
                 } else {
-                    let prefix = StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: "")
-                    mayBeMatched = try Self.any(tables.statementKeys, prefix: prefix, from: prefix, write: write)
-                    state.channelMatched[channel] = mayBeMatched
+                    if let known = state.channelMatched[channel] {
+                        mayBeMatched = known
+                    } else {
+                        let prefix = StatementKeys.matched(channel: channel, code: CaptureIndex.paymentCode, id: "")
+                        mayBeMatched = try Self.any(tables.statementKeys, prefix: prefix, from: prefix, write: write)
+                        state.channelMatched[channel] = mayBeMatched
+                    }
+                    state.lastChannel = (channel, mayBeMatched, configuration.channel(id: channel)?.feeBps ?? 0)
                 }
             }
             let (clearable, statementID) = try clearable(order, mayBeMatched: mayBeMatched, write: write)
             state.lastOrder = ClearingOrder(order: order, clearable: clearable, statementID: statementID)
         }
-        let order = state.lastOrder!.order
-        let clearable = state.lastOrder!.clearable
-        let statementID = state.lastOrder!.statementID
-        guard let index = order.itemIndex(entry.key[entry.itemOffset...]) else {
+        let current = state.lastOrder!
+        let clearable = current.clearable
+        let statementID = current.statementID
+        guard let index = current.order.itemIndex(entry.key[entry.itemOffset...]) else {
             throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
         }
-        let item = order.items[index]
-        let refunded = order.refunded(itemAt: index)
+        let item = current.order.items[index]
+        let refunded = current.order.refunded(itemAt: index)
         // An item refunded before its clearing owes its biller nothing whatever a statement
         // says of its order: cleared at once (its gross and its refund), never held. A payout's
         // gross is one journal entry: an item beyond what it holds waits (held) for the next
@@ -513,15 +551,16 @@ extension Engine {
         // could never finish.
         guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
-                try write.transaction.put(tables.heldItems, key: itemKey, value: order.idBytes, options: .overwrite)
+                try write.transaction.put(tables.heldItems, key: itemKey, value: current.order.idBytes, options: .overwrite)
             }
             run.heldCount += 1
             return
         }
         var feeFen: Int64 = 0
-        if biller.feeBearer == .biller, !refunded, let channel = order.channel {
-            feeFen = Self.clearingFeeFen(itemAt: index, of: order.items.map(\.amountFen), channelFen: order.channelFen,
-                                         feeBps: configuration.channel(id: channel)?.feeBps ?? 0)
+        if biller.feeBearer == .biller, !refunded, let channel = current.order.channel {
+            // The channel's rate as kept with it when the order was read (its last channel).
+            let feeBps = state.lastChannel?.channel == channel ? state.lastChannel!.feeBps : configuration.channel(id: channel)?.feeBps ?? 0
+            feeFen = Self.clearingFeeFen(itemAt: index, of: current.order.items, channelFen: current.order.channelFen, feeBps: feeBps)
             if feeFen > 0 {
                 if let at = progress.fees.firstIndex(where: { $0.channel == channel }) {
                     progress.fees[at].fen = try progress.fees[at].fen.addingFen(feeFen)
@@ -533,10 +572,24 @@ extension Engine {
         if progress.payoutID.isEmpty { progress.payoutID = PayoutRecord.id(write.counters.take(.payout)) }
         progress.sequence += 1
         state.line.reset()
-        order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
+        current.order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
                          statementID: statementID, into: &state.line)
-        try write.transaction.put(tables.payoutLines, key: ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence),
-                                  value: state.line.bytes, options: .overwrite)
+        let lineKey = ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence)
+        if state.appendLines {
+            // A new payout's lines sort after every line stored (its id is the counter's next,
+            // of a fixed width): appended, LMDB puts each at the end of the table's last page
+            // instead of searching the table for its place. An id past that width (more than
+            // 10^8 payouts) sorts before: put in its place.
+            do {
+                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .append)
+            } catch {
+                guard error.isKeyExisting else { throw error }
+                state.appendLines = false
+                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+            }
+        } else {
+            try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+        }
         if feeFen > 0 {
             try write.transaction.put(tables.itemClearing, key: itemKey,
                                       value: ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen), options: .noOverwrite)

@@ -1,3 +1,4 @@
+import Dispatch
 import SettledCore
 import SettledStore
 
@@ -445,14 +446,52 @@ extension Engine {
     /// `itemsMax` items per write transaction (other requests are applied between two), and
     /// answers the done run. A run done already is answered as it is; one a crash cut short
     /// goes on from its stored progress.
+    ///
+    /// `clearingSlicesInFlightMax` slices are queued at once, so that the writer applies one
+    /// while the sync of the one before runs, instead of the run waiting for each sync before
+    /// it queues the next. Each slice goes on from the progress the one before it committed; a
+    /// slice queued behind the one that finished the run finds it done and writes nothing. The
+    /// run is answered once the slice that finished it is synced, like every answer.
     package func runClearing(businessDate: BusinessDate, writer: StoreWriter,
                              itemsMax: Int = Limits.clearingItemsPerTransactionMax,
                              payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax) throws -> ClearingRun {
+        var inFlight: [QueuedSlice] = []
+        // Nothing of the run is left in the writer when this returns or throws.
+        defer { for slice in inFlight { _ = try? slice.wait() } }
         while true {
-            let run = try writer.perform(alone: true) { write in
-                try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax, write: write)
+            while inFlight.count < Self.clearingSlicesInFlightMax {
+                let slice = QueuedSlice()
+                guard writer.submit(alone: true, { write in
+                    try self.clearingSlice(businessDate: businessDate, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax, write: write)
+                }, completion: { outcome in slice.set(outcome) }) else {
+                    throw WriterError.unavailable
+                }
+                inFlight.append(slice)
             }
+            let run = try inFlight.removeFirst().wait()
             if run.status == .done { return run }
+        }
+    }
+
+    /// Slices of a clearing run queued to the writer at once (one applied, one being synced).
+    static let clearingSlicesInFlightMax = 2
+
+    /// A slice of a clearing run in the writer's queue: its outcome, once committed and synced.
+    private final class QueuedSlice: @unchecked Sendable {
+        private let done = DispatchSemaphore(value: 0)
+        /// Set once, before `done` is signalled; read after it is waited for.
+        private var outcome: Result<ClearingRun, any Error>?
+
+        func set(_ outcome: Result<ClearingRun, any Error>) {
+            self.outcome = outcome
+            done.signal()
+        }
+
+        /// Waits for the slice's answer (once: a second wait would not return).
+        func wait() throws -> ClearingRun {
+            done.wait()
+            guard let outcome else { preconditionFailure("a clearing slice signalled without its outcome") }
+            return try outcome.get()
         }
     }
 }

@@ -178,8 +178,9 @@ public final class StoreWriter: @unchecked Sendable {
     /// full or the writer is stopping.
     ///
     /// `alone`: the request is a slice of a long run (a clearing, a statement's import) and is
-    /// applied in a batch of its own, so that the requests queued while the slice before it was
-    /// applied are committed first, in their own batch, instead of waiting for this one too.
+    /// the last request of its batch, the only such one: the requests queued meanwhile (before
+    /// or behind it) are applied first in the same transaction and share its commit, instead
+    /// of each batch of them taking a commit of its own between two slices.
     @discardableResult
     public func submit<Result: Sendable>(alone: Bool = false, _ apply: @escaping (WriteContext) throws -> Result,
                                          completion: @escaping @Sendable (Swift.Result<Result, any Error>) -> Void) -> Bool {
@@ -234,15 +235,24 @@ public final class StoreWriter: @unchecked Sendable {
                 stopped.signal()
                 return
             }
-            // A request to be applied alone is a batch of its own: it ends the batch before it.
-            var end = min(queue.count, queueHead + batchMax)
-            if queue[queueHead].alone {
-                end = queueHead + 1
-            } else if let alone = queue[queueHead..<end].firstIndex(where: { $0.alone }) {
-                end = alone
+            // A slice of a long run (a request applied `alone`) is the last of its batch, one a
+            // batch: the requests queued before and behind it, up to `batchMax`, are applied
+            // first and share its commit. A request queued while a slice was applied waits for
+            // the next slice's too, instead of for a commit of its own on top (a run keeps a
+            // slice or two queued), and the run's slices keep their order.
+            var batch: [any QueuedRequest] = []
+            if let alone = queue[queueHead...].firstIndex(where: { $0.alone }) {
+                var kept: [any QueuedRequest] = []
+                for index in queueHead..<queue.count where index != alone {
+                    if !queue[index].alone && batch.count < batchMax { batch.append(queue[index]) } else { kept.append(queue[index]) }
+                }
+                batch.append(queue[alone])
+                queue.replaceSubrange(queueHead..., with: kept)
+            } else {
+                let end = min(queue.count, queueHead + batchMax)
+                batch = Array(queue[queueHead..<end])
+                queueHead = end
             }
-            let batch = Array(queue[queueHead..<end])
-            queueHead = end
             if queueHead == queue.count {
                 queue.removeAll(keepingCapacity: queue.capacity <= 4 * batchMax)
                 queueHead = 0
@@ -402,7 +412,7 @@ struct AnsweredBatch: @unchecked Sendable {
 
 /// A request in the writer's queue, its result type hidden so that one queue holds them all.
 protocol QueuedRequest: AnyObject {
-    /// Applied in a batch of its own (`StoreWriter.submit(alone:)`).
+    /// The last of its batch, the only such one (`StoreWriter.submit(alone:)`).
     var alone: Bool { get }
     /// Runs the request in the batch's transaction and keeps its result. May run more than once
     /// (a batch rolled back is applied again); the last run's result is the one answered.

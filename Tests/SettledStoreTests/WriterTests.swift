@@ -103,7 +103,7 @@ import Testing
         #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.ok)
     }
 
-    @Test func aRequestToBeAppliedAloneIsABatchOfItsOwnAndDoesNotHoldBackThoseBeforeIt() throws {
+    @Test func aRequestToBeAppliedAloneEndsABatchOfTheRequestsQueuedBeforeAndBehindIt() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try openStore(directory.path)
@@ -115,15 +115,44 @@ import Testing
         let gate = Gate()
         #expect(gate.close(writer))
         // Queued while the gate's batch is applied: two requests, a slice of a long run, three
-        // requests, two slices.
+        // requests, two slices. The five requests share the first slice's commit, applied
+        // before it; each slice ends a batch, in their order.
         let outcomes = Outcomes<UInt64>()
+        let applied = Mutex<[Int]>([])
         let alone = [false, false, true, false, false, false, true, true]
+        for (index, isAlone) in alone.enumerated() {
+            #expect(writer.submit(alone: isAlone, { _ in
+                applied.withLock { $0.append(index) }
+                return UInt64(index)
+            }, completion: outcomes.completion(index)))
+        }
+        gate.open()
+        #expect(outcomes.wait(count: alone.count))
+        #expect(outcomes.all.values.allSatisfy { (try? $0.get()) != nil })
+        #expect(sizes.withLock { $0 } == [1, 6, 1, 1])
+        #expect(applied.withLock { $0 } == [0, 1, 3, 4, 5, 2, 6, 7])
+    }
+
+    /// No more than `batchMax` requests go before a slice; the rest wait for the next batch.
+    @Test func theRequestsBeforeASliceAreAtMostABatch() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try openStore(directory.path)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 4)
+        let sizes = Mutex<[Int]>([])
+        writer.batchObserver = { requests, _, _ in sizes.withLock { $0.append(requests) } }
+        writer.start()
+        defer { writer.stop() }
+        let gate = Gate()
+        #expect(gate.close(writer))
+        let outcomes = Outcomes<UInt64>()
+        let alone = [true, false, false, false, false, false, false]
         for (index, isAlone) in alone.enumerated() {
             #expect(writer.submit(alone: isAlone, { _ in UInt64(index) }, completion: outcomes.completion(index)))
         }
         gate.open()
         #expect(outcomes.wait(count: alone.count))
-        #expect(sizes.withLock { $0 } == [1, 2, 1, 3, 1, 1])
+        #expect(sizes.withLock { $0 } == [1, 5, 2])
     }
 
     @Test func requestsSeeTheBatchAndEachOthersWrites() throws {
