@@ -243,7 +243,7 @@ struct StatementImporter {
     func submit<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> PendingWrite<Result> {
         let pending = PendingWrite<Result>()
         var attempts = 0
-        while !service.writer.submit(alone: true, apply, completion: { outcome in pending.set(outcome) }) {
+        while !service.writer.submit(alone: true, yields: true, apply, completion: { outcome in pending.set(outcome) }) {
             attempts += 1
             guard attempts < Self.queueFullRetriesMax else { throw WriterError.unavailable }
             usleep(Self.queueFullRetryMicroseconds)

@@ -183,10 +183,16 @@ public final class StoreWriter: @unchecked Sendable {
     /// `alone`: the request is a slice of a long run (a clearing, a statement's import) and is
     /// applied in a batch of its own, so that the requests queued while the slice before it was
     /// applied are committed first, in their own batch, instead of waiting for this one too.
+    ///
+    /// `yields` (with `alone`): a slice of an import queued ahead of the one being applied; the
+    /// requests queued behind it that are not alone (order intake) are applied first, once, in
+    /// a batch of their own, so that they wait for one slice at most, not for every slice the
+    /// import has queued.
     @discardableResult
-    public func submit<Result: Sendable>(alone: Bool = false, _ apply: @escaping (WriteContext) throws -> Result,
+    public func submit<Result: Sendable>(alone: Bool = false, yields: Bool = false, _ apply: @escaping (WriteContext) throws -> Result,
                                          completion: @escaping @Sendable (Swift.Result<Result, any Error>) -> Void) -> Bool {
-        let work = WriteRequest(apply, alone: alone, completion: completion)
+        precondition(!yields || alone, "only a request applied alone yields")
+        let work = WriteRequest(apply, alone: alone, yields: yields, completion: completion)
         condition.lock()
         defer { condition.unlock() }
         guard running && !stopping && queue.count - queueHead < queueMax else {
@@ -237,15 +243,20 @@ public final class StoreWriter: @unchecked Sendable {
                 stopped.signal()
                 return
             }
-            // A request to be applied alone is a batch of its own: it ends the batch before it.
-            var end = min(queue.count, queueHead + batchMax)
-            if queue[queueHead].alone {
-                end = queueHead + 1
-            } else if let alone = queue[queueHead..<end].firstIndex(where: { $0.alone }) {
-                end = alone
+            let batch: [any QueuedRequest]
+            if let passing = takeRequestsPassing() {
+                batch = passing
+            } else {
+                // A request to be applied alone is a batch of its own: it ends the batch before it.
+                var end = min(queue.count, queueHead + batchMax)
+                if queue[queueHead].alone {
+                    end = queueHead + 1
+                } else if let alone = queue[queueHead..<end].firstIndex(where: { $0.alone }) {
+                    end = alone
+                }
+                batch = Array(queue[queueHead..<end])
+                queueHead = end
             }
-            let batch = Array(queue[queueHead..<end])
-            queueHead = end
             if queueHead == queue.count {
                 queue.removeAll(keepingCapacity: queue.capacity <= 4 * batchMax)
                 queueHead = 0
@@ -258,6 +269,28 @@ public final class StoreWriter: @unchecked Sendable {
             statistics.beat()
             releaseMappedPagesIfDue()
         }
+    }
+
+    /// When the request at the head yields (`submit(yields:)`) and has not yet: the requests
+    /// behind it that are not alone, up to `batchMax`, taken out of the queue in their order,
+    /// to be applied before it. Nil otherwise. The condition's lock is held.
+    private func takeRequestsPassing() -> [any QueuedRequest]? {
+        let head = queue[queueHead]
+        guard head.yields, !head.yielded else { return nil }
+        head.yielded = true
+        var passing: [any QueuedRequest] = []
+        var staying: [any QueuedRequest] = [head]
+        for request in queue[(queueHead + 1)...] {
+            if !request.alone && passing.count < batchMax {
+                passing.append(request)
+            } else {
+                staying.append(request)
+            }
+        }
+        guard !passing.isEmpty else { return nil }
+        queue = staying
+        queueHead = 0
+        return passing
     }
 
     /// The least time between two looks of the writer at the resident map: reading
@@ -427,6 +460,10 @@ struct AnsweredBatch: @unchecked Sendable {
 protocol QueuedRequest: AnyObject {
     /// Applied in a batch of its own (`StoreWriter.submit(alone:)`).
     var alone: Bool { get }
+    /// Lets the requests queued behind it that are not alone go first, once (`submit(yields:)`).
+    var yields: Bool { get }
+    /// It has let them (writer thread, under the queue's lock).
+    var yielded: Bool { get set }
     /// Runs the request in the batch's transaction and keeps its result. May run more than once
     /// (a batch rolled back is applied again); the last run's result is the one answered.
     func apply(_ context: WriteContext) throws
@@ -440,11 +477,14 @@ final class WriteRequest<Value: Sendable>: QueuedRequest {
     private let completion: @Sendable (Result<Value, any Error>) -> Void
     private var value: Value?
     let alone: Bool
+    let yields: Bool
+    var yielded = false
 
-    init(_ body: @escaping (WriteContext) throws -> Value, alone: Bool,
+    init(_ body: @escaping (WriteContext) throws -> Value, alone: Bool, yields: Bool = false,
          completion: @escaping @Sendable (Result<Value, any Error>) -> Void) {
         self.body = body
         self.alone = alone
+        self.yields = yields
         self.completion = completion
     }
 
