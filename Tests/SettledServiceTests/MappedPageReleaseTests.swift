@@ -35,4 +35,18 @@ import Testing
         _ = try ClearingTests.run(harness, ClearingTests.day1)
         #expect(release.releases.count == afterImport, "the clearing or intake released the map")
     }
+
+    @Test func theBillersWriteoffImportReleases() throws {
+        let server = try ServiceServer(channels: ["wechat"])
+        defer { #expect(server.stop().isEmpty) }
+        let release = server.service.writer.pageRelease
+        release.residentBytesMax = -1
+        let (_, items) = try BillerWriteoffStatementTests.capture(server, bills: 6)
+        #expect(release.releases.count == 0, "order intake released the map")
+        let (body, _) = BillerWriteoffFiles.generate(items, unpaid: 1, seed: 15)
+        let answer = try server.send(.operator, "POST", BillerWriteoffStatementTests.path, body: body)
+        #expect(answer.status == 200, "\(answer.text)")
+        #expect(release.releases.count >= 1, "the write-off import released nothing")
+        #expect(!release.isImporting)
+    }
 }
