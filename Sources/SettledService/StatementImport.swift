@@ -224,7 +224,7 @@ struct StatementImporter {
     }
 
     /// Through the writer's queue like any request; a full queue is waited out, since the
-    /// import must go on (it yields to the requests queued meanwhile).
+    /// import must go on (the requests queued meanwhile go first, in its batch).
     func perform<Result: Sendable>(_ apply: @escaping (WriteContext) throws -> Result) throws -> Result {
         var attempts = 0
         while true {
@@ -276,7 +276,9 @@ extension SettledService {
         do {
             _ = try StatementDryRun.format(of: channel)
             outcome = try statementQueue.sync {
-                try StatementImporter(service: self).run(spooled, channel: channel, businessDate: businessDate, audit: audit)
+                try writer.pageRelease.whileImporting {
+                    try StatementImporter(service: self).run(spooled, channel: channel, businessDate: businessDate, audit: audit)
+                }
             }
         } catch {
             let refusal = (error as? APIError) ?? StatementImportFailure.apiError(error, service: self)
@@ -368,7 +370,7 @@ extension SettledService {
                 do {
                     let format = try StatementDryRun.format(of: channel)
                     let audit = repairAudit(uid: 0, pid: getpid(), role: "system", target: "statement s-\(statement.id) resumed")
-                    _ = try StatementImporter(service: self).apply(statement, format: format, audit: audit)
+                    _ = try writer.pageRelease.whileImporting { try StatementImporter(service: self).apply(statement, format: format, audit: audit) }
                     log(6, "statement s-\(statement.id) of \(statement.channel) \(statement.businessDate): import resumed and finished")
                 } catch {
                     log(3, "statement s-\(statement.id): import not resumed: \(error); importing the same file again finishes it")

@@ -262,6 +262,8 @@ enum ReconBench {
         }
         clear.write(Data("5".utf8))
         clear.closeFile()
+        // What the day's intake left resident: the peak cannot be below it.
+        let atStart = MemorySampler.status(pid: pid)
         let sampler = MemorySampler(pid: pid)
         sampler.start()
         let trickle = settings.trickle > 0 ? Trickle(daemon: daemon, perSecond: settings.trickle, date: settings.nextDate) : nil
@@ -276,6 +278,7 @@ enum ReconBench {
         let cpuAfter = daemon.cpuSeconds()
         let trickled = try trickle?.stop()
         let peaks = sampler.stop()
+        let atAnswer = MemorySampler.status(pid: pid)
         if answer.status == 501 {
             say("  daemon: the import answers 501 (\(String(decoding: answer.body.prefix(200), as: UTF8.self))): not measured")
             return DaemonImport(seconds: 0, peakRSSBytes: 0, peakAnonBytes: 0, peakFileBytes: 0, cpuSeconds: nil, trickle: nil)
@@ -292,6 +295,10 @@ enum ReconBench {
         say(String(format: "  daemon: %.2f s through the socket (statement %@), %@ of CPU, peak RSS %.0f MiB (anonymous at most %.0f MiB, file-backed %.0f MiB): agrees with the planted counts",
                    seconds, json["statement_id"]?.string ?? "?", result.cpuSeconds.map { String(format: "%.1f s", $0) } ?? "?",
                    Double(hwm) / 1_048_576, Double(peaks.anon) / 1_048_576, Double(peaks.file) / 1_048_576))
+        say(String(format: "  daemon RSS: %.0f MiB when the import began (file-backed %.0f MiB, what the day's intake left), %.0f MiB at the answer (file-backed %.0f MiB), %@ at most once the file-backed part had fallen below half of what it was at the start",
+                   Double(atStart["VmRSS"] ?? 0) / 1_048_576, Double(atStart["RssFile"] ?? 0) / 1_048_576,
+                   Double(atAnswer["VmRSS"] ?? 0) / 1_048_576, Double(atAnswer["RssFile"] ?? 0) / 1_048_576,
+                   sampler.rssAfterFileDrop.map { String(format: "%.0f MiB", Double($0) / 1_048_576) } ?? "(it never fell so)"))
         try checkPersisted(daemon, body: body, statementID: json["statement_id"]?.string, settings, counts: counts)
         if let trickled {
             say(String(format: "  intake meanwhile: %d paid orders at %d/s, p50 %@ ms, p99 %@ ms, max %@ ms (create + notification), %d failed",
@@ -476,6 +483,12 @@ final class MemorySampler: @unchecked Sendable {
     private var running = true
     private var anonMax = 0
     private var fileMax = 0
+    /// The first sample's file-backed RSS; whether a later one fell below half of it (the
+    /// daemon let go of the store's pages it held when sampling began), and the highest
+    /// RSS sampled from then on.
+    private var fileFirst: Int?
+    private var fileDropped = false
+    private var rssAfterDropMax = 0
     private let done = DispatchSemaphore(value: 0)
 
     init(pid: Int32) { self.pid = pid }
@@ -499,6 +512,10 @@ final class MemorySampler: @unchecked Sendable {
                 lock.lock()
                 anonMax = max(anonMax, fields["RssAnon"] ?? 0)
                 fileMax = max(fileMax, fields["RssFile"] ?? 0)
+                let file = fields["RssFile"] ?? 0
+                if fileFirst == nil { fileFirst = file }
+                if !fileDropped, let first = fileFirst, file < first / 2 { fileDropped = true }
+                if fileDropped { rssAfterDropMax = max(rssAfterDropMax, fields["VmRSS"] ?? 0) }
                 let keepOn = running
                 lock.unlock()
                 if !keepOn { break }
@@ -507,6 +524,14 @@ final class MemorySampler: @unchecked Sendable {
             done.signal()
         }
         thread.start()
+    }
+
+    /// The highest RSS sampled once the file-backed part had fallen below half of what it was
+    /// at the first sample; nil when it never did.
+    var rssAfterFileDrop: Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        return fileDropped ? rssAfterDropMax : nil
     }
 
     func stop() -> (anon: Int, file: Int) {

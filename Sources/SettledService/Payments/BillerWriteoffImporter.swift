@@ -235,7 +235,9 @@ extension SettledService {
     func importBillerWriteoffs(biller: String, date: BusinessDate, path: String) throws(APIError) -> HTTPResponse {
         let outcome: (BillerReconciliation, BillImport.Rejections)
         do {
-            outcome = try statementQueue.sync { try BillerWriteoffImporter(service: self).run(biller: biller, date: date, path: path) }
+            outcome = try statementQueue.sync {
+                try writer.pageRelease.whileImporting { try BillerWriteoffImporter(service: self).run(biller: biller, date: date, path: path) }
+            }
         } catch {
             let refusal = (error as? APIError) ?? StatementImportFailure.apiError(error, service: self)
             if !isHeldForBillerWriteoffs(path) { spool.remove(path) }
@@ -266,7 +268,7 @@ extension SettledService {
             for running in unfinished {
                 let name = "\(running.billerID) \(running.businessDate)"
                 do {
-                    let outcome = try BillerWriteoffImporter(service: self).finish(running)
+                    let outcome = try writer.pageRelease.whileImporting { try BillerWriteoffImporter(service: self).finish(running) }
                     log(6, "write-off statement \(outcome.statementID): import resumed and finished")
                 } catch {
                     log(3, "write-off statement of \(name): import not resumed: \(error); importing the same file again finishes it")
