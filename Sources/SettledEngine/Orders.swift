@@ -342,7 +342,10 @@ extension Engine {
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
                                 refunds: [], suspenseFen: 0)
-        try RiskControls.admit(order, configuration: configuration, write: write)
+        // Nothing is written before the risk checks: a risk refusal leaves nothing to drop
+        // (`createOrderRecordingRisk`).
+        let admission = try RiskControls.check(order, configuration: configuration, write: write)
+        try RiskControls.count(order, admission, write: write)
         try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)

@@ -224,10 +224,17 @@ package enum RiskControls {
 
     // MARK: the checks of a new order
 
+    /// What a new order that passed the checks counts on the day's figures (`count`).
+    package struct Admission: Sendable {
+        package var date: BusinessDate
+        /// The figures' keys and their values with the order counted.
+        package var updates: [(key: [UInt8], fen: Int64)]
+    }
+
     /// Checks a new order (not yet stored) against the block lists and the limits, in the
-    /// order's write transaction, and counts it on the day's figures. Throws `Refusal.risk`
-    /// (before writing) naming the first rule it breaks.
-    package static func admit(_ order: OrderRecord, configuration: SettledConfiguration, write: WriteContext) throws {
+    /// order's write transaction, and only reads: throws `Refusal.risk` naming the first rule
+    /// the order breaks, else answers what `count` writes on the day's figures.
+    package static func check(_ order: OrderRecord, configuration: SettledConfiguration, write: WriteContext) throws -> Admission {
         let tables = write.tables, transaction = write.transaction
         let now = write.nowUnixMillis
         let date = configuration.businessDate(atUnixSeconds: now / 1000)
@@ -280,12 +287,18 @@ package enum RiskControls {
         if let channel = amounts.channel {
             try check(.channelDailyMax, .channel, channel.id, channel.fen, limit: configuration.channelDailyMaxFen)
         }
-        // Everything fits: count the order.
-        try pruneFigures(before: date.adding(days: -Limits.riskFigureDaysKept + 1), write: write)
-        for update in updates {
-            try transaction.put(tables.riskFigures, key: update.key, value: Key.u64(UInt64(bitPattern: update.fen)), options: .overwrite)
+        return Admission(date: date, updates: updates)
+    }
+
+    /// Counts an order that passed `check` (in the same transaction, nothing written between)
+    /// on the day's figures, and keeps its hold.
+    package static func count(_ order: OrderRecord, _ admission: Admission, write: WriteContext) throws {
+        try pruneFigures(before: admission.date.adding(days: -Limits.riskFigureDaysKept + 1), write: write)
+        for update in admission.updates {
+            try write.transaction.put(write.tables.riskFigures, key: update.key, value: Key.u64(UInt64(bitPattern: update.fen)),
+                                      options: .overwrite)
         }
-        try putHold(order.id, date: date, held: true, write: write)
+        try putHold(order.id, date: admission.date, held: true, write: write)
     }
 
     /// Deletes figures of dates before `date`, at most `Limits.riskFiguresPrunedPerOrderMax`:
@@ -484,13 +497,21 @@ package enum OrderCreation: Sendable {
 }
 
 extension Engine {
-    /// Creates an order; a refusal by a risk rule leaves nothing of the order (its own nested
-    /// transaction is dropped) but is recorded as a risk event in the request's transaction,
-    /// which commits: the caller answers the refusal from the result. Other refusals throw.
+    /// Creates an order; a refusal by a risk rule leaves nothing of the order but is recorded
+    /// as a risk event in the caller's transaction, which commits: the caller answers the
+    /// refusal from the result.
+    ///
+    /// The risk checks come before `createOrder` writes anything (`RiskControls.check`), so a
+    /// risk refusal needs no transaction of its own to drop: only the order's number, taken
+    /// from the counters, is given back. Other refusals throw and may leave what the order
+    /// wrote before them in the caller's transaction: the caller's transaction is to end with
+    /// them (a request's own does), or the caller nests the call.
     package func createOrderRecordingRisk(_ request: OrderRequest, write: WriteContext) throws -> OrderCreation {
+        let counters = write.counters
         do {
-            return .created(try write.nested { try createOrder(request, write: write) })
+            return .created(try createOrder(request, write: write))
         } catch Refusal.risk(let event) {
+            write.counters = counters
             return .refusedByRisk(try RiskControls.record(event, write: write))
         }
     }
