@@ -165,8 +165,12 @@ package enum OrderBook {
             try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
                                       value: [], options: .overwrite)
             // The biller's write-offs of the date are checked against these (biller reconciliation).
-            try write.transaction.put(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
-                                      value: Key.string(order.id), options: .overwrite)
+            // Written at the end of the batch: an item is captured once and its entry never
+            // replaced or removed, and a request of the same batch that reads the index (a
+            // write-off import's slice) then reads it as if it came before the capture, as a
+            // request of an earlier batch would.
+            write.appendAtEnd(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
+                              value: Key.string(order.id), options: .overwrite)
             try Engine.holdIfCleared(biller: item.billerId!, date: businessDate, item: item.itemId, order: order.id, write: write)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
@@ -175,7 +179,7 @@ package enum OrderBook {
         order.channelTxnID = channelTxnID
         order.businessDate = businessDate
         try order.store(tables: tables, in: write.transaction)
-        try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
+        CaptureIndex.recordCapture(order, write: write)
         try RiskControls.captured(order, write: write)
         // An auto-debit's order: its debit is done.
         try AutoDebit.follow(order, configuration: configuration, write: write)
