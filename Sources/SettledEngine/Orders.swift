@@ -30,7 +30,7 @@ package enum OrderBook {
 
         /// Loads the customer's record and what their wallet has free.
         package mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
-            self.customer = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
+            self.customer = try CustomerRecord.load(customer, write: write)
             walletAvailableFen = max(0, try Wallet.availableFen(customer, write: write))
         }
     }
@@ -109,7 +109,7 @@ package enum OrderBook {
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
             record.pointsReserved += order.funding.points
             record.walletReservedFen += order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
     }
 
@@ -152,12 +152,12 @@ package enum OrderBook {
             }
         }
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
-            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            var record = try CustomerRecord.load(customer, write: write)
             precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
             record.points -= order.funding.points
             record.pointsReserved -= order.funding.points
             record.walletReservedFen -= order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
         let businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
@@ -208,11 +208,11 @@ package enum OrderBook {
             }
         }
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
-            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            var record = try CustomerRecord.load(customer, write: write)
             precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
             record.pointsReserved -= order.funding.points
             record.walletReservedFen -= order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
         try RiskControls.release(order, to: status, write: write)
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
