@@ -63,9 +63,10 @@ public final class WriteContext {
 
     /// A record of `database` kept for the batch (`batchPut`), else as the transaction has it.
     ///
-    /// For small tables that nearly every request rewrites (a day's risk figures, the holds of
-    /// pending orders): each request's nested transaction would copy the same pages of the
-    /// table, which the requests before it in the batch already changed, again. Kept here, the
+    /// For tables whose records nearly every request rewrites (a day's risk figures, the holds
+    /// of pending orders, customers' records): each request's nested transaction would copy
+    /// the same pages of the table, which the requests before it in the batch already changed,
+    /// again. Kept here, the
     /// records are read through by the requests after them, taken back with a request that
     /// fails, and written once by the batch's transaction at its end. Every read and write of
     /// such a table in the writer goes through `batchGet`, `batchPut` and `batchDelete`; a
