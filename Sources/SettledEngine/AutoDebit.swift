@@ -742,7 +742,9 @@ extension Engine {
         var failure: (AutoDebitRequest.Outcome, String)?
         var made: OrderRecord?
         do {
-            switch try createOrderRecordingRisk(orderRequest, write: write) {
+            // Nested: a refusal after the order wrote something leaves nothing of it, and the
+            // debit's failure is written below.
+            switch try write.nested({ try createOrderRecordingRisk(orderRequest, write: write) }) {
             case .created(let order): made = order
             case .refusedByRisk(let event): failure = (.riskRefused, "risk rule \(event.rule.name)")
             }

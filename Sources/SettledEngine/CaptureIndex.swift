@@ -52,10 +52,18 @@ package enum CaptureIndex {
     }
 
     /// Indexes a capture of `order` by its channel (orders paid by no channel are not indexed).
-    package static func recordCapture(_ order: OrderRecord, in transaction: Transaction, tables: Tables) throws {
-        guard let channel = order.funding.channel, order.funding.channelFen > 0, let date = order.businessDate else { return }
-        try transaction.put(tables.capturesByDate, key: key(channel: channel, date: date, code: paymentCode, id: order.id),
-                            value: value(amountFen: order.funding.channelFen, orderID: order.id), options: .overwrite)
+    /// Written at the end of the batch (`WriteContext.appendAtEnd`): an order is captured once,
+    /// its entry is never removed, and the index is read in the writer only by a statement's
+    /// import, whose slices are batches of their own.
+    package static func recordCapture(_ order: OrderRecord, write: WriteContext) {
+        guard let entry = captureEntry(order) else { return }
+        write.appendAtEnd(write.tables.capturesByDate, key: entry.key, value: entry.value, options: .overwrite)
+    }
+
+    /// The key and value of a capture's entry; nil for an order paid by no channel.
+    static func captureEntry(_ order: OrderRecord) -> (key: [UInt8], value: [UInt8])? {
+        guard let channel = order.funding.channel, order.funding.channelFen > 0, let date = order.businessDate else { return nil }
+        return (key(channel: channel, date: date, code: paymentCode, id: order.id), value(amountFen: order.funding.channelFen, orderID: order.id))
     }
 
     /// Indexes a refund that gives money back through the channel, on the business date of its time.
@@ -84,7 +92,9 @@ package enum CaptureIndex {
                 guard let order = try OrderRecord.load(id, tables: tables, in: transaction) else { continue }
                 switch order.status {
                 case .paid, .partiallyRefunded, .refunded:
-                    try recordCapture(order, in: transaction, tables: tables)
+                    if let entry = captureEntry(order) {
+                        try transaction.put(tables.capturesByDate, key: entry.key, value: entry.value, options: .overwrite)
+                    }
                 default:
                     break
                 }

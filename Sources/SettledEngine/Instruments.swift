@@ -13,23 +13,40 @@ package struct CustomerRecord: Sendable, Equatable {
 
     package static let formatVersion: UInt8 = 1
 
+    /// The record in a read transaction. The writer reads and writes customers' records for
+    /// its batch (`load(_:write:)`, `store(_:write:)`): every order and capture rewrites its
+    /// customer's, so each request's nested transaction would copy the same pages again.
     package static func load(_ customer: String, tables: Tables, in transaction: Transaction) throws -> CustomerRecord {
-        try transaction.withValue(tables.customers, key: customer) { value in
-            var reader = ByteReader(value)
-            _ = try reader.version(current: formatVersion, record: "customer")
-            return CustomerRecord(points: try reader.i64(), pointsReserved: try reader.i64(), walletReservedFen: try reader.i64())
-        } ?? CustomerRecord()
+        precondition(!transaction.isWrite, "the writer reads customers' records as its batch has them: load(_:write:)")
+        return try transaction.withValue(tables.customers, key: customer) { try decode($0) } ?? CustomerRecord()
     }
 
-    package func store(_ customer: String, tables: Tables, in transaction: Transaction) throws {
-        precondition(points >= 0 && pointsReserved >= 0 && pointsReserved <= points && walletReservedFen >= 0,
-                     "customer \(customer): points or reservations out of range")
+    /// The record as the writer's batch has it (`WriteContext.batchGet`).
+    package static func load(_ customer: String, write: WriteContext) throws -> CustomerRecord {
+        guard let bytes = try write.batchGet(write.tables.customers, key: Key.string(customer)) else { return CustomerRecord() }
+        return try bytes.withUnsafeBytes { try decode($0) }
+    }
+
+    static func decode(_ value: UnsafeRawBufferPointer) throws -> CustomerRecord {
+        var reader = ByteReader(value)
+        _ = try reader.version(current: formatVersion, record: "customer")
+        return CustomerRecord(points: try reader.i64(), pointsReserved: try reader.i64(), walletReservedFen: try reader.i64())
+    }
+
+    package var encoded: [UInt8] {
         var writer = ByteWriter(capacity: 25)
         writer.u8(Self.formatVersion)
         writer.i64(points)
         writer.i64(pointsReserved)
         writer.i64(walletReservedFen)
-        try transaction.put(tables.customers, key: Key.string(customer), value: writer.bytes, options: .overwrite)
+        return writer.bytes
+    }
+
+    /// Keeps the record for the writer's batch (`WriteContext.batchPut`), written at its end.
+    package func store(_ customer: String, write: WriteContext) {
+        precondition(points >= 0 && pointsReserved >= 0 && pointsReserved <= points && walletReservedFen >= 0,
+                     "customer \(customer): points or reservations out of range")
+        write.batchPut(write.tables.customers, key: Key.string(customer), value: encoded)
     }
 
     package var pointsAvailable: Int64 { points - pointsReserved }
@@ -46,7 +63,7 @@ package enum Wallet {
     /// adjustments were judged by their net effect; every path out of the wallet compares
     /// against this one value, so such a wallet pays nothing until it is made good.
     package static func availableFen(_ customer: String, write: WriteContext) throws -> Int64 {
-        let reserved = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction).walletReservedFen
+        let reserved = try CustomerRecord.load(customer, write: write).walletReservedFen
         // Only a wallet an operator drove near Int64.min can overflow here (reservations are
         // never negative): it has nothing available, and no request may trap on it.
         let (available, overflow) = try balanceFen(customer, write: write).subtractingReportingOverflow(reserved)
@@ -168,13 +185,13 @@ extension Engine {
     /// answers the customer's record after it.
     package func grantPoints(_ points: Int64, to customer: String, reference: String, write: WriteContext) throws -> CustomerRecord {
         try CustomerReference.claim(.pointsGrant, customer: customer, reference: reference, write: write)
-        var record = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
+        var record = try CustomerRecord.load(customer, write: write)
         if points < 0 && record.pointsAvailable + points < 0 {
             throw Refusal.pointsDeductionTooLarge(customer: customer, availablePoints: record.pointsAvailable, deductedPoints: -points)
         }
         guard record.points + points <= Limits.customerPointsMax else { throw Refusal.pointsBalanceOverMax(pointsMax: Limits.customerPointsMax) }
         record.points += points
-        try record.store(customer, tables: write.tables, in: write.transaction)
+        record.store(customer, write: write)
         return record
     }
 

@@ -30,7 +30,7 @@ package enum OrderBook {
 
         /// Loads the customer's record and what their wallet has free.
         package mutating func loadCustomer(_ customer: String, write: WriteContext) throws {
-            self.customer = try CustomerRecord.load(customer, tables: write.tables, in: write.transaction)
+            self.customer = try CustomerRecord.load(customer, write: write)
             walletAvailableFen = max(0, try Wallet.availableFen(customer, write: write))
         }
     }
@@ -109,7 +109,7 @@ package enum OrderBook {
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
             record.pointsReserved += order.funding.points
             record.walletReservedFen += order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
     }
 
@@ -152,12 +152,12 @@ package enum OrderBook {
             }
         }
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
-            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            var record = try CustomerRecord.load(customer, write: write)
             precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
             record.points -= order.funding.points
             record.pointsReserved -= order.funding.points
             record.walletReservedFen -= order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
         let businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
@@ -165,8 +165,12 @@ package enum OrderBook {
             try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
                                       value: [], options: .overwrite)
             // The biller's write-offs of the date are checked against these (biller reconciliation).
-            try write.transaction.put(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
-                                      value: Key.string(order.id), options: .overwrite)
+            // Written at the end of the batch: an item is captured once and its entry never
+            // replaced or removed, and a request of the same batch that reads the index (a
+            // write-off import's slice) then reads it as if it came before the capture, as a
+            // request of an earlier batch would.
+            write.appendAtEnd(tables.billerItems, key: BillerItemIndex.key(biller: item.billerId!, date: businessDate, item: item.itemId),
+                              value: Key.string(order.id), options: .overwrite)
             try Engine.holdIfCleared(biller: item.billerId!, date: businessDate, item: item.itemId, order: order.id, write: write)
         }
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
@@ -175,7 +179,7 @@ package enum OrderBook {
         order.channelTxnID = channelTxnID
         order.businessDate = businessDate
         try order.store(tables: tables, in: write.transaction)
-        try CaptureIndex.recordCapture(order, in: write.transaction, tables: tables)
+        CaptureIndex.recordCapture(order, write: write)
         try RiskControls.captured(order, write: write)
         // An auto-debit's order: its debit is done.
         try AutoDebit.follow(order, configuration: configuration, write: write)
@@ -204,11 +208,11 @@ package enum OrderBook {
             }
         }
         if let customer = order.customer, order.funding.points > 0 || order.funding.walletFen > 0 {
-            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            var record = try CustomerRecord.load(customer, write: write)
             precondition(record.pointsReserved >= order.funding.points && record.walletReservedFen >= order.funding.walletFen)
             record.pointsReserved -= order.funding.points
             record.walletReservedFen -= order.funding.walletFen
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
         try RiskControls.release(order, to: status, write: write)
         try write.transaction.delete(tables.orderExpiry, key: expiryKey(order))
@@ -342,7 +346,10 @@ extension Engine {
                                 writeoffs: Array(repeating: .none, count: items.count),
                                 writeoffReasons: Array(repeating: "", count: items.count),
                                 refunds: [], suspenseFen: 0)
-        try RiskControls.admit(order, configuration: configuration, write: write)
+        // Nothing is written before the risk checks: a risk refusal leaves nothing to drop
+        // (`createOrderRecordingRisk`).
+        let admission = try RiskControls.check(order, configuration: configuration, write: write)
+        try RiskControls.count(order, admission, write: write)
         try OrderBook.take(order, reservable, write: write)
         for item in items {
             try write.transaction.put(tables.orderItems, key: Key.string(item.itemId), value: Key.string(orderID), options: .noOverwrite)

@@ -104,9 +104,9 @@ extension Engine {
                                              clearedFees: feesBorneFen.isEmpty ? nil : .init(channel: order.funding.channel ?? "",
                                                                                              feeFenByItem: feesBorneFen)))
         if refund.points > 0, let customer = order.customer {
-            var record = try CustomerRecord.load(customer, tables: tables, in: write.transaction)
+            var record = try CustomerRecord.load(customer, write: write)
             record.points += refund.points
-            try record.store(customer, tables: tables, in: write.transaction)
+            record.store(customer, write: write)
         }
         for packet in refund.redPackets where packet.restored {
             if var stored = try StoredRedPacket.load(packet.redPacketId, tables: tables, in: write.transaction), stored.orderID == order.id {

@@ -187,9 +187,10 @@ package enum RiskControls {
         return writer.bytes
     }
 
-    package static func figure(_ date: BusinessDate, _ kind: FigureKind, _ id: String, in transaction: Transaction,
-                               tables: Tables) throws -> Int64 {
-        guard let bytes = try transaction.get(tables.riskFigures, key: figureKey(date, kind, id)), bytes.count == 8 else { return 0 }
+    /// A day's figure as the batch has it: the figures (and the holds) are kept for the batch
+    /// (`WriteContext.batchPut`), since nearly every order rewrites a few of them.
+    package static func figure(_ date: BusinessDate, _ kind: FigureKind, _ id: String, write: WriteContext) throws -> Int64 {
+        guard let bytes = try write.batchGet(write.tables.riskFigures, key: figureKey(date, kind, id)), bytes.count == 8 else { return 0 }
         return bytes.withUnsafeBytes { Int64(bitPattern: Key.decodeU64($0)) }
     }
 
@@ -224,10 +225,17 @@ package enum RiskControls {
 
     // MARK: the checks of a new order
 
+    /// What a new order that passed the checks counts on the day's figures (`count`).
+    package struct Admission: Sendable {
+        package var date: BusinessDate
+        /// The figures' keys and their values with the order counted.
+        package var updates: [(key: [UInt8], fen: Int64)]
+    }
+
     /// Checks a new order (not yet stored) against the block lists and the limits, in the
-    /// order's write transaction, and counts it on the day's figures. Throws `Refusal.risk`
-    /// (before writing) naming the first rule it breaks.
-    package static func admit(_ order: OrderRecord, configuration: SettledConfiguration, write: WriteContext) throws {
+    /// order's write transaction, and only reads: throws `Refusal.risk` naming the first rule
+    /// the order breaks, else answers what `count` writes on the day's figures.
+    package static func check(_ order: OrderRecord, configuration: SettledConfiguration, write: WriteContext) throws -> Admission {
         let tables = write.tables, transaction = write.transaction
         let now = write.nowUnixMillis
         let date = configuration.businessDate(atUnixSeconds: now / 1000)
@@ -263,7 +271,7 @@ package enum RiskControls {
         }
         var updates: [(key: [UInt8], fen: Int64)] = []
         func check(_ rule: RiskRule, _ kind: FigureKind, _ id: String, _ fen: Int64, limit: Int) throws {
-            let current = try figure(date, kind, id, in: transaction, tables: tables)
+            let current = try figure(date, kind, id, write: write)
             let after = Int128(current) + Int128(fen)
             if after > Int128(limit) {
                 throw refuse(rule, subject: id, limit: Int64(limit), current: current, requested: fen,
@@ -280,12 +288,17 @@ package enum RiskControls {
         if let channel = amounts.channel {
             try check(.channelDailyMax, .channel, channel.id, channel.fen, limit: configuration.channelDailyMaxFen)
         }
-        // Everything fits: count the order.
-        try pruneFigures(before: date.adding(days: -Limits.riskFigureDaysKept + 1), write: write)
-        for update in updates {
-            try transaction.put(tables.riskFigures, key: update.key, value: Key.u64(UInt64(bitPattern: update.fen)), options: .overwrite)
+        return Admission(date: date, updates: updates)
+    }
+
+    /// Counts an order that passed `check` (in the same transaction, nothing written between)
+    /// on the day's figures, and keeps its hold.
+    package static func count(_ order: OrderRecord, _ admission: Admission, write: WriteContext) throws {
+        try pruneFigures(before: admission.date.adding(days: -Limits.riskFigureDaysKept + 1), write: write)
+        for update in admission.updates {
+            write.batchPut(write.tables.riskFigures, key: update.key, value: Key.u64(UInt64(bitPattern: update.fen)))
         }
-        try putHold(order.id, date: date, held: true, write: write)
+        try putHold(order.id, date: admission.date, held: true, write: write)
     }
 
     /// Deletes figures of dates before `date`, at most `Limits.riskFiguresPrunedPerOrderMax`:
@@ -300,7 +313,7 @@ package enum RiskControls {
             old.append(Array(key))
             return true
         }
-        for key in old { _ = try write.transaction.delete(write.tables.riskFigures, key: key) }
+        for key in old { write.batchDelete(write.tables.riskFigures, key: key) }
     }
 
     // MARK: holds: release and take again
@@ -310,11 +323,11 @@ package enum RiskControls {
         writer.u8(1)
         writer.u32(UInt32(bitPattern: date.daysSinceEpoch))
         writer.u8(held ? 1 : 0)
-        try write.transaction.put(write.tables.riskHolds, key: Key.string(orderID), value: writer.bytes, options: .overwrite)
+        write.batchPut(write.tables.riskHolds, key: Key.string(orderID), value: writer.bytes)
     }
 
     static func hold(_ orderID: String, write: WriteContext) throws -> (date: BusinessDate, held: Bool)? {
-        guard let bytes = try write.transaction.get(write.tables.riskHolds, key: Key.string(orderID)) else { return nil }
+        guard let bytes = try write.batchGet(write.tables.riskHolds, key: Key.string(orderID)) else { return nil }
         return try bytes.withUnsafeBytes { buffer in
             var reader = ByteReader(buffer)
             _ = try reader.version(current: 1, record: "risk hold")
@@ -330,14 +343,14 @@ package enum RiskControls {
         for account in amounts.accounts { entries.append((.account, account.id, account.fen)) }
         if let channel = amounts.channel { entries.append((.channel, channel.id, channel.fen)) }
         for (kind, id, fen) in entries {
-            let current = try figure(date, kind, id, in: write.transaction, tables: write.tables)
+            let current = try figure(date, kind, id, write: write)
             // Clamped: a figure never goes below zero nor past Int64, whatever was stored.
             let after = max(0, min(Int128(Int64.max), Int128(current) + Int128(sign) * Int128(fen)))
             let key = figureKey(date, kind, id)
             if after == 0 {
-                _ = try write.transaction.delete(write.tables.riskFigures, key: key)
+                write.batchDelete(write.tables.riskFigures, key: key)
             } else {
-                try write.transaction.put(write.tables.riskFigures, key: key, value: Key.u64(UInt64(Int64(after))), options: .overwrite)
+                write.batchPut(write.tables.riskFigures, key: key, value: Key.u64(UInt64(Int64(after))))
             }
         }
     }
@@ -356,7 +369,7 @@ package enum RiskControls {
     /// gives nothing back) nor taken again, so its hold would only grow the table. Holds stay
     /// for orders still pending and for those released, which a late success may take again.
     package static func captured(_ order: OrderRecord, write: WriteContext) throws {
-        _ = try write.transaction.delete(write.tables.riskHolds, key: Key.string(order.id))
+        write.batchDelete(write.tables.riskHolds, key: Key.string(order.id))
     }
 
     /// Counts again an expired or failed order a late success captures, on its own date,
@@ -484,13 +497,21 @@ package enum OrderCreation: Sendable {
 }
 
 extension Engine {
-    /// Creates an order; a refusal by a risk rule leaves nothing of the order (its own nested
-    /// transaction is dropped) but is recorded as a risk event in the request's transaction,
-    /// which commits: the caller answers the refusal from the result. Other refusals throw.
+    /// Creates an order; a refusal by a risk rule leaves nothing of the order but is recorded
+    /// as a risk event in the caller's transaction, which commits: the caller answers the
+    /// refusal from the result.
+    ///
+    /// The risk checks come before `createOrder` writes anything (`RiskControls.check`), so a
+    /// risk refusal needs no transaction of its own to drop: only the order's number, taken
+    /// from the counters, is given back. Other refusals throw and may leave what the order
+    /// wrote before them in the caller's transaction: the caller's transaction is to end with
+    /// them (a request's own does), or the caller nests the call.
     package func createOrderRecordingRisk(_ request: OrderRequest, write: WriteContext) throws -> OrderCreation {
+        let counters = write.counters
         do {
-            return .created(try write.nested { try createOrder(request, write: write) })
+            return .created(try createOrder(request, write: write))
         } catch Refusal.risk(let event) {
+            write.counters = counters
             return .refusedByRisk(try RiskControls.record(event, write: write))
         }
     }

@@ -17,6 +17,17 @@ public final class WriteContext {
     /// options, and their keys and values one after the other in `appendedBytes`.
     private var appended: [(database: Database, keyEnd: Int, valueEnd: Int, options: Transaction.PutOptions)] = []
     private var appendedBytes: [UInt8] = []
+    /// Records the batch's requests keep here instead of in their transactions (`batchPut`):
+    /// a value, or nil for a record deleted. Written by the batch's transaction at its end.
+    private var batchRecords: [BatchRecordKey: [UInt8]?] = [:]
+    /// What each `batchPut` or `batchDelete` replaced in `batchRecords` (nil: no entry), in
+    /// order, so that a nested transaction that fails takes back its changes.
+    private var batchRecordsUndo: [(key: BatchRecordKey, previous: [UInt8]??)] = []
+
+    struct BatchRecordKey: Hashable {
+        var database: Database
+        var key: [UInt8]
+    }
 
     init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
         self.store = store
@@ -50,6 +61,37 @@ public final class WriteContext {
         appended.append((database: database, keyEnd: keyEnd, valueEnd: appendedBytes.count, options: options))
     }
 
+    /// A record of `database` kept for the batch (`batchPut`), else as the transaction has it.
+    ///
+    /// For tables whose records nearly every request rewrites (a day's risk figures, the holds
+    /// of pending orders, customers' records): each request's nested transaction would copy
+    /// the same pages of the table, which the requests before it in the batch already changed,
+    /// again. Kept here, the
+    /// records are read through by the requests after them, taken back with a request that
+    /// fails, and written once by the batch's transaction at its end. Every read and write of
+    /// such a table in the writer goes through `batchGet`, `batchPut` and `batchDelete`; a
+    /// scan of the table sees what earlier batches wrote, not this one's.
+    public func batchGet(_ database: Database, key: [UInt8]) throws -> [UInt8]? {
+        if let kept = batchRecords[BatchRecordKey(database: database, key: key)] { return kept }
+        return try transaction.get(database, key: key)
+    }
+
+    /// Puts a record for the batch: read by `batchGet` at once, written at the batch's end.
+    public func batchPut(_ database: Database, key: [UInt8], value: [UInt8]) {
+        keep(BatchRecordKey(database: database, key: key), value)
+    }
+
+    /// Deletes a record for the batch (whether or not it is there): `batchGet` finds nothing,
+    /// and the batch's transaction deletes it at its end.
+    public func batchDelete(_ database: Database, key: [UInt8]) {
+        keep(BatchRecordKey(database: database, key: key), nil)
+    }
+
+    private func keep(_ key: BatchRecordKey, _ value: [UInt8]?) {
+        batchRecordsUndo.append((key: key, previous: batchRecords[key]))
+        batchRecords[key] = .some(value)
+    }
+
     /// Runs `body` in a transaction nested in the current one: when it throws, nothing it
     /// wrote remains, and the ledger's balances and the counters are as they were before it.
     /// The writer runs each request so; a request may nest again (to keep a record of a
@@ -60,6 +102,7 @@ public final class WriteContext {
         let checkpoint = ledger.checkpoint()
         let savedCounters = counters
         let appendedCount = appended.count, appendedBytesCount = appendedBytes.count
+        let batchRecordsUndoCount = batchRecordsUndo.count
         transaction = child
         let result: Result
         do {
@@ -73,6 +116,10 @@ public final class WriteContext {
             counters = savedCounters
             appended.removeSubrange(appendedCount...)
             appendedBytes.removeSubrange(appendedBytesCount...)
+            while batchRecordsUndo.count > batchRecordsUndoCount {
+                let change = batchRecordsUndo.removeLast()
+                batchRecords[change.key] = change.previous
+            }
             throw error
         }
         ledger.keep(checkpoint)
@@ -80,6 +127,18 @@ public final class WriteContext {
     }
 
     func finish() throws {
+        // In key order, table by table: each page is reached once, in the order it lies.
+        for (key, value) in batchRecords.sorted(by: { $0.key.database.handle != $1.key.database.handle
+                                                         ? $0.key.database.handle < $1.key.database.handle
+                                                         : $0.key.key.lexicographicallyPrecedes($1.key.key) }) {
+            if let value {
+                try transaction.put(key.database, key: key.key, value: value, options: .overwrite)
+            } else {
+                _ = try transaction.delete(key.database, key: key.key)
+            }
+        }
+        batchRecords.removeAll()
+        batchRecordsUndo.removeAll()
         var start = 0
         try appendedBytes.withUnsafeBytes { bytes in
             for record in appended {

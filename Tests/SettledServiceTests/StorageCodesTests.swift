@@ -323,7 +323,7 @@ struct StorageCodesTests {
         defer { writer.stop() }
         let stored: [String: String] = try writer.perform { write in
             let tables = write.tables
-            try CustomerRecord(points: 2_000, pointsReserved: 300, walletReservedFen: 1_000).store("c-1", tables: tables, in: write.transaction)
+            CustomerRecord(points: 2_000, pointsReserved: 300, walletReservedFen: 1_000).store("c-1", write: write)
             let instruction = try RefundInstruction.raise(channel: "alipay", orderID: "o-1", channelTxnID: "ali-1b", amountFen: 18_503,
                                                           reason: "second payment", write: write)
             let notification = Notification(channel: "wechat", orderID: "o-2", channelTxnID: "wx-2", amountFen: 11_503, success: true,
@@ -333,7 +333,8 @@ struct StorageCodesTests {
             try Idempotency.put(key, fingerprint: 0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10, status: 201,
                                 contentType: "application/json", body: Array("{}".utf8), write: write)
             var found: [String: String] = [:]
-            found["customer"] = try write.transaction.get(tables.customers, key: Key.string("c-1")).map(Self.hex)
+            // Kept for the batch and written at its end: the bytes it will write.
+            found["customer"] = try write.batchGet(tables.customers, key: Key.string("c-1")).map(Self.hex)
             found["instruction"] = try write.transaction.get(tables.refundInstructions, key: Key.u64(instruction)).map(Self.hex)
             found["notification"] = try write.transaction.get(tables.notifications, key: notification.key).map(Self.hex)
             found["idempotency"] = try write.transaction.get(tables.idempotency, key: key).map(Self.hex)

@@ -252,6 +252,61 @@ import Testing
         }
     }
 
+    @Test func batchRecordsAreReadThroughTakenBackWithARefusedRequestAndWrittenAtTheEnd() throws {
+        try withWriter { store, writer in
+            let table = store.tables.meta
+            let kept = Array("batch-kept".utf8), dropped = Array("batch-dropped".utf8), gone = Array("batch-gone".utf8)
+            try writer.perform { try $0.transaction.put(table, key: gone, value: [9], options: .overwrite) }
+            let gate = Gate()
+            #expect(gate.close(writer))
+            let outcomes = Outcomes<[[UInt8]?]>()
+            let seenByRefused = Mutex<[[UInt8]?]>([])
+            // One batch: a request keeps two records and deletes one; the next sees them and is
+            // refused after changing them; the last sees them as the first left them.
+            let first = writer.submit({ context in
+                context.batchPut(table, key: kept, value: [1])
+                context.batchPut(table, key: dropped, value: [2])
+                context.batchDelete(table, key: gone)
+                return [try context.batchGet(table, key: kept)]
+            }, completion: outcomes.completion(0))
+            let second = writer.submit({ context in
+                // Not yet in the transaction: written at the batch's end.
+                let seen = [try context.batchGet(table, key: dropped), try context.batchGet(table, key: gone),
+                            try context.transaction.get(table, key: kept)]
+                seenByRefused.withLock { $0 = seen }
+                context.batchPut(table, key: kept, value: [3])
+                context.batchDelete(table, key: dropped)
+                context.batchPut(table, key: gone, value: [4])
+                throw Refused()
+            }, completion: outcomes.completion(1))
+            let third = writer.submit({ context in
+                var seen = [try context.batchGet(table, key: gone), try context.batchGet(table, key: dropped)]
+                try context.nested { context.batchPut(table, key: dropped, value: [5]) }
+                do {
+                    try context.nested {
+                        context.batchDelete(table, key: dropped)
+                        throw Refused()
+                    }
+                } catch is Refused {}
+                seen.append(try context.batchGet(table, key: dropped))
+                seen.append(try context.batchGet(table, key: kept))
+                return seen
+            }, completion: outcomes.completion(2))
+            #expect(first && second && third)
+            gate.open()
+            #expect(outcomes.wait(count: 3))
+            #expect(outcomes.all[0].flatMap { try? $0.get() } == [[1]])
+            #expect(seenByRefused.withLock { $0 } == [[2], nil, nil])
+            #expect(outcomes.all[1].map { if case .failure(let error) = $0 { error is Refused } else { false } } == true)
+            #expect(outcomes.all[2].flatMap { try? $0.get() } == [nil, [2], [5], [1]])
+            try read(store) { (transaction: Transaction) throws -> Void in
+                #expect(try transaction.get(table, key: kept) == [1])
+                #expect(try transaction.get(table, key: dropped) == [5])
+                #expect(try transaction.get(table, key: gone) == nil)
+            }
+        }
+    }
+
     @Test func aStoreAtItsMaximumMapRefusesWithStoreFull() throws {
         try withWriter(mapSizeMaxBytes: 1 << 20) { store, writer in
             let value = [UInt8](repeating: 7, count: 3000)
