@@ -52,8 +52,9 @@ public final class WriteContext {
     /// Puts a record that no request of the batch reads, replaces or deletes (an append to a
     /// log, or to an index read only outside the writer or only for records older than the
     /// batch): written by the batch's transaction once every request's nested one has ended,
-    /// so that a request's transaction does not copy the table's last pages again. Dropped with
-    /// the request when it fails, like what it wrote.
+    /// so that a request's transaction does not copy the table's last pages again (or before a
+    /// slice of a long run that ends the batch, which reads such indexes: `writeKept`). Dropped
+    /// with the request when it fails, like what it wrote.
     public func appendAtEnd(_ database: Database, key: [UInt8], value: [UInt8], options: Transaction.PutOptions) {
         appendedBytes.append(contentsOf: key)
         let keyEnd = appendedBytes.count
@@ -127,6 +128,17 @@ public final class WriteContext {
     }
 
     func finish() throws {
+        try writeKept()
+        try ledger.flush(in: transaction)
+        try counters.flush(tables: store.tables, in: transaction)
+    }
+
+    /// Writes what the batch's requests kept for its end (`batchPut`, `appendAtEnd`) into the
+    /// batch's transaction: at its end, and before a slice of a long run (`submit(alone:)`)
+    /// that ends the batch, since a slice reads the indexes kept so (a statement's matching
+    /// reads the capture index, a clearing the biller-item index) with the transaction's
+    /// reads and scans. Only between requests, never inside one's nested transaction.
+    func writeKept() throws {
         // In key order, table by table: each page is reached once, in the order it lies.
         for (key, value) in batchRecords.sorted(by: { $0.key.database.handle != $1.key.database.handle
                                                          ? $0.key.database.handle < $1.key.database.handle
@@ -149,8 +161,6 @@ public final class WriteContext {
         }
         appended.removeAll()
         appendedBytes.removeAll()
-        try ledger.flush(in: transaction)
-        try counters.flush(tables: store.tables, in: transaction)
     }
 }
 
@@ -449,6 +459,16 @@ public final class StoreWriter: @unchecked Sendable {
         }
         var failures = [(any Error)?](repeating: nil, count: batch.count)
         for (index, work) in batch.enumerated() where excluded[index] == nil {
+            if work.alone {
+                // What the requests before the slice kept for the batch's end, written first.
+                do {
+                    try context.writeKept()
+                } catch {
+                    transaction.abort()
+                    if let error = error as? LMDBError, error.isMapFull { return .mapFull(index: nil) }
+                    return .failed(error)
+                }
+            }
             do {
                 try context.nested { try work.apply(context) }
             } catch let error as LMDBError {

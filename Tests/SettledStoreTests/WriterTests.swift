@@ -307,6 +307,40 @@ import Testing
         }
     }
 
+    /// A slice of a long run ends a batch of the requests queued with it: what they kept for
+    /// the batch's end (an index appended, a record kept for the batch) is written before the
+    /// slice runs, so that the slice's reads and scans of the transaction find it.
+    @Test func aSliceSeesWhatTheRequestsBeforeItKeptForTheBatchsEnd() throws {
+        try withWriter { store, writer in
+            let table = store.tables.meta
+            let appended = Array("slice-appended".utf8), kept = Array("slice-kept".utf8)
+            let gate = Gate()
+            #expect(gate.close(writer))
+            let outcomes = Outcomes<[[UInt8]?]>()
+            let request = writer.submit({ context in
+                context.appendAtEnd(table, key: appended, value: [1], options: .overwrite)
+                context.batchPut(table, key: kept, value: [2])
+                return [try context.transaction.get(table, key: appended), try context.transaction.get(table, key: kept)]
+            }, completion: outcomes.completion(0))
+            let slice = writer.submit(alone: true, { context in
+                var seen = [try context.transaction.get(table, key: appended), try context.transaction.get(table, key: kept)]
+                // Kept again by the slice itself: read through, and written at the end.
+                context.batchPut(table, key: kept, value: [3])
+                seen.append(try context.batchGet(table, key: kept))
+                return seen
+            }, completion: outcomes.completion(1))
+            #expect(request && slice)
+            gate.open()
+            #expect(outcomes.wait(count: 2))
+            #expect(outcomes.all[0].flatMap { try? $0.get() } == [nil, nil])
+            #expect(outcomes.all[1].flatMap { try? $0.get() } == [[1], [2], [3]])
+            try read(store) { (transaction: Transaction) throws -> Void in
+                #expect(try transaction.get(table, key: appended) == [1])
+                #expect(try transaction.get(table, key: kept) == [3])
+            }
+        }
+    }
+
     @Test func aStoreAtItsMaximumMapRefusesWithStoreFull() throws {
         try withWriter(mapSizeMaxBytes: 1 << 20) { store, writer in
             let value = [UInt8](repeating: 7, count: 3000)
