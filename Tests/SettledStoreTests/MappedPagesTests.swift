@@ -33,22 +33,28 @@ import Testing
         Key.u64(UInt64(index)) + [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: valueBytes - 8)
     }
 
+    /// A started writer over a store whose orders table holds `valuesCount` values, letting the
+    /// map go at every look while an import runs: what other tests of this process map or
+    /// unmap meanwhile (their own stores) moves the process's file-backed resident set either way.
+    static func startedWriter(in directory: TemporaryDirectory) throws -> (store: Store, writer: StoreWriter) {
+        let store = try openStore(directory.path, mapSizeBytes: 64 << 20, mapSizeMaxBytes: 64 << 20)
+        let writer = StoreWriter(store: store, queueMax: 16, batchMax: 4)
+        writer.pageRelease.residentBytesMax = -1
+        writer.start()
+        try writer.perform { write in
+            for index in 0..<valuesCount {
+                try write.transaction.put(store.tables.orders, key: Key.u64(UInt64(index)), value: value(index), options: .overwrite)
+            }
+        }
+        return (store, writer)
+    }
+
     @Test func theWriterLetsReadPagesGoAfterABatchOnlyWhileAnImportRuns() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try openStore(directory.path, mapSizeBytes: 64 << 20, mapSizeMaxBytes: 64 << 20)
-        let writer = StoreWriter(store: store, queueMax: 16, batchMax: 4)
-        // Every look lets the map go: what other tests of this process map or unmap meanwhile
-        // (their own stores) moves the process's file-backed resident set either way.
-        writer.pageRelease.residentBytesMax = -1
-        writer.start()
+        let (store, writer) = try Self.startedWriter(in: directory)
         defer { writer.stop() }
         let table = store.tables.orders
-        try writer.perform { write in
-            for index in 0..<Self.valuesCount {
-                try write.transaction.put(table, key: Key.u64(UInt64(index)), value: Self.value(index), options: .overwrite)
-            }
-        }
         // A batch that reads every value through the map, then one that does nothing: the
         // writer looks at the map after the first, before it takes the second.
         func readAllInABatch() throws -> Bool {
@@ -90,17 +96,9 @@ import Testing
     @Test func theEndOfAnImportLetsGoWhatItLeftResident() throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try openStore(directory.path, mapSizeBytes: 64 << 20, mapSizeMaxBytes: 64 << 20)
-        let writer = StoreWriter(store: store, queueMax: 16, batchMax: 4)
-        writer.pageRelease.residentBytesMax = -1
-        writer.start()
+        let (store, writer) = try Self.startedWriter(in: directory)
         defer { writer.stop() }
         let table = store.tables.orders
-        try writer.perform { write in
-            for index in 0..<Self.valuesCount {
-                try write.transaction.put(table, key: Key.u64(UInt64(index)), value: Self.value(index), options: .overwrite)
-            }
-        }
         let address = try #require(store.environment.mappedRegion()).startAddress
         let read = try writer.pageRelease.whileImporting {
             // Read outside the writer (the import's own reads): no batch follows them.

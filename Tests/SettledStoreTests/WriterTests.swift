@@ -103,23 +103,21 @@ import Testing
         #expect(try read(store) { try LedgerReader.verify(tables: store.tables, in: $0) }.ok)
     }
 
-    @Test func aRequestToBeAppliedAloneEndsABatchOfTheRequestsQueuedBeforeAndBehindIt() throws {
+    /// Queues requests (`alone[i]`: a slice of a long run) while a gate holds the writer, then
+    /// opens it: the sizes of the batches the writer made, and the order it applied them in.
+    static func batches(batchMax: Int, alone: [Bool]) throws -> (sizes: [Int], applied: [Int]) {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let store = try openStore(directory.path)
-        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 16)
+        let writer = StoreWriter(store: store, queueMax: 64, batchMax: batchMax)
         let sizes = Mutex<[Int]>([])
         writer.batchObserver = { requests, _, _ in sizes.withLock { $0.append(requests) } }
         writer.start()
         defer { writer.stop() }
         let gate = Gate()
         #expect(gate.close(writer))
-        // Queued while the gate's batch is applied: two requests, a slice of a long run, three
-        // requests, two slices. The five requests share the first slice's commit, applied
-        // before it; each slice ends a batch, in their order.
         let outcomes = Outcomes<UInt64>()
         let applied = Mutex<[Int]>([])
-        let alone = [false, false, true, false, false, false, true, true]
         for (index, isAlone) in alone.enumerated() {
             #expect(writer.submit(alone: isAlone, { _ in
                 applied.withLock { $0.append(index) }
@@ -129,30 +127,23 @@ import Testing
         gate.open()
         #expect(outcomes.wait(count: alone.count))
         #expect(outcomes.all.values.allSatisfy { (try? $0.get()) != nil })
-        #expect(sizes.withLock { $0 } == [1, 6, 1, 1])
-        #expect(applied.withLock { $0 } == [0, 1, 3, 4, 5, 2, 6, 7])
+        return (sizes.withLock { $0 }, applied.withLock { $0 })
+    }
+
+    @Test func aRequestToBeAppliedAloneEndsABatchOfTheRequestsQueuedBeforeAndBehindIt() throws {
+        // Queued while the gate's batch is applied: two requests, a slice of a long run, three
+        // requests, two slices. The five requests share the first slice's commit, applied
+        // before it; each slice ends a batch, in their order.
+        let batches = try Self.batches(batchMax: 16, alone: [false, false, true, false, false, false, true, true])
+        #expect(batches.sizes == [1, 6, 1, 1])
+        #expect(batches.applied == [0, 1, 3, 4, 5, 2, 6, 7])
     }
 
     /// No more than `batchMax` requests go before a slice; the rest wait for the next batch.
     @Test func theRequestsBeforeASliceAreAtMostABatch() throws {
-        let directory = try TemporaryDirectory()
-        defer { directory.remove() }
-        let store = try openStore(directory.path)
-        let writer = StoreWriter(store: store, queueMax: 64, batchMax: 4)
-        let sizes = Mutex<[Int]>([])
-        writer.batchObserver = { requests, _, _ in sizes.withLock { $0.append(requests) } }
-        writer.start()
-        defer { writer.stop() }
-        let gate = Gate()
-        #expect(gate.close(writer))
-        let outcomes = Outcomes<UInt64>()
-        let alone = [true, false, false, false, false, false, false]
-        for (index, isAlone) in alone.enumerated() {
-            #expect(writer.submit(alone: isAlone, { _ in UInt64(index) }, completion: outcomes.completion(index)))
-        }
-        gate.open()
-        #expect(outcomes.wait(count: alone.count))
-        #expect(sizes.withLock { $0 } == [1, 5, 2])
+        let batches = try Self.batches(batchMax: 4, alone: [true, false, false, false, false, false, false])
+        #expect(batches.sizes == [1, 5, 2])
+        #expect(batches.applied == [1, 2, 3, 4, 0, 5, 6])
     }
 
     @Test func requestsSeeTheBatchAndEachOthersWrites() throws {
