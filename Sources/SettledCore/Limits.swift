@@ -92,8 +92,9 @@ public enum Limits {
     /// The bytes of one biller write-off statement, spooled to the state directory as they
     /// arrive: 500,000 lines of about 200 bytes, with room to spare.
     public static let billerWriteoffBodyBytesMax = 256 * 1024 * 1024
-    /// Lines of a biller write-off statement matched in one write transaction: the writer
-    /// takes other requests between two slices, so order intake goes on meanwhile.
+    /// Lines of a biller write-off statement matched in one write transaction: the requests
+    /// queued meanwhile are applied before each slice, in its transaction, so order intake
+    /// goes on and waits for one slice at most.
     public static let billerWriteoffApplyLinesMax = 2_000
     /// Items of the biller's date (its bills, those not written off), earlier findings closed
     /// or work entries removed in one write transaction of a write-off statement's import.
@@ -113,8 +114,9 @@ public enum Limits {
     /// The bytes of an operator's note on a resolved discrepancy or a refund instruction done:
     /// well below `auditBodyExcerptBytesMax`, so the audit record keeps the whole request.
     public static let resolutionNoteBytesMax = 1_024
-    /// Statement lines applied in one write transaction of an import: the writer takes other
-    /// requests between two slices, so order intake goes on while a large file is reconciled.
+    /// Statement lines applied in one write transaction of an import: the requests queued
+    /// meanwhile are applied before each slice, in its transaction, so order intake goes on
+    /// while a large file is reconciled and waits for one slice at most.
     public static let statementApplyLinesMax = 2_000
     /// Entries of the capture index (one date's captures and refunds of a channel) read for
     /// the statement's absent items in one write transaction of an import.
