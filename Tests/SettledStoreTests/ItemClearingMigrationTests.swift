@@ -7,15 +7,6 @@ import Testing
 /// biller and the date its payout line holds; an entry that no line of its payout names keeps
 /// the store from opening.
 @Suite struct ItemClearingMigrationTests {
-    /// A payout record as SettledEngine's `PayoutRecord` begins: its version, then its biller.
-    static func payoutValue(biller: String) -> [UInt8] {
-        var writer = ByteWriter(capacity: 32)
-        writer.u8(1)
-        writer.string(biller)
-        writer.i64(0)
-        return writer.bytes
-    }
-
     /// A payout line as SettledEngine's `PayoutLine` encodes it (version 1).
     static func lineValue(order: String, item: String, date: BusinessDate) -> [UInt8] {
         var writer = ByteWriter(capacity: 96)
@@ -50,7 +41,7 @@ import Testing
         ]
         _ = try writer.perform { write in
             for (payout, biller) in [("PO00000001", "b-1"), ("PO00000002", "b-10")] {
-                try write.transaction.put(write.tables.payouts, key: Key.string(payout), value: Self.payoutValue(biller: biller), options: .overwrite)
+                try write.transaction.put(write.tables.payouts, key: Key.string(payout), value: PayoutBillerIndexTests.payoutValue(biller: biller), options: .overwrite)
             }
             var sequences: [String: UInt32] = [:]
             for line in lines {
