@@ -67,11 +67,11 @@ public final class WriteContext {
     /// For tables whose records nearly every request rewrites (a day's risk figures, the holds
     /// of pending orders, customers' records): each request's nested transaction would copy
     /// the same pages of the table, which the requests before it in the batch already changed,
-    /// again. Kept here, the
-    /// records are read through by the requests after them, taken back with a request that
-    /// fails, and written once by the batch's transaction at its end. Every read and write of
-    /// such a table in the writer goes through `batchGet`, `batchPut` and `batchDelete`; a
-    /// scan of the table sees what earlier batches wrote, not this one's.
+    /// again. Kept here, the records are read through by the requests after them, taken back
+    /// with a request that fails, and written once by the batch's transaction at its end (or
+    /// before a slice that ends the batch: `writeKept`). Every read and write of such a table
+    /// in the writer goes through `batchGet`, `batchPut` and `batchDelete`; a scan of the table
+    /// sees what earlier batches and slices wrote, not what this batch keeps.
     public func batchGet(_ database: Database, key: [UInt8]) throws -> [UInt8]? {
         if let kept = batchRecords[BatchRecordKey(database: database, key: key)] { return kept }
         return try transaction.get(database, key: key)
