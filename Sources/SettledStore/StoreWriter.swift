@@ -24,9 +24,21 @@ public final class WriteContext {
     /// order, so that a nested transaction that fails takes back its changes.
     private var batchRecordsUndo: [(key: BatchRecordKey, previous: [UInt8]??)] = []
 
+    /// A table's handle names it within the environment: hashed and compared by handle and
+    /// the key's bytes at once, not by the table's name and the key byte by byte (every order
+    /// reads and writes a dozen of these).
     struct BatchRecordKey: Hashable {
         var database: Database
         var key: [UInt8]
+
+        static func == (left: BatchRecordKey, right: BatchRecordKey) -> Bool {
+            left.database.handle == right.database.handle && left.key == right.key
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(database.handle)
+            key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
