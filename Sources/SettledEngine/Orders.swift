@@ -160,8 +160,10 @@ package enum OrderBook {
         let businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
             order.transitionWriteoff(index, to: .pending)
-            try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
-                                      value: [], options: .overwrite)
+            // Kept for the batch (`WriteContext.batchPut`): every capture of a batch adds to
+            // the same last pages of each biller's entries, and nothing in the writer reads the
+            // table (a refund or a write-off result only deletes an entry, through the batch too).
+            write.batchPut(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId), value: [])
             // The biller's write-offs of the date are checked against these (biller reconciliation).
             // Written at the end of the batch: an item is captured once and its entry never
             // replaced or removed, and a request of the same batch that reads the index (a

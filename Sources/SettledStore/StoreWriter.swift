@@ -77,7 +77,8 @@ public final class WriteContext {
     /// A record of `database` kept for the batch (`batchPut`), else as the transaction has it.
     ///
     /// For tables whose records nearly every request rewrites (a day's risk figures, the holds
-    /// of pending orders, customers' records): each request's nested transaction would copy
+    /// of pending orders, customers' records, the write-offs pending, the idempotency keys'
+    /// records): each request's nested transaction would copy
     /// the same pages of the table, which the requests before it in the batch already changed,
     /// again. Kept here, the records are read through by the requests after them, taken back
     /// with a request that fails, and written once by the batch's transaction at its end (or

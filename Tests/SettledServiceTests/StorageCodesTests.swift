@@ -382,7 +382,7 @@ struct StorageCodesTests {
             found["customer"] = try write.batchGet(tables.customers, key: Key.string("c-1")).map(Self.hex)
             found["instruction"] = try write.transaction.get(tables.refundInstructions, key: Key.u64(instruction)).map(Self.hex)
             found["notification"] = try write.transaction.get(tables.notifications, key: notification.key).map(Self.hex)
-            found["idempotency"] = try write.transaction.get(tables.idempotency, key: key).map(Self.hex)
+            found["idempotency"] = try write.batchGet(tables.idempotency, key: key).map(Self.hex)
             found["idempotency key"] = Self.hex(key)
             return found
         }
