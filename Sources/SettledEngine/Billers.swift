@@ -72,6 +72,17 @@ public struct Biller: Sendable, Equatable {
         try transaction.withValue(tables.billers, key: id) { try decode(id: id, $0) }
     }
 
+    /// The utility of biller `id`, nil when there is no such biller: read in place, without
+    /// making the rest of the record (an order's items need only this of their billers).
+    package static func utility(_ id: String, tables: Tables, in transaction: Transaction) throws -> String? {
+        try transaction.withValue(tables.billers, key: id) { bytes in
+            var reader = ByteReader(bytes)
+            _ = try reader.version(current: formatVersion, record: "biller")
+            try reader.skipString()  // name
+            return try reader.string()
+        }
+    }
+
     package func write(_ json: inout JSONWriter, _ time: LocalTime) {
         json.beginObject()
         json.field("biller_id", id)

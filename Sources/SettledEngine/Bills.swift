@@ -75,6 +75,23 @@ public struct Bill: Sendable, Equatable {
         try transaction.put(tables.bills, key: Key.string(id), value: encoded(), options: .overwrite)
     }
 
+    /// Whether bill `id` is stored as reserved by `orderID`: read in place, without making the
+    /// bill (a capture's check of each bill its order holds).
+    package static func isReserved(_ id: String, by orderID: String, tables: Tables, in transaction: Transaction) throws -> Bool {
+        try transaction.withValue(tables.bills, key: id) { value in
+            var reader = ByteReader(value)
+            _ = try reader.version(current: formatVersion, record: "bill")
+            try reader.skipString()  // biller
+            try reader.skipString()  // account number
+            try reader.skipString()  // period
+            try reader.skip(8 + 4)   // amount, due date
+            let statusCode = try reader.u8()
+            guard Status(rawValue: statusCode) != nil else { throw DecodingError(what: "bill status \(statusCode)") }
+            guard statusCode == Status.reserved.rawValue else { return false }
+            return try reader.stringEquals(orderID)
+        } ?? false
+    }
+
     /// The status readers see: a bill held by a captured order is paid.
     package func visibleStatus(tables: Tables, in transaction: Transaction) throws -> Status {
         guard status == .reserved else { return status }

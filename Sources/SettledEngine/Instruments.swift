@@ -151,6 +151,22 @@ package struct StoredRedPacket: Sendable, Equatable {
         try transaction.put(tables.redPackets, key: Key.string(packet.redPacketId), value: encoded(), options: .overwrite)
     }
 
+    /// Whether red packet `id` is stored as reserved by `orderID`: read in place, without
+    /// making the packet (a capture's check of the red packets its order holds).
+    package static func isReserved(_ id: String, by orderID: String, tables: Tables, in transaction: Transaction) throws -> Bool {
+        try transaction.withValue(tables.redPackets, key: id) { value in
+            var reader = ByteReader(value)
+            _ = try reader.version(current: formatVersion, record: "red packet")
+            try reader.skipString()      // customer
+            try reader.skip(8 + 8 + 8)   // value, minimum order, expiry
+            for _ in 0..<Int(try reader.u16()) { try reader.skipString() }  // utilities
+            let statusText = try reader.string()
+            guard let status = RedPacketStatus(storageText: statusText) else { throw DecodingError(what: "red packet status \(statusText)") }
+            guard status == .reserved else { return false }
+            return try reader.stringEquals(orderID)
+        } ?? false
+    }
+
     /// The status a customer sees: an available packet past its expiry shows as expired, and
     /// one held by a captured order (which leaves it `reserved` in the store) as used.
     package func visibleStatus(atUnixMillis now: Int64, tables: Tables, in transaction: Transaction) throws -> RedPacketStatus {

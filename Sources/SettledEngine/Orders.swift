@@ -140,14 +140,12 @@ package enum OrderBook {
         // on they read as paid and used through it (`holderHasCaptured`). Not rewriting them
         // keeps a capture from dirtying a page of each table again.
         for item in order.items where item.kind == .bill {
-            guard let bill = try Bill.load(item.billId!, tables: tables, in: write.transaction),
-                  bill.status == .reserved, bill.orderID == order.id else {
+            guard try Bill.isReserved(item.billId!, by: order.id, tables: tables, in: write.transaction) else {
                 preconditionFailure("order \(order.id) captures bill \(item.billId!) it does not hold")
             }
         }
         for use in order.funding.redPackets {
-            guard let packet = try StoredRedPacket.load(use.redPacketId, tables: tables, in: write.transaction),
-                  packet.packet.status == .reserved, packet.orderID == order.id else {
+            guard try StoredRedPacket.isReserved(use.redPacketId, by: order.id, tables: tables, in: write.transaction) else {
                 preconditionFailure("order \(order.id) captures red packet \(use.redPacketId) it does not hold")
             }
         }
@@ -162,8 +160,10 @@ package enum OrderBook {
         let businessDate = configuration.businessDate(atUnixSeconds: paidAtUnixMillis / 1000)
         for (index, item) in order.items.enumerated() where item.kind.paysBiller {
             order.transitionWriteoff(index, to: .pending)
-            try write.transaction.put(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId),
-                                      value: [], options: .overwrite)
+            // Kept for the batch (`WriteContext.batchPut`): every capture of a batch adds to
+            // the same last pages of each biller's entries, and nothing in the writer reads the
+            // table (a refund or a write-off result only deletes an entry, through the batch too).
+            write.batchPut(tables.writeoffsPending, key: writeoffKey(biller: item.billerId!, item: item.itemId), value: [])
             // The biller's write-offs of the date are checked against these (biller reconciliation).
             // Written at the end of the batch: an item is captured once and its entry never
             // replaced or removed, and a request of the same batch that reads the index (a
@@ -291,14 +291,15 @@ extension Engine {
         var items: [OrderItem] = []
         items.reserveCapacity(request.items.count)
         var reservable = OrderBook.Reservable()
-        var billers: [String: Biller] = [:]
+        // Of each biller the items name, its utility: all an item takes from its biller.
+        var utilities: [String: String] = [:]
         var billsSeen = Set<String>()
-        func biller(_ id: String) throws -> Biller {
-            if let known = billers[id] { return known }
-            guard let loaded = try Biller.load(id, tables: tables, in: write.transaction) else {
-                throw Refusal.unknownBiller(billerID: id)
+        func utility(_ billerID: String) throws -> String {
+            if let known = utilities[billerID] { return known }
+            guard let loaded = try Biller.utility(billerID, tables: tables, in: write.transaction) else {
+                throw Refusal.unknownBiller(billerID: billerID)
             }
-            billers[id] = loaded
+            utilities[billerID] = loaded
             return loaded
         }
         for (index, item) in request.items.enumerated() {
@@ -312,14 +313,12 @@ extension Engine {
                     throw Refusal.unknownBill(billID: billID)
                 }
                 try bill.requireOpen(tables: tables, in: write.transaction)
-                let owner = try biller(bill.billerID)
                 items.append(OrderItem(itemId: itemID, kind: .bill, billId: billID, billerId: bill.billerID, accountNo: bill.accountNo,
-                                       utility: owner.utility, amountFen: bill.amountFen))
+                                       utility: try utility(bill.billerID), amountFen: bill.amountFen))
                 reservable.bills.append(bill)
             case .topup(let billerID, let accountNo, let amountFen):
-                let owner = try biller(billerID)
                 items.append(OrderItem(itemId: itemID, kind: .topup, billerId: billerID, accountNo: accountNo,
-                                       utility: owner.utility, amountFen: amountFen))
+                                       utility: try utility(billerID), amountFen: amountFen))
             case .walletTopup(let amountFen):
                 items.append(OrderItem(itemId: itemID, kind: .walletTopup, amountFen: amountFen))
             }

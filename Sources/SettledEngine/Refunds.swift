@@ -125,7 +125,7 @@ extension Engine {
             if let index = order.itemIndex(item.itemId), order.writeoffs[index] == .pending {
                 // The item's money went back before the biller wrote it off: there is nothing
                 // left to write off, and a late result for it must not refund it again.
-                try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+                write.batchDelete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
                 order.transitionWriteoff(index, to: .none)
             }
         }
@@ -178,7 +178,7 @@ extension Engine {
         }
         if result.ok {
             let item = order.items[index]
-            try write.transaction.delete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
+            write.batchDelete(tables.writeoffsPending, key: OrderBook.writeoffKey(biller: item.billerId!, item: item.itemId))
         } else {
             // Refund first: a refund checks everything before it writes, so one that cannot be
             // made refuses this line alone rather than the whole chunk of results.

@@ -190,14 +190,21 @@ package enum RiskControls {
     /// A day's figure as the batch has it: the figures (and the holds) are kept for the batch
     /// (`WriteContext.batchPut`), since nearly every order rewrites a few of them.
     package static func figure(_ date: BusinessDate, _ kind: FigureKind, _ id: String, write: WriteContext) throws -> Int64 {
-        guard let bytes = try write.batchGet(write.tables.riskFigures, key: figureKey(date, kind, id)), bytes.count == 8 else { return 0 }
+        try figure(key: figureKey(date, kind, id), write: write)
+    }
+
+    /// The figure of a key made by `figureKey`.
+    static func figure(key: [UInt8], write: WriteContext) throws -> Int64 {
+        guard let bytes = try write.batchGet(write.tables.riskFigures, key: key), bytes.count == 8 else { return 0 }
         return bytes.withUnsafeBytes { Int64(bitPattern: Key.decodeU64($0)) }
     }
 
     /// What an order adds to each figure: per kind and id, in fen.
     package struct Amounts: Sendable {
         package var customer: (id: String, fen: Int64)?
-        package var accounts: [(id: String, fen: Int64)] = []
+        /// Per household account: its id ("biller/account"), its biller and account number
+        /// (the block list's key), and what the order pays it.
+        package var accounts: [(id: String, biller: String, account: String, fen: Int64)] = []
         package var channel: (id: String, fen: Int64)?
     }
 
@@ -216,7 +223,7 @@ package enum RiskControls {
                 amounts.accounts[at].fen += item.amountFen
             } else {
                 index[id] = amounts.accounts.count
-                amounts.accounts.append((id, item.amountFen))
+                amounts.accounts.append((id, biller, account, item.amountFen))
             }
         }
         if let channel = order.funding.channel, order.funding.channelFen > 0 { amounts.channel = (channel, order.funding.channelFen) }
@@ -250,8 +257,7 @@ package enum RiskControls {
             throw refuse(.customerBlocked, subject: customer, detail: block.reason)
         }
         for account in amounts.accounts {
-            let parts = account.id.split(separator: "/", maxSplits: 1).map(String.init)
-            if let block = try block(.account, parts, in: transaction, tables: tables) {
+            if let block = try block(.account, [account.biller, account.account], in: transaction, tables: tables) {
                 throw refuse(.accountBlocked, subject: account.id, detail: block.reason)
             }
         }
@@ -271,13 +277,14 @@ package enum RiskControls {
         }
         var updates: [(key: [UInt8], fen: Int64)] = []
         func check(_ rule: RiskRule, _ kind: FigureKind, _ id: String, _ fen: Int64, limit: Int) throws {
-            let current = try figure(date, kind, id, write: write)
+            let key = figureKey(date, kind, id)
+            let current = try figure(key: key, write: write)
             let after = Int128(current) + Int128(fen)
             if after > Int128(limit) {
                 throw refuse(rule, subject: id, limit: Int64(limit), current: current, requested: fen,
                              detail: "\(current) fen on \(date) already, and this order would add \(fen)")
             }
-            updates.append((figureKey(date, kind, id), Int64(after)))
+            updates.append((key, Int64(after)))
         }
         if let customer = amounts.customer {
             try check(.customerDailyMax, .customer, customer.id, customer.fen, limit: configuration.customerDailyMaxFen)

@@ -67,8 +67,12 @@ enum Idempotency {
     /// This process, as markers name it: a marker of another (stopped or dead) process is stale.
     static let processMark = "in progress in pid \(getpid()) started at \(Clock.system.wallUnixMillis())"
 
+    /// The record of a key as the writer's batch has it. The records are kept for the batch
+    /// (`WriteContext.batchPut`), since every request with a key writes one and each request's
+    /// nested transaction would copy the table's upper pages, which the requests before it in
+    /// the batch changed, again; the writer reads them only by key, here.
     static func stored(_ storage: [UInt8], write: WriteContext) throws -> Stored? {
-        guard let bytes = try write.transaction.get(write.tables.idempotency, key: storage) else { return nil }
+        guard let bytes = try write.batchGet(write.tables.idempotency, key: storage) else { return nil }
         return try bytes.withUnsafeBytes { buffer in
             var reader = ByteReader(buffer)
             let version = try reader.version(current: compactFormatVersion, record: "idempotency")
@@ -98,7 +102,7 @@ enum Idempotency {
         } else {
             value.blob(body)
         }
-        try write.transaction.put(write.tables.idempotency, key: storage, value: value.bytes, options: .overwrite)
+        write.batchPut(write.tables.idempotency, key: storage, value: value.bytes)
         // The collection order is read in the writer only for keys older than the retention,
         // and a key is removed only once a later batch has found it: written at the end of the
         // batch, after the requests.
@@ -115,7 +119,7 @@ enum Idempotency {
     /// Removes a marker and its place in the collection order.
     static func remove(_ marker: Stored, _ storage: [UInt8], write: WriteContext) throws {
         precondition(marker.isMarker)
-        try write.transaction.delete(write.tables.idempotency, key: storage)
+        write.batchDelete(write.tables.idempotency, key: storage)
         try write.transaction.delete(write.tables.idempotencyAge, key: ageKey(marker.createdUnixMillis, storage))
     }
 
@@ -234,7 +238,7 @@ enum Idempotency {
         }
         for ageKey in expired {
             try write.transaction.delete(write.tables.idempotencyAge, key: ageKey)
-            try write.transaction.delete(write.tables.idempotency, key: Array(ageKey[8...]))
+            write.batchDelete(write.tables.idempotency, key: Array(ageKey[8...]))
         }
         return expired.count
     }

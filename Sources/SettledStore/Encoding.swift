@@ -233,6 +233,12 @@ public struct ByteReader {
         _ = try take(Int(try u16()))
     }
 
+    /// Reads a string and answers whether it is `expected`, without making it.
+    public mutating func stringEquals(_ expected: String) throws(DecodingError) -> Bool {
+        let stored = try take(Int(try u16()))
+        return expected.utf8.elementsEqual(stored)
+    }
+
     public mutating func blob() throws(DecodingError) -> [UInt8] {
         let count = Int(try u32())
         return Array(try take(count))

@@ -24,9 +24,21 @@ public final class WriteContext {
     /// order, so that a nested transaction that fails takes back its changes.
     private var batchRecordsUndo: [(key: BatchRecordKey, previous: [UInt8]??)] = []
 
+    /// A table's handle names it within the environment: hashed and compared by handle and
+    /// the key's bytes at once, not by the table's name and the key byte by byte (every order
+    /// reads and writes a dozen of these).
     struct BatchRecordKey: Hashable {
         var database: Database
         var key: [UInt8]
+
+        static func == (left: BatchRecordKey, right: BatchRecordKey) -> Bool {
+            left.database.handle == right.database.handle && left.key == right.key
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(database.handle)
+            key.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
     }
 
     init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
@@ -65,7 +77,8 @@ public final class WriteContext {
     /// A record of `database` kept for the batch (`batchPut`), else as the transaction has it.
     ///
     /// For tables whose records nearly every request rewrites (a day's risk figures, the holds
-    /// of pending orders, customers' records): each request's nested transaction would copy
+    /// of pending orders, customers' records, the write-offs pending, the idempotency keys'
+    /// records): each request's nested transaction would copy
     /// the same pages of the table, which the requests before it in the batch already changed,
     /// again. Kept here, the records are read through by the requests after them, taken back
     /// with a request that fails, and written once by the batch's transaction at its end (or

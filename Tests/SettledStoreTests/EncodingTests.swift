@@ -42,6 +42,29 @@ import SettledTestSupport
         }
     }
 
+    @Test func aStringIsComparedInPlace() throws {
+        var writer = ByteWriter()
+        writer.string("o-9")
+        writer.string("")
+        writer.string("o-90")
+        writer.u8(7)
+        let bytes = writer.bytes
+        // Each call moves past its string, equal or not.
+        let answers = try bytes.withUnsafeBytes { buffer throws -> [Bool] in
+            var reader = ByteReader(buffer)
+            let equal = [try reader.stringEquals("o-9"), try reader.stringEquals("o-9"), try reader.stringEquals("o-9")]
+            return equal + [try reader.u8() == 7, reader.isAtEnd]
+        }
+        #expect(answers == [true, false, false, true, true])
+        let truncated = Array(bytes[0..<4])
+        #expect(throws: DecodingError.self) {
+            try truncated.withUnsafeBytes { buffer throws in
+                var reader = ByteReader(buffer)
+                _ = try reader.stringEquals("o-9")
+            }
+        }
+    }
+
     @Test func integersAreBigEndian() {
         var writer = ByteWriter()
         writer.u32(0x0102_0304)

@@ -298,6 +298,30 @@ import Testing
         }
     }
 
+    /// A record kept for the batch is named by its table and key: the same key kept in two
+    /// tables is two records, each read back and written to its own table.
+    @Test func batchRecordsOfTwoTablesWithTheSameKeyAreApart() throws {
+        try withWriter { store, writer in
+            let first = store.tables.meta, second = store.tables.customers
+            let key = Array("same-key".utf8), longer = Array("same-key-".utf8)
+            let seen = try writer.perform { context -> [[UInt8]?] in
+                context.batchPut(first, key: key, value: [1])
+                context.batchPut(second, key: key, value: [2])
+                context.batchPut(second, key: longer, value: [3])
+                context.batchDelete(first, key: longer)
+                return [try context.batchGet(first, key: key), try context.batchGet(second, key: key),
+                        try context.batchGet(first, key: longer), try context.batchGet(second, key: longer)]
+            }
+            #expect(seen == [[1], [2], nil, [3]])
+            try read(store) { (transaction: Transaction) throws -> Void in
+                #expect(try transaction.get(first, key: key) == [1])
+                #expect(try transaction.get(second, key: key) == [2])
+                #expect(try transaction.get(first, key: longer) == nil)
+                #expect(try transaction.get(second, key: longer) == [3])
+            }
+        }
+    }
+
     /// A slice of a long run ends a batch of the requests queued with it: what they kept for
     /// the batch's end (an index appended, a record kept for the batch) is written before the
     /// slice runs, so that the slice's reads and scans of the transaction find it.
