@@ -337,60 +337,69 @@ extension Engine {
         var budget = itemsMax
         var state = SliceState()
         var biller: Biller?
-        while budget > 0 {
-            if run.current == nil {
-                guard let next = try nextBiller(after: run.lastBiller, write: write) else {
-                    run.status = .done
-                    run.finishedUnixMillis = write.nowUnixMillis
-                    break
+        var entries = ClearingEntries()
+        // The slice's payout lines and `item_clearing` entries go in key order: each put
+        // through its cursor starts where the one before left it.
+        try write.transaction.withPutCursor(tables.payoutLines) { lines in
+            try write.transaction.withPutCursor(tables.itemClearing) { cleared in
+                while budget > 0 {
+                    if run.current == nil {
+                        guard let next = try nextBiller(after: run.lastBiller, write: write) else {
+                            run.status = .done
+                            run.finishedUnixMillis = write.nowUnixMillis
+                            break
+                        }
+                        run.current = ClearingProgress(billerID: next, phase: ClearingProgress.heldPhase, lastKey: [], payoutID: "", sequence: 0,
+                                                       grossFen: 0, refundsFen: 0, itemCount: 0, fees: [])
+                        budget -= 1
+                    }
+                    var progress = run.current!
+                    if biller?.id != progress.billerID {
+                        guard let loaded = try Biller.load(progress.billerID, tables: tables, in: write.transaction) else {
+                            preconditionFailure("biller \(progress.billerID) vanished during its clearing")
+                        }
+                        biller = loaded
+                    }
+                    let asked = budget
+                    try clearingEntries(progress, businessDate: businessDate, limit: asked, into: &entries, write: write)
+                    if progress.phase == ClearingProgress.datePhase, !entries.list.isEmpty {
+                        // The date's items after the last one handled: whether any of them has a held
+                        // or a cleared record yet (captured after the run began, then cleared by a later
+                        // run), asked once for all of them. Their keys are those of both tables.
+                        let prefix = BillerItemIndex.prefix(biller: progress.billerID, date: businessDate)
+                        let after = progress.lastKey.isEmpty ? prefix : progress.lastKey + [0]
+                        state.mayBeHeld = try Self.any(write.tables.heldItems, prefix: prefix, from: after, write: write)
+                        state.mayBeCleared = try Self.any(write.tables.itemClearing, prefix: prefix, from: after, write: write)
+                    } else {
+                        state.mayBeHeld = true
+                        state.mayBeCleared = true
+                    }
+                    try entries.bytes.withUnsafeBytes { keys in
+                        for entry in entries.list {
+                            try clearItem(entry, keys: keys, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress,
+                                          run: &run, state: &state, lines: lines, cleared: cleared, write: write)
+                        }
+                    }
+                    if let last = entries.list.last { progress.lastKey = Array(entries.bytes[last.key]) }
+                    budget -= entries.list.count
+                    guard entries.list.count < asked else {
+                        // The slice is used up; the phase may have more.
+                        run.current = progress
+                        break
+                    }
+                    // The phase is exhausted.
+                    if progress.phase == ClearingProgress.heldPhase {
+                        progress.phase = ClearingProgress.datePhase
+                        progress.lastKey = []
+                        run.current = progress
+                    } else {
+                        let figures = try finishBiller(progress, biller: biller!, businessDate: businessDate, write: write)
+                        if figures.itemCount > 0 { run.billers.append(figures) }
+                        run.lastBiller = progress.billerID
+                        run.current = nil
+                        budget -= 1
+                    }
                 }
-                run.current = ClearingProgress(billerID: next, phase: ClearingProgress.heldPhase, lastKey: [], payoutID: "", sequence: 0,
-                                               grossFen: 0, refundsFen: 0, itemCount: 0, fees: [])
-                budget -= 1
-            }
-            var progress = run.current!
-            if biller?.id != progress.billerID {
-                guard let loaded = try Biller.load(progress.billerID, tables: tables, in: write.transaction) else {
-                    preconditionFailure("biller \(progress.billerID) vanished during its clearing")
-                }
-                biller = loaded
-            }
-            let asked = budget
-            let entries = try clearingEntries(progress, businessDate: businessDate, limit: asked, write: write)
-            if progress.phase == ClearingProgress.datePhase, !entries.isEmpty {
-                // The date's items after the last one handled: whether any of them has a held
-                // or a cleared record yet (captured after the run began, then cleared by a later
-                // run), asked once for all of them. Their keys are those of both tables.
-                let prefix = BillerItemIndex.prefix(biller: progress.billerID, date: businessDate)
-                let after = progress.lastKey.isEmpty ? prefix : progress.lastKey + [0]
-                state.mayBeHeld = try Self.any(write.tables.heldItems, prefix: prefix, from: after, write: write)
-                state.mayBeCleared = try Self.any(write.tables.itemClearing, prefix: prefix, from: after, write: write)
-            } else {
-                state.mayBeHeld = true
-                state.mayBeCleared = true
-            }
-            for entry in entries {
-                try clearItem(entry, biller: biller!, payoutGrossFenMax: payoutGrossFenMax, progress: &progress, run: &run,
-                              state: &state, write: write)
-                progress.lastKey = entry.key
-            }
-            budget -= entries.count
-            guard entries.count < asked else {
-                // The slice is used up; the phase may have more.
-                run.current = progress
-                break
-            }
-            // The phase is exhausted.
-            if progress.phase == ClearingProgress.heldPhase {
-                progress.phase = ClearingProgress.datePhase
-                progress.lastKey = []
-                run.current = progress
-            } else {
-                let figures = try finishBiller(progress, biller: biller!, businessDate: businessDate, write: write)
-                if figures.itemCount > 0 { run.billers.append(figures) }
-                run.lastBiller = progress.billerID
-                run.current = nil
-                budget -= 1
             }
         }
         run.slices += 1
@@ -422,7 +431,7 @@ extension Engine {
     struct SliceState {
         /// The order of the item before, with whether it may be cleared: an order's items are
         /// next to each other in the biller's index, so one is enough.
-        var lastOrder: ClearingOrder?
+        let lastOrder = ClearingOrder()
         /// False when no entry being handled can have a held record (`held_items`) or a
         /// cleared one (`item_clearing`): none is looked for.
         var mayBeHeld = true
@@ -435,44 +444,53 @@ extension Engine {
         var lastChannel: (channel: String, matched: Bool, feeBps: Int)?
         /// The `item_clearing` value of the payout being written (its id's bytes).
         var payoutValue: (payoutID: String, bytes: [UInt8]) = ("", [])
-        /// The payout line being written, its buffer reused.
+        /// An `item_clearing` value with a fee, its buffer reused.
+        var clearedValue = ByteWriter(capacity: 32)
+        /// The payout line being written and its key, their buffers reused.
         var line = ByteWriter(capacity: 256)
+        var lineKey = ByteWriter(capacity: 32)
         /// False once a line did not sort after every line stored (see `clearItem`).
         var appendLines = true
     }
 
-    /// An order read by the clearing, with what `clearable` said of it: a class, so that an
-    /// item of the order before is handled through it without copying the view's arrays.
+    /// The order read by the clearing last, with what `clearable` said of it: one a slice,
+    /// each order read into its view in turn (whose buffers are reused), and a class, so that
+    /// an item of the order before is handled through it without copying the view's arrays.
     final class ClearingOrder {
-        var order: ClearingOrderView
-        var clearable: Bool
+        var order = ClearingOrderView()
+        /// False until an order is read into `order` (and while one is being read).
+        var loaded = false
+        var clearable = false
         var statementID: UInt64?
-
-        init(order: ClearingOrderView, clearable: Bool, statementID: UInt64?) {
-            self.order = order
-            self.clearable = clearable
-            self.statementID = statementID
-        }
     }
 
+    /// An entry of a biller's phase: its key and its order id are ranges of the entries'
+    /// bytes (`ClearingEntries`).
     struct ClearingEntry {
-        var key: [UInt8]
+        var key: Range<Int>
         var date: BusinessDate
-        /// Where the item id begins in `key`.
-        var itemOffset: Int
+        /// Where the item id begins (it ends with the key).
+        var itemStart: Int
         /// The order id's bytes (the index's value).
-        var order: [UInt8]
+        var order: Range<Int>
         var held: Bool
-
-        var itemID: String { String(decoding: key[itemOffset...], as: UTF8.self) }
-        var orderID: String { String(decoding: order, as: UTF8.self) }
     }
 
-    /// The next entries of the biller's phase after its last key, at most `limit`.
+    /// The entries of a phase handled by a slice: their keys and order ids one after the
+    /// other in one buffer instead of two arrays each, the buffers reused from one phase to
+    /// the next.
+    struct ClearingEntries {
+        var bytes: [UInt8] = []
+        var list: [ClearingEntry] = []
+    }
+
+    /// The next entries of the biller's phase after its last key, at most `limit`, in place
+    /// of those `entries` held.
     private func clearingEntries(_ progress: ClearingProgress, businessDate: BusinessDate, limit: Int,
-                                 write: WriteContext) throws -> [ClearingEntry] {
-        var entries: [ClearingEntry] = []
-        guard limit > 0 else { return entries }
+                                 into entries: inout ClearingEntries, write: WriteContext) throws {
+        entries.bytes.removeAll(keepingCapacity: true)
+        entries.list.removeAll(keepingCapacity: true)
+        guard limit > 0 else { return }
         let held = progress.phase == ClearingProgress.heldPhase
         let prefix = held ? ClearingKeys.heldPrefix(biller: progress.billerID)
                           : BillerItemIndex.prefix(biller: progress.billerID, date: businessDate)
@@ -492,34 +510,46 @@ extension Engine {
                 date = businessDate
                 itemOffset = prefix.count
             }
-            entries.append(ClearingEntry(key: Array(key), date: date, itemOffset: itemOffset, order: Array(value), held: held))
-            return entries.count < limit
+            let keyStart = entries.bytes.count
+            entries.bytes.append(contentsOf: key)
+            let orderStart = entries.bytes.count
+            entries.bytes.append(contentsOf: value)
+            entries.list.append(ClearingEntry(key: keyStart..<orderStart, date: date, itemStart: keyStart + itemOffset,
+                                              order: orderStart..<entries.bytes.count, held: held))
+            return entries.list.count < limit
         }
-        return entries
     }
 
-    /// Clears one item into the biller's payout, or holds it.
-    private func clearItem(_ entry: ClearingEntry, biller: Biller, payoutGrossFenMax: Int64, progress: inout ClearingProgress,
-                           run: inout ClearingRun, state: inout SliceState, write: WriteContext) throws {
+    /// Clears one item into the biller's payout, or holds it. `keys`: the entries' bytes
+    /// (`ClearingEntries`); `lines` and `cleared`: the slice's cursors of `payout_lines` and
+    /// `item_clearing`.
+    private func clearItem(_ entry: ClearingEntry, keys: UnsafeRawBufferPointer, biller: Biller, payoutGrossFenMax: Int64,
+                           progress: inout ClearingProgress, run: inout ClearingRun, state: inout SliceState,
+                           lines: PutCursor, cleared: PutCursor, write: WriteContext) throws {
         let tables = write.tables
         // The item's `item_clearing` key, which is also its `held_items` key: the entry's key
         // (a `held_items` key, or a `biller_items` key, which has the same layout).
-        let itemKey = entry.key
+        let itemKey = UnsafeRawBufferPointer(rebasing: keys[entry.key])
+        let orderID = UnsafeRawBufferPointer(rebasing: keys[entry.order])
+        func itemIDString() -> String { String(decoding: keys[entry.itemStart..<entry.key.upperBound], as: UTF8.self) }
         if state.mayBeCleared, try write.transaction.contains(tables.itemClearing, key: itemKey) {
             // Cleared already (by an earlier run): only its held record is left to drop.
-            if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
+            if entry.held { try write.transaction.delete(tables.heldItems, key: itemKey) }
             return
         }
         if !entry.held, state.mayBeHeld, try write.transaction.contains(tables.heldItems, key: itemKey) {
             // Captured after this date's run began: a later run takes it.
             return
         }
-        if state.lastOrder?.order.idBytes != entry.order {
-            guard let order = try ClearingOrderView.load(entry.order, tables: tables, in: write.transaction) else {
-                throw DecodingError(what: "item \(entry.itemID) of biller \(biller.id) names order \(entry.orderID), which does not exist")
+        let current = state.lastOrder
+        if !current.loaded || !current.order.idBytes.elementsEqual(orderID) {
+            current.loaded = false
+            guard try current.order.load(orderID, tables: tables, in: write.transaction) else {
+                let order = String(decoding: orderID, as: UTF8.self)
+                throw DecodingError(what: "item \(itemIDString()) of biller \(biller.id) names order \(order), which does not exist")
             }
             var mayBeMatched = true
-            if let channel = order.channel {
+            if let channel = current.order.channel {
                 if let last = state.lastChannel, last.channel == channel {
                     mayBeMatched = last.matched
                 } else {
@@ -533,14 +563,13 @@ extension Engine {
                     state.lastChannel = (channel, mayBeMatched, configuration.channel(id: channel)?.feeBps ?? 0)
                 }
             }
-            let (clearable, statementID) = try clearable(order, mayBeMatched: mayBeMatched, write: write)
-            state.lastOrder = ClearingOrder(order: order, clearable: clearable, statementID: statementID)
+            (current.clearable, current.statementID) = try clearable(current.order, mayBeMatched: mayBeMatched, write: write)
+            current.loaded = true
         }
-        let current = state.lastOrder!
         let clearable = current.clearable
         let statementID = current.statementID
-        guard let index = current.order.itemIndex(entry.key[entry.itemOffset...]) else {
-            throw DecodingError(what: "order \(entry.orderID) has no item \(entry.itemID)")
+        guard let index = current.order.itemIndex(keys[entry.itemStart..<entry.key.upperBound]) else {
+            throw DecodingError(what: "order \(current.order.id) has no item \(itemIDString())")
         }
         let item = current.order.items[index]
         let refunded = current.order.refunded(itemAt: index)
@@ -551,7 +580,9 @@ extension Engine {
         // could never finish.
         guard clearable || refunded, item.amountFen <= payoutGrossFenMax - progress.grossFen else {
             if !entry.held {
-                try write.transaction.put(tables.heldItems, key: itemKey, value: current.order.idBytes, options: .overwrite)
+                try current.order.idBytes.withUnsafeBytes { orderID in
+                    try write.transaction.put(tables.heldItems, key: itemKey, value: orderID, options: .overwrite)
+                }
             }
             run.heldCount += 1
             return
@@ -574,30 +605,33 @@ extension Engine {
         state.line.reset()
         current.order.encodeLine(itemAt: index, refundedFen: refunded ? item.amountFen : 0, feeFen: feeFen, businessDate: entry.date,
                          statementID: statementID, into: &state.line)
-        let lineKey = ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence)
+        state.lineKey.reset()
+        ClearingKeys.line(payout: progress.payoutID, sequence: progress.sequence, into: &state.lineKey)
+        let lineKey = state.lineKey.bytes, line = state.line.bytes
         if state.appendLines {
             // A new payout's lines sort after every line stored (its id is the counter's next,
             // of a fixed width): appended, LMDB puts each at the end of the table's last page
             // instead of searching the table for its place. An id past that width (more than
             // 10^8 payouts) sorts before: put in its place.
             do {
-                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .append)
+                try lines.put(key: lineKey, value: line, options: .append)
             } catch {
                 guard error.isKeyExisting else { throw error }
                 state.appendLines = false
-                try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+                try lines.put(key: lineKey, value: line, options: .overwrite)
             }
         } else {
-            try write.transaction.put(tables.payoutLines, key: lineKey, value: state.line.bytes, options: .overwrite)
+            try lines.put(key: lineKey, value: line, options: .overwrite)
         }
         if feeFen > 0 {
-            try write.transaction.put(tables.itemClearing, key: itemKey,
-                                      value: ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen), options: .noOverwrite)
+            state.clearedValue.reset()
+            ClearingKeys.clearedValue(payout: progress.payoutID, feeFen: feeFen, into: &state.clearedValue)
+            try cleared.put(key: itemKey, value: state.clearedValue.bytes, options: .noOverwrite)
         } else {
             if state.payoutValue.payoutID != progress.payoutID { state.payoutValue = (progress.payoutID, Key.string(progress.payoutID)) }
-            try write.transaction.put(tables.itemClearing, key: itemKey, value: state.payoutValue.bytes, options: .noOverwrite)
+            try cleared.put(key: itemKey, value: state.payoutValue.bytes, options: .noOverwrite)
         }
-        if entry.held { try write.transaction.delete(tables.heldItems, key: entry.key) }
+        if entry.held { try write.transaction.delete(tables.heldItems, key: itemKey) }
         progress.grossFen = try progress.grossFen.addingFen(item.amountFen)
         if refunded { progress.refundsFen = try progress.refundsFen.addingFen(item.amountFen) }
         progress.itemCount += 1

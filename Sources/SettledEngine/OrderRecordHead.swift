@@ -64,6 +64,7 @@ struct OrderRecordHead {
 
     /// The range of the record's bytes a stored string takes (`ByteWriter.string`), the
     /// reader moved past it.
+    @inline(__always)
     static func range(_ reader: inout ByteReader) throws(DecodingError) -> Range<Int> {
         let count = Int(try reader.u16())
         let start = reader.offset

@@ -28,10 +28,16 @@ public enum ClearingKeys {
 
     public static func line(payout: String, sequence: UInt32) -> [UInt8] {
         var writer = ByteWriter(capacity: payout.utf8.count + 5)
+        line(payout: payout, sequence: sequence, into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the `payout_lines` key of `line(payout:sequence:)` to `writer` (a clearing
+    /// reuses one buffer for its lines' keys).
+    public static func line(payout: String, sequence: UInt32, into writer: inout ByteWriter) {
         writer.raw(payout)
         writer.u8(0)
         writer.u32(sequence)
-        return writer.bytes
     }
 
     /// The sequence of a `payout_lines` key under `linePrefix` of `prefixCount` bytes.
@@ -61,12 +67,19 @@ public enum ClearingKeys {
     /// id never holds a 0 byte. A refund of the item takes back what the biller was paid for
     /// it: its amount less that fee.
     public static func clearedValue(payout: String, feeFen: Int64) -> [UInt8] {
+        var writer = ByteWriter(capacity: payout.utf8.count + 9)
+        clearedValue(payout: payout, feeFen: feeFen, into: &writer)
+        return writer.bytes
+    }
+
+    /// Appends the `item_clearing` value of `clearedValue(payout:feeFen:)` to `writer` (a
+    /// clearing reuses one buffer for its values).
+    public static func clearedValue(payout: String, feeFen: Int64, into writer: inout ByteWriter) {
         precondition(feeFen >= 0)
-        var value = Array(payout.utf8)
-        guard feeFen > 0 else { return value }
-        value.append(0)
-        value += Key.u64(UInt64(feeFen))
-        return value
+        writer.raw(payout)
+        guard feeFen > 0 else { return }
+        writer.u8(0)
+        writer.u64(UInt64(feeFen))
     }
 
     /// The payout and the fee of an `item_clearing` value (`clearedValue`).

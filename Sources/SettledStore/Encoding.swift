@@ -76,69 +76,84 @@ import SettledCore
 /// byte: they are versioned with the whole store by its schema version (`Store.schemaVersion`).
 
 public struct ByteWriter {
-    public private(set) var bytes: [UInt8]
+    // Inlinable, like `ByteReader`: an encoder in another module appends without a call per field.
+    @usableFromInline var storage: [UInt8]
 
+    @inlinable
+    public var bytes: [UInt8] { storage }
+
+    @inlinable
     public init(capacity: Int = 64) {
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        storage = []
+        storage.reserveCapacity(capacity)
     }
 
-    public mutating func reset() { bytes.removeAll(keepingCapacity: true) }
+    @inlinable
+    public mutating func reset() { storage.removeAll(keepingCapacity: true) }
 
-    @inline(__always)
-    public mutating func u8(_ value: UInt8) { bytes.append(value) }
+    @inlinable @inline(__always)
+    public mutating func u8(_ value: UInt8) { storage.append(value) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func u16(_ value: UInt16) {
-        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
-        bytes.append(UInt8(truncatingIfNeeded: value))
+        storage.append(UInt8(truncatingIfNeeded: value >> 8))
+        storage.append(UInt8(truncatingIfNeeded: value))
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func u32(_ value: UInt32) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.bigEndian) { storage.append(contentsOf: $0) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func u64(_ value: UInt64) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: value.bigEndian) { storage.append(contentsOf: $0) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func i64(_ value: Int64) { u64(UInt64(bitPattern: value)) }
 
     /// A string with a 16-bit length prefix.
+    @inlinable
     public mutating func string(_ value: String) {
         let utf8 = value.utf8
         precondition(utf8.count <= Int(UInt16.max))
         u16(UInt16(utf8.count))
-        bytes.append(contentsOf: utf8)
+        storage.append(contentsOf: utf8)
     }
 
     /// A string's UTF-8 bytes (taken from a stored record) with a 16-bit length prefix, as
     /// `string` writes it.
+    @inlinable
     public mutating func string(bytes value: ArraySlice<UInt8>) {
         precondition(value.count <= Int(UInt16.max))
         u16(UInt16(value.count))
-        bytes.append(contentsOf: value)
+        storage.append(contentsOf: value)
     }
 
     /// Raw bytes with a 32-bit length prefix.
     public mutating func blob(_ value: [UInt8]) {
         precondition(value.count <= Int(UInt32.max))
         u32(UInt32(value.count))
-        bytes.append(contentsOf: value)
+        storage.append(contentsOf: value)
     }
 
     /// A string with no length: for the tail of a key.
-    public mutating func raw(_ value: String) { bytes.append(contentsOf: value.utf8) }
-    public mutating func raw(_ value: [UInt8]) { bytes.append(contentsOf: value) }
+    @inlinable
+    public mutating func raw(_ value: String) { storage.append(contentsOf: value.utf8) }
+    @inlinable
+    public mutating func raw(_ value: [UInt8]) { storage.append(contentsOf: value) }
 }
 
 /// The stored bytes do not decode: a store written by an incompatible version, or damage.
 public struct DecodingError: Error, Sendable, CustomStringConvertible {
     public let what: String
     public init(what: String) { self.what = what }
+
+    /// A record that ends before its field at byte `offset` (out of line: the reader's inlined
+    /// fast path does not carry the message's making).
+    @usableFromInline @inline(never)
+    static func truncated(at offset: Int) -> DecodingError { DecodingError(what: "truncated at byte \(offset)") }
     public var description: String { "stored record does not decode: \(what)" }
 }
 
@@ -154,39 +169,53 @@ extension BusinessDate {
 }
 
 public struct ByteReader {
-    private let buffer: UnsafeRawBufferPointer
-    public private(set) var offset = 0
+    // Inlinable (with its fields usable from inline code) so that a decoder in another module
+    // reads a field without a call per field: the clearing decodes an order for each item.
+    @usableFromInline let buffer: UnsafeRawBufferPointer
+    @usableFromInline var position: Int
 
-    public init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+    /// The bytes read so far.
+    @inlinable
+    public var offset: Int { position }
 
-    public var isAtEnd: Bool { offset == buffer.count }
-
-    @inline(__always)
-    private mutating func take(_ count: Int) throws(DecodingError) -> UnsafeRawBufferPointer {
-        guard count >= 0, buffer.count - offset >= count else { throw DecodingError(what: "truncated at byte \(offset)") }
-        defer { offset += count }
-        return UnsafeRawBufferPointer(rebasing: buffer[offset..<(offset + count)])
+    @inlinable
+    public init(_ buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        self.position = 0
     }
 
+    @inlinable
+    public var isAtEnd: Bool { offset == buffer.count }
+
+    @inlinable @inline(__always)
+    mutating func take(_ count: Int) throws(DecodingError) -> UnsafeRawBufferPointer {
+        guard count >= 0, buffer.count - position >= count else { throw DecodingError.truncated(at: position) }
+        defer { position += count }
+        return UnsafeRawBufferPointer(rebasing: buffer[position..<(position + count)])
+    }
+
+    @inlinable @inline(__always)
     public mutating func u8() throws(DecodingError) -> UInt8 { try take(1)[0] }
 
+    @inlinable @inline(__always)
     public mutating func u16() throws(DecodingError) -> UInt16 {
         let part = try take(2)
         return UInt16(part[0]) << 8 | UInt16(part[1])
     }
 
+    @inlinable @inline(__always)
     public mutating func u32() throws(DecodingError) -> UInt32 {
         let part = try take(4)
-        var value: UInt32 = 0
-        for byte in part { value = value << 8 | UInt32(byte) }
-        return value
+        return part.loadUnaligned(as: UInt32.self).bigEndian
     }
 
+    @inlinable @inline(__always)
     public mutating func u64() throws(DecodingError) -> UInt64 {
         let part = try take(8)
         return part.loadUnaligned(as: UInt64.self).bigEndian
     }
 
+    @inlinable @inline(__always)
     public mutating func i64() throws(DecodingError) -> Int64 { Int64(bitPattern: try u64()) }
 
     public mutating func string() throws(DecodingError) -> String {
@@ -195,9 +224,11 @@ public struct ByteReader {
     }
 
     /// Moves past `count` bytes (a field the reader has no use for).
+    @inlinable @inline(__always)
     public mutating func skip(_ count: Int) throws(DecodingError) { _ = try take(count) }
 
     /// Passes over a string without making it.
+    @inlinable @inline(__always)
     public mutating func skipString() throws(DecodingError) {
         _ = try take(Int(try u16()))
     }
@@ -209,8 +240,8 @@ public struct ByteReader {
 
     /// The rest of the buffer as a string (the tail of a key).
     public mutating func rest() -> String {
-        defer { offset = buffer.count }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[offset...]), as: UTF8.self)
+        defer { position = buffer.count }
+        return String(decoding: UnsafeRawBufferPointer(rebasing: buffer[position...]), as: UTF8.self)
     }
 
     /// Reads the leading format version byte and refuses versions newer than `current`.

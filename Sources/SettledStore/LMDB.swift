@@ -257,7 +257,11 @@ public final class Transaction {
     }
 
     public func contains(_ database: Database, key: [UInt8]) throws -> Bool {
-        try key.withUnsafeBytes { keyBytes in try withValue(database, key: keyBytes) { _ in true } } ?? false
+        try key.withUnsafeBytes { keyBytes in try contains(database, key: keyBytes) }
+    }
+
+    public func contains(_ database: Database, key: UnsafeRawBufferPointer) throws -> Bool {
+        try withValue(database, key: key) { _ in true } ?? false
     }
 
     public enum Direction: Sendable { case forward, backward }
@@ -366,5 +370,65 @@ public final class Transaction {
         if code == MDB_NOTFOUND { return false }
         try check(code, "mdb_del \(database.name)")
         return true
+    }
+
+    @discardableResult
+    public func delete(_ database: Database, key: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
+        precondition(isWrite)
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let code = mdb_del(pointer, database.handle, &keyValue, nil)
+        if code == MDB_NOTFOUND { return false }
+        try check(code, "mdb_del \(database.name)")
+        return true
+    }
+
+    /// Runs `body` with a cursor of this write transaction on `database` for its puts, closed
+    /// when `body` returns (a cursor of a write transaction must not outlive it).
+    ///
+    /// A put through a cursor starts from where the one before left it: a key that goes on
+    /// the same leaf page (or, appended, after the last key) is put without a search of the
+    /// tree from its root. For a run of puts in key order, as a clearing's slice writes its
+    /// payout lines and `item_clearing` entries.
+    public func withPutCursor<Result>(_ database: Database, _ body: (PutCursor) throws -> Result) throws -> Result {
+        precondition(isWrite && open)
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(pointer, database.handle, &cursor), "mdb_cursor_open \(database.name)")
+        guard let cursor else { preconditionFailure("mdb_cursor_open gave no cursor") }
+        defer { mdb_cursor_close(cursor) }
+        return try body(PutCursor(pointer: cursor, database: database))
+    }
+}
+
+/// A cursor for puts in a write transaction (`Transaction.withPutCursor`), valid only inside
+/// the body it was given to.
+public struct PutCursor {
+    let pointer: OpaquePointer
+    let database: Database
+
+    /// Puts `key` as `Transaction.put` does (the same options), through the cursor.
+    public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, options: Transaction.PutOptions) throws(LMDBError) {
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var dataValue = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        try check(mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue), "mdb_cursor_put \(database.name)")
+    }
+
+    public func put(key: UnsafeRawBufferPointer, value: [UInt8], options: Transaction.PutOptions) throws(LMDBError) {
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        let code: Int32 = value.withUnsafeBytes { valueBytes in
+            var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+            return mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue)
+        }
+        try check(code, "mdb_cursor_put \(database.name)")
+    }
+
+    public func put(key: [UInt8], value: [UInt8], options: Transaction.PutOptions) throws(LMDBError) {
+        let code: Int32 = key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in
+                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                return mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue)
+            }
+        }
+        try check(code, "mdb_cursor_put \(database.name)")
     }
 }
