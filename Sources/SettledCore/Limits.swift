@@ -118,6 +118,15 @@ public enum Limits {
     /// meanwhile are applied before each slice, in its transaction, so order intake goes on
     /// while a large file is reconciled and waits for one slice at most.
     public static let statementApplyLinesMax = 2_000
+    /// The time a slice of an import's lines is sized to take in the writer, about: a line
+    /// costs more as the store grows (its descents and puts touch pages neither cached nor
+    /// dirty yet), so the import sizes each slice from the time the last one took per line,
+    /// between `statementApplyLinesMin` and `statementApplyLinesMax` lines, and an order
+    /// queued behind slices waits about this long whatever the store's size.
+    public static let statementApplySliceMillisMax = 40
+    /// The fewest lines in a slice sized by its time: a commit per few lines would cost more
+    /// than the lines.
+    public static let statementApplyLinesMin = 100
     /// Entries of the capture index (one date's captures and refunds of a channel) read for
     /// the statement's absent items in one write transaction of an import.
     public static let statementScanEntriesMax = 5_000

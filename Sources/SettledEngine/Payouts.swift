@@ -455,6 +455,14 @@ extension Engine {
     package func runClearing(businessDate: BusinessDate, writer: StoreWriter,
                              itemsMax: Int = Limits.clearingItemsPerTransactionMax,
                              payoutGrossFenMax: Int64 = Limits.payoutGrossFenMax) throws -> ClearingRun {
+        // The writer keeps the map's pages while the run reads them biller by biller.
+        try writer.pageRelease.whileClearing {
+            try clearingSlices(businessDate: businessDate, writer: writer, itemsMax: itemsMax, payoutGrossFenMax: payoutGrossFenMax)
+        }
+    }
+
+    private func clearingSlices(businessDate: BusinessDate, writer: StoreWriter, itemsMax: Int,
+                                payoutGrossFenMax: Int64) throws -> ClearingRun {
         var inFlight: [QueuedSlice] = []
         // Nothing of the run is left in the writer when this returns or throws.
         defer { for slice in inFlight { _ = try? slice.wait() } }

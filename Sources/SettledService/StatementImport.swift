@@ -38,9 +38,10 @@ enum SpoolReader {
 }
 
 /// The import of a channel's statement: checked whole first (a file refused whole books
-/// nothing), then applied in slices of `Limits.statementApplyLinesMax` records, each in one
-/// write transaction of the ordinary writer queue with the import's progress, then our records
-/// the file did not name, then the fees and the end. One import at a time per daemon.
+/// nothing), then applied in slices of at most `Limits.statementApplyLinesMax` records (fewer
+/// when a slice takes longer than `Limits.statementApplySliceMillisMax`), each in one write
+/// transaction of the ordinary writer queue with the import's progress, then our records the
+/// file did not name, then the fees and the end. One import at a time per daemon.
 struct StatementImporter {
     let service: SettledService
 
@@ -161,19 +162,26 @@ struct StatementImporter {
             // `slicesInFlightMax` queued, so that one is applied while the one before is
             // synced. The writer applies them in order; a slice after one that failed is
             // refused by the engine (it would leave a gap), and the import stops.
-            var inFlight: [PendingWrite<StoredStatement>] = []
+            var inFlight: [PendingWrite<AppliedSlice>] = []
             defer { for write in inFlight { _ = try? write.wait() } }
+            // The lines of the next slice, from the time the last one took.
+            var sliceLines = Limits.statementApplyLinesMax
             func flush() throws {
                 guard !pending.isEmpty else { return }
                 let slice = pending, first = firstIndex
                 if inFlight.count >= Self.slicesInFlightMax {
-                    current = try inFlight.removeFirst().wait()
+                    let applied = try inFlight.removeFirst().wait()
+                    current = applied.statement
+                    sliceLines = Self.nextSliceLines(afterLines: applied.lines, nanoseconds: applied.nanoseconds)
                 }
                 inFlight.append(try submit { write in
-                    try engine.applyStatementLines(statementID: id, lines: slice, firstIndex: first, audit: audit, write: write)
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    let statement = try engine.applyStatementLines(statementID: id, lines: slice, firstIndex: first, audit: audit, write: write)
+                    return AppliedSlice(statement: statement, lines: slice.count,
+                                        nanoseconds: DispatchTime.now().uptimeNanoseconds - started)
                 })
                 pending = []
-                pending.reserveCapacity(Limits.statementApplyLinesMax)
+                pending.reserveCapacity(sliceLines)
             }
             _ = try SpoolReader.parse(path: current.spoolPath, format: format, businessDate: current.businessDate) { batch in
                 for record in batch.records {
@@ -182,12 +190,12 @@ struct StatementImporter {
                     guard index >= alreadyApplied else { continue }
                     if pending.isEmpty { firstIndex = index }
                     pending.append(Self.line(record))
-                    if pending.count >= Limits.statementApplyLinesMax { try flush() }
+                    if pending.count >= sliceLines { try flush() }
                 }
             }
             try flush()
             while !inFlight.isEmpty {
-                current = try inFlight.removeFirst().wait()
+                current = try inFlight.removeFirst().wait().statement
             }
             current = try perform { write in try engine.endStatementLines(statementID: id, write: write) }
         }
@@ -205,6 +213,28 @@ struct StatementImporter {
         // run opens what a fault here leaves).
         _ = try service.openCarriedItems(channels: [finished.channel], through: finished.businessDate)
         return finished
+    }
+
+    /// A slice of lines applied: the statement after it, its lines, and the time the writer
+    /// took to apply them (not the requests before it in its batch, nor the commit).
+    struct AppliedSlice: Sendable {
+        var statement: StoredStatement
+        var lines: Int
+        var nanoseconds: UInt64
+    }
+
+    /// The lines of the next slice after one of `lines` lines that took `nanoseconds` to
+    /// apply: as many as take `Limits.statementApplySliceMillisMax` at its time per line, at
+    /// most twice its lines (a slice grows back slowly; it shrinks at once), within
+    /// `Limits.statementApplyLinesMin` and `Limits.statementApplyLinesMax`.
+    static func nextSliceLines(afterLines lines: Int, nanoseconds: UInt64) -> Int {
+        precondition(lines >= 0 && lines <= Limits.statementApplyLinesMax)
+        let targetNanoseconds = UInt64(Limits.statementApplySliceMillisMax) * 1_000_000
+        // Lines at most 2,000 and the target tens of milliseconds: the product stays far
+        // within 64 bits.
+        let fitting = nanoseconds == 0 ? Limits.statementApplyLinesMax
+            : Int(min(UInt64(lines) * targetNanoseconds / nanoseconds, UInt64(Limits.statementApplyLinesMax)))
+        return min(max(min(fitting, 2 * lines), Limits.statementApplyLinesMin), Limits.statementApplyLinesMax)
     }
 
     /// The most a statement line may name: what a notification may (`Limits.notifiedAmountFenMax`).

@@ -1,27 +1,41 @@
 import Glibc
 import Synchronization
 
-/// The release of the store's map pages while a long import runs.
+/// The release of the store's map pages, after the writer's batches.
 ///
 /// A page read through LMDB's map stays in the process's resident set (`RssFile`) after the
 /// read is done. A statement's import reads an order, its notification and the index keys of
-/// every line, all over a store of gigabytes, so a day's file would leave the daemon with
-/// gigabytes resident: memory the kernel counts against it (a cgroup's limit, the OOM
-/// killer's score). While an import runs (`whileImporting`), the writer looks at the resident
-/// map after each batch and, past `residentBytesMax`, lets the map's pages go
-/// (`madvise(MADV_DONTNEED)`): they stay in the kernel's page cache, and the next read maps
-/// them again from there.
+/// every line, all over a store of gigabytes, and a day's order intake reads and writes pages
+/// all over it too, so the daemon would keep gigabytes resident: memory the kernel counts
+/// against it (a cgroup's limit, the OOM killer's score). After a batch the writer looks at the
+/// resident map and, past a threshold, lets the map's pages go (`madvise(MADV_DONTNEED)`):
+/// they stay in the kernel's page cache, and the next read maps them again from there.
 ///
-/// Only while an import runs: a clearing walks the orders biller by biller, so it reads each
-/// page again for every biller once its pages are let go (each fault maps its neighbours too);
-/// the release doubled its time (benches/README.md, "## clearing"). Order intake's working set
-/// (the B-trees' upper levels, the recent pages) stays small without it.
+/// - While an import runs (`whileImporting`): at most every `importCheckIntervalNanoseconds`,
+///   past `residentBytesMax`. The import lets them go when it begins and when it ends too.
+/// - Otherwise (order intake, the readers' reports and listings), when no clearing runs: at
+///   most every `intakeCheckIntervalNanoseconds`, past `intakeResidentBytesMax`. Intake maps a
+///   few MiB a second at most, so a look a second keeps the map near the threshold, and a
+///   release refaults only intake's working set (the B-trees' upper levels, the recent pages).
+/// - Never while a clearing runs (`whileClearing`) and no import does: a clearing walks the
+///   orders biller by biller, so it reads each page again for every biller once its pages are
+///   let go (each fault maps its neighbours too); the release doubled its time (benches/README.md,
+///   "## clearing"). Its pages go at the first look after it ends.
 public final class MappedPageRelease: Sendable {
     let environment: Environment
-    /// Imports running now (`whileImporting`): the release applies while there is one.
+    /// Imports running now (`whileImporting`): the import's release applies while there is one.
     private let importsRunning = Atomic<Int>(0)
+    /// Clearing runs now (`whileClearing`): outside imports, nothing is let go while there is one.
+    private let clearingsRunning = Atomic<Int>(0)
     /// The resident bytes of the map past which the writer lets them go during an import.
     private let thresholdBytes: Atomic<Int>
+    /// The resident bytes of the map past which the writer lets them go outside imports and clearings.
+    private let intakeThresholdBytes: Atomic<Int>
+    /// The least time between two looks outside imports, in nanoseconds.
+    private let intakeIntervalNanoseconds: Atomic<UInt64>
+    /// When the writer last looked at the map (monotonic nanoseconds; the writer's thread only
+    /// writes it).
+    private let lastLookNanoseconds = Atomic<UInt64>(0)
     /// The process's file-backed resident bytes (`/proc/self/statm`: shared pages) right after
     /// the last release, or at start: the program's own text and libraries, which
     /// `mappedResidentBytes` subtracts.
@@ -35,9 +49,26 @@ public final class MappedPageRelease: Sendable {
     /// what one writer batch maps (a slice of an import).
     public static let residentBytesMaxDefault = 64 << 20
 
-    init(environment: Environment, residentBytesMax: Int = MappedPageRelease.residentBytesMaxDefault) {
+    /// The map's resident bytes kept at most outside imports and clearings, about: above the
+    /// import's, so that intake's working set is not refaulted often (intake maps a few MiB a
+    /// second), and with the import's own peak (the map at this, plus what a slice maps, plus
+    /// the anonymous memory) within the daemon's 256 MiB.
+    public static let intakeResidentBytesMaxDefault = 128 << 20
+
+    /// The least time between two looks of the writer at the resident map during an import:
+    /// reading `/proc/self/statm` costs a few microseconds, a batch may take less, and an
+    /// import's slice maps tens of MiB.
+    public static let importCheckIntervalNanoseconds: UInt64 = 10_000_000
+    /// The least time between two looks outside imports: order intake maps a few MiB a second
+    /// at most, and its batches come every millisecond or so.
+    public static let intakeCheckIntervalNanosecondsDefault: UInt64 = 1_000_000_000
+
+    init(environment: Environment, residentBytesMax: Int = MappedPageRelease.residentBytesMaxDefault,
+         intakeResidentBytesMax: Int = MappedPageRelease.intakeResidentBytesMaxDefault) {
         self.environment = environment
         self.thresholdBytes = Atomic(residentBytesMax)
+        self.intakeThresholdBytes = Atomic(intakeResidentBytesMax)
+        self.intakeIntervalNanoseconds = Atomic(Self.intakeCheckIntervalNanosecondsDefault)
         fileResidentBaselineBytes.store(Self.fileResidentBytes() ?? 0, ordering: .relaxed)
     }
 
@@ -47,8 +78,23 @@ public final class MappedPageRelease: Sendable {
         set { thresholdBytes.store(newValue, ordering: .relaxed) }
     }
 
+    /// The resident bytes of the map past which it is let go outside imports and clearings.
+    public var intakeResidentBytesMax: Int {
+        get { intakeThresholdBytes.load(ordering: .relaxed) }
+        set { intakeThresholdBytes.store(newValue, ordering: .relaxed) }
+    }
+
+    /// The least time between two looks outside imports, in nanoseconds.
+    public var intakeCheckIntervalNanoseconds: UInt64 {
+        get { intakeIntervalNanoseconds.load(ordering: .relaxed) }
+        set { intakeIntervalNanoseconds.store(newValue, ordering: .relaxed) }
+    }
+
     /// Whether an import runs now.
     public var isImporting: Bool { importsRunning.load(ordering: .relaxed) > 0 }
+
+    /// Whether a clearing runs now.
+    public var isClearing: Bool { clearingsRunning.load(ordering: .relaxed) > 0 }
 
     /// The releases made so far and the bytes they let go.
     public var releases: (count: Int, bytes: Int) {
@@ -66,12 +112,28 @@ public final class MappedPageRelease: Sendable {
         return try body()
     }
 
-    /// After a writer batch: while an import runs, lets the map's pages go when more than
-    /// `residentBytesMax` are resident. Answers the bytes released, nil when it let nothing go.
+    /// Runs `body` (a clearing run) with the release outside imports off: the writer lets the
+    /// map go after a batch only while an import runs too.
+    public func whileClearing<Result>(_ body: () throws -> Result) rethrows -> Result {
+        clearingsRunning.add(1, ordering: .relaxed)
+        defer { clearingsRunning.subtract(1, ordering: .relaxed) }
+        return try body()
+    }
+
+    /// After a writer batch, on the writer's thread, at `nowNanoseconds` (monotonic): while an
+    /// import runs, lets the map's pages go when more than `residentBytesMax` are resident, at
+    /// most every `importCheckIntervalNanoseconds`; otherwise, when no clearing runs, past
+    /// `intakeResidentBytesMax`, at most every `intakeCheckIntervalNanoseconds`. Answers the
+    /// bytes released, nil when it let nothing go.
     @discardableResult
-    public func releaseIfImporting() -> Int? {
-        guard isImporting else { return nil }
-        return environment.lockedRelease(into: self, ifAbove: residentBytesMax)
+    public func releaseAfterBatch(nowNanoseconds: UInt64) -> Int? {
+        let importing = isImporting
+        guard importing || !isClearing else { return nil }
+        let interval = importing ? Self.importCheckIntervalNanoseconds : intakeCheckIntervalNanoseconds
+        let last = lastLookNanoseconds.load(ordering: .relaxed)
+        guard nowNanoseconds >= last, nowNanoseconds - last >= interval else { return nil }
+        lastLookNanoseconds.store(nowNanoseconds, ordering: .relaxed)
+        return environment.lockedRelease(into: self, ifAbove: importing ? residentBytesMax : intakeResidentBytesMax)
     }
 
     /// The bytes of the map this process has resident now, about: its file-backed resident

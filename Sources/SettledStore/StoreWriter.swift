@@ -195,7 +195,7 @@ public final class StoreWriter: @unchecked Sendable {
     public let batchMax: Int
     /// The clock of the batch times (`WriteContext.nowUnixMillis`).
     public let clock: Clock
-    /// The release of the map's pages while an import runs, looked at after each batch.
+    /// The release of the map's pages, looked at after each batch.
     public let pageRelease: MappedPageRelease
 
     private let condition = NSCondition()
@@ -352,23 +352,12 @@ public final class StoreWriter: @unchecked Sendable {
         }
     }
 
-    /// The least time between two looks of the writer at the resident map: reading
-    /// `/proc/self/statm` costs a few microseconds, a batch may take less.
-    static let mapCheckIntervalNanoseconds: UInt64 = 10_000_000
-    /// When the writer looks next (writer thread only).
-    private var mapCheckDueNanoseconds: UInt64 = 0
-
-    /// After a batch, while an import runs: lets go of the map's pages once more than
-    /// `pageRelease.residentBytesMax` are resident. The writer reads and writes pages all over
-    /// the store for an import's slice (a page read faults in its neighbours too), so it looks
-    /// after each slice rather than on a timer between them. Nothing otherwise (a clearing,
-    /// order intake): see `MappedPageRelease`.
+    /// After a batch, lets go of the map's pages when `pageRelease` says so: during an import,
+    /// or outside one while no clearing runs (see `MappedPageRelease`). The writer reads and
+    /// writes pages all over the store (a page read faults in its neighbours too), so it looks
+    /// after its batches rather than on a timer between them.
     private func releaseMappedPagesIfDue() {
-        guard pageRelease.isImporting else { return }
-        let now = DispatchTime.now().uptimeNanoseconds
-        guard now >= mapCheckDueNanoseconds else { return }
-        mapCheckDueNanoseconds = now + Self.mapCheckIntervalNanoseconds
-        pageRelease.releaseIfImporting()
+        pageRelease.releaseAfterBatch(nowNanoseconds: DispatchTime.now().uptimeNanoseconds)
     }
 
     private func process(_ batch: [any QueuedRequest]) {
