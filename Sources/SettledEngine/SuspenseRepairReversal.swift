@@ -24,12 +24,9 @@ extension Engine {
         let channel = instruction.channel, amountFen = instruction.amountFen, txn = instruction.channelTxnID
         let why = "the correction s-\(correction.id) of s-\(replacedID) no longer shows channel transaction \(txn)"
         guard instruction.status == "pending" else {
-            let text = "\(why), whose \(amountFen) fen the repair d-\(repair.id) booked to suspense:\(channel); refund instruction ri-\(instruction.id) was carried out already (\(instruction.done?.reference ?? "no reference")): the payer was given back money the channel no longer shows"
-            let left = try Self.openMissingChannel(channel: channel, orderID: instruction.orderID.isEmpty ? nil : instruction.orderID,
-                                                   channelTxnID: txn, amountFen: amountFen, detail: text, correction: &correction, write: write)
-            repair.detail += "; \(why): its refund instruction was carried out already, d-\(left) left for the operator"
-            try repair.store(write: write)
-            try audit(write, "suspense_reversal d-\(repair.id): \(text); d-\(left) opened")
+            try Self.leaveCarriedOutRefund(&repair, instruction: instruction, booked: "\(amountFen) fen the repair d-\(repair.id) booked to suspense:\(channel)",
+                                           orderID: instruction.orderID.isEmpty ? nil : instruction.orderID, channelTxnID: txn,
+                                           why: why, auditKind: "suspense_reversal", correction: &correction, audit: audit, write: write)
             return true
         }
         try Self.cancelSuspenseRefund(&instruction, channel: channel, amountFen: amountFen, kind: "suspense_reversal",
@@ -84,11 +81,15 @@ extension Engine {
                   instruction.status != RefundInstruction.cancelled else { return false }
             let amountFen = instruction.amountFen
             guard instruction.status == "pending" else {
-                let detail = "\(why), whose resolution d-\(resolved.id) refunded \(amountFen) fen by refund instruction ri-\(instruction.id), carried out already (\(instruction.done?.reference ?? "no reference")): the payer was given back money the channel no longer shows"
-                let left = try leaveForOperator(resolved, instruction: instruction, detail: detail, correction: &correction, write: write)
-                resolved.detail += "; \(why): its refund instruction was carried out already, d-\(left) left for the operator"
-                try resolved.store(write: write)
-                try audit(write, "resolution_reversal d-\(resolved.id): \(detail); d-\(left) opened")
+                var txn = resolved.channelTxnID ?? (instruction.channelTxnID.isEmpty ? nil : instruction.channelTxnID)
+                if txn == nil, let orderID = resolved.orderID {
+                    // A loss on the order's payment: a missing_channel naming no channel transaction
+                    // would read as a refund of ours the channel still holds (`standing`).
+                    txn = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction)?.channelTxnID
+                }
+                try Self.leaveCarriedOutRefund(&resolved, instruction: instruction, booked: "resolution d-\(resolved.id) refunded \(amountFen) fen",
+                                               orderID: resolved.orderID, channelTxnID: txn,
+                                               why: why, auditKind: "resolution_reversal", correction: &correction, audit: audit, write: write)
                 return true
             }
             try Self.cancelSuspenseRefund(&instruction, channel: channel, amountFen: amountFen, kind: "resolution_reversal",
@@ -145,18 +146,19 @@ extension Engine {
         }
     }
 
-    /// An open `missing_channel` finding of the correction for money a refund instruction of
-    /// a resolution paid back that the channel no longer shows.
-    private func leaveForOperator(_ resolved: Discrepancy, instruction: RefundInstruction.Record, detail: String,
-                                  correction: inout StoredStatement, write: WriteContext) throws -> UInt64 {
-        var txn = resolved.channelTxnID ?? (instruction.channelTxnID.isEmpty ? nil : instruction.channelTxnID)
-        if txn == nil, let orderID = resolved.orderID {
-            // A loss on the order's payment: a missing_channel naming no channel transaction
-            // would read as a refund of ours the channel still holds (`standing`).
-            txn = try OrderRecord.load(orderID, tables: write.tables, in: write.transaction)?.channelTxnID
-        }
-        return try Self.openMissingChannel(channel: resolved.channel, orderID: resolved.orderID, channelTxnID: txn,
-                                           amountFen: instruction.amountFen, detail: detail, correction: &correction, write: write)
+    /// The refund instruction that gave a finding's money back (`booked`: what put it in
+    /// suspense) was carried out already: nothing can be undone here. An open `missing_channel`
+    /// finding of the correction is left for the operator (`write_off` books it as a loss), the
+    /// finding notes it and the audit has a record (`auditKind`).
+    private static func leaveCarriedOutRefund(_ discrepancy: inout Discrepancy, instruction: RefundInstruction.Record, booked: String,
+                                              orderID: String?, channelTxnID: String?, why: String, auditKind: String,
+                                              correction: inout StoredStatement, audit: RepairAudit, write: WriteContext) throws {
+        let text = "\(why), whose \(booked); refund instruction ri-\(instruction.id) was carried out already (\(instruction.done?.reference ?? "no reference")): the payer was given back money the channel no longer shows"
+        let left = try openMissingChannel(channel: discrepancy.channel, orderID: orderID, channelTxnID: channelTxnID,
+                                          amountFen: instruction.amountFen, detail: text, correction: &correction, write: write)
+        discrepancy.detail += "; \(why): its refund instruction was carried out already, d-\(left) left for the operator"
+        try discrepancy.store(write: write)
+        try audit(write, "\(auditKind) d-\(discrepancy.id): \(text); d-\(left) opened")
     }
 
     /// Opens a `missing_channel` finding of the correction for money paid back already that
