@@ -46,7 +46,7 @@ let package = Package(
                           dependencies: ["SettledCore", "SettledHTTP", "SettledConfig"]),
         .executableTarget(name: "settled-bench",
                           dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig",
-                                         "SettledEngine"],
+                                         "SettledEngine", "SettledFormats"],
                           path: "benches/settled-bench"),
 
         // Helpers shared by the test targets (a seeded generator, payment request bodies).
