@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "SettledFormats", dependencies: ["CZlib", "SettledCore"]),
         .target(name: "SettledEngine", dependencies: ["SettledCore", "SettledStore", "SettledConfig"]),
         .target(name: "SettledService",
-                dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine", "SettledFormats"]),
+                dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine", "SettledFormats"]),
         .executableTarget(name: "settled",
                           dependencies: ["SettledService", "SettledConfig", "SettledHTTP", "CSystemd"]),
         .executableTarget(name: "settlectl",

@@ -1,3 +1,4 @@
+import CShims
 import Dispatch
 import Glibc
 import SettledCore
@@ -35,12 +36,17 @@ struct StatementCheck: Sendable {
 final class StatementUploadCheck: HTTPSpoolFollower, @unchecked Sendable {
     let format: StatementFileFormat
     let businessDate: BusinessDate
+    /// The file is to be kept (an import, not a dry run): what the thread has read is also
+    /// sent on to the disk, so that the sync once the body is whole waits for the rest only.
+    let kept: Bool
 
     /// How far the body is written, and whether it ended (`whole`: complete).
     private struct Progress {
         var written: Int64 = 0
         var ended = false
         var whole = false
+        /// Not wanted any more: the thread stops reading.
+        var cancelled = false
     }
 
     private let progress = Mutex(Progress())
@@ -64,18 +70,21 @@ final class StatementUploadCheck: HTTPSpoolFollower, @unchecked Sendable {
 
     /// Bytes read from the file at a time.
     static let readBytes = 64 * 1024
+    /// Bytes read between two starts of their writeback (`kept`).
+    static let writebackBytes: Int64 = 8 * 1024 * 1024
 
-    private init(format: StatementFileFormat, businessDate: BusinessDate) {
+    private init(format: StatementFileFormat, businessDate: BusinessDate, kept: Bool) {
         self.format = format
         self.businessDate = businessDate
+        self.kept = kept
     }
 
     /// A check of the upload at `path` (the file the loop has just made), its thread started;
     /// nil when the file cannot be opened for reading (the import then reads it itself).
-    static func start(path: String, format: StatementFileFormat, businessDate: BusinessDate) -> StatementUploadCheck? {
+    static func start(path: String, format: StatementFileFormat, businessDate: BusinessDate, kept: Bool) -> StatementUploadCheck? {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return nil }
-        let check = StatementUploadCheck(format: format, businessDate: businessDate)
+        let check = StatementUploadCheck(format: format, businessDate: businessDate, kept: kept)
         DispatchQueue.global(qos: .utility).async {
             defer { close(descriptor) }
             check.outcome = check.follow(descriptor)
@@ -97,6 +106,13 @@ final class StatementUploadCheck: HTTPSpoolFollower, @unchecked Sendable {
         moved.signal()
     }
 
+    /// The check is not wanted (the file is answered otherwise): the thread stops reading
+    /// once the body has ended.
+    func cancel() {
+        progress.withLock { $0.cancelled = true }
+        moved.signal()
+    }
+
     /// The outcome, once the body has ended: waits for the thread to read what is left.
     func wait() -> Outcome {
         done.wait()
@@ -113,9 +129,16 @@ final class StatementUploadCheck: HTTPSpoolFollower, @unchecked Sendable {
         }
         var check = StatementCheck()
         var offset: Int64 = 0
+        var writtenBack: Int64 = 0
         var buffer = [UInt8](repeating: 0, count: Self.readBytes)
         while true {
             let now = progress.withLock { $0 }
+            if now.cancelled { return finishUnavailable() }
+            // A hint only: the sync that makes the file durable is the import's.
+            if kept && offset - writtenBack >= Self.writebackBytes {
+                _ = settled_start_writeback(descriptor, writtenBack, offset - writtenBack)
+                writtenBack = offset
+            }
             if offset < now.written {
                 let want = Int(min(Int64(Self.readBytes), now.written - offset))
                 let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, want, off_t(offset)) }
@@ -189,6 +212,6 @@ extension SettledService {
         guard let channelID = query["channel"], let channel = configuration.channel(id: channelID),
               let dateText = query["business_date"], let businessDate = BusinessDate(dateText),
               let format = try? StatementDryRun.format(of: channel) else { return nil }
-        return StatementUploadCheck.start(path: path, format: format, businessDate: businessDate)
+        return StatementUploadCheck.start(path: path, format: format, businessDate: businessDate, kept: query["dry_run"] == nil)
     }
 }

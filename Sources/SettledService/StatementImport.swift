@@ -58,16 +58,9 @@ struct StatementImporter {
     func run(_ spooled: SpooledStatement, channel: ChannelConfiguration, businessDate: BusinessDate,
              audit: @escaping RepairAudit, uploadCheck: StatementUploadCheck? = nil) throws -> Outcome {
         let format = try StatementDryRun.format(of: channel)
-        // The same file again, imported whole and without a refused line: its answer is all in
-        // the statement, so the file is not read again (a refused line's reasons are, so a
-        // file with some is parsed to list them).
-        let tables = service.store.tables
-        if let done = try service.store.environment.read({ transaction in
-            try Engine.statement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
-                                 in: transaction, tables: tables)
-        }), done.status != .importing, done.figures.parseErrors == 0 {
+        if let done = try answered(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex) {
             unlink(spooled.path)
-            return Outcome(statement: done, lines: Int(done.figures.lines), errors: [])
+            return done
         }
         // The check reads the figures only: the texts are read when the lines are applied.
         let check: StatementCheck
@@ -114,6 +107,17 @@ struct StatementImporter {
             let finished = try apply(statement, format: format, audit: audit)
             return Outcome(statement: finished, lines: lines, errors: errors)
         }
+    }
+
+    /// The same file again, imported whole and without a refused line: its answer is all in
+    /// the statement, so the file is not read again (a refused line's reasons are, so a file
+    /// with some is parsed to list them). Nil when the file is not such a one.
+    func answered(channel: String, businessDate: BusinessDate, sha256Hex: String) throws -> Outcome? {
+        let tables = service.store.tables
+        guard let done = try service.store.environment.read({ transaction in
+            try Engine.statement(channel: channel, businessDate: businessDate, sha256Hex: sha256Hex, in: transaction, tables: tables)
+        }), done.status != .importing, done.figures.parseErrors == 0 else { return nil }
+        return Outcome(statement: done, lines: Int(done.figures.lines), errors: [])
     }
 
     /// Checked whole before anything is applied, as the lines' figures are: the channel's

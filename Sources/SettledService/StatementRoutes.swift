@@ -141,6 +141,21 @@ extension SettledService {
             throw APIError(422, "unknown_channel", "channel \(channelID!) is not configured")
         }
         let businessDate = BusinessDate(dateText!)!
+        // The same file again, imported already: answered from its statement, before the
+        // file is synced or read (it is removed with the answer).
+        if !dryRun {
+            let done: StatementImporter.Outcome?
+            do {
+                done = try StatementImporter(service: self).answered(channel: channel.id, businessDate: businessDate,
+                                                                     sha256Hex: body.sha256Hex)
+            } catch {
+                throw StatementImportFailure.apiError(error, service: self)
+            }
+            if let done {
+                (body.follower as? StatementUploadCheck)?.cancel()
+                return .json { json in Self.writeImportAnswer(done, &json) }
+            }
+        }
         let statement: SpooledStatement
         do throws(SpoolError) {
             statement = try spool.statement(body, source: .upload(uid: context.peer.uid), durable: !dryRun)

@@ -57,7 +57,7 @@ import Testing
         let bill = try replacing(StatementDryRunTests.bill, "`0.01,`0.00,`ORIGINAL", "`0.0x,`0.00,`ORIGINAL")
         let (directory, path) = try newFile()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let check = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date))
+        let check = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date, kept: true))
         try upload(bill, to: path, check, pieceBytes: pieceBytes)
         let known = try #require(try check.check(format: .wechat, businessDate: Self.date, bytes: Int64(bill.count)))
         let read = try StatementDryRun.run(file: path, format: .wechat, businessDate: Self.date)
@@ -73,7 +73,7 @@ import Testing
         let bill = try replacing(StatementDryRunTests.bill, "`45.0,", "`46.0,")
         let (directory, path) = try newFile()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let check = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date))
+        let check = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date, kept: true))
         try upload(bill, to: path, check, pieceBytes: 1000)
         var refusedAsArrived: APIError?
         do throws(APIError) { _ = try check.check(format: .wechat, businessDate: Self.date, bytes: Int64(bill.count)) } catch {
@@ -94,18 +94,28 @@ import Testing
         let bill = StatementDryRunTests.bill
         let (directory, path) = try newFile()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let dropped = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date))
+        let dropped = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date, kept: true))
         try upload(bill, to: path, dropped, pieceBytes: 512, dropAfter: 2048)
         #expect(try dropped.check(format: .wechat, businessDate: Self.date, bytes: 2048) == nil)
 
         let (otherDirectory, otherPath) = try newFile()
         defer { try? FileManager.default.removeItem(atPath: otherDirectory) }
-        let whole = try #require(StatementUploadCheck.start(path: otherPath, format: .wechat, businessDate: Self.date))
+        let whole = try #require(StatementUploadCheck.start(path: otherPath, format: .wechat, businessDate: Self.date, kept: true))
         try upload(bill, to: otherPath, whole, pieceBytes: 512)
         #expect(try whole.check(format: .wechat, businessDate: Self.date.adding(days: 1), bytes: Int64(bill.count)) == nil)
         #expect(try whole.check(format: .alipay, businessDate: Self.date, bytes: Int64(bill.count)) == nil)
         #expect(try whole.check(format: .wechat, businessDate: Self.date, bytes: Int64(bill.count) + 1) == nil)
         #expect(try whole.check(format: .wechat, businessDate: Self.date, bytes: Int64(bill.count))?.lines == 45)
+    }
+
+    @Test func aCancelledCheckIsNotKnownAndItsThreadEnds() throws {
+        let bill = StatementDryRunTests.bill
+        let (directory, path) = try newFile()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let check = try #require(StatementUploadCheck.start(path: path, format: .wechat, businessDate: Self.date, kept: false))
+        check.cancel()
+        try upload(bill, to: path, check, pieceBytes: 700)
+        #expect(try check.check(format: .wechat, businessDate: Self.date, bytes: Int64(bill.count)) == nil)
     }
 
     /// Through the daemon's route: the dry run and the import answer the same as before, and
@@ -121,8 +131,11 @@ import Testing
         let follow = try #require(target.follow)
         let follower = follow(["channel": "wechat", "business_date": "2019-02-19"], path)
         let check = try #require(follower as? StatementUploadCheck)
-        #expect(check.format == .wechat && check.businessDate == Self.date)
+        #expect(check.format == .wechat && check.businessDate == Self.date && check.kept)
         check.ended(whole: false)
+        let dryRun = try #require(follow(["channel": "wechat", "business_date": "2019-02-19", "dry_run": "1"], path) as? StatementUploadCheck)
+        #expect(!dryRun.kept)
+        dryRun.ended(whole: false)
         #expect(follow(["channel": "nowhere", "business_date": "2019-02-19"], path) == nil)
         #expect(follow(["channel": "wechat", "business_date": "2019-02-30"], path) == nil)
         #expect(follow(["channel": "wechat"], path) == nil)
