@@ -39,14 +39,14 @@ let package = Package(
         .target(name: "SettledFormats", dependencies: ["CZlib", "SettledCore"]),
         .target(name: "SettledEngine", dependencies: ["SettledCore", "SettledStore", "SettledConfig"]),
         .target(name: "SettledService",
-                dependencies: ["SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine", "SettledFormats"]),
+                dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledConfig", "SettledEngine", "SettledFormats"]),
         .executableTarget(name: "settled",
                           dependencies: ["SettledService", "SettledConfig", "SettledHTTP", "CSystemd"]),
         .executableTarget(name: "settlectl",
                           dependencies: ["SettledCore", "SettledHTTP", "SettledConfig"]),
         .executableTarget(name: "settled-bench",
                           dependencies: ["CShims", "SettledCore", "SettledStore", "SettledHTTP", "SettledService", "SettledConfig",
-                                         "SettledEngine"],
+                                         "SettledEngine", "SettledFormats"],
                           path: "benches/settled-bench"),
 
         // Helpers shared by the test targets (a seeded generator, payment request bodies).

@@ -89,3 +89,7 @@ int settled_spawn(const char *path, char *const argv[], const char *directory, c
     posix_spawn_file_actions_destroy(&actions);
     return result;
 }
+
+int settled_start_writeback(int fd, int64_t offset, int64_t bytes) {
+    return sync_file_range(fd, (off64_t)offset, (off64_t)bytes, SYNC_FILE_RANGE_WRITE);
+}

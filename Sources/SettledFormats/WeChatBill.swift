@@ -131,26 +131,47 @@ struct WeChatBillReader: LineFormat {
         return split
     }
 
-    /// The same as ranges of `line` (a detail line read in place).
-    private static func splitBackticked(_ line: UnsafeBufferPointer<UInt8>, into fields: inout [Range<Int>]) -> Bool {
+    /// The same as ranges of `line` (a detail line read in place). The separators are the
+    /// commas followed by a backtick or ending the line; commas are found eight bytes at a
+    /// time (a detail line's fields are short: a call to find each costs more than the field).
+    static func splitBackticked(_ line: UnsafeBufferPointer<UInt8>, into fields: inout [Range<Int>]) -> Bool {
         fields.removeAll(keepingCapacity: true)
         let end = line.count
+        guard let base = line.baseAddress, end > 1 else {
+            fields.append(min(1, end)..<end)
+            return true
+        }
+        let comma = UInt8(ascii: ","), backtick = UInt8(ascii: "`")
+        let commas: UInt64 = 0x2C2C_2C2C_2C2C_2C2C, lows: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
         var start = 1  // after the first backtick
-        var index = start
-        // From comma to comma (memchr): a field's value seldom holds one.
-        while index < end, let base = line.baseAddress,
-              let comma = memchr(base + index, Int32(UInt8(ascii: ",")), end - index) {
-            index = base.distance(to: comma.assumingMemoryBound(to: UInt8.self))
-            let next = index + 1
-            if next == end || line[next] == UInt8(ascii: "`") {
-                guard fields.count < StatementLimits.fieldsPerLineMax else { return false }
-                fields.append(start..<index)
-                start = next + 1
-                index = start
-                if next == end { fields.append(end..<end); return true }
-                continue
+        var position = 1
+        while position < end {
+            let wordStart = position
+            // The high bit of each byte of `mask` that is a comma (exactly: no false ones).
+            var mask: UInt64 = 0
+            if end - position >= 8 {
+                let x = UnsafeRawPointer(base + position).loadUnaligned(as: UInt64.self).littleEndian ^ commas
+                mask = ~(((x & lows) &+ lows) | x | lows)
+                position += 8
+            } else {
+                for offset in 0..<(end - position) where base[position + offset] == comma {
+                    mask |= UInt64(0x80) << UInt64(8 * offset)
+                }
+                position = end
             }
-            index += 1
+            while mask != 0 {
+                let found = wordStart + mask.trailingZeroBitCount / 8
+                mask &= mask &- 1
+                let next = found + 1
+                guard next == end || base[next] == backtick else { continue }
+                guard fields.count < StatementLimits.fieldsPerLineMax else { return false }
+                fields.append(start..<found)
+                if next == end {
+                    fields.append(end..<end)
+                    return true
+                }
+                start = next + 1
+            }
         }
         fields.append(min(start, end)..<end)
         return true

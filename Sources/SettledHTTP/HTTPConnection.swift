@@ -310,6 +310,7 @@ final class HTTPConnection: @unchecked Sendable {
             if let spoolTarget {
                 switch HTTPSpoolFile.create(in: spoolTarget.directory) {
                 case .success(let file):
+                    file.follower = spoolTarget.follow?(head.parts.query, file.path)
                     spoolFile = file
                 case .failure(let refusal):
                     refuse(refusal)

@@ -6,12 +6,27 @@ import SettledCore
 public struct HTTPSpoolTarget: Sendable {
     public var directory: String
     public var bytesMax: Int
+    /// Asked once the file is made, with the request's query and the file's path: a follower
+    /// told as the body is written (one that reads the file as it grows), or nil.
+    public var follow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)?
 
-    public init(directory: String, bytesMax: Int) {
+    public init(directory: String, bytesMax: Int,
+                follow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil) {
         precondition(bytesMax >= 0)
         self.directory = directory
         self.bytesMax = bytesMax
+        self.follow = follow
     }
+}
+
+/// Follows a body as it is written to its spool file, off the connection's loop (its own
+/// thread reads the file as it grows): told on the loop how far the file is written and when
+/// the body ended. Both calls come from the loop and must return at once.
+public protocol HTTPSpoolFollower: AnyObject, Sendable {
+    /// The file holds the body's first `bytes` (all written to it, in the page cache).
+    func written(_ bytes: Int64)
+    /// The body ended: `whole` (the file complete and closed), or dropped (the file removed).
+    func ended(whole: Bool)
 }
 
 /// A body written to a file as it arrived, instead of `HTTPRequest.body`.
@@ -25,11 +40,19 @@ public struct HTTPSpooledBody: Sendable, Equatable {
     public var bytes: Int64
     /// SHA-256 of the body, 64 lowercase hex digits.
     public var sha256Hex: String
+    /// What followed the body as it was written (`HTTPSpoolTarget.follow`), if anything did.
+    public var follower: (any HTTPSpoolFollower)?
 
-    public init(path: String, bytes: Int64, sha256Hex: String) {
+    public init(path: String, bytes: Int64, sha256Hex: String, follower: (any HTTPSpoolFollower)? = nil) {
         self.path = path
         self.bytes = bytes
         self.sha256Hex = sha256Hex
+        self.follower = follower
+    }
+
+    public static func == (left: HTTPSpooledBody, right: HTTPSpooledBody) -> Bool {
+        left.path == right.path && left.bytes == right.bytes && left.sha256Hex == right.sha256Hex
+            && left.follower.map(ObjectIdentifier.init) == right.follower.map(ObjectIdentifier.init)
     }
 }
 
@@ -47,6 +70,8 @@ final class HTTPSpoolFile {
     private var descriptor: Int32
     private var hash = SHA256()
     private(set) var written: Int64 = 0
+    /// Told of each write and of the end (`HTTPSpoolTarget.follow`).
+    var follower: (any HTTPSpoolFollower)?
 
     private init(path: String, descriptor: Int32) {
         self.path = path
@@ -83,6 +108,7 @@ final class HTTPSpoolFile {
             }
         }
         written += Int64(bytes.count)
+        follower?.written(written)
         return nil
     }
 
@@ -91,7 +117,10 @@ final class HTTPSpoolFile {
         precondition(descriptor >= 0, "a spool file finished twice")
         Glibc.close(descriptor)
         descriptor = -1
-        return HTTPSpooledBody(path: path, bytes: written, sha256Hex: SHA256.hex(hash.finish()))
+        let follower = self.follower
+        self.follower = nil
+        follower?.ended(whole: true)
+        return HTTPSpooledBody(path: path, bytes: written, sha256Hex: SHA256.hex(hash.finish()), follower: follower)
     }
 
     /// Closes (if open) and removes the file.
@@ -101,6 +130,8 @@ final class HTTPSpoolFile {
             descriptor = -1
         }
         unlink(path)
+        follower?.ended(whole: false)
+        follower = nil
     }
 
     /// A full disk (or quota, or file size limit) answers 507 `spool_full`; any other error

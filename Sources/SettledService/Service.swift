@@ -142,9 +142,13 @@ public struct Route: Sendable {
     public let isSpooled: Bool
     /// A spooled route's own body limit, instead of `statement_body_bytes_max`.
     public let spoolBytesMax: Int?
+    /// What follows a spooled route's body as it is written (`HTTPSpoolTarget.follow`).
+    public let spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)?
 
     public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, spooled: Bool = false,
-                spoolBytesMax: Int? = nil, _ action: RouteAction) {
+                spoolBytesMax: Int? = nil,
+                spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil,
+                _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }
         self.literalCount = segments.count { $0 != "{}" }
@@ -154,6 +158,7 @@ public struct Route: Sendable {
         self.isUpload = upload || spooled
         self.isSpooled = spooled
         self.spoolBytesMax = spoolBytesMax
+        self.spoolFollow = spoolFollow
     }
 
     /// Whether `path` is this route's (without collecting its parameters).
@@ -267,7 +272,8 @@ public final class SettledService: @unchecked Sendable {
         let routes = self.routes
         for index in routes.indices where routes[index].isSpooled && routes[index].method == method && routes[index].matches(pathSegments) {
             guard !access.roles(of: peer).isDisjoint(with: routes[index].roles) else { return nil }
-            return HTTPSpoolTarget(directory: spool.path, bytesMax: routes[index].spoolBytesMax ?? configuration.statementBodyBytesMax)
+            return HTTPSpoolTarget(directory: spool.path, bytesMax: routes[index].spoolBytesMax ?? configuration.statementBodyBytesMax,
+                                   follow: routes[index].spoolFollow)
         }
         return nil
     }

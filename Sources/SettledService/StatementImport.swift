@@ -53,32 +53,29 @@ struct StatementImporter {
 
     /// Imports `spooled` for `channel` and `businessDate`; the same file again answers the
     /// statement it made, and a file left half imported is finished from this one.
+    /// `uploadCheck`: the file's figures checked as it was uploaded; the file is read for them
+    /// only when that check is not known.
     func run(_ spooled: SpooledStatement, channel: ChannelConfiguration, businessDate: BusinessDate,
-             audit: @escaping RepairAudit) throws -> Outcome {
+             audit: @escaping RepairAudit, uploadCheck: StatementUploadCheck? = nil) throws -> Outcome {
         let format = try StatementDryRun.format(of: channel)
-        // The same file again, imported whole and without a refused line: its answer is all in
-        // the statement, so the file is not read again (a refused line's reasons are, so a
-        // file with some is parsed to list them).
-        let tables = service.store.tables
-        if let done = try service.store.environment.read({ transaction in
-            try Engine.statement(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex,
-                                 in: transaction, tables: tables)
-        }), done.status != .importing, done.figures.parseErrors == 0 {
+        if let done = try answered(channel: channel.id, businessDate: businessDate, sha256Hex: spooled.sha256Hex) {
             unlink(spooled.path)
-            return Outcome(statement: done, lines: Int(done.figures.lines), errors: [])
+            return done
         }
-        var lines = 0
-        var errors: [StatementLineError] = []
-        var outOfRange: StatementRecord?
         // The check reads the figures only: the texts are read when the lines are applied.
-        let totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate, figuresOnly: true) { batch in
-            lines += batch.records.count + batch.errors.count
-            errors += batch.errors
-            if outOfRange == nil { outOfRange = batch.records.first { !Self.inRange($0) } }
+        let check: StatementCheck
+        if let known = try uploadCheck?.check(format: format, businessDate: businessDate, bytes: spooled.bytes) {
+            check = known
+        } else {
+            var reading = StatementCheck()
+            reading.totals = try SpoolReader.parse(path: spooled.path, format: format, businessDate: businessDate,
+                                                   figuresOnly: true) { batch in reading.take(batch) }
+            check = reading
         }
+        let lines = check.lines, errors = check.errors, totals = check.totals
         // Checked whole before anything is applied: a figure that no order and no journal
         // entry can hold would stop the import midway, at every resume again.
-        if let record = outOfRange {
+        if let record = check.outOfRange {
             throw APIError(422, "amount_out_of_range",
                            "line \(record.line): amount \(record.amountFen) fen, fee \(record.feeFen) fen; a line's figures are at most \(Self.lineFenMax) fen")
         }
@@ -110,6 +107,17 @@ struct StatementImporter {
             let finished = try apply(statement, format: format, audit: audit)
             return Outcome(statement: finished, lines: lines, errors: errors)
         }
+    }
+
+    /// The same file again, imported whole and without a refused line: its answer is all in
+    /// the statement, so the file is not read again (a refused line's reasons are, so a file
+    /// with some is parsed to list them). Nil when the file is not such a one.
+    func answered(channel: String, businessDate: BusinessDate, sha256Hex: String) throws -> Outcome? {
+        let tables = service.store.tables
+        guard let done = try service.store.environment.read({ transaction in
+            try Engine.statement(channel: channel, businessDate: businessDate, sha256Hex: sha256Hex, in: transaction, tables: tables)
+        }), done.status != .importing, done.figures.parseErrors == 0 else { return nil }
+        return Outcome(statement: done, lines: Int(done.figures.lines), errors: [])
     }
 
     /// Checked whole before anything is applied, as the lines' figures are: the channel's
@@ -299,7 +307,7 @@ extension SettledService {
     /// unless `leaveUnheld` (the inbox, which sets it aside with its reason).
     func importSpooledStatement(channel: ChannelConfiguration, businessDate: BusinessDate,
                                 spooled: SpooledStatement, audit: RepairAudit? = nil,
-                                leaveUnheld: Bool = false) throws(APIError) -> HTTPResponse {
+                                leaveUnheld: Bool = false, uploadCheck: StatementUploadCheck? = nil) throws(APIError) -> HTTPResponse {
         let audit = audit ?? repairAudit(uid: 0, pid: getpid(), role: "system",
                                          target: "inbox \(channel.id) \(businessDate): \(spooled.path)")
         let outcome: StatementImporter.Outcome
@@ -307,7 +315,8 @@ extension SettledService {
             _ = try StatementDryRun.format(of: channel)
             outcome = try statementQueue.sync {
                 try writer.pageRelease.whileImporting {
-                    try StatementImporter(service: self).run(spooled, channel: channel, businessDate: businessDate, audit: audit)
+                    try StatementImporter(service: self).run(spooled, channel: channel, businessDate: businessDate, audit: audit,
+                                                             uploadCheck: uploadCheck)
                 }
             }
         } catch {

@@ -89,7 +89,9 @@ extension SettledService {
             // An upload, its body spooled to a file as it arrives (`[limits]
             // statement_body_bytes_max`): operator actions, audited by `run`; answered off the
             // event loop. The spool file is removed once answered, whatever the answer.
-            spooledUploadRoute("/v1/statements") { context throws(APIError) in try self.statementUpload(context) },
+            spooledUploadRoute("/v1/statements", spoolFollow: { [self] query, path in statementUploadCheck(query: query, path: path) }) {
+                context throws(APIError) in try self.statementUpload(context)
+            },
         ]
     }
 
@@ -97,8 +99,9 @@ extension SettledService {
     /// statement_body_bytes_max`), handled off the event loop; audited by `run`.
     /// `spoolBytesMax`: its own limit, when not `[limits] statement_body_bytes_max`.
     func spooledUploadRoute(_ path: String, spoolBytesMax: Int? = nil,
+                            spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil,
                             _ handle: @escaping @Sendable (RequestContext) throws(APIError) -> HTTPResponse) -> Route {
-        Route("POST", path, .operatorOnly, spooled: true, spoolBytesMax: spoolBytesMax, .custom { context, answer in
+        Route("POST", path, .operatorOnly, spooled: true, spoolBytesMax: spoolBytesMax, spoolFollow: spoolFollow, .custom { context, answer in
             let response: HTTPResponse
             do throws(APIError) {
                 response = try handle(context)
@@ -138,20 +141,43 @@ extension SettledService {
             throw APIError(422, "unknown_channel", "channel \(channelID!) is not configured")
         }
         let businessDate = BusinessDate(dateText!)!
+        // The same file again, imported already: answered from its statement, before the
+        // file is synced or read (it is removed with the answer).
+        if !dryRun {
+            let done: StatementImporter.Outcome?
+            do {
+                done = try StatementImporter(service: self).answered(channel: channel.id, businessDate: businessDate,
+                                                                     sha256Hex: body.sha256Hex)
+            } catch {
+                throw StatementImportFailure.apiError(error, service: self)
+            }
+            if let done {
+                (body.follower as? StatementUploadCheck)?.cancel()
+                return .json { json in Self.writeImportAnswer(done, &json) }
+            }
+        }
         let statement: SpooledStatement
         do throws(SpoolError) {
             statement = try spool.statement(body, source: .upload(uid: context.peer.uid), durable: !dryRun)
         } catch {
             throw error.apiError
         }
+        // The file's figures, checked as it arrived (nil: not known, read from the file).
+        let uploadCheck = body.follower as? StatementUploadCheck
         guard dryRun else {
             let audit = repairAudit(uid: context.peer.uid, pid: context.peer.pid, role: context.roles.name,
                                     target: context.request.target)
-            return try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: statement, audit: audit)
+            return try importSpooledStatement(channel: channel, businessDate: businessDate, spooled: statement, audit: audit,
+                                              uploadCheck: uploadCheck)
         }
         defer { spool.remove(statement.path) }
-        let outcome = try StatementDryRun.run(file: statement.path, format: try StatementDryRun.format(of: channel),
-                                              businessDate: businessDate)
+        let format = try StatementDryRun.format(of: channel)
+        let outcome: StatementDryRun.Outcome
+        if let check = try uploadCheck?.check(format: format, businessDate: businessDate, bytes: statement.bytes) {
+            outcome = StatementDryRun.Outcome(lines: check.lines, errors: check.errors, totals: check.totals)
+        } else {
+            outcome = try StatementDryRun.run(file: statement.path, format: format, businessDate: businessDate)
+        }
         return .json { json in
             json.field("lines", outcome.lines)
             Self.writeParseErrors(outcome.errors, &json)

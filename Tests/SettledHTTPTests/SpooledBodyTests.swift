@@ -91,6 +91,75 @@ import Testing
         #expect(try client.send(method: "GET", path: "/after").status == 200)
     }
 
+    /// Records what a follower is told (`HTTPSpoolFollower`), and the file's size at each write.
+    final class RecordingFollower: HTTPSpoolFollower, Sendable {
+        let path: String
+        let query: [String: String]
+        struct Told { var written: [Int64] = []; var fileBytes: [Int64] = []; var ended: [Bool] = [] }
+        let told = Mutex(Told())
+
+        init(path: String, query: [String: String]) {
+            self.path = path
+            self.query = query
+        }
+
+        func written(_ bytes: Int64) {
+            var info = stat()
+            let fileBytes = stat(path, &info) == 0 ? Int64(info.st_size) : -1
+            told.withLock { $0.written.append(bytes); $0.fileBytes.append(fileBytes) }
+        }
+
+        func ended(whole: Bool) { told.withLock { $0.ended.append(whole) } }
+    }
+
+    @Test func aFollowerIsToldOfEachWriteAndOfTheEndAndComesWithTheBody() throws {
+        let followers = Mutex<[RecordingFollower]>([])
+        let bodyFollowers = Mutex<[ObjectIdentifier?]>([])
+        let spoolPath = Mutex<String>("")
+        let server = try TestServer(spoolBody: { method, pathSegments, _ in
+            guard method == "POST" && pathSegments.first == "spool" else { return nil }
+            return HTTPSpoolTarget(directory: spoolPath.withLock { $0 }, bytesMax: Self.spoolBytesMax, follow: { query, path in
+                let follower = RecordingFollower(path: path, query: query)
+                followers.withLock { $0.append(follower) }
+                return follower
+            })
+        }, handler: { request, _, responder in
+            bodyFollowers.withLock { $0.append(request.spooledBody?.follower.map(ObjectIdentifier.init)) }
+            if let spooled = request.spooledBody { unlink(spooled.path) }
+            responder.send(.json(Array("{}".utf8)))
+        })
+        defer { server.stop() }
+        let directory = server.directory.path + "/spool"
+        #expect(mkdir(directory, 0o700) == 0)
+        spoolPath.withLock { $0 = directory }
+        let client = try UnixHTTPClient(socketPath: server.socketPath, timeoutSeconds: 10)
+        defer { client.close() }
+        let body = garbage(count: 5 * Self.readBufferBytes + 7, seed: 3)
+        #expect(try client.send(method: "POST", path: "/spool?channel=wechat&x=1", body: body).status == 200)
+        let follower = try #require(followers.withLock { $0.first })
+        #expect(follower.query == ["channel": "wechat", "x": "1"])
+        #expect(follower.path.hasPrefix(directory + "/upload-"))
+        let told = follower.told.withLock { $0 }
+        // Each write told once it is in the file, in order, up to the whole body; then the end.
+        #expect(told.written.count >= 2)
+        #expect(told.written == told.written.sorted())
+        #expect(told.written.last == Int64(body.count))
+        #expect(zip(told.written, told.fileBytes).allSatisfy { $0.0 <= $0.1 })
+        #expect(told.ended == [true])
+        #expect(bodyFollowers.withLock { $0 } == [ObjectIdentifier(follower)])
+
+        // A body dropped midway (the connection closed): the follower is told it was not whole.
+        let connection = try RawConnection(path: server.socketPath)
+        connection.write("POST /spool HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc")
+        let deadline = Date().addingTimeInterval(5)
+        while followers.withLock({ $0.count }) < 2 && Date() < deadline { usleep(5_000) }
+        connection.shutdownWrite()
+        let dropped = try #require(followers.withLock { $0.count == 2 ? $0[1] : nil })
+        while dropped.told.withLock({ $0.ended.isEmpty }) && Date() < deadline { usleep(5_000) }
+        #expect(dropped.told.withLock { $0.ended } == [false])
+        #expect(Self.waitForFiles(directory, count: 0))
+    }
+
     @Test func theFileIsPrivateAndMadeAnew() throws {
         let gate = DispatchSemaphore(value: 0)
         let (server, spool) = try Self.spoolServer(hold: gate)

@@ -17,6 +17,7 @@ let subcommands: [Subcommand] = [
     ArrearsBench.subcommand,
     ReconBench.subcommand,
     ClearingBench.subcommand,
+    ParseBench.subcommand,
 ]
 
 func printUsage(_ subcommands: [Subcommand]) {

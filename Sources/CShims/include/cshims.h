@@ -54,4 +54,9 @@ int settled_spawn(const char *path, char *const argv[], const char *directory, c
 // done) where the processor has none: the caller compresses them itself.
 int settled_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
 
+// Starts the writeback of `bytes` of `fd` from `offset` to the disk without waiting for it
+// (sync_file_range with SYNC_FILE_RANGE_WRITE, which Swift does not see): a later fsync then
+// waits for less. Returns 0, or -1 with errno set.
+int settled_start_writeback(int fd, int64_t offset, int64_t bytes);
+
 #endif
