@@ -421,8 +421,8 @@ extension Engine {
         // search from the root. Not used while a repair's nested transaction is open.
         try transaction.withPutCursor(tables.statementKeys) { keys in
             try transaction.withLookupCursor(tables.notifications) { notifications in
-                try transaction.withLookupCursor(tables.orders) { orders in
-                    let cursors = StatementMatcher.SliceCursors(keys: keys, notifications: notifications, orders: orders)
+                try transaction.withLookupCursor(tables.capturesByDate) { captures in
+                    let cursors = StatementMatcher.SliceCursors(keys: keys, notifications: notifications, captures: captures)
                     for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
                         switch line.kind {
                         case .payment: try matcher.payment(line, cursors: cursors, write: write)
@@ -694,17 +694,20 @@ struct StatementMatcher {
     let idBytes: [UInt8]
     /// The statement's channel, as keys spell it.
     let channelBytes: [UInt8]
+    /// `CaptureIndex.prefix` of the statement's channel and date.
+    let capturePrefix: [UInt8]
     /// Keys built for a line's lookups and puts, reused from line to line.
     var keyBuffer: [UInt8] = []
     /// The order id a line's notification names, copied out of the map.
     var orderIDBuffer: [UInt8] = []
 
     /// The cursors of a slice (`Engine.applyStatementLines`): on `statement_keys` for the
-    /// lines' seen and matched keys, on `notifications` and on `orders` for their lookups.
+    /// lines' seen and matched keys, on `notifications` and on `captures_by_date` for their
+    /// lookups.
     struct SliceCursors {
         var keys: PutCursor
         var notifications: LookupCursor
-        var orders: LookupCursor
+        var captures: LookupCursor
     }
 
     init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
@@ -713,6 +716,7 @@ struct StatementMatcher {
         self.audit = audit
         idBytes = Key.u64(statement.id)
         channelBytes = Array(statement.channel.utf8)
+        capturePrefix = CaptureIndex.prefix(channel: statement.channel, date: statement.businessDate)
         keyBuffer.reserveCapacity(Self.keyBufferBytes)
         orderIDBuffer.reserveCapacity(Self.keyBufferBytes)
         let channel = engine.configuration.channel(id: statement.channel)
@@ -834,6 +838,13 @@ struct StatementMatcher {
     /// carried item names its transaction. Then the `matched` key is put and true returned,
     /// as the general path would (`matchCapture`); any other line writes nothing here and
     /// answers false, for the general path to take whole.
+    ///
+    /// The order's channel, date and amount are read from its entry in the capture index
+    /// (`CaptureIndex`, the statement's channel and date) rather than from the order: the entry
+    /// is written with the capture, from those fields, which no later change of the order
+    /// touches, and is never removed; an order without one for the statement's channel and
+    /// date was not paid through it on that date (the general path then reads the order).
+    /// The index's entries are a tenth of an order's bytes, in the same order of ids.
     mutating func matchedInPlace(_ line: StatementLine, _ cursors: SliceCursors, write: WriteContext) throws -> Bool {
         if try mayCarry(transaction: line.channelTxnID, write: write) { return false }
         // The buffers taken out of the matcher while the closures below fill them (moved, not
@@ -850,8 +861,11 @@ struct StatementMatcher {
         key.append(contentsOf: channelBytes)
         key.append(0)
         key.append(contentsOf: line.channelTxnID.utf8)
+        // `CaptureIndex.key` of a payment, its order id to follow.
         orderID.removeAll(keepingCapacity: true)
-        let channelBytes = channelBytes, businessDate = statement.businessDate, amountFen = line.amountFen
+        orderID.append(contentsOf: capturePrefix)
+        orderID.append(Self.paymentCode)
+        let prefixCount = orderID.count, amountFen = line.amountFen
         let plain: Bool = try key.withUnsafeBytes { key in
             try cursors.notifications.withValue(key: key) { value -> Bool in
                 // `Notification.remember`'s layout: version, order id, success, amount, outcome.
@@ -863,15 +877,16 @@ struct StatementMatcher {
                 let outcome = UnsafeRawBufferPointer(rebasing: value[try OrderRecordHead.range(&reader)])
                 guard !orderRange.isEmpty,
                       outcome.elementsEqual("captured".utf8) || outcome.elementsEqual("captured_late".utf8) else { return false }
-                let orderKey = UnsafeRawBufferPointer(rebasing: value[orderRange])
-                return try cursors.orders.withValue(key: orderKey) { order -> Bool in
-                    var reader = ByteReader(order)
-                    let head = try OrderRecordHead.read(&reader) { _ in }
-                    guard head.channelFen > 0, head.channelFen == amountFen, head.businessDate == businessDate,
-                          UnsafeRawBufferPointer(rebasing: order[head.channel]).elementsEqual(channelBytes) else { return false }
-                    orderID.append(contentsOf: orderKey)
-                    return true
-                } ?? false
+                orderID.append(contentsOf: UnsafeRawBufferPointer(rebasing: value[orderRange]))
+                return try orderID.withUnsafeBytes { captureKey in
+                    try cursors.captures.withValue(key: captureKey) { entry -> Bool in
+                        // `CaptureIndex.value`: version, amount, order id.
+                        var reader = ByteReader(entry)
+                        _ = try reader.version(current: CaptureIndex.formatVersion, record: "capture index entry")
+                        let capturedFen = try reader.i64()
+                        return capturedFen > 0 && capturedFen == amountFen
+                    } ?? false
+                }
             } ?? false
         }
         guard plain else { return false }
@@ -881,7 +896,7 @@ struct StatementMatcher {
         key.append(contentsOf: channelBytes)
         key.append(0)
         key.append(Self.paymentCode)
-        key.append(contentsOf: orderID)
+        key.append(contentsOf: orderID[prefixCount...])
         try cursors.keys.put(key: key, value: idBytes, options: .overwrite)
         statement.matched.add(line.amountFen)
         return true
