@@ -118,6 +118,11 @@ public enum Limits {
     /// meanwhile are applied before each slice, in its transaction, so order intake goes on
     /// while a large file is reconciled and waits for one slice at most.
     public static let statementApplyLinesMax = 2_000
+    /// The most lines of a statement's slice sized by its time (`statementApplySliceMillisMax`),
+    /// the first slice being `statementApplyLinesMax`: where lines are cheap (a few
+    /// microseconds each, the store's pages cached), slices grow beyond that towards the time
+    /// they are sized to, so that a file makes fewer commits and syncs.
+    public static let statementApplyTimedLinesMax = 8_000
     /// The time a slice of an import's lines is sized to take in the writer, about: a line
     /// costs more as the store grows (its descents and puts touch pages neither cached nor
     /// dirty yet), so the import sizes each slice from the time the last one took per line,

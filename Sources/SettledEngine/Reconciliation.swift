@@ -415,10 +415,21 @@ extension Engine {
             throw StatementSliceGap(statementID: statementID, firstIndex: firstIndex, recordsApplied: statement.recordsApplied)
         }
         var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
-        for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
-            switch line.kind {
-            case .payment: try matcher.payment(line, write: write)
-            case .refund: try matcher.refund(line, write: write)
+        let tables = write.tables, transaction = write.transaction
+        // A file's lines name their transactions and orders in about key order: through
+        // cursors held for the slice, most lookups and puts find their leaf page without a
+        // search from the root. Not used while a repair's nested transaction is open.
+        try transaction.withPutCursor(tables.statementKeys) { keys in
+            try transaction.withLookupCursor(tables.notifications) { notifications in
+                try transaction.withLookupCursor(tables.capturesByDate) { captures in
+                    let cursors = StatementMatcher.SliceCursors(keys: keys, notifications: notifications, captures: captures)
+                    for (offset, line) in lines.enumerated() where firstIndex + Int64(offset) >= statement.recordsApplied {
+                        switch line.kind {
+                        case .payment: try matcher.payment(line, cursors: cursors, write: write)
+                        case .refund: try matcher.refund(line, write: write)
+                        }
+                    }
+                }
             }
         }
         statement = matcher.statement
@@ -467,12 +478,16 @@ extension Engine {
             return true
         }
         var matcher = StatementMatcher(engine: self, statement: statement, audit: audit)
-        for entry in entries {
-            let shownBy = try write.transaction.get(tables.statementKeys,
-                                                    key: StatementKeys.matched(channel: statement.channel, code: entry.code, id: entry.id))
-                .map { bytes in bytes.withUnsafeBytes { Key.decodeU64($0) } }
-            if let shownBy, shownBy != statement.replacesID { continue }
-            try matcher.absentFromStatement(entry, write: write)
+        // The entries in key order name their `matched` keys in key order: looked up through
+        // a cursor, most find their leaf page without a search from the root.
+        try write.transaction.withLookupCursor(tables.statementKeys) { shown in
+            for entry in entries {
+                let shownBy = try StatementKeys.matched(channel: statement.channel, code: entry.code, id: entry.id).withUnsafeBytes { key in
+                    try shown.withValue(key: key) { Key.decodeU64($0) }
+                }
+                if let shownBy, shownBy != statement.replacesID { continue }
+                try matcher.absentFromStatement(entry, write: write)
+            }
         }
         var updated = matcher.statement
         if more, let lastKey {
@@ -675,11 +690,35 @@ struct StatementMatcher {
     /// when there were too many to hold.
     var carriedTransactions: Set<String>?
     var carriedTransactionsRead = false
+    /// The statement's id as stored in a `matched` key's value.
+    let idBytes: [UInt8]
+    /// The statement's channel, as keys spell it.
+    let channelBytes: [UInt8]
+    /// `CaptureIndex.prefix` of the statement's channel and date.
+    let capturePrefix: [UInt8]
+    /// Keys built for a line's lookups and puts, reused from line to line.
+    var keyBuffer: [UInt8] = []
+    /// The order id a line's notification names, copied out of the map.
+    var orderIDBuffer: [UInt8] = []
+
+    /// The cursors of a slice (`Engine.applyStatementLines`): on `statement_keys` for the
+    /// lines' seen and matched keys, on `notifications` and on `captures_by_date` for their
+    /// lookups.
+    struct SliceCursors {
+        var keys: PutCursor
+        var notifications: LookupCursor
+        var captures: LookupCursor
+    }
 
     init(engine: Engine, statement: StoredStatement, audit: @escaping RepairAudit) {
         self.engine = engine
         self.statement = statement
         self.audit = audit
+        idBytes = Key.u64(statement.id)
+        channelBytes = Array(statement.channel.utf8)
+        capturePrefix = CaptureIndex.prefix(channel: statement.channel, date: statement.businessDate)
+        keyBuffer.reserveCapacity(Self.keyBufferBytes)
+        orderIDBuffer.reserveCapacity(Self.keyBufferBytes)
         let channel = engine.configuration.channel(id: statement.channel)
         carryDays = channel?.carryForwardDays ?? ChannelConfiguration.carryForwardDaysDefault
         feeBps = channel?.feeBps ?? ChannelConfiguration.feeBpsDefault
@@ -710,16 +749,35 @@ struct StatementMatcher {
 
     // MARK: payments
 
-    mutating func payment(_ line: StatementLine, write: WriteContext) throws {
+    /// Room for a key of a line's ids without growing (longer ones grow the buffer).
+    static let keyBufferBytes = 256
+
+    /// A payment line. `cursors`: those of the slice, for the lookups and puts of a line
+    /// matched plainly (`matchedInPlace`); without them (or for any other line) the line
+    /// takes the general path.
+    mutating func payment(_ line: StatementLine, cursors: SliceCursors? = nil, write: WriteContext) throws {
         let tables = write.tables
-        let seenKey = StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID)
-        if try !Self.firstSeen(seenKey, write: write) {
+        let firstSeen: Bool
+        if let cursors {
+            // `StatementKeys.lineSeen`, built in the reused buffer.
+            keyBuffer.removeAll(keepingCapacity: true)
+            keyBuffer.append(UInt8(ascii: "l"))
+            keyBuffer.append(contentsOf: idBytes)
+            keyBuffer.append(Self.paymentCode)
+            keyBuffer.append(contentsOf: line.channelTxnID.utf8)
+            firstSeen = try Self.firstSeen(keyBuffer, keys: cursors.keys)
+        } else {
+            firstSeen = try Self.firstSeen(StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID),
+                                           write: write)
+        }
+        if !firstSeen {
             try raise("duplicate", reference: "\(line.channelTxnID)\u{1}\(line.line)", orderID: line.orderID.isEmpty ? nil : line.orderID,
                       txn: line.channelTxnID, internalFen: nil, channelFen: line.amountFen,
                       detail: "line \(line.line) names channel transaction \(line.channelTxnID) a second time", carried: nil, write: write)
             return
         }
         try checkFee(line, write: write)
+        if let cursors, try matchedInPlace(line, cursors, write: write) { return }
         var notification = Notification(channel: statement.channel, orderID: "", channelTxnID: line.channelTxnID, amountFen: line.amountFen,
                                         success: true, paidAtUnixMillis: line.timeUnixMillis)
         let seen = try Notification.seen(notification.key, write: write)
@@ -774,6 +832,76 @@ struct StatementMatcher {
                    why: "no notification of channel transaction \(line.channelTxnID) reached us", write: write)
     }
 
+    /// The line of a capture shown as booked, matched with its fields read in place: its
+    /// notification booked the capture (`captured`, `captured_late`), its order was paid
+    /// through the statement's channel on the statement's date for the line's amount, and no
+    /// carried item names its transaction. Then the `matched` key is put and true returned,
+    /// as the general path would (`matchCapture`); any other line writes nothing here and
+    /// answers false, for the general path to take whole.
+    ///
+    /// The order's channel, date and amount are read from its entry in the capture index
+    /// (`CaptureIndex`, the statement's channel and date) rather than from the order: the entry
+    /// is written with the capture, from those fields, which no later change of the order
+    /// touches, and is never removed; an order without one for the statement's channel and
+    /// date was not paid through it on that date (the general path then reads the order).
+    /// The index's entries are a tenth of an order's bytes, in the same order of ids.
+    mutating func matchedInPlace(_ line: StatementLine, _ cursors: SliceCursors, write: WriteContext) throws -> Bool {
+        if try mayCarry(transaction: line.channelTxnID, write: write) { return false }
+        // The buffers taken out of the matcher while the closures below fill them (moved, not
+        // copied), put back at the end.
+        var key = keyBuffer, orderID = orderIDBuffer
+        keyBuffer = []
+        orderIDBuffer = []
+        defer {
+            keyBuffer = key
+            orderIDBuffer = orderID
+        }
+        // `Notification.key`.
+        key.removeAll(keepingCapacity: true)
+        key.append(contentsOf: channelBytes)
+        key.append(0)
+        key.append(contentsOf: line.channelTxnID.utf8)
+        // `CaptureIndex.key` of a payment, its order id to follow.
+        orderID.removeAll(keepingCapacity: true)
+        orderID.append(contentsOf: capturePrefix)
+        orderID.append(Self.paymentCode)
+        let prefixCount = orderID.count, amountFen = line.amountFen
+        let plain: Bool = try key.withUnsafeBytes { key in
+            try cursors.notifications.withValue(key: key) { value -> Bool in
+                // `Notification.remember`'s layout: version, order id, success, amount, outcome.
+                var reader = ByteReader(value)
+                _ = try reader.version(current: Notification.formatVersion, record: "notification")
+                let orderRange = try OrderRecordHead.range(&reader)
+                _ = try reader.u8()
+                _ = try reader.i64()
+                let outcome = UnsafeRawBufferPointer(rebasing: value[try OrderRecordHead.range(&reader)])
+                guard !orderRange.isEmpty,
+                      outcome.elementsEqual("captured".utf8) || outcome.elementsEqual("captured_late".utf8) else { return false }
+                orderID.append(contentsOf: UnsafeRawBufferPointer(rebasing: value[orderRange]))
+                return try orderID.withUnsafeBytes { captureKey in
+                    try cursors.captures.withValue(key: captureKey) { entry -> Bool in
+                        // `CaptureIndex.value`: version, amount, order id.
+                        var reader = ByteReader(entry)
+                        _ = try reader.version(current: CaptureIndex.formatVersion, record: "capture index entry")
+                        let capturedFen = try reader.i64()
+                        return capturedFen > 0 && capturedFen == amountFen
+                    } ?? false
+                }
+            } ?? false
+        }
+        guard plain else { return false }
+        // `StatementKeys.matched(channel:code:id:)`.
+        key.removeAll(keepingCapacity: true)
+        key.append(UInt8(ascii: "m"))
+        key.append(contentsOf: channelBytes)
+        key.append(0)
+        key.append(Self.paymentCode)
+        key.append(contentsOf: orderID[prefixCount...])
+        try cursors.keys.put(key: key, value: idBytes, options: .overwrite)
+        statement.matched.add(line.amountFen)
+        return true
+    }
+
     /// The order of `view` whole, for a repair.
     func whole(_ view: StatementOrderView, write: WriteContext) throws -> OrderRecord {
         guard let order = try OrderRecord.load(view.id, tables: write.tables, in: write.transaction) else {
@@ -787,6 +915,16 @@ struct StatementMatcher {
     static func firstSeen(_ key: [UInt8], write: WriteContext) throws -> Bool {
         do {
             try write.transaction.put(write.tables.statementKeys, key: key, value: [], options: .noOverwrite)
+            return true
+        } catch where error.isKeyExisting {
+            return false
+        }
+    }
+
+    /// `firstSeen` through the slice's cursor on `statement_keys`.
+    static func firstSeen(_ key: [UInt8], keys: PutCursor) throws -> Bool {
+        do {
+            try keys.put(key: key, value: [], options: .noOverwrite)
             return true
         } catch where error.isKeyExisting {
             return false

@@ -38,8 +38,9 @@ enum SpoolReader {
 }
 
 /// The import of a channel's statement: checked whole first (a file refused whole books
-/// nothing), then applied in slices of at most `Limits.statementApplyLinesMax` records (fewer
-/// when a slice takes longer than `Limits.statementApplySliceMillisMax`), each in one write
+/// nothing), then applied in slices sized by their time in the writer (`nextSliceLines`: about
+/// `Limits.statementApplySliceMillisMax`, the first `Limits.statementApplyLinesMax` records, at
+/// most `Limits.statementApplyTimedLinesMax`), each in one write
 /// transaction of the ordinary writer queue with the import's progress, then our records the
 /// file did not name, then the fees and the end. One import at a time per daemon.
 struct StatementImporter {
@@ -234,15 +235,15 @@ struct StatementImporter {
     /// The lines of the next slice after one of `lines` lines that took `nanoseconds` to
     /// apply: as many as take `Limits.statementApplySliceMillisMax` at its time per line, at
     /// most twice its lines (a slice grows back slowly; it shrinks at once), within
-    /// `Limits.statementApplyLinesMin` and `Limits.statementApplyLinesMax`.
+    /// `Limits.statementApplyLinesMin` and `Limits.statementApplyTimedLinesMax`.
     static func nextSliceLines(afterLines lines: Int, nanoseconds: UInt64) -> Int {
-        precondition(lines >= 0 && lines <= Limits.statementApplyLinesMax)
+        precondition(lines >= 0 && lines <= Limits.statementApplyTimedLinesMax)
         let targetNanoseconds = UInt64(Limits.statementApplySliceMillisMax) * 1_000_000
-        // Lines at most 2,000 and the target tens of milliseconds: the product stays far
+        // Lines at most 8,000 and the target tens of milliseconds: the product stays far
         // within 64 bits.
-        let fitting = nanoseconds == 0 ? Limits.statementApplyLinesMax
-            : Int(min(UInt64(lines) * targetNanoseconds / nanoseconds, UInt64(Limits.statementApplyLinesMax)))
-        return min(max(min(fitting, 2 * lines), Limits.statementApplyLinesMin), Limits.statementApplyLinesMax)
+        let fitting = nanoseconds == 0 ? Limits.statementApplyTimedLinesMax
+            : Int(min(UInt64(lines) * targetNanoseconds / nanoseconds, UInt64(Limits.statementApplyTimedLinesMax)))
+        return min(max(min(fitting, 2 * lines), Limits.statementApplyLinesMin), Limits.statementApplyTimedLinesMax)
     }
 
     /// The most a statement line may name: what a notification may (`Limits.notifiedAmountFenMax`).

@@ -397,13 +397,56 @@ public final class Transaction {
         defer { mdb_cursor_close(cursor) }
         return try body(PutCursor(pointer: cursor, database: database))
     }
+
+    /// Runs `body` with a cursor on `database` for its lookups, closed when `body` returns.
+    ///
+    /// A lookup through a cursor starts from the leaf page the one before ended on: a key on
+    /// that page is found without a search of the tree from its root. For a run of lookups
+    /// in about key order, as a statement's lines name their channel transactions and orders.
+    public func withLookupCursor<Result>(_ database: Database, _ body: (LookupCursor) throws -> Result) throws -> Result {
+        precondition(open)
+        var cursor: OpaquePointer?
+        try check(mdb_cursor_open(pointer, database.handle, &cursor), "mdb_cursor_open \(database.name)")
+        guard let cursor else { preconditionFailure("mdb_cursor_open gave no cursor") }
+        defer { mdb_cursor_close(cursor) }
+        return try body(LookupCursor(pointer: cursor, database: database))
+    }
+}
+
+/// The stored value of `key` found through `cursor` (`MDB_SET`), handed to `body`, or nil when
+/// absent. The buffer points into the map: valid until the transaction writes.
+private func cursorValue<Result>(_ cursor: OpaquePointer, _ database: Database, key: UnsafeRawBufferPointer,
+                                 _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+    var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+    var dataValue = MDB_val()
+    let code = mdb_cursor_get(cursor, &keyValue, &dataValue, MDB_SET)
+    if code == MDB_NOTFOUND { return nil }
+    try check(code, "mdb_cursor_get \(database.name)")
+    return try body(UnsafeRawBufferPointer(start: dataValue.mv_data, count: dataValue.mv_size))
+}
+
+/// A cursor for lookups (`Transaction.withLookupCursor`), valid only inside the body it was
+/// given to. In a write transaction, it must not be used while a nested one is open.
+public struct LookupCursor {
+    let pointer: OpaquePointer
+    let database: Database
+
+    /// `Transaction.withValue` through the cursor.
+    public func withValue<Result>(key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        try cursorValue(pointer, database, key: key, body)
+    }
 }
 
 /// A cursor for puts in a write transaction (`Transaction.withPutCursor`), valid only inside
-/// the body it was given to.
+/// the body it was given to, and not while a nested transaction is open.
 public struct PutCursor {
     let pointer: OpaquePointer
     let database: Database
+
+    /// `Transaction.withValue` through the cursor (which then starts the next put from there).
+    public func withValue<Result>(key: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        try cursorValue(pointer, database, key: key, body)
+    }
 
     /// Puts `key` as `Transaction.put` does (the same options), through the cursor.
     public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, options: Transaction.PutOptions) throws(LMDBError) {

@@ -23,10 +23,14 @@ import Testing
         #expect(StatementImporter.nextSliceLines(afterLines: 300, nanoseconds: Self.targetNanoseconds / 100) == 600)
         // 300 lines in two thirds of it: 450, the lines the target holds at that pace.
         #expect(StatementImporter.nextSliceLines(afterLines: 300, nanoseconds: Self.targetNanoseconds * 2 / 3) == 450)
+        // The first slice's lines in a tenth of the target: twice as many next.
+        let first = Limits.statementApplyLinesMax
+        #expect(StatementImporter.nextSliceLines(afterLines: first, nanoseconds: Self.targetNanoseconds / 10) == 2 * first)
         // The most, however fast.
-        let most = Limits.statementApplyLinesMax
+        let most = Limits.statementApplyTimedLinesMax
         #expect(StatementImporter.nextSliceLines(afterLines: most, nanoseconds: Self.targetNanoseconds / 10) == most)
         #expect(StatementImporter.nextSliceLines(afterLines: most, nanoseconds: 0) == most)
+        #expect(StatementImporter.nextSliceLines(afterLines: most / 2 + 1, nanoseconds: 0) == most)
         // A slice at the target keeps its size.
         #expect(StatementImporter.nextSliceLines(afterLines: 1_000, nanoseconds: Self.targetNanoseconds) == 1_000)
     }
