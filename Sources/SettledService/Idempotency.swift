@@ -131,8 +131,14 @@ enum Idempotency {
     /// A compact answer is read here, in the transaction, and its body built when the answer
     /// is sent, after the commit.
     static func replay(key: String, context: RequestContext, write: WriteContext) throws -> Answer? {
-        guard let stored = try stored(storageKey(uid: context.peer.uid, key: key), write: write) else { return nil }
-        guard stored.fingerprint == fingerprint(context.request) else {
+        try replay(try stored(storageKey(uid: context.peer.uid, key: key), write: write), key: key,
+                   fingerprint: fingerprint(context.request), write: write)
+    }
+
+    /// `replay` of the record `stored` (as read for the key), for a request of `fingerprint`.
+    static func replay(_ stored: Stored?, key: String, fingerprint: UInt128, write: WriteContext) throws -> Answer? {
+        guard let stored else { return nil }
+        guard stored.fingerprint == fingerprint else {
             throw APIError(409, "idempotency_conflict", "Idempotency-Key '\(key)' was used with a different request")
         }
         if stored.isMarker {
@@ -177,21 +183,26 @@ enum Idempotency {
     /// Keeps `response` as the answer to `key`, in place of a marker. Answers of refused
     /// requests are not kept: they changed nothing, and a retry is judged anew (a marker goes).
     static func remember(key: String, context: RequestContext, response: HTTPResponse, write: WriteContext) throws {
-        try remember(key: key, context: context, status: response.status,
-                     contentType: response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json",
+        try remember(key: key, context: context, status: response.status, contentType: contentType(of: response),
                      body: response.body, compact: nil, write: write)
     }
 
     static func remember(key: String, context: RequestContext, status: Int, contentType: String, body: [UInt8], compact: IdempotencyCompactAnswer?,
                          write: WriteContext) throws {
         let storage = storageKey(uid: context.peer.uid, key: key)
-        if let existing = try stored(storage, write: write) {
+        try remember(storage, existing: try stored(storage, write: write), fingerprint: fingerprint(context.request), status: status,
+                     contentType: contentType, body: body, compact: compact, write: write)
+    }
+
+    /// `remember` under the key's `storage`, whose record is `existing` (as read in this request).
+    static func remember(_ storage: [UInt8], existing: Stored?, fingerprint print: UInt128, status: Int, contentType: String, body: [UInt8],
+                         compact: IdempotencyCompactAnswer?, write: WriteContext) throws {
+        if let existing {
             guard existing.isMarker else { return }
             try remove(existing, storage, write: write)
         }
         guard status < 400 else { return }
-        try put(storage, fingerprint: fingerprint(context.request), status: status, contentType: contentType, body: body,
-                compact: compact, write: write)
+        try put(storage, fingerprint: print, status: status, contentType: contentType, body: body, compact: compact, write: write)
     }
 
     /// Runs `body` unless `key` already has an answer, and keeps its answer: in its compact
@@ -203,28 +214,41 @@ enum Idempotency {
     /// or wallet balance, a red packet's or a biller's current terms; the rest (an adjustment,
     /// a binding, an unbinding) are a few hundred bytes at most, less than a compact form and
     /// its re-reading would save. Order creation and refunds are kept compact.
-    static func apply(key: String, context: RequestContext, write: WriteContext,
+    ///
+    /// `fingerprint` is the request's (`fingerprint(_:)`), made before the request was queued:
+    /// it reads every byte of the body, which the writer need not do. The key's record is read
+    /// once: nothing the request applies writes another under the caller's key.
+    static func apply(key: String, context: RequestContext, fingerprint: UInt128, write: WriteContext,
                       _ body: () throws -> WriteAnswer) throws -> WriteAnswer {
-        if let replayed = try replay(key: key, context: context, write: write) { return .rendered(replayed) }
+        let storage = storageKey(uid: context.peer.uid, key: key)
+        let existing = try stored(storage, write: write)
+        if let replayed = try replay(existing, key: key, fingerprint: fingerprint, write: write) { return .rendered(replayed) }
         let written = try body()
+        func remember(status: Int, contentType: String, body: [UInt8], compact: IdempotencyCompactAnswer?) throws {
+            try Self.remember(storage, existing: existing, fingerprint: fingerprint, status: status, contentType: contentType,
+                              body: body, compact: compact, write: write)
+        }
         switch written {
         case .compact(let compact, let answer):
-            try remember(key: key, context: context, status: answer.status, contentType: "application/json", body: [],
-                         compact: compact, write: write)
+            try remember(status: answer.status, contentType: "application/json", body: [], compact: compact)
             return .rendered(answer)
         case .rendered(let answer) where answer.status >= 400:
             // A refusal is not kept (a retry is judged anew): its body is built after the commit.
-            try remember(key: key, context: context, status: answer.status, contentType: "", body: [], compact: nil,
-                         write: write)
+            try remember(status: answer.status, contentType: "", body: [], compact: nil)
             return written
         case .rendered(let answer):
             let response = answer.response
-            try remember(key: key, context: context, response: response, write: write)
+            try remember(status: response.status, contentType: contentType(of: response), body: response.body, compact: nil)
             return .rendered(.made(response, as: answer))
         case .response(let response):
-            try remember(key: key, context: context, response: response, write: write)
+            try remember(status: response.status, contentType: contentType(of: response), body: response.body, compact: nil)
             return written
         }
+    }
+
+    /// The content type an answer is kept with.
+    static func contentType(of response: HTTPResponse) -> String {
+        response.headers.first { $0.name.lowercased() == "content-type" }?.value ?? "application/json"
     }
 
     /// Removes keys older than the retention, at most `Limits.idempotencyCollectPerRequestMax`; returns how many.

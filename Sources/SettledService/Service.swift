@@ -431,13 +431,17 @@ public final class SettledService: @unchecked Sendable {
             answer(APIError(400, "invalid_idempotency_key", "Idempotency-Key must be 1-\(Limits.idempotencyKeyBytesMax) visible ASCII characters").response)
             return
         }
+        // Made here, on the connection's thread: it reads the whole body.
+        let fingerprint = idempotencyKey.map { _ in Idempotency.fingerprint(context.request) }
         let accepted = writer.submit({ (write: WriteContext) throws -> WriteAnswer in
             // The writer runs each request in a nested transaction of its own.
             let apply = { () throws -> WriteAnswer in
-                if let idempotencyKey {
+                if let idempotencyKey, let fingerprint {
                     // An answer kept as bytes with its key is made here, in the transaction; one
                     // kept in a compact form is still rendered after the commit.
-                    return try Idempotency.apply(key: idempotencyKey, context: context, write: write) { try operation.apply(write) }
+                    return try Idempotency.apply(key: idempotencyKey, context: context, fingerprint: fingerprint, write: write) {
+                        try operation.apply(write)
+                    }
                 }
                 return try operation.apply(write)
             }
