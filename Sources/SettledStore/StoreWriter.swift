@@ -39,6 +39,19 @@ public final class WriteContext {
             hasher.combine(database.handle)
             key.withUnsafeBytes { hasher.combine(bytes: $0) }
         }
+
+        /// Table by table, then in the order LMDB keeps the keys (their bytes compared as
+        /// unsigned, a key before the longer ones it begins), compared with `memcmp`.
+        static func precedes(_ left: BatchRecordKey, _ right: BatchRecordKey) -> Bool {
+            if left.database.handle != right.database.handle { return left.database.handle < right.database.handle }
+            return left.key.withUnsafeBytes { leftBytes in
+                right.key.withUnsafeBytes { rightBytes in
+                    let common = min(leftBytes.count, rightBytes.count)
+                    let order = common == 0 ? 0 : memcmp(leftBytes.baseAddress!, rightBytes.baseAddress!, common)
+                    return order != 0 ? order < 0 : leftBytes.count < rightBytes.count
+                }
+            }
+        }
     }
 
     init(store: Store, transaction: Transaction, nowUnixMillis: Int64) throws {
@@ -153,9 +166,9 @@ public final class WriteContext {
     /// reads and scans. Only between requests, never inside one's nested transaction.
     func writeKept() throws {
         // In key order, table by table: each page is reached once, in the order it lies.
-        for (key, value) in batchRecords.sorted(by: { $0.key.database.handle != $1.key.database.handle
-                                                         ? $0.key.database.handle < $1.key.database.handle
-                                                         : $0.key.key.lexicographicallyPrecedes($1.key.key) }) {
+        var records = Array(batchRecords)
+        records.sort { BatchRecordKey.precedes($0.key, $1.key) }
+        for (key, value) in records {
             if let value {
                 try transaction.put(key.database, key: key.key, value: value, options: .overwrite)
             } else {
