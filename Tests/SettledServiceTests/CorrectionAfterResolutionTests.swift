@@ -225,7 +225,7 @@ import Testing
     @Test func aResolvedFindingTheCorrectionRepeatsStaysResolved() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let (order, id, _) = try Self.resolvedMismatch(harness, "write_off", note: "keep")
+        let (order, _, _) = try Self.resolvedMismatch(harness, "write_off", note: "keep")
         let corrected = try StatementImportTests.importBill(harness, Bill.bill([.init(time: "2026-11-24 10:00:01", txn: "t-2", order: order,
                                                                                          amountFen: 20_001, feeFen: Bill.fee(20_001))]))
         #expect(corrected.json?["correction"]?["replaces"]?.string == "s-1", "\(corrected.text)")
@@ -279,7 +279,7 @@ import Testing
     @Test func aPendingRefundOfAFindingTheCorrectionChangesIsRedoneWhole() throws {
         let harness = try PaymentServiceHarness(pointValueFen: 1)
         defer { harness.close() }
-        let (order, id, resolved) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
+        let (order, _, resolved) = try Self.resolvedMismatch(harness, "refund", note: "give it back")
         let instruction = try #require(resolved.json?["resolution"]?["refund_instruction_id"]?.string, "\(resolved.text)")
         #expect(try StatementImportTests.importBill(harness, Self.statement(order, channelFen: 20_005)).status == 200)
         #expect(try Self.balance(harness, "suspense:wechat") == 0)
