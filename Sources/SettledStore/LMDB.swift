@@ -362,21 +362,23 @@ public final class Transaction {
     /// Deletes `key`; returns false when it was absent.
     @discardableResult
     public func delete(_ database: Database, key: [UInt8]) throws(LMDBError) -> Bool {
-        precondition(isWrite)
-        let code: Int32 = key.withUnsafeBytes { keyBytes in
-            var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-            return mdb_del(pointer, database.handle, &keyValue, nil)
-        }
-        if code == MDB_NOTFOUND { return false }
-        try check(code, "mdb_del \(database.name)")
-        return true
+        try deleted(database, code: key.withUnsafeBytes { keyBytes in deleteCode(database, key: keyBytes) })
     }
 
     @discardableResult
     public func delete(_ database: Database, key: UnsafeRawBufferPointer) throws(LMDBError) -> Bool {
+        try deleted(database, code: deleteCode(database, key: key))
+    }
+
+    /// `mdb_del` of `key`, its result code.
+    private func deleteCode(_ database: Database, key: UnsafeRawBufferPointer) -> Int32 {
         precondition(isWrite)
         var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
-        let code = mdb_del(pointer, database.handle, &keyValue, nil)
+        return mdb_del(pointer, database.handle, &keyValue, nil)
+    }
+
+    /// Whether `mdb_del` deleted (false: the key was absent), its other failures thrown.
+    private func deleted(_ database: Database, code: Int32) throws(LMDBError) -> Bool {
         if code == MDB_NOTFOUND { return false }
         try check(code, "mdb_del \(database.name)")
         return true
@@ -390,12 +392,8 @@ public final class Transaction {
     /// tree from its root. For a run of puts in key order, as a clearing's slice writes its
     /// payout lines and `item_clearing` entries.
     public func withPutCursor<Result>(_ database: Database, _ body: (PutCursor) throws -> Result) throws -> Result {
-        precondition(isWrite && open)
-        var cursor: OpaquePointer?
-        try check(mdb_cursor_open(pointer, database.handle, &cursor), "mdb_cursor_open \(database.name)")
-        guard let cursor else { preconditionFailure("mdb_cursor_open gave no cursor") }
-        defer { mdb_cursor_close(cursor) }
-        return try body(PutCursor(pointer: cursor, database: database))
+        precondition(isWrite)
+        return try withCursor(database) { cursor in try body(PutCursor(pointer: cursor, database: database)) }
     }
 
     /// Runs `body` with a cursor on `database` for its lookups, closed when `body` returns.
@@ -404,12 +402,17 @@ public final class Transaction {
     /// that page is found without a search of the tree from its root. For a run of lookups
     /// in about key order, as a statement's lines name their channel transactions and orders.
     public func withLookupCursor<Result>(_ database: Database, _ body: (LookupCursor) throws -> Result) throws -> Result {
+        try withCursor(database) { cursor in try body(LookupCursor(pointer: cursor, database: database)) }
+    }
+
+    /// A cursor of this transaction on `database`, closed when `body` returns.
+    private func withCursor<Result>(_ database: Database, _ body: (OpaquePointer) throws -> Result) throws -> Result {
         precondition(open)
         var cursor: OpaquePointer?
         try check(mdb_cursor_open(pointer, database.handle, &cursor), "mdb_cursor_open \(database.name)")
         guard let cursor else { preconditionFailure("mdb_cursor_open gave no cursor") }
         defer { mdb_cursor_close(cursor) }
-        return try body(LookupCursor(pointer: cursor, database: database))
+        return try body(cursor)
     }
 }
 
@@ -450,28 +453,25 @@ public struct PutCursor {
 
     /// Puts `key` as `Transaction.put` does (the same options), through the cursor.
     public func put(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, options: Transaction.PutOptions) throws(LMDBError) {
-        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
-        var dataValue = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
-        try check(mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue), "mdb_cursor_put \(database.name)")
+        try check(putCode(key: key, value: value, options: options), "mdb_cursor_put \(database.name)")
     }
 
     public func put(key: UnsafeRawBufferPointer, value: [UInt8], options: Transaction.PutOptions) throws(LMDBError) {
-        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
-        let code: Int32 = value.withUnsafeBytes { valueBytes in
-            var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
-            return mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue)
-        }
+        let code = value.withUnsafeBytes { valueBytes in putCode(key: key, value: valueBytes, options: options) }
         try check(code, "mdb_cursor_put \(database.name)")
     }
 
     public func put(key: [UInt8], value: [UInt8], options: Transaction.PutOptions) throws(LMDBError) {
-        let code: Int32 = key.withUnsafeBytes { keyBytes in
-            value.withUnsafeBytes { valueBytes in
-                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
-                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
-                return mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue)
-            }
+        let code = key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in putCode(key: keyBytes, value: valueBytes, options: options) }
         }
         try check(code, "mdb_cursor_put \(database.name)")
+    }
+
+    /// `mdb_cursor_put` of `key` and `value`, its result code.
+    private func putCode(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, options: Transaction.PutOptions) -> Int32 {
+        var keyValue = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
+        var dataValue = MDB_val(mv_size: value.count, mv_data: UnsafeMutableRawPointer(mutating: value.baseAddress))
+        return mdb_cursor_put(pointer, &keyValue, &dataValue, options.rawValue)
     }
 }
