@@ -8,16 +8,20 @@ public struct HTTPSpoolTarget: Sendable {
     public var bytesMax: Int
     /// Asked once the file is made, with the request's query and the file's path: a follower
     /// told as the body is written (one that reads the file as it grows), or nil.
-    public var follow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)?
+    public var follow: HTTPSpoolFollow?
 
     public init(directory: String, bytesMax: Int,
-                follow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil) {
+                follow: HTTPSpoolFollow? = nil) {
         precondition(bytesMax >= 0)
         self.directory = directory
         self.bytesMax = bytesMax
         self.follow = follow
     }
 }
+
+/// Makes the follower of a spooled body, if any, from the request's query and the spool
+/// file's path, once the file is made (on the connection's loop).
+public typealias HTTPSpoolFollow = @Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?
 
 /// Follows a body as it is written to its spool file, off the connection's loop (its own
 /// thread reads the file as it grows): told on the loop how far the file is written and when

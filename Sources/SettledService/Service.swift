@@ -143,11 +143,11 @@ public struct Route: Sendable {
     /// A spooled route's own body limit, instead of `statement_body_bytes_max`.
     public let spoolBytesMax: Int?
     /// What follows a spooled route's body as it is written (`HTTPSpoolTarget.follow`).
-    public let spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)?
+    public let spoolFollow: HTTPSpoolFollow?
 
     public init(_ method: String, _ pattern: String, _ roles: Roles, upload: Bool = false, spooled: Bool = false,
                 spoolBytesMax: Int? = nil,
-                spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil,
+                spoolFollow: HTTPSpoolFollow? = nil,
                 _ action: RouteAction) {
         self.method = method
         self.segments = pattern.split(separator: "/").map { $0.hasPrefix("{") ? "{}" : String($0) }

@@ -99,7 +99,7 @@ extension SettledService {
     /// statement_body_bytes_max`), handled off the event loop; audited by `run`.
     /// `spoolBytesMax`: its own limit, when not `[limits] statement_body_bytes_max`.
     func spooledUploadRoute(_ path: String, spoolBytesMax: Int? = nil,
-                            spoolFollow: (@Sendable (_ query: [String: String], _ path: String) -> (any HTTPSpoolFollower)?)? = nil,
+                            spoolFollow: HTTPSpoolFollow? = nil,
                             _ handle: @escaping @Sendable (RequestContext) throws(APIError) -> HTTPResponse) -> Route {
         Route("POST", path, .operatorOnly, spooled: true, spoolBytesMax: spoolBytesMax, spoolFollow: spoolFollow, .custom { context, answer in
             let response: HTTPResponse
