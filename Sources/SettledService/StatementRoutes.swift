@@ -10,13 +10,6 @@ import SettledStore
 /// lines refused, the totals. The import itself is `StatementImporter` (StatementImport.swift),
 /// reached through `importSpooledStatement`.
 enum StatementDryRun {
-    struct Outcome: Sendable {
-        /// Statement lines read: records and lines refused one by one.
-        var lines = 0
-        var errors: [StatementLineError] = []
-        var totals = StatementTotals()
-    }
-
     /// The channel's statement format as the parser reads it.
     static func format(of channel: ChannelConfiguration) throws(APIError) -> StatementFileFormat {
         switch StatementFormat(rawValue: channel.format) {
@@ -36,7 +29,7 @@ enum StatementDryRun {
     }
 
     /// Feeds a file to the parser in slices read from it (memory flat in the file's size).
-    static func run(file path: String, format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> Outcome {
+    static func run(file path: String, format: StatementFileFormat, businessDate: BusinessDate) throws(APIError) -> StatementCheck {
         var readFailure: SpoolError?
         let outcome = try run(format: format, businessDate: businessDate) { feed throws(StatementRefusal) in
             var refusal: StatementRefusal?
@@ -59,19 +52,14 @@ enum StatementDryRun {
     /// The parser fed by `source` (which calls its argument with each slice in order), then
     /// finished.
     private static func run(format: StatementFileFormat, businessDate: BusinessDate,
-                            source: ((ArraySlice<UInt8>) throws(StatementRefusal) -> Void) throws(StatementRefusal) -> Void) throws(APIError) -> Outcome {
-        var outcome = Outcome()
+                            source: ((ArraySlice<UInt8>) throws(StatementRefusal) -> Void) throws(StatementRefusal) -> Void) throws(APIError) -> StatementCheck {
+        var outcome = StatementCheck()
         do throws(StatementRefusal) {
             // A dry run answers lines, errors and totals: the records' texts are not read.
             let parser = try StatementParser(format: format, businessDate: businessDate, figuresOnly: true)
-            try source { slice throws(StatementRefusal) in
-                let batch = try parser.feed(slice)
-                outcome.lines += batch.records.count + batch.errors.count
-                outcome.errors += batch.errors
-            }
+            try source { slice throws(StatementRefusal) in outcome.take(try parser.feed(slice)) }
             let (batch, totals) = try parser.finish()
-            outcome.lines += batch.records.count + batch.errors.count
-            outcome.errors += batch.errors
+            outcome.take(batch)
             outcome.totals = totals
         } catch {
             throw APIError(422, error.code, error.message)
@@ -172,9 +160,9 @@ extension SettledService {
         }
         defer { spool.remove(statement.path) }
         let format = try StatementDryRun.format(of: channel)
-        let outcome: StatementDryRun.Outcome
+        let outcome: StatementCheck
         if let check = try uploadCheck?.check(format: format, businessDate: businessDate, bytes: statement.bytes) {
-            outcome = StatementDryRun.Outcome(lines: check.lines, errors: check.errors, totals: check.totals)
+            outcome = check
         } else {
             outcome = try StatementDryRun.run(file: statement.path, format: format, businessDate: businessDate)
         }
