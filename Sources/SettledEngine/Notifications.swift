@@ -28,10 +28,15 @@ package struct Notification: Sendable {
     package var key: [UInt8] {
         var key: [UInt8] = []
         key.reserveCapacity(channel.utf8.count + 1 + channelTxnID.utf8.count)
+        Self.appendKey(channel: channel, channelTxnID: channelTxnID, to: &key)
+        return key
+    }
+
+    /// `key` of a notification of `channelTxnID`, appended to `key` (a buffer reused).
+    package static func appendKey(channel: String, channelTxnID: String, to key: inout [UInt8]) {
         key.append(contentsOf: channel.utf8)
         key.append(0)
         key.append(contentsOf: channelTxnID.utf8)
-        return key
     }
 
     /// The mark of another amount named for this channel transaction after its capture:

@@ -246,11 +246,16 @@ package enum StatementKeys {
     package static func lineSeen(statement: UInt64, code: UInt8, reference: String) -> [UInt8] {
         var key: [UInt8] = []
         key.reserveCapacity(10 + reference.utf8.count)
+        appendLineSeen(statement: statement, code: code, reference: reference, to: &key)
+        return key
+    }
+
+    /// `lineSeen`, appended to `key` (a buffer reused from line to line).
+    package static func appendLineSeen(statement: UInt64, code: UInt8, reference: String, to key: inout [UInt8]) {
         key.append(UInt8(ascii: "l"))
         for shift in stride(from: 56, through: 0, by: -8) { key.append(UInt8(truncatingIfNeeded: statement >> UInt64(shift))) }
         key.append(code)
         key.append(contentsOf: reference.utf8)
-        return key
     }
 
     /// `m` channel 0 code id -> statement id: a capture (code `p`, order id) or refund (`r`,
@@ -258,12 +263,17 @@ package enum StatementKeys {
     package static func matched(channel: String, code: UInt8, id: String) -> [UInt8] {
         var key: [UInt8] = []
         key.reserveCapacity(3 + channel.utf8.count + id.utf8.count)
+        appendMatched(channel: channel, code: code, id: id.utf8, to: &key)
+        return key
+    }
+
+    /// `matched`, appended to `key` (a buffer reused from line to line), the id as bytes.
+    package static func appendMatched<ID: Sequence<UInt8>>(channel: String, code: UInt8, id: ID, to key: inout [UInt8]) {
         key.append(UInt8(ascii: "m"))
         key.append(contentsOf: channel.utf8)
         key.append(0)
         key.append(code)
-        key.append(contentsOf: id.utf8)
-        return key
+        key.append(contentsOf: id)
     }
 
     /// `f` statement id kind 0 reference -> discrepancy id: the findings of a statement.
@@ -692,8 +702,6 @@ struct StatementMatcher {
     var carriedTransactionsRead = false
     /// The statement's id as stored in a `matched` key's value.
     let idBytes: [UInt8]
-    /// The statement's channel, as keys spell it.
-    let channelBytes: [UInt8]
     /// `CaptureIndex.prefix` of the statement's channel and date.
     let capturePrefix: [UInt8]
     /// Keys built for a line's lookups and puts, reused from line to line.
@@ -715,7 +723,6 @@ struct StatementMatcher {
         self.statement = statement
         self.audit = audit
         idBytes = Key.u64(statement.id)
-        channelBytes = Array(statement.channel.utf8)
         capturePrefix = CaptureIndex.prefix(channel: statement.channel, date: statement.businessDate)
         keyBuffer.reserveCapacity(Self.keyBufferBytes)
         orderIDBuffer.reserveCapacity(Self.keyBufferBytes)
@@ -759,12 +766,8 @@ struct StatementMatcher {
         let tables = write.tables
         let firstSeen: Bool
         if let cursors {
-            // `StatementKeys.lineSeen`, built in the reused buffer.
             keyBuffer.removeAll(keepingCapacity: true)
-            keyBuffer.append(UInt8(ascii: "l"))
-            keyBuffer.append(contentsOf: idBytes)
-            keyBuffer.append(Self.paymentCode)
-            keyBuffer.append(contentsOf: line.channelTxnID.utf8)
+            StatementKeys.appendLineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID, to: &keyBuffer)
             firstSeen = try Self.firstSeen(keyBuffer, keys: cursors.keys)
         } else {
             firstSeen = try Self.firstSeen(StatementKeys.lineSeen(statement: id, code: Self.paymentCode, reference: line.channelTxnID),
@@ -856,11 +859,8 @@ struct StatementMatcher {
             keyBuffer = key
             orderIDBuffer = orderID
         }
-        // `Notification.key`.
         key.removeAll(keepingCapacity: true)
-        key.append(contentsOf: channelBytes)
-        key.append(0)
-        key.append(contentsOf: line.channelTxnID.utf8)
+        Notification.appendKey(channel: statement.channel, channelTxnID: line.channelTxnID, to: &key)
         // `CaptureIndex.key` of a payment, its order id to follow.
         orderID.removeAll(keepingCapacity: true)
         orderID.append(contentsOf: capturePrefix)
@@ -890,13 +890,8 @@ struct StatementMatcher {
             } ?? false
         }
         guard plain else { return false }
-        // `StatementKeys.matched(channel:code:id:)`.
         key.removeAll(keepingCapacity: true)
-        key.append(UInt8(ascii: "m"))
-        key.append(contentsOf: channelBytes)
-        key.append(0)
-        key.append(Self.paymentCode)
-        key.append(contentsOf: orderID[prefixCount...])
+        StatementKeys.appendMatched(channel: statement.channel, code: Self.paymentCode, id: orderID[prefixCount...], to: &key)
         try cursors.keys.put(key: key, value: idBytes, options: .overwrite)
         statement.matched.add(line.amountFen)
         return true
